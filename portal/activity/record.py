@@ -1,0 +1,39 @@
+"""Recording actions in the activity log; every feature writes through record_activity()."""
+from __future__ import annotations
+
+from flask import has_request_context
+from flask_login import current_user
+
+from ..extensions import db
+from ..models import ActivityEntry
+
+
+def record_activity(action: str, target=None, *, summary: str = "", level: str = "info",
+                    details: dict | None = None, actor: str | None = None) -> ActivityEntry:
+    """Add an activity entry to the session (the caller commits with its own change).
+
+    `target` is any model with an `id`; its label is its `name`, `username` or `serial_number`.
+    The actor defaults to the signed-in admin, or "system" outside a request (jobs).
+    """
+    if actor is None:
+        actor = current_user.username if has_request_context() and current_user.is_authenticated else "system"
+    entry = ActivityEntry(
+        actor=actor,
+        action=action,
+        object_type=getattr(target, "__tablename__", None),
+        object_id=getattr(target, "id", None),
+        object_label=_label(target),
+        summary=summary,
+        level=level,
+        details=details,
+    )
+    db.session.add(entry)
+    return entry
+
+
+def _label(target) -> str | None:
+    for attr in ("name", "username", "serial_number"):
+        value = getattr(target, attr, None)
+        if value:
+            return str(value)[:255]
+    return None

@@ -1,0 +1,174 @@
+"""Flask commands: create-admin, worker, scheduler, rotate-keys, dev, demo and the simulator's."""
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+from sqlalchemy import select
+
+
+def init_app(app: Flask) -> None:
+    """Register every command on the app."""
+    for command in (create_admin, worker, scheduler, rotate_keys, dev, demo):
+        app.cli.add_command(command)
+    try:  # TEMPORARY until portal/depsim/cli.py lands
+        from .depsim.cli import depsim_cli
+        app.cli.add_command(depsim_cli)
+    except ImportError:
+        pass
+
+
+@click.command("create-admin")
+@click.argument("name")
+@click.option("--update", is_flag=True, help="Change the password of an existing admin.")
+@with_appcontext
+def create_admin(name: str, update: bool) -> None:
+    """Create an admin; the password comes from standard input, or is prompted for twice."""
+    from .extensions import db
+    from .models import Admin
+
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < 8:
+        raise click.ClickException("the password must have at least 8 characters")
+    admin = db.session.execute(select(Admin).where(Admin.username == name)).scalar_one_or_none()
+    if admin is not None and not update:
+        raise click.ClickException(f"an admin named {name!r} already exists (use --update to change the password)")
+    if admin is None:
+        admin = Admin(username=name)
+        db.session.add(admin)
+    admin.set_password(password)
+    db.session.commit()
+    click.echo(f"Admin {name!r} {'updated' if update else 'created'}.")
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Run every queued job, then exit.")
+@click.option("--queue", "queues", multiple=True, help="Queue to listen on (repeatable).")
+@click.option("--simple", is_flag=True, help="Run jobs in this process instead of forking.")
+@with_appcontext
+def worker(burst: bool, queues: tuple[str, ...], simple: bool) -> None:
+    """Run an RQ worker; every job runs inside the portal's app context."""
+    from .worker import make_worker
+
+    app = current_app._get_current_object()
+    w = make_worker(app, list(queues) or app.config["RQ_QUEUES"], simple=simple,
+                    name=f"{socket.gethostname()}-{os.getpid()}")
+    w.work(burst=burst, with_scheduler=False)
+
+
+@click.command("scheduler")
+@click.option("--poll", default=5, show_default=True, help="Seconds between checks for due jobs.")
+@with_appcontext
+def scheduler(poll: int) -> None:
+    """Run rq-scheduler after reconciling the periodic jobs declared in jobs/schedule.py."""
+    from rq_scheduler import Scheduler
+
+    from jobs.schedule import reconcile_now
+
+    from .queue import get_redis
+
+    report = reconcile_now()
+    click.echo("Periodic jobs: " + ", ".join(f"{k}: {', '.join(v) or '-'}" for k, v in report.items()))
+    Scheduler(queue_name="default", connection=get_redis(), interval=poll).run()
+
+
+@click.command("rotate-keys")
+@with_appcontext
+def rotate_keys() -> None:
+    """Re-encrypt every stored secret with the first encryption key."""
+    from .extensions import db
+    from .vault import rotate
+
+    count = 0
+    for mapper in db.Model.registry.mappers:
+        model = mapper.class_
+        columns = getattr(model, "__encrypted__", ())
+        if not columns:
+            continue
+        for row in db.session.execute(select(model)).scalars():
+            for column in columns:
+                value = getattr(row, column)
+                if value is not None:
+                    setattr(row, column, rotate(value))
+                    count += 1
+    db.session.commit()
+    click.echo(f"Re-encrypted {count} secret(s) with the first key.")
+
+
+@click.command("dev")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True)
+@click.option("--simulator/--no-simulator", default=True, show_default=True,
+              help="Start the Apple simulator and point the portal at it.")
+@click.option("--simulator-port", default=5050, show_default=True)
+@with_appcontext
+def dev(host: str, port: int, simulator: bool, simulator_port: int) -> None:
+    """Start web, worker, scheduler and the Apple simulator together; Ctrl-C stops them all."""
+    from .devserver import run_processes
+    from .queue import get_redis
+
+    get_redis()  # start the embedded Redis once, before the others race for it
+    flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PORTAL_INSTANCE_PATH=current_app.instance_path)
+    commands = {
+        "web": flask + ["run", "--host", host, "--port", str(port), "--no-reload"],
+        "worker": flask + ["worker"],
+        "scheduler": flask + ["scheduler"],
+    }
+    if simulator:
+        commands["apple-sim"] = flask + ["depsim", "run", "--host", "127.0.0.1", "--port", str(simulator_port)]
+        env["APPLE_DEP_URL"] = f"http://127.0.0.1:{simulator_port}"
+        click.echo(f"Apple simulator: http://127.0.0.1:{simulator_port}/ (the portal talks to it instead of Apple)")
+    click.echo(f"Portal: http://{host}:{port}/")
+    raise SystemExit(run_processes(commands, env))
+
+
+@click.command("demo")
+@click.option("--port", default=5000, show_default=True)
+@click.pass_context
+@with_appcontext
+def demo(ctx: click.Context, port: int) -> None:
+    """Migrate, create a demo admin (printing its credentials) and start everything."""
+    from flask_migrate import upgrade
+
+    upgrade()
+    username, password = _ensure_demo_admin(Path(current_app.instance_path))
+    click.echo("")
+    click.echo("=" * 60)
+    click.echo(f"  Demo admin:  {username}")
+    click.echo(f"  Password:    {password}")
+    click.echo(f"  Open:        http://127.0.0.1:{port}/")
+    click.echo("=" * 60)
+    click.echo("")
+    ctx.invoke(dev, port=port)
+
+
+def _ensure_demo_admin(instance: Path) -> tuple[str, str]:
+    """Create the demo admin once; its password is kept in an owner-only file to show it again."""
+    from .extensions import db
+    from .models import Admin
+
+    secret_file = instance / "demo-admin-password"
+    username = "admin"
+    admin = db.session.execute(select(Admin).where(Admin.username == username)).scalar_one_or_none()
+    if admin is not None and secret_file.exists():
+        return username, secret_file.read_text().strip()
+    password = secrets.token_urlsafe(12)
+    if admin is None:
+        admin = Admin(username=username)
+        db.session.add(admin)
+    admin.set_password(password)
+    db.session.commit()
+    fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(password + "\n")
+    return username, password

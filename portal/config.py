@@ -1,0 +1,82 @@
+"""Settings from the environment, with embedded defaults under the instance folder.
+
+Every value an operator can set comes from an environment variable; when it is absent the
+portal picks a default that needs no setup on one machine (a SQLite file, an embedded Redis
+server, secrets generated once into owner-only files).
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+APPLE_DEP_URL = "https://mdmenrollment.apple.com"
+
+
+def load_config(instance_path: str) -> dict:
+    """Build the app's configuration from the environment and the instance folder."""
+    instance = Path(instance_path)
+    instance.mkdir(parents=True, exist_ok=True)
+    env = os.environ
+    return {
+        "SECRET_KEY": env.get("SECRET_KEY") or _secret_file(instance / "secret_key", _new_secret_key),
+        "ENCRYPTION_KEYS": _encryption_keys(env.get("ENCRYPTION_KEYS"), instance / "encryption_keys"),
+        "SQLALCHEMY_DATABASE_URI": database_url(env.get("DATABASE_URL"), instance),
+        "REDIS_URL": env.get("REDIS_URL") or None,  # None: the embedded server under instance/
+        "EMBEDDED_REDIS_DIR": str(instance / "redis"),
+        "APPLE_DEP_URL": env.get("APPLE_DEP_URL", APPLE_DEP_URL).rstrip("/"),
+        "DEP_PROTOCOL_VERSION": int(env.get("DEP_PROTOCOL_VERSION", "10")),
+        "TOKEN_EXPIRY_WARNING_DAYS": int(env.get("TOKEN_EXPIRY_WARNING_DAYS", "30")),
+        "DEPSIM_STATE_DIR": env.get("DEPSIM_STATE_DIR") or str(instance / "depsim"),
+        "RQ_QUEUES": ["default"],
+        "TRUSTED_PROXIES": int(env.get("TRUSTED_PROXIES", "0")),
+        # Cookies: Secure is decided per request (see portal.security), the rest is fixed.
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "WTF_CSRF_TIME_LIMIT": None,  # a token lives as long as the session: no lost forms after lunch
+        "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
+    }
+
+
+def database_url(value: str | None, instance: Path) -> str:
+    """Return a SQLAlchemy URL, defaulting to a SQLite file and selecting psycopg 3 for PostgreSQL."""
+    if not value:
+        return f"sqlite:///{instance / 'portal.db'}"
+    for prefix in ("postgres://", "postgresql://"):
+        if value.startswith(prefix):
+            return "postgresql+psycopg://" + value[len(prefix):]
+    return value
+
+
+def _new_secret_key() -> str:
+    return secrets.token_urlsafe(48)
+
+
+def _new_fernet_key() -> str:
+    return Fernet.generate_key().decode()
+
+
+def _secret_file(path: Path, make) -> str:
+    """Read a generated secret, creating it once with owner-only permissions."""
+    if not path.exists():
+        # O_EXCL: two processes starting together must not overwrite each other's key.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as f:
+                f.write(make() + "\n")
+    return path.read_text().strip()
+
+
+def _encryption_keys(value: str | None, path: Path) -> list[str]:
+    """Keys for secrets at rest: the first encrypts, all of them decrypt (rotation)."""
+    raw = value if value else _secret_file(path, _new_fernet_key)
+    keys = [k.strip() for k in raw.replace("\n", ",").split(",") if k.strip()]
+    if not keys:
+        raise RuntimeError("ENCRYPTION_KEYS is set but holds no key")
+    return keys

@@ -1,0 +1,61 @@
+"""Error pages in the layout, and small fragments for htmx requests."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, render_template
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from .extensions import db
+from .htmx import is_htmx
+
+log = logging.getLogger(__name__)
+
+TITLES = {
+    400: "Bad request",
+    403: "Not allowed",
+    404: "Page not found",
+    405: "Not allowed here",
+    413: "File too large",
+    500: "Something went wrong",
+}
+
+EXPLANATIONS = {
+    400: "The request could not be understood.",
+    403: "You are not allowed to do that.",
+    404: "There is nothing at this address. It may have been deleted, or the link is wrong.",
+    405: "This address does not accept that kind of request.",
+    413: "The uploaded file is larger than the portal accepts (16 MB).",
+    500: "The portal hit an unexpected error. Nothing was saved. The error has been logged; try again or contact your administrator.",
+}
+
+
+def render_error(status: int, message: str | None = None):
+    """Render an error as a full page, or as a fragment for htmx."""
+    title = TITLES.get(status, "Error")
+    message = message or EXPLANATIONS.get(status, "")
+    template = "errors/_error.html" if is_htmx() else "errors/page.html"
+    return render_template(template, status=status, title=title, message=message), status
+
+
+def init_app(app: Flask) -> None:
+    """Register handlers for HTTP errors, CSRF failures and unexpected exceptions."""
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError):
+        return render_error(400, "The form expired or was sent from elsewhere. Reload the page and try again.")
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        if error.code and error.code >= 500:
+            db.session.rollback()
+        return render_error(error.code or 500)
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception):
+        if isinstance(error, HTTPException):  # pragma: no cover - handled above
+            return http_error(error)
+        db.session.rollback()
+        log.exception("unhandled error")
+        return render_error(InternalServerError.code)

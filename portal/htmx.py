@@ -1,0 +1,35 @@
+"""Small helpers for answering htmx requests."""
+from __future__ import annotations
+
+import json
+
+from flask import Response, request
+
+
+def is_htmx() -> bool:
+    """True when the request was made by htmx (and so wants a fragment)."""
+    return request.headers.get("HX-Request") == "true"
+
+
+def hx_trigger(response: Response, **events) -> Response:
+    """Add client-side events (refresh a list, show a toast, close the pop-up) to a response."""
+    existing = response.headers.get("HX-Trigger")
+    merged = json.loads(existing) if existing else {}
+    merged.update(events)
+    response.headers["HX-Trigger"] = json.dumps(merged)
+    return response
+
+
+def toast(response: Response, message: str, category: str = "success") -> Response:
+    """Show a toast message after an htmx request."""
+    return hx_trigger(response, toast={"message": message, "category": category})
+
+
+def hx_redirect(response: Response, url: str) -> Response:
+    """Ask htmx to navigate to another page."""
+    response.headers["HX-Redirect"] = url
+    return response
+
+
+STOP_POLLING = 286
+"""Status code that tells htmx to stop polling and still swap the final markup."""

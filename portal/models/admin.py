@@ -1,0 +1,44 @@
+"""Portal administrators who sign in to the web UI."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask_login import UserMixin
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from ..extensions import db
+from .types import UTCDateTime, utcnow
+
+# A fixed hash to compare against when the name is unknown, so a failed login takes the same
+# time whether or not the admin exists.
+_DUMMY_HASH = generate_password_hash("not-a-password")
+
+
+class Admin(UserMixin, db.Model):
+    """An administrator account (password hashed with scrypt)."""
+
+    __tablename__ = "admin"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def set_password(self, password: str) -> None:
+        """Store a scrypt hash of the password."""
+        self.password_hash = generate_password_hash(password, method="scrypt")
+
+    def check_password(self, password: str) -> bool:
+        """True when `password` matches."""
+        return check_password_hash(self.password_hash, password)
+
+    def __repr__(self) -> str:
+        return f"<Admin {self.username}>"
+
+
+def burn_password_check(password: str) -> None:
+    """Spend the time of a real check for an unknown user name."""
+    check_password_hash(_DUMMY_HASH, password)

@@ -1,0 +1,36 @@
+"""Portal-wide settings an admin changes in the UI (Configuration › Apple)."""
+from __future__ import annotations
+
+from sqlalchemy import String, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import db
+
+DEFAULTS = {
+    # BMC's default: synchronize every managed server once a day; 0 disables it.
+    "sync_interval_seconds": "86400",
+}
+
+
+class Setting(db.Model):
+    """A named setting stored as text."""
+
+    __tablename__ = "setting"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    value: Mapped[str] = mapped_column(String(1000))
+
+
+def get_setting(key: str) -> str:
+    """The stored value of a setting, or its default."""
+    value = db.session.execute(select(Setting.value).where(Setting.key == key)).scalar_one_or_none()
+    return DEFAULTS[key] if value is None else value
+
+
+def set_setting(key: str, value: str) -> None:
+    """Store a setting (the caller commits)."""
+    row = db.session.get(Setting, key)
+    if row is None:
+        db.session.add(Setting(key=key, value=value))
+    else:
+        row.value = value

@@ -1,0 +1,58 @@
+"""Redis connection, RQ queues and enqueueing helpers bound to the current app."""
+from __future__ import annotations
+
+import uuid
+
+import redis
+from flask import Flask, current_app
+from rq import Queue
+from rq.job import Job
+
+from .redis_server import embedded_redis_url
+
+
+def init_app(app: Flask) -> None:
+    """Connect lazily: commands like `db upgrade` never start Redis."""
+    app.extensions["redis"] = None
+
+
+def get_redis(app: Flask | None = None) -> redis.Redis:
+    """The app's Redis connection (the embedded server unless REDIS_URL is set)."""
+    app = app or current_app._get_current_object()
+    conn = app.extensions.get("redis")
+    if conn is None:
+        url = app.config["REDIS_URL"] or embedded_redis_url(app.config["EMBEDDED_REDIS_DIR"])
+        conn = redis.Redis.from_url(url)
+        app.extensions["redis"] = conn
+    return conn
+
+
+def get_queue(name: str = "default") -> Queue:
+    """An RQ queue on the app's Redis."""
+    return Queue(name, connection=get_redis())
+
+
+def new_job_id() -> str:
+    """A job id chosen before enqueueing, so it can be stored with the row first."""
+    return uuid.uuid4().hex
+
+
+def enqueue(func: str, *args, job_id: str | None = None, queue: str = "default", **options) -> Job:
+    """Enqueue `func` (a dotted path in jobs/) after the caller has committed what it needs.
+
+    Only ids and plain values go into job arguments: never a secret.
+    """
+    options.setdefault("job_timeout", 3600)
+    options.setdefault("result_ttl", 86400)
+    options.setdefault("failure_ttl", 7 * 86400)
+    return get_queue(queue).enqueue(func, *args, job_id=job_id or new_job_id(), **options)
+
+
+def fetch_job(job_id: str | None) -> Job | None:
+    """Return the RQ job with this id, or None when Redis no longer has it."""
+    if not job_id:
+        return None
+    try:
+        return Job.fetch(job_id, connection=get_redis())
+    except Exception:  # NoSuchJobError, or a job whose payload can no longer be read
+        return None

@@ -1,0 +1,65 @@
+"""Jinja filters and globals: dates, durations, htmx pinning."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from flask import Flask, request, url_for
+
+# htmx is loaded from a CDN, pinned and checked with SRI; static/vendor holds the same file
+# for networks that cannot reach the CDN.
+HTMX_VERSION = "2.0.7"
+HTMX_CDN_URL = f"https://cdn.jsdelivr.net/npm/htmx.org@{HTMX_VERSION}/dist/htmx.min.js"
+HTMX_SRI = "sha384-ZBXiYtYQ6hJ2Y0ZNoYuI+Nq5MqWBr+chMrS/RkXpNzQCApHEhOt2aY8EJgqwHLkJ"
+
+
+def format_datetime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M UTC") -> str:
+    """A timestamp in UTC, or an em dash."""
+    if value is None:
+        return "—"
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).strftime(fmt)
+
+
+def relative_time(value: datetime | None, now: datetime | None = None) -> str:
+    """'3 minutes ago', 'in 12 days': how far a timestamp is from now."""
+    if value is None:
+        return "never"
+    now = now or datetime.now(timezone.utc)
+    seconds = (value - now).total_seconds()
+    future, seconds = seconds > 0, abs(seconds)
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = int(seconds // size)
+            text = f"{count} {unit}{'s' if count != 1 else ''}"
+            return f"in {text}" if future else f"{text} ago"
+    return "in a moment" if future else "just now"
+
+
+def format_duration(seconds: float | None) -> str:
+    """A duration like '2 min 5 s' or '850 ms'."""
+    if seconds is None:
+        return "—"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes} min {secs} s"
+
+
+def url_with(**changes) -> str:
+    """The current page's URL with some query arguments changed (None removes one)."""
+    args = request.args.to_dict()
+    args.update(changes)
+    args = {k: v for k, v in args.items() if v not in (None, "")}
+    return url_for(request.endpoint, **(request.view_args or {}), **args)
+
+
+def init_app(app: Flask) -> None:
+    """Register the filters and globals."""
+    app.jinja_env.filters["datetime"] = format_datetime
+    app.jinja_env.filters["ago"] = relative_time
+    app.jinja_env.filters["duration"] = format_duration
+    app.jinja_env.globals.update(url_with=url_with, htmx_cdn_url=HTMX_CDN_URL, htmx_sri=HTMX_SRI,
+                                 htmx_vendored=f"vendor/htmx-{HTMX_VERSION}.min.js")

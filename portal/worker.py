@@ -1,0 +1,47 @@
+"""RQ workers that run every job inside the portal's app context.
+
+The worker provides the context, not the job body, so job functions in jobs/ stay plain
+functions that take ids (conventions §13-14).
+"""
+from __future__ import annotations
+
+from flask import Flask
+from rq import SimpleWorker, Worker
+
+from .extensions import db
+
+
+class _AppContextMixin:
+    app: Flask
+
+    def perform_job(self, job, queue):  # noqa: D102 - RQ hook
+        with self.app.app_context():
+            try:
+                return super().perform_job(job, queue)
+            finally:
+                db.session.remove()
+
+
+class AppWorker(_AppContextMixin, Worker):
+    """The production worker: forks a work horse per job."""
+
+    def main_work_horse(self, job, queue):  # noqa: D102 - RQ hook
+        # Connections inherited through fork() must not be shared with the parent.
+        with self.app.app_context():
+            db.engine.dispose(close=False)
+        return super().main_work_horse(job, queue)
+
+
+class AppSimpleWorker(_AppContextMixin, SimpleWorker):
+    """A worker that runs jobs in its own process: used by tests and `--burst --simple`."""
+
+
+def make_worker(app: Flask, queues: list[str], *, simple: bool = False, connection=None, name: str | None = None):
+    """Build a worker bound to `app` listening on `queues`."""
+    from .queue import get_redis
+
+    cls = AppSimpleWorker if simple else AppWorker
+    conn = connection or get_redis(app)
+    worker = cls(queues, connection=conn, name=name)
+    worker.app = app
+    return worker

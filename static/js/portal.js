@@ -1,0 +1,70 @@
+// Small glue between htmx and the page: the pop-up dialog, toasts and error answers.
+// Behaviour lives on the server; this only opens, closes and announces.
+(function () {
+  "use strict";
+
+  function showToast(message, category) {
+    var box = document.getElementById("toasts");
+    if (!box || !message) return;
+    var el = document.createElement("div");
+    el.className = "toast toast-" + (category || "info");
+    el.textContent = message;
+    box.appendChild(el);
+    setTimeout(function () { el.remove(); }, 6000);
+  }
+
+  function modal() { return document.getElementById("modal"); }
+
+  function closeModal() {
+    var dlg = modal();
+    if (dlg && dlg.open) dlg.close();
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("#toasts .toast").forEach(function (el) {
+      setTimeout(function () { el.remove(); }, 6000);
+    });
+    var dlg = modal();
+    if (dlg) {
+      dlg.addEventListener("close", function () { document.getElementById("modal-content").innerHTML = ""; });
+      // A click on the backdrop (the dialog itself, outside its content) closes it.
+      dlg.addEventListener("click", function (e) { if (e.target === dlg) closeModal(); });
+    }
+    document.addEventListener("click", function (e) {
+      if (e.target.closest("[data-close-modal]")) { e.preventDefault(); closeModal(); }
+    });
+  });
+
+  if (!window.htmx) return;
+
+  // Swap 422 (form with errors) into the page; other errors become a toast.
+  htmx.config.responseHandling = [
+    { code: "204", swap: false },
+    { code: "[23]..", swap: true },
+    { code: "422", swap: true },
+    { code: "[45]..", swap: false, error: true },
+  ];
+
+  document.body.addEventListener("htmx:afterSwap", function (e) {
+    if (e.detail.target && e.detail.target.id === "modal-content") {
+      var dlg = modal();
+      if (!dlg.open) dlg.showModal();
+      var first = dlg.querySelector("[autofocus], input:not([type=hidden]), select, textarea, button");
+      if (first) first.focus();
+    }
+  });
+  document.body.addEventListener("closeModal", closeModal);
+  document.body.addEventListener("toast", function (e) { showToast(e.detail.message, e.detail.category); });
+  document.body.addEventListener("htmx:responseError", function (e) {
+    var text = "";
+    try {
+      var doc = new DOMParser().parseFromString(e.detail.xhr.responseText, "text/html");
+      var p = doc.querySelector(".error-page p");
+      text = p ? p.textContent : "";
+    } catch (err) { /* fall through to the generic message */ }
+    showToast(text || ("The request failed (" + e.detail.xhr.status + ")."), "error");
+  });
+  document.body.addEventListener("htmx:sendError", function () {
+    showToast("The portal cannot be reached. Check your connection and try again.", "error");
+  });
+})();

@@ -1,0 +1,90 @@
+"""The base layout, navigation, empty states and error pages."""
+import re
+
+from portal.templating import HTMX_SRI, HTMX_VERSION
+
+
+def test_navigation_mirrors_the_product_tree(admin_client):
+    html = admin_client.get("/servers").get_data(as_text=True)
+    for label in ("Device Assignment", "Managed Devices", "Enrollment Profiles",
+                  "MDM Server Configurations", "Configuration", "Apple", "Activity log"):
+        assert label in html
+    assert '<dialog id="modal"' in html and 'id="toasts"' in html
+
+
+def test_htmx_is_pinned_with_sri_and_has_a_vendored_fallback(app, admin_client):
+    html = admin_client.get("/servers").get_data(as_text=True)
+    assert f"htmx.org@{HTMX_VERSION}" in html and f'integrity="{HTMX_SRI}"' in html
+    fallback = re.search(r"src=\"(/static/vendor/htmx-[\d.]+\.min\.js)\"", html).group(1)
+    vendored = admin_client.get(fallback)
+    assert vendored.status_code == 200
+    import base64
+    import hashlib
+
+    digest = base64.b64encode(hashlib.sha384(vendored.data).digest()).decode()
+    assert HTMX_SRI == f"sha384-{digest}"  # the CDN file and the vendored copy are the same bytes
+
+
+def test_csrf_token_is_sent_by_htmx_as_a_header(admin_client):
+    html = admin_client.get("/servers").get_data(as_text=True)
+    assert 'hx-headers=\'{"X-CSRFToken": "' in html
+
+
+def test_areas_not_built_yet_show_what_will_appear(admin_client):
+    for url, words in [("/devices", "after a server synchronization"),
+                       ("/profiles", "Setup Assistant"),
+                       ("/configurations", "certificates")]:
+        html = admin_client.get(url).get_data(as_text=True)
+        assert "Nothing here yet" in html and words in html, url
+
+
+def test_404_is_a_page_in_the_layout(admin_client):
+    response = admin_client.get("/no-such-page")
+    assert response.status_code == 404
+    assert b"Page not found" in response.data and b"Device Assignment" in response.data
+
+
+def test_htmx_errors_are_fragments(htmx):
+    response = htmx.get("/no-such-page")
+    assert response.status_code == 404
+    assert b"<html" not in response.data and b"Page not found" in response.data
+
+
+def test_500_rolls_back_and_shows_a_friendly_page(app, admin_client):
+    from portal.extensions import db
+    from portal.models import Setting
+
+    def boom():
+        db.session.add(Setting(key="half-done", value="x"))
+        db.session.flush()
+        raise RuntimeError("kaboom")
+
+    app.view_functions["activity.index"] = boom
+    response = admin_client.get("/activity/")
+    assert response.status_code == 500
+    assert b"Something went wrong" in response.data and b"kaboom" not in response.data
+    assert db.session.get(Setting, "half-done") is None
+
+
+def test_activity_log_lists_newest_first(app, admin_client):
+    from datetime import datetime, timedelta, timezone
+
+    from portal.extensions import db
+    from portal.models import ActivityEntry
+
+    base = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    for i in range(3):
+        db.session.add(ActivityEntry(actor="alice", action="test.thing", summary=f"entry {i}",
+                                     created_at=base + timedelta(minutes=i)))
+    db.session.commit()
+    html = admin_client.get("/activity/").get_data(as_text=True)
+    assert html.index("entry 2") < html.index("entry 1") < html.index("entry 0")
+
+
+def test_activity_log_empty_state(admin_client, app):
+    from portal.extensions import db
+    from portal.models import ActivityEntry
+
+    db.session.execute(ActivityEntry.__table__.delete())
+    db.session.commit()
+    assert b"No activity yet" in admin_client.get("/activity/").data
