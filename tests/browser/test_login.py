@@ -1,0 +1,36 @@
+"""Log in, find the navigation, log out — in a real browser."""
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+
+def test_login_navigation_logout(signed_in_page):
+    page = signed_in_page
+    nav = page.get_by_role("navigation", name="Main")
+    for label in ("Device Assignment", "Managed Devices", "Enrollment Profiles", "MDM Server Configurations", "Apple"):
+        expect(nav.get_by_role("link", name=label, exact=True)).to_be_visible()
+    assert page.evaluate("typeof window.htmx") == "object"  # loaded from the vendored copy
+    nav.get_by_role("link", name="Managed Devices").click()
+    expect(page.get_by_role("heading", name="Managed Devices")).to_be_visible()
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    page.goto("/servers")
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+
+
+def test_wrong_password_in_the_browser(page, auth):
+    page.goto("/login")
+    page.get_by_label("User name").fill("alice")
+    page.get_by_label("Password").fill("nope nope nope")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_text("Incorrect user name or password.")).to_be_visible()
+
+
+def test_htmx_job_polling_in_the_browser(signed_in_page, app, run_jobs):
+    page = signed_in_page
+    page.goto("/system/")
+    page.get_by_role("button", name="Run a test job").click()
+    expect(page.get_by_text("Waiting for a worker")).to_be_visible()
+    run_jobs()
+    expect(page.get_by_text("answered")).to_be_visible()

@@ -1,0 +1,49 @@
+"""The Flask commands: create-admin, worker, and the process runner behind `dev`."""
+import sys
+
+import pytest
+
+from sqlalchemy import select
+
+from portal.devserver import run_processes
+from portal.extensions import db
+from portal.models import ActivityEntry, Admin
+from portal.queue import enqueue
+
+
+def test_create_admin_reads_the_password_from_stdin(app, runner):
+    result = runner.invoke(args=["create-admin", "carol"], input="a long password\n")
+    assert result.exit_code == 0, result.output
+    admin = db.session.execute(select(Admin).where(Admin.username == "carol")).scalar_one()
+    assert admin.check_password("a long password")
+
+
+def test_create_admin_refuses_short_passwords_and_duplicates(app, runner):
+    assert "at least 8" in runner.invoke(args=["create-admin", "dave"], input="short\n").output
+    assert runner.invoke(args=["create-admin", "dave"], input="long enough pw\n").exit_code == 0
+    again = runner.invoke(args=["create-admin", "dave"], input="another password\n")
+    assert again.exit_code != 0 and "already exists" in again.output
+    updated = runner.invoke(args=["create-admin", "dave", "--update"], input="another password\n")
+    assert updated.exit_code == 0
+    db.session.expire_all()
+    assert db.session.execute(select(Admin).where(Admin.username == "dave")).scalar_one().check_password("another password")
+
+
+@pytest.mark.parametrize("mode", [["--simple"], []], ids=["in-process", "forking"])
+def test_worker_command_burst_runs_queued_jobs(app, runner, mode):
+    enqueue("jobs.maintenance.heartbeat", "from-cli")
+    result = runner.invoke(args=["worker", "--burst", *mode])
+    assert result.exit_code == 0, result.output
+    entry = db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "system.heartbeat")).scalar_one()
+    assert entry.details["job_id"] == "from-cli"
+
+
+def test_process_runner_prefixes_output_and_stops_the_others(capfd):
+    code = run_processes({
+        "short": [sys.executable, "-c", "print('hello from short')"],
+        "long": [sys.executable, "-c", "import time; print('long started', flush=True); time.sleep(60)"],
+    }, env={})
+    out = capfd.readouterr().out
+    assert code == 0
+    assert "short | hello from short" in out
+    assert "stopping the others" in out
