@@ -15,13 +15,10 @@ from sqlalchemy import select
 
 def init_app(app: Flask) -> None:
     """Register every command on the app."""
-    for command in (create_admin, worker, scheduler, rotate_keys, dev, demo):
+    from .depsim.cli import depsim_cli
+
+    for command in (create_admin, worker, scheduler, rotate_keys, dev, demo, depsim_cli):
         app.cli.add_command(command)
-    try:  # TEMPORARY until portal/depsim/cli.py lands
-        from .depsim.cli import depsim_cli
-        app.cli.add_command(depsim_cli)
-    except ImportError:
-        pass
 
 
 @click.command("create-admin")

@@ -28,6 +28,8 @@ def load_config(instance_path: str) -> dict:
         "EMBEDDED_REDIS_DIR": str(instance / "redis"),
         "APPLE_DEP_URL": env.get("APPLE_DEP_URL", APPLE_DEP_URL).rstrip("/"),
         "DEP_PROTOCOL_VERSION": int(env.get("DEP_PROTOCOL_VERSION", "10")),
+        "APPLE_MAX_RETRIES": int(env.get("APPLE_MAX_RETRIES", "4")),
+        "APPLE_RETRY_BACKOFF": float(env.get("APPLE_RETRY_BACKOFF", "1.0")),
         "TOKEN_EXPIRY_WARNING_DAYS": int(env.get("TOKEN_EXPIRY_WARNING_DAYS", "30")),
         "DEPSIM_STATE_DIR": env.get("DEPSIM_STATE_DIR") or str(instance / "depsim"),
         "RQ_QUEUES": ["default"],

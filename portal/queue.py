@@ -56,3 +56,13 @@ def fetch_job(job_id: str | None) -> Job | None:
         return Job.fetch(job_id, connection=get_redis())
     except Exception:  # NoSuchJobError, or a job whose payload can no longer be read
         return None
+
+
+def schedule_in(seconds: int, func: str, *args, job_id: str | None = None) -> None:
+    """Enqueue `func` after a delay (held by rq-scheduler until due)."""
+    from datetime import timedelta
+
+    from rq_scheduler import Scheduler
+
+    Scheduler(queue_name="default", connection=get_redis()).enqueue_in(
+        timedelta(seconds=seconds), func, *args, job_id=job_id or new_job_id())

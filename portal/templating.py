@@ -56,10 +56,17 @@ def url_with(**changes) -> str:
     return url_for(request.endpoint, **(request.view_args or {}), **args)
 
 
+def server_status(server):
+    """The token status of a managed server (for badges)."""
+    from .apple_link import status_of
+
+    return status_of(server)
+
+
 def init_app(app: Flask) -> None:
     """Register the filters and globals."""
     app.jinja_env.filters["datetime"] = format_datetime
     app.jinja_env.filters["ago"] = relative_time
     app.jinja_env.filters["duration"] = format_duration
-    app.jinja_env.globals.update(url_with=url_with, htmx_cdn_url=HTMX_CDN_URL, htmx_sri=HTMX_SRI,
+    app.jinja_env.globals.update(url_with=url_with, server_status=server_status, htmx_cdn_url=HTMX_CDN_URL, htmx_sri=HTMX_SRI,
                                  htmx_vendored=f"vendor/htmx-{HTMX_VERSION}.min.js")

@@ -34,7 +34,10 @@ class PortalClient(FlaskClient):
             headers = dict(kwargs.pop("headers", None) or {})
             headers.setdefault("X-CSRFToken", self.csrf_token)
             kwargs["headers"] = headers
-        return super().open(*args, **kwargs)
+        # Each request gets its own app context (and database session), as in production,
+        # instead of reusing the one the test holds open.
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
 
     def fetch_csrf_token(self, url: str = "/login") -> str:
         """Read a CSRF token from a page, as a browser would."""
@@ -87,6 +90,7 @@ def _test_config(instance: Path, database_url: str, redis_url: str) -> dict:
         "REDIS_URL": redis_url,
         "APPLE_DEP_URL": "http://127.0.0.1:9",  # nothing listens: a test that needs Apple uses `depsim`
         "DEPSIM_STATE_DIR": str(instance / "depsim"),
+        "APPLE_RETRY_BACKOFF": 0.01,  # retries stay real, the waits between them short
     }
 
 
@@ -191,6 +195,13 @@ def depsim(tmp_path):
 
     with running_simulator(tmp_path / "depsim") as sim:
         yield sim
+
+
+@pytest.fixture
+def apple(app, depsim):
+    """The simulator, with the portal pointed at it."""
+    app.config["APPLE_DEP_URL"] = depsim.url
+    return depsim
 
 
 @pytest.fixture

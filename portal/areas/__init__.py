@@ -5,10 +5,6 @@ bp = Blueprint("areas", __name__)
 
 # Areas still to come: each says what will appear there, so nobody mistakes them for broken pages.
 UPCOMING = {
-    "devices": ("Managed Devices", "/devices",
-                "Devices that Apple Business Manager assigned to your managed servers will be listed here "
-                "after a server synchronization: serial number, model, OS, Apple profile status and the "
-                "enrollment profile each device gets."),
     "profiles": ("Enrollment Profiles", "/profiles",
                  "Enrollment profiles of every managed server will be listed here: what Apple shows a device "
                  "during Setup Assistant, whether the profile is configured at Apple, and its devices."),
@@ -21,24 +17,7 @@ UPCOMING = {
 @bp.route("/")
 def home():
     """The portal opens on Device Assignment, as the product does."""
-    return redirect(url_for("areas.servers"))
-
-
-@bp.route("/servers")
-def servers():
-    """Device Assignment: managed servers (empty state until servers can be added)."""
-    return render_template("areas/empty.html", area="servers", title="Device Assignment",
-                           text="Managed servers will be listed here. A managed server pairs the portal with "
-                                "an MDM server in Apple Business Manager through its authentication token; "
-                                "Add Server, Renew a server and Synchronize will act on them.")
-
-
-@bp.route("/settings/apple")
-def settings_apple():
-    """Configuration › Apple (empty state until the synchronization settings exist)."""
-    return render_template("areas/empty.html", area="settings_apple", title="Configuration › Apple",
-                           text="The Device Assignment settings will be here, starting with the Server "
-                                "Synchronization Interval (in seconds; once a day by default).")
+    return redirect(url_for("servers.index"))
 
 
 def _upcoming_view(key: str):

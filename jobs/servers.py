@@ -1,0 +1,87 @@
+"""Jobs about managed servers: account details, token checks, daily status refresh."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from portal.activity.record import record_activity
+from portal.apple import errors as apple_errors
+from portal.apple_link import client_for, note_apple_error, note_apple_success, status_of
+from portal.extensions import db
+from portal.models import ManagedServer
+from portal.servers.status import SERVER_MISMATCH
+
+ACCOUNT_FIELDS = {"apple_server_name": "server_name", "apple_server_uuid": "server_uuid", "org_name": "org_name",
+                  "org_email": "org_email", "org_phone": "org_phone", "org_address": "org_address",
+                  "org_id": "org_id"}
+
+
+def fetch_account(server_id: int) -> dict:
+    """Read the account details from Apple (GET /account) and store them on the server."""
+    server = db.session.get(ManagedServer, server_id)
+    if server is None:
+        return {"skipped": "server deleted"}
+    try:
+        account = client_for(server).account()
+    except apple_errors.AppleError as exc:
+        changed = note_apple_error(server, exc)
+        record_activity("server.account_failed", server, level="error", actor="system",
+                        summary=f"Could not read the account details of {server.name} from Apple: {exc.message}",
+                        details={"status": exc.status, "code": exc.code})
+        _refresh_status(server)
+        db.session.commit()
+        return {"ok": False, "code": exc.code, "state_changed": changed}
+    _store_account(server, account)
+    note_apple_success(server)
+    _check_expected_server(server)
+    _refresh_status(server)
+    record_activity("server.account_fetched", server, actor="system",
+                    summary=f"Apple account details of {server.name}: server “{server.apple_server_name}” of "
+                            f"{server.org_name or 'an unnamed organisation'}")
+    db.session.commit()
+    return {"ok": True}
+
+
+def check_token(server_id: int) -> dict:
+    """Check now: re-test the token against Apple; clears a reported state when Apple accepts it."""
+    return fetch_account(server_id)
+
+
+def refresh_token_statuses() -> dict:
+    """Daily: re-evaluate every server's token status and log each change."""
+    changed = 0
+    for server in db.session.execute(select(ManagedServer)).scalars():
+        changed += _refresh_status(server)
+    db.session.commit()
+    return {"changed": changed}
+
+
+def _store_account(server: ManagedServer, account: dict) -> None:
+    from datetime import datetime, timezone
+
+    for column, key in ACCOUNT_FIELDS.items():
+        value = account.get(key)
+        setattr(server, column, str(value)[:500] if value not in (None, "") else None)
+    server.admin_id = account.get("admin_id") or account.get("facilitator_id") or None
+    server.account_fetched_at = datetime.now(timezone.utc)
+
+
+def _check_expected_server(server: ManagedServer) -> None:
+    """After a renewal, a token of another Apple server UUID pauses the server until confirmed."""
+    expected = server.expected_server_uuid
+    if expected and server.apple_server_uuid and expected != server.apple_server_uuid:
+        server.apple_state = SERVER_MISMATCH
+        server.apple_state_detail = (f"The renewed token is for Apple server {server.apple_server_uuid}, "
+                                     f"not {expected}.")
+    else:
+        server.expected_server_uuid = None
+
+
+def _refresh_status(server: ManagedServer) -> int:
+    status = status_of(server)
+    if status.key == server.token_status:
+        return 0
+    record_activity("server.token_status", server, actor="system",
+                    level="info" if status.badge == "ok" else status.badge,
+                    summary=f"Token status of {server.name} is now {status.label}")
+    server.token_status = status.key
+    return 1

@@ -1,0 +1,106 @@
+"""X.509 certificates: PEM block splitting, readable names, and certificate_info for the admin pages."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+
+from .errors import CertificateError, format_serial
+
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----", re.DOTALL)
+# Spell out emailAddress: cryptography would print its bare OID (1.2.840.113549.1.9.1=...).
+_NAME_OVERRIDES = {NameOID.EMAIL_ADDRESS: "emailAddress"}
+
+
+def pem_blocks(data: bytes) -> list[tuple[str, bytes]]:
+    """Every PEM block in ``data`` as (label, block bytes including its BEGIN/END lines)."""
+    return [(m.group(1).decode("ascii"), m.group(0)) for m in _PEM_BLOCK.finditer(data)]
+
+
+def readable_name(name: x509.Name) -> str:
+    """An X.509 name as an RFC 4514 string, e.g. ``CN=apple-mdm-client-tests,OU=...,C=DE``."""
+    return name.rfc4514_string(_NAME_OVERRIDES)
+
+
+@dataclass(frozen=True)
+class CertificateInfo:
+    """What an admin needs to see about one certificate."""
+
+    subject: str
+    issuer: str
+    serial: str                  # uppercase hex, e.g. 70FEDDC7D5AFA393
+    not_before: datetime         # tz-aware UTC
+    not_after: datetime          # tz-aware UTC
+    sha256: str                  # colon-separated uppercase hex fingerprint of the DER
+    der: bytes = field(repr=False)
+
+    def status(self, at: datetime | None = None) -> str:
+        """"valid", "expired" or "not_yet_valid" at ``at`` (default: now)."""
+        at = at or datetime.now(timezone.utc)
+        if at < self.not_before:
+            return "not_yet_valid"
+        return "expired" if at > self.not_after else "valid"
+
+    def is_valid(self, at: datetime | None = None) -> bool:
+        """True when the certificate is within its validity period at ``at`` (default: now)."""
+        return self.status(at) == "valid"
+
+    def matches_key(self, private_key) -> bool:
+        """True when ``private_key`` is the private half of this certificate's public key."""
+        public = x509.load_der_x509_certificate(self.der).public_key()
+        return public.public_numbers() == private_key.public_key().public_numbers()
+
+    @property
+    def pem(self) -> bytes:
+        """The certificate in PEM form."""
+        return x509.load_der_x509_certificate(self.der).public_bytes(Encoding.PEM)
+
+
+def describe(cert: x509.Certificate) -> CertificateInfo:
+    """CertificateInfo for a cryptography certificate object."""
+    return CertificateInfo(
+        subject=readable_name(cert.subject),
+        issuer=readable_name(cert.issuer),
+        serial=format_serial(cert.serial_number),
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        sha256=cert.fingerprint(hashes.SHA256()).hex(":").upper(),
+        der=cert.public_bytes(Encoding.DER),
+    )
+
+
+def certificate_info(cert_pem_or_der: bytes) -> list[CertificateInfo]:
+    """Parse one PEM/DER certificate or a PEM chain into CertificateInfo items (file order)."""
+    data = cert_pem_or_der or b""
+    if not data.strip():  # strip only to test: trailing DER bytes may look like whitespace
+        raise CertificateError("The certificate file is empty.")
+    if b"-----BEGIN" not in data:
+        try:
+            return [describe(x509.load_der_x509_certificate(data))]
+        except ValueError:
+            raise CertificateError("This file is not an X.509 certificate (PEM or DER).") from None
+    blocks = pem_blocks(data)
+    certs = [block for label, block in blocks if label in ("CERTIFICATE", "X509 CERTIFICATE")]
+    if not certs:
+        raise CertificateError(_not_a_certificate(label for label, _ in blocks))
+    try:
+        return [describe(x509.load_pem_x509_certificate(block)) for block in certs]
+    except ValueError:
+        raise CertificateError("The certificate is damaged and cannot be read.") from None
+
+
+def _not_a_certificate(labels) -> str:
+    """Say what the PEM file holds instead of a certificate."""
+    labels = list(labels)
+    if any("PRIVATE KEY" in label for label in labels):
+        return ("This file holds a private key, not a certificate. Keep the private key secret "
+                "and upload the certificate instead.")
+    if labels:
+        return f"This file holds a PEM \"{labels[0]}\" block, not a certificate."
+    return "This file is not an X.509 certificate (no complete PEM certificate block found)."

@@ -1,0 +1,98 @@
+"""What every simulated Apple call goes through: User-Agent, session, faults, body parsing.
+
+Checks run in the order a client would meet them at Apple: a request without a User-Agent is
+refused before authentication; a bad session before any server-level switch; faults last.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import time
+
+from flask import current_app, g, request
+
+from .responses import ApiError
+
+
+def get_state():
+    """The SimState of the running simulator app."""
+    return current_app.extensions["depsim_state"]
+
+
+def protocol_version() -> int:
+    """`X-Server-Protocol-Version` as an int; absent or garbled counts as 1 (the oldest shapes)."""
+    try:
+        return max(1, int(request.headers.get("X-Server-Protocol-Version", "1")))
+    except ValueError:
+        return 1
+
+
+def require_user_agent() -> None:
+    """Apple lists 400 USER_AGENT_MISSING on every endpoint."""
+    if not request.headers.get("User-Agent", "").strip():
+        raise ApiError(400, "USER_AGENT_MISSING")
+
+
+def apply_faults(server) -> None:
+    """Server-level switches, in the order Apple would hit them (latency delays even the failures)."""
+    active = json.loads(server["faults"])
+    g.quote_errors = bool(active.get("quote_errors"))
+    if active.get("latency"):
+        time.sleep(active["latency"])
+    if active.get("server_error"):
+        spec = get_state().take_server_error(server["id"])
+        if spec:
+            headers = {"Retry-After": str(spec["retry_after"])} if "retry_after" in spec else {}
+            raise ApiError(spec["status"], "SERVER_ERROR", headers)
+    if active.get("token_revoked"):
+        raise ApiError(403, "FORBIDDEN")  # observed when the admin who made the token is gone
+    if active.get("terms_not_signed"):
+        raise ApiError(403, "T_C_NOT_SIGNED")
+    if active.get("access_denied"):
+        raise ApiError(403, "ACCESS_DENIED")
+
+
+def data_call(view):
+    """Decorator for endpoints that need `X-ADM-Auth-Session`; sets g.server and g.version."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        require_user_agent()
+        state = get_state()
+        use = state.use_session(request.headers.get("X-ADM-Auth-Session", "").strip())
+        if use is None:
+            raise ApiError(401, "UNAUTHORIZED")
+        g.session_header = use.header_token
+        g.server = state.server_row_by_id(use.server_id)
+        apply_faults(g.server)
+        g.version = protocol_version()
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def read_json() -> dict:
+    """The request body as a JSON object; an absent body counts as {} (DEPy posted none)."""
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        raise ApiError(400, "MALFORMED_REQUEST_BODY") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "MALFORMED_REQUEST_BODY")
+    return body
+
+
+def serial_list(body: dict, key: str = "devices") -> list[str]:
+    """A required, non-empty list of serials (400 DEVICE_ID_REQUIRED / MALFORMED_REQUEST_BODY)."""
+    serials = body.get(key)
+    if serials is None or serials == []:
+        raise ApiError(400, "DEVICE_ID_REQUIRED")
+    if not isinstance(serials, list) or not all(isinstance(s, str) for s in serials):
+        raise ApiError(400, "MALFORMED_REQUEST_BODY")
+    serials = [s for s in serials if s.strip()]
+    if not serials:
+        raise ApiError(400, "DEVICE_ID_REQUIRED")
+    return list(dict.fromkeys(serials))

@@ -1,0 +1,45 @@
+"""Devices Apple assigned to a managed server, as last synchronized."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import db
+from .types import UTCDateTime, utcnow
+
+
+class Device(db.Model):
+    """One device of one managed server (a device moved between servers has a row on each)."""
+
+    __tablename__ = "device"
+    __table_args__ = (
+        UniqueConstraint("server_id", "serial_number", name="uq_device_server_serial"),
+        Index("ix_device_serial", "serial_number", "id"),
+        Index("ix_device_server_removed_serial", "server_id", "removed_at", "serial_number"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    server_id: Mapped[int] = mapped_column(ForeignKey("managed_server.id", ondelete="CASCADE"))
+    serial_number: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str | None] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(String(255))
+    color: Mapped[str | None] = mapped_column(String(64))
+    asset_tag: Mapped[str | None] = mapped_column(String(255))
+    os: Mapped[str | None] = mapped_column(String(32))
+    device_family: Mapped[str | None] = mapped_column(String(32))
+    profile_status: Mapped[str | None] = mapped_column(String(16))
+    profile_uuid: Mapped[str | None] = mapped_column(String(64))
+    profile_assign_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    profile_push_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    device_assigned_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    device_assigned_by: Mapped[str | None] = mapped_column(String(255))
+    # Newer and rarer attributes (MAC addresses, IMEI, replacement flags...) as Apple sent them.
+    extra: Mapped[dict | None] = mapped_column(JSON)
+    last_op_type: Mapped[str | None] = mapped_column(String(16))
+    last_op_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    fetch_generation: Mapped[int] = mapped_column(default=0)

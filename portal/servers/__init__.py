@@ -1,0 +1,6 @@
+"""Device Assignment: managed servers, their tokens and synchronization."""
+from flask import Blueprint
+
+bp = Blueprint("servers", __name__, url_prefix="/servers")
+
+from . import keys, routes  # noqa: E402,F401

@@ -1,0 +1,229 @@
+"""Device Assignment views: the managed server list, Add Server, Renew, Synchronize, Delete."""
+from __future__ import annotations
+
+from flask import flash, make_response, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from ..activity.record import record_activity
+from ..apple_link import status_of
+from ..extensions import db
+from ..htmx import STOP_POLLING, hx_redirect, is_htmx, toast
+from ..models import ActivityEntry, ManagedServer, PendingKeyPair, SyncRun
+from ..queue import enqueue, fetch_job, new_job_id
+from ..views import form_done, render_form
+from . import bp
+from .forms import ActionForm, AddServerForm, DeleteServerForm, RenewServerForm
+from .services import (FieldErrors, KeyChoice, active_run, add_server, after_add, delete_server, device_counts,
+                       open_token, renew_server, request_account, start_sync, unused_key_pairs)
+
+
+@bp.route("")
+def index():
+    """The managed servers."""
+    return render_template("servers/index.html", **_table_context())
+
+
+@bp.route("/table")
+def table():
+    """The server table alone, refreshed after a change (htmx)."""
+    return render_template("servers/_table.html", **_table_context())
+
+
+def _table_context() -> dict:
+    servers = list(db.session.execute(select(ManagedServer).order_by(ManagedServer.name)).scalars())
+    runs = {s.id: _latest_run(s) for s in servers}
+    return {"servers": servers, "counts": device_counts(), "runs": runs, "action_form": ActionForm()}
+
+
+def _latest_run(server: ManagedServer) -> SyncRun | None:
+    return db.session.execute(select(SyncRun).where(SyncRun.server_id == server.id)
+                              .order_by(SyncRun.id.desc()).limit(1)).scalar_one_or_none()
+
+
+def _server_or_404(server_id: int) -> ManagedServer:
+    return db.get_or_404(ManagedServer, server_id)
+
+
+@bp.route("/<int:server_id>/row")
+def row(server_id: int):
+    """One server's row; polled while its sync runs, then polling stops."""
+    server = _server_or_404(server_id)
+    run = _latest_run(server)
+    html = render_template("servers/_row.html", server=server, run=run, counts=device_counts(),
+                           action_form=ActionForm())
+    return html, (200 if run is not None and run.active else STOP_POLLING)
+
+
+def _key_choice(form, required: bool) -> KeyChoice | None:
+    if form.pending_key.data:
+        pending = db.session.get(PendingKeyPair, form.pending_key.data)
+        if pending is None or pending.used_by_server_id is not None:
+            raise FieldErrors({"pending_key": "That generated key pair is no longer available."})
+        return KeyChoice(pending=pending)
+    data = form.private_key.data.read() if form.private_key.data else b""
+    field = "private_key"
+    if not data.strip() and form.private_key_pem.data and form.private_key_pem.data.strip():
+        data, field = form.private_key_pem.data.strip().encode(), "private_key_pem"
+    if not data.strip() and not required:
+        return None
+    return KeyChoice(data=data, password=form.password.data or None, field=field)
+
+
+def _key_options(form) -> None:
+    form.pending_key.choices = [(0, "Upload or paste the private key below")] + [
+        (p.id, f"Generated here: {p.label} ({p.created_at:%Y-%m-%d %H:%M})") for p in unused_key_pairs()]
+
+
+def _apply_errors(form, errors: dict[str, str]) -> None:
+    for name, message in errors.items():
+        getattr(form, name).errors = list(getattr(form, name).errors or []) + [message]
+
+
+@bp.route("/add", methods=["GET", "POST"])
+def add():
+    """Add a Server: name, authentication token, private key (and its password)."""
+    form = AddServerForm()
+    _key_options(form)
+    if form.validate_on_submit():
+        try:
+            token_file = form.token.data.read() if form.token.data else b""
+            opened = open_token(token_file, _key_choice(form, required=True))
+            server = add_server(form.name.data, opened)
+            db.session.commit()
+        except FieldErrors as exc:
+            db.session.rollback()
+            _apply_errors(form, exc.errors)
+        else:
+            after_add(server, current_user.username)
+            return form_done(f"Managed server {server.name} added; reading its Apple account details.",
+                             url_for("servers.detail", server_id=server.id), "serversChanged")
+    status = 422 if form.errors else 200
+    return render_form("servers/_add_form.html", "Add a Server", status=status, form=form)
+
+
+@bp.route("/<int:server_id>")
+def detail(server_id: int):
+    """A managed server: token status, account details, synchronization history, activity."""
+    server = _server_or_404(server_id)
+    runs = server.sync_runs[:20]
+    activity = db.session.execute(
+        select(ActivityEntry).where(ActivityEntry.object_type == "managed_server", ActivityEntry.object_id == server.id)
+        .order_by(ActivityEntry.id.desc()).limit(20)).scalars().all()
+    return render_template("servers/detail.html", server=server, status=status_of(server), runs=runs,
+                           activity=activity, count=device_counts().get(server.id, 0),
+                           account_pending=_account_pending(server), action_form=ActionForm())
+
+
+def _account_pending(server: ManagedServer) -> bool:
+    job = fetch_job(server.account_job_id)
+    return job is not None and job.get_status(refresh=False) in ("queued", "started")
+
+
+@bp.route("/<int:server_id>/account")
+def account(server_id: int):
+    """The account details section; polled until Apple's answer is in."""
+    server = _server_or_404(server_id)
+    pending = _account_pending(server)
+    html = render_template("servers/_account.html", server=server, status=status_of(server),
+                           account_pending=pending, action_form=ActionForm())
+    return html, (200 if pending else STOP_POLLING)
+
+
+@bp.route("/<int:server_id>/sync-status")
+def sync_status(server_id: int):
+    """The live synchronization panel of the server page; polled while a run is active."""
+    server = _server_or_404(server_id)
+    run = _latest_run(server)
+    html = render_template("servers/_sync_status.html", server=server, run=run)
+    return html, (200 if run is not None and run.active else STOP_POLLING)
+
+
+@bp.route("/<int:server_id>/sync", methods=["POST"])
+def synchronize(server_id: int):
+    """Synchronize now; a sync already running is shown instead of starting another."""
+    server = _server_or_404(server_id)
+    status = status_of(server)
+    if not status.can_sync:
+        message = f"{server.name} cannot be synchronized: its token status is {status.label}. {status.remedy}"
+        return _after_action(server, message, "error")
+    run, started = start_sync(server, trigger="manual", actor=current_user.username)
+    message = (f"Synchronization of {server.name} started." if started
+               else f"A synchronization of {server.name} is already running; showing it.")
+    return _after_action(server, message, "success" if started else "info")
+
+
+@bp.route("/<int:server_id>/check", methods=["POST"])
+def check(server_id: int):
+    """Check now: re-test the token against Apple in a job."""
+    server = _server_or_404(server_id)
+    job_id = new_job_id()
+    server.account_job_id = job_id
+    record_activity("server.check_requested", server, summary=f"Token check of {server.name} requested")
+    db.session.commit()
+    enqueue("jobs.servers.check_token", server.id, job_id=job_id)
+    return _after_action(server, f"Checking the token of {server.name} with Apple…", "info")
+
+
+def _after_action(server: ManagedServer, message: str, category: str):
+    """Answer a row/page action: the refreshed row for htmx, a redirect otherwise."""
+    if is_htmx():
+        # The server page targets one of its panels; the list targets the server's row.
+        target = request.headers.get("HX-Target")
+        if target == "sync-panel":
+            html = render_template("servers/_sync_status.html", server=server, run=_latest_run(server))
+        elif target == "account-panel":
+            html = render_template("servers/_account.html", server=server, status=status_of(server),
+                                   account_pending=_account_pending(server), action_form=ActionForm())
+        else:
+            html = render_template("servers/_row.html", server=server, run=_latest_run(server),
+                                   counts=device_counts(), action_form=ActionForm())
+        return toast(make_response(html), message, category)
+    flash(message, category)
+    return redirect(request.referrer if request.referrer and "/servers" in request.referrer
+                    else url_for("servers.detail", server_id=server.id))
+
+
+@bp.route("/<int:server_id>/renew", methods=["GET", "POST"])
+def renew(server_id: int):
+    """Renew a server: upload the new token (decrypted with the stored key, or a new one)."""
+    server = _server_or_404(server_id)
+    form = RenewServerForm()
+    _key_options(form)
+    if form.validate_on_submit():
+        try:
+            token_file = form.token.data.read() if form.token.data else b""
+            renew_server(server, token_file, _key_choice(form, required=False), form.confirm_replace.data)
+            db.session.commit()
+        except FieldErrors as exc:
+            db.session.rollback()
+            _apply_errors(form, exc.errors)
+        else:
+            request_account(server)
+            return form_done(f"{server.name} renewed: the token now expires on {server.token_expiry:%Y-%m-%d}.",
+                             url_for("servers.detail", server_id=server.id), "serversChanged")
+    status = 422 if form.errors else 200
+    return render_form("servers/_renew_form.html", f"Renew a server: {server.name}", status=status,
+                       form=form, server=server)
+
+
+@bp.route("/<int:server_id>/delete", methods=["GET", "POST"])
+def delete(server_id: int):
+    """Delete a managed server after typing its name."""
+    server = _server_or_404(server_id)
+    form = DeleteServerForm()
+    if form.validate_on_submit():
+        if (form.confirm_name.data or "").strip() != server.name:
+            form.confirm_name.errors = [f"Type {server.name} exactly to confirm."]
+        else:
+            name = server.name
+            delete_server(server)
+            db.session.commit()
+            if is_htmx() and request.headers.get("HX-Current-URL", "").rstrip("/").endswith(f"/servers/{server_id}"):
+                flash(f"Managed server {name} deleted.", "success")
+                return hx_redirect(make_response("", 204), url_for("servers.index"))
+            return form_done(f"Managed server {name} deleted.", url_for("servers.index"), "serversChanged")
+    status = 422 if form.errors else 200
+    return render_form("servers/_delete_form.html", f"Delete {server.name}", status=status, form=form,
+                       server=server, count=device_counts().get(server.id, 0))
+

@@ -1,0 +1,230 @@
+"""Managed server operations: add, renew, delete, synchronize, key pairs.
+
+Views call these, then commit. Every secret is encrypted before it reaches a model.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import redis
+from sqlalchemy import func, select
+
+from .. import vault
+from ..activity.record import record_activity
+from ..apple import errors as apple_errors
+from ..apple.errors import format_serial
+from ..apple.certs import certificate_info
+from ..apple.keys import generate_key_pair, load_private_key, private_key_to_pem
+from ..apple.tokens import ServerToken, decrypt_token, read_recipient
+from ..extensions import db
+from ..models import Device, ManagedServer, PendingKeyPair, SyncRun
+from ..models.sync import ACTIVE
+from ..queue import enqueue, fetch_job, get_redis, new_job_id
+
+
+class FieldErrors(Exception):
+    """Validation failed; `errors` maps form field names to messages."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(errors.values()))
+        self.errors = errors
+
+
+@dataclass
+class KeyChoice:
+    """Where the private key for a token comes from: uploaded/pasted bytes or a pending key pair."""
+
+    data: bytes | None = None
+    password: str | None = None
+    pending: PendingKeyPair | None = None
+    field: str = "private_key"
+
+
+@dataclass
+class OpenedToken:
+    token: ServerToken
+    key_pem: bytes
+    recipient: str
+    pending: PendingKeyPair | None = None
+
+
+def open_token(token_file: bytes, key: KeyChoice) -> OpenedToken:
+    """Decrypt an uploaded token with the chosen key; FieldErrors name the field to fix."""
+    if not token_file:
+        raise FieldErrors({"token": "Choose the server token file (…_smime.p7m) downloaded from Apple Business Manager."})
+    if key.pending is not None:
+        private_key = load_private_key(vault.decrypt(key.pending.key_ciphertext))
+    else:
+        if not key.data or not key.data.strip():
+            raise FieldErrors({key.field: "Provide the private key of the certificate uploaded to Apple Business "
+                                          "Manager: choose the file or paste it."})
+        try:
+            private_key = load_private_key(key.data, key.password or None)
+        except (apple_errors.PasswordRequired, apple_errors.WrongPassword) as exc:
+            raise FieldErrors({"password": str(exc)}) from None
+        except apple_errors.PrivateKeyError as exc:
+            raise FieldErrors({key.field: str(exc)}) from None
+    try:
+        token = decrypt_token(token_file, private_key)
+    except apple_errors.TokenFileError as exc:
+        raise FieldErrors({"token": str(exc)}) from None
+    issuer, serial = read_recipient(token_file)
+    return OpenedToken(token=token, key_pem=private_key_to_pem(private_key), pending=key.pending,
+                       recipient=f"{issuer}, serial {format_serial(serial)}")
+
+
+def add_server(name: str, opened: OpenedToken) -> ManagedServer:
+    """Create a managed server from a decrypted token (the caller commits, then calls after_add)."""
+    name = name.strip()
+    if db.session.execute(select(ManagedServer.id).where(func.lower(ManagedServer.name) == name.lower())).first():
+        raise FieldErrors({"name": f"A managed server named “{name}” already exists. Choose another name."})
+    server = ManagedServer(name=name, token_expiry=opened.token.access_token_expiry,
+                           consumer_key=opened.token.consumer_key)
+    _store_secrets(server, opened)
+    db.session.add(server)
+    db.session.flush()
+    if opened.pending is not None:
+        opened.pending.used_by_server_id = server.id
+    from ..apple_link import status_of
+
+    server.token_status = status_of(server).key
+    record_activity("server.added", server, summary=f"Added managed server {name} (token expires "
+                    f"{server.token_expiry:%Y-%m-%d}, status {status_of(server).label})")
+    return server
+
+
+def _store_secrets(server: ManagedServer, opened: OpenedToken) -> None:
+    server.token_ciphertext = vault.encrypt(opened.token.to_json())
+    server.key_ciphertext = vault.encrypt(opened.key_pem)
+    server.certificate_subject = opened.recipient[:500]
+
+
+def after_add(server: ManagedServer, actor: str | None) -> None:
+    """Jobs that follow a new server: account details, then a first synchronization if possible."""
+    request_account(server)
+    from ..apple_link import status_of
+
+    if status_of(server).can_sync:
+        start_sync(server, trigger="added", actor=actor)
+
+
+def request_account(server: ManagedServer) -> str:
+    """Fetch the account details from Apple in a job; returns the job id."""
+    job_id = new_job_id()
+    server.account_job_id = job_id
+    db.session.commit()
+    enqueue("jobs.servers.fetch_account", server.id, job_id=job_id)
+    return job_id
+
+
+def renew_server(server: ManagedServer, token_file: bytes, key: KeyChoice | None, confirm_replace: bool) -> ServerToken:
+    """Replace the server's token (and optionally its key); refuses another Apple server's token."""
+    if key is None:
+        key_pem = vault.decrypt(server.key_ciphertext)
+        opened = open_token(token_file, KeyChoice(data=key_pem))
+    else:
+        opened = open_token(token_file, key)
+    if opened.token.consumer_key != server.consumer_key and not confirm_replace:
+        raise FieldErrors({"confirm_replace": (
+            "This token belongs to a different MDM server in Apple Business Manager (its consumer key differs "
+            "from the current token's). If you really mean to connect this managed server to another Apple "
+            "MDM server, tick “Replace anyway” and renew again.")})
+    old_expiry = server.token_expiry
+    _store_secrets(server, opened)
+    replaced = opened.token.consumer_key != server.consumer_key
+    server.consumer_key = opened.token.consumer_key
+    server.token_expiry = opened.token.access_token_expiry
+    server.token_renewed_at = datetime.now(timezone.utc)
+    # A new token clears what Apple said about the old one; the account check confirms it.
+    server.apple_state = server.apple_state_detail = None
+    server.expected_server_uuid = None if replaced else server.apple_server_uuid
+    if replaced:  # another Apple server: its devices and cursor are not ours
+        server.sync_cursor, server.fetch_complete = None, False
+    if opened.pending is not None:
+        opened.pending.used_by_server_id = server.id
+    from ..apple_link import status_of
+
+    server.token_status = status_of(server).key
+    record_activity("server.renewed", server, summary=(
+        f"Renewed {server.name}: token expiry {old_expiry:%Y-%m-%d} → {server.token_expiry:%Y-%m-%d}"
+        + (" (replaced by another Apple MDM server's token, confirmed)" if replaced else "")))
+    return opened.token
+
+
+def delete_server(server: ManagedServer) -> None:
+    """Delete a managed server with its devices and history (the caller commits)."""
+    record_activity("server.deleted", server, level="warning",
+                    summary=f"Deleted managed server {server.name} and its devices")
+    db.session.execute(Device.__table__.delete().where(Device.server_id == server.id))
+    db.session.delete(server)
+
+
+def active_run(server: ManagedServer) -> SyncRun | None:
+    """The queued or running sync of a server, if any."""
+    return db.session.execute(
+        select(SyncRun).where(SyncRun.server_id == server.id, SyncRun.status.in_(ACTIVE))
+        .order_by(SyncRun.id.desc()).limit(1)).scalar_one_or_none()
+
+
+def _run_is_alive(run: SyncRun) -> bool:
+    if run.retries:  # waiting in rq-scheduler for its next attempt
+        return True
+    job = fetch_job(run.job_id)
+    return job is not None and job.get_status(refresh=False) in ("queued", "started", "deferred", "scheduled")
+
+
+def start_sync(server: ManagedServer, trigger: str, actor: str | None) -> tuple[SyncRun, bool]:
+    """Start a sync unless one is running; returns (the run, whether it was started now)."""
+    run = active_run(server)
+    if run is not None:
+        if _run_is_alive(run):
+            return run, False
+        run.status, run.finished_at = "failed", datetime.now(timezone.utc)
+        run.error_code, run.error_message = "interrupted", "The worker stopped before the run ended; a new run resumes it."
+    lock = get_redis().set(f"portal:sync-start:{server.id}", "1", nx=True, ex=30)
+    if not lock:  # another request is starting one this instant
+        db.session.commit()
+        return active_run(server), False
+    try:
+        run = SyncRun(server_id=server.id, job_id=new_job_id(), trigger=trigger, actor=actor)
+        db.session.add(run)
+        record_activity("server.sync_requested", server, summary=f"Synchronization of {server.name} requested ({trigger})",
+                        actor=actor)
+        db.session.commit()
+        enqueue("jobs.sync.sync_server", run.id, job_id=run.job_id, job_timeout=6 * 3600)
+    finally:
+        get_redis().delete(f"portal:sync-start:{server.id}")
+    return run, True
+
+
+def create_key_pair(common_name: str, days: int) -> PendingKeyPair:
+    """Generate an RSA 2048 key and self-signed certificate; the key waits here, encrypted."""
+    pair = generate_key_pair(common_name=common_name, days=days)
+    info = certificate_info(pair.certificate_pem)[0]
+    pending = PendingKeyPair(label=common_name, certificate_pem=pair.certificate_pem.decode(),
+                             key_ciphertext=vault.encrypt(pair.private_key_pem), not_after=info.not_after)
+    db.session.add(pending)
+    record_activity("keypair.generated", pending, summary=f"Generated key pair “{common_name}” (valid {days} days)")
+    return pending
+
+
+def unused_key_pairs() -> list[PendingKeyPair]:
+    """Generated key pairs still waiting for their token."""
+    return list(db.session.execute(select(PendingKeyPair).where(PendingKeyPair.used_by_server_id.is_(None))
+                                   .order_by(PendingKeyPair.id.desc())).scalars())
+
+
+def device_counts() -> dict[int, int]:
+    """Devices currently assigned, per server (one grouped query)."""
+    rows = db.session.execute(select(Device.server_id, func.count()).where(Device.removed_at.is_(None))
+                              .group_by(Device.server_id)).all()
+    return dict(rows)
+
+
+def redis_available() -> bool:
+    """True when background work can be queued."""
+    try:
+        return bool(get_redis().ping())
+    except (redis.RedisError, OSError, RuntimeError):
+        return False

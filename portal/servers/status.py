@@ -1,0 +1,77 @@
+"""Token status of a managed server: Valid, About to Expire, Expired, or what Apple reported.
+
+Computed from the token expiry and the last Apple-reported state every time it is shown, so a
+badge is never stale; jobs also store it to notice transitions (see jobs/servers.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from ..apple import errors as apple_errors
+
+VALID, ABOUT_TO_EXPIRE, EXPIRED = "valid", "about_to_expire", "expired"
+TERMS_NOT_SIGNED, TOKEN_REJECTED, ACCESS_DENIED, SERVER_MISMATCH = (
+    "terms_not_signed", "token_rejected", "access_denied", "server_mismatch")
+
+
+@dataclass(frozen=True)
+class Status:
+    """A status with the words and remedy an admin sees."""
+
+    key: str
+    label: str
+    badge: str  # ok | warning | error
+    remedy: str
+
+    @property
+    def can_sync(self) -> bool:
+        """Synchronization (manual or automatic) is possible only with a working token."""
+        return self.key in (VALID, ABOUT_TO_EXPIRE)
+
+
+STATUSES = {s.key: s for s in [
+    Status(VALID, "Valid", "ok", "The token is valid. Nothing to do."),
+    Status(ABOUT_TO_EXPIRE, "About to Expire", "warning",
+           "The token expires soon. Download a new token for this MDM server in Apple Business Manager, "
+           "then use Renew a server. Downloading it voids the current token, so renew right away."),
+    Status(EXPIRED, "Expired", "error",
+           "The token has expired and automatic synchronization is disabled. Download a new token for this "
+           "MDM server in Apple Business Manager and use Renew a server."),
+    Status(TERMS_NOT_SIGNED, "Terms Not Accepted", "error",
+           "Apple has published new terms and conditions. An administrator must sign in to Apple Business "
+           "Manager and accept them; then use Check now."),
+    Status(TOKEN_REJECTED, "Token Revoked", "error",
+           "Apple no longer accepts this token: it was revoked, or someone downloaded a newer token for this "
+           "MDM server in Apple Business Manager. Renew the server with the newest token."),
+    Status(ACCESS_DENIED, "Access Denied", "error",
+           "Apple refuses access for this token (the Apple Business Manager account that downloaded it may "
+           "have lost its rights or been deleted). Download a new token in Apple Business Manager and renew."),
+    Status(SERVER_MISMATCH, "Different Apple Server", "error",
+           "The renewed token belongs to a different MDM server in Apple Business Manager. Renew with the "
+           "token of the right server, or confirm the replacement on the Renew a server page."),
+]}
+
+
+def compute_status(expiry: datetime, apple_state: str | None, warning_days: int,
+                   now: datetime | None = None) -> Status:
+    """The status a token has now. Expiry wins: renewing fixes every other problem too."""
+    now = now or datetime.now(timezone.utc)
+    if expiry <= now:
+        return STATUSES[EXPIRED]
+    if apple_state in STATUSES:
+        return STATUSES[apple_state]
+    if expiry - now <= timedelta(days=warning_days):
+        return STATUSES[ABOUT_TO_EXPIRE]
+    return STATUSES[VALID]
+
+
+def apple_state_for(error: Exception) -> str | None:
+    """The lasting server state an Apple error means, or None for errors that pass."""
+    if isinstance(error, apple_errors.TermsNotSigned):
+        return TERMS_NOT_SIGNED
+    if isinstance(error, apple_errors.AccessDenied):
+        return ACCESS_DENIED
+    if isinstance(error, apple_errors.TokenRejected):
+        return TOKEN_REJECTED
+    return None

@@ -1,0 +1,159 @@
+"""Synchronizing a managed server's devices from Apple, page by page.
+
+The first run (or one after Apple expired or rejected the cursor) fetches every device; later
+runs ask only for changes since the stored cursor. Each page's devices and the cursor after it
+are committed in one transaction, so a crash loses nothing and skips nothing: the next run
+starts again from the last committed page. While a page is written, the next one is already
+being fetched, so the database work hides behind the wait for Apple.
+"""
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+
+from ..activity.record import record_activity
+from ..apple import errors as apple_errors
+from ..apple_link import client_for, note_apple_error, note_apple_success, status_of
+from ..devices.store import mark_missing_removed, store_page
+from ..extensions import db
+from ..models import ManagedServer, SyncRun
+
+log = logging.getLogger(__name__)
+PAGE_LIMIT = 1000
+
+
+class SyncAborted(Exception):
+    """The server cannot be synchronized now (expired token, Apple-reported problem)."""
+
+
+def run_sync(run_id: int, client=None) -> dict:
+    """Perform the sync run `run_id` (a job body); safe to run twice."""
+    run = db.session.get(SyncRun, run_id)
+    if run is None or run.status not in ("queued", "running"):
+        return {"skipped": True}
+    server = run.server
+    run.status, run.started_at = "running", _now()
+    db.session.commit()
+    try:
+        status = status_of(server)
+        if not status.can_sync:
+            raise SyncAborted(f"{status.label}: {status.remedy}")
+        _sync_pages(server, run, client or client_for(server))
+        note_apple_success(server)
+        _finish(run, "succeeded")
+    except SyncAborted as exc:
+        _finish(run, "failed", code="not_syncable", message=str(exc))
+    except apple_errors.TransientError as exc:
+        db.session.rollback()
+        if not _retry_later(run, exc):
+            _finish(run, "failed", code=exc.code or "unavailable", message=exc.message)
+    except apple_errors.AppleError as exc:
+        db.session.rollback()
+        note_apple_error(server, exc)
+        _finish(run, "failed", code=exc.code or type(exc).__name__, message=exc.message)
+    except Exception:
+        db.session.rollback()
+        _finish(run, "failed", code="internal_error",
+                message="The synchronization stopped on an unexpected error; the next run resumes where it stopped.")
+        raise  # RQ's failed registry keeps the traceback
+    return {"status": run.status, "added": run.added, "updated": run.updated, "removed": run.removed}
+
+
+def _sync_pages(server: ManagedServer, run: SyncRun, client) -> None:
+    phase = "sync" if server.fetch_complete and server.sync_cursor else "fetch"
+    if phase == "fetch" and not server.sync_cursor:
+        server.fetch_generation += 1  # a fresh full fetch: everything not seen again gets removed
+    run.kind = "incremental" if phase == "sync" else "full"
+    db.session.commit()
+
+    def call(which: str, cursor: str | None):
+        if which == "fetch":
+            return client.fetch_devices(cursor, limit=PAGE_LIMIT)
+        return client.sync_devices(cursor, limit=PAGE_LIMIT)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="apple-prefetch") as pool:
+        pending = pool.submit(call, phase, server.sync_cursor)
+        while True:
+            try:
+                page = pending.result()
+            except apple_errors.CursorExhausted:
+                # The fetch had already returned everything: continue with changes since then.
+                phase, server.fetch_complete = "sync", True
+                pending = pool.submit(call, phase, server.sync_cursor)
+                continue
+            except (apple_errors.CursorExpired, apple_errors.CursorInvalid):
+                log.info("server %s: cursor refused by Apple, fetching every device again", server.id)
+                phase, run.kind = "fetch", "full"
+                server.sync_cursor, server.fetch_complete = None, False
+                server.fetch_generation += 1
+                db.session.commit()
+                pending = pool.submit(call, phase, None)
+                continue
+            if page.more_to_follow:
+                pending = pool.submit(call, phase, page.cursor)  # prefetch while this page is written
+            _commit_page(server, run, page)
+            if page.more_to_follow:
+                continue
+            if phase == "fetch":
+                run.removed += mark_missing_removed(server.id, server.fetch_generation, _now())
+                server.fetch_complete = True
+                db.session.commit()
+                phase = "sync"
+                pending = pool.submit(call, phase, server.sync_cursor)
+                continue
+            break
+
+
+def _commit_page(server: ManagedServer, run: SyncRun, page) -> None:
+    now = _now()
+    counts = store_page(server.id, page.devices, server.fetch_generation, now)
+    run.pages += 1
+    run.devices_seen += len(page.devices)
+    run.added += counts.added
+    run.updated += counts.updated
+    run.removed += counts.removed
+    if page.cursor:
+        server.sync_cursor, server.sync_cursor_at = page.cursor, now
+    db.session.commit()  # devices and cursor together: never one without the other
+
+
+RETRY_DELAYS = (60, 300, 1800)
+
+
+def _retry_later(run: SyncRun, error: Exception) -> bool:
+    """Apple kept failing even after the client's own retries: try the run again later."""
+    if run.retries >= len(RETRY_DELAYS):
+        return False
+    from ..queue import new_job_id, schedule_in
+
+    delay = RETRY_DELAYS[run.retries]
+    run.job_id = new_job_id()
+    run.retries += 1
+    run.status = "queued"
+    run.error_message = f"Apple is unavailable; retry {run.retries} of {len(RETRY_DELAYS)} in {delay} s. ({error})"
+    record_activity("server.sync_retry", run.server, level="warning", actor="system", summary=run.error_message,
+                    details={"run_id": run.id})
+    db.session.commit()
+    schedule_in(delay, "jobs.sync.sync_server", run.id, job_id=run.job_id)
+    return True
+
+
+def _finish(run: SyncRun, status: str, *, code: str | None = None, message: str | None = None) -> None:
+    run.status, run.finished_at = status, _now()
+    run.error_code, run.error_message = code, message
+    server = run.server
+    if status == "succeeded":
+        summary = (f"Synchronized {server.name}: {run.added} added, {run.updated} updated, "
+                   f"{run.removed} removed ({run.kind})")
+        record_activity("server.synchronized", server, summary=summary, actor="system",
+                        details={"run_id": run.id, "pages": run.pages, "devices": run.devices_seen})
+    else:
+        record_activity("server.sync_failed", server, level="error", actor="system",
+                        summary=f"Synchronization of {server.name} failed: {message}",
+                        details={"run_id": run.id, "code": code})
+    db.session.commit()
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)

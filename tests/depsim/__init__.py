@@ -1,0 +1,1 @@
+"""Tests of the bundled Apple DEP simulator (portal/depsim), over real HTTP."""

@@ -1,0 +1,67 @@
+"""Helpers for managed server tests: key material, tokens from the simulator, form posts."""
+from __future__ import annotations
+
+import io
+import re
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
+from sqlalchemy import select
+
+from portal.apple.keys import generate_key_pair, load_private_key
+from portal.extensions import db
+from portal.models import ManagedServer
+
+
+class Identity:
+    """A certificate uploaded to (simulated) Apple Business Manager and its private key."""
+
+    def __init__(self, name: str = "portal-test"):
+        pair = generate_key_pair(common_name=name, days=365)
+        self.certificate_pem = pair.certificate_pem
+        self.key_pem = pair.private_key_pem
+        self.key = load_private_key(pair.private_key_pem)
+
+    def key_as(self, form: str, password: str | None = None) -> bytes:
+        """The private key in one of the forms admins have."""
+        enc = serialization.BestAvailableEncryption(password.encode()) if password else serialization.NoEncryption()
+        if form == "pkcs1":
+            return self.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, enc)
+        if form == "pkcs8":
+            return self.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
+        if form == "der":
+            return self.key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, enc)
+        if form == "p12":
+            from cryptography import x509
+
+            cert = x509.load_pem_x509_certificate(self.certificate_pem)
+            return pkcs12.serialize_key_and_certificates(b"mdm", self.key, cert, None, enc)
+        raise ValueError(form)
+
+
+def add_server_form(name: str, token: bytes | None, key: bytes | None = None, *, filename: str = "key.pem",
+                    password: str = "", pasted: str = "", pending_key: int = 0) -> dict:
+    """Multipart data for the Add Server form."""
+    data = {"name": name, "password": password, "private_key_pem": pasted, "pending_key": str(pending_key)}
+    if token is not None:
+        data["token"] = (io.BytesIO(token), f"{name}_Token_2026-11-26T10-00-00Z_smime.p7m")
+    if key is not None:
+        data["private_key"] = (io.BytesIO(key), filename)
+    return data
+
+
+def post_add_server(client, *args, **kwargs):
+    return client.post("/servers/add", data=add_server_form(*args, **kwargs), content_type="multipart/form-data")
+
+
+def server_named(name: str) -> ManagedServer | None:
+    db.session.expire_all()
+    return db.session.execute(select(ManagedServer).where(ManagedServer.name == name)).scalar_one_or_none()
+
+
+def field_error(html: str, field_id: str) -> str:
+    """The error text shown next to a field (inside the same .field block)."""
+    block = re.search(r'<div class="field[^"]*has-error[^"]*">(?:(?!<div class="field).)*?id="%s".*?</div>' % field_id,
+                      html, re.S)
+    assert block, f"no error next to {field_id}"
+    return " ".join(re.findall(r'<p class="error" role="alert">(.*?)</p>', block.group(0), re.S))

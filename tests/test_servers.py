@@ -1,0 +1,267 @@
+"""Managed servers through the web UI against the Apple simulator: Add Server, key forms, bad
+input, Generate key pair, renew, Apple-reported states, delete."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, text
+
+from portal.extensions import db
+from portal.models import ActivityEntry, Device, ManagedServer, PendingKeyPair, SyncRun
+from tests.servers_helpers import Identity, field_error, post_add_server, server_named
+
+VECTOR = Path(__file__).resolve().parents[1].parent / "shared" / "vectors" / "abm-token-2025"
+
+
+@pytest.fixture
+def identity():
+    return Identity()
+
+
+@pytest.fixture
+def token(apple, identity):
+    """A server token issued by the simulator for `identity`, for a server with 25 devices."""
+    return apple.state.issue_token("Paris MDM", identity.certificate_pem, devices=25)
+
+
+@pytest.mark.parametrize("form,password", [("pkcs1", None), ("pkcs8", None), ("pkcs8", "s3cret pass"),
+                                           ("pkcs1", "s3cret pass"), ("der", None), ("p12", "s3cret pass"),
+                                           ("p12", None)])
+def test_add_server_with_each_key_form_then_account_and_sync(htmx, app, apple, identity, token, run_jobs, form, password):
+    key = identity.key_as(form, password)
+    response = post_add_server(htmx, "Paris", token, key, filename=f"key.{form}", password=password or "")
+    assert response.status_code == 204, response.get_data(as_text=True)
+    assert "closeModal" in response.headers["HX-Trigger"] and "serversChanged" in response.headers["HX-Trigger"]
+    assert run_jobs() == []
+    server = server_named("Paris")
+    assert server.apple_server_name == "Paris MDM" and server.org_name
+    assert db.session.execute(select(func.count()).select_from(Device)).scalar_one() == 25
+    page = htmx.get(f"/servers/{server.id}").get_data(as_text=True)
+    assert "Paris MDM" in page and "Valid" in page and "Succeeded" in page
+
+
+def test_pasted_pem_key(htmx, apple, identity, token, run_jobs):
+    response = post_add_server(htmx, "Pasted", token, None, pasted=identity.key_pem.decode())
+    assert response.status_code == 204
+
+
+def test_secrets_are_encrypted_at_rest_and_never_shown(htmx, app, apple, identity, token, run_jobs):
+    post_add_server(htmx, "Paris", token, identity.key_pem)
+    creds = apple.state.credentials("Paris MDM")
+    run_jobs()
+    raw = db.session.execute(text("SELECT token_ciphertext, key_ciphertext FROM managed_server")).one()
+    for secret in (creds["consumer_secret"], creds["access_secret"], creds["access_token"]):
+        assert secret.encode() not in raw[0]
+    assert b"PRIVATE KEY" not in raw[1]
+    server = server_named("Paris")
+    for url in ("/servers", f"/servers/{server.id}", "/activity/"):
+        html = htmx.get(url).get_data(as_text=True)
+        for secret in (creds["consumer_secret"], creds["access_secret"], creds["access_token"]):
+            assert secret not in html
+    from portal.queue import get_queue
+    from rq.registry import FinishedJobRegistry
+
+    for job_id in FinishedJobRegistry(queue=get_queue()).get_job_ids():
+        job = get_queue().fetch_job(job_id)
+        assert all(isinstance(arg, int) for arg in job.args), job.args  # only ids in job arguments
+
+
+@pytest.mark.parametrize("case", ["no_token", "not_a_token", "wrong_key", "no_key", "wrong_password",
+                                  "missing_password", "certificate_as_key", "duplicate_name", "empty_name"])
+def test_bad_input_is_reported_next_to_the_field_and_nothing_is_saved(htmx, apple, identity, token, case):
+    other = Identity("someone-else")
+    encrypted = identity.key_as("pkcs8", "right password")
+    name, tok, key, password, field = "Paris", token, identity.key_pem, "", None
+    if case == "no_token":
+        tok, field = None, "token"
+    elif case == "not_a_token":
+        tok, field = b"hello, I am a text file", "token"
+    elif case == "wrong_key":
+        key, field = other.key_pem, "token"
+    elif case == "no_key":
+        key, field = None, "private_key"
+    elif case == "wrong_password":
+        key, password, field = encrypted, "wrong password", "password"
+    elif case == "missing_password":
+        key, field = encrypted, "password"
+    elif case == "certificate_as_key":
+        key, field = identity.certificate_pem, "private_key"
+    elif case == "empty_name":
+        name, field = "", "name"
+    elif case == "duplicate_name":
+        assert post_add_server(htmx, "Paris", token, identity.key_pem).status_code == 204
+        field = "name"
+    before = db.session.execute(select(func.count()).select_from(ManagedServer)).scalar_one()
+    response = post_add_server(htmx, name, tok, key, password=password)
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    message = field_error(html, field)
+    assert message, html
+    if case == "wrong_key":
+        assert "someone-else" not in message and "portal-test" in message  # names the token's certificate
+    assert db.session.execute(select(func.count()).select_from(ManagedServer)).scalar_one() == before
+    assert 'value="Paris"' in html or case == "empty_name"  # what the admin typed is kept
+
+
+def test_add_server_without_javascript_is_a_plain_page(admin_client, apple, identity, token, run_jobs):
+    page = admin_client.get("/servers/add")
+    assert page.status_code == 200 and b"<html" in page.data and b"Add a Server" in page.data
+    response = post_add_server(admin_client, "Plain", token, identity.key_pem)
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/servers/")
+
+
+def test_real_apple_token_is_accepted_as_expired_and_not_synchronized(htmx, apple, run_jobs):
+    if not VECTOR.exists():
+        pytest.skip(f"the shared Apple token vector is not at {VECTOR}")
+    token = (VECTOR / "server-token.p7m").read_bytes()
+    key = (VECTOR / "private-key.pem").read_bytes()
+    assert post_add_server(htmx, "Real ABM", token, key).status_code == 204
+    server = server_named("Real ABM")
+    assert server.token_expiry.isoformat() == "2026-01-17T11:02:21+00:00"
+    assert db.session.execute(select(SyncRun)).first() is None  # no sync for an expired token
+    html = htmx.get("/servers").get_data(as_text=True)
+    assert "Expired" in html
+    refused = htmx.post(f"/servers/{server.id}/sync")
+    assert "cannot be synchronized" in refused.headers["HX-Trigger"]
+
+
+def test_generate_key_pair_then_add_server_with_it(htmx, apple, run_jobs):
+    response = htmx.post("/servers/keys/new", data={"common_name": "Lyon key", "days": "400"})
+    assert response.status_code == 200 and b"Download the public certificate" in response.data
+    assert b"voids the token in use" in response.data
+    pending = db.session.execute(select(PendingKeyPair)).scalar_one()
+    assert b"PRIVATE" not in pending.key_ciphertext
+    cert = htmx.get(f"/servers/keys/{pending.id}/certificate.pem")
+    assert cert.data.startswith(b"-----BEGIN CERTIFICATE-----") and b"PRIVATE" not in cert.data
+    token = apple.state.issue_token("Lyon MDM", cert.data, devices=3)
+    form = htmx.get("/servers/add").get_data(as_text=True)
+    assert "Generated here: Lyon key" in form
+    assert post_add_server(htmx, "Lyon", token, None, pending_key=pending.id).status_code == 204
+    run_jobs()
+    db.session.expire_all()
+    assert db.session.get(PendingKeyPair, pending.id).used_by_server_id == server_named("Lyon").id
+    assert "Generated here: Lyon key" not in htmx.get("/servers/add").get_data(as_text=True)
+
+
+def test_key_pair_form_validates(htmx):
+    response = htmx.post("/servers/keys/new", data={"common_name": "", "days": "5"})
+    assert response.status_code == 422
+    assert b"Give the certificate a name." in response.data and b"Between 30 and 3650 days." in response.data
+
+
+def _renew(client, server_id, token, **extra):
+    import io
+
+    data = {"token": (io.BytesIO(token), "renew_smime.p7m"), "pending_key": "0", "password": "",
+            "private_key_pem": "", **extra}
+    return client.post(f"/servers/{server_id}/renew", data=data, content_type="multipart/form-data")
+
+
+def test_renew_with_a_new_token_of_the_same_server(htmx, apple, identity, token, run_jobs):
+    post_add_server(htmx, "Paris", token, identity.key_pem)
+    run_jobs()
+    server = server_named("Paris")
+    old_expiry = server.token_expiry
+    apple.state.advance_clock(200 * 86400)
+    renewed = apple.state.issue_token("Paris MDM", identity.certificate_pem)
+    response = _renew(htmx, server.id, renewed)
+    assert response.status_code == 204, response.get_data(as_text=True)
+    assert (server_named("Paris").token_expiry - old_expiry).days >= 199
+    assert "renewed" in response.headers["HX-Trigger"]
+    assert run_jobs() == []
+    assert server_named("Paris").apple_state is None
+
+
+def test_renew_refuses_another_servers_token_unless_confirmed(htmx, apple, identity, token, run_jobs):
+    post_add_server(htmx, "Paris", token, identity.key_pem)
+    run_jobs()
+    server = server_named("Paris")
+    old_key = server.consumer_key
+    foreign = apple.state.issue_token("Berlin MDM", identity.certificate_pem, devices=2)
+    refused = _renew(htmx, server.id, foreign)
+    assert refused.status_code == 422
+    assert "different MDM server" in field_error(refused.get_data(as_text=True), "confirm_replace")
+    assert server_named("Paris").consumer_key == old_key
+    accepted = _renew(htmx, server.id, foreign, confirm_replace="y")
+    assert accepted.status_code == 204
+    assert server_named("Paris").consumer_key != old_key
+    run_jobs()
+    assert server_named("Paris").apple_server_name == "Berlin MDM"
+
+
+def test_renew_with_a_token_for_another_key_says_so(htmx, apple, identity, token, run_jobs):
+    post_add_server(htmx, "Paris", token, identity.key_pem)
+    other = Identity("new-cert")
+    renewed = apple.state.issue_token("Paris MDM", other.certificate_pem)
+    refused = _renew(htmx, server_named("Paris").id, renewed)
+    assert refused.status_code == 422 and "new-cert" in field_error(refused.get_data(as_text=True), "token")
+    import io
+
+    ok = _renew(htmx, server_named("Paris").id, renewed,
+                private_key=(io.BytesIO(other.key_pem), "new.pem"))
+    assert ok.status_code == 204
+
+
+def test_terms_not_signed_then_check_now_clears_it(htmx, apple, identity, token, run_jobs):
+    post_add_server(htmx, "Paris", token, identity.key_pem)
+    run_jobs()
+    server = server_named("Paris")
+    apple.state.set_fault("Paris MDM", "terms_not_signed", True)
+    htmx.post(f"/servers/{server.id}/check")
+    run_jobs()
+    page = htmx.get(f"/servers/{server.id}").get_data(as_text=True)
+    assert "Terms Not Accepted" in page and "accept them" in page
+    sync = htmx.post(f"/servers/{server.id}/sync")
+    assert "cannot be synchronized" in sync.headers["HX-Trigger"]
+    apple.state.set_fault("Paris MDM", "terms_not_signed", False)
+    htmx.post(f"/servers/{server.id}/check")
+    run_jobs()
+    assert "Valid" in htmx.get(f"/servers/{server.id}").get_data(as_text=True)
+    assert server_named("Paris").apple_state is None
+
+
+def test_token_replaced_by_a_newer_download_is_reported_as_revoked(htmx, apple, identity, token, run_jobs):
+    post_add_server(htmx, "Paris", token, identity.key_pem)
+    run_jobs()
+    server = server_named("Paris")
+    apple.state.issue_token("Paris MDM", identity.certificate_pem)  # downloaded again in ABM
+    htmx.post(f"/servers/{server.id}/check")
+    run_jobs()
+    page = htmx.get(f"/servers/{server.id}").get_data(as_text=True)
+    assert "Token Revoked" in page and "Renew the server with the newest token" in page
+
+
+def test_access_denied_state(htmx, apple, identity, token, run_jobs):
+    post_add_server(htmx, "Paris", token, identity.key_pem)
+    run_jobs()
+    apple.state.set_fault("Paris MDM", "access_denied", True)
+    htmx.post(f"/servers/{server_named('Paris').id}/check")
+    run_jobs()
+    assert server_named("Paris").apple_state == "access_denied"
+
+
+def test_delete_requires_typing_the_name(htmx, apple, identity, token, run_jobs):
+    post_add_server(htmx, "Paris", token, identity.key_pem)
+    run_jobs()
+    server = server_named("Paris")
+    form = htmx.get(f"/servers/{server.id}/delete")
+    assert b"Type the server name to confirm" in form.data and b"25 devices" in form.data
+    wrong = htmx.post(f"/servers/{server.id}/delete", data={"confirm_name": "paris"})
+    assert wrong.status_code == 422 and server_named("Paris") is not None
+    ok = htmx.post(f"/servers/{server.id}/delete", data={"confirm_name": "Paris"})
+    assert ok.status_code == 204
+    assert server_named("Paris") is None
+    assert db.session.execute(select(func.count()).select_from(Device)).scalar_one() == 0
+    assert db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "server.deleted")).scalar_one()
+
+
+def test_unknown_server_is_a_404(htmx):
+    assert htmx.get("/servers/999").status_code == 404
+    assert htmx.post("/servers/999/sync").status_code == 404
+
+
+def test_empty_states(admin_client):
+    assert b"No managed servers yet" in admin_client.get("/servers").data
+    assert b"No devices yet" in admin_client.get("/devices").data
