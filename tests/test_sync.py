@@ -1,0 +1,333 @@
+"""Synchronization: token status rules, sync event handling, and whole syncs against the simulator
+(manual, scheduled, incremental, expired cursor, crash and resume, one at a time, retries)."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from rq_scheduler import Scheduler
+from sqlalchemy import func, select
+
+from jobs.schedule import PREFIX
+from portal.extensions import db
+from portal.models import ActivityEntry, Device, ManagedServer, SyncRun
+from portal.queue import get_redis
+from portal.servers.status import compute_status
+from tests.servers_helpers import Identity, post_add_server, server_named
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+
+
+# ----- token status -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("expiry,state,expected", [
+    (NOW + timedelta(days=200), None, "Valid"),
+    (NOW + timedelta(days=30), None, "About to Expire"),
+    (NOW + timedelta(days=31), None, "Valid"),
+    (NOW + timedelta(seconds=1), None, "About to Expire"),
+    (NOW, None, "Expired"),
+    (NOW - timedelta(days=1), "terms_not_signed", "Expired"),  # renewing fixes both: say Expired
+    (NOW + timedelta(days=200), "terms_not_signed", "Terms Not Accepted"),
+    (NOW + timedelta(days=5), "token_rejected", "Token Revoked"),
+    (NOW + timedelta(days=200), "access_denied", "Access Denied"),
+])
+def test_token_status(expiry, state, expected):
+    status = compute_status(expiry, state, warning_days=30, now=NOW)
+    assert status.label == expected
+    assert status.can_sync == (expected in ("Valid", "About to Expire"))
+    assert status.remedy
+
+
+# ----- sync event handling ------------------------------------------------------------------
+
+def _device(serial, **extra):
+    return {"serial_number": serial, "model": "iPhone 15", "os": "iOS", "device_family": "iPhone", **extra}
+
+
+@pytest.fixture
+def server(app):
+    from portal import vault
+
+    row = ManagedServer(name="Unit", token_ciphertext=vault.encrypt("{}"), key_ciphertext=vault.encrypt("k"),
+                        consumer_key="CK_x", token_expiry=NOW + timedelta(days=365))
+    db.session.add(row)
+    db.session.commit()
+    return row
+
+
+def _devices(server_id):
+    db.session.expire_all()
+    return {d.serial_number: d for d in db.session.execute(select(Device).where(Device.server_id == server_id)).scalars()}
+
+
+def test_sync_events_add_update_remove(app, server):
+    from portal.devices.store import store_page
+
+    counts = store_page(server.id, [_device("A1"), _device("B2")], 1, NOW)
+    assert (counts.added, counts.updated, counts.removed) == (2, 0, 0)
+    counts = store_page(server.id, [
+        _device("A1", op_type="modified", op_date="2026-11-26T10:00:00Z", profile_status="assigned"),
+        _device("C3", op_type="modified", op_date="2026-11-26T10:00:00Z"),  # never seen: counts as added
+        {"serial_number": "B2", "op_type": "deleted", "op_date": "2026-11-26T10:00:00Z"},  # minimal record
+        {"serial_number": "ZZ", "op_type": "deleted"},  # unknown: nothing to remove
+    ], 1, NOW)
+    db.session.commit()
+    assert (counts.added, counts.updated, counts.removed) == (1, 1, 1)
+    devices = _devices(server.id)
+    assert devices["A1"].profile_status == "assigned" and devices["A1"].model == "iPhone 15"
+    assert devices["B2"].removed_at is not None and devices["C3"].removed_at is None
+    assert "ZZ" not in devices
+
+
+def test_repeated_serial_keeps_the_latest_record(app, server):
+    from portal.devices.store import store_page
+
+    store_page(server.id, [
+        _device("A1", op_type="added", op_date="2026-11-26T10:00:00Z", color="RED"),
+        _device("A1", op_type="modified", op_date="2026-11-26T11:00:00Z", color="BLUE"),
+        _device("A1", op_type="modified", op_date="2026-11-26T09:00:00Z", color="GREEN"),
+    ], 1, NOW)
+    db.session.commit()
+    assert _devices(server.id)["A1"].color == "BLUE"
+
+
+def test_a_removed_device_that_comes_back_is_added(app, server):
+    from portal.devices.store import store_page
+
+    store_page(server.id, [_device("A1")], 1, NOW)
+    store_page(server.id, [{"serial_number": "A1", "op_type": "deleted"}], 1, NOW)
+    counts = store_page(server.id, [_device("A1", op_type="added")], 1, NOW)
+    db.session.commit()
+    assert counts.added == 1 and _devices(server.id)["A1"].removed_at is None
+
+
+def test_unknown_fields_are_kept(app, server):
+    from portal.devices.store import store_page
+
+    store_page(server.id, [_device("A1", imei=["123"], is_replacement_device=False, odd=None)], 1, NOW)
+    db.session.commit()
+    assert _devices(server.id)["A1"].extra["imei"] == ["123"]
+
+
+# ----- whole synchronizations against the simulator ------------------------------------------
+
+@pytest.fixture
+def paris(htmx, apple, run_jobs):
+    """A managed server 'Paris' added through the UI and synchronized once (devices=N via param)."""
+    identity = Identity()
+
+    def make(devices=25, sync=True):
+        token = apple.state.issue_token("Paris MDM", identity.certificate_pem, devices=devices)
+        assert post_add_server(htmx, "Paris", token, identity.key_pem).status_code == 204
+        if sync:
+            assert run_jobs() == []
+        return server_named("Paris")
+
+    return make
+
+
+def _device_count(server_id, removed=False):
+    db.session.expire_all()
+    condition = Device.removed_at.is_not(None) if removed else Device.removed_at.is_(None)
+    return db.session.execute(select(func.count()).select_from(Device)
+                              .where(Device.server_id == server_id, condition)).scalar_one()
+
+
+def _runs(server_id):
+    db.session.expire_all()
+    return list(db.session.execute(select(SyncRun).where(SyncRun.server_id == server_id).order_by(SyncRun.id)).scalars())
+
+
+def test_incremental_sync_applies_added_moved_released_and_profile_changes(htmx, apple, paris, run_jobs):
+    server = paris(devices=30)
+    sim = apple.state
+    serials = [d["serial"] for d in sim.devices("Paris MDM", limit=100)]
+    sim.create_server("Other MDM", devices=3)
+    sim.add_devices("Paris MDM", 4)
+    sim.release_devices(serials[:2])
+    sim.move_devices(serials[2:5], "Other MDM")
+    sim.mark_pushed(serials[5:6])
+    response = htmx.post(f"/servers/{server.id}/sync")
+    assert "started" in response.headers["HX-Trigger"]
+    assert run_jobs() == []
+    run = _runs(server.id)[-1]
+    assert run.status == "succeeded" and run.kind == "incremental"
+    assert (run.added, run.removed) == (4, 5)
+    assert _device_count(server.id) == 30 + 4 - 5
+    assert _device_count(server.id, removed=True) == 5
+    apple_serials = {d["serial"] for d in sim.devices("Paris MDM", limit=1000)}
+    db.session.expire_all()
+    ours = set(db.session.execute(select(Device.serial_number).where(Device.server_id == server.id,
+                                                                       Device.removed_at.is_(None))).scalars())
+    assert ours == apple_serials
+
+
+def test_expired_cursor_falls_back_to_a_full_fetch(htmx, apple, paris, run_jobs):
+    server = paris(devices=20)
+    apple.state.advance_clock(8 * 86400)
+    apple.state.add_devices("Paris MDM", 2)
+    htmx.post(f"/servers/{server.id}/sync")
+    assert run_jobs() == []
+    run = _runs(server.id)[-1]
+    assert run.status == "succeeded" and run.kind == "full"
+    assert _device_count(server.id) == 22
+
+
+def test_a_second_synchronize_shows_the_running_one(htmx, apple, paris, run_jobs):
+    server = paris(devices=5)
+    first = htmx.post(f"/servers/{server.id}/sync")
+    second = htmx.post(f"/servers/{server.id}/sync")
+    assert "started" in first.headers["HX-Trigger"]
+    assert "already running" in second.headers["HX-Trigger"]
+    assert len([r for r in _runs(server.id) if r.status == "queued"]) == 1
+    row = htmx.get(f"/servers/{server.id}/row")
+    assert row.status_code == 200 and b'hx-trigger="every 2s"' in row.data  # keeps polling
+    run_jobs()
+    done = htmx.get(f"/servers/{server.id}/row")
+    assert done.status_code == 286 and b"Succeeded" in done.data  # polling stops
+
+
+def test_progress_and_result_on_the_server_page(htmx, apple, paris, run_jobs):
+    server = paris(devices=2500)
+    panel = htmx.get(f"/servers/{server.id}/sync-status")
+    assert panel.status_code == 286
+    html = panel.get_data(as_text=True)
+    assert "2500 added" in html or "2,500 added" in html
+    run = _runs(server.id)[-1]
+    assert run.pages >= 3 and run.devices_seen == 2500  # fetched page by page (limit 1000)
+    entry = db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "server.synchronized")).scalar_one()
+    assert "2500 added" in entry.summary
+
+
+def test_crash_in_the_middle_of_a_sync_resumes_without_loss_or_duplicates(htmx, apple, paris, run_jobs, monkeypatch):
+    from portal.devices import store
+    from portal.servers import sync as engine
+
+    server = paris(devices=2500, sync=False)
+    real = store.store_page
+    calls = {"n": 0}
+
+    def crash_on_second_page(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("worker killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "store_page", crash_on_second_page)
+    failed = run_jobs()
+    assert len(failed) == 1  # the job failed loudly, RQ kept it
+    first = _runs(server.id)[-1]
+    assert first.status == "failed" and first.pages == 1
+    assert _device_count(server.id) == 1000  # the committed first page is kept
+    monkeypatch.setattr(engine, "store_page", real)
+
+    htmx.post(f"/servers/{server.id}/sync")
+    assert len(run_jobs()) == 1  # only the earlier crashed job is in the failed registry
+    second = _runs(server.id)[-1]
+    assert second.status == "succeeded"
+    assert second.added == 1500  # resumed after the committed page: nothing fetched twice as new
+    assert _device_count(server.id) == 2500
+    db.session.expire_all()
+    assert db.session.execute(select(func.count(func.distinct(Device.serial_number)))
+                              .where(Device.server_id == server.id)).scalar_one() == 2500
+
+
+def test_apple_errors_during_sync_set_the_server_state(htmx, apple, paris, run_jobs):
+    server = paris(devices=5)
+    apple.state.set_fault("Paris MDM", "terms_not_signed", True)
+    htmx.post(f"/servers/{server.id}/sync")
+    run_jobs()
+    run = _runs(server.id)[-1]
+    assert run.status == "failed" and "terms and conditions" in run.error_message
+    assert server_named("Paris").apple_state == "terms_not_signed"
+    page = htmx.get(f"/servers/{server.id}").get_data(as_text=True)
+    assert "Terms Not Accepted" in page
+
+
+def test_transient_errors_are_retried_and_recorded(htmx, apple, paris, run_jobs):
+    server = paris(devices=5)
+    apple.state.set_fault("Paris MDM", "server_error", 50)  # more than the client's own retries
+    htmx.post(f"/servers/{server.id}/sync")
+    run_jobs()
+    run = _runs(server.id)[-1]
+    assert run.status == "queued" and run.retries == 1 and "retry 1 of 3" in run.error_message
+    scheduled = [job.func_name for job in Scheduler(queue_name="default", connection=get_redis()).get_jobs()]
+    assert "jobs.sync.sync_server" in scheduled
+    again = htmx.post(f"/servers/{server.id}/sync")
+    assert "already running" in again.headers["HX-Trigger"]  # the retry is the running sync
+    warning = db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "server.sync_retry")).scalar_one()
+    assert warning.level == "warning"
+
+
+def test_scheduled_sync_skips_expired_and_broken_servers(htmx, apple, paris, run_jobs):
+    from jobs.sync import sync_all_servers
+
+    server = paris(devices=5)
+    expired = ManagedServer(name="Old", token_ciphertext=server.token_ciphertext, key_ciphertext=server.key_ciphertext,
+                            consumer_key="CK_old", token_expiry=datetime.now(timezone.utc) - timedelta(days=1))
+    db.session.add(expired)
+    db.session.commit()
+    result = sync_all_servers()
+    assert result["started"] == [server.id] and expired.id in result["skipped"]
+    run_jobs()
+    assert _runs(server.id)[-1].trigger == "scheduled" and _runs(server.id)[-1].status == "succeeded"
+    assert _runs(expired.id) == []
+
+
+def test_synchronization_interval_setting_reschedules_immediately(htmx, admin_client):
+    scheduler = Scheduler(queue_name="default", connection=get_redis())
+
+    def periodic():
+        return {job.id[len(PREFIX):]: job.meta["periodic"]["interval"] for job in scheduler.get_jobs()
+                if job.id.startswith(PREFIX)}
+
+    page = admin_client.get("/settings/apple").get_data(as_text=True)
+    assert 'value="86400"' in page and "Server Synchronization Interval" in page
+    assert admin_client.post("/settings/apple", data={"sync_interval": "3600", "warning_days": "30"}).status_code == 302
+    assert periodic() == {"token-status": 86400, "server-sync": 3600}
+    admin_client.post("/settings/apple", data={"sync_interval": "0", "warning_days": "45"})
+    assert periodic() == {"token-status": 86400}
+    bad = admin_client.post("/settings/apple", data={"sync_interval": "-5", "warning_days": "30"})
+    assert bad.status_code == 422 and b"Enter 0 (disabled)" in bad.data
+    assert periodic() == {"token-status": 86400}  # nothing changed
+
+
+def test_interval_zero_keeps_manual_synchronize(htmx, apple, paris, run_jobs, admin_client):
+    server = paris(devices=5)
+    admin_client.post("/settings/apple", data={"sync_interval": "0", "warning_days": "30"})
+    response = htmx.post(f"/servers/{server.id}/sync")
+    assert "started" in response.headers["HX-Trigger"]
+    run_jobs()
+    assert _runs(server.id)[-1].status == "succeeded"
+
+
+def test_daily_status_refresh_records_changes(app, htmx, apple, paris, run_jobs):
+    from jobs.servers import refresh_token_statuses
+
+    server = paris(devices=1)
+    db.session.execute(ManagedServer.__table__.update().values(token_expiry=datetime.now(timezone.utc) + timedelta(days=3)))
+    db.session.commit()
+    assert refresh_token_statuses() == {"changed": 1}
+    assert refresh_token_statuses() == {"changed": 0}
+    assert server_named("Paris").token_status == "about_to_expire"
+    entry = db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "server.token_status")
+                               .order_by(ActivityEntry.id.desc())).scalars().first()
+    assert "About to Expire" in entry.summary
+
+
+def test_managed_devices_lists_synced_devices_with_keyset_pages(htmx, apple, paris, run_jobs):
+    server = paris(devices=250)
+    first = htmx.get(f"/servers/{server.id}/devices").get_data(as_text=True)
+    assert "250 devices" in first and "Next page" in first
+    import re
+
+    serials = re.findall(r"<td><code>([A-Z0-9]+)</code></td>", first)
+    assert len(serials) == 100 and serials == sorted(serials)
+    next_url = re.search(r'href="([^"]*after=[^"]*)"', first).group(1).replace("&amp;", "&")
+    second = htmx.get(next_url).get_data(as_text=True)
+    more = re.findall(r"<td><code>([A-Z0-9]+)</code></td>", second)
+    assert len(more) == 100 and more[0] > serials[-1]
+    prefix = serials[0][:3]
+    found = htmx.get(f"/devices?q={prefix.lower()}", headers={"HX-Target": "device-table"})
+    assert b"<html" not in found.data
+    assert all(s.startswith(prefix) for s in re.findall(r"<td><code>([A-Z0-9]+)</code></td>", found.get_data(as_text=True)))
