@@ -138,15 +138,44 @@ def demo(ctx: click.Context, port: int) -> None:
     from flask_migrate import upgrade
 
     upgrade()
-    username, password = _ensure_demo_admin(Path(current_app.instance_path))
+    instance = Path(current_app.instance_path)
+    username, password = _ensure_demo_admin(instance)
+    token_file = _ensure_demo_token(instance)
     click.echo("")
-    click.echo("=" * 60)
+    click.echo("=" * 72)
     click.echo(f"  Demo admin:  {username}")
     click.echo(f"  Password:    {password}")
     click.echo(f"  Open:        http://127.0.0.1:{port}/")
-    click.echo("=" * 60)
+    if token_file:
+        click.echo("  Try it:      Add Server, with the token file")
+        click.echo(f"               {token_file}")
+        click.echo("               and the private key “Generated here: Demo key”.")
+    click.echo("=" * 72)
     click.echo("")
     ctx.invoke(dev, port=port)
+
+
+def _ensure_demo_token(instance: Path) -> Path | None:
+    """A generated key pair and a simulator token for it, so the demo starts with Add Server."""
+    from .depsim.state import SimState
+    from .extensions import db
+    from .models import ManagedServer
+    from .servers.services import create_key_pair
+
+    demo_dir = instance / "demo"
+    existing = sorted(demo_dir.glob("*_smime.p7m")) if demo_dir.exists() else []
+    if existing:
+        return existing[-1]
+    if db.session.execute(select(ManagedServer.id)).first():
+        return None  # the admin already has servers: leave them alone
+    pending = create_key_pair("Demo key", 365)
+    db.session.commit()
+    sim = SimState(current_app.config["DEPSIM_STATE_DIR"])
+    token = sim.issue_token("Demo MDM", pending.certificate_pem.encode(), devices=1500)
+    demo_dir.mkdir(parents=True, exist_ok=True)
+    path = demo_dir / sim.token_filename("Demo MDM")
+    path.write_bytes(token)
+    return path
 
 
 def _ensure_demo_admin(instance: Path) -> tuple[str, str]:

@@ -49,7 +49,11 @@
     if (e.detail.target && e.detail.target.id === "modal-content") {
       var dlg = modal();
       if (!dlg.open) dlg.showModal();
-      var first = dlg.querySelector("[autofocus], input:not([type=hidden]), select, textarea, button");
+      // Focus the first field of the body, not the header's Close button (which comes first in the DOM);
+      // an [autofocus] element wins wherever it is.
+      var body = dlg.querySelector(".dialog-body") || dlg;
+      var first = body.querySelector("[autofocus]") ||
+        body.querySelector("input:not([type=hidden]):not([disabled]), select:not([disabled]), textarea:not([disabled]), button:not([disabled])");
       if (first) first.focus();
     }
   });

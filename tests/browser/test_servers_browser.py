@@ -1,0 +1,146 @@
+"""Managed servers in a real browser: Add Server in the pop-up, watch the first synchronization
+finish, bad input kept in the pop-up, Delete with a typed confirmation."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.servers_helpers import Identity, post_add_server
+
+pytestmark = pytest.mark.browser
+
+SHOTS = os.environ.get("PORTAL_SHOTS")  # a folder: save screenshots there, to look at the layout
+
+
+def _shot(page: Page, name: str) -> None:
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SHOTS) / name), full_page=True)
+
+
+@pytest.fixture
+def identity():
+    return Identity()
+
+
+@pytest.fixture
+def token_file(apple, identity, tmp_path) -> Path:
+    """A token issued by the simulator for `identity`, saved as Apple Business Manager names it."""
+    path = tmp_path / "Paris_Token_2026-11-26T10-00-00Z_smime.p7m"
+    path.write_bytes(apple.state.issue_token("Paris MDM", identity.certificate_pem, devices=25))
+    return path
+
+
+@pytest.fixture
+def key_file(identity, tmp_path) -> Path:
+    path = tmp_path / "paris-key.pem"
+    path.write_bytes(identity.key_pem)
+    return path
+
+
+def _open_add_server(page: Page):
+    page.get_by_role("toolbar", name="Managed servers").get_by_role("link", name="Add Server").click()
+    dialog = page.get_by_role("dialog", name="Add a Server")
+    expect(dialog).to_be_visible()
+    return dialog
+
+
+def _server_row(page: Page, name: str):
+    return page.get_by_role("row").filter(has=page.get_by_role("link", name=name, exact=True))
+
+
+def test_add_server_in_the_pop_up_and_watch_the_sync_finish(signed_in_page, run_jobs, token_file, key_file):
+    page = signed_in_page
+    dialog = _open_add_server(page)
+    name = dialog.get_by_label("Name", exact=True)
+    expect(name).to_be_focused()  # the keyboard user starts typing straight away
+    _shot(page, "add-server-dialog.png")
+
+    page.keyboard.type("Paris")
+    expect(name).to_have_value("Paris")
+    dialog.get_by_label("Authentication token", exact=True).set_input_files(token_file)
+    dialog.get_by_label("Private key file", exact=True).set_input_files(key_file)
+    dialog.get_by_role("button", name="Add Server").click()
+
+    expect(dialog).to_be_hidden()
+    expect(page.get_by_role("status")).to_contain_text("Managed server Paris added")
+    row = _server_row(page, "Paris")
+    expect(row).to_have_count(1)
+    expect(row.get_by_text("Queued", exact=True)).to_be_visible()
+
+    assert run_jobs() == []  # the account job and the first synchronization, in this process
+
+    # The row polls every 2 s while its sync runs, then stops.
+    expect(row.get_by_text("Succeeded", exact=True)).to_be_visible(timeout=10_000)
+    expect(row.get_by_role("cell", name="25", exact=True)).to_be_visible()
+    expect(row.get_by_role("cell", name="Paris MDM", exact=True)).to_be_visible()
+    expect(row.get_by_role("button", name="Synchronize")).to_be_enabled()
+    assert page.locator("#server-table tr[hx-trigger]").count() == 0  # polling stopped
+    _shot(page, "servers-after-sync.png")
+
+    row.get_by_role("link", name="Paris", exact=True).click()
+    expect(page.get_by_role("heading", name="Paris", exact=True)).to_be_visible()
+    account = page.locator("#account-panel")
+    expect(account.get_by_role("heading", name="Apple account")).to_be_visible()
+    expect(account.get_by_role("definition").first).to_have_text("Paris MDM", timeout=10_000)
+    expect(account.get_by_text("Asking Apple…")).to_have_count(0)
+
+
+def test_bad_token_is_reported_in_the_still_open_pop_up(signed_in_page, apple, tmp_path, key_file):
+    page = signed_in_page
+    other = Identity("someone-else")
+    foreign = tmp_path / "Paris_Token_smime.p7m"
+    foreign.write_bytes(apple.state.issue_token("Paris MDM", other.certificate_pem, devices=3))
+
+    dialog = _open_add_server(page)
+    dialog.get_by_label("Name", exact=True).fill("Paris")
+    dialog.get_by_label("Authentication token", exact=True).set_input_files(foreign)
+    dialog.get_by_label("Private key file", exact=True).set_input_files(key_file)
+    dialog.get_by_role("button", name="Add Server").click()
+
+    token_field = dialog.locator(".field").filter(has=page.get_by_label("Authentication token", exact=True))
+    error = token_field.get_by_role("alert")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("someone-else")  # names the certificate the token was made for
+    expect(dialog.get_by_label("Authentication token", exact=True)).to_have_attribute("aria-invalid", "true")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_label("Name", exact=True)).to_have_value("Paris")
+    expect(page.get_by_text("No managed servers yet")).to_be_visible()  # nothing was added
+
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#modal-content")).to_be_empty()
+
+
+def test_delete_needs_the_name_typed(signed_in_page, htmx, run_jobs, apple, identity, token_file):
+    assert post_add_server(htmx, "Paris", token_file.read_bytes(), identity.key_pem).status_code == 204
+    assert run_jobs() == []
+    page = signed_in_page
+    page.reload()
+    row = _server_row(page, "Paris")
+    expect(row).to_have_count(1)
+
+    row.get_by_role("link", name="Delete", exact=True).click()
+    dialog = page.get_by_role("dialog", name="Delete Paris")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("25 devices")
+    confirm = dialog.get_by_label("Type the server name to confirm")
+    expect(confirm).to_be_focused()
+
+    confirm.fill("paris")
+    dialog.get_by_role("button", name="Delete", exact=True).click()
+    expect(dialog.get_by_role("alert")).to_have_text("Type Paris exactly to confirm.")
+    expect(dialog).to_be_visible()
+    expect(row).to_have_count(1)
+
+    dialog.get_by_label("Type the server name to confirm").fill("Paris")
+    dialog.get_by_role("button", name="Delete", exact=True).click()
+    expect(dialog).to_be_hidden()
+    expect(page.get_by_role("status")).to_contain_text("Managed server Paris deleted.")
+    expect(row).to_have_count(0)
+    expect(page.get_by_role("heading", name="No managed servers yet")).to_be_visible()
+    expect(page.get_by_role("status")).not_to_contain_text(re.compile("failed|cannot", re.I))
