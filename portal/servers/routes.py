@@ -111,6 +111,7 @@ def detail(server_id: int):
         select(ActivityEntry).where(ActivityEntry.object_type == "managed_server", ActivityEntry.object_id == server.id)
         .order_by(ActivityEntry.id.desc()).limit(20)).scalars().all()
     return render_template("servers/detail.html", server=server, status=status_of(server), runs=runs,
+                           run=runs[0] if runs else None,
                            activity=activity, count=device_counts().get(server.id, 0),
                            account_pending=_account_pending(server), action_form=ActionForm())
 
