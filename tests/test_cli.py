@@ -47,3 +47,31 @@ def test_process_runner_prefixes_output_and_stops_the_others(capfd):
     assert code == 0
     assert "short | hello from short" in out
     assert "stopping the others" in out
+
+
+def test_rotate_keys_reencrypts_every_secret_with_the_first_key(app, runner):
+    from datetime import datetime, timedelta, timezone
+
+    from cryptography.fernet import Fernet
+
+    from portal import vault
+    from portal.models import ManagedServer, PendingKeyPair
+
+    old = app.config["ENCRYPTION_KEYS"]
+    server = ManagedServer(name="S", token_ciphertext=vault.encrypt(b"token json"), key_ciphertext=vault.encrypt(b"key"),
+                           consumer_key="CK_1", token_expiry=datetime.now(timezone.utc) + timedelta(days=9))
+    pending = PendingKeyPair(label="k", certificate_pem="-", key_ciphertext=vault.encrypt(b"pending key"),
+                             not_after=datetime.now(timezone.utc))
+    db.session.add_all([server, pending])
+    db.session.commit()
+
+    new = Fernet.generate_key().decode()
+    app.config["ENCRYPTION_KEYS"] = [new, *old]
+    result = runner.invoke(args=["rotate-keys"])
+    assert result.exit_code == 0 and "Re-encrypted 3 secret(s)" in result.output
+
+    db.session.expire_all()
+    server, pending = db.session.get(ManagedServer, server.id), db.session.get(PendingKeyPair, pending.id)
+    assert vault.decrypt(server.token_ciphertext, [new]) == b"token json"
+    assert vault.decrypt(server.key_ciphertext, [new]) == b"key"
+    assert vault.decrypt(pending.key_ciphertext, [new]) == b"pending key"
