@@ -262,6 +262,15 @@ def test_transient_errors_are_retried_and_recorded(htmx, apple, paris, run_jobs)
     assert warning.level == "warning"
 
 
+def test_throttled_sync_waits_at_least_as_long_as_apple_asked(htmx, apple, paris, run_jobs):
+    server = paris(devices=5)
+    apple.state.set_fault("Paris MDM", "server_error", {"count": 50, "status": 429, "retry_after": 900})
+    htmx.post(f"/servers/{server.id}/sync")
+    run_jobs()
+    run = _runs(server.id)[-1]
+    assert run.status == "queued" and "in 900 s" in run.error_message
+
+
 def test_scheduled_sync_skips_expired_and_broken_servers(htmx, apple, paris, run_jobs):
     from jobs.sync import sync_all_servers
 

@@ -9,7 +9,7 @@ import hashlib
 
 BOOLEAN_FAULTS = ("terms_not_signed", "access_denied", "token_revoked", "quote_errors")
 FAULT_NAMES = BOOLEAN_FAULTS + ("server_error", "latency", "throttle", "assign_failed")
-SERVER_ERROR_STATUSES = (500, 502, 503, 504)
+SERVER_ERROR_STATUSES = (429, 500, 502, 503, 504)
 MIN_RETRY_AFTER = 10  # Apple's retry_after_seconds is never below 10
 DEFAULT_RETRY_AFTER = 30
 
@@ -49,7 +49,7 @@ def _serials(value) -> list[str]:
 
 
 def _server_error(value) -> dict | None:
-    """`N` (500 for N calls) or {"count": N, "status": 500|502|503|504, "retry_after": seconds}."""
+    """`N` (500 for N calls) or {"count": N, "status": 429|500|502|503|504, "retry_after": seconds}."""
     spec = {"count": value} if not isinstance(value, dict) else dict(value)
     count = spec.get("count", 1)
     count = int(count) if not isinstance(count, bool) else int(count)

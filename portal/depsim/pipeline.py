@@ -43,7 +43,8 @@ def apply_faults(server) -> None:
         spec = get_state().take_server_error(server["id"])
         if spec:
             headers = {"Retry-After": str(spec["retry_after"])} if "retry_after" in spec else {}
-            raise ApiError(spec["status"], "SERVER_ERROR", headers)
+            code = "TOO_MANY_REQUESTS" if spec["status"] == 429 else "SERVER_ERROR"
+            raise ApiError(spec["status"], code, headers)
     if active.get("token_revoked"):
         raise ApiError(403, "FORBIDDEN")  # observed when the admin who made the token is gone
     if active.get("terms_not_signed"):

@@ -44,7 +44,7 @@ def run_sync(run_id: int, client=None) -> dict:
         _finish(run, "succeeded")
     except SyncAborted as exc:
         _finish(run, "failed", code="not_syncable", message=str(exc))
-    except apple_errors.TransientError as exc:
+    except (apple_errors.TransientError, apple_errors.Throttled) as exc:
         db.session.rollback()
         if not _retry_later(run, exc):
             _finish(run, "failed", code=exc.code or "unavailable", message=exc.message)
@@ -127,11 +127,13 @@ def _retry_later(run: SyncRun, error: Exception) -> bool:
         return False
     from ..queue import new_job_id, schedule_in
 
-    delay = RETRY_DELAYS[run.retries]
+    # Throttled: never sooner than Apple asked.
+    delay = max(RETRY_DELAYS[run.retries], getattr(error, "retry_after", 0))
     run.job_id = new_job_id()
     run.retries += 1
     run.status = "queued"
-    run.error_message = f"Apple is unavailable; retry {run.retries} of {len(RETRY_DELAYS)} in {delay} s. ({error})"
+    run.error_message = (f"Apple is unavailable or busy; retry {run.retries} of {len(RETRY_DELAYS)} in {delay} s. "
+                         f"({error})")
     record_activity("server.sync_retry", run.server, level="warning", actor="system", summary=run.error_message,
                     details={"run_id": run.id})
     db.session.commit()

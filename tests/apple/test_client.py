@@ -394,6 +394,18 @@ def test_503_retry_after_is_honoured_or_surfaced_as_throttled(dep):
     assert bench.sleep.calls == [3.0]
 
 
+def test_429_too_many_requests_is_waited_out_or_surfaced(dep):
+    bench = dep(max_backoff=5.0)
+    bench.client.account()
+    bench.state.set_fault(bench.name, "server_error", {"count": 1, "status": 429, "retry_after": 2})
+    assert bench.client.account()["server_name"]
+    assert bench.sleep.calls == [2.0]
+    bench.state.set_fault(bench.name, "server_error", {"count": 5, "status": 429, "retry_after": 600})
+    with pytest.raises(Throttled) as info:
+        bench.client.account()
+    assert info.value.status == 429 and info.value.code == "TOO_MANY_REQUESTS" and info.value.retry_after == 600
+
+
 def test_read_timeout_is_retried_then_transient(dep):
     bench = dep(timeout=(5, 0.2), max_retries=1)
     bench.client.account()
