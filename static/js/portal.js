@@ -46,8 +46,9 @@
   ];
 
   document.body.addEventListener("htmx:afterSwap", function (e) {
+    var dlg = modal();
+    if (!dlg) return;
     if (e.detail.target && e.detail.target.id === "modal-content") {
-      var dlg = modal();
       if (!dlg.open) dlg.showModal();
       // Focus the first field of the body, not the header's Close button (which comes first in the DOM);
       // an [autofocus] element wins wherever it is.
@@ -55,6 +56,11 @@
       var first = body.querySelector("[autofocus]") ||
         body.querySelector("input:not([type=hidden]):not([disabled]), select:not([disabled]), textarea:not([disabled]), button:not([disabled])");
       if (first) first.focus();
+    } else if (dlg.open && !dlg.contains(document.activeElement)) {
+      // A pop-up form came back with errors (422): the focused button was replaced, so focus fell to
+      // <body>; put the keyboard on the first field to fix instead.
+      var invalid = dlg.querySelector("[aria-invalid=true]");
+      if (invalid) invalid.focus();
     }
   });
   document.body.addEventListener("closeModal", closeModal);

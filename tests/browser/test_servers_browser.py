@@ -106,7 +106,9 @@ def test_bad_token_is_reported_in_the_still_open_pop_up(signed_in_page, apple, t
     error = token_field.get_by_role("alert")
     expect(error).to_be_visible()
     expect(error).to_contain_text("someone-else")  # names the certificate the token was made for
-    expect(dialog.get_by_label("Authentication token", exact=True)).to_have_attribute("aria-invalid", "true")
+    token_input = dialog.get_by_label("Authentication token", exact=True)
+    expect(token_input).to_have_attribute("aria-invalid", "true")
+    expect(token_input).to_be_focused()  # the keyboard is on the field to fix, not lost on <body>
     expect(dialog).to_be_visible()
     expect(dialog.get_by_label("Name", exact=True)).to_have_value("Paris")
     expect(page.get_by_text("No managed servers yet")).to_be_visible()  # nothing was added
@@ -134,6 +136,7 @@ def test_delete_needs_the_name_typed(signed_in_page, htmx, run_jobs, apple, iden
     confirm.fill("paris")
     dialog.get_by_role("button", name="Delete", exact=True).click()
     expect(dialog.get_by_role("alert")).to_have_text("Type Paris exactly to confirm.")
+    expect(dialog.get_by_label("Type the server name to confirm")).to_be_focused()
     expect(dialog).to_be_visible()
     expect(row).to_have_count(1)
 
