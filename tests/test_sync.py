@@ -107,6 +107,11 @@ def test_unknown_fields_are_kept(app, server):
     store_page(server.id, [_device("A1", imei=["123"], is_replacement_device=False, odd=None)], 1, NOW)
     db.session.commit()
     assert _devices(server.id)["A1"].extra["imei"] == ["123"]
+    # A later, partial record (no extra fields) keeps what was stored, like every other field.
+    store_page(server.id, [{"serial_number": "A1", "op_type": "modified", "profile_status": "pushed"}], 1, NOW)
+    db.session.commit()
+    device = _devices(server.id)["A1"]
+    assert device.extra["imei"] == ["123"] and device.model == "iPhone 15" and device.profile_status == "pushed"
 
 
 # ----- whole synchronizations against the simulator ------------------------------------------

@@ -36,7 +36,7 @@ class Device(db.Model):
     device_assigned_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
     device_assigned_by: Mapped[str | None] = mapped_column(String(255))
     # Newer and rarer attributes (MAC addresses, IMEI, replacement flags...) as Apple sent them.
-    extra: Mapped[dict | None] = mapped_column(JSON)
+    extra: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))  # SQL NULL, so COALESCE keeps the old value
     last_op_type: Mapped[str | None] = mapped_column(String(16))
     last_op_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
