@@ -50,7 +50,7 @@ def row(server_id: int):
     """One server's row; polled while its sync runs, then polling stops."""
     server = _server_or_404(server_id)
     run = _latest_run(server)
-    html = render_template("servers/_row.html", server=server, run=run, counts=device_counts(),
+    html = render_template("servers/_row.html", server=server, run=run, counts=device_counts(server.id),
                            action_form=ActionForm())
     return html, (200 if run is not None and run.active else STOP_POLLING)
 
@@ -112,7 +112,7 @@ def detail(server_id: int):
         .order_by(ActivityEntry.id.desc()).limit(20)).scalars().all()
     return render_template("servers/detail.html", server=server, status=status_of(server), runs=runs,
                            run=runs[0] if runs else None,
-                           activity=activity, count=device_counts().get(server.id, 0),
+                           activity=activity, count=device_counts(server.id).get(server.id, 0),
                            account_pending=_account_pending(server), action_form=ActionForm())
 
 
@@ -178,7 +178,7 @@ def _after_action(server: ManagedServer, message: str, category: str):
                                    account_pending=_account_pending(server), action_form=ActionForm())
         else:
             html = render_template("servers/_row.html", server=server, run=_latest_run(server),
-                                   counts=device_counts(), action_form=ActionForm())
+                                   counts=device_counts(server.id), action_form=ActionForm())
         return toast(make_response(html), message, category)
     flash(message, category)
     return redirect(request.referrer if request.referrer and "/servers" in request.referrer
@@ -226,5 +226,5 @@ def delete(server_id: int):
             return form_done(f"Managed server {name} deleted.", url_for("servers.index"), "serversChanged")
     status = 422 if form.errors else 200
     return render_form("servers/_delete_form.html", f"Delete {server.name}", status=status, form=form,
-                       server=server, count=device_counts().get(server.id, 0))
+                       server=server, count=device_counts(server.id).get(server.id, 0))
 

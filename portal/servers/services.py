@@ -215,11 +215,12 @@ def unused_key_pairs() -> list[PendingKeyPair]:
                                    .order_by(PendingKeyPair.id.desc())).scalars())
 
 
-def device_counts() -> dict[int, int]:
-    """Devices currently assigned, per server (one grouped query)."""
-    rows = db.session.execute(select(Device.server_id, func.count()).where(Device.removed_at.is_(None))
-                              .group_by(Device.server_id)).all()
-    return dict(rows)
+def device_counts(server_id: int | None = None) -> dict[int, int]:
+    """Devices currently assigned, per server (one grouped query; one server's when polling a row)."""
+    query = select(Device.server_id, func.count()).where(Device.removed_at.is_(None))
+    if server_id is not None:
+        query = query.where(Device.server_id == server_id)
+    return dict(db.session.execute(query.group_by(Device.server_id)).all())
 
 
 def redis_available() -> bool:
