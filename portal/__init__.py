@@ -49,13 +49,17 @@ def register_blueprints(app: Flask) -> None:
     """Attach one blueprint per area of the UI."""
     from .activity import bp as activity_bp
     from .areas import bp as areas_bp
+    from .assignments import bp as assignments_bp
+    from .configurations import bp as configurations_bp
     from .auth import bp as auth_bp
     from .devices import bp as devices_bp
+    from .profiles import bp as profiles_bp
     from .servers import bp as servers_bp
     from .settings import bp as settings_bp
     from .system import bp as system_bp
 
-    for bp in (auth_bp, areas_bp, servers_bp, devices_bp, settings_bp, activity_bp, system_bp):
+    for bp in (auth_bp, areas_bp, servers_bp, configurations_bp, profiles_bp, assignments_bp, devices_bp,
+               settings_bp, activity_bp, system_bp):
         app.register_blueprint(bp)
 
 

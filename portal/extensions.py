@@ -19,6 +19,8 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+from . import dbtuning  # noqa: E402,F401  (SQLite connection settings)
 migrate = Migrate()
 csrf = CSRFProtect()
 login_manager = LoginManager()

@@ -30,13 +30,6 @@ def test_csrf_token_is_sent_by_htmx_as_a_header(admin_client):
     assert 'hx-headers=\'{"X-CSRFToken": "' in html
 
 
-def test_areas_not_built_yet_show_what_will_appear(admin_client):
-    for url, words in [("/profiles", "Setup Assistant"),
-                       ("/configurations", "certificates")]:
-        html = admin_client.get(url).get_data(as_text=True)
-        assert "Nothing here yet" in html and words in html, url
-
-
 def test_404_is_a_page_in_the_layout(admin_client):
     response = admin_client.get("/no-such-page")
     assert response.status_code == 404

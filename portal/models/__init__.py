@@ -1,9 +1,13 @@
 """SQLAlchemy models, one module per aggregate; imported here so Alembic sees every table."""
 from .activity import ActivityEntry
 from .admin import Admin
+from .assignment import AssignmentBatch, AssignmentTask
+from .configuration import ServerConfiguration, TrustedCertificate
 from .device import Device
+from .profile import EnrollmentProfile
 from .server import ManagedServer, PendingKeyPair
 from .setting import Setting
 from .sync import SyncRun
 
-__all__ = ["ActivityEntry", "Admin", "Device", "ManagedServer", "PendingKeyPair", "Setting", "SyncRun"]
+__all__ = ["ActivityEntry", "Admin", "AssignmentBatch", "AssignmentTask", "Device", "EnrollmentProfile",
+           "ManagedServer", "PendingKeyPair", "ServerConfiguration", "Setting", "SyncRun", "TrustedCertificate"]

@@ -18,6 +18,7 @@ class Device(db.Model):
         UniqueConstraint("server_id", "serial_number", name="uq_device_server_serial"),
         Index("ix_device_serial", "serial_number", "id"),
         Index("ix_device_server_removed_serial", "server_id", "removed_at", "serial_number"),
+        Index("ix_device_profile", "profile_id", "serial_number"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -43,3 +44,10 @@ class Device(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     fetch_generation: Mapped[int] = mapped_column(default=0)
+
+    # The portal's side of the assignment (Add Devices / Remove Devices):
+    # the enrollment profile Apple last accepted for this device (SUCCESS), and a summary of the
+    # latest request for filtering: none | queued | assigned | not_accessible | failed | throttled.
+    profile_id: Mapped[int | None] = mapped_column(ForeignKey("enrollment_profile.id", ondelete="SET NULL"))
+    assignment_state: Mapped[str | None] = mapped_column(String(20))
+    assignment_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

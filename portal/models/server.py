@@ -56,8 +56,19 @@ class ManagedServer(db.Model):
     fetch_complete: Mapped[bool] = mapped_column(default=False)
     fetch_generation: Mapped[int] = mapped_column(default=0)
 
+    # Assign Server Configuration: the MDM URL and trusted certificates its profiles are configured with.
+    configuration_id: Mapped[int | None] = mapped_column(ForeignKey("server_configuration.id", ondelete="RESTRICT"))
+    configuration_assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    configuration: Mapped["ServerConfiguration | None"] = relationship(back_populates="servers")
+    profiles: Mapped[list["EnrollmentProfile"]] = relationship(back_populates="server", cascade="all, delete-orphan",
+                                                               passive_deletes=True, order_by="EnrollmentProfile.name")
+
     sync_runs: Mapped[list["SyncRun"]] = relationship(back_populates="server", cascade="all, delete-orphan",
                                                       passive_deletes=True, order_by="SyncRun.id.desc()")
+
+    @property
+    def configuration_name(self) -> str | None:
+        return self.configuration.name if self.configuration else None
 
     def __repr__(self) -> str:
         return f"<ManagedServer {self.id} {self.name!r}>"
@@ -79,4 +90,6 @@ class PendingKeyPair(db.Model):
     used_by_server_id: Mapped[int | None] = mapped_column(ForeignKey("managed_server.id", ondelete="SET NULL"))
 
 
-from .sync import SyncRun  # noqa: E402  (relationship target)
+from .configuration import ServerConfiguration  # noqa: E402  (relationship targets)
+from .profile import EnrollmentProfile  # noqa: E402
+from .sync import SyncRun  # noqa: E402

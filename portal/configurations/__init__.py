@@ -1,0 +1,6 @@
+"""Configurations: see routes.py (pages) and services.py (what they do)."""
+from flask import Blueprint
+
+bp = Blueprint("configurations", __name__)
+
+from . import routes  # noqa: E402,F401

@@ -1,0 +1,75 @@
+"""Add Devices / Remove Devices requests and each device's result (also the retry queue and history)."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from .types import UTCDateTime, utcnow
+
+ASSIGN = "assign"
+REMOVE = "remove"
+
+# Task states. Apple's per-device answers are stored in AssignmentTask.result as sent.
+QUEUED = "queued"          # waiting for the batch job (or for its retry time)
+SENDING = "sending"        # in a call to Apple; left like this only by an interrupted job
+DONE = "done"              # Apple answered SUCCESS
+NOT_ACCESSIBLE = "not_accessible"  # final: the device is not assigned to this server at Apple
+FAILED = "failed"          # retried after 24 hours (Apple's guidance)
+THROTTLED = "throttled"    # retried after retry_after_seconds
+SUPERSEDED = "superseded"  # a newer request for the same device replaced this one
+TASK_STATES = (QUEUED, SENDING, DONE, NOT_ACCESSIBLE, FAILED, THROTTLED, SUPERSEDED)
+RETRY_STATES = (FAILED, THROTTLED)
+
+
+class AssignmentBatch(db.Model):
+    """One Add Devices / Remove Devices action (or an automatic one: default profile, re-assignment)."""
+
+    __tablename__ = "assignment_batch"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    server_id: Mapped[int] = mapped_column(ForeignKey("managed_server.id", ondelete="CASCADE"), index=True)
+    profile_id: Mapped[int | None] = mapped_column(ForeignKey("enrollment_profile.id", ondelete="SET NULL"), index=True)
+    action: Mapped[str] = mapped_column(String(10))  # assign | remove
+    origin: Mapped[str] = mapped_column(String(20), default="manual")  # manual | default profile | reassign | retry
+    actor: Mapped[str | None] = mapped_column(String(80))
+    status: Mapped[str] = mapped_column(String(20), default="queued")  # queued | running | finished | interrupted
+    job_id: Mapped[str | None] = mapped_column(String(64))
+    total: Mapped[int] = mapped_column(default=0)
+    succeeded: Mapped[int] = mapped_column(default=0)
+    not_accessible: Mapped[int] = mapped_column(default=0)
+    failed: Mapped[int] = mapped_column(default=0)
+    throttled: Mapped[int] = mapped_column(default=0)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    tasks: Mapped[list["AssignmentTask"]] = relationship(back_populates="batch", cascade="all, delete-orphan",
+                                                         passive_deletes=True)
+
+
+class AssignmentTask(db.Model):
+    """One device in one batch: its state, Apple's answer and when to retry."""
+
+    __tablename__ = "assignment_task"
+    __table_args__ = (
+        Index("ix_assignment_task_batch_state", "batch_id", "state"),
+        Index("ix_assignment_task_state_retry", "state", "retry_at"),
+        Index("ix_assignment_task_device", "device_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("assignment_batch.id", ondelete="CASCADE"))
+    device_id: Mapped[int] = mapped_column(ForeignKey("device.id", ondelete="CASCADE"))
+    serial_number: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(20), default=QUEUED)
+    result: Mapped[str | None] = mapped_column(String(30))  # Apple's word: SUCCESS, NOT_ACCESSIBLE, FAILED, THROTTLED
+    detail: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(default=0)
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    batch: Mapped[AssignmentBatch] = relationship(back_populates="tasks")

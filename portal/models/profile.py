@@ -1,0 +1,65 @@
+"""Enrollment profiles: what Apple shows a device during setup, defined per managed server."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from .types import UTCDateTime, utcnow
+
+# Lifecycle: created locally, sent to Apple only by "Configure profile".
+NOT_CONFIGURED = "not_configured"
+CONFIGURING = "configuring"
+CONFIGURED = "configured"
+FAILED = "failed"
+CHANGED = "changed"  # configured, then edited: Apple still has the old version
+PROFILE_STATUSES = (NOT_CONFIGURED, CONFIGURING, CONFIGURED, FAILED, CHANGED)
+
+
+class EnrollmentProfile(db.Model):
+    """A managed server's enrollment profile and its state at Apple."""
+
+    __tablename__ = "enrollment_profile"
+    __table_args__ = (UniqueConstraint("server_id", "name", name="uq_enrollment_profile_server_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    server_id: Mapped[int] = mapped_column(ForeignKey("managed_server.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(125))  # Apple's profile_name
+    # Portal-side (BMC's "Organization"): Apple shows the organisation from Apple Business Manager.
+    organization: Mapped[str | None] = mapped_column(String(255))
+    department: Mapped[str | None] = mapped_column(String(125))
+    support_email: Mapped[str | None] = mapped_column(String(250))
+    support_phone: Mapped[str | None] = mapped_column(String(50))
+    is_mdm_removable: Mapped[bool] = mapped_column(default=True)
+    # Advanced: Apple's other profile settings.
+    is_supervised: Mapped[bool] = mapped_column(default=True)
+    is_mandatory: Mapped[bool] = mapped_column(default=False)
+    await_device_configured: Mapped[bool] = mapped_column(default=False)
+    allow_pairing: Mapped[bool] = mapped_column(default=True)
+    auto_advance_setup: Mapped[bool] = mapped_column(default=False)
+    is_multi_user: Mapped[bool] = mapped_column(default=False)
+    language: Mapped[str | None] = mapped_column(String(8))
+    region: Mapped[str | None] = mapped_column(String(8))
+    skip_setup_items: Mapped[list | None] = mapped_column(JSON)
+    configuration_web_url: Mapped[str | None] = mapped_column(String(2000))
+    # Devices new to the server (sync "added", or "modified" and unknown) get this profile.
+    is_default: Mapped[bool] = mapped_column(default=False)
+
+    status: Mapped[str] = mapped_column(String(20), default=NOT_CONFIGURED)
+    status_detail: Mapped[str | None] = mapped_column(Text)  # failure reason in plain words
+    apple_profile_uuid: Mapped[str | None] = mapped_column(String(64), index=True)
+    configured_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    configured_url: Mapped[str | None] = mapped_column(String(2000))  # URL sent at the last configure
+    job_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    server: Mapped["ManagedServer"] = relationship(back_populates="profiles")
+
+    def __repr__(self) -> str:
+        return f"<EnrollmentProfile {self.id} {self.name!r} {self.status}>"
+
+
+from .server import ManagedServer  # noqa: E402  (relationship target)
