@@ -211,6 +211,7 @@ def test_crash_in_the_middle_of_a_sync_resumes_without_loss_or_duplicates(htmx, 
     from portal.devices import store
     from portal.servers import sync as engine
 
+    monkeypatch.setattr(engine, "COMMIT_EVERY_S", 0)  # a commit after every page
     server = paris(devices=2500, sync=False)
     real = store.store_page
     calls = {"n": 0}
@@ -238,6 +239,59 @@ def test_crash_in_the_middle_of_a_sync_resumes_without_loss_or_duplicates(htmx, 
     db.session.expire_all()
     assert db.session.execute(select(func.count(func.distinct(Device.serial_number)))
                               .where(Device.server_id == server.id)).scalar_one() == 2500
+
+
+def test_a_crash_loses_only_the_pages_of_the_open_transaction(htmx, apple, paris, run_jobs, monkeypatch):
+    """Pages grouped in one transaction are rolled back together with their cursor: the next run
+    fetches them again, still without duplicates."""
+    from portal.devices import store
+    from portal.servers import sync as engine
+
+    monkeypatch.setattr(engine, "COMMIT_EVERY_S", 3600)  # every page in one transaction
+    server = paris(devices=2500, sync=False)
+    real = store.store_page
+    calls = {"n": 0}
+
+    def crash_on_third_page(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("worker killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "store_page", crash_on_third_page)
+    assert len(run_jobs()) == 1
+    assert _device_count(server.id) == 0 and server_named("Paris").sync_cursor is None
+    monkeypatch.setattr(engine, "store_page", real)
+
+    htmx.post(f"/servers/{server.id}/sync")
+    run_jobs()
+    second = _runs(server.id)[-1]
+    assert second.status == "succeeded" and second.added == 2500
+    assert _device_count(server.id) == 2500
+
+
+def test_pages_stored_before_an_apple_error_are_kept(htmx, apple, paris, run_jobs, monkeypatch):
+    from portal.apple import errors
+    from portal.apple.client import DEPClient
+    from portal.servers import sync as engine
+
+    monkeypatch.setattr(engine, "COMMIT_EVERY_S", 3600)  # the first pages wait for a later commit
+    server = paris(devices=2500, sync=False)
+    real = DEPClient.fetch_devices
+    calls = {"n": 0}
+
+    def third_page_fails(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise errors.TransientError(status=503)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(DEPClient, "fetch_devices", third_page_fails)
+    run_jobs()
+    first = _runs(server.id)[-1]
+    assert first.status == "queued" and first.retries == 1  # retried later...
+    assert _device_count(server.id) == 2000  # ...from after the two pages already stored
+    assert server_named("Paris").sync_cursor
 
 
 def test_apple_errors_during_sync_set_the_server_state(htmx, apple, paris, run_jobs):
@@ -301,12 +355,13 @@ def test_synchronization_interval_setting_reschedules_immediately(htmx, admin_cl
     page = admin_client.get("/settings/apple").get_data(as_text=True)
     assert 'value="86400"' in page and "Server Synchronization Interval" in page
     assert admin_client.post("/settings/apple", data={"sync_interval": "3600", "warning_days": "30"}).status_code == 302
-    assert periodic() == {"token-status": 86400, "server-sync": 3600}
+    always = {"token-status": 86400, "assignment-retries": 60}
+    assert periodic() == {**always, "server-sync": 3600}
     admin_client.post("/settings/apple", data={"sync_interval": "0", "warning_days": "45"})
-    assert periodic() == {"token-status": 86400}
+    assert periodic() == always
     bad = admin_client.post("/settings/apple", data={"sync_interval": "-5", "warning_days": "30"})
     assert bad.status_code == 422 and b"Enter 0 (disabled)" in bad.data
-    assert periodic() == {"token-status": 86400}  # nothing changed
+    assert periodic() == always  # nothing changed
 
 
 def test_interval_zero_keeps_manual_synchronize(htmx, apple, paris, run_jobs, admin_client):
@@ -348,3 +403,40 @@ def test_managed_devices_lists_synced_devices_with_keyset_pages(htmx, apple, par
     found = htmx.get(f"/devices?q={prefix.lower()}", headers={"HX-Target": "device-table"})
     assert b"<html" not in found.data
     assert all(s.startswith(prefix) for s in re.findall(r"<td><code>([A-Z0-9]+)</code></td>", found.get_data(as_text=True)))
+
+
+def test_the_bulk_upsert_stores_exactly_what_the_model_types_store(app, server):
+    """store_page bypasses SQLAlchemy's per-row conversions: the raw stored values must be the ones
+    the ORM writes for the same device, so every reader sees the same data either way."""
+    from sqlalchemy import text
+
+    from portal.devices.store import parse_time, store_page
+
+    record = _device("FAST1", color="SPACE GRAY", description="IPHONE 15 128GB", asset_tag="A-1",
+                     profile_status="pushed", profile_uuid="9145EDB932A42C48A9DD56AD69213C64",
+                     profile_assign_time="2026-01-02T03:04:05Z", profile_push_time="2026-01-02T04:05:06Z",
+                     device_assigned_date="2025-12-31T23:59:59Z", device_assigned_by="ops@example.com",
+                     op_type="added", op_date="2026-11-26T10:00:00Z", imei=["35 123"], odd={"a": 1})
+    store_page(server.id, [record], 3, NOW)
+    extra = {"imei": ["35 123"], "odd": {"a": 1}}
+    db.session.add(Device(
+        server_id=server.id, serial_number="ORM1", model="iPhone 15", os="iOS", device_family="iPhone",
+        color="SPACE GRAY", description="IPHONE 15 128GB", asset_tag="A-1", profile_status="pushed",
+        profile_uuid="9145EDB932A42C48A9DD56AD69213C64", device_assigned_by="ops@example.com",
+        profile_assign_time=parse_time("2026-01-02T03:04:05Z"), profile_push_time=parse_time("2026-01-02T04:05:06Z"),
+        device_assigned_date=parse_time("2025-12-31T23:59:59Z"), last_op_type="added",
+        last_op_date=parse_time("2026-11-26T10:00:00Z"), extra=extra, fetch_generation=3,
+        first_seen_at=NOW, updated_at=NOW, removed_at=None))
+    db.session.commit()
+
+    columns = [c.name for c in Device.__table__.columns if c.name not in ("id", "serial_number")]
+    if db.engine.dialect.name == "postgresql":  # compare what PostgreSQL holds, as text
+        selected = ", ".join(f"{name}::text" for name in columns)
+    else:
+        selected = ", ".join(columns)
+    raw = {serial: rest for serial, *rest in db.session.execute(
+        text(f"SELECT serial_number, {selected} FROM device WHERE server_id = :s"), {"s": server.id})}
+    assert dict(zip(columns, raw["FAST1"])) == dict(zip(columns, raw["ORM1"]))
+    fast = _devices(server.id)["FAST1"]
+    assert fast.extra == extra and fast.profile_push_time == parse_time("2026-01-02T04:05:06Z")
+    assert fast.first_seen_at == NOW and fast.updated_at == NOW

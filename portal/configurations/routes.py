@@ -1,9 +1,144 @@
-"""MDM Server Configurations pages (placeholder, being built)."""
-from flask import render_template_string
+"""MDM Server Configurations pages: the list, Create Configuration, a configuration, Edit, Delete."""
+from __future__ import annotations
 
+from urllib.parse import urlsplit
+
+from flask import flash, make_response, render_template, request, url_for
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from ..extensions import db
+from ..htmx import hx_redirect, is_htmx
+from ..models import ActivityEntry, ServerConfiguration
+from ..views import form_done, render_form
 from . import bp
+from .forms import ConfigurationForm, ConfirmForm
+from .services import (FieldErrors, InUse, Upload, all_configurations, create_configuration, delete_configuration,
+                       servers_using, update_configuration)
+
+EVENT = "configurationsChanged"
 
 
 @bp.route("/configurations")
 def index():
-    return render_template_string('{% extends "base.html" %}{% block content %}<h1>MDM Server Configurations</h1>{% endblock %}')
+    """The configurations, with their certificates' health and the servers using them."""
+    return render_template("configurations/index.html", configurations=all_configurations())
+
+
+@bp.route("/configurations/table")
+def table():
+    """The configuration table alone, refreshed after a change (htmx)."""
+    return render_template("configurations/_table.html", configurations=all_configurations())
+
+
+def _configuration_or_404(configuration_id: int) -> ServerConfiguration:
+    return db.get_or_404(ServerConfiguration, configuration_id)
+
+
+def _upload(form: ConfigurationForm) -> Upload:
+    # A browser sends an empty part for an untouched file input: skip parts without a name or bytes.
+    files = [(f.filename, f.read()) for f in (form.certificate_files.data or []) if f and f.filename]
+    return Upload(files=[(name, data) for name, data in files if name or data], pasted=form.certificates_pem.data or "")
+
+
+def _apply_errors(form, errors: dict[str, list[str]]) -> None:
+    for name, messages in errors.items():
+        getattr(form, name).errors = list(getattr(form, name).errors or []) + messages
+
+
+def _name_taken(form) -> None:
+    form.name.errors = list(form.name.errors or []) + [
+        f"A configuration named {form.name.data} already exists. Choose another name."]
+
+
+def _done(message: str, page_url: str, category: str = "success"):
+    """Close the pop-up and refresh the list; from any other page (htmx), reload ``page_url`` instead."""
+    current = urlsplit(request.headers.get("HX-Current-URL", "")).path.rstrip("/")
+    if is_htmx() and current and current != url_for("configurations.index"):
+        flash(message, category)
+        return hx_redirect(make_response("", 204), page_url)
+    return form_done(message, page_url, EVENT, category=category)
+
+
+@bp.route("/configurations/new", methods=["GET", "POST"])
+def create():
+    """Create Configuration: name, MDM server URL and the SSL certificates to trust."""
+    form = ConfigurationForm()
+    if form.validate_on_submit():
+        try:
+            saved = create_configuration(form.name.data, form.url.data, _upload(form))
+            db.session.commit()
+        except FieldErrors as exc:
+            db.session.rollback()
+            _apply_errors(form, exc.errors)
+        except IntegrityError:  # the same name was saved by someone else meanwhile
+            db.session.rollback()
+            _name_taken(form)
+        else:
+            configuration = saved.configuration
+            return _done(saved.summary("created"), url_for("configurations.detail", configuration_id=configuration.id))
+    return render_form("configurations/_form.html", "Create Configuration", status=422 if form.errors else 200,
+                       form=form, configuration=None)
+
+
+@bp.route("/configurations/<int:configuration_id>")
+def detail(configuration_id: int):
+    """A configuration: its URL, certificates, the servers using it and its activity."""
+    configuration = _configuration_or_404(configuration_id)
+    activity = db.session.execute(
+        select(ActivityEntry).where(ActivityEntry.object_type == ServerConfiguration.__tablename__,
+                                    ActivityEntry.object_id == configuration.id)
+        .order_by(ActivityEntry.id.desc()).limit(20)).scalars().all()
+    return render_template("configurations/detail.html", configuration=configuration,
+                           servers=servers_using(configuration), activity=activity)
+
+
+@bp.route("/configurations/<int:configuration_id>/edit", methods=["GET", "POST"])
+def edit(configuration_id: int):
+    """Edit a configuration: rename, change the URL, add certificates, remove ticked ones."""
+    configuration = _configuration_or_404(configuration_id)
+    form = ConfigurationForm(obj=configuration, configuration=configuration)
+    form.remove.choices = [(c.id, c.subject) for c in configuration.certificates]
+    if request.method == "GET":
+        form.remove.data = []
+    if form.validate_on_submit():
+        try:
+            saved = update_configuration(configuration, form.name.data, form.url.data, _upload(form),
+                                         form.remove.data or [])
+            db.session.commit()
+        except FieldErrors as exc:
+            db.session.rollback()
+            _apply_errors(form, exc.errors)
+        except IntegrityError:
+            db.session.rollback()
+            _name_taken(form)
+        else:
+            return _done(saved.summary("updated"), url_for("configurations.detail", configuration_id=configuration_id))
+    # After a rollback the instance is expired: reload it so the form shows what is stored.
+    configuration = _configuration_or_404(configuration_id)
+    return render_form("configurations/_form.html", f"Edit {configuration.name}", status=422 if form.errors else 200,
+                       form=form, configuration=configuration)
+
+
+@bp.route("/configurations/<int:configuration_id>/delete", methods=["GET", "POST"])
+def delete(configuration_id: int):
+    """Delete a configuration: refused, naming the servers, while it is assigned to any."""
+    configuration = _configuration_or_404(configuration_id)
+    form = ConfirmForm()
+    servers = servers_using(configuration)
+    if form.validate_on_submit() and not servers:
+        name = configuration.name
+        try:
+            delete_configuration(configuration)
+            db.session.commit()
+        except (InUse, IntegrityError):  # assigned between the check and the delete
+            db.session.rollback()
+            configuration = _configuration_or_404(configuration_id)
+            servers = servers_using(configuration)
+        else:
+            return _done(f"Configuration {name} deleted.", url_for("configurations.index"))
+    refused = request.method == "POST" and bool(servers)
+    # A refused POST is a conflict; htmx only swaps 2xx/422 answers into the pop-up.
+    status = (422 if is_htmx() else 409) if refused else 200
+    return render_form("configurations/_delete_form.html", f"Delete {configuration.name}", status=status,
+                       form=form, configuration=configuration, servers=servers)

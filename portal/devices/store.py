@@ -1,11 +1,13 @@
 """Writing pages of Apple device records into the database with bulk statements."""
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import any_, bindparam, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import any_, bindparam, select, text, update
+from sqlalchemy.dialects import postgresql
 
 from ..extensions import db
 from ..models import Device
@@ -24,7 +26,7 @@ class PageCounts:
     added: int = 0
     updated: int = 0
     removed: int = 0
-    new_serials: list[str] | None = None  # serials seen for the first time (for automatic assignment)
+    new_serials: list[str] | None = None  # serials new to the server or back after removal (default profile)
 
 
 def parse_time(value) -> datetime | None:
@@ -66,9 +68,10 @@ def store_page(server_id: int, records: list[dict], generation: int, now: dateti
                 counts.new_serials.append(serial)
             elif known[serial] is not None:
                 counts.added += 1  # back after removal
+                counts.new_serials.append(serial)
             else:
                 counts.updated += 1
-        _upsert([_row(server_id, r, generation, now) for r in present])
+        _upsert(server_id, present, generation, now)
     if deleted:
         result = db.session.execute(
             update(Device)
@@ -98,6 +101,10 @@ def _known(server_id: int, serials: list[str]) -> dict[str, datetime | None]:
 
 def mark_missing_removed(server_id: int, generation: int, now: datetime) -> int:
     """After a complete fetch, devices it did not return are no longer assigned to the server."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        # A full fetch can change the table's size by orders of magnitude: without fresh statistics
+        # PostgreSQL plans this UPDATE (and the device lists) as for the empty table and scans it all.
+        db.session.execute(text("ANALYZE device"))
     result = db.session.execute(
         update(Device)
         .where(Device.server_id == server_id, Device.fetch_generation < generation, Device.removed_at.is_(None))
@@ -105,36 +112,67 @@ def mark_missing_removed(server_id: int, generation: int, now: datetime) -> int:
     return result.rowcount or 0
 
 
-def _row(server_id: int, record: dict, generation: int, now: datetime) -> dict:
-    row = {"server_id": server_id, "serial_number": record["serial_number"], "fetch_generation": generation,
-           "first_seen_at": now, "updated_at": now, "removed_at": None,
-           "last_op_type": record.get("op_type"), "last_op_date": parse_time(record.get("op_date"))}
-    for name in TEXT_FIELDS:
-        value = record.get(name)
-        row[name] = str(value)[:255] if value is not None else None
-    for name in TIME_FIELDS:
-        row[name] = parse_time(record.get(name))
+# The upsert runs through the driver with SQL built once and rows as plain tuples: SQLAlchemy's
+# per-row bind processing (eight timestamp conversions and a JSON dump per device) cost more than
+# the database's own work. Column values are converted here exactly as the model types would:
+# timestamps as UTC (SQLite: naive text in SQLAlchemy's storage format), `extra` as JSON text.
+UPSERT_COLUMNS = ("server_id", "serial_number", "fetch_generation", "first_seen_at", "updated_at", "removed_at",
+                  "last_op_type", "last_op_date", *TEXT_FIELDS, *TIME_FIELDS, "extra")
+TIME_COLUMNS = {"first_seen_at", "updated_at", "removed_at", "last_op_date", *TIME_FIELDS}
+# A field missing from a record keeps its stored value (sync records can be partial).
+KEEP_IF_MISSING = (*TEXT_FIELDS, *TIME_FIELDS, "extra")
+REPLACED = ("fetch_generation", "updated_at", "last_op_type", "last_op_date")
+
+
+@functools.cache
+def upsert_sql(dialect: str) -> str:
+    """INSERT … ON CONFLICT (server_id, serial_number) DO UPDATE for SQLite or PostgreSQL."""
+    if dialect == "postgresql":  # explicit casts: psycopg sends the values as text
+        casts = {**{name: "::timestamptz" for name in TIME_COLUMNS}, "extra": "::json"}
+        values = ", ".join("%s" + casts.get(name, "") for name in UPSERT_COLUMNS)
+    else:
+        values = ", ".join("?" for _ in UPSERT_COLUMNS)
+    updates = [f"{name} = COALESCE(excluded.{name}, device.{name})" for name in KEEP_IF_MISSING]
+    updates += [f"{name} = excluded.{name}" for name in REPLACED]
+    updates.append("removed_at = NULL")
+    return (f"INSERT INTO device ({', '.join(UPSERT_COLUMNS)}) VALUES ({values}) "
+            f"ON CONFLICT (server_id, serial_number) DO UPDATE SET {', '.join(updates)}")
+
+
+@functools.lru_cache(maxsize=4096)  # devices enrolled together share timestamps: convert each once
+def _apple_time(value: str, dialect: str) -> str | None:
+    """An Apple timestamp as the database stores it (None if it does not parse)."""
+    return _stored_time(parse_time(value), dialect)
+
+
+def _stored_time(value: datetime | None, dialect: str) -> str | None:
+    """A datetime as UTCDateTime stores it: ISO 8601 for PostgreSQL, SQLAlchemy's naive UTC text for SQLite."""
+    if value is None:
+        return None
+    if dialect == "postgresql":
+        return value.isoformat()
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _row(server_id: int, record: dict, generation: int, now: str, dialect: str) -> tuple:
+    get = record.get
+    times = [get(name) for name in ("op_date", *TIME_FIELDS)]
+    op_date, *apple_times = [_apple_time(t, dialect) if t and isinstance(t, str) else None for t in times]
     extra = {k: v for k, v in record.items() if k not in NOT_EXTRA}
-    row["extra"] = extra or None
-    return row
+    return (server_id, record["serial_number"], generation, now, now, None, get("op_type"), op_date,
+            *[_text(get(name)) for name in TEXT_FIELDS], *apple_times,
+            json.dumps(extra) if extra else None)
 
 
-def _upsert(rows: list[dict]) -> None:
-    """INSERT … ON CONFLICT (server_id, serial_number) DO UPDATE, on SQLite and PostgreSQL alike."""
+def _text(value) -> str | None:
+    if value is None:
+        return None
+    return value if type(value) is str and len(value) <= 255 else str(value)[:255]
+
+
+def _upsert(server_id: int, records: list[dict], generation: int, now: datetime) -> None:
+    """Insert or update the page's devices in one executemany."""
     dialect = db.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(Device.__table__)
-    table = Device.__table__
-    # A field missing from a record keeps its stored value (sync records can be partial).
-    keep_if_missing = {name: func.coalesce(stmt.excluded[name], table.c[name])
-                       for name in (*TEXT_FIELDS, *TIME_FIELDS, "extra")}
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["server_id", "serial_number"],
-        set_={**keep_if_missing,
-              "fetch_generation": stmt.excluded.fetch_generation,
-              "updated_at": stmt.excluded.updated_at,
-              "removed_at": None,
-              "last_op_type": stmt.excluded.last_op_type,
-              "last_op_date": stmt.excluded.last_op_date},
-    )
-    db.session.execute(stmt, rows)
+    stamp = _stored_time(now, dialect)
+    rows = [_row(server_id, record, generation, stamp, dialect) for record in records]
+    db.session.connection().exec_driver_sql(upsert_sql(dialect), rows)

@@ -1,14 +1,17 @@
 """Synchronizing a managed server's devices from Apple, page by page.
 
 The first run (or one after Apple expired or rejected the cursor) fetches every device; later
-runs ask only for changes since the stored cursor. Each page's devices and the cursor after it
-are committed in one transaction, so a crash loses nothing and skips nothing: the next run
-starts again from the last committed page. While a page is written, the next one is already
-being fetched, so the database work hides behind the wait for Apple.
+runs ask only for changes since the stored cursor. Pages' devices and the cursor after them are
+committed in one transaction, so a crash loses nothing and skips nothing: the next run starts
+again from the last committed page. Consecutive pages share a transaction for up to
+COMMIT_EVERY_S seconds: a page of random serials touches most leaf pages of every serial index,
+and writing those out once per page cost more than the inserts. While a page is written, the next
+one is already being fetched, so the database work hides behind the wait for Apple.
 """
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
@@ -21,6 +24,7 @@ from ..models import ManagedServer, SyncRun
 
 log = logging.getLogger(__name__)
 PAGE_LIMIT = 1000
+COMMIT_EVERY_S = 1.0
 
 
 class SyncAborted(Exception):
@@ -72,6 +76,8 @@ def _sync_pages(server: ManagedServer, run: SyncRun, client) -> None:
             return client.fetch_devices(cursor, limit=PAGE_LIMIT)
         return client.sync_devices(cursor, limit=PAGE_LIMIT)
 
+    last_commit = time.monotonic()
+    appeared: list[str] = []  # serials new to the server since the last commit (default profile)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="apple-prefetch") as pool:
         pending = pool.submit(call, phase, server.sync_cursor)
         while True:
@@ -90,9 +96,21 @@ def _sync_pages(server: ManagedServer, run: SyncRun, client) -> None:
                 db.session.commit()
                 pending = pool.submit(call, phase, None)
                 continue
+            except Exception:
+                db.session.commit()  # keep the pages already stored (with their cursor), then fail
+                raise
             if page.more_to_follow:
                 pending = pool.submit(call, phase, page.cursor)  # prefetch while this page is written
-            _commit_page(server, run, page)
+            new_serials = _store_page(server, run, page)
+            if phase == "sync":  # a full fetch finds the server's existing fleet, not new arrivals
+                appeared += new_serials
+            if page.more_to_follow and time.monotonic() - last_commit < COMMIT_EVERY_S:
+                continue
+            db.session.commit()  # devices and cursor together: never one without the other
+            last_commit = time.monotonic()
+            if appeared:
+                _assign_default_profile(server, appeared)
+                appeared = []
             if page.more_to_follow:
                 continue
             if phase == "fetch":
@@ -105,7 +123,7 @@ def _sync_pages(server: ManagedServer, run: SyncRun, client) -> None:
             break
 
 
-def _commit_page(server: ManagedServer, run: SyncRun, page) -> None:
+def _store_page(server: ManagedServer, run: SyncRun, page) -> list[str]:
     now = _now()
     counts = store_page(server.id, page.devices, server.fetch_generation, now)
     run.pages += 1
@@ -115,7 +133,23 @@ def _commit_page(server: ManagedServer, run: SyncRun, page) -> None:
     run.removed += counts.removed
     if page.cursor:
         server.sync_cursor, server.sync_cursor_at = page.cursor, now
-    db.session.commit()  # devices and cursor together: never one without the other
+    return counts.new_serials or []
+
+
+def _assign_default_profile(server: ManagedServer, serials: list[str]) -> None:
+    """Devices that appeared in Apple's changes get the server's default profile, if it has one.
+    A failure here is recorded and never stops the sync: the devices are stored either way."""
+    from ..assignments.auto import assign_to_default_profile
+
+    try:
+        assign_to_default_profile(server.id, serials)
+    except Exception:  # noqa: BLE001 - reported, and the admin can still Add Devices by hand
+        log.exception("server %s: default profile assignment failed", server.id)
+        db.session.rollback()
+        record_activity("server.default_profile_failed", server, level="error", actor="system",
+                        summary=f"{len(serials)} new devices of {server.name} could not be queued for the "
+                                f"default profile; use Add Devices on the profile")
+        db.session.commit()
 
 
 RETRY_DELAYS = (60, 300, 1800)

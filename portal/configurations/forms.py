@@ -1,0 +1,88 @@
+"""Forms of the MDM Server Configurations area and of Assign Server Configuration."""
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask_wtf import FlaskForm
+from flask_wtf.file import MultipleFileField
+from sqlalchemy import func, select
+from wtforms import RadioField, SelectMultipleField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, ValidationError
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from ..extensions import db
+from ..models import ServerConfiguration
+
+URL_EXAMPLE = "https://mdm.example.com/enroll"
+MAX_URL = 2000
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be an MDM enrollment URL, or None when it can."""
+    if not url:
+        return f"Enter the MDM server URL, e.g. {URL_EXAMPLE}."
+    if len(url) > MAX_URL:
+        return f"The URL is {len(url):,} characters long; at most {MAX_URL:,} are allowed."
+    if any(ch.isspace() for ch in url):
+        return "The URL cannot contain spaces. Encode them as %20 or remove them."
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError:
+        return f"This is not a valid URL. Enter a full address such as {URL_EXAMPLE}."
+    scheme = parts.scheme.lower()
+    if scheme == "http":
+        return "Use https://: devices only enroll with an MDM server over HTTPS."
+    if scheme != "https" or not parts.netloc:
+        return f"Enter a full address starting with https://, e.g. {URL_EXAMPLE}."
+    if not parts.hostname:
+        return "The URL needs a host name after https://."
+    if "@" in parts.netloc:
+        return "Do not put a user name or password in the URL: devices would send them to anyone who sees it."
+    if parts.fragment or url.endswith("#"):
+        return "Remove the #… part: Apple sends devices to the URL without it."
+    return None
+
+
+class ConfigurationForm(FlaskForm):
+    """Create / edit an MDM server configuration."""
+
+    name = StringField("Name", validators=[DataRequired("Give the configuration a name."), Length(max=120)],
+                       filters=[lambda v: v.strip() if isinstance(v, str) else v])
+    url = StringField("MDM server URL", filters=[lambda v: v.strip() if isinstance(v, str) else v],
+                      render_kw={"type": "url", "placeholder": URL_EXAMPLE, "spellcheck": "false"})
+    certificate_files = MultipleFileField("Certificate files", render_kw={"accept": ".pem,.crt,.cer,.der"})
+    certificates_pem = TextAreaField("…or paste certificates (PEM, one or more)",
+                                     render_kw={"spellcheck": "false", "rows": 4,
+                                                "placeholder": "-----BEGIN CERTIFICATE-----"})
+    # Edit only: the stored certificates to drop (their ids).
+    remove = SelectMultipleField("Remove these certificates", coerce=int, choices=[], validate_choice=False,
+                                 widget=ListWidget(prefix_label=False), option_widget=CheckboxInput())
+
+    def __init__(self, *args, configuration: ServerConfiguration | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._configuration = configuration
+
+    def validate_name(self, field) -> None:
+        """Names are unique, whatever their case, so two configurations are never confused."""
+        query = select(ServerConfiguration.id).where(func.lower(ServerConfiguration.name) == field.data.lower())
+        if self._configuration is not None:
+            query = query.where(ServerConfiguration.id != self._configuration.id)
+        if db.session.execute(query).first() is not None:
+            raise ValidationError(f"A configuration named {field.data} already exists. Choose another name.")
+
+    def validate_url(self, field) -> None:
+        problem = url_problem(field.data or "")
+        if problem:
+            raise ValidationError(problem)
+
+
+class AssignForm(FlaskForm):
+    """Select the Server Configuration (choices are filled by the view)."""
+
+    configuration = RadioField("Server configuration", coerce=int, choices=[], validate_choice=False,
+                               validators=[DataRequired("Select a server configuration.")])
+
+
+class ConfirmForm(FlaskForm):
+    """A confirmation button that only needs CSRF protection."""

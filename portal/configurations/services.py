@@ -1,0 +1,190 @@
+"""MDM server configuration operations: create, edit, delete, assign to and unassign from servers.
+
+Views call these, then commit. Certificates are all read before anything changes, so a bad
+file leaves the configuration exactly as it was.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from ..activity.record import record_activity
+from ..apple.certs import CertificateInfo
+from ..extensions import db
+from ..models import ManagedServer, ServerConfiguration, TrustedCertificate
+from ..models.types import utcnow
+from .certificates import UnreadableCertificate, read_certificates
+
+
+class FieldErrors(Exception):
+    """Validation failed; ``errors`` maps form field names to their messages."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        super().__init__("; ".join(m for messages in errors.values() for m in messages))
+        self.errors = errors
+
+
+class InUse(Exception):
+    """The configuration is assigned to managed servers and cannot be deleted."""
+
+    def __init__(self, servers: list[ManagedServer]):
+        super().__init__(", ".join(s.name for s in servers))
+        self.servers = servers
+
+
+@dataclass
+class Upload:
+    """Certificates to add: uploaded files as (filename, bytes) and pasted PEM text."""
+
+    files: list[tuple[str, bytes]] = field(default_factory=list)
+    pasted: str = ""
+
+
+def read_upload(upload: Upload) -> list[CertificateInfo]:
+    """Every certificate of an upload, in order; FieldErrors name each file that is not one."""
+    errors: dict[str, list[str]] = {}
+    found: list[CertificateInfo] = []
+    for filename, data in upload.files:
+        try:
+            found += read_certificates(data, filename or "The file")
+        except UnreadableCertificate as exc:
+            errors.setdefault("certificate_files", []).append(f"{exc.source}: {exc.reason}")
+    if upload.pasted.strip():
+        try:
+            found += read_certificates(upload.pasted.strip().encode("utf-8", "replace"), "The pasted text")
+        except UnreadableCertificate as exc:
+            errors.setdefault("certificates_pem", []).append(f"{exc.source}: {exc.reason}")
+    if errors:
+        raise FieldErrors(errors)
+    return found
+
+
+def _fingerprint_hex(info: CertificateInfo) -> str:
+    return info.sha256.replace(":", "").lower()
+
+
+def _add_certificates(configuration: ServerConfiguration, infos: list[CertificateInfo]) -> int:
+    """Append certificates not already in the configuration; return how many duplicates were skipped."""
+    known = {c.sha256 for c in configuration.certificates}
+    position = max((c.position for c in configuration.certificates), default=-1)
+    skipped = 0
+    for info in infos:
+        digest = _fingerprint_hex(info)
+        if digest in known:
+            skipped += 1
+            continue
+        known.add(digest)
+        position += 1
+        configuration.certificates.append(TrustedCertificate(
+            position=position, der=info.der, subject=info.subject[:1000], issuer=info.issuer[:1000],
+            serial=info.serial[:100], not_before=info.not_before, not_after=info.not_after, sha256=digest))
+    return skipped
+
+
+@dataclass
+class Saved:
+    """What a create/edit did, for the confirmation message."""
+
+    configuration: ServerConfiguration
+    added: int = 0
+    removed: int = 0
+    duplicates: int = 0
+
+    def summary(self, verb: str) -> str:
+        parts = [f"Configuration {self.configuration.name} {verb}"]
+        details = []
+        if self.added:
+            details.append(f"{self.added} certificate{'s' if self.added != 1 else ''} added")
+        if self.removed:
+            details.append(f"{self.removed} removed")
+        if self.duplicates:
+            details.append(f"{self.duplicates} duplicate{'s' if self.duplicates != 1 else ''} kept once")
+        return parts[0] + (f" ({', '.join(details)})." if details else ".")
+
+
+def create_configuration(name: str, url: str, upload: Upload) -> Saved:
+    """A new configuration with its certificates (FieldErrors if a certificate is unreadable)."""
+    infos = read_upload(upload)
+    configuration = ServerConfiguration(name=name, url=url)
+    db.session.add(configuration)
+    duplicates = _add_certificates(configuration, infos)
+    saved = Saved(configuration, added=len(infos) - duplicates, duplicates=duplicates)
+    db.session.flush()
+    record_activity("configuration.created", configuration, summary=saved.summary("created"),
+                    details={"url": url, "certificates": len(configuration.certificates)})
+    return saved
+
+
+def update_configuration(configuration: ServerConfiguration, name: str, url: str, upload: Upload,
+                         remove_ids: list[int]) -> Saved:
+    """Rename, change the URL, drop the ticked certificates and add new ones, all or nothing."""
+    infos = read_upload(upload)  # first: a bad file must leave everything unchanged
+    changes = {}
+    if configuration.name != name:
+        changes["name"] = [configuration.name, name]
+    if configuration.url != url:
+        changes["url"] = [configuration.url, url]
+    configuration.name, configuration.url = name, url
+    doomed = [c for c in configuration.certificates if c.id in set(remove_ids)]
+    for certificate in doomed:
+        configuration.certificates.remove(certificate)  # delete-orphan deletes the row
+    duplicates = _add_certificates(configuration, infos)
+    saved = Saved(configuration, added=len(infos) - duplicates, removed=len(doomed), duplicates=duplicates)
+    record_activity("configuration.updated", configuration, summary=saved.summary("updated"),
+                    details={"changes": changes, "added": saved.added, "removed": saved.removed})
+    return saved
+
+
+def delete_configuration(configuration: ServerConfiguration) -> None:
+    """Delete an unused configuration; InUse names the servers when it is still assigned."""
+    users = servers_using(configuration)
+    if users:
+        raise InUse(users)
+    record_activity("configuration.deleted", configuration, summary=f"Configuration {configuration.name} deleted",
+                    details={"url": configuration.url})
+    db.session.delete(configuration)
+
+
+def servers_using(configuration: ServerConfiguration) -> list[ManagedServer]:
+    """The managed servers the configuration is assigned to, read fresh from the database."""
+    return list(db.session.execute(select(ManagedServer).where(ManagedServer.configuration_id == configuration.id)
+                                   .order_by(ManagedServer.name)).scalars())
+
+
+def all_configurations() -> list[ServerConfiguration]:
+    """Every configuration by name, with certificates and servers loaded for the list."""
+    return list(db.session.execute(
+        select(ServerConfiguration).options(selectinload(ServerConfiguration.certificates),
+                                            selectinload(ServerConfiguration.servers))
+        .order_by(ServerConfiguration.name)).scalars())
+
+
+def assign_configuration(server: ManagedServer, configuration: ServerConfiguration) -> bool:
+    """Assign Server Configuration (replacing any other); False when it was already assigned."""
+    previous = server.configuration
+    if previous is not None and previous.id == configuration.id:
+        return False
+    server.configuration = configuration
+    server.configuration_assigned_at = utcnow()
+    summary = f"Server configuration {configuration.name} assigned to {server.name}"
+    if previous is not None:
+        summary += f" (replacing {previous.name})"
+    record_activity("server.configuration_assigned", server, summary=summary,
+                    details={"configuration_id": configuration.id, "configuration": configuration.name,
+                             "previous": previous.name if previous else None})
+    return True
+
+
+def unassign_configuration(server: ManagedServer) -> ServerConfiguration | None:
+    """Unassign Server Configuration; returns the configuration removed (None if there was none)."""
+    previous = server.configuration
+    if previous is None:
+        return None
+    server.configuration = None
+    server.configuration_assigned_at = None
+    record_activity("server.configuration_unassigned", server,
+                    summary=f"Server configuration {previous.name} unassigned from {server.name}",
+                    details={"configuration_id": previous.id, "configuration": previous.name})
+    return previous

@@ -1,0 +1,486 @@
+"""MDM Server Configurations through the web UI: create/edit/delete with good and bad certificates
+and URLs, Assign / Unassign Server Configuration on managed servers, pop-ups and plain pages."""
+from __future__ import annotations
+
+import io
+import json
+import re
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from sqlalchemy import func, select
+
+from portal.extensions import db
+from portal.models import ActivityEntry, ManagedServer, ServerConfiguration, TrustedCertificate
+from tests.servers_helpers import Identity, field_error, post_add_server, server_named
+
+NOW = datetime.now(timezone.utc)
+URL = "https://mdm.example.com/enroll"
+
+
+# ----- certificates and helpers ---------------------------------------------------------------
+
+def make_cert(cn: str, *, not_before: datetime | None = None, not_after: datetime | None = None,
+              issuer: tuple | None = None) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A certificate for `cn`, self-signed unless `issuer` = (issuer cert, issuer key)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    issuer_name, signing_key = (issuer[0].subject, issuer[1]) if issuer else (name, key)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(issuer_name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before or NOW - timedelta(days=1))
+            .not_valid_after(not_after or NOW + timedelta(days=365))
+            .sign(signing_key, hashes.SHA256()))
+    return cert, key
+
+
+def pem(cert) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def der(cert) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def sha256(cert) -> str:
+    return cert.fingerprint(hashes.SHA256()).hex()
+
+
+def key_pem(key) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def form_data(name="Production MDM", url=URL, files=(), pasted="", remove=()) -> dict:
+    data = {"name": name, "url": url, "certificates_pem": pasted}
+    if files:
+        data["certificate_files"] = [(io.BytesIO(content), filename) for filename, content in files]
+    if remove:
+        data["remove"] = [str(i) for i in remove]
+    return data
+
+
+def post(client, path, **kwargs):
+    return client.post(path, data=form_data(**kwargs), content_type="multipart/form-data")
+
+
+def configuration_named(name: str) -> ServerConfiguration | None:
+    db.session.expire_all()
+    return db.session.execute(select(ServerConfiguration).where(ServerConfiguration.name == name)).scalar_one_or_none()
+
+
+def count(model) -> int:
+    db.session.expire_all()
+    return db.session.execute(select(func.count()).select_from(model)).scalar_one()
+
+
+def events(response) -> dict:
+    return json.loads(response.headers.get("HX-Trigger", "{}"))
+
+
+def actions() -> list[str]:
+    """The activity entries of this area (not sign-ins or server events), oldest first."""
+    db.session.expire_all()
+    return [a for a in db.session.execute(select(ActivityEntry.action).order_by(ActivityEntry.id)).scalars()
+            if a.startswith(("configuration.", "server.configuration_"))]
+
+
+@pytest.fixture
+def cert_a():
+    return make_cert("mdm-a.example.com")[0]
+
+
+@pytest.fixture
+def server_row(app):
+    """A managed server row (assignment needs no call to Apple)."""
+    return _server_row("Paris")
+
+
+def _server_row(name: str) -> ManagedServer:
+    from portal import vault
+
+    row = ManagedServer(name=name, token_ciphertext=vault.encrypt("{}"), key_ciphertext=vault.encrypt("k"),
+                        consumer_key=f"CK_{name}", token_expiry=NOW + timedelta(days=365))
+    db.session.add(row)
+    db.session.commit()
+    return row
+
+
+def create(client, name="Production MDM", **kwargs) -> ServerConfiguration:
+    response = post(client, "/configurations/new", name=name, **kwargs)
+    assert response.status_code in (204, 302), response.get_data(as_text=True)
+    return configuration_named(name)
+
+
+# ----- list, create ---------------------------------------------------------------------------
+
+def test_empty_state_explains_configurations(admin_client):
+    html = admin_client.get("/configurations").get_data(as_text=True)
+    assert "No MDM server configurations yet" in html
+    assert "Create Configuration" in html and "Assign Server Configuration" in html
+
+
+def test_create_with_pem_der_and_chain_files(htmx, cert_a):
+    root, root_key = make_cert("Example Root CA", not_after=NOW + timedelta(days=3650))
+    leaf, _ = make_cert("mdm.example.com", issuer=(root, root_key))
+    other = make_cert("other.example.com")[0]
+    response = post(htmx, "/configurations/new", files=[("a.pem", pem(cert_a)), ("other.der", der(other)),
+                                                         ("chain.pem", pem(leaf) + pem(root))])
+    assert response.status_code == 204, response.get_data(as_text=True)
+    assert {"closeModal", "configurationsChanged", "toast"} <= set(events(response))
+    configuration = configuration_named("Production MDM")
+    assert configuration.url == URL
+    stored = [(c.subject, c.sha256, c.der, c.position) for c in configuration.certificates]
+    assert [s[0] for s in stored] == ["CN=mdm-a.example.com", "CN=other.example.com", "CN=mdm.example.com",
+                                      "CN=Example Root CA"]
+    assert [s[1] for s in stored] == [sha256(c) for c in (cert_a, other, leaf, root)]
+    assert stored[3][2] == der(root) and [s[3] for s in stored] == [0, 1, 2, 3]
+    assert configuration.certificates[2].issuer == "CN=Example Root CA"
+
+    page = htmx.get(f"/configurations/{configuration.id}").get_data(as_text=True)
+    fp = cert_a.fingerprint(hashes.SHA256()).hex(":").upper()
+    assert URL in page and "CN=mdm.example.com" in page and fp in page
+    assert page.count(">Valid</span>") == 4
+    listing = htmx.get("/configurations").get_data(as_text=True)
+    assert "Production MDM" in listing and URL in listing and "No server" in listing
+    assert actions() == ["configuration.created"]
+
+
+def test_pasted_chain_and_duplicates_are_kept_once(htmx, cert_a):
+    root, root_key = make_cert("Root")
+    leaf, _ = make_cert("leaf", issuer=(root, root_key))
+    response = post(htmx, "/configurations/new", files=[("a.pem", pem(cert_a)), ("again.der", der(cert_a))],
+                    pasted=(pem(leaf) + pem(root) + pem(cert_a)).decode())
+    assert response.status_code == 204
+    assert "2 duplicates kept once" in events(response)["toast"]["message"]
+    configuration = configuration_named("Production MDM")
+    assert [c.sha256 for c in configuration.certificates] == [sha256(cert_a), sha256(leaf), sha256(root)]
+
+
+def test_configuration_without_certificates_is_allowed(htmx):
+    configuration = create(htmx)
+    assert configuration.certificates == []
+    assert "No certificates" in htmx.get(f"/configurations/{configuration.id}").get_data(as_text=True)
+
+
+def test_expired_and_not_yet_valid_certificates_are_flagged(htmx, cert_a):
+    expired = make_cert("old", not_before=NOW - timedelta(days=400), not_after=NOW - timedelta(days=5))[0]
+    future = make_cert("future", not_before=NOW + timedelta(days=10), not_after=NOW + timedelta(days=400))[0]
+    soon = make_cert("soon", not_after=NOW + timedelta(days=7))[0]
+    create(htmx, "Future", files=[("f.pem", pem(future)), ("a.pem", pem(cert_a))])
+    configuration = create(htmx, files=[("a.pem", pem(cert_a)), ("old.pem", pem(expired)), ("soon.pem", pem(soon))])
+    page = htmx.get(f"/configurations/{configuration.id}").get_data(as_text=True)
+    assert "badge-error\" title=" in page and ">Expired</span>" in page and ">Expires soon</span>" in page
+    listing = htmx.get("/configurations").get_data(as_text=True)
+    rows = dict(re.findall(r'<tr id="configuration-\d+">.*?<strong>(.*?)</strong>.*?<td class="nowrap">(.*?)</td>',
+                           listing, re.S))
+    assert "3" in rows["Production MDM"] and "Expired" in rows["Production MDM"]  # the worst status
+    assert "2" in rows["Future"] and "Not yet valid" in rows["Future"]
+
+
+@pytest.mark.parametrize("case", ["garbage", "private_key_pem", "private_key_der", "empty", "csr", "broken_pem",
+                                  "cert_with_key", "truncated_chain", "pasted_garbage"])
+def test_bad_certificates_are_refused_naming_the_file_and_nothing_is_saved(htmx, cert_a, case):
+    cert, key = make_cert("with-key")
+    files, pasted, field, expected = [("good.pem", pem(cert_a))], "", "certificate_files", "bad.pem"
+    if case == "garbage":
+        files.append(("bad.pem", b"hello, I am a text file\n"))
+    elif case == "private_key_pem":
+        files.append(("bad.pem", key_pem(key)))
+        expected = "private key"
+    elif case == "private_key_der":
+        files.append(("bad.pem", key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                                    serialization.NoEncryption())))
+        expected = "private key"
+    elif case == "empty":
+        files.append(("bad.pem", b""))
+        expected = "empty"
+    elif case == "csr":
+        csr = x509.CertificateSigningRequestBuilder().subject_name(cert.subject).sign(key, hashes.SHA256())
+        files.append(("bad.pem", csr.public_bytes(serialization.Encoding.PEM)))
+        expected = "CERTIFICATE REQUEST"
+    elif case == "broken_pem":
+        body = pem(cert).split(b"\n")
+        files.append(("bad.pem", b"\n".join(body[:3] + [b"AAAA" + body[3][4:]] + body[4:])))
+        expected = "damaged"
+    elif case == "cert_with_key":
+        files.append(("bad.pem", pem(cert) + key_pem(key)))
+        expected = "private key"
+    elif case == "truncated_chain":  # the second certificate of the chain was cut short when copying
+        files.append(("bad.pem", pem(cert) + pem(cert_a)[:200]))
+        expected = "incomplete"
+    elif case == "pasted_garbage":
+        pasted, field, expected = "-----BEGIN CERTIFICATE-----\nnot base64 at all\n", "certificates_pem", "pasted"
+    response = post(htmx, "/configurations/new", name="Typed name", url="https://typed.example.com/mdm",
+                    files=files, pasted=pasted)
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    message = field_error(html, field)
+    assert expected in message, message
+    if field == "certificate_files":
+        assert "bad.pem" in message and "good.pem" not in message
+    assert 'value="Typed name"' in html and 'value="https://typed.example.com/mdm"' in html
+    assert count(ServerConfiguration) == 0 and count(TrustedCertificate) == 0
+    assert actions() == []
+
+
+def test_every_bad_file_is_named(htmx):
+    response = post(htmx, "/configurations/new", files=[("one.txt", b"junk"), ("two.txt", b"more junk")])
+    message = field_error(response.get_data(as_text=True), "certificate_files")
+    assert "one.txt" in message and "two.txt" in message
+
+
+@pytest.mark.parametrize("url,expected", [
+    ("http://mdm.example.com/enroll", "Use https://"),
+    ("not a url", "spaces"),
+    ("mdm.example.com/enroll", "starting with https://"),
+    ("ftp://mdm.example.com/", "starting with https://"),
+    ("https://", "starting with https://"),
+    ("https://mdm.example.com/enroll#frag", "#"),
+    ("https://user:pw@mdm.example.com/", "password"),
+    ("https://mdm.example.com:99999/", "not a valid URL"),
+    ("https://mdm.example.com/" + "a" * 2000, "at most 2,000"),
+    ("", "Enter the MDM server URL"),
+])
+def test_bad_urls_are_refused_with_a_clear_message(htmx, cert_a, url, expected):
+    response = post(htmx, "/configurations/new", url=url, files=[("a.pem", pem(cert_a))])
+    assert response.status_code == 422
+    assert expected in field_error(response.get_data(as_text=True), "url")
+    assert count(ServerConfiguration) == 0
+
+
+def test_duplicate_name_is_refused(htmx):
+    create(htmx, "Production MDM")
+    for name in ("Production MDM", "production mdm", "  Production MDM "):
+        response = post(htmx, "/configurations/new", name=name, url="https://other.example.com/")
+        assert response.status_code == 422
+        assert "already exists" in field_error(response.get_data(as_text=True), "name")
+    assert count(ServerConfiguration) == 1
+
+
+# ----- pages with and without htmx, 404 ---------------------------------------------------------
+
+def test_plain_pages_and_redirects_without_htmx(admin_client, cert_a):
+    page = admin_client.get("/configurations/new")
+    assert page.status_code == 200 and "<html" in page.get_data(as_text=True)
+    response = post(admin_client, "/configurations/new", files=[("a.pem", pem(cert_a))])
+    configuration = configuration_named("Production MDM")
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith(f"/configurations/{configuration.id}")
+    bad = post(admin_client, "/configurations/new", name="Other", url="http://x.example.com")
+    assert bad.status_code == 422 and "<html" in bad.get_data(as_text=True)
+    edit = admin_client.get(f"/configurations/{configuration.id}/edit").get_data(as_text=True)
+    assert "<html" in edit and 'value="Production MDM"' in edit and "CN=mdm-a.example.com" in edit
+    confirm = admin_client.get(f"/configurations/{configuration.id}/delete").get_data(as_text=True)
+    assert "<html" in confirm and "cannot be undone" in confirm
+    response = admin_client.post(f"/configurations/{configuration.id}/delete")
+    assert response.status_code == 302 and response.headers["Location"].endswith("/configurations")
+    assert count(ServerConfiguration) == 0 and count(TrustedCertificate) == 0
+
+
+def test_pop_ups_with_htmx(htmx):
+    html = htmx.get("/configurations/new").get_data(as_text=True)
+    assert "<html" not in html and 'id="modal-title"' in html and "Create Configuration" in html
+    configuration = create(htmx)
+    for url in (f"/configurations/{configuration.id}/edit", f"/configurations/{configuration.id}/delete"):
+        response = htmx.get(url)
+        assert response.status_code == 200 and 'id="modal-title"' in response.get_data(as_text=True)
+        assert "HX-Request" in response.headers["Vary"]
+    table = htmx.get("/configurations/table").get_data(as_text=True)
+    assert "Production MDM" in table and "<html" not in table
+
+
+@pytest.mark.parametrize("url", ["/configurations/999", "/configurations/999/edit", "/configurations/999/delete",
+                                 "/servers/999/configuration", "/servers/999/configuration/unassign"])
+def test_unknown_ids_give_404(admin_client, url):
+    assert admin_client.get(url).status_code == 404
+    if url != "/configurations/999":  # the detail page is GET only
+        assert admin_client.post(url).status_code == 404
+
+
+# ----- edit ---------------------------------------------------------------------------------------
+
+def test_edit_renames_adds_and_removes_certificates(htmx, cert_a):
+    b, c, d = (make_cert(n)[0] for n in ("b", "c", "d"))
+    configuration = create(htmx, files=[("a.pem", pem(cert_a)), ("b.pem", pem(b)), ("c.pem", pem(c))])
+    ids = {cert.subject: cert.id for cert in configuration.certificates}
+    form = htmx.get(f"/configurations/{configuration.id}/edit").get_data(as_text=True)
+    assert f'value="{ids["CN=b"]}"' in form and "checked" not in form
+    response = post(htmx, f"/configurations/{configuration.id}/edit", name="Renamed", url="https://new.example.com/mdm",
+                    files=[("d.der", der(d)), ("a-again.pem", pem(cert_a))], remove=[ids["CN=b"]])
+    assert response.status_code == 204, response.get_data(as_text=True)
+    assert "1 certificate added, 1 removed, 1 duplicate kept once" in events(response)["toast"]["message"]
+    configuration = configuration_named("Renamed")
+    assert configuration.url == "https://new.example.com/mdm"
+    assert [x.subject for x in configuration.certificates] == ["CN=mdm-a.example.com", "CN=c", "CN=d"]
+    assert count(TrustedCertificate) == 3
+    assert actions() == ["configuration.created", "configuration.updated"]
+
+
+def test_edit_with_a_bad_file_changes_nothing_and_keeps_what_was_typed(htmx, cert_a):
+    b = make_cert("b")[0]
+    configuration = create(htmx, files=[("a.pem", pem(cert_a)), ("b.pem", pem(b))])
+    remove_id = configuration.certificates[0].id
+    response = post(htmx, f"/configurations/{configuration.id}/edit", name="Typed", url="https://typed.example.com/",
+                    files=[("junk.cer", b"\x00\x01garbage")], remove=[remove_id])
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert "junk.cer" in field_error(html, "certificate_files")
+    assert 'value="Typed"' in html and 'value="https://typed.example.com/"' in html
+    assert re.search(rf'value="{remove_id}" id="remove-{remove_id}"\s*checked', html)  # the tick survives too
+    configuration = configuration_named("Production MDM")
+    assert configuration.url == URL and len(configuration.certificates) == 2
+    assert actions() == ["configuration.created"]
+
+
+def test_edit_from_the_detail_page_reloads_it(htmx):
+    configuration = create(htmx)
+    page = f"http://localhost/configurations/{configuration.id}"
+    response = htmx.post(f"/configurations/{configuration.id}/edit", data=form_data(name="New name"),
+                         headers={"HX-Current-URL": page})
+    assert response.status_code == 204 and response.headers["HX-Redirect"] == f"/configurations/{configuration.id}"
+    assert "New name" in htmx.get(page).get_data(as_text=True)
+
+
+def test_edit_can_keep_its_own_name(htmx):
+    configuration = create(htmx)
+    response = post(htmx, f"/configurations/{configuration.id}/edit", url="https://changed.example.com/")
+    assert response.status_code == 204
+    assert configuration_named("Production MDM").url == "https://changed.example.com/"
+
+
+# ----- assign / unassign, delete while assigned -------------------------------------------------
+
+def test_assign_unassign_and_delete_refused_while_assigned(htmx, server_row, cert_a):
+    configuration = create(htmx, files=[("a.pem", pem(cert_a))])
+    popup = htmx.get(f"/servers/{server_row.id}/configuration").get_data(as_text=True)
+    assert "Select the Server Configuration" in popup and 'type="radio"' in popup and URL in popup
+    response = htmx.post(f"/servers/{server_row.id}/configuration", data={"configuration": configuration.id})
+    assert response.status_code == 204
+    assert {"closeModal", "serversChanged"} <= set(events(response))
+    server = server_named("Paris")
+    assert server.configuration_id == configuration.id and server.configuration_assigned_at is not None
+
+    row = htmx.get(f"/servers/{server.id}/row").get_data(as_text=True)
+    assert "Production MDM" in row and "Unassign Server Configuration" in row
+    page = htmx.get(f"/servers/{server.id}").get_data(as_text=True)
+    card = page[page.index('id="server-configuration"'):]
+    assert "Production MDM" in card and URL in card and "CN=mdm-a.example.com" in card
+    assert cert_a.fingerprint(hashes.SHA256()).hex(":").upper() in card
+    assert "Paris" in htmx.get(f"/configurations/{configuration.id}").get_data(as_text=True)
+
+    # Delete is refused, naming the server, and nothing breaks.
+    confirm = htmx.get(f"/configurations/{configuration.id}/delete").get_data(as_text=True)
+    assert "cannot be deleted" in confirm and "Paris" in confirm and 'class="danger"' not in confirm
+    refused = htmx.post(f"/configurations/{configuration.id}/delete")
+    assert refused.status_code == 422 and "Paris" in refused.get_data(as_text=True)
+    htmx.environ_base.pop("HTTP_HX_REQUEST")
+    assert htmx.post(f"/configurations/{configuration.id}/delete").status_code == 409
+    htmx.environ_base["HTTP_HX_REQUEST"] = "true"
+    assert count(ServerConfiguration) == 1
+
+    confirm = htmx.get(f"/servers/{server.id}/configuration/unassign").get_data(as_text=True)
+    assert "Existing enrollment profiles are not touched" in confirm and "until another server configuration" in confirm
+    response = htmx.post(f"/servers/{server.id}/configuration/unassign")
+    assert response.status_code == 204 and "serversChanged" in events(response)
+    server = server_named("Paris")
+    assert server.configuration_id is None and server.configuration_assigned_at is None
+    assert "Unassign Server Configuration" not in htmx.get(f"/servers/{server.id}/row").get_data(as_text=True)
+    assert "No server configuration is assigned" in htmx.get(f"/servers/{server.id}").get_data(as_text=True)
+
+    response = htmx.post(f"/configurations/{configuration.id}/delete")
+    assert response.status_code == 204 and "configurationsChanged" in events(response)
+    assert count(ServerConfiguration) == 0
+    assert actions() == ["configuration.created", "server.configuration_assigned",
+                         "server.configuration_unassigned", "configuration.deleted"]
+
+
+def test_assigning_another_configuration_replaces_it(htmx, server_row):
+    first, second = create(htmx, "First"), create(htmx, "Second", url="https://second.example.com/")
+    htmx.post(f"/servers/{server_row.id}/configuration", data={"configuration": first.id})
+    popup = htmx.get(f"/servers/{server_row.id}/configuration").get_data(as_text=True)
+    assert re.search(rf'checked[^>]*value="{first.id}"|value="{first.id}"[^>]*checked', popup)
+    assert "replaces <strong>First</strong>" in popup
+    again = htmx.post(f"/servers/{server_row.id}/configuration", data={"configuration": first.id})
+    assert "already" in events(again)["toast"]["message"]
+    response = htmx.post(f"/servers/{server_row.id}/configuration", data={"configuration": second.id})
+    assert response.status_code == 204
+    assert server_named("Paris").configuration_id == second.id
+    entry = db.session.execute(select(ActivityEntry).order_by(ActivityEntry.id.desc()).limit(1)).scalar_one()
+    assert entry.action == "server.configuration_assigned" and "replacing First" in entry.summary
+    assert entry.object_type == "managed_server" and entry.object_id == server_row.id
+    # The first one is free again: it can be deleted; the second one cannot.
+    assert htmx.post(f"/configurations/{first.id}/delete").status_code == 204
+    assert htmx.post(f"/configurations/{second.id}/delete").status_code == 422
+
+
+def test_assign_needs_a_choice_and_a_configuration_that_still_exists(htmx, server_row):
+    configuration = create(htmx)
+    response = htmx.post(f"/servers/{server_row.id}/configuration", data={})
+    assert response.status_code == 422 and "Select a server configuration" in response.get_data(as_text=True)
+    response = htmx.post(f"/servers/{server_row.id}/configuration", data={"configuration": configuration.id + 100})
+    assert response.status_code == 422 and "no longer exists" in response.get_data(as_text=True)
+    assert server_named("Paris").configuration_id is None
+
+
+def test_assign_pop_up_without_configurations_links_to_create_one(htmx, server_row):
+    html = htmx.get(f"/servers/{server_row.id}/configuration").get_data(as_text=True)
+    assert "There is no MDM server configuration yet" in html and 'href="/configurations/new"' in html
+    assert 'type="radio"' not in html
+
+
+def test_unassign_when_nothing_is_assigned_is_harmless(htmx, server_row):
+    assert "nothing to unassign" in htmx.get(f"/servers/{server_row.id}/configuration/unassign").get_data(as_text=True)
+    response = htmx.post(f"/servers/{server_row.id}/configuration/unassign")
+    assert response.status_code == 204 and events(response)["toast"]["category"] == "info"
+    assert actions() == []
+
+
+def test_assign_and_unassign_without_htmx_redirect_to_the_server_page(admin_client, server_row):
+    configuration = create(admin_client)
+    page = admin_client.get(f"/servers/{server_row.id}/configuration")
+    assert page.status_code == 200 and "<html" in page.get_data(as_text=True)
+    response = admin_client.post(f"/servers/{server_row.id}/configuration", data={"configuration": configuration.id})
+    assert response.status_code == 302 and response.headers["Location"].endswith(f"/servers/{server_row.id}")
+    html = admin_client.get(f"/servers/{server_row.id}").get_data(as_text=True)
+    assert "assigned to Paris" in html  # the flashed message
+    assert "Unassign Server Configuration" in html
+    response = admin_client.post(f"/servers/{server_row.id}/configuration/unassign")
+    assert response.status_code == 302 and server_named("Paris").configuration_id is None
+
+
+def test_assign_from_the_server_page_reloads_it(htmx, server_row):
+    configuration = create(htmx)
+    response = htmx.post(f"/servers/{server_row.id}/configuration", data={"configuration": configuration.id},
+                         headers={"HX-Current-URL": f"http://localhost/servers/{server_row.id}"})
+    assert response.status_code == 204 and response.headers["HX-Redirect"] == f"/servers/{server_row.id}"
+
+
+def test_configuration_list_shows_servers_using_it(htmx):
+    configuration = create(htmx)
+    for name in ("Paris", "Lyon"):
+        server = _server_row(name)
+        htmx.post(f"/servers/{server.id}/configuration", data={"configuration": configuration.id})
+    listing = htmx.get("/configurations").get_data(as_text=True)
+    assert re.search(r">Lyon</a>, <a[^>]*>Paris</a>", listing)
+    confirm = htmx.get(f"/configurations/{configuration.id}/delete").get_data(as_text=True)
+    assert "2 managed servers" in confirm and "Lyon" in confirm and "Paris" in confirm
+
+
+def test_assign_on_a_server_added_through_the_ui(htmx, apple, run_jobs, cert_a):
+    identity = Identity()
+    token = apple.state.issue_token("Paris MDM", identity.certificate_pem, devices=3)
+    assert post_add_server(htmx, "Paris", token, identity.key_pem).status_code == 204
+    assert run_jobs() == []
+    server = server_named("Paris")
+    configuration = create(htmx, files=[("a.pem", pem(cert_a))])
+    listing = htmx.get("/servers").get_data(as_text=True)
+    assert f'href="/servers/{server.id}/configuration"' in listing
+    assert f'/servers/{server.id}/configuration/unassign' not in listing
+    htmx.post(f"/servers/{server.id}/configuration", data={"configuration": configuration.id})
+    table = htmx.get("/servers/table").get_data(as_text=True)
+    assert "Production MDM" in table and f'/servers/{server.id}/configuration/unassign' in table
