@@ -35,7 +35,9 @@ def periodic_jobs() -> list[Periodic]:
     """The periodic jobs the portal wants now (needs an app context for the settings)."""
     from portal.models.setting import get_setting
 
-    wanted = [Periodic("token-status", "jobs.servers.refresh_token_statuses", 86400)]
+    wanted = [Periodic("token-status", "jobs.servers.refresh_token_statuses", 86400),
+              # Add Devices / Remove Devices: due retries, and batches whose job died mid-way.
+              Periodic("assignment-retries", "jobs.assignments.retry_due", 60)]
     interval = int(get_setting("sync_interval_seconds"))
     if interval > 0:
         wanted.append(Periodic("server-sync", "jobs.sync.sync_all_servers", interval))

@@ -2,7 +2,7 @@
 
 Revision ID: b7a1c2d3e4f5
 Revises: dd6c3ddac83f
-Create Date: 2026-11-26 11:22:38.699531
+Create Date: 2026-11-26 11:33:05.703153
 
 """
 from alembic import op
@@ -128,6 +128,11 @@ def upgrade():
         batch_op.add_column(sa.Column('profile_id', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('assignment_state', sa.String(length=20), nullable=True))
         batch_op.add_column(sa.Column('assignment_at', portal.models.types.UTCDateTime(timezone=True), nullable=True))
+        batch_op.create_index('ix_device_assigned_date', ['device_assigned_date', 'id'], unique=False)
+        batch_op.create_index('ix_device_description', ['description'], unique=False)
+        batch_op.create_index('ix_device_family', ['device_family'], unique=False)
+        batch_op.create_index('ix_device_model', ['model', 'id'], unique=False)
+        batch_op.create_index('ix_device_os', ['os'], unique=False)
         batch_op.create_index('ix_device_profile', ['profile_id', 'serial_number'], unique=False)
         batch_op.create_foreign_key(batch_op.f('fk_device_profile_id_enrollment_profile'), 'enrollment_profile', ['profile_id'], ['id'], ondelete='SET NULL')
 
@@ -149,6 +154,11 @@ def downgrade():
     with op.batch_alter_table('device', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('fk_device_profile_id_enrollment_profile'), type_='foreignkey')
         batch_op.drop_index('ix_device_profile')
+        batch_op.drop_index('ix_device_os')
+        batch_op.drop_index('ix_device_model')
+        batch_op.drop_index('ix_device_family')
+        batch_op.drop_index('ix_device_description')
+        batch_op.drop_index('ix_device_assigned_date')
         batch_op.drop_column('assignment_at')
         batch_op.drop_column('assignment_state')
         batch_op.drop_column('profile_id')

@@ -1,2 +1,92 @@
-"""Add Devices / Remove Devices pages (placeholder, being built)."""
-from . import bp  # noqa: F401
+"""Assignment results: one request's page (polled while it runs), the retry queue and Retry now."""
+from __future__ import annotations
+
+from flask import make_response, render_template, request, url_for
+from flask_login import current_user
+
+from ..extensions import db
+from ..htmx import STOP_POLLING, hx_trigger, is_htmx
+from ..models import AssignmentBatch, EnrollmentProfile, ManagedServer
+from ..models.assignment import TASK_STATES
+from ..views import form_done, render_form
+from . import bp, queries
+from .forms import ConfirmForm
+from .retries import retry_now
+
+RUNNING = ("queued", "running")
+
+
+def _batch_or_404(batch_id: int) -> AssignmentBatch:
+    return db.get_or_404(AssignmentBatch, batch_id)
+
+
+def _batch_context(batch: AssignmentBatch) -> dict:
+    return {"batch": batch, "server": db.session.get(ManagedServer, batch.server_id),
+            "profile": db.session.get(EnrollmentProfile, batch.profile_id) if batch.profile_id else None,
+            "progress": queries.batch_progress(batch), "queue_count": queries.queue_count(batch_id=batch.id),
+            "running": batch.status in RUNNING}
+
+
+@bp.route("/assignments/<int:batch_id>")
+def batch(batch_id: int):
+    """A request's results, device by device (bookmarkable)."""
+    batch = _batch_or_404(batch_id)
+    state = request.args.get("state", "")
+    state = state if state in TASK_STATES else ""
+    tasks = queries.batch_tasks(batch, state, queries.page_number(request.args.get("page")))
+    context = {**_batch_context(batch), "tasks": tasks, "state": state}
+    template = "assignments/_batch_tasks.html" if is_htmx() and request.headers.get("HX-Target") == "batch-tasks" \
+        else "assignments/batch.html"
+    response = make_response(render_template(template, **context))
+    response.headers["Vary"] = "HX-Request"
+    return response
+
+
+@bp.route("/assignments/<int:batch_id>/status")
+def batch_status(batch_id: int):
+    """The progress panel; polled every 2 s while the job runs, then 286 stops the polling."""
+    batch = _batch_or_404(batch_id)
+    context = _batch_context(batch)
+    response = make_response(render_template("assignments/_batch_status.html", **context))
+    if context["running"]:
+        return response
+    response.status_code = STOP_POLLING
+    return hx_trigger(response, batchFinished=True)
+
+
+@bp.route("/assignments/<int:batch_id>/retry", methods=["GET", "POST"])
+def retry_batch(batch_id: int):
+    """Retry now for one request (with Apple's wait not over: a warning first)."""
+    batch = _batch_or_404(batch_id)
+    form = ConfirmForm()
+    count = queries.queue_count(batch_id=batch.id)
+    if form.validate_on_submit():
+        sent = retry_now(batch, actor=current_user.username)
+        return form_done(f"Sending {sent:,} device{'s' if sent != 1 else ''} of request #{batch.id} again now.",
+                         url_for("assignments.batch", batch_id=batch.id), "assignmentsChanged", "batchRetried",
+                         category="warning")
+    return render_form("assignments/_retry_form.html", "Retry now", form=form, count=count, batch=batch,
+                       action=url_for("assignments.retry_batch", batch_id=batch.id),
+                       interrupted=batch.status == "interrupted")
+
+
+@bp.route("/assignments/retries")
+def retries():
+    """The retry queue: failed and throttled devices, and devices held after a failed call."""
+    profile_id = request.args.get("profile", type=int)
+    profile = db.session.get(EnrollmentProfile, profile_id) if profile_id else None
+    page = queries.retry_queue(profile.id if profile else None, queries.page_number(request.args.get("page")))
+    return render_template("assignments/retries.html", page=page, profile=profile, form=ConfirmForm())
+
+
+@bp.route("/assignments/retries/retry", methods=["GET", "POST"])
+def retry_all():
+    """Retry now for the whole queue (a warning first)."""
+    form = ConfirmForm()
+    count = queries.queue_count()
+    if form.validate_on_submit():
+        sent = retry_now(None, actor=current_user.username)
+        return form_done(f"Sending {sent:,} device{'s' if sent != 1 else ''} of the retry queue again now.",
+                         url_for("assignments.retries"), "assignmentsChanged", category="warning")
+    return render_form("assignments/_retry_form.html", "Retry now", form=form, count=count, batch=None,
+                       action=url_for("assignments.retry_all"), interrupted=False)

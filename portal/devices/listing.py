@@ -1,4 +1,4 @@
-"""Device list queries: keyset pages, so page 1,000 costs what page 1 costs."""
+"""One page of a Managed Devices list: keyset paging, Previous / Next, "page N", a total that stays fast."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,53 +6,127 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from ..extensions import db
-from ..models import Device, ManagedServer
+from ..models import Device, EnrollmentProfile, ManagedServer
+from ..models.profile import CONFIGURED
+from .filters import DeviceQuery
+from .keyset import Cursor, cursor_of, decode_cursor, fetch
 
 PAGE_SIZE = 100
+# Counting a filtered list stops here: counting 100,000 matching rows through a filter's index costs
+# more than showing a page of them. Above it the list says "5,000+". The unfiltered list (all
+# current devices, of one server or all) is counted exactly: ix_device_server_removed_serial
+# covers that count, so it reads only an index.
+COUNT_CAP = 5_000
+# Above this many matches a page is found fastest by walking the sort index (see keyset.fetch).
+DENSE = 2_000
+MAX_PAGE_NUMBER = 10_000_000
+
+
+@dataclass
+class DeviceRow:
+    """A device with what the list shows next to it."""
+
+    device: Device
+    server_name: str
+    profile_name: str | None
+    ready: bool  # will enroll automatically (enrollment.will_enroll says why not)
 
 
 @dataclass
 class DevicePage:
-    """One page of devices and where the next one starts."""
+    """One page of devices and the cursors around it."""
 
-    rows: list
+    rows: list[DeviceRow]
     total: int
-    next_after: str | None
+    total_capped: bool       # total is COUNT_CAP and there are more
+    number: int | None       # "page N" (None when the URL did not say and it cannot be known)
+    next_cursor: str | None
+    prev_cursor: str | None
+
+    @property
+    def total_label(self) -> str:
+        return f"{self.total:,}+" if self.total_capped else f"{self.total:,}"
 
 
-def list_devices(server_id: int | None, search: str = "", after: str | None = None,
-                 page_size: int = PAGE_SIZE) -> DevicePage:
-    """Devices currently assigned (optionally of one server, optionally by serial prefix), by serial."""
-    conditions = [Device.removed_at.is_(None)]
-    if server_id is not None:
-        conditions.append(Device.server_id == server_id)
-    search = search.strip().upper()
-    if search:
-        conditions.append(Device.serial_number.like(_escape(search) + "%", escape="\\"))
-    start_serial, start_id = _parse_after(after)
-    query = (select(Device, ManagedServer.name).join(ManagedServer, ManagedServer.id == Device.server_id)
-             .where(*conditions))
-    if start_serial is not None:
-        query = query.where(Device.serial_number >= start_serial)
-    rows = db.session.execute(query.order_by(Device.serial_number, Device.id).limit(page_size + 5)).all()
-    if start_serial is not None:  # ties on the serial: skip what the previous page showed
-        rows = [r for r in rows if (r[0].serial_number, r[0].id) > (start_serial, start_id)]
-    more = len(rows) > page_size
-    rows = rows[:page_size]
-    total = db.session.execute(select(func.count()).select_from(Device).where(*conditions)).scalar_one()
-    next_after = f"{rows[-1][0].serial_number}|{rows[-1][0].id}" if more and rows else None
-    return DevicePage(rows=rows, total=total, next_after=next_after)
+def list_devices(query: DeviceQuery, after: str | None = None, before: str | None = None,
+                 page: str | None = None, page_size: int = PAGE_SIZE) -> DevicePage:
+    """The page of `query` after cursor `after` (or before `before`); the first page without either."""
+    conditions = query.conditions()
+    descending = query.direction == "desc"
+    number = _page_number(page)
+    after_c, before_c = decode_cursor(after, query.sort), decode_cursor(before, query.sort)
+    total, capped = count_devices(conditions, None if not query.is_filtered else COUNT_CAP)
+    dense = capped or total > DENSE
+    devices = None
+    if before_c is not None:
+        back = fetch(conditions, query.sort, descending, page_size + 1, before_c, backwards=True,
+                     walk_sort_index=dense)
+        if len(back) > page_size:  # a full page, and more before it
+            devices = list(reversed(back[:page_size]))
+            has_prev = True
+            has_next = bool(fetch(conditions, query.sort, descending, 1, cursor_of(devices[-1], query.sort),
+                                  walk_sort_index=dense))
+        else:  # reached the beginning: show the real first page (full, not what was left)
+            after_c = None
+    if devices is None:
+        devices = fetch(conditions, query.sort, descending, page_size + 1, after_c, walk_sort_index=dense)
+        has_next = len(devices) > page_size
+        devices = devices[:page_size]
+        has_prev = after_c is not None
+        if after_c is None:
+            number = 1
+    return DevicePage(
+        rows=decorate(devices), total=total, total_capped=capped, number=number,
+        next_cursor=cursor_of(devices[-1], query.sort).encode() if has_next and devices else None,
+        prev_cursor=_prev_cursor(devices, query.sort, has_prev, after_c))
 
 
-def _parse_after(after: str | None) -> tuple[str | None, int]:
-    if not after or "|" not in after:
-        return None, 0
-    serial, _, ident = after.rpartition("|")
-    try:
-        return serial, int(ident)
-    except ValueError:
-        return None, 0
+def _prev_cursor(devices: list[Device], sort: str, has_prev: bool, after_c: Cursor | None) -> str | None:
+    if not has_prev:
+        return None
+    if devices:
+        return cursor_of(devices[0], sort).encode()
+    # Past the end (a stale bookmark): step back from where the URL pointed.
+    return Cursor(after_c.segment, after_c.value, after_c.ident + 1).encode() if after_c else None
 
 
-def _escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+def _page_number(page: str | None) -> int | None:
+    if page and page.isdigit() and len(page) <= 8:
+        return min(max(int(page), 1), MAX_PAGE_NUMBER)
+    return None
+
+
+def count_devices(conditions: list, cap: int | None = COUNT_CAP) -> tuple[int, bool]:
+    """(number of matching devices up to `cap`, whether there are more than `cap`); None: no cap.
+
+    The LIMIT inside the subquery lets both databases stop counting at cap + 1 rows.
+    """
+    if cap is None:
+        return db.session.execute(select(func.count()).select_from(Device).where(*conditions)).scalar_one(), False
+    limited = select(Device.id).where(*conditions).limit(cap + 1).subquery()
+    count = db.session.execute(select(func.count()).select_from(limited)).scalar_one()
+    return (cap, True) if count > cap else (count, False)
+
+
+def decorate(devices: list[Device]) -> list[DeviceRow]:
+    """Server and profile names and readiness, looked up for the page's devices only.
+
+    Two small queries by id instead of joins: joined, the planners may start from the server or
+    profile table and then sort every device instead of walking the sort index.
+    """
+    server_ids = {d.server_id for d in devices}
+    profile_ids = {d.profile_id for d in devices if d.profile_id}
+    servers = {row.id: row for row in db.session.execute(
+        select(ManagedServer.id, ManagedServer.name, ManagedServer.configuration_id)
+        .where(ManagedServer.id.in_(server_ids)))} if server_ids else {}
+    profiles = {row.id: row for row in db.session.execute(
+        select(EnrollmentProfile.id, EnrollmentProfile.name, EnrollmentProfile.status)
+        .where(EnrollmentProfile.id.in_(profile_ids)))} if profile_ids else {}
+    rows = []
+    for device in devices:
+        server, profile = servers.get(device.server_id), profiles.get(device.profile_id)
+        # Same rule as enrollment.not_ready_conditions / will_enroll.
+        ready = (device.removed_at is None and profile is not None and profile.status == CONFIGURED
+                 and server is not None and server.configuration_id is not None)
+        rows.append(DeviceRow(device, server.name if server else "—", profile.name if profile else None, ready))
+    return rows

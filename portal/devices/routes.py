@@ -1,31 +1,94 @@
-"""Managed Devices: every synchronized device, and one server's devices."""
-from flask import make_response, render_template, request
+"""Managed Devices: every synchronized device, one server's devices, their CSV export, one device."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from flask import Response, make_response, render_template, request, stream_with_context, url_for
 
 from ..extensions import db
 from ..htmx import is_htmx
-from ..models import ManagedServer
+from ..models import Device, EnrollmentProfile, ManagedServer
 from . import bp
+from .choices import filter_choices
+from .detail import attributes, history
+from .enrollment import will_enroll
+from .export import csv_lines
+from .filters import APPLE_PROFILE_STATUSES, ASSIGNMENT_STATES, DeviceQuery
 from .listing import list_devices
 
 
 @bp.route("/devices")
 def index():
-    """Every managed device, by serial number."""
-    return _render(None)
+    """Every managed device: search, filters, sort, keyset pages."""
+    return _render_list(None)
 
 
 @bp.route("/servers/<int:server_id>/devices")
 def server_devices(server_id: int):
     """The Managed Devices tab of a server."""
-    return _render(db.get_or_404(ManagedServer, server_id))
+    return _render_list(db.get_or_404(ManagedServer, server_id))
 
 
-def _render(server: ManagedServer | None):
-    search = request.args.get("q", "")
-    page = list_devices(server.id if server else None, search, request.args.get("after"))
-    context = {"server": server, "page": page, "search": search, "after": request.args.get("after")}
-    template = "devices/_table.html" if is_htmx() and request.headers.get("HX-Target") == "device-table" \
-        else "devices/index.html"
-    response = make_response(render_template(template, **context))
-    response.headers["Vary"] = "HX-Request"
+@bp.route("/devices.csv")
+def export_csv():
+    """The global list's current filter as CSV."""
+    return _csv(None)
+
+
+@bp.route("/servers/<int:server_id>/devices.csv")
+def server_export_csv(server_id: int):
+    """One server's list's current filter as CSV."""
+    return _csv(db.get_or_404(ManagedServer, server_id))
+
+
+@bp.route("/devices/<int:device_id>")
+def detail(device_id: int):
+    """One device: every Apple attribute, its server and profile, its assignment history, will it enroll."""
+    device = db.get_or_404(Device, device_id)
+    server = db.session.get(ManagedServer, device.server_id)
+    profile = db.session.get(EnrollmentProfile, device.profile_id) if device.profile_id else None
+    entries, history_total = history(device.id)
+    ready, reason = will_enroll(device)
+    return render_template("devices/detail.html", device=device, server=server, profile=profile,
+                           attributes=attributes(device), history=entries, history_total=history_total,
+                           ready=ready, reason=reason)
+
+
+def _query(server: ManagedServer | None) -> DeviceQuery:
+    return DeviceQuery.from_args(request.args, server.id if server else None)
+
+
+def _render_list(server: ManagedServer | None):
+    query = _query(server)
+    page = list_devices(query, request.args.get("after"), request.args.get("before"), request.args.get("page"))
+    endpoint = "devices.server_devices" if server else "devices.index"
+    path_args = {"server_id": server.id} if server else {}
+
+    def list_url(**changes) -> str:
+        """This list's URL with the same filters; `changes` set paging or sort (None drops one)."""
+        args = {**query.to_args(), **changes}
+        return url_for(endpoint, **path_args, **{k: v for k, v in args.items() if v not in (None, "")})
+
+    csv_endpoint = "devices.server_export_csv" if server else "devices.export_csv"
+    context = {"server": server, "query": query, "page": page, "list_url": list_url,
+               "csv_url": url_for(csv_endpoint, **path_args, **query.to_args()),
+               "choices": filter_choices(server), "profile_statuses": APPLE_PROFILE_STATUSES,
+               "assignment_states": ASSIGNMENT_STATES}
+    fragment = is_htmx() and request.headers.get("HX-Target") == "device-table"
+    response = make_response(render_template("devices/_table.html" if fragment else "devices/index.html",
+                                             **context))
+    response.headers["Vary"] = "HX-Request, HX-Target"
     return response
+
+
+def _csv(server: ManagedServer | None) -> Response:
+    query = _query(server)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M")
+    name = f"devices-{_slug(server.name) if server else 'all'}-{stamp}.csv"
+    response = Response(stream_with_context(csv_lines(query)), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text).strip("-").lower() or "server"

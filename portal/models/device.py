@@ -19,6 +19,13 @@ class Device(db.Model):
         Index("ix_device_serial", "serial_number", "id"),
         Index("ix_device_server_removed_serial", "server_id", "removed_at", "serial_number"),
         Index("ix_device_profile", "profile_id", "serial_number"),
+        # Managed Devices lists: keyset paging when sorted by model / assigned date, and the
+        # family and OS filter choices and the search (loose index scans, see portal/devices/search.py).
+        Index("ix_device_model", "model", "id"),
+        Index("ix_device_assigned_date", "device_assigned_date", "id"),
+        Index("ix_device_family", "device_family"),
+        Index("ix_device_os", "os"),
+        Index("ix_device_description", "description"),  # search: distinct descriptions (devices/search.py)
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -1,6 +1,6 @@
-"""Profiles: see routes.py (pages) and services.py (what they do)."""
+"""Profiles: see routes.py (pages), actions.py (forms and Configure profile) and services.py (what they do)."""
 from flask import Blueprint
 
 bp = Blueprint("profiles", __name__)
 
-from . import routes  # noqa: E402,F401
+from . import actions, routes  # noqa: E402,F401

@@ -1,14 +1,97 @@
-"""Enrollment Profiles pages (placeholder, being built)."""
-from flask import render_template_string
+"""Enrollment Profiles pages: the global list, a server's Enrollment Profiles tab, a profile's page,
+and the fragments htmx polls while a profile is being configured."""
+from __future__ import annotations
 
+from flask import make_response, render_template, request
+from sqlalchemy import select
+
+from ..extensions import db
+from ..htmx import STOP_POLLING, is_htmx
+from ..models import EnrollmentProfile, ManagedServer
+from ..models.profile import CONFIGURING
 from . import bp
+from .codes import SKIP_SETUP_ITEMS
+from .forms import ConfirmForm
+from .services import device_counts, profiles_of, settle_stale
+from .status import status_of
+
+SKIP_LABELS = dict(SKIP_SETUP_ITEMS)
+
+
+@bp.app_context_processor
+def _profile_helpers():
+    """`profile_status(profile)` and the Setup Assistant pane names for the profile templates (and C's
+    fragment on the profile page)."""
+    return {"profile_status": status_of, "skip_setup_labels": SKIP_LABELS}
+
+
+def _servers() -> list[ManagedServer]:
+    return list(db.session.execute(select(ManagedServer).order_by(ManagedServer.name)).scalars())
+
+
+def _list_context(server: ManagedServer | None, show_server: bool) -> dict:
+    profiles = profiles_of(server.id if server else None)
+    if any(settle_stale(p) for p in profiles):
+        db.session.commit()
+    return {"server": server, "profiles": profiles, "counts": device_counts([p.id for p in profiles]),
+            "show_server": show_server, "action_form": ConfirmForm()}
+
+
+def _render_list(context: dict):
+    fragment = is_htmx() and request.headers.get("HX-Target") == "profile-table"
+    response = make_response(render_template("profiles/_table.html" if fragment else "profiles/index.html", **context))
+    response.headers["Vary"] = "HX-Request"
+    return response
 
 
 @bp.route("/profiles")
 def index():
-    return render_template_string('{% extends "base.html" %}{% block content %}<h1>Enrollment Profiles</h1>{% endblock %}')
+    """Every managed server's enrollment profiles, with a server filter (?server=<id>)."""
+    server_id = request.args.get("server", type=int)
+    server = db.session.get(ManagedServer, server_id) if server_id else None
+    context = _list_context(server, show_server=True)
+    context.update(servers=_servers(), filter_id=server.id if server else None)
+    return _render_list(context)
 
 
 @bp.route("/servers/<int:server_id>/profiles")
 def server_profiles(server_id: int):
-    return index()
+    """The Enrollment Profiles tab of a managed server."""
+    server = db.get_or_404(ManagedServer, server_id)
+    return _render_list(_list_context(server, show_server=False))
+
+
+def _profile_or_404(profile_id: int) -> EnrollmentProfile:
+    return db.get_or_404(EnrollmentProfile, profile_id)
+
+
+@bp.route("/profiles/<int:profile_id>/row")
+def row(profile_id: int):
+    """One profile's row; polled while it is Configuring, then polling stops (286)."""
+    profile = _profile_or_404(profile_id)
+    if settle_stale(profile):
+        db.session.commit()
+    html = render_template("profiles/_row.html", profile=profile, counts=device_counts([profile.id]),
+                           show_server=request.args.get("all") == "1", action_form=ConfirmForm())
+    return html, (200 if profile.status == CONFIGURING else STOP_POLLING)
+
+
+@bp.route("/profiles/<int:profile_id>/status")
+def status_panel(profile_id: int):
+    """The status card of the profile page; polled while Configuring."""
+    profile = _profile_or_404(profile_id)
+    if settle_stale(profile):
+        db.session.commit()
+    html = render_template("profiles/_status_card.html", profile=profile,
+                           count=device_counts([profile.id]).get(profile.id, 0))
+    return html, (200 if profile.status == CONFIGURING else STOP_POLLING)
+
+
+@bp.route("/profiles/<int:profile_id>")
+def detail(profile_id: int):
+    """A profile: its fields, its status at Apple and the devices associated with it."""
+    profile = _profile_or_404(profile_id)
+    if settle_stale(profile):
+        db.session.commit()
+    return render_template("profiles/detail.html", profile=profile, server=profile.server,
+                           count=device_counts([profile.id]).get(profile.id, 0), action_form=ConfirmForm())

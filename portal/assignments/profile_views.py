@@ -1,0 +1,158 @@
+"""A profile's devices: the list on the profile page, Add Devices (Select the Managed Devices) and
+Remove Devices. Every pop-up is also a plain page; OK queues a batch and shows its results."""
+from __future__ import annotations
+
+from flask import make_response, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import func, or_, select
+
+from ..devices.filters import APPLE_PROFILE_STATUSES, DeviceQuery
+from ..extensions import db
+from ..htmx import STOP_POLLING, hx_trigger, is_htmx
+from ..models import Device, EnrollmentProfile, ManagedServer
+from ..models.assignment import REMOVE
+from ..models.profile import CONFIGURED
+from ..views import form_done, render_form
+from . import bp, queries
+from .forms import ConfirmForm
+from .services import request_assignment, request_matching
+
+PICK_FILTERS = ("q", "profile", "family", "os", "profile_status", "assignment")
+
+
+@bp.app_context_processor
+def _helpers():
+    """`assignment_panel(profile)` for the fragment B's profile page includes."""
+    return {"assignment_panel": lambda profile: queries.panel(profile, queries.page_number(request.args.get("page"))
+                                                              if request.endpoint == "assignments.profile_devices"
+                                                              else 1)}
+
+
+def _profile_or_404(profile_id: int) -> EnrollmentProfile:
+    return db.get_or_404(EnrollmentProfile, profile_id)
+
+
+def _configured(profile: EnrollmentProfile) -> bool:
+    return profile.status == CONFIGURED and bool(profile.apple_profile_uuid)
+
+
+@bp.route("/profiles/<int:profile_id>/devices")
+def profile_devices(profile_id: int):
+    """The profile's associated devices: the section of the profile page (htmx) or a page of its own."""
+    profile = _profile_or_404(profile_id)
+    template = "assignments/_profile_devices.html" if is_htmx() else "assignments/profile_devices.html"
+    response = make_response(render_template(template, profile=profile, server=profile.server))
+    response.headers["Vary"] = "HX-Request"
+    return response
+
+
+@bp.route("/profiles/<int:profile_id>/devices/requests")
+def requests_panel(profile_id: int):
+    """The profile's latest requests; polled while one runs, then the device list refreshes."""
+    profile = _profile_or_404(profile_id)
+    context = queries.panel(profile)
+    response = make_response(render_template("assignments/_requests.html", profile=profile, panel=context))
+    if context["active"]:
+        return response
+    response.status_code = STOP_POLLING
+    return hx_trigger(response, assignmentsChanged=True)
+
+
+def _pick_context(profile: EnrollmentProfile, source) -> dict:
+    server = profile.server
+    query = DeviceQuery.from_args({k: source.get(k) for k in PICK_FILTERS}, server_id=server.id)
+    selected = sorted({i for i in source.getlist("device", type=int)})
+    page = queries.pick_devices(server.id, query.conditions(), queries.page_number(source.get("page")))
+    return {"profile": profile, "server": server, "query": query, "filters": query.to_args(), "page": page,
+            "selected": selected, "all_matching": bool(source.get("all_matching")),
+            "families": queries.distinct_values(server.id, Device.device_family),
+            "oses": queries.distinct_values(server.id, Device.os), "apple_statuses": APPLE_PROFILE_STATUSES,
+            "profiles": list(db.session.execute(select(EnrollmentProfile.id, EnrollmentProfile.name).where(
+                EnrollmentProfile.server_id == server.id).order_by(EnrollmentProfile.name)).all()),
+            "configured": _configured(profile)}
+
+
+@bp.route("/profiles/<int:profile_id>/devices/add", methods=["GET", "POST"])
+def add_devices(profile_id: int):
+    """Add Devices: the Select the Managed Devices pop-up; OK assigns the chosen devices at Apple."""
+    profile = _profile_or_404(profile_id)
+    form = ConfirmForm()
+    error = None
+    if request.method == "POST" and not form.validate_on_submit():
+        error = "The form expired. Select the devices again and click OK."
+    elif request.method == "POST":
+        try:
+            batch = _assign_from_form(profile)
+        except ValueError as exc:
+            error = str(exc)
+        else:
+            return form_done(f"Assigning {batch.total:,} device{'s' if batch.total != 1 else ''} to "
+                             f"{profile.name}: results follow on the profile page.",
+                             url_for("assignments.batch", batch_id=batch.id), "assignmentsChanged")
+    source = request.form if request.method == "POST" else request.args
+    context = _pick_context(profile, source)
+    if request.method == "GET" and is_htmx() and request.headers.get("HX-Target") == "pick-list":
+        return render_template("assignments/_pick_list.html", **context)
+    return render_form("assignments/_add_form.html", "Select the Managed Devices", status=422 if error else 200,
+                       form=form, error=error, **context)
+
+
+def _assign_from_form(profile: EnrollmentProfile):
+    server = profile.server
+    if request.form.get("all_matching"):
+        query = DeviceQuery.from_args(request.form, server_id=server.id)
+        return request_matching(server, profile, query.conditions(), actor=current_user.username)
+    return request_assignment(server, profile, request.form.getlist("device", type=int), actor=current_user.username)
+
+
+@bp.route("/profiles/<int:profile_id>/devices/remove", methods=["GET", "POST"])
+def remove_devices(profile_id: int):
+    """Remove Devices: confirm, then remove the profile at Apple from the selected associated devices."""
+    profile = _profile_or_404(profile_id)
+    form = ConfirmForm()
+    source = request.form if request.method == "POST" else request.args
+    every = bool(source.get("all"))
+    ids = sorted(set(source.getlist("device", type=int)))
+    error = None
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            error = "The form expired. Select the devices again and use Remove Devices."
+        else:
+            try:
+                batch = _remove(profile, ids, every)
+            except ValueError as exc:
+                error = str(exc)
+            else:
+                return form_done(f"Removing {profile.name} from {batch.total:,} device{'s' if batch.total != 1 else ''}.",
+                                 url_for("assignments.batch", batch_id=batch.id), "assignmentsChanged")
+    chosen = _associated(profile, ids, every)
+    if not chosen["count"] and not error:
+        error = "Select the devices to remove first (tick their rows on the profile page), then Remove Devices."
+    return render_form("assignments/_remove_form.html", "Remove Devices", status=422 if error else 200,
+                       form=form, profile=profile, ids=ids, every=every, error=error, **chosen)
+
+
+def _ids_condition(ids: list[int]):
+    """Device.id in `ids`, as IN lists of at most 500 (bound-parameter limits)."""
+    return or_(*(Device.id.in_(ids[i:i + 500]) for i in range(0, len(ids), 500))) if ids else Device.id.is_(None)
+
+
+def _associated(profile: EnrollmentProfile, ids: list[int], every: bool) -> dict:
+    """How many of the chosen devices are associated with the profile, and the first serials."""
+    conditions = [Device.profile_id == profile.id, Device.removed_at.is_(None)]
+    if not every:
+        conditions.append(_ids_condition(ids))
+    page = queries.paged(select(Device.serial_number).where(*conditions).order_by(Device.serial_number),
+                         select(func.count()).select_from(Device).where(*conditions), 1, 10)
+    return {"count": page.total, "sample": [r[0] for r in page.items]}
+
+
+def _remove(profile: EnrollmentProfile, ids: list[int], every: bool):
+    server: ManagedServer = profile.server
+    associated = [Device.profile_id == profile.id]
+    if every:
+        return request_matching(server, profile, associated, action=REMOVE, actor=current_user.username)
+    if not ids:
+        raise ValueError("Select the devices to remove first (tick their rows on the profile page).")
+    return request_matching(server, profile, associated + [_ids_condition(ids)], action=REMOVE,
+                            actor=current_user.username)

@@ -1,0 +1,140 @@
+"""Read-only queries behind the assignment pages: paged lists with only the columns they show."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from ..extensions import db
+from ..models import AssignmentBatch, AssignmentTask, Device, EnrollmentProfile
+from ..models.assignment import QUEUED, SENDING
+from .retries import in_queue_condition
+
+PROFILE_PAGE = 50
+PICK_PAGE = 50
+TASK_PAGE = 100
+ACTIVE = ("queued", "running")  # an interrupted batch waits for the periodic job: no polling meanwhile
+
+
+@dataclass
+class Page:
+    """One page of rows: `page` counts from 1."""
+
+    items: list
+    page: int
+    per_page: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+    @property
+    def prev_num(self) -> int:
+        return self.page - 1
+
+    @property
+    def next_num(self) -> int:
+        return self.page + 1
+
+
+def page_number(value) -> int:
+    """A page number from the URL (anything odd means the first page)."""
+    try:
+        return max(1, min(int(value), 1_000_000))
+    except (TypeError, ValueError):
+        return 1
+
+
+def paged(query, count_query, page: int, per_page: int) -> Page:
+    total = db.session.execute(count_query).scalar_one()
+    page = min(page, max(1, -(-total // per_page)))
+    items = db.session.execute(query.limit(per_page).offset((page - 1) * per_page)).all()
+    return Page(items=items, page=page, per_page=per_page, total=total)
+
+
+def profile_devices(profile: EnrollmentProfile, page: int = 1) -> Page:
+    """The devices associated with the profile (Apple accepted it for them), by serial number."""
+    conditions = [Device.profile_id == profile.id, Device.removed_at.is_(None)]
+    query = select(Device).where(*conditions).order_by(Device.serial_number, Device.id)
+    return paged(query, select(func.count()).select_from(Device).where(*conditions), page, PROFILE_PAGE)
+
+
+def recent_batches(profile: EnrollmentProfile, limit: int = 5) -> list[AssignmentBatch]:
+    """The profile's latest Add Devices / Remove Devices requests."""
+    return list(db.session.execute(select(AssignmentBatch).where(AssignmentBatch.profile_id == profile.id)
+                                   .order_by(AssignmentBatch.id.desc()).limit(limit)).scalars())
+
+
+def queue_count(profile_id: int | None = None, batch_id: int | None = None) -> int:
+    """Devices in the retry queue (of one profile or one batch)."""
+    query = select(func.count()).select_from(AssignmentTask).where(in_queue_condition())
+    if batch_id is not None:
+        query = query.where(AssignmentTask.batch_id == batch_id)
+    if profile_id is not None:
+        query = query.join(AssignmentBatch, AssignmentBatch.id == AssignmentTask.batch_id) \
+            .where(AssignmentBatch.profile_id == profile_id)
+    return db.session.execute(query).scalar_one()
+
+
+def panel(profile: EnrollmentProfile, page: int = 1) -> dict:
+    """Everything the profile page's device section shows."""
+    batches = recent_batches(profile)
+    return {"devices": profile_devices(profile, page), "batches": batches,
+            "active": any(b.status in ACTIVE for b in batches), "queue_count": queue_count(profile.id)}
+
+
+def pick_devices(server_id: int, conditions: list, page: int) -> Page:
+    """Rows of Select the Managed Devices: (Device, current profile name)."""
+    where = [Device.server_id == server_id, Device.removed_at.is_(None), *conditions]
+    query = (select(Device, EnrollmentProfile.name).outerjoin(EnrollmentProfile, EnrollmentProfile.id == Device.profile_id)
+             .where(*where).order_by(Device.serial_number, Device.id))
+    return paged(query, select(func.count()).select_from(Device).where(*where), page, PICK_PAGE)
+
+
+def distinct_values(server_id: int, column) -> list[str]:
+    """The values a filter can take on this server's current devices (family, OS)."""
+    return [v for v in db.session.execute(select(column).where(
+        Device.server_id == server_id, Device.removed_at.is_(None), column.is_not(None)).distinct()
+        .order_by(column)).scalars() if v]
+
+
+def batch_tasks(batch: AssignmentBatch, state: str, page: int) -> Page:
+    """One batch's devices and their answers (optionally one state), by serial number."""
+    where = [AssignmentTask.batch_id == batch.id]
+    if state:
+        where.append(AssignmentTask.state == state)
+    query = select(AssignmentTask).where(*where).order_by(AssignmentTask.serial_number, AssignmentTask.id)
+    return paged(query, select(func.count()).select_from(AssignmentTask).where(*where), page, TASK_PAGE)
+
+
+def batch_progress(batch: AssignmentBatch) -> dict:
+    """Counts by task state, and how many were answered."""
+    counts = dict(db.session.execute(select(AssignmentTask.state, func.count()).where(
+        AssignmentTask.batch_id == batch.id).group_by(AssignmentTask.state)).all())
+    pending = counts.get(QUEUED, 0) + counts.get(SENDING, 0)
+    total = sum(counts.values())
+    return {"counts": counts, "total": total, "answered": total - pending, "pending": pending,
+            "percent": int(100 * (total - pending) / total) if total else 100}
+
+
+def retry_queue(profile_id: int | None, page: int) -> Page:
+    """The retry queue: (task, batch, profile name), soonest retry first."""
+    where = [in_queue_condition()]
+    if profile_id is not None:
+        where.append(AssignmentBatch.profile_id == profile_id)
+    query = (select(AssignmentTask, AssignmentBatch, EnrollmentProfile.name)
+             .join(AssignmentBatch, AssignmentBatch.id == AssignmentTask.batch_id)
+             .outerjoin(EnrollmentProfile, EnrollmentProfile.id == AssignmentBatch.profile_id)
+             .where(*where).order_by(AssignmentTask.retry_at, AssignmentTask.id))
+    count = (select(func.count()).select_from(AssignmentTask)
+             .join(AssignmentBatch, AssignmentBatch.id == AssignmentTask.batch_id).where(*where))
+    return paged(query, count, page, TASK_PAGE)

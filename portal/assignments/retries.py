@@ -1,0 +1,114 @@
+"""The retry queue: failed and throttled devices, and batches whose job died with work left.
+
+`retry_due` runs every minute (rq-scheduler, see jobs/schedule.py): it puts the devices whose
+wait is over back in their batch's queue and starts the batch job again wherever no live job
+will pick them up, which also resumes a batch whose worker was killed mid-way. `retry_now` is
+the admin's Retry now: the same, without waiting.
+"""
+from __future__ import annotations
+
+from sqlalchemy import and_, or_, select, update
+
+from ..activity.record import record_activity
+from ..extensions import db
+from ..models import AssignmentBatch, AssignmentTask
+from ..models.assignment import QUEUED, RETRY_STATES, SENDING
+from ..queue import enqueue, fetch_job, get_redis, new_job_id
+from . import timing
+
+NO_UPDATE = {"synchronize_session": False}
+
+
+def in_queue_condition():
+    """Tasks in the visible retry queue: failed, throttled, or held queued after a failed call."""
+    return or_(AssignmentTask.state.in_(RETRY_STATES),
+               and_(AssignmentTask.state == QUEUED, AssignmentTask.retry_at.is_not(None)))
+
+
+def due_condition(now):
+    """Failed and throttled tasks whose wait is over."""
+    return and_(AssignmentTask.state.in_(RETRY_STATES), AssignmentTask.retry_at <= now)
+
+
+def retry_due(now=None) -> dict:
+    """Periodic: re-queue due retries and (re)start every batch that has work and no live job."""
+    now = now or timing.now()
+    requeued = db.session.execute(update(AssignmentTask).where(due_condition(now)).values(
+        state=QUEUED, retry_at=None, updated_at=now), execution_options=NO_UPDATE).rowcount
+    db.session.commit()
+    started = [batch.id for batch in _batches_with_work(now) if ensure_job(batch, now)]
+    db.session.commit()
+    return {"requeued": requeued, "started": started}
+
+
+def retry_now(batch: AssignmentBatch | None = None, actor: str | None = None) -> int:
+    """Retry now (the admin accepted the warning): every queued retry of `batch`, or of all batches."""
+    now = timing.now()
+    condition = [in_queue_condition()]
+    if batch is not None:
+        condition.append(AssignmentTask.batch_id == batch.id)
+    batch_ids = set(db.session.execute(select(AssignmentTask.batch_id).where(*condition).distinct()).scalars())
+    count = db.session.execute(update(AssignmentTask).where(*condition).values(
+        state=QUEUED, retry_at=None, updated_at=now), execution_options=NO_UPDATE).rowcount
+    if batch is not None:
+        batch_ids.add(batch.id)  # also resumes an interrupted batch (tasks left queued or sending)
+    for batch_id in sorted(batch_ids):
+        ensure_job(db.session.get(AssignmentBatch, batch_id), now, force=True)
+    where = f"request #{batch.id}" if batch is not None else "the retry queue"
+    target = _profile(batch) if batch is not None and batch.profile_id else None
+    record_activity("assignment.retry_now", target, actor=actor,
+                    level="warning", summary=f"Retry now: {count:,} device{'s' if count != 1 else ''} of {where} "
+                                             "sent again before Apple's wait was over",
+                    details={"batches": sorted(batch_ids)})
+    db.session.commit()
+    return count
+
+
+def _profile(batch: AssignmentBatch):
+    from ..models import EnrollmentProfile
+
+    return db.session.get(EnrollmentProfile, batch.profile_id)
+
+
+def _batches_with_work(now) -> list[AssignmentBatch]:
+    ids = db.session.execute(select(AssignmentTask.batch_id).where(or_(
+        AssignmentTask.state == SENDING,
+        and_(AssignmentTask.state == QUEUED,
+             or_(AssignmentTask.retry_at.is_(None), AssignmentTask.retry_at <= now)))).distinct()).scalars()
+    return [db.session.get(AssignmentBatch, batch_id) for batch_id in sorted(set(ids))]
+
+
+def ensure_job(batch: AssignmentBatch | None, now, *, force: bool = False) -> bool:
+    """Enqueue the batch job unless a live one will do the work; True if a job was enqueued.
+
+    A batch younger than a couple of minutes without any RQ job is left alone (unless forced):
+    its request may be between its commit and its enqueue.
+    """
+    if batch is None:
+        return False
+    job = fetch_job(batch.job_id)
+    if job_alive(job):
+        return False
+    if job is None and not force and batch.created_at and batch.created_at > now - timing.NEW_JOB_GRACE \
+            and batch.status == "queued":
+        return False
+    if batch.status in ("queued", "running"):
+        batch.status = "interrupted"  # its job is gone: said so until the new one starts
+    batch.job_id = new_job_id()
+    db.session.commit()
+    enqueue("jobs.assignments.run_batch", batch.id, job_id=batch.job_id)
+    return True
+
+
+def job_alive(job) -> bool:
+    """Whether an RQ job will still run or is running on a worker that is alive."""
+    if job is None:
+        return False
+    status = job.get_status(refresh=False)
+    status = getattr(status, "value", status)
+    if status in ("queued", "deferred", "scheduled"):
+        return True
+    if status == "started":
+        # A killed worker's key expires (worker_ttl); its job then counts as dead.
+        return not job.worker_name or bool(get_redis().exists("rq:worker:" + job.worker_name))
+    return False

@@ -1,0 +1,144 @@
+"""Add Devices / Remove Devices requests: one batch, one task per device, then the job that calls Apple.
+
+A request never calls Apple itself (that happens in jobs.assignments.run_batch). Tasks are created
+with INSERT … SELECT straight from the device table, so "all 10,000 devices matching the filter"
+never loads a device into Python. A newer request for a device supersedes its older open tasks.
+"""
+from __future__ import annotations
+
+from sqlalchemy import func, insert, literal, select, update
+from sqlalchemy.types import Integer, String
+
+from ..activity.record import record_activity
+from ..extensions import db
+from ..models import AssignmentBatch, AssignmentTask, Device, EnrollmentProfile, ManagedServer
+from ..models.assignment import (ASSIGN, DONE, FAILED, NOT_ACCESSIBLE, QUEUED, REMOVE, SENDING,
+                                 SUPERSEDED, THROTTLED)
+from ..models.profile import CONFIGURED
+from ..models.types import UTCDateTime
+from ..queue import enqueue, new_job_id
+from . import timing
+
+OPEN_STATES = (QUEUED, SENDING, FAILED, THROTTLED)  # a newer request replaces these
+ID_CHUNK = 500  # ids per IN (...) list: far below every database's bound-parameter limit
+ACTION_WORDS = {ASSIGN: "Add Devices", REMOVE: "Remove Devices"}
+
+
+def check_assignable(profile: EnrollmentProfile | None) -> None:
+    """Raise ValueError (plain words) unless Apple knows the profile, so devices can get it."""
+    if profile is None:
+        raise ValueError("The enrollment profile no longer exists.")
+    if profile.status != CONFIGURED or not profile.apple_profile_uuid:
+        raise ValueError(f"The profile “{profile.name}” is not configured at Apple yet: "
+                         "use Configure profile first, then Add Devices.")
+
+
+def request_assignment(server: ManagedServer, profile: EnrollmentProfile | None, device_ids, *,
+                       action: str = ASSIGN, origin: str = "manual", actor: str | None = None) -> AssignmentBatch:
+    """Assign (or remove) the profile for these devices of `server`: batch + tasks, commit, enqueue.
+
+    Devices of another server or no longer assigned to it are left out. Raises ValueError with a
+    plain message when the profile is not configured (assign) or no device is left.
+    """
+    ids = sorted({int(i) for i in device_ids})
+    chunks = [[Device.id.in_(ids[i:i + ID_CHUNK])] for i in range(0, len(ids), ID_CHUNK)]
+    return _create(server, profile, chunks, action, origin, actor)
+
+
+def request_matching(server: ManagedServer, profile: EnrollmentProfile | None, conditions: list, *,
+                     action: str = ASSIGN, origin: str = "manual", actor: str | None = None) -> AssignmentBatch:
+    """Like request_assignment, for every current device of `server` matching SQL `conditions`."""
+    return _create(server, profile, [list(conditions)], action, origin, actor)
+
+
+def reassign_profile_devices(profile: EnrollmentProfile, actor: str | None = None) -> AssignmentBatch | None:
+    """Re-assign the devices associated with `profile` (after a re-configure gave it a new UUID).
+
+    Returns None when the profile has no associated devices or is not configured.
+    """
+    if profile.status != CONFIGURED or not profile.apple_profile_uuid:
+        return None
+    server = db.session.get(ManagedServer, profile.server_id)
+    try:
+        return _create(server, profile, [[Device.profile_id == profile.id]], ASSIGN, "reassign", actor)
+    except ValueError:
+        return None
+
+
+def _create(server, profile, condition_sets, action, origin, actor) -> AssignmentBatch:
+    if action not in (ASSIGN, REMOVE):
+        raise ValueError(f"unknown action {action!r}")
+    if action == ASSIGN:
+        check_assignable(profile)
+    now = timing.now()
+    batch = AssignmentBatch(server_id=server.id, profile_id=profile.id if profile else None, action=action,
+                            origin=origin, actor=actor or _current_actor(), status="queued",
+                            job_id=new_job_id(), created_at=now)
+    db.session.add(batch)
+    db.session.flush()
+    for conditions in condition_sets:
+        rows = select(literal(batch.id, Integer), Device.id, Device.serial_number, literal(QUEUED, String),
+                      literal(0, Integer), literal(now, UTCDateTime)).where(
+            Device.server_id == server.id, Device.removed_at.is_(None), *conditions)
+        db.session.execute(insert(AssignmentTask).from_select(
+            ["batch_id", "device_id", "serial_number", "state", "attempts", "updated_at"], rows))
+    batch.total = db.session.execute(select(func.count()).select_from(AssignmentTask)
+                                     .where(AssignmentTask.batch_id == batch.id)).scalar_one()
+    if not batch.total:
+        db.session.rollback()
+        raise ValueError("No device was selected: tick the devices (or all devices matching the filter) first."
+                         if action == ASSIGN else "No device associated with this profile was selected.")
+    _supersede_older(batch, now)
+    db.session.execute(update(Device).where(Device.id.in_(_batch_devices(batch.id)))
+                       .values(assignment_state=QUEUED), execution_options={"synchronize_session": False})
+    words = ACTION_WORDS[action]
+    label = f"“{profile.name}”" if profile else "its profile"
+    record_activity(f"assignment.{action}_requested", profile or server, actor=batch.actor,
+                    summary=f"{words}: {batch.total:,} device{'s' if batch.total != 1 else ''} "
+                            f"{'to' if action == ASSIGN else 'from'} {label} requested ({origin})",
+                    details={"batch_id": batch.id, "origin": origin})
+    db.session.commit()
+    enqueue("jobs.assignments.run_batch", batch.id, job_id=batch.job_id)
+    return batch
+
+
+def _batch_devices(batch_id: int):
+    return select(AssignmentTask.device_id).where(AssignmentTask.batch_id == batch_id).scalar_subquery()
+
+
+def _supersede_older(batch: AssignmentBatch, now) -> None:
+    """Older open tasks of the same devices are replaced by this request (one action per device)."""
+    condition = [AssignmentTask.batch_id != batch.id, AssignmentTask.state.in_(OPEN_STATES),
+                 AssignmentTask.device_id.in_(_batch_devices(batch.id))]
+    older = list(db.session.execute(select(AssignmentTask.batch_id).where(*condition).distinct()).scalars())
+    if not older:
+        return
+    db.session.execute(update(AssignmentTask).where(*condition).values(
+        state=SUPERSEDED, retry_at=None, updated_at=now,
+        detail=f"Replaced by a newer request (#{batch.id}) before Apple accepted this one."),
+        execution_options={"synchronize_session": False})
+    for batch_id in older:
+        refresh_counts(db.session.get(AssignmentBatch, batch_id))
+
+
+def refresh_counts(batch: AssignmentBatch) -> dict[str, int]:
+    """Store the batch's result counters from its tasks; returns {state: count}."""
+    counts = dict(db.session.execute(select(AssignmentTask.state, func.count()).where(
+        AssignmentTask.batch_id == batch.id).group_by(AssignmentTask.state)).all())
+    batch.total = sum(counts.values())
+    batch.succeeded = counts.get(DONE, 0)
+    batch.not_accessible = counts.get(NOT_ACCESSIBLE, 0)
+    batch.failed = counts.get(FAILED, 0)
+    batch.throttled = counts.get(THROTTLED, 0)
+    if batch.status == "waiting" and not counts.get(QUEUED) and not counts.get(SENDING):
+        batch.status = "finished"
+    return counts
+
+
+def _current_actor() -> str:
+    from flask import has_request_context
+    from flask_login import current_user
+
+    if has_request_context() and current_user.is_authenticated:
+        return current_user.username
+    return "system"

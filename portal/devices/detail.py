@@ -1,0 +1,62 @@
+"""What the device page shows besides the device row: its assignment history and its attributes."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from ..extensions import db
+from ..models import AssignmentBatch, AssignmentTask, Device, EnrollmentProfile
+
+HISTORY_LIMIT = 200
+# (label, Device attribute) of every Apple attribute with a column of its own.
+APPLE_ATTRIBUTES = (
+    ("Serial number", "serial_number"), ("Model", "model"), ("Description", "description"),
+    ("Colour", "color"), ("Asset tag", "asset_tag"), ("OS", "os"), ("Device family", "device_family"),
+    ("Apple profile status", "profile_status"), ("Apple profile UUID", "profile_uuid"),
+    ("Profile assigned at Apple", "profile_assign_time"), ("Profile pushed to the device", "profile_push_time"),
+    ("Assigned to the server", "device_assigned_date"), ("Assigned by", "device_assigned_by"),
+    ("Last change at Apple", "last_op_type"), ("Last change date", "last_op_date"),
+)
+
+
+@dataclass
+class HistoryEntry:
+    """One device in one Add Devices / Remove Devices request."""
+
+    when: datetime
+    actor: str | None
+    action: str
+    origin: str
+    profile_id: int | None
+    profile_name: str | None
+    state: str
+    result: str | None   # Apple's per-device answer, as sent
+    detail: str | None
+
+
+def attributes(device: Device) -> list[tuple[str, object]]:
+    """(label, value) of every Apple attribute, then the extra ones Apple sent, by name."""
+    rows = [(label, getattr(device, name)) for label, name in APPLE_ATTRIBUTES]
+    for key in sorted(device.extra or {}):
+        value = device.extra[key]
+        rows.append((key, ", ".join(map(str, value)) if isinstance(value, list) else value))
+    return rows
+
+
+def history(device_id: int) -> tuple[list[HistoryEntry], int]:
+    """The latest HISTORY_LIMIT requests that concerned the device, newest first, and how many there are."""
+    rows = db.session.execute(
+        select(AssignmentTask, AssignmentBatch, EnrollmentProfile.name)
+        .join(AssignmentBatch, AssignmentBatch.id == AssignmentTask.batch_id)
+        .outerjoin(EnrollmentProfile, EnrollmentProfile.id == AssignmentBatch.profile_id)
+        .where(AssignmentTask.device_id == device_id)
+        .order_by(AssignmentTask.id.desc()).limit(HISTORY_LIMIT)).all()
+    total = db.session.execute(select(func.count()).select_from(AssignmentTask)
+                               .where(AssignmentTask.device_id == device_id)).scalar_one()
+    entries = [HistoryEntry(when=task.updated_at, actor=batch.actor, action=batch.action, origin=batch.origin,
+                            profile_id=batch.profile_id, profile_name=profile_name, state=task.state,
+                            result=task.result, detail=task.detail)
+               for task, batch, profile_name in rows]
+    return entries, total

@@ -1,0 +1,123 @@
+"""What the admin asked for in a Managed Devices list: search, filters and sort, read from the URL.
+
+`DeviceQuery` is the single place that turns query arguments into SQL conditions on `Device`, so the
+device list, its CSV export and the Select the Managed Devices pop-up (assignments) all select the
+same rows for the same URL. Unknown or malformed values are ignored (the default applies) rather
+than rejected: a bookmarked or hand-edited URL must never end in an error page.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from sqlalchemy import and_, not_, or_
+
+from ..models import Device
+from .search import search_condition
+
+APPLE_PROFILE_STATUSES = ("empty", "assigned", "pushed", "removed")
+ASSIGNMENT_STATES = ("queued", "assigned", "not_accessible", "failed", "throttled", "none")
+REMOVED_CHOICES = ("", "removed", "all")      # "" = current devices only
+ENROLL_CHOICES = ("", "no", "yes")            # no = will fail to enroll automatically
+SORTS = ("serial", "model", "assigned")
+DIRECTIONS = ("asc", "desc")
+MAX_TEXT = 64  # longer than any serial number, model code, OS or family name
+
+
+@dataclass
+class DeviceQuery:
+    """Search, filters and sort of a device list (no paging: see listing.py)."""
+
+    server_id: int | None = None
+    server_fixed: bool = False   # the per-server list: the server comes from the path, not ?server=
+    q: str = ""
+    profile_status: str = ""
+    family: str = ""
+    os: str = ""
+    profile: str = ""            # "" = any, "none", or an EnrollmentProfile id
+    assignment: str = ""         # "" = any, or one of ASSIGNMENT_STATES
+    enroll: str = ""
+    removed: str = ""
+    sort: str = "serial"
+    direction: str = "asc"
+
+    @classmethod
+    def from_args(cls, args, server_id: int | None = None) -> "DeviceQuery":
+        """Read a request's query arguments (a MultiDict or dict); `server_id` fixes the server."""
+        def text(name: str) -> str:
+            value = args.get(name)
+            value = str(value) if isinstance(value, int) else value  # to_args() values round-trip
+            return value.strip()[:MAX_TEXT] if isinstance(value, str) else ""
+
+        def choice(name: str, allowed: tuple[str, ...], default: str = "") -> str:
+            value = text(name)
+            return value if value in allowed else default
+
+        query = cls(q=(args.get("q") or "").strip()[:100] if isinstance(args.get("q"), str) else "",
+                    profile_status=choice("profile_status", APPLE_PROFILE_STATUSES),
+                    family=text("family"), os=text("os"),
+                    assignment=choice("assignment", ASSIGNMENT_STATES),
+                    enroll=choice("enroll", ENROLL_CHOICES), removed=choice("removed", REMOVED_CHOICES),
+                    sort=choice("sort", SORTS, "serial"), direction=choice("direction", DIRECTIONS, "asc"))
+        profile = text("profile")
+        query.profile = profile if profile == "none" or (profile.isdigit() and len(profile) < 12) else ""
+        if server_id is not None:
+            query.server_id, query.server_fixed = server_id, True
+        else:
+            server = text("server")
+            query.server_id = int(server) if server.isdigit() and len(server) < 12 else None
+        return query
+
+    def to_args(self) -> dict:
+        """The query arguments that reproduce this query (defaults left out, so URLs stay short)."""
+        args = {}
+        for field in fields(self):
+            if field.name in ("server_id", "server_fixed"):
+                continue
+            value = getattr(self, field.name)
+            if value != field.default:
+                args[field.name] = value
+        if self.server_id is not None and not self.server_fixed:
+            args["server"] = self.server_id
+        return args
+
+    @property
+    def is_filtered(self) -> bool:
+        """True when something narrows the list beyond "current devices (of this server)"."""
+        return any(getattr(self, name) for name in
+                   ("q", "profile_status", "family", "os", "profile", "assignment", "enroll", "removed")) \
+            or (self.server_id is not None and not self.server_fixed)
+
+    def conditions(self) -> list:
+        """SQLAlchemy conditions on Device (to be AND-ed) selecting exactly the rows of this query."""
+        conditions = []
+        if self.removed == "":
+            conditions.append(Device.removed_at.is_(None))
+        elif self.removed == "removed":
+            conditions.append(Device.removed_at.is_not(None))
+        if self.server_id is not None:
+            conditions.append(Device.server_id == self.server_id)
+        if self.q:
+            conditions.append(search_condition(self.q))
+        if self.profile_status:
+            if self.profile_status == "empty":  # Apple leaves the field out as well as sending "empty"
+                conditions.append(or_(Device.profile_status == "empty", Device.profile_status.is_(None)))
+            else:
+                conditions.append(Device.profile_status == self.profile_status)
+        if self.family:
+            conditions.append(Device.device_family == self.family)
+        if self.os:
+            conditions.append(Device.os == self.os)
+        if self.profile == "none":
+            conditions.append(Device.profile_id.is_(None))
+        elif self.profile:
+            conditions.append(Device.profile_id == int(self.profile))
+        if self.assignment == "none":
+            conditions.append(or_(Device.assignment_state.is_(None), Device.assignment_state == "none"))
+        elif self.assignment:
+            conditions.append(Device.assignment_state == self.assignment)
+        if self.enroll:
+            from .enrollment import not_ready_conditions  # enrollment imports nothing from here; avoids a cycle
+            not_ready = and_(*not_ready_conditions())
+            conditions.append(not_ready if self.enroll == "no"
+                              else and_(Device.removed_at.is_(None), not_(not_ready)))
+        return conditions

@@ -1,0 +1,129 @@
+"""Forms of the Enrollment Profiles area; field rules follow Apple's Profile object limits (reference §3.6),
+so a profile is refused here, next to the field, before anything is sent to Apple."""
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, SelectField, SelectMultipleField, StringField
+from wtforms.fields.choices import SelectChoice
+from wtforms.fields import EmailField, TelField, URLField
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from .codes import LANGUAGES, REGIONS, SKIP_SETUP_ITEMS
+
+# One "@", something on both sides, a dot in the domain, no spaces: what Apple's own check accepts,
+# without pulling in email_validator for deliverability rules Apple does not apply.
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+
+
+def _strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+def _lower(value):
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+def _upper(value):
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+class MultiCheckboxField(SelectMultipleField):
+    """A list of checkboxes (the Setup Assistant panes)."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+def https_url_problem(url: str) -> str | None:
+    """Why `url` is not an https URL Apple accepts (≤2000 characters, a host, no spaces), or None."""
+    if len(url) > 2000:
+        return "At most 2000 characters."
+    if any(ch.isspace() for ch in url):
+        return "A URL cannot contain spaces."
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError for a port out of range)
+    except ValueError:
+        return "This is not a valid URL (check the port number)."
+    if parts.scheme != "https" or not parts.hostname:
+        return "Enter an https:// address, e.g. https://mdm.example.com/enroll."
+    return None
+
+
+class ProfileForm(FlaskForm):
+    """Create Profile / Edit: BMC's attributes, then Apple's other settings under Advanced."""
+
+    name = StringField("Profile name", filters=[_strip], validators=[
+        DataRequired("Give the profile a name."), Length(max=125, message="At most 125 characters (Apple's limit).")])
+    organization = StringField("Organization", filters=[_strip], validators=[Optional(), Length(max=255)])
+    department = StringField("Department", filters=[_strip], validators=[
+        Optional(), Length(max=125, message="At most 125 characters (Apple's limit).")])
+    support_email = EmailField("Support Email Address", filters=[_strip], validators=[
+        Optional(), Length(max=250, message="At most 250 characters (Apple's limit).")])
+    support_phone = TelField("Support Phone Number", filters=[_strip], validators=[
+        Optional(), Length(max=50, message="At most 50 characters (Apple's limit).")])
+    is_mdm_removable = BooleanField("Is MDM Removable", default=True)
+
+    is_supervised = BooleanField("Supervised", default=True)
+    is_mandatory = BooleanField("Mandatory: the user cannot skip enrollment", default=False)
+    await_device_configured = BooleanField("Await device configured: hold Setup Assistant until the MDM "
+                                           "server releases the device", default=False)
+    allow_pairing = BooleanField("Allow pairing with computers", default=True)
+    auto_advance_setup = BooleanField("Auto-advance Setup Assistant (tvOS, macOS)", default=False)
+    is_multi_user = BooleanField("Multi-user (Shared iPad)", default=False)
+    language = StringField("Language", filters=[_lower], validators=[Optional()])
+    region = StringField("Region", filters=[_upper], validators=[Optional()])
+    skip_setup_items = MultiCheckboxField(
+        "Setup Assistant panes to skip", choices=[SelectChoice(key, label) for key, label in SKIP_SETUP_ITEMS],
+        invalid_choice_message="Apple does not know the Setup Assistant pane %(value)s: untick it.")
+    configuration_web_url = URLField("Configuration web URL", filters=[_strip], validators=[Optional()])
+    is_default = BooleanField("Default profile for new devices of this server", default=False)
+
+    def validate_support_email(self, field) -> None:
+        if field.data and not EMAIL.fullmatch(field.data):
+            raise ValidationError("Enter an email address like support@example.com.")
+
+    def validate_is_mdm_removable(self, field) -> None:
+        if not field.data and not self.is_supervised.data:
+            raise ValidationError("Apple only lets supervised devices keep the MDM profile: tick Supervised "
+                                  "(under Advanced) or leave Is MDM Removable ticked.")
+
+    def validate_language(self, field) -> None:
+        if field.data and (not re.fullmatch(r"[a-z]{2,3}", field.data) or field.data not in LANGUAGES):
+            raise ValidationError("Use an ISO 639 language code: two or three letters, e.g. en, fr or deu.")
+
+    def validate_region(self, field) -> None:
+        if field.data and field.data not in REGIONS:
+            raise ValidationError("Use an ISO 3166 two-letter country code, e.g. US, FR or DE.")
+
+    def validate_configuration_web_url(self, field) -> None:
+        problem = https_url_problem(field.data) if field.data else None
+        if problem:
+            raise ValidationError(problem)
+
+    def apple_errors_open_advanced(self) -> bool:
+        """Whether an error sits in the Advanced section (so it is shown open)."""
+        advanced = ("is_supervised", "is_mandatory", "await_device_configured", "allow_pairing", "auto_advance_setup",
+                    "is_multi_user", "language", "region", "skip_setup_items", "configuration_web_url")
+        return any(getattr(self, name).errors for name in advanced)
+
+
+class NewProfileForm(ProfileForm):
+    """Create Profile from the global page: the managed server is chosen in the form."""
+
+    server_id = SelectField("Managed server", coerce=int, validators=[DataRequired("Choose the managed server.")])
+
+
+class ConfigureForm(FlaskForm):
+    """Configure profile confirmation."""
+
+    # Ticked when the pop-up is shown (see the view); a POST without it (unticked) means no.
+    reassign = BooleanField("Re-assign them now", default=False)
+
+
+class ConfirmForm(FlaskForm):
+    """A confirmation that only needs CSRF protection (Delete)."""

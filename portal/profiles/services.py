@@ -1,0 +1,165 @@
+"""Enrollment profile operations: create, edit, delete, Configure profile. Views call these, then commit
+(except start_configure, which must commit before it enqueues)."""
+from __future__ import annotations
+
+from sqlalchemy import func, select, update
+
+from ..activity.record import record_activity
+from ..extensions import db
+from ..models import ActivityEntry, Device, EnrollmentProfile, ManagedServer
+from ..models.profile import CHANGED, CONFIGURED, CONFIGURING, FAILED, NOT_CONFIGURED
+from ..queue import enqueue, fetch_job, new_job_id
+from ..servers.services import FieldErrors
+from .payload import FORM_FIELD_FOR_APPLE, apple_snapshot
+
+EDITABLE = ("name", "organization", "department", "support_email", "support_phone", "is_mdm_removable",
+            "is_supervised", "is_mandatory", "await_device_configured", "allow_pairing", "auto_advance_setup",
+            "is_multi_user", "language", "region", "skip_setup_items", "configuration_web_url", "is_default")
+CONFIGURE_FAILED = "profile.configure_failed"
+NO_CONFIGURATION = "this managed server has no MDM server configuration: assign one and configure again"
+
+
+def _clean(data: dict) -> dict:
+    """Form data as stored: empty strings become NULL, booleans stay booleans."""
+    values = {}
+    for name in EDITABLE:
+        value = data.get(name)
+        if isinstance(value, str):
+            value = value.strip() or None
+        if name == "skip_setup_items":
+            value = sorted(value or []) or None
+        values[name] = value
+    return values
+
+
+def _check_name(server: ManagedServer, name: str, profile_id: int | None = None) -> None:
+    query = select(EnrollmentProfile.id).where(EnrollmentProfile.server_id == server.id,
+                                               func.lower(EnrollmentProfile.name) == name.lower())
+    if profile_id is not None:
+        query = query.where(EnrollmentProfile.id != profile_id)
+    if db.session.execute(query).first():
+        raise FieldErrors({"name": f"{server.name} already has a profile named “{name}”. Profile names are "
+                                   "unique per managed server: choose another name."})
+
+
+def _make_default(profile: EnrollmentProfile) -> None:
+    """At most one default per server: this one, and no other."""
+    db.session.execute(update(EnrollmentProfile).where(EnrollmentProfile.server_id == profile.server_id,
+                                                       EnrollmentProfile.id != profile.id)
+                       .values(is_default=False).execution_options(synchronize_session="fetch"))
+
+
+def create_profile(server: ManagedServer, data: dict) -> EnrollmentProfile:
+    """A new profile, Not configured: nothing goes to Apple until Configure profile."""
+    values = _clean(data)
+    _check_name(server, values["name"])
+    profile = EnrollmentProfile(server_id=server.id, status=NOT_CONFIGURED, **values)
+    db.session.add(profile)
+    db.session.flush()
+    if profile.is_default:
+        _make_default(profile)
+    record_activity("profile.created", profile, summary=f"Created enrollment profile {profile.name} on {server.name}"
+                    + (" (default for new devices)" if profile.is_default else ""))
+    return profile
+
+
+def update_profile(profile: EnrollmentProfile, data: dict) -> bool:
+    """Apply an edit; returns True when Apple's copy is now out of date (status Changed)."""
+    values = _clean(data)
+    _check_name(profile.server, values["name"], profile.id)
+    before = _comparable(apple_snapshot(profile))
+    for name, value in values.items():
+        setattr(profile, name, value)
+    changed_for_apple = _comparable(apple_snapshot(profile)) != before
+    if changed_for_apple and profile.status in (CONFIGURED, CHANGED):
+        profile.status, profile.status_detail = CHANGED, None
+    elif changed_for_apple and profile.status == FAILED:
+        # The admin fixed something: the old failure no longer describes this version.
+        profile.status = CHANGED if profile.apple_profile_uuid else NOT_CONFIGURED
+        profile.status_detail = None
+    if profile.is_default:
+        _make_default(profile)
+    record_activity("profile.updated", profile, summary=f"Edited enrollment profile {profile.name}"
+                    + (": Apple still has the previous version until it is configured again"
+                       if profile.status == CHANGED and changed_for_apple else ""))
+    return changed_for_apple
+
+
+def _comparable(snapshot: dict) -> dict:
+    return {k: (sorted(v) if isinstance(v, list) else (v or None if not isinstance(v, bool) else v))
+            for k, v in snapshot.items()}
+
+
+def delete_profile(profile: EnrollmentProfile, device_count: int) -> None:
+    """Delete a profile; its devices' profile_id becomes NULL through the foreign key (caller commits)."""
+    note = (f"; {device_count} associated devices keep Apple's profile until it is removed from them"
+            if device_count else "")
+    record_activity("profile.deleted", profile, level="warning" if device_count else "info",
+                    summary=f"Deleted enrollment profile {profile.name} of {profile.server.name}{note}",
+                    details={"apple_profile_uuid": profile.apple_profile_uuid, "devices": device_count})
+    db.session.delete(profile)
+
+
+def device_counts(profile_ids: list[int]) -> dict[int, int]:
+    """Devices associated with each profile (Device.profile_id), in one grouped query."""
+    if not profile_ids:
+        return {}
+    rows = db.session.execute(select(Device.profile_id, func.count()).where(Device.profile_id.in_(profile_ids))
+                              .group_by(Device.profile_id)).all()
+    return dict(rows)
+
+
+def configure_running(profile: EnrollmentProfile) -> bool:
+    """True while a Configure profile job is queued or running for this profile."""
+    if profile.status != CONFIGURING:
+        return False
+    job = fetch_job(profile.job_id)
+    return job is not None and job.get_status(refresh=False) in ("queued", "started", "deferred", "scheduled")
+
+
+def settle_stale(profile: EnrollmentProfile) -> bool:
+    """A profile left Configuring by a worker that died: mark it Failed so it can be configured again."""
+    if profile.status != CONFIGURING or configure_running(profile):
+        return False
+    profile.status = FAILED
+    profile.status_detail = "The background job stopped before Apple answered: use Configure profile again."
+    record_activity(CONFIGURE_FAILED, profile, level="error", actor="system",
+                    summary=f"Configuring {profile.name} was interrupted", details={"job_id": profile.job_id})
+    return True
+
+
+def start_configure(profile: EnrollmentProfile, *, reassign: bool, admin_id: int | None) -> bool:
+    """Commit the Configuring state, then enqueue the job; False when one is already running."""
+    if configure_running(profile):
+        return False
+    profile.status, profile.status_detail = CONFIGURING, None
+    profile.job_id = new_job_id()
+    record_activity("profile.configure_requested", profile,
+                    summary=f"Configure profile {profile.name} requested"
+                    + (" (associated devices will be re-assigned)" if reassign else ""))
+    db.session.commit()
+    enqueue("jobs.profiles.configure_profile", profile.id, bool(reassign), admin_id, job_id=profile.job_id,
+            job_timeout=600)
+    return True
+
+
+def failure_field(profile: EnrollmentProfile) -> tuple[str, str] | None:
+    """(form field, message) of the Apple refusal behind a Failed status, read from the activity log."""
+    if profile.status != FAILED or not profile.status_detail:
+        return None
+    entry = db.session.execute(
+        select(ActivityEntry).where(ActivityEntry.object_type == EnrollmentProfile.__tablename__,
+                                    ActivityEntry.object_id == profile.id, ActivityEntry.action == CONFIGURE_FAILED)
+        .order_by(ActivityEntry.id.desc()).limit(1)).scalar_one_or_none()
+    apple_field = (entry.details or {}).get("field") if entry else None
+    form_field = FORM_FIELD_FOR_APPLE.get(apple_field or "")
+    return (form_field, profile.status_detail) if form_field else None
+
+
+def profiles_of(server_id: int | None) -> list[EnrollmentProfile]:
+    """Profiles of one server, or of every server (by server name, then profile name)."""
+    query = select(EnrollmentProfile).join(ManagedServer)
+    if server_id is not None:
+        query = query.where(EnrollmentProfile.server_id == server_id)
+    return list(db.session.execute(query.order_by(ManagedServer.name, EnrollmentProfile.name)).scalars())
+

@@ -1,0 +1,73 @@
+"""Add Devices in a real browser: open Select the Managed Devices from the profile page, search,
+tick devices, OK, then watch the results arrive on the profile page and on the request's page."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.servers_helpers import Identity, post_add_server, server_named
+from tests.test_assignments import SIM, configured_profile, devices_of
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def profile(htmx, apple, run_jobs):
+    """A synchronized server with 30 devices and a configured profile (set up through the test client)."""
+    identity = Identity()
+    token = apple.state.issue_token(SIM, identity.certificate_pem, devices=30)
+    assert post_add_server(htmx, "Paris", token, identity.key_pem).status_code == 204
+    assert run_jobs() == []
+    return configured_profile(server_named("Paris"))
+
+
+def test_add_devices_from_the_pop_up_to_the_results(signed_in_page: Page, apple, profile, run_jobs):
+    page = signed_in_page
+    devices = sorted(devices_of(profile.server_id))
+    first, second = devices[0], devices[1]
+    apple.state.set_fault(SIM, "assign_failed", [second])
+
+    page.goto(f"/profiles/{profile.id}")
+    section = page.locator("#profile-devices")
+    expect(section.get_by_text("No device is associated with this profile")).to_be_visible()
+    section.get_by_role("link", name="Add Devices").click()
+    dialog = page.get_by_role("dialog", name="Select the Managed Devices")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_text("30 devices", exact=True)).to_be_visible()
+
+    # Search narrows the list in place; the first device ticked stays ticked across searches.
+    dialog.get_by_label("Search").fill(first)
+    expect(dialog.get_by_role("checkbox", name=f"Select {second}")).to_have_count(0)
+    dialog.get_by_role("checkbox", name=f"Select {first}").check()
+    dialog.get_by_label("Search").fill(second)
+    expect(dialog.get_by_role("checkbox", name=f"Select {first}")).to_have_count(0)
+    dialog.get_by_role("checkbox", name=f"Select {second}").check()
+    expect(dialog.get_by_text("1 ticked")).to_be_visible()  # the hidden one, carried over
+    dialog.get_by_role("button", name="OK").click()
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#toasts")).to_contain_text("Assigning 2 devices")
+
+    assert run_jobs() == []
+    # The requests panel polls, stops when the job is done and refreshes the device list.
+    expect(section.get_by_role("cell", name=first, exact=True)).to_be_visible(timeout=15_000)
+    expect(section.get_by_role("cell", name=second, exact=True)).to_have_count(0)  # Apple answered FAILED
+    expect(section.get_by_text("wait", exact=False).first).to_be_visible()
+    section.get_by_role("link", name=re.compile(r"Add Devices #\d+")).click()
+
+    expect(page.get_by_role("heading", name=re.compile(r"Add Devices #\d+"))).to_be_visible()
+    results = page.locator("#batch-tasks")
+    expect(results.get_by_role("row").filter(has_text=first)).to_contain_text("Assigned")
+    expect(results.get_by_role("row").filter(has_text=second)).to_contain_text("Failed")
+
+    # Retry now asks first, in a pop-up.
+    apple.state.set_fault(SIM, "assign_failed", None)
+    page.get_by_role("toolbar", name="Request actions").get_by_role("link", name="Retry now").click()
+    confirm = page.get_by_role("dialog", name="Retry now")
+    expect(confirm.get_by_text("24 hours", exact=False)).to_be_visible()
+    confirm.get_by_role("button", name="Retry now").click()
+    expect(confirm).to_be_hidden()
+    assert run_jobs() == []
+    page.reload()
+    expect(results.get_by_role("row").filter(has_text=second)).to_contain_text("Assigned")

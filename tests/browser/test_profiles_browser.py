@@ -1,0 +1,97 @@
+"""Enrollment profiles in a real browser: Create Profile in the pop-up (a bad field keeps the pop-up open
+with the message next to it), then Configure profile and watch the row go Configuring → Configured."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.servers_helpers import Identity, post_add_server, server_named
+from tests.test_profiles import MDM_URL, assign_configuration, make_configuration
+
+pytestmark = pytest.mark.browser
+
+SHOTS = os.environ.get("PORTAL_SHOTS")  # a folder: save screenshots there, to look at the layout
+
+
+def _shot(page: Page, name: str) -> None:
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SHOTS) / name), full_page=True)
+
+
+@pytest.fixture
+def server_id(htmx, apple, run_jobs) -> int:
+    """Paris, added through Add Server and synchronized, with a server configuration assigned."""
+    identity = Identity()
+    token = apple.state.issue_token("Paris MDM", identity.certificate_pem, devices=5)
+    assert post_add_server(htmx, "Paris", token, identity.key_pem).status_code == 204
+    assert run_jobs() == []
+    server_id = server_named("Paris").id
+    configuration_id, _ = make_configuration()
+    assign_configuration(htmx, server_id, configuration_id)
+    return server_id
+
+
+def _profile_row(page: Page, name: str):
+    return page.get_by_role("row").filter(has=page.get_by_role("link", name=name, exact=True))
+
+
+def test_create_then_configure_a_profile(signed_in_page, server_id, apple, run_jobs):
+    page = signed_in_page
+    page.goto(f"/servers/{server_id}/profiles")
+    expect(page.get_by_role("heading", name="No enrollment profiles on Paris yet")).to_be_visible()
+
+    page.get_by_role("toolbar", name="Enrollment profiles").get_by_role("link", name="Create Profile").click()
+    dialog = page.get_by_role("dialog", name="Create Profile")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_label("Profile name")).to_be_focused()
+    expect(dialog.get_by_text(MDM_URL)).to_be_visible()  # the URL Apple will get, from the server configuration
+
+    page.keyboard.type("Staff iPads")
+    dialog.get_by_label("Organization").fill("Acme Corp")
+    dialog.get_by_label("Support Email Address").fill("help desk")  # not an address
+    dialog.get_by_text("Advanced", exact=True).click()
+    dialog.get_by_label("Apple Account (Apple ID)").check()
+    dialog.get_by_role("button", name="Create Profile").click()
+
+    email = dialog.get_by_label("Support Email Address")
+    field = dialog.locator(".field").filter(has=page.get_by_label("Support Email Address"))
+    expect(field.get_by_role("alert")).to_contain_text("Enter an email address like support@example.com.")
+    expect(email).to_be_focused()
+    expect(dialog.get_by_label("Profile name")).to_have_value("Staff iPads")  # nothing typed is lost
+    expect(dialog.get_by_label("Apple Account (Apple ID)")).to_be_checked()
+    _shot(page, "profile-create-error.png")
+
+    email.fill("help@acme.example")
+    dialog.get_by_role("button", name="Create Profile").click()
+    expect(dialog).to_be_hidden()
+    expect(page.get_by_role("status")).to_contain_text("Profile Staff iPads created on Paris")
+    row = _profile_row(page, "Staff iPads")
+    expect(row.get_by_text("Not configured", exact=True)).to_be_visible()
+
+    row.get_by_role("link", name="Configure profile").click()
+    confirm = page.get_by_role("dialog", name="Configure profile Staff iPads")
+    expect(confirm).to_contain_text(MDM_URL)
+    _shot(page, "profile-configure-confirm.png")
+    confirm.get_by_role("button", name="Configure profile").click()
+    expect(confirm).to_be_hidden()
+    expect(row.get_by_text("Configuring", exact=True)).to_be_visible()
+    expect(row.get_by_role("button", name="Configuring…")).to_be_disabled()
+
+    assert run_jobs() == []  # the Configure profile job, in this process
+
+    # The row polls every 2 s while Configuring, then stops with the result.
+    expect(row.get_by_text("Configured", exact=True)).to_be_visible(timeout=10_000)
+    uuid = apple.state.profiles("Paris MDM")[0]["profile_uuid"]
+    expect(row.get_by_text(uuid)).to_be_visible()
+    assert page.locator("#profile-table tr[hx-trigger]").count() == 0  # polling stopped
+    _shot(page, "profiles-configured.png")
+
+    row.get_by_role("link", name="Staff iPads", exact=True).click()
+    expect(page.get_by_role("heading", name="Staff iPads", exact=True)).to_be_visible()
+    expect(page.locator("#profile-status")).to_contain_text(uuid)
+    expect(page.locator("#profile-settings")).to_contain_text("Apple Account (Apple ID)")
+    _shot(page, "profile-page.png")

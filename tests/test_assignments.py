@@ -1,0 +1,554 @@
+"""Add Devices / Remove Devices through the web UI against the Apple simulator: per-device results
+(success, not accessible, failed, throttled), retries after Apple's wait, Retry now, calls of at most
+1000 serials, an interrupted job resumed without loss, the pop-up's filters, default profile, 404s."""
+from __future__ import annotations
+
+import io
+import json
+import re
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import func, select
+
+from portal.assignments import timing
+from portal.extensions import db
+from portal.models import ActivityEntry, AssignmentBatch, AssignmentTask, Device, EnrollmentProfile, ManagedServer
+from portal.models.profile import CONFIGURED, NOT_CONFIGURED
+from tests.servers_helpers import Identity, post_add_server, server_named
+
+SIM = "Paris MDM"
+
+
+# ----- helpers (also used by the browser test) ---------------------------------------------
+
+def configured_profile(server: ManagedServer, name: str = "Sales", *, is_default: bool = False) -> EnrollmentProfile:
+    """A profile really defined at the simulator (so it knows the UUID), stored as configured."""
+    from portal.apple_link import client_for
+
+    uuid = client_for(server).define_profile({"profile_name": name, "url": "https://mdm.example.com/enroll"})["profile_uuid"]
+    profile = EnrollmentProfile(server_id=server.id, name=name, status=CONFIGURED, apple_profile_uuid=uuid,
+                                configured_at=datetime.now(timezone.utc), is_default=is_default)
+    db.session.add(profile)
+    db.session.commit()
+    return profile
+
+
+def devices_of(server_id: int) -> dict[str, Device]:
+    db.session.expire_all()
+    return {d.serial_number: d for d in db.session.execute(select(Device).where(Device.server_id == server_id)).scalars()}
+
+
+def tasks_of(batch_id: int) -> dict[str, AssignmentTask]:
+    db.session.expire_all()
+    return {t.serial_number: t for t in db.session.execute(
+        select(AssignmentTask).where(AssignmentTask.batch_id == batch_id)).scalars()}
+
+
+def latest_batch() -> AssignmentBatch:
+    db.session.expire_all()
+    return db.session.execute(select(AssignmentBatch).order_by(AssignmentBatch.id.desc()).limit(1)).scalar_one()
+
+
+class CallLog:
+    """Records every /profile/devices call the simulator receives (method, number of serials)."""
+
+    def __init__(self, sim_app):
+        self.calls: list[tuple[str, int]] = []
+        self._inner = sim_app.wsgi_app
+        sim_app.wsgi_app = self
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") == "/profile/devices":
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            environ["wsgi.input"] = io.BytesIO(body)
+            self.calls.append((environ["REQUEST_METHOD"], len(json.loads(body).get("devices", []))))
+        return self._inner(environ, start_response)
+
+
+@pytest.fixture
+def paris(htmx, apple, run_jobs):
+    """A managed server added through the UI and synchronized, with a configured profile."""
+    identity = Identity()
+
+    def make(devices=20):
+        token = apple.state.issue_token(SIM, identity.certificate_pem, devices=devices)
+        assert post_add_server(htmx, "Paris", token, identity.key_pem).status_code == 204
+        assert run_jobs() == []
+        server = server_named("Paris")
+        return server, configured_profile(server)
+
+    return make
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """Move the portal's clock forward (the waits of the retry queue) without sleeping."""
+    offset = {"value": timedelta(0)}
+    real = timing.now
+
+    def advance(**delta):
+        offset["value"] += timedelta(**delta)
+
+    monkeypatch.setattr(timing, "now", lambda: real() + offset["value"])
+    return advance
+
+
+def pick(htmx, target, device_ids=(), **data):
+    """OK in Select the Managed Devices of the profile `target`."""
+    return htmx.post(f"/profiles/{target.id}/devices/add", data={"device": [str(i) for i in device_ids], **data})
+
+
+def sim_serials(apple, n=1000):
+    return [d["serial"] for d in apple.state.devices(SIM, limit=n)]
+
+
+# ----- Add Devices: per-device results -------------------------------------------------------
+
+def test_add_devices_with_mixed_results_then_retries_after_the_wait(htmx, apple, paris, run_jobs, clock):
+    server, profile = paris(devices=12)
+    serials = sim_serials(apple)
+    ok, gone, failing, throttled = serials[0], serials[1], serials[2], serials[3]
+    apple.state.create_server("Other MDM")
+    apple.state.move_devices([gone], "Other MDM")  # the portal has not synchronized the move yet
+    apple.state.set_fault(SIM, "assign_failed", [failing])
+    apple.state.set_fault(SIM, "throttle", {"serials": [throttled], "retry_after": 45})
+    devices = devices_of(server.id)
+
+    popup = htmx.get(f"/profiles/{profile.id}/devices/add")
+    html = popup.get_data(as_text=True)
+    assert popup.status_code == 200 and "Select the Managed Devices" in html
+    assert all(s in html for s in serials)  # every synchronized device, with its serial number
+    response = pick(htmx, profile, [devices[s].id for s in (ok, gone, failing, throttled)])
+    assert response.status_code == 204 and "closeModal" in response.headers["HX-Trigger"]
+    batch = latest_batch()
+    assert (batch.total, batch.status, batch.actor, batch.action) == (4, "queued", "alice", "assign")
+    assert devices_of(server.id)[ok].assignment_state == "queued"
+    assert htmx.get(f"/assignments/{batch.id}/status").status_code == 200  # keeps polling while queued
+
+    assert run_jobs() == []
+    final = htmx.get(f"/assignments/{batch.id}/status")
+    assert final.status_code == 286  # polling stops
+    tasks = tasks_of(batch.id)
+    assert {s: (tasks[s].state, tasks[s].result) for s in (ok, gone, failing, throttled)} == {
+        ok: ("done", "SUCCESS"), gone: ("not_accessible", "NOT_ACCESSIBLE"),
+        failing: ("failed", "FAILED"), throttled: ("throttled", "THROTTLED")}
+    now = timing.now()
+    assert timedelta(hours=23) < tasks[failing].retry_at - now <= timedelta(hours=24)
+    assert timedelta(seconds=30) < tasks[throttled].retry_at - now <= timedelta(seconds=45)
+    assert tasks[gone].retry_at is None  # final
+    after = devices_of(server.id)
+    assert after[ok].profile_id == profile.id and after[ok].assignment_state == "assigned"
+    assert after[failing].profile_id is None and after[failing].assignment_state == "failed"
+    assert after[gone].assignment_state == "not_accessible" and after[throttled].assignment_state == "throttled"
+    at_apple = apple.state.device(ok)
+    assert at_apple["profile_status"] == "assigned" and at_apple["profile_uuid"] == profile.apple_profile_uuid
+    assert apple.state.device(failing)["profile_status"] != "assigned"
+
+    page = htmx.get(f"/assignments/{batch.id}").get_data(as_text=True)
+    assert "Not accessible" in page and "Throttled" in page and "retried after 24 hours" in page
+    section = htmx.get(f"/profiles/{profile.id}/devices").get_data(as_text=True)
+    assert ok in section and failing not in section.split("Latest requests")[0]
+    assert "retry queue" in section
+    entry = db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "assignment.assign_finished")).scalar_one()
+    assert "1 assigned, 1 not accessible, 1 failed" in entry.summary and "1 throttled" in entry.summary
+    assert entry.level == "warning"
+
+    queue = htmx.get("/assignments/retries").get_data(as_text=True)
+    assert failing in queue and throttled in queue and gone not in queue and ok not in queue
+
+    # Not before Apple's wait is over.
+    from portal.assignments.retries import retry_due
+    assert retry_due()["requeued"] == 0
+    apple.state.set_fault(SIM, "throttle", None)
+    clock(seconds=46)
+    assert retry_due()["requeued"] == 1  # the throttled device only: FAILED waits 24 hours
+    assert run_jobs() == []
+    tasks = tasks_of(batch.id)
+    assert (tasks[throttled].state, tasks[throttled].attempts) == ("done", 2)
+    assert tasks[failing].state == "failed" and tasks[failing].attempts == 1
+    assert devices_of(server.id)[throttled].profile_id == profile.id
+
+    clock(hours=24)
+    assert retry_due()["requeued"] == 1
+    assert run_jobs() == []
+    tasks = tasks_of(batch.id)
+    assert (tasks[failing].state, tasks[failing].attempts) == ("failed", 2)  # Apple still fails it
+    assert tasks[failing].retry_at - timing.now() > timedelta(hours=23)
+    apple.state.set_fault(SIM, "assign_failed", None)
+    clock(hours=24, seconds=1)
+    retry_due()
+    assert run_jobs() == []
+    assert tasks_of(batch.id)[failing].state == "done" and latest_batch().status == "finished"
+    assert "Nothing to retry" in htmx.get("/assignments/retries").get_data(as_text=True)
+
+
+def test_more_than_1000_devices_are_sent_in_calls_of_at_most_1000(htmx, apple, paris, run_jobs):
+    server, profile = paris(devices=2300)
+    log = CallLog(apple.app)
+    popup = htmx.get(f"/profiles/{profile.id}/devices/add").get_data(as_text=True)
+    assert "Select all 2,300 devices of Paris" in popup
+    assert pick(htmx, profile, all_matching="1").status_code == 204
+    assert run_jobs() == []
+    assert log.calls == [("POST", 1000), ("POST", 1000), ("POST", 300)]
+    batch = latest_batch()
+    assert (batch.status, batch.total, batch.succeeded) == ("finished", 2300, 2300)
+    db.session.expire_all()
+    assert db.session.execute(select(func.count()).select_from(Device).where(
+        Device.profile_id == profile.id)).scalar_one() == 2300
+    section = htmx.get(f"/profiles/{profile.id}/devices").get_data(as_text=True)
+    assert "2,300 devices associated" in section and "Page 1 of 46" in section
+
+    # Remove Devices: all associated devices, again in calls of at most 1000.
+    confirm = htmx.get(f"/profiles/{profile.id}/devices/remove", query_string={"all": "1"})
+    assert confirm.status_code == 200 and "from 2,300 devices" in confirm.get_data(as_text=True)
+    assert htmx.post(f"/profiles/{profile.id}/devices/remove", data={"all": "1"}).status_code == 204
+    assert run_jobs() == []
+    assert log.calls[3:] == [("DELETE", 1000), ("DELETE", 1000), ("DELETE", 300)]
+    db.session.expire_all()
+    assert db.session.execute(select(func.count()).select_from(Device).where(
+        Device.profile_id == profile.id)).scalar_one() == 0
+
+
+def test_an_interrupted_job_is_resumed_without_loss(htmx, apple, paris, run_jobs, monkeypatch, clock):
+    from portal.assignments import runner
+    from portal.assignments.retries import retry_due
+
+    server, profile = paris(devices=2500)
+    real = runner._call
+    calls = {"n": 0}
+
+    def killed_on_second_call(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("worker killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "_call", killed_on_second_call)
+    assert pick(htmx, profile, all_matching="1").status_code == 204
+    assert len(run_jobs()) == 1  # the job failed loudly; RQ keeps it
+    batch = latest_batch()
+    states = {state: n for state, n in db.session.execute(select(AssignmentTask.state, func.count()).where(
+        AssignmentTask.batch_id == batch.id).group_by(AssignmentTask.state)).all()}
+    assert batch.status == "interrupted" and states == {"done": 1000, "sending": 1000, "queued": 500}
+    page = htmx.get(f"/assignments/{batch.id}").get_data(as_text=True)
+    assert "Interrupted" in page and "Retry now" in page
+
+    monkeypatch.setattr(runner, "_call", real)
+    log = CallLog(apple.app)
+    assert retry_due()["started"] == [batch.id]  # its RQ job is dead: resumed by the periodic job
+    assert len(run_jobs()) == 1  # only the earlier failed job
+    assert log.calls == [("POST", 1000), ("POST", 500)]  # the unanswered 1000 again, then the rest
+    tasks = tasks_of(batch.id)
+    assert {t.state for t in tasks.values()} == {"done"} and len(tasks) == 2500
+    assert sorted({t.attempts for t in tasks.values()}) == [1, 2]
+    assert latest_batch().status == "finished"
+    db.session.expire_all()
+    assert db.session.execute(select(func.count()).select_from(Device).where(
+        Device.profile_id == profile.id)).scalar_one() == 2500
+
+    # A worker killed outright (no exception handler ran): tasks left 'sending', its worker gone.
+    from portal.queue import fetch_job, get_queue
+
+    assert pick(htmx, profile, [devices_of(server.id)[s].id for s in sim_serials(apple, 3)]).status_code == 204
+    stuck = latest_batch()
+    job = fetch_job(stuck.job_id)
+    get_queue().remove(job)
+    job.set_status("started")
+    job.worker_name = "killed-worker"
+    job.save()
+    db.session.execute(AssignmentTask.__table__.update().where(AssignmentTask.batch_id == stuck.id).values(state="sending"))
+    stuck.status = "running"
+    db.session.commit()
+    assert retry_due()["started"] == [stuck.id]
+    assert len(run_jobs()) == 1  # still only the first failed job
+    assert {t.state for t in tasks_of(stuck.id).values()} == {"done"}
+
+    # A request whose job is not in Redis yet is given time to get there before it is restarted.
+    assert pick(htmx, profile, [devices_of(server.id)[s].id for s in sim_serials(apple, 2)]).status_code == 204
+    young = latest_batch()
+    get_queue().remove(fetch_job(young.job_id))
+    fetch_job(young.job_id).delete()
+    assert retry_due()["started"] == []
+    clock(minutes=3)
+    assert retry_due()["started"] == [young.id]
+    assert len(run_jobs()) == 1
+    assert {t.state for t in tasks_of(young.id).values()} == {"done"}
+
+
+def test_whole_call_errors_keep_devices_queued_with_a_reason(htmx, apple, paris, run_jobs, clock):
+    from portal.assignments.retries import retry_due
+
+    server, profile = paris(devices=5)
+    ids = [d.id for d in devices_of(server.id).values()]
+    apple.state.set_fault(SIM, "server_error", 50)  # more than the client's own retries
+    pick(htmx, profile, ids)
+    assert run_jobs() == []
+    batch = latest_batch()
+    tasks = tasks_of(batch.id)
+    assert batch.status == "waiting" and {t.state for t in tasks.values()} == {"queued"}
+    assert len(tasks) == 5 and all(t.retry_at and "HTTP 500" in t.detail and "Sent again in 1 min" in t.detail
+                                   for t in tasks.values())
+    queue = htmx.get("/assignments/retries").get_data(as_text=True)
+    assert "5 devices waiting for a retry" in queue
+
+    apple.state.set_fault(SIM, "server_error", {"count": 50, "status": 429, "retry_after": 120})
+    clock(minutes=2)
+    retry_due()
+    assert run_jobs() == []
+    tasks = tasks_of(batch.id)
+    assert all(t.state == "queued" and "limiting requests" in t.detail for t in tasks.values())
+    assert all(timedelta(seconds=100) < t.retry_at - timing.now() <= timedelta(seconds=120) for t in tasks.values())
+
+    apple.state.set_fault(SIM, "server_error", None)
+    apple.state.set_fault(SIM, "terms_not_signed", True)
+    clock(seconds=121)
+    retry_due()
+    assert run_jobs() == []
+    assert server_named("Paris").apple_state == "terms_not_signed"
+    assert all("terms and conditions" in t.detail for t in tasks_of(batch.id).values())
+
+    apple.state.set_fault(SIM, "terms_not_signed", None)
+    htmx.post(f"/servers/{server.id}/check")
+    run_jobs()
+    clock(minutes=16)
+    retry_due()
+    assert run_jobs() == []
+    assert {t.state for t in tasks_of(batch.id).values()} == {"done"}
+
+
+# ----- Retry now -------------------------------------------------------------------------------
+
+def test_retry_now_for_a_request_and_for_the_whole_queue(htmx, apple, paris, run_jobs):
+    server, profile = paris(devices=6)
+    serials = sim_serials(apple)
+    devices = devices_of(server.id)
+    apple.state.set_fault(SIM, "assign_failed", serials[:2])
+    pick(htmx, profile, [devices[s].id for s in serials[:3]])
+    run_jobs()
+    first = latest_batch()
+    apple.state.set_fault(SIM, "throttle", {"serials": serials[3:4], "retry_after": 600})
+    pick(htmx, profile, [devices[serials[3]].id])
+    run_jobs()
+    second = latest_batch()
+
+    confirm = htmx.get(f"/assignments/{first.id}/retry")
+    html = confirm.get_data(as_text=True)
+    assert confirm.status_code == 200 and "2 devices of request" in html and "24 hours" in html
+    apple.state.set_fault(SIM, "assign_failed", None)
+    response = htmx.post(f"/assignments/{first.id}/retry")
+    assert response.status_code == 204 and "closeModal" in response.headers["HX-Trigger"]
+    assert run_jobs() == []
+    assert {t.state for t in tasks_of(first.id).values()} == {"done"}
+    assert tasks_of(second.id)[serials[3]].state == "throttled"  # another request: untouched
+
+    apple.state.set_fault(SIM, "throttle", None)
+    assert "1 device of the retry queue" in htmx.get("/assignments/retries/retry").get_data(as_text=True)
+    assert htmx.post("/assignments/retries/retry").status_code == 204
+    assert run_jobs() == []
+    assert tasks_of(second.id)[serials[3]].state == "done"
+    entries = db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "assignment.retry_now")).scalars().all()
+    assert len(entries) == 2 and all(e.actor == "alice" for e in entries)
+
+
+def test_retry_now_without_javascript_is_a_page_and_a_redirect(admin_client, apple, paris, run_jobs):
+    server, profile = paris(devices=3)
+    serials = sim_serials(apple)
+    apple.state.set_fault(SIM, "assign_failed", serials[:1])
+    admin_client.environ_base.pop("HTTP_HX_REQUEST", None)
+    admin_client.post(f"/profiles/{profile.id}/devices/add", data={"device": [str(devices_of(server.id)[serials[0]].id)]})
+    run_jobs()
+    batch = latest_batch()
+    page = admin_client.get(f"/assignments/{batch.id}/retry")
+    assert page.status_code == 200 and "<h1>Retry now</h1>" in page.get_data(as_text=True)
+    done = admin_client.post(f"/assignments/{batch.id}/retry")
+    assert done.status_code == 302 and done.headers["Location"].endswith(f"/assignments/{batch.id}")
+
+
+# ----- Select the Managed Devices: search, filters, select all matching ---------------------
+
+def test_pop_up_search_filters_and_select_all_matching(htmx, apple, paris, run_jobs):
+    server, profile = paris(devices=30)
+    other = configured_profile(server, "Labs")
+    devices = devices_of(server.id)
+    by_family: dict[str, list[Device]] = {}
+    for d in devices.values():
+        by_family.setdefault(d.device_family, []).append(d)
+    family, members = max(by_family.items(), key=lambda kv: len(kv[1]))
+    assert 0 < len(members) < 30
+
+    # A device already on another profile is listed, with that profile's name.
+    pick(htmx, other, [members[0].id])
+    run_jobs()
+    html = htmx.get(f"/profiles/{profile.id}/devices/add").get_data(as_text=True)
+    row = re.search(r"<tr>(?:(?!</tr>).)*%s(?:(?!</tr>).)*</tr>" % members[0].serial_number, html, re.S).group(0)
+    assert "Labs" in row
+
+    listed = htmx.get(f"/profiles/{profile.id}/devices/add", query_string={"family": family},
+                      headers={"HX-Target": "pick-list"})
+    part = listed.get_data(as_text=True)
+    assert listed.status_code == 200 and part.lstrip().startswith('<div id="pick-list">')  # only the list
+    assert all(m.serial_number in part for m in members)
+    assert not any(d.serial_number in part for d in devices.values() if d.device_family != family)
+    assert f"Select all {len(members)} device" in part and "matching the filter" in part
+
+    target = members[1].serial_number
+    searched = htmx.get(f"/profiles/{profile.id}/devices/add", query_string={"q": target, "device": str(members[2].id)},
+                        headers={"HX-Target": "pick-list"}).get_data(as_text=True)
+    assert target in searched and members[3].serial_number not in searched
+    assert f'<input type="hidden" name="device" value="{members[2].id}">' in searched  # ticked elsewhere: kept
+
+    none = htmx.get(f"/profiles/{profile.id}/devices/add", query_string={"profile": str(other.id)},
+                    headers={"HX-Target": "pick-list"}).get_data(as_text=True)
+    assert members[0].serial_number in none and members[1].serial_number not in none
+
+    # All devices matching "family, no profile yet": the one on Labs is left out.
+    assert pick(htmx, profile, all_matching="1", family=family, profile="none").status_code == 204
+    assert latest_batch().total == len(members) - 1
+    run_jobs()
+    after = devices_of(server.id)
+    assert {s for s, d in after.items() if d.profile_id == profile.id} == {m.serial_number for m in members[1:]}
+    assert after[members[0].serial_number].profile_id == other.id
+
+
+def test_nothing_selected_or_profile_not_configured_is_refused_plainly(htmx, apple, paris):
+    server, profile = paris(devices=3)
+    empty = pick(htmx, profile, [])
+    assert empty.status_code == 422 and "No device was selected" in empty.get_data(as_text=True)
+    stranger = pick(htmx, profile, [999999])
+    assert stranger.status_code == 422
+    draft = EnrollmentProfile(server_id=server.id, name="Draft", status=NOT_CONFIGURED)
+    db.session.add(draft)
+    db.session.commit()
+    popup = htmx.get(f"/profiles/{draft.id}/devices/add").get_data(as_text=True)
+    assert "not configured at Apple yet" in popup and ">OK<" not in popup
+    refused = pick(htmx, draft, [d.id for d in devices_of(server.id).values()])
+    assert refused.status_code == 422 and "not configured at Apple yet" in refused.get_data(as_text=True)
+    section = htmx.get(f"/profiles/{draft.id}/devices").get_data(as_text=True)
+    assert "disabled" in section and "Configure profile" in section
+    db.session.expire_all()
+    assert db.session.execute(select(func.count()).select_from(AssignmentBatch)).scalar_one() == 0
+
+
+# ----- Remove Devices, moving between profiles, superseding ----------------------------------
+
+def test_remove_devices_with_per_device_results(htmx, apple, paris, run_jobs):
+    server, profile = paris(devices=5)
+    serials = sim_serials(apple)
+    devices = devices_of(server.id)
+    pick(htmx, profile, [d.id for d in devices.values()])
+    run_jobs()
+    section = htmx.get(f"/profiles/{profile.id}/devices").get_data(as_text=True)
+    assert "5 devices associated" in section and "Remove Devices" in section
+
+    nothing = htmx.get(f"/profiles/{profile.id}/devices/remove")
+    assert nothing.status_code == 422 and "Select the devices to remove first" in nothing.get_data(as_text=True)
+    chosen = [devices[s].id for s in serials[:3]]
+    confirm = htmx.get(f"/profiles/{profile.id}/devices/remove", query_string={"device": [str(i) for i in chosen]})
+    html = confirm.get_data(as_text=True)
+    assert confirm.status_code == 200 and "from 3 devices" in html and serials[0] in html
+    apple.state.set_fault(SIM, "assign_failed", serials[2:3])
+    response = htmx.post(f"/profiles/{profile.id}/devices/remove", data={"device": [str(i) for i in chosen]})
+    assert response.status_code == 204
+    assert run_jobs() == []
+    batch = latest_batch()
+    tasks = tasks_of(batch.id)
+    assert batch.action == "remove" and (tasks[serials[0]].result, tasks[serials[2]].result) == ("SUCCESS", "FAILED")
+    after = devices_of(server.id)
+    assert after[serials[0]].profile_id is None and after[serials[0]].assignment_state is None
+    assert after[serials[2]].profile_id == profile.id and after[serials[2]].assignment_state == "failed"
+    assert after[serials[3]].profile_id == profile.id
+    assert apple.state.device(serials[0])["profile_status"] == "removed"
+    assert "4 devices associated" not in htmx.get(f"/profiles/{profile.id}/devices").get_data(as_text=True)
+    assert "3 devices associated" in htmx.get(f"/profiles/{profile.id}/devices").get_data(as_text=True)
+
+
+def test_moving_a_device_to_another_profile_and_newer_requests_supersede_older_ones(htmx, apple, paris, run_jobs):
+    server, sales = paris(devices=4)
+    labs = configured_profile(server, "Labs")
+    serials = sim_serials(apple)
+    device = devices_of(server.id)[serials[0]]
+    pick(htmx, sales, [device.id])
+    run_jobs()
+    assert devices_of(server.id)[serials[0]].profile_id == sales.id
+
+    # One action moves it: assigning Labs replaces Sales, at Apple and here.
+    pick(htmx, labs, [device.id])
+    run_jobs()
+    assert devices_of(server.id)[serials[0]].profile_id == labs.id
+    assert apple.state.device(serials[0])["profile_uuid"] == labs.apple_profile_uuid
+    assert serials[0] not in htmx.get(f"/profiles/{sales.id}/devices").get_data(as_text=True)
+
+    # Two requests before the worker runs: the newer one wins, the older is superseded.
+    pick(htmx, sales, [device.id])
+    older = latest_batch()
+    pick(htmx, labs, [device.id])
+    newer = latest_batch()
+    task = tasks_of(older.id)[serials[0]]
+    assert task.state == "superseded" and f"#{newer.id}" in task.detail
+    assert run_jobs() == []
+    assert devices_of(server.id)[serials[0]].profile_id == labs.id
+    assert tasks_of(newer.id)[serials[0]].state == "done"
+    assert "Superseded" in htmx.get(f"/assignments/{older.id}").get_data(as_text=True)
+
+
+# ----- default profile, re-assignment ----------------------------------------------------------
+
+def test_default_profile_assigns_new_devices(htmx, apple, paris, run_jobs):
+    from portal.assignments.auto import assign_to_default_profile
+
+    server, profile = paris(devices=6)
+    serials = sim_serials(apple)
+    assert assign_to_default_profile(server.id, serials[:2]) is None  # no default profile: nothing
+    profile.is_default = True
+    db.session.commit()
+    batch = assign_to_default_profile(server.id, serials[:2] + ["NOT-A-DEVICE"])
+    assert (batch.origin, batch.actor, batch.total) == ("default profile", "system", 2)
+    assert run_jobs() == []
+    after = devices_of(server.id)
+    assert {s for s, d in after.items() if d.profile_id == profile.id} == set(serials[:2])
+    profile.status = "configuring"
+    db.session.commit()
+    assert assign_to_default_profile(server.id, serials[2:3]) is None  # not configured: no default
+
+
+def test_reassign_profile_devices_after_a_new_uuid(htmx, apple, paris, run_jobs):
+    from portal.apple_link import client_for
+    from portal.assignments.services import reassign_profile_devices
+
+    server, profile = paris(devices=4)
+    serials = sim_serials(apple)
+    pick(htmx, profile, [d.id for s, d in devices_of(server.id).items() if s in serials[:3]])
+    run_jobs()
+    profile.apple_profile_uuid = client_for(server).define_profile(
+        {"profile_name": "Sales", "url": "https://mdm.example.com/v2"})["profile_uuid"]
+    db.session.commit()
+    batch = reassign_profile_devices(profile, "alice")
+    assert (batch.origin, batch.total) == ("reassign", 3)
+    assert run_jobs() == []
+    assert {apple.state.device(s)["profile_uuid"] for s in serials[:3]} == {profile.apple_profile_uuid}
+
+
+# ----- pages and 404s -------------------------------------------------------------------------
+
+def test_pages_without_javascript_and_empty_states(admin_client, apple, paris):
+    server, profile = paris(devices=3)
+    admin_client.environ_base.pop("HTTP_HX_REQUEST", None)
+    page = admin_client.get(f"/profiles/{profile.id}/devices/add")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "<h1>Select the Managed Devices</h1>" in html
+    section = admin_client.get(f"/profiles/{profile.id}/devices").get_data(as_text=True)
+    assert "No devices yet" in section and "Add Devices" in section
+    done = admin_client.post(f"/profiles/{profile.id}/devices/add",
+                             data={"device": [str(d.id) for d in devices_of(server.id).values()]})
+    assert done.status_code == 302 and re.search(r"/assignments/\d+$", done.headers["Location"])
+    results = admin_client.get(done.headers["Location"]).get_data(as_text=True)
+    assert "Add Devices #" in results and 'hx-trigger="every 2s"' in results
+
+
+@pytest.mark.parametrize("url", ["/assignments/999999", "/assignments/999999/status", "/assignments/999999/retry",
+                                 "/profiles/999999/devices", "/profiles/999999/devices/add",
+                                 "/profiles/999999/devices/remove", "/profiles/999999/devices/requests"])
+def test_missing_ids_are_404_pages(admin_client, url):
+    response = admin_client.get(url)
+    assert response.status_code == 404 and "Page not found" in response.get_data(as_text=True)

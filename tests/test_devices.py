@@ -1,0 +1,417 @@
+"""Managed Devices at scale: search, filters, sorts with keyset pages, CSV export, the device page,
+automatic-enrollment readiness. Devices are seeded with bulk INSERTs (Apple is not the point here)."""
+from __future__ import annotations
+
+import csv
+import html
+import io
+import re
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import insert, select
+
+from portal import vault
+from portal.extensions import db
+from portal.models import (AssignmentBatch, AssignmentTask, Device, EnrollmentProfile, ManagedServer,
+                           ServerConfiguration)
+
+NOW = datetime(2026, 11, 1, tzinfo=timezone.utc)
+SERIAL_CELL = re.compile(r"<td><code>([^<]+)</code></td>")
+
+
+def _server(name: str, configured: bool = False) -> ManagedServer:
+    config = None
+    if configured:
+        config = ServerConfiguration(name=f"MDM for {name}", url="https://mdm.example.com/enroll")
+        db.session.add(config)
+        db.session.flush()
+    server = ManagedServer(name=name, token_ciphertext=vault.encrypt("{}"), key_ciphertext=vault.encrypt("k"),
+                           consumer_key=f"CK_{name}", token_expiry=NOW + timedelta(days=365),
+                           configuration_id=config.id if config else None)
+    db.session.add(server)
+    db.session.commit()
+    return server
+
+
+def _profile(server: ManagedServer, name: str, status: str = "configured") -> EnrollmentProfile:
+    profile = EnrollmentProfile(server_id=server.id, name=name, status=status)
+    db.session.add(profile)
+    db.session.commit()
+    return profile
+
+
+def _seed(server: ManagedServer, *devices: dict) -> None:
+    rows = [{"server_id": server.id, "first_seen_at": NOW, "updated_at": NOW, "fetch_generation": 1,
+             "os": "iOS", "device_family": "iPhone", "model": "iPhone 15", "profile_status": "empty", **d}
+            for d in devices]
+    db.session.execute(insert(Device), rows)
+    db.session.commit()
+
+
+def _device(serial: str) -> Device:
+    db.session.expire_all()
+    return db.session.execute(select(Device).where(Device.serial_number == serial)).scalar_one()
+
+
+def _serials(response) -> list[str]:
+    assert response.status_code == 200, response.status_code
+    return SERIAL_CELL.findall(response.get_data(as_text=True))
+
+
+def _link(response, rel: str) -> str | None:
+    match = re.search(rf'<a rel="{rel}" href="([^"]+)"', response.get_data(as_text=True))
+    return html.unescape(match.group(1)) if match else None
+
+
+@pytest.fixture
+def fleet(app):
+    """Two servers (one with a server configuration), three profiles, a varied handful of devices."""
+    paris, lyon = _server("Paris", configured=True), _server("Lyon")
+    staff, kiosk = _profile(paris, "Staff"), _profile(paris, "Kiosk", status="changed")
+    lyon_default = _profile(lyon, "Lyon default")
+    _seed(paris,
+          {"serial_number": "C02AAA1", "model": "iPhone 15", "description": "IPHONE 15 128GB", "profile_id": staff.id,
+           "assignment_state": "assigned", "profile_status": "assigned",
+           "device_assigned_date": NOW - timedelta(days=3)},
+          {"serial_number": "C02AAB2", "model": "iPad Air", "description": "IPAD AIR WI-FI", "os": "iPadOS",
+           "device_family": "iPad", "profile_id": kiosk.id, "assignment_state": "assigned",
+           "profile_status": "pushed", "device_assigned_date": NOW - timedelta(days=1)},
+          {"serial_number": "F17XYZ9", "model": "MacBook Air", "description": "MACBOOK AIR 13", "os": "OSX",
+           "device_family": "Mac", "assignment_state": "failed", "device_assigned_date": NOW - timedelta(days=2)},
+          {"serial_number": "F17OLD0", "model": "iPhone 14", "description": "OLD PHONE", "removed_at": NOW},
+          {"serial_number": "DMQ100_", "model": "iPhone 15", "description": "100% BATTERY", "assignment_state": "queued"})
+    _seed(lyon,
+          {"serial_number": "LYN0001", "model": "iPad Pro", "description": "IPAD PRO", "os": "iPadOS",
+           "device_family": "iPad", "profile_id": lyon_default.id, "assignment_state": "assigned",
+           "profile_status": "removed"})
+    return {"paris": paris, "lyon": lyon, "staff": staff, "kiosk": kiosk, "lyon_default": lyon_default}
+
+
+# ----- filters and search ----------------------------------------------------------------------
+
+def test_default_list_shows_current_devices_of_every_server(admin_client, fleet):
+    page = admin_client.get("/devices")
+    assert sorted(_serials(page)) == ["C02AAA1", "C02AAB2", "DMQ100_", "F17XYZ9", "LYN0001"]
+    assert "5 devices" in page.get_data(as_text=True)
+    assert sorted(_serials(admin_client.get(f"/servers/{fleet['lyon'].id}/devices"))) == ["LYN0001"]
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("q=c02", ["C02AAA1", "C02AAB2"]),                       # serial prefix, any case
+    ("q=air", ["C02AAB2", "F17XYZ9"]),                       # model contains
+    ("q=wi-fi", ["C02AAB2"]),                                # description contains
+    ("q=AA1", []),                                           # serial: from the first character only
+    ("q=100%25", ["DMQ100_"]),                               # a % is literal, not a wildcard
+    ("q=_", []),                                             # a _ too (LIKE '%_%' would match all)
+    ("q=DMQ100_", ["DMQ100_"]),
+    ("profile_status=empty", ["DMQ100_", "F17XYZ9"]),
+    ("profile_status=pushed", ["C02AAB2"]),
+    ("profile_status=removed", ["LYN0001"]),
+    ("family=iPad", ["C02AAB2", "LYN0001"]),
+    ("os=OSX", ["F17XYZ9"]),
+    ("profile=none", ["DMQ100_", "F17XYZ9"]),
+    ("assignment=failed", ["F17XYZ9"]),
+    ("assignment=none", []),
+    ("assignment=queued", ["DMQ100_"]),
+    ("removed=removed", ["F17OLD0"]),
+    ("removed=all&q=f17", ["F17OLD0", "F17XYZ9"]),
+    ("enroll=yes", ["C02AAA1"]),
+    ("enroll=no", ["C02AAB2", "DMQ100_", "F17XYZ9", "LYN0001"]),
+    # combined
+    ("family=iPad&os=iPadOS&profile_status=pushed", ["C02AAB2"]),
+    ("q=c02&enroll=no", ["C02AAB2"]),
+    ("family=iPhone&removed=all&assignment=assigned", ["C02AAA1"]),
+])
+def test_each_filter_and_combinations(admin_client, fleet, query, expected):
+    assert sorted(_serials(admin_client.get(f"/devices?{query}"))) == expected
+
+
+def test_profile_and_server_filters(admin_client, fleet):
+    assert _serials(admin_client.get(f"/devices?profile={fleet['staff'].id}")) == ["C02AAA1"]
+    assert _serials(admin_client.get(f"/devices?server={fleet['lyon'].id}")) == ["LYN0001"]
+    assert sorted(_serials(admin_client.get(f"/devices?server={fleet['paris'].id}&profile=none"))) == ["DMQ100_", "F17XYZ9"]
+    # the per-server list ignores ?server= (the path decides)
+    assert _serials(admin_client.get(f"/servers/{fleet['lyon'].id}/devices?server={fleet['paris'].id}")) == ["LYN0001"]
+
+
+def test_filter_choices_come_from_the_data(admin_client, fleet):
+    page = admin_client.get("/devices").get_data(as_text=True)
+    for value in ("iPad", "iPhone", "Mac", "iOS", "iPadOS", "OSX"):
+        assert f'<option value="{value}"' in page
+    assert "Paris · Staff" in page and "Lyon · Lyon default" in page
+    server_page = admin_client.get(f"/servers/{fleet['lyon'].id}/devices").get_data(as_text=True)
+    assert "Lyon default" in server_page and "Staff" not in server_page
+
+
+def test_empty_results_say_what_to_do(admin_client, fleet):
+    page = admin_client.get("/devices?q=nothing-like-this").get_data(as_text=True)
+    assert "No device matches" in page and "clear them" in page
+
+
+# ----- sorting and keyset pages ------------------------------------------------------------------
+
+@pytest.fixture
+def many(app):
+    """250 current devices with heavy ties on model and assigned date, and some NULLs, plus removed ones."""
+    server = _server("Big")
+    models = ["iPad Air", "iPhone 15", "MacBook Pro", None]
+    dates = [NOW - timedelta(days=d) for d in (1, 2, 3)] + [None]
+    _seed(server, *[{"serial_number": f"S{(i * 7919) % 1000:04d}", "model": models[i % 4],
+                     "device_assigned_date": dates[(i // 4) % 4]} for i in range(250)])
+    _seed(server, *[{"serial_number": f"R{i:04d}", "removed_at": NOW} for i in range(5)])
+    return server
+
+
+def _expected_order(sort: str, direction: str) -> list[str]:
+    devices = db.session.execute(select(Device).where(Device.removed_at.is_(None))).scalars().all()
+    if sort == "serial":
+        return sorted((d.serial_number for d in devices), reverse=direction == "desc")
+    attr = {"model": "model", "assigned": "device_assigned_date"}[sort]
+    with_value = sorted((d for d in devices if getattr(d, attr) is not None),
+                        key=lambda d: (getattr(d, attr), d.id), reverse=direction == "desc")
+    without = sorted((d for d in devices if getattr(d, attr) is None), key=lambda d: d.id,
+                     reverse=direction == "desc")
+    return [d.serial_number for d in with_value + without]  # no value: last, whatever the direction
+
+
+@pytest.mark.parametrize("sort", ["serial", "model", "assigned"])
+@pytest.mark.parametrize("direction", ["asc", "desc"])
+def test_sorts_page_forward_and_back_without_duplicates_or_gaps(admin_client, many, sort, direction):
+    url = f"/devices?sort={sort}&direction={direction}"
+    pages, numbers = [], []
+    while url:
+        response = admin_client.get(url)
+        pages.append(_serials(response))
+        numbers.append(re.search(r"<span>Page (\d+)</span>", response.get_data(as_text=True)).group(1))
+        url = _link(response, "next")
+    assert [len(p) for p in pages] == [100, 100, 50]
+    assert numbers == ["1", "2", "3"]
+    assert sum(pages, []) == _expected_order(sort, direction)
+    # and back with Previous from the last page
+    last = admin_client.get(f"/devices?sort={sort}&direction={direction}")
+    for _ in range(2):
+        last = admin_client.get(_link(last, "next"))
+    back = admin_client.get(_link(last, "prev"))
+    assert _serials(back) == pages[1]
+    first = admin_client.get(_link(back, "prev"))
+    assert _serials(first) == pages[0] and _link(first, "prev") is None
+    assert "<span>Page 1</span>" in first.get_data(as_text=True)
+
+
+def test_sort_headers_toggle_direction_and_keep_filters(admin_client, many):
+    page = admin_client.get("/devices?sort=model&q=S0").get_data(as_text=True)
+    header = re.search(r'<th aria-sort="ascending">\s*<a href="([^"]+)"', page).group(1)
+    assert "direction=desc" in header and "sort=model" in header and "q=S0" in header
+
+
+def test_bookmarked_urls_round_trip(admin_client, many):
+    """The Next link carries filters, sort, cursor and page number; opening it later gives the same page."""
+    first = admin_client.get("/devices?sort=assigned&direction=desc&family=iPhone")
+    next_url = _link(first, "next")
+    assert all(part in next_url for part in ("sort=assigned", "direction=desc", "family=iPhone", "after=", "page=2"))
+    once, again = admin_client.get(next_url), admin_client.get(next_url)
+    assert _serials(once) == _serials(again) and len(_serials(once)) == 100
+    assert set(_serials(once)).isdisjoint(_serials(first))
+    # The filter form shows what the URL says.
+    page = once.get_data(as_text=True)
+    assert re.search(r'<option value="assigned"\s+selected', page) and re.search(r'<option value="desc"\s+selected', page)
+
+
+def test_htmx_gets_the_table_fragment_and_a_plain_request_the_page(admin_client, many):
+    full = admin_client.get("/devices?q=S00")
+    assert b"<html" in full.data and b'id="device-table"' in full.data and b"<form" in full.data
+    fragment = admin_client.get("/devices?q=S00", headers={"HX-Request": "true", "HX-Target": "device-table"})
+    assert b"<html" not in fragment.data and b"<form" not in fragment.data
+    assert _serials(fragment) == _serials(full)
+    assert b'hx-push-url="true"' in full.data and b'method="get"' in full.data  # works without JS too
+
+
+def test_counts_are_exact_unfiltered_and_capped_when_filtered(admin_client, many, monkeypatch):
+    from portal.devices import listing
+
+    assert "250 devices" in admin_client.get("/devices").get_data(as_text=True)
+    monkeypatch.setattr(listing, "COUNT_CAP", 100)
+    assert "100+ devices" in admin_client.get("/devices?q=S").get_data(as_text=True)
+    assert "250 devices" in admin_client.get("/devices").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("query", [
+    "sort=nonsense", "direction=sideways", "after=garbage", "before=garbage", "after=%FF%FE",
+    "after=WyJ2IiwxLDJd", "after=WyJ2IiwiUzAwMDAiLCJ4Il0", "sort=assigned&after=WyJ2Iiwibm90IGEgZGF0ZSIsMV0",
+    "sort=serial&after=WyJuIixudWxsLDFd", "page=-3", "page=abc", "page=99999999999999",
+    "profile=abc", "profile=99999999999999999999", "server=x", "server=999999", "enroll=maybe",
+    "removed=sometimes", "assignment=unknown", "profile_status=lost", "q=" + "x" * 5000, "q=%00",
+    "family=%E2%9C%93", "after=" + "A" * 3000,
+])
+def test_bad_query_args_never_fail(admin_client, many, query):
+    for url in (f"/devices?{query}", f"/servers/{many.id}/devices?{query}", f"/devices.csv?{query}"):
+        response = admin_client.get(url)
+        assert response.status_code == 200, (url, response.status_code)
+        response.get_data()
+
+
+def test_missing_ids_are_404(admin_client, many):
+    assert admin_client.get("/devices/999999").status_code == 404
+    assert admin_client.get("/servers/999999/devices").status_code == 404
+    assert admin_client.get("/servers/999999/devices.csv").status_code == 404
+
+
+def test_past_the_end_cursor_shows_a_way_back(admin_client, many):
+    from portal.devices.keyset import Cursor
+
+    url = f"/devices?after={Cursor('v', 'ZZZZ', 10**6).encode()}&page=7"
+    page = admin_client.get(url)
+    assert _serials(page) == [] and _link(page, "prev")
+    assert len(_serials(admin_client.get(_link(page, "prev")))) == 100
+
+
+# ----- CSV export ---------------------------------------------------------------------------------
+
+def test_csv_export_of_the_current_filter(admin_client, fleet):
+    response = admin_client.get("/devices.csv?family=iPad&sort=serial&direction=desc")
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert "attachment" in response.headers["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    assert [r["serial_number"] for r in rows] == ["LYN0001", "C02AAB2"]
+    ipad = rows[1]
+    assert ipad["model"] == "iPad Air" and ipad["os"] == "iPadOS" and ipad["profile_status"] == "pushed"
+    assert ipad["managed_server"] == "Paris" and ipad["enrollment_profile"] == "Kiosk"
+    assert ipad["assignment_state"] == "assigned" and ipad["will_enroll"] == "no"
+    assert ipad["device_assigned_date"] == (NOW - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    per_server = admin_client.get(f"/servers/{fleet['paris'].id}/devices.csv?family=iPad").get_data(as_text=True)
+    assert [r["serial_number"] for r in csv.DictReader(io.StringIO(per_server))] == ["C02AAB2"]
+
+
+def test_csv_link_carries_the_filters(admin_client, fleet):
+    page = admin_client.get("/devices?os=OSX&sort=model").get_data(as_text=True)
+    link = html.unescape(re.search(r'href="(/devices\.csv[^"]*)"', page).group(1))
+    rows = list(csv.DictReader(io.StringIO(admin_client.get(link).get_data(as_text=True))))
+    assert [r["serial_number"] for r in rows] == ["F17XYZ9"]
+
+
+def test_csv_cells_that_look_like_formulas_are_neutralised(admin_client, app):
+    server = _server("=cmd|' /C calc'!A0")
+    _seed(server, {"serial_number": "EVIL1", "model": "=HYPERLINK(\"http://x\")", "description": "+1+1",
+                   "asset_tag": "-2", "color": "@SUM(A1)", "extra": {"imei": ["35"], "note": "=1"}},
+          {"serial_number": "GOOD1", "model": "iPhone", "description": "a=b", "asset_tag": "1-2"})
+    rows = {r["serial_number"]: r for r in csv.DictReader(io.StringIO(admin_client.get("/devices.csv").get_data(as_text=True)))}
+    evil = rows["EVIL1"]
+    assert evil["model"] == "'=HYPERLINK(\"http://x\")" and evil["description"] == "'+1+1"
+    assert evil["asset_tag"] == "'-2" and evil["color"] == "'@SUM(A1)"
+    assert evil["managed_server"].startswith("'=")
+    assert '"note": "=1"' in evil["other_apple_attributes"] and evil["other_apple_attributes"].startswith("{")
+    assert rows["GOOD1"]["description"] == "a=b" and rows["GOOD1"]["asset_tag"] == "1-2"
+
+
+def test_csv_export_streams_every_row_across_chunks(admin_client, many, monkeypatch):
+    from portal.devices import export
+
+    monkeypatch.setattr(export, "CHUNK", 7)
+    response = admin_client.get("/devices.csv?sort=model&direction=desc")
+    assert response.is_streamed
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    assert [r["serial_number"] for r in rows] == _expected_order("model", "desc")
+
+
+# ----- the device page and automatic enrollment -----------------------------------------------------
+
+def test_device_page_shows_attributes_server_profile_and_history(admin_client, fleet):
+    _seed(fleet["paris"], {"serial_number": "HIST001", "model": "iPhone 15", "color": "MIDNIGHT",
+                           "asset_tag": "TAG-9", "profile_id": fleet["staff"].id, "assignment_state": "assigned",
+                           "extra": {"imei": ["356000000000001"], "is_replacement": True}})
+    device = _device("HIST001")
+    first = AssignmentBatch(server_id=fleet["paris"].id, profile_id=fleet["staff"].id, action="assign", actor="alice")
+    second = AssignmentBatch(server_id=fleet["paris"].id, profile_id=fleet["staff"].id, action="remove",
+                             origin="retry", actor=None)
+    db.session.add_all([first, second])
+    db.session.flush()
+    db.session.add_all([
+        AssignmentTask(batch_id=first.id, device_id=device.id, serial_number="HIST001", state="failed",
+                       result="FAILED", detail="Apple could not assign", updated_at=NOW - timedelta(hours=2)),
+        AssignmentTask(batch_id=second.id, device_id=device.id, serial_number="HIST001", state="done",
+                       result="SUCCESS", updated_at=NOW - timedelta(hours=1))])
+    db.session.commit()
+    page = admin_client.get(f"/devices/{device.id}").get_data(as_text=True)
+    for text in ("HIST001", "MIDNIGHT", "TAG-9", "imei", "356000000000001", "is_replacement",
+                 f'href="/profiles/{fleet["staff"].id}"', "Staff", f'href="/servers/{fleet["paris"].id}"',
+                 "alice", "Apple could not assign", "FAILED", "SUCCESS", "Add Devices", "Remove Devices",
+                 "2026-10-31 22:00 UTC", "Will enroll automatically"):
+        assert text in page, text
+    assert page.index("SUCCESS") < page.index("Apple could not assign")  # newest first
+    # The list links to it.
+    assert f'href="/devices/{device.id}"' in admin_client.get("/devices?q=HIST").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("serial, ready, words", [
+    ("C02AAA1", True, "MDM for Paris"),
+    ("C02AAB2", False, "Kiosk” is changed since it was last configured: Configure profile"),
+    ("F17XYZ9", False, "No enrollment profile is associated with the device: Add Devices to a profile."),
+    ("DMQ100_", False, "A request is waiting to be sent to Apple"),
+    ("LYN0001", False, "no server configuration: Assign Server Configuration"),
+    ("F17OLD0", False, "no longer assigned to this server"),
+])
+def test_will_enroll_reasons_on_the_device_page(admin_client, fleet, serial, ready, words):
+    from portal.devices.enrollment import will_enroll
+
+    device = _device(serial)
+    assert will_enroll(device)[0] is ready
+    page = admin_client.get(f"/devices/{device.id}").get_data(as_text=True)
+    assert html.unescape(words) in html.unescape(page)
+    assert ("Won’t enroll automatically" in page) is not ready
+
+
+def test_will_enroll_and_the_sql_rule_agree(app, fleet):
+    from portal.devices.enrollment import not_ready_conditions, will_enroll
+
+    not_ready = set(db.session.execute(select(Device.serial_number).where(*not_ready_conditions())).scalars())
+    for device in db.session.execute(select(Device)).scalars():
+        if device.removed_at is None:
+            assert (device.serial_number in not_ready) is (not will_enroll(device)[0]), device.serial_number
+    # Configuring the profile and giving Lyon a configuration makes them ready.
+    fleet["kiosk"].status = "configured"
+    config = ServerConfiguration(name="Lyon MDM", url="https://mdm.example.com/lyon")
+    db.session.add(config)
+    db.session.flush()
+    fleet["lyon"].configuration_id = config.id
+    db.session.commit()
+    not_ready = set(db.session.execute(select(Device.serial_number).where(*not_ready_conditions())).scalars())
+    assert not_ready == {"F17XYZ9", "DMQ100_"}
+
+
+def test_not_ready_devices_are_flagged_in_the_list(admin_client, fleet):
+    page = admin_client.get("/devices?sort=serial").get_data(as_text=True)
+    rows = dict(re.findall(r"<td><code>([^<]+)</code></td>.*?<td class=\"nowrap\">(<span[^>]*>[^<]+</span>)",
+                           page, re.S))
+    assert "Yes" in rows["C02AAA1"] and "Won’t enroll" in rows["F17XYZ9"] and "Won’t enroll" in rows["LYN0001"]
+
+
+def test_server_page_counts_devices_that_will_fail_to_enroll(admin_client, fleet):
+    page = admin_client.get(f"/servers/{fleet['paris'].id}").get_data(as_text=True)
+    assert "3 devices will fail to enroll automatically" in page
+    link = html.unescape(re.search(r'href="([^"]*enroll=no[^"]*)"', page).group(1))
+    assert sorted(_serials(admin_client.get(link))) == ["C02AAB2", "DMQ100_", "F17XYZ9"]
+    lyon = admin_client.get(f"/servers/{fleet['lyon'].id}").get_data(as_text=True)
+    assert "1 device will fail to enroll automatically" in lyon
+
+
+def test_server_page_without_not_ready_devices_says_nothing(admin_client, app):
+    server = _server("Ready", configured=True)
+    profile = _profile(server, "Default")
+    _seed(server, {"serial_number": "OK00001", "profile_id": profile.id})
+    assert "will fail to enroll" not in admin_client.get(f"/servers/{server.id}").get_data(as_text=True)
+
+
+def test_device_query_round_trips_through_args():
+    from werkzeug.datastructures import MultiDict
+
+    from portal.devices.filters import DeviceQuery
+
+    args = {"q": "c02", "server": "3", "profile_status": "pushed", "family": "iPad", "os": "iPadOS",
+            "profile": "none", "assignment": "failed", "enroll": "no", "removed": "all", "sort": "model",
+            "direction": "desc"}
+    query = DeviceQuery.from_args(MultiDict(args))
+    assert {k: str(v) for k, v in query.to_args().items()} == args
+    assert DeviceQuery.from_args(MultiDict(query.to_args())) == query
+    assert DeviceQuery.from_args(MultiDict({"server": "3"}), server_id=5).to_args() == {}
+    assert DeviceQuery.from_args(MultiDict()).to_args() == {}

@@ -1,0 +1,497 @@
+"""Enrollment profiles through the web UI against the Apple simulator: Create Profile with good and bad
+fields, unique names, the default flag, Configure profile without and with a server configuration,
+Apple refusing a profile, token and transient failures, Changed after an edit, re-configure with
+re-assignment, delete, the global list and its server filter, plain (no-JavaScript) forms."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy import select, update
+
+from portal.apple.keys import generate_key_pair
+from portal.extensions import db
+from portal.htmx import STOP_POLLING
+from portal.models import (ActivityEntry, AssignmentBatch, Device, EnrollmentProfile, ManagedServer,
+                           ServerConfiguration, TrustedCertificate)
+from tests.servers_helpers import Identity, field_error, post_add_server, server_named
+
+NO_CONFIGURATION = "this managed server has no MDM server configuration: assign one and configure again"
+MDM_URL = "https://mdm.acme.example/mdm/enroll"
+
+
+# ----- helpers ---------------------------------------------------------------------------------
+
+@pytest.fixture
+def identity():
+    return Identity()
+
+
+def add_server(client, apple, identity, run_jobs, name="Paris", devices=5) -> int:
+    """Add a managed server through Add Server, with its account and first synchronization."""
+    token = apple.state.issue_token(f"{name} MDM", identity.certificate_pem, devices=devices)
+    assert post_add_server(client, name, token, identity.key_pem).status_code in (204, 302)
+    assert run_jobs() == []
+    return server_named(name).id
+
+
+@pytest.fixture
+def server_id(htmx, apple, identity, run_jobs) -> int:
+    return add_server(htmx, apple, identity, run_jobs)
+
+
+def make_configuration(name="Main MDM", url=MDM_URL, certificates=2) -> tuple[int, list[bytes]]:
+    """A server configuration written with the models (A's pages are tested in test_configurations)."""
+    configuration = ServerConfiguration(name=name, url=url)
+    ders = []
+    for position in range(certificates):
+        pem = generate_key_pair(common_name=f"{name} CA {position}", days=365).certificate_pem
+        cert = x509.load_pem_x509_certificate(pem)
+        der = cert.public_bytes(Encoding.DER)
+        ders.append(der)
+        configuration.certificates.append(TrustedCertificate(
+            position=position, der=der, subject=cert.subject.rfc4514_string(), issuer=cert.issuer.rfc4514_string(),
+            serial=format(cert.serial_number, "X"), not_before=cert.not_valid_before_utc,
+            not_after=cert.not_valid_after_utc, sha256=hashlib.sha256(der).hexdigest()))
+    db.session.add(configuration)
+    db.session.commit()
+    return configuration.id, ders
+
+
+def assign_configuration(client, server_id: int, configuration_id: int) -> None:
+    """Assign Server Configuration through helper A's pop-up (Select the Server Configuration)."""
+    response = client.post(f"/servers/{server_id}/configuration", data={"configuration": configuration_id})
+    assert response.status_code == 204, response.get_data(as_text=True)
+
+
+def profile_form(**overrides) -> dict:
+    """Create Profile form data; a None value leaves the field out (an unticked checkbox)."""
+    data = {"name": "Staff iPads", "organization": "Acme Corp", "department": "IT", "support_email": "help@acme.example",
+            "support_phone": "+1 555 0100", "is_mdm_removable": "y", "is_supervised": "y", "allow_pairing": "y",
+            "language": "", "region": "", "configuration_web_url": ""}
+    data.update(overrides)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def create(client, server_id: int, **overrides):
+    return client.post(f"/servers/{server_id}/profiles/new", data=profile_form(**overrides))
+
+
+def profile_named(name: str, server_id: int | None = None) -> EnrollmentProfile | None:
+    db.session.expire_all()
+    query = select(EnrollmentProfile).where(EnrollmentProfile.name == name)
+    if server_id is not None:
+        query = query.where(EnrollmentProfile.server_id == server_id)
+    return db.session.execute(query).scalar_one_or_none()
+
+
+def configure(client, profile_id: int, **data):
+    response = client.post(f"/profiles/{profile_id}/configure", data=data)
+    assert response.status_code == 204, response.get_data(as_text=True)
+    return response
+
+
+def profile_count() -> int:
+    return len(db.session.execute(select(EnrollmentProfile.id)).all())
+
+
+# ----- Create Profile --------------------------------------------------------------------------
+
+def test_empty_states_say_what_to_do(htmx, apple, identity, run_jobs):
+    page = htmx.get("/profiles").get_data(as_text=True)
+    assert "No managed servers yet" in page and "Add Server" in page
+    server_id = add_server(htmx, apple, identity, run_jobs)
+    tab = htmx.get(f"/servers/{server_id}/profiles").get_data(as_text=True)
+    assert "No enrollment profiles on Paris yet" in tab and "Create Profile" in tab and "Configure profile" in tab
+    assert 'aria-current="page">Enrollment Profiles' in tab  # the server's tab is the active one
+    assert "Assign Server Configuration" in tab  # no configuration yet: the page says so up front
+    assert "No enrollment profiles yet" in htmx.get("/profiles").get_data(as_text=True)
+
+
+def test_create_profile_pop_up_then_both_lists_show_it_not_configured(htmx, server_id):
+    popup = htmx.get(f"/servers/{server_id}/profiles/new")
+    html = popup.get_data(as_text=True)
+    assert popup.status_code == 200 and '<dialog' not in html and 'id="modal-title">Create Profile' in html
+    for label in ("Profile name", "Organization", "Department", "Support Email Address", "Support Phone Number",
+                  "Is MDM Removable", "Default profile for new devices of this server"):
+        assert label in html
+    assert "<details" in html and "<summary>Advanced</summary>" in html and "Apple Account (Apple ID)" in html
+    assert "Apple&#39;s enrollment profile has no organization field" in html
+
+    response = create(htmx, server_id, skip_setup_items=["AppleID", "Siri"], language="EN", region="fr")
+    assert response.status_code == 204, response.get_data(as_text=True)
+    assert "profilesChanged" in response.headers["HX-Trigger"] and "closeModal" in response.headers["HX-Trigger"]
+    profile = profile_named("Staff iPads")
+    assert profile.status == "not_configured" and profile.apple_profile_uuid is None
+    assert (profile.language, profile.region) == ("en", "FR")  # typed case is normalised to Apple's
+    assert profile.skip_setup_items == ["AppleID", "Siri"] and profile.organization == "Acme Corp"
+    for url in (f"/servers/{server_id}/profiles", "/profiles"):
+        page = htmx.get(url).get_data(as_text=True)
+        assert "Staff iPads" in page and "Not configured" in page and "Configure profile" in page
+    assert ">Paris</a></td>" in htmx.get("/profiles").get_data(as_text=True)  # the server column
+    assert db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "profile.created")).scalar_one()
+
+
+LONG = "x" * 126
+
+
+@pytest.mark.parametrize("overrides,field,words", [
+    ({"name": ""}, "name", "Give the profile a name"),
+    ({"name": "   "}, "name", "Give the profile a name"),
+    ({"name": LONG}, "name", "At most 125 characters"),
+    ({"department": LONG}, "department", "At most 125 characters"),
+    ({"support_phone": "1" * 51}, "support_phone", "At most 50 characters"),
+    ({"support_email": "a" * 240 + "@example.com"}, "support_email", "At most 250 characters"),
+    ({"support_email": "help desk at acme"}, "support_email", "email address like"),
+    ({"support_email": "help@acme"}, "support_email", "email address like"),
+    ({"is_mdm_removable": None, "is_supervised": None}, "is_mdm_removable", "only lets supervised devices"),
+    ({"language": "english"}, "language", "ISO 639"),
+    ({"language": "xq"}, "language", "ISO 639"),
+    ({"language": "e1"}, "language", "ISO 639"),
+    ({"region": "USA"}, "region", "ISO 3166"),
+    ({"region": "XX"}, "region", "ISO 3166"),
+    ({"configuration_web_url": "http://sso.acme.example/enroll"}, "configuration_web_url", "https://"),
+    ({"configuration_web_url": "https://sso.acme.example/en roll"}, "configuration_web_url", "spaces"),
+    ({"configuration_web_url": "https://sso.acme.example:99999/"}, "configuration_web_url", "port"),
+    ({"configuration_web_url": "https://sso.acme.example/" + "a" * 2000}, "configuration_web_url", "2000"),
+])
+def test_bad_fields_are_refused_next_to_the_field_and_nothing_is_saved(htmx, server_id, overrides, field, words):
+    response = create(htmx, server_id, **{"name": "Kept name", "department": "Kept department", **overrides})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert words in field_error(html, field)
+    assert profile_count() == 0
+    kept = {**{"name": "Kept name", "department": "Kept department"}, **overrides}
+    for name in ("name", "department"):  # what the admin typed is still there
+        if kept[name].strip():
+            assert f'value="{kept[name]}"' in html
+    if field in ("language", "region", "configuration_web_url"):
+        assert "<details open>" in html  # the error is inside Advanced: it is shown open
+
+
+def test_unknown_setup_pane_is_refused(htmx, server_id):
+    response = create(htmx, server_id, skip_setup_items=["AppleID", "NotAPane"])
+    assert response.status_code == 422 and "Apple does not know the Setup Assistant pane NotAPane" in response.get_data(as_text=True)
+    assert profile_count() == 0
+
+
+def test_limits_themselves_are_accepted(htmx, server_id):
+    response = create(htmx, server_id, name="n" * 125, department="d" * 125, support_phone="1" * 50,
+                      support_email="a" * 237 + "@example.com", language="deu", region="DE",
+                      is_mdm_removable=None, configuration_web_url="https://sso.acme.example:8443/enroll")
+    assert response.status_code == 204, response.get_data(as_text=True)
+    profile = profile_named("n" * 125)
+    assert profile.is_mdm_removable is False and profile.is_supervised is True and profile.language == "deu"
+
+
+def test_profile_name_is_unique_per_server(htmx, apple, identity, run_jobs, server_id):
+    assert create(htmx, server_id).status_code == 204
+    response = create(htmx, server_id, name="staff ipads", department="Sales")
+    assert response.status_code == 422
+    assert "already has a profile named" in field_error(response.get_data(as_text=True), "name")
+    assert 'value="Sales"' in response.get_data(as_text=True)
+    other = add_server(htmx, apple, Identity("lyon"), run_jobs, name="Lyon")
+    assert create(htmx, other).status_code == 204  # the same name on another server is fine
+    assert profile_count() == 2
+    # Renaming onto a sibling's name is refused the same way.
+    assert create(htmx, server_id, name="Teachers").status_code == 204
+    teachers = profile_named("Teachers")
+    response = htmx.post(f"/profiles/{teachers.id}/edit", data=profile_form(name="Staff iPads"))
+    assert response.status_code == 422 and "already has a profile named" in response.get_data(as_text=True)
+
+
+def test_at_most_one_default_profile_per_server(htmx, server_id):
+    assert create(htmx, server_id, name="First", is_default="y").status_code == 204
+    assert create(htmx, server_id, name="Second", is_default="y").status_code == 204
+    assert profile_named("First").is_default is False and profile_named("Second").is_default is True
+    first = profile_named("First")
+    assert htmx.post(f"/profiles/{first.id}/edit", data=profile_form(name="First", is_default="y")).status_code == 204
+    assert profile_named("First").is_default is True and profile_named("Second").is_default is False
+    assert profile_named("First").status == "not_configured"  # a portal-side flag: nothing for Apple
+
+
+def test_global_create_asks_for_the_server_and_the_list_filters_by_server(htmx, apple, identity, run_jobs, server_id):
+    lyon = add_server(htmx, apple, Identity("lyon"), run_jobs, name="Lyon")
+    html = htmx.get("/profiles/new").get_data(as_text=True)
+    assert "Managed server" in html and "Choose a managed server" in html
+    response = htmx.post("/profiles/new", data=profile_form(server_id="0"))
+    assert response.status_code == 422 and "Choose the managed server." in field_error(response.get_data(as_text=True), "server_id")
+    assert htmx.post("/profiles/new", data=profile_form(server_id=str(lyon), name="Lyon kiosks")).status_code == 204
+    assert create(htmx, server_id, name="Paris staff").status_code == 204
+    assert profile_named("Lyon kiosks").server_id == lyon
+    everything = htmx.get("/profiles").get_data(as_text=True)
+    assert "Lyon kiosks" in everything and "Paris staff" in everything
+    filtered = htmx.get(f"/profiles?server={lyon}", headers={"HX-Target": "profile-table"})
+    assert "HX-Request" in filtered.headers["Vary"] and "<html" not in filtered.get_data(as_text=True)
+    assert "Lyon kiosks" in filtered.get_data(as_text=True) and "Paris staff" not in filtered.get_data(as_text=True)
+    preselected = htmx.get(f"/profiles/new?server={lyon}").get_data(as_text=True)
+    assert f'<option selected value="{lyon}">Lyon</option>' in preselected
+
+
+def test_plain_pages_work_without_javascript(admin_client, apple, identity, run_jobs):
+    server_id = add_server(admin_client, apple, identity, run_jobs)
+    page = admin_client.get(f"/servers/{server_id}/profiles/new").get_data(as_text=True)
+    assert "<html" in page and "Create Profile" in page
+    response = admin_client.post(f"/servers/{server_id}/profiles/new", data=profile_form())
+    profile = profile_named("Staff iPads")
+    assert response.status_code == 302 and response.headers["Location"].endswith(f"/profiles/{profile.id}")
+    detail = admin_client.get(f"/profiles/{profile.id}").get_data(as_text=True)
+    assert "Staff iPads" in detail and "Not configured" in detail and "Acme Corp" in detail
+    bad = admin_client.post(f"/servers/{server_id}/profiles/new", data=profile_form(name=""))
+    assert bad.status_code == 422 and "<html" in bad.get_data(as_text=True)
+    assert admin_client.get(f"/profiles/{profile.id}/configure").status_code == 200
+    assert admin_client.post(f"/profiles/{profile.id}/configure").status_code == 302
+
+
+def test_missing_ids_are_404_pages(htmx, server_id):
+    for url in ("/profiles/999", "/profiles/999/edit", "/profiles/999/configure", "/profiles/999/row",
+                "/servers/999/profiles", "/servers/999/profiles/new"):
+        assert htmx.get(url).status_code == 404, url
+    assert htmx.post("/profiles/999/delete").status_code == 404
+
+
+# ----- Configure profile -----------------------------------------------------------------------
+
+def test_configure_without_configuration_fails_then_succeeds_after_assigning_one(htmx, apple, server_id, run_jobs):
+    assert create(htmx, server_id, skip_setup_items=["AppleID", "Siri"], language="fr", region="FR",
+                  support_phone="", configuration_web_url="https://sso.acme.example/enroll").status_code == 204
+    profile = profile_named("Staff iPads")
+    confirm = htmx.get(f"/profiles/{profile.id}/configure").get_data(as_text=True)
+    assert "has no MDM server configuration" in confirm and "Assign Server Configuration" in confirm
+
+    configure(htmx, profile.id)
+    assert profile_named("Staff iPads").status == "configuring"
+    row = htmx.get(f"/profiles/{profile.id}/row")
+    assert row.status_code == 200 and 'hx-trigger="every 2s"' in row.get_data(as_text=True)
+    assert "Configuring" in row.get_data(as_text=True)
+    assert run_jobs() == []
+    profile = profile_named("Staff iPads")
+    assert profile.status == "failed" and profile.status_detail == NO_CONFIGURATION
+    row = htmx.get(f"/profiles/{profile.id}/row")
+    assert row.status_code == STOP_POLLING and "every 2s" not in row.get_data(as_text=True)
+    assert NO_CONFIGURATION in row.get_data(as_text=True) and "Failed" in row.get_data(as_text=True)
+    assert apple.state.profiles("Paris MDM") == []  # nothing reached Apple
+    failure = db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "profile.configure_failed")).scalar_one()
+    assert failure.level == "error" and NO_CONFIGURATION in failure.summary
+
+    configuration_id, ders = make_configuration()
+    assign_configuration(htmx, server_id, configuration_id)
+    configure(htmx, profile.id)
+    assert run_jobs() == []
+    profile = profile_named("Staff iPads")
+    assert profile.status == "configured" and profile.status_detail is None
+    assert profile.configured_url == MDM_URL and profile.configured_at is not None
+    stored = apple.state.profiles("Paris MDM")
+    assert len(stored) == 1 and stored[0]["profile_uuid"] == profile.apple_profile_uuid
+    body = stored[0]
+    assert body["url"] == MDM_URL
+    assert body["anchor_certs"] == [base64.b64encode(d).decode() for d in ders]
+    assert body["profile_name"] == "Staff iPads" and body["department"] == "IT"
+    assert body["support_email_address"] == "help@acme.example" and "support_phone_number" not in body  # empty: omitted
+    assert body["skip_setup_items"] == ["AppleID", "Siri"] and (body["language"], body["region"]) == ("fr", "FR")
+    assert body["configuration_web_url"] == "https://sso.acme.example/enroll"
+    assert body["is_mdm_removable"] is True and body["is_supervised"] is True and body["allow_pairing"] is True
+    for flag in ("is_mandatory", "await_device_configured", "auto_advance_setup", "is_multi_user"):
+        assert body[flag] is False  # booleans are always sent
+    assert "organization" not in body and "Acme Corp" not in str(body)  # portal-side only
+    page = htmx.get(f"/profiles/{profile.id}").get_data(as_text=True)
+    assert profile.apple_profile_uuid in page and MDM_URL in page and "Configured" in page
+    assert htmx.get(f"/profiles/{profile.id}/status").status_code == STOP_POLLING
+
+
+def _configured(htmx, apple, server_id, run_jobs, **overrides) -> EnrollmentProfile:
+    configuration_id, _ = make_configuration()
+    assign_configuration(htmx, server_id, configuration_id)
+    assert create(htmx, server_id, **overrides).status_code == 204
+    configure(htmx, profile_named(overrides.get("name", "Staff iPads")).id)
+    assert run_jobs() == []
+    profile = profile_named(overrides.get("name", "Staff iPads"))
+    assert profile.status == "configured"
+    return profile
+
+
+def test_editing_a_configured_profile_marks_it_changed_and_reconfigure_gives_a_new_uuid(htmx, apple, server_id, run_jobs):
+    profile = _configured(htmx, apple, server_id, run_jobs)
+    first_uuid = profile.apple_profile_uuid
+    # A portal-side change (organization) leaves Apple's copy current.
+    assert htmx.post(f"/profiles/{profile.id}/edit", data=profile_form(organization="Acme Europe")).status_code == 204
+    assert profile_named("Staff iPads").status == "configured"
+    response = htmx.post(f"/profiles/{profile.id}/edit", data=profile_form(department="Field service"))
+    assert response.status_code == 204 and "Apple still has the previous version" in response.headers["HX-Trigger"]
+    profile = profile_named("Staff iPads")
+    assert profile.status == "changed" and profile.apple_profile_uuid == first_uuid
+    assert "Changed — configure again" in htmx.get(f"/servers/{server_id}/profiles").get_data(as_text=True)
+
+    configure(htmx, profile.id)
+    assert run_jobs() == []
+    profile = profile_named("Staff iPads")
+    assert profile.status == "configured" and profile.apple_profile_uuid != first_uuid
+    stored = apple.state.profiles("Paris MDM")
+    assert [p["profile_uuid"] for p in stored] == [first_uuid, profile.apple_profile_uuid]
+    assert stored[1]["department"] == "Field service"
+
+
+@pytest.mark.parametrize("case", ["url", "flags"])
+def test_apple_refusing_a_profile_shows_failed_and_the_message_next_to_the_field(htmx, apple, server_id, run_jobs, case):
+    if case == "url":
+        # A configuration URL Apple refuses (an out-of-range port). A's form refuses it too, so it is written
+        # directly, like a configuration saved before that check existed.
+        configuration_id, _ = make_configuration(url="https://mdm.acme.example:70000/enroll")
+        assign_configuration(htmx, server_id, configuration_id)
+        assert create(htmx, server_id).status_code == 204
+    else:
+        configuration_id, _ = make_configuration()
+        assign_configuration(htmx, server_id, configuration_id)
+        assert create(htmx, server_id).status_code == 204
+        # Flags Apple refuses (non-removable without supervision), written past the form's own check.
+        db.session.execute(update(EnrollmentProfile).values(is_mdm_removable=False, is_supervised=False))
+        db.session.commit()
+    profile = profile_named("Staff iPads")
+    configure(htmx, profile.id)
+    assert run_jobs() == []
+    profile = profile_named("Staff iPads")
+    assert profile.status == "failed" and profile.apple_profile_uuid is None
+    assert profile.status_detail.startswith("Apple refused the profile:")
+    failure = db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "profile.configure_failed")).scalar_one()
+    assert failure.details["code"] == ("CONFIG_URL_INVALID" if case == "url" else "FLAGS_INVALID")
+    edit = htmx.get(f"/profiles/{profile.id}/edit").get_data(as_text=True)
+    if case == "url":
+        message = field_error(edit, "mdm_url")
+        assert "MDM server URL is not valid" in message and "Main MDM" in message
+    else:
+        assert "only be made non-removable when the device is supervised" in field_error(edit, "is_mdm_removable")
+        # Fixing it (tick Supervised) clears the failure: the profile can be configured again.
+        assert htmx.post(f"/profiles/{profile.id}/edit", data=profile_form(is_mdm_removable=None)).status_code == 204
+        assert profile_named("Staff iPads").status == "not_configured"
+        configure(htmx, profile.id)
+        assert run_jobs() == []
+        assert profile_named("Staff iPads").status == "configured"
+
+
+def test_revoked_token_fails_with_the_status_remedy(htmx, apple, server_id, run_jobs):
+    configuration_id, _ = make_configuration()
+    assign_configuration(htmx, server_id, configuration_id)
+    assert create(htmx, server_id).status_code == 204
+    apple.state.set_fault("Paris MDM", "token_revoked", True)
+    profile = profile_named("Staff iPads")
+    configure(htmx, profile.id)
+    assert run_jobs() == []
+    profile = profile_named("Staff iPads")
+    assert profile.status == "failed" and "Token Revoked" in profile.status_detail
+    assert "Renew the server with the newest token" in profile.status_detail
+    db.session.expire_all()
+    assert db.session.get(ManagedServer, server_id).apple_state == "token_rejected"  # note_apple_error kept it
+    # Next time the portal knows before calling Apple, and says the same.
+    apple.state.set_fault("Paris MDM", "token_revoked", False)
+    configure(htmx, profile.id)
+    assert run_jobs() == []
+    assert "Renew the server with the newest token" in profile_named("Staff iPads").status_detail
+    assert apple.state.profiles("Paris MDM") == []
+
+
+def test_transient_apple_errors_fail_with_try_again(htmx, apple, server_id, run_jobs):
+    configuration_id, _ = make_configuration()
+    assign_configuration(htmx, server_id, configuration_id)
+    assert create(htmx, server_id).status_code == 204
+    apple.state.set_fault("Paris MDM", "server_error", {"count": 20, "status": 503})
+    profile = profile_named("Staff iPads")
+    configure(htmx, profile.id)
+    assert run_jobs() == []
+    profile = profile_named("Staff iPads")
+    assert profile.status == "failed" and "try again" in profile.status_detail
+    apple.state.clear_faults("Paris MDM")
+    configure(htmx, profile.id)
+    assert run_jobs() == []
+    assert profile_named("Staff iPads").status == "configured"
+
+
+def test_busy_profile_cannot_be_configured_or_edited_twice(htmx, apple, server_id, run_jobs):
+    configuration_id, _ = make_configuration()
+    assign_configuration(htmx, server_id, configuration_id)
+    assert create(htmx, server_id).status_code == 204
+    profile = profile_named("Staff iPads")
+    configure(htmx, profile.id)
+    job_id = profile_named("Staff iPads").job_id
+    again = configure(htmx, profile.id)
+    assert "already being configured" in again.headers["HX-Trigger"]
+    assert profile_named("Staff iPads").job_id == job_id
+    edit = htmx.get(f"/profiles/{profile.id}/edit")
+    assert edit.status_code == 200 and "being configured at Apple right now" in edit.get_data(as_text=True)
+    assert run_jobs() == []
+    assert len(apple.state.profiles("Paris MDM")) == 1
+
+
+def test_a_configure_whose_job_vanished_is_marked_failed(htmx, apple, server_id, run_jobs):
+    assert create(htmx, server_id).status_code == 204
+    profile = profile_named("Staff iPads")
+    configure(htmx, profile.id)
+    from portal.queue import get_redis
+
+    get_redis().flushdb()  # the worker and its queue are gone
+    row = htmx.get(f"/profiles/{profile.id}/row")
+    assert row.status_code == STOP_POLLING and "configure again" in row.get_data(as_text=True).lower()
+    assert profile_named("Staff iPads").status == "failed"
+
+
+# ----- associated devices: re-configure, delete ------------------------------------------------
+
+def _associate(server_id: int, profile_id: int, count: int) -> list[int]:
+    """Associate devices with the profile as a past Add Devices would have left them."""
+    ids = [d for (d,) in db.session.execute(select(Device.id).where(Device.server_id == server_id)
+                                            .order_by(Device.id).limit(count)).all()]
+    db.session.execute(update(Device).where(Device.id.in_(ids)).values(profile_id=profile_id, assignment_state="assigned"))
+    db.session.commit()
+    return ids
+
+
+def test_reconfigure_warns_about_associated_devices_and_reassigns_them(htmx, apple, server_id, run_jobs):
+    profile = _configured(htmx, apple, server_id, run_jobs)
+    first_uuid = profile.apple_profile_uuid
+    _associate(server_id, profile.id, 3)
+    assert htmx.post(f"/profiles/{profile.id}/edit", data=profile_form(department="Retail")).status_code == 204
+    confirm = htmx.get(f"/profiles/{profile.id}/configure").get_data(as_text=True)
+    assert "3 devices</strong> already associated" in confirm and "Re-assign them now" in confirm
+    assert "checked" in re.search(r'<input[^>]*name="reassign"[^>]*>', confirm).group(0)  # on by default
+    assert first_uuid in confirm
+
+    configure(htmx, profile.id, reassign="y")
+    assert run_jobs() == []
+    profile = profile_named("Staff iPads")
+    assert profile.status == "configured" and profile.apple_profile_uuid != first_uuid
+    batch = db.session.execute(select(AssignmentBatch).where(AssignmentBatch.origin == "reassign")).scalar_one()
+    assert batch.profile_id == profile.id and batch.total == 3 and batch.actor == "alice"
+
+
+def test_reconfigure_without_reassign_leaves_devices_alone(htmx, apple, server_id, run_jobs):
+    profile = _configured(htmx, apple, server_id, run_jobs)
+    _associate(server_id, profile.id, 2)
+    configure(htmx, profile.id)  # the box unticked: no "reassign" in the form
+    assert run_jobs() == []
+    assert db.session.execute(select(AssignmentBatch)).first() is None
+
+
+def test_delete_warns_about_devices_and_clears_their_association(htmx, apple, server_id, run_jobs):
+    profile = _configured(htmx, apple, server_id, run_jobs)
+    ids = _associate(server_id, profile.id, 2)
+    assert "2</td>" in htmx.get(f"/servers/{server_id}/profiles").get_data(as_text=True)  # the device count
+    confirm = htmx.get(f"/profiles/{profile.id}/delete").get_data(as_text=True)
+    assert "2 devices</strong> are associated" in confirm and "keep Apple's profile" in confirm
+    response = htmx.post(f"/profiles/{profile.id}/delete")
+    assert response.status_code == 204 and "profilesChanged" in response.headers["HX-Trigger"]
+    assert profile_named("Staff iPads") is None
+    assert [d.profile_id for d in db.session.execute(select(Device).where(Device.id.in_(ids))).scalars()] == [None, None]
+    deleted = db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "profile.deleted")).scalar_one()
+    assert deleted.level == "warning" and deleted.details["devices"] == 2
+
+
+def test_delete_from_the_profile_page_goes_back_to_the_list(htmx, server_id):
+    assert create(htmx, server_id).status_code == 204
+    profile = profile_named("Staff iPads")
+    confirm = htmx.get(f"/profiles/{profile.id}/delete").get_data(as_text=True)
+    assert "Delete the enrollment profile" in confirm
+    response = htmx.post(f"/profiles/{profile.id}/delete", headers={"HX-Current-URL": f"http://localhost/profiles/{profile.id}"})
+    assert response.status_code == 204 and response.headers["HX-Redirect"].endswith(f"/servers/{server_id}/profiles")
