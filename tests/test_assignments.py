@@ -230,7 +230,9 @@ def test_an_interrupted_job_is_resumed_without_loss(htmx, apple, paris, run_jobs
     batch = latest_batch()
     states = {state: n for state, n in db.session.execute(select(AssignmentTask.state, func.count()).where(
         AssignmentTask.batch_id == batch.id).group_by(AssignmentTask.state)).all()}
-    assert batch.status == "interrupted" and states == {"done": 1000, "sending": 1000, "queued": 500}
+    # The first answers are kept; the chunk in the failed call and the next one (claimed while Apple
+    # answered) are left 'sending': their answers are unknown.
+    assert batch.status == "interrupted" and states == {"done": 1000, "sending": 1500}
     page = htmx.get(f"/assignments/{batch.id}").get_data(as_text=True)
     assert "Interrupted" in page and "Retry now" in page
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from sqlalchemy import or_, select, update
@@ -47,12 +48,7 @@ def run_batch(batch_id: int, client=None) -> dict:
     try:
         uuid = _ready_to_send(batch, server)
         if uuid is not False:
-            client = client or client_for(server)
-            while (chunk := _claim_chunk(batch)):
-                answers = _call(client, batch, uuid, [serial for _, serial in chunk])
-                sent.update(_store_answers(batch, chunk, answers, uuid))
-                refresh_counts(batch)
-                db.session.commit()
+            sent = _send_all(batch, client or client_for(server), uuid)
             if sent:
                 note_apple_success(server)
     except apple_errors.AppleError as exc:
@@ -98,48 +94,114 @@ def _ready_to_send(batch: AssignmentBatch, server: ManagedServer):
     return profile.apple_profile_uuid  # the current UUID: a re-configure since the request is honoured
 
 
-def _claim_chunk(batch: AssignmentBatch) -> list[tuple[int, str]]:
-    """The next ≤1000 due queued tasks, marked 'sending' and committed before Apple is called."""
-    now = timing.now()
-    rows = db.session.execute(
-        select(AssignmentTask.id, AssignmentTask.serial_number).where(
-            AssignmentTask.batch_id == batch.id, AssignmentTask.state == QUEUED,
-            or_(AssignmentTask.retry_at.is_(None), AssignmentTask.retry_at <= now))
-        .order_by(AssignmentTask.id).limit(timing.CHUNK_SIZE)).all()
-    if rows:
-        db.session.execute(update(AssignmentTask).where(AssignmentTask.id.in_([r[0] for r in rows])).values(
-            state=SENDING, attempts=AssignmentTask.attempts + 1, updated_at=now), execution_options=NO_UPDATE)
+def _send_all(batch: AssignmentBatch, client, uuid: str | None) -> Counter:
+    """Every due task, one call per ≤1000 serials; returns how many got each answer.
+
+    While Apple answers one call, the previous call's answers are stored and the next chunk is
+    claimed, in one commit: the database work hides behind the wait for Apple. A chunk is always
+    committed as 'sending' before its call starts, so nothing is sent that a crash could lose.
+    """
+    sent: Counter = Counter()
+    action = batch.action  # plain values for the calling thread: it never touches the session
+    claims = _Claims(batch.id)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="apple-assign") as pool:
+        chunk = claims.next()
         db.session.commit()
-    return [(r[0], r[1]) for r in rows]
+        if not chunk:
+            return sent
+        pending = pool.submit(_call, client, action, uuid, chunk.serials)
+        following = claims.next()
+        db.session.commit()
+        while chunk:
+            answers = pending.result()
+            if following:
+                pending = pool.submit(_call, client, action, uuid, following.serials)
+            counts = _store_answers(batch, chunk, answers, uuid)
+            sent.update(counts)
+            _count(batch, counts)
+            chunk = following
+            following = claims.next() if chunk else None
+            db.session.commit()
+    return sent
 
 
-def _call(client, batch: AssignmentBatch, uuid: str | None, serials: list[str]) -> tuple[dict, int | None]:
+class _Chunk:
+    """≤1000 claimed tasks: (id, serial) rows and the claim time that marks them."""
+
+    def __init__(self, claimed_at, rows):
+        self.claimed_at, self.rows = claimed_at, rows
+        self.serials = [serial for _, serial in rows]
+
+    def condition(self) -> list:
+        """Its tasks still 'sending' (not superseded meanwhile), without a 1000-id IN list."""
+        return [AssignmentTask.state == SENDING, AssignmentTask.updated_at == self.claimed_at]
+
+
+class _Claims:
+    """Claims the next chunk with one UPDATE; the claim time (unique per claim) identifies it."""
+
+    def __init__(self, batch_id: int):
+        self.batch_id, self.last = batch_id, None
+
+    def next(self) -> _Chunk | None:
+        now = timing.now()
+        if self.last is not None and now <= self.last:
+            now = self.last + timedelta(microseconds=1)
+        self.last = now
+        due = (select(AssignmentTask.id).where(
+            AssignmentTask.batch_id == self.batch_id, AssignmentTask.state == QUEUED,
+            or_(AssignmentTask.retry_at.is_(None), AssignmentTask.retry_at <= now))
+            .order_by(AssignmentTask.id).limit(timing.CHUNK_SIZE))
+        db.session.execute(update(AssignmentTask).where(AssignmentTask.id.in_(due.scalar_subquery())).values(
+            state=SENDING, attempts=AssignmentTask.attempts + 1, updated_at=now), execution_options=NO_UPDATE)
+        rows = db.session.execute(select(AssignmentTask.id, AssignmentTask.serial_number).where(
+            AssignmentTask.batch_id == self.batch_id, AssignmentTask.state == SENDING,
+            AssignmentTask.updated_at == now).order_by(AssignmentTask.id)).all()
+        return _Chunk(now, [(r[0], r[1]) for r in rows]) if rows else None
+
+
+def _call(client, action: str, uuid: str | None, serials: list[str]) -> tuple[dict, int | None]:
     """One call to Apple for ≤1000 serials: ({serial: answer}, retry_after_seconds)."""
     assert len(serials) <= timing.CHUNK_SIZE
-    if batch.action == ASSIGN:
+    if action == ASSIGN:
         result = client.assign_profile(uuid, serials)
         return result.devices, result.retry_after_seconds
     return client.remove_profile(serials), None
 
 
-def _store_answers(batch: AssignmentBatch, chunk, answers, uuid) -> Counter:
-    """Write each device's answer with one UPDATE per kind of answer (tasks and devices)."""
+def _store_answers(batch: AssignmentBatch, chunk: _Chunk, answers, uuid) -> Counter:
+    """Write each device's answer: one UPDATE of tasks and one of devices per kind of answer.
+
+    The rarer answers are addressed by id; the most common one (usually every device) is what
+    is left of the chunk, so the usual case needs no id list at all.
+    """
     devices, retry_after = answers
     now = timing.now()
     groups: dict[str, list[int]] = {}
-    for task_id, serial in chunk:
+    for task_id, serial in chunk.rows:
         groups.setdefault(str(devices.get(serial) or "MISSING").upper(), []).append(task_id)
+    ordered = sorted(groups.items(), key=lambda item: len(item[1]))
     counts = Counter()
-    for answer, ids in groups.items():
+    for position, (answer, ids) in enumerate(ordered):
         state = STATE_OF.get(answer, FAILED)
         values, device_values = _outcome(batch, state, answer, now, retry_after, uuid)
-        still_ours = [AssignmentTask.id.in_(ids), AssignmentTask.state == SENDING]  # not superseded meanwhile
+        mine = [AssignmentTask.batch_id == batch.id, *chunk.condition()]
+        if position < len(ordered) - 1:
+            mine.append(AssignmentTask.id.in_(ids))
         db.session.execute(update(Device).where(Device.id.in_(
-            select(AssignmentTask.device_id).where(*still_ours).scalar_subquery())).values(**device_values),
+            select(AssignmentTask.device_id).where(*mine).scalar_subquery())).values(**device_values),
             execution_options=NO_UPDATE)
-        db.session.execute(update(AssignmentTask).where(*still_ours).values(**values), execution_options=NO_UPDATE)
+        db.session.execute(update(AssignmentTask).where(*mine).values(**values), execution_options=NO_UPDATE)
         counts[state] += len(ids)
     return counts
+
+
+def _count(batch: AssignmentBatch, counts: Counter) -> None:
+    """Keep the batch's counters current while it runs (recounted from the tasks at the end)."""
+    batch.succeeded += counts[DONE]
+    batch.not_accessible += counts[NOT_ACCESSIBLE]
+    batch.failed += counts[FAILED]
+    batch.throttled += counts[THROTTLED]
 
 
 def _outcome(batch, state, answer, now, retry_after, uuid) -> tuple[dict, dict]:
