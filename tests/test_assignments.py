@@ -506,6 +506,7 @@ def test_default_profile_assigns_new_devices(htmx, apple, paris, run_jobs):
     db.session.commit()
     batch = assign_to_default_profile(server.id, serials[:2] + ["NOT-A-DEVICE"])
     assert (batch.origin, batch.actor, batch.total) == ("default profile", "system", 2)
+    assert assign_to_default_profile(server.id, ["NOT-A-DEVICE"]) is None
     assert run_jobs() == []
     after = devices_of(server.id)
     assert {s for s, d in after.items() if d.profile_id == profile.id} == set(serials[:2])

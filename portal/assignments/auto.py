@@ -10,7 +10,7 @@ from sqlalchemy import or_, select
 from ..extensions import db
 from ..models import Device, EnrollmentProfile, ManagedServer
 from ..models.profile import CONFIGURED
-from .services import ID_CHUNK, request_matching
+from .services import ID_CHUNK, count_devices, request_matching
 
 
 def default_profile(server_id: int) -> EnrollmentProfile | None:
@@ -31,8 +31,7 @@ def assign_to_default_profile(server_id: int, serials: list[str]):
     if profile is None or server is None:
         return None
     chunks = [serials[i:i + ID_CHUNK] for i in range(0, len(serials), ID_CHUNK)]
-    condition = or_(*(Device.serial_number.in_(chunk) for chunk in chunks))
-    try:
-        return request_matching(server, profile, [condition], origin="default profile", actor="system")
-    except ValueError:  # none of the serials is a current device of the server
-        return None
+    conditions = [or_(*(Device.serial_number.in_(chunk) for chunk in chunks))]
+    if not count_devices(server_id, conditions):
+        return None  # none is a current device: checked first, so the sync's session is left alone
+    return request_matching(server, profile, conditions, origin="default profile", actor="system")

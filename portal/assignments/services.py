@@ -58,11 +58,17 @@ def reassign_profile_devices(profile: EnrollmentProfile, actor: str | None = Non
     """
     if profile.status != CONFIGURED or not profile.apple_profile_uuid:
         return None
+    conditions = [Device.profile_id == profile.id]
+    if not count_devices(profile.server_id, conditions):
+        return None  # checked first: the caller's session is never rolled back for nothing to do
     server = db.session.get(ManagedServer, profile.server_id)
-    try:
-        return _create(server, profile, [[Device.profile_id == profile.id]], ASSIGN, "reassign", actor)
-    except ValueError:
-        return None
+    return _create(server, profile, [conditions], ASSIGN, "reassign", actor)
+
+
+def count_devices(server_id: int, conditions: list) -> int:
+    """How many current devices of the server match the conditions."""
+    return db.session.execute(select(func.count()).select_from(Device).where(
+        Device.server_id == server_id, Device.removed_at.is_(None), *conditions)).scalar_one()
 
 
 def _create(server, profile, condition_sets, action, origin, actor) -> AssignmentBatch:

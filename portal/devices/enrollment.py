@@ -8,7 +8,7 @@ for counts and the `enroll=no` filter. Keep the two in step (tests check they ag
 """
 from __future__ import annotations
 
-from sqlalchemy import exists, not_, or_, select
+from sqlalchemy import exists, func, not_, or_, select
 
 from ..extensions import db
 from ..models import Device, EnrollmentProfile, ManagedServer
@@ -53,7 +53,6 @@ def will_enroll(device: Device) -> tuple[bool, str]:
 
 def not_ready_count(server_id: int | None = None) -> int:
     """How many current devices (of one server) will fail to enroll automatically."""
-    from sqlalchemy import func
     conditions = not_ready_conditions()
     if server_id is not None:
         conditions.append(Device.server_id == server_id)
