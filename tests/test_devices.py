@@ -238,7 +238,7 @@ def test_counts_are_exact_unfiltered_and_capped_when_filtered(admin_client, many
 
 @pytest.mark.parametrize("query", [
     "sort=nonsense", "direction=sideways", "after=garbage", "before=garbage", "after=%FF%FE",
-    "after=WyJ2IiwxLDJd", "after=WyJ2IiwiUzAwMDAiLCJ4Il0", "sort=assigned&after=WyJ2Iiwibm90IGEgZGF0ZSIsMV0",
+    "after=WyJ2IiwxLDJd", "after=WyJ2IiwiUzAwIiw5OTk5OTk5OTk5OTk5OTk5OTk5XQ", "after=WyJ2IiwiXHUwMDAwIiwxXQ", "after=WyJ2IiwiUzAwMDAiLCJ4Il0", "sort=assigned&after=WyJ2Iiwibm90IGEgZGF0ZSIsMV0",
     "sort=serial&after=WyJuIixudWxsLDFd", "page=-3", "page=abc", "page=99999999999999",
     "profile=abc", "profile=99999999999999999999", "server=x", "server=999999", "enroll=maybe",
     "removed=sometimes", "assignment=unknown", "profile_status=lost", "q=" + "x" * 5000, "q=%00",

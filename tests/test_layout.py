@@ -92,3 +92,8 @@ def test_migrations_match_the_models(app):
     with db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": False}), db.metadata)
     assert diff == []
+
+
+def test_a_nul_character_in_a_form_is_refused_plainly(admin_client):
+    response = admin_client.post("/configurations/new", data={"name": "bad\x00name", "url": "https://mdm.example.com"})
+    assert response.status_code == 400 and b"NUL" in response.data

@@ -46,13 +46,15 @@ class DeviceQuery:
         def text(name: str) -> str:
             value = args.get(name)
             value = str(value) if isinstance(value, int) else value  # to_args() values round-trip
-            return value.strip()[:MAX_TEXT] if isinstance(value, str) else ""
+            # NUL never matches anything, and PostgreSQL refuses it in a query parameter.
+            return value.replace("\x00", "").strip()[:MAX_TEXT] if isinstance(value, str) else ""
 
         def choice(name: str, allowed: tuple[str, ...], default: str = "") -> str:
             value = text(name)
             return value if value in allowed else default
 
-        query = cls(q=(args.get("q") or "").strip()[:100] if isinstance(args.get("q"), str) else "",
+        q = args.get("q")
+        query = cls(q=q.replace("\x00", "").strip()[:100] if isinstance(q, str) else "",
                     profile_status=choice("profile_status", APPLE_PROFILE_STATUSES),
                     family=text("family"), os=text("os"),
                     assignment=choice("assignment", ASSIGNMENT_STATES),

@@ -62,11 +62,12 @@ def decode_cursor(token: str | None, sort: str) -> Cursor | None:
         return None
     try:
         segment, value, ident = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        if segment not in (VALUES, NULLS) or not isinstance(ident, int) or isinstance(ident, bool):
+        if segment not in (VALUES, NULLS) or not isinstance(ident, int) or isinstance(ident, bool) \
+                or not 0 <= ident < 2**31:  # an id column's range: PostgreSQL refuses larger numbers
             return None
         if segment == NULLS:
             return Cursor(NULLS, None, ident) if SORT_COLUMNS[sort][1] else None
-        if not isinstance(value, str):
+        if not isinstance(value, str) or "\x00" in value:  # PostgreSQL text cannot hold NUL
             return None
         if sort == "assigned":
             value = datetime.fromisoformat(value)
