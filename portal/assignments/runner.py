@@ -1,15 +1,16 @@
 """Sending a batch to Apple, at most 1000 serials per call, with each device's answer stored.
 
-Each chunk is claimed (tasks → 'sending', attempts + 1) and committed before the call, and its
-results are committed right after it with a handful of bulk UPDATEs, so a killed worker loses at
-most the answer to one call: the tasks it leaves in 'sending' are sent again by the next run of
-the batch (started by the periodic retry job when the batch's RQ job is dead). Sending an
+Each chunk is claimed (tasks → 'sending', attempts + 1) and its results stored with a handful of
+bulk UPDATEs; commits come at least once a second. A killed worker loses at most the answers of
+its last second: the tasks it leaves queued or 'sending' are sent again by the next run of the
+batch (started by the periodic retry job when the batch's RQ job is dead). Sending an
 assignment twice is harmless at Apple. Whole-call errors keep the tasks queued with a retry time
 and a plain reason; nothing is ever dropped.
 """
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -29,6 +30,7 @@ from .services import ACTION_WORDS, refresh_counts
 
 log = logging.getLogger(__name__)
 NO_UPDATE = {"synchronize_session": False}
+COMMIT_EVERY_S = 1.0
 STATE_OF = {"SUCCESS": DONE, "NOT_ACCESSIBLE": NOT_ACCESSIBLE, "FAILED": FAILED, "THROTTLED": THROTTLED}
 
 
@@ -98,22 +100,28 @@ def _send_all(batch: AssignmentBatch, client, uuid: str | None) -> Counter:
     """Every due task, one call per ≤1000 serials; returns how many got each answer.
 
     While Apple answers one call, the previous call's answers are stored and the next chunk is
-    claimed, in one commit: the database work hides behind the wait for Apple. A chunk is always
-    committed as 'sending' before its call starts, so nothing is sent that a crash could lose.
+    claimed: the database work hides behind the wait for Apple. Commits come at most every
+    COMMIT_EVERY_S seconds (each one writes the pages of every device touched, the dominant cost).
+    A crash loses nothing: claims and answers not committed yet roll back to 'queued', and
+    queued or 'sending' tasks are sent again (assigning or removing twice is harmless at Apple).
     """
     sent: Counter = Counter()
     action = batch.action  # plain values for the calling thread: it never touches the session
     claims = _Claims(batch.id)
+    last_commit = time.monotonic()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="apple-assign") as pool:
         chunk = claims.next()
-        db.session.commit()
         if not chunk:
+            db.session.commit()
             return sent
         pending = pool.submit(_call, client, action, uuid, chunk.serials)
         following = claims.next()
-        db.session.commit()
         while chunk:
-            answers = pending.result()
+            try:
+                answers = pending.result()
+            except Exception:
+                db.session.commit()  # keep the answers already stored; this chunk stays 'sending'
+                raise
             if following:
                 pending = pool.submit(_call, client, action, uuid, following.serials)
             counts = _store_answers(batch, chunk, answers, uuid)
@@ -121,7 +129,9 @@ def _send_all(batch: AssignmentBatch, client, uuid: str | None) -> Counter:
             _count(batch, counts)
             chunk = following
             following = claims.next() if chunk else None
-            db.session.commit()
+            if not chunk or time.monotonic() - last_commit >= COMMIT_EVERY_S:
+                db.session.commit()  # results show in the polled pages at least once a second
+                last_commit = time.monotonic()
     return sent
 
 
