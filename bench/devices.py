@@ -9,7 +9,9 @@ the figures are the server-side time of a request (routing, SQL, template), with
   model, descending),
 * a deep page: the keyset cursor is followed once from page 1 to page 1,000 (100 rows a page),
   then that page's URL is timed,
-* the full CSV export of the list (fewer repetitions; also its peak of Python allocations).
+* the full CSV export of the list (fewer repetitions; also its peak of Python allocations),
+* last, Add Devices of 10,000 devices against the simulator beside the bare client's time for the
+  same calls (target ratio ≤ 1.3): bench/assign.py, run in the same database (--assign 0 skips it).
 
 Median and p95 over 50 requests each (after 3 warm-up requests). Targets: p95 under 50 ms for the
 list, the searches and the deep page. Figures are printed, never asserted.
@@ -66,9 +68,16 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         redis_url = embedded_redis_url(work / "redis")
         try:
-            return run_benchmark(args, work, redis_url)
+            status = run_benchmark(args, work, redis_url)
         finally:
             stop_embedded_redis(work / "redis")
+    if args.assign:
+        import assign  # bench/assign.py, beside this script
+
+        print()
+        status = assign.main(["--devices", str(args.assign)]
+                             + (["--database-url", args.database_url] if args.database_url else [])) or status
+    return status
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -79,6 +88,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="database to seed (default: a fresh SQLite file in a temp dir); "
                              "a PostgreSQL database's public schema is dropped and recreated first")
     parser.add_argument("--repeat", type=int, default=REPEAT, help=f"requests per measurement (default {REPEAT})")
+    parser.add_argument("--assign", type=int, default=10_000, metavar="N",
+                        help="devices for the Add Devices benchmark afterwards (default 10,000; 0 skips it)")
     args = parser.parse_args(argv)
     if args.devices < 1000:
         parser.error("--devices must be at least 1000")

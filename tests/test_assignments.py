@@ -515,6 +515,23 @@ def test_default_profile_assigns_new_devices(htmx, apple, paris, run_jobs):
     assert assign_to_default_profile(server.id, serials[2:3]) is None  # not configured: no default
 
 
+def test_devices_new_in_a_sync_get_the_default_profile(htmx, apple, paris, run_jobs):
+    """The sync engine hands the serials that appeared to the default profile (end to end)."""
+    server, profile = paris(devices=5)
+    profile.is_default = True
+    db.session.commit()
+    existing = set(devices_of(server.id))
+    new = apple.state.add_devices(SIM, 3)
+    assert htmx.post(f"/servers/{server.id}/sync").status_code == 200
+    assert run_jobs() == []  # the sync, then the batch it queued
+    after = devices_of(server.id)
+    assert {s for s, d in after.items() if d.profile_id == profile.id} == set(new)  # not the existing fleet
+    assert all(after[s].profile_id is None for s in existing)
+    assert {apple.state.device(s)["profile_uuid"] for s in new} == {profile.apple_profile_uuid}
+    batch = db.session.execute(select(AssignmentBatch).where(AssignmentBatch.origin == "default profile")).scalar_one()
+    assert (batch.total, batch.succeeded, batch.actor) == (3, 3, "system")
+
+
 def test_reassign_profile_devices_after_a_new_uuid(htmx, apple, paris, run_jobs):
     from portal.apple_link import client_for
     from portal.assignments.services import reassign_profile_devices
