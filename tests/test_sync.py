@@ -213,7 +213,7 @@ def test_crash_in_the_middle_of_a_sync_resumes_without_loss_or_duplicates(htmx, 
 
     monkeypatch.setattr(engine, "COMMIT_EVERY_S", 0)  # a commit after every page
     server = paris(devices=2500, sync=False)
-    real = store.store_page
+    real = store.write_page
     calls = {"n": 0}
 
     def crash_on_second_page(*args, **kwargs):
@@ -222,13 +222,13 @@ def test_crash_in_the_middle_of_a_sync_resumes_without_loss_or_duplicates(htmx, 
             raise RuntimeError("worker killed")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(engine, "store_page", crash_on_second_page)
+    monkeypatch.setattr(engine, "write_page", crash_on_second_page)
     failed = run_jobs()
     assert len(failed) == 1  # the job failed loudly, RQ kept it
     first = _runs(server.id)[-1]
     assert first.status == "failed" and first.pages == 1
     assert _device_count(server.id) == 1000  # the committed first page is kept
-    monkeypatch.setattr(engine, "store_page", real)
+    monkeypatch.setattr(engine, "write_page", real)
 
     htmx.post(f"/servers/{server.id}/sync")
     assert len(run_jobs()) == 1  # only the earlier crashed job is in the failed registry
@@ -249,7 +249,7 @@ def test_a_crash_loses_only_the_pages_of_the_open_transaction(htmx, apple, paris
 
     monkeypatch.setattr(engine, "COMMIT_EVERY_S", 3600)  # every page in one transaction
     server = paris(devices=2500, sync=False)
-    real = store.store_page
+    real = store.write_page
     calls = {"n": 0}
 
     def crash_on_third_page(*args, **kwargs):
@@ -258,10 +258,10 @@ def test_a_crash_loses_only_the_pages_of_the_open_transaction(htmx, apple, paris
             raise RuntimeError("worker killed")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(engine, "store_page", crash_on_third_page)
+    monkeypatch.setattr(engine, "write_page", crash_on_third_page)
     assert len(run_jobs()) == 1
     assert _device_count(server.id) == 0 and server_named("Paris").sync_cursor is None
-    monkeypatch.setattr(engine, "store_page", real)
+    monkeypatch.setattr(engine, "write_page", real)
 
     htmx.post(f"/servers/{server.id}/sync")
     run_jobs()

@@ -6,8 +6,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import any_, bindparam, select, text, update
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import select, text, update
 
 from ..extensions import db
 from ..models import Device
@@ -53,16 +52,35 @@ def latest_per_serial(records: list[dict]) -> list[dict]:
     return list(best.values())
 
 
-def store_page(server_id: int, records: list[dict], generation: int, now: datetime) -> PageCounts:
-    """Apply one page of fetch or sync records (added/modified upserted, deleted marked removed)."""
+@dataclass
+class PreparedPage:
+    """A page converted to the database's row format, ready for write_page (no database needed)."""
+
+    server_id: int
+    now: datetime
+    present: list[str]      # serials added or modified, in page order
+    rows: object            # SQLite: a list of row tuples; PostgreSQL: the rows as one JSON text
+    deleted: list[str]
+
+
+def prepare_page(server_id: int, records: list[dict], generation: int, now: datetime, dialect: str) -> PreparedPage:
+    """Convert one page of fetch or sync records; pure Python, so the sync runs it in the thread
+    that fetches pages while the previous page is being written."""
     records = latest_per_serial(records)
     deleted = [r["serial_number"] for r in records if r.get("op_type") == "deleted"]
     present = [r for r in records if r.get("op_type") != "deleted"]
+    stamp = _stored_time(now, dialect)
+    rows = [_row(server_id, record, generation, stamp, dialect) for record in present]
+    return PreparedPage(server_id, now, [r["serial_number"] for r in present],
+                        json.dumps(rows) if dialect == "postgresql" else rows, deleted)
+
+
+def write_page(page: PreparedPage) -> PageCounts:
+    """Apply a prepared page (added/modified upserted, deleted marked removed)."""
     counts = PageCounts(new_serials=[])
-    if present:
-        serials = [r["serial_number"] for r in present]
-        known = _known(server_id, serials)
-        for serial in serials:
+    if page.present:
+        known = _upsert(page)
+        for serial in page.present:
             if serial not in known:
                 counts.added += 1
                 counts.new_serials.append(serial)
@@ -71,31 +89,34 @@ def store_page(server_id: int, records: list[dict], generation: int, now: dateti
                 counts.new_serials.append(serial)
             else:
                 counts.updated += 1
-        _upsert(server_id, present, generation, now)
-    if deleted:
+    if page.deleted:
         result = db.session.execute(
             update(Device)
-            .where(Device.server_id == server_id, Device.serial_number.in_(deleted), Device.removed_at.is_(None))
-            .values(removed_at=now, last_op_type="deleted", updated_at=now))
+            .where(Device.server_id == page.server_id, Device.serial_number.in_(page.deleted),
+                   Device.removed_at.is_(None))
+            .values(removed_at=page.now, last_op_type="deleted", updated_at=page.now))
         counts.removed = result.rowcount or 0
     return counts
 
 
+def store_page(server_id: int, records: list[dict], generation: int, now: datetime) -> PageCounts:
+    """Apply one page of fetch or sync records (prepare_page, then write_page)."""
+    dialect = db.session.get_bind().dialect.name
+    return write_page(prepare_page(server_id, records, generation, now, dialect))
+
+
 def _known(server_id: int, serials: list[str]) -> dict[str, datetime | None]:
-    """{serial: removed_at} of the serials the server already has a row for.
+    """{serial: removed_at} of the serials the server already has a row for (SQLite; PostgreSQL
+    asks the same inside the upsert statement, see upsert_sql).
 
     Looked up by serial alone (ix_device_serial), the server filtered here: given `server_id = ?`
-    too, SQLite, and PostgreSQL before its first ANALYZE of a freshly filled table, scan all the
+    too, SQLite (and PostgreSQL before its first ANALYZE of a freshly filled table) scans all the
     server's rows for every page, which makes a large first fetch quadratic. On PostgreSQL the
-    serials go as one array: psycopg prepares a statement after 5 runs, and the generic plan of a
-    1000-parameter IN list compares every row with every parameter (seconds a page at 100,000).
+    serials go as one array: the generic plan of a 1000-parameter IN list, which psycopg prepares
+    after 5 runs, compares every row with every parameter (seconds a page at 100,000).
     """
-    if db.session.get_bind().dialect.name == "postgresql":
-        array = bindparam("serials", serials, type_=postgresql.ARRAY(Device.serial_number.type))
-        wanted = Device.serial_number == any_(array)
-    else:
-        wanted = Device.serial_number.in_(serials)
-    rows = db.session.execute(select(Device.serial_number, Device.removed_at, Device.server_id).where(wanted))
+    rows = db.session.execute(select(Device.serial_number, Device.removed_at, Device.server_id)
+                              .where(Device.serial_number.in_(serials)))
     return {serial: removed_at for serial, removed_at, holder in rows if holder == server_id}
 
 
@@ -131,18 +152,24 @@ REPLACED = ("fetch_generation", "updated_at", "last_op_type", "last_op_date")
 @functools.cache
 def upsert_sql(dialect: str) -> str:
     """INSERT … ON CONFLICT (server_id, serial_number) DO UPDATE for SQLite or PostgreSQL."""
-    if dialect == "postgresql":  # the page's rows as a JSON array of arrays (jsonb: parsed once)
-        types = {"server_id": "integer", "fetch_generation": "integer", "extra": "json",
-                 **{name: "timestamptz" for name in TIME_COLUMNS}}
-        typed = ", ".join(f"(r->>{i})::{types.get(name, 'text')}" for i, name in enumerate(UPSERT_COLUMNS))
-        source = f"SELECT {typed} FROM jsonb_array_elements(%s::jsonb) AS page(r)"
-    else:
-        source = f"VALUES ({', '.join('?' for _ in UPSERT_COLUMNS)})"
     updates = [f"{name} = COALESCE(excluded.{name}, device.{name})" for name in KEEP_IF_MISSING]
     updates += [f"{name} = excluded.{name}" for name in REPLACED]
     updates.append("removed_at = NULL")
-    return (f"INSERT INTO device ({', '.join(UPSERT_COLUMNS)}) {source} "
-            f"ON CONFLICT (server_id, serial_number) DO UPDATE SET {', '.join(updates)}")
+    conflict = f"ON CONFLICT (server_id, serial_number) DO UPDATE SET {', '.join(updates)}"
+    if dialect != "postgresql":
+        return (f"INSERT INTO device ({', '.join(UPSERT_COLUMNS)}) "
+                f"VALUES ({', '.join('?' for _ in UPSERT_COLUMNS)}) {conflict}")
+    # The page's rows as one JSON array of arrays (jsonb: parsed once). Every part of a statement
+    # sees the same snapshot, so `known` reads the rows as they were before the upsert: what
+    # _known() asks in a separate round trip on SQLite. Looked up by serial alone, as there.
+    types = {"server_id": "integer", "fetch_generation": "integer", "extra": "json",
+             **{name: "timestamptz" for name in TIME_COLUMNS}}
+    typed = ", ".join(f"(r->>{i})::{types.get(name, 'text')} AS {name}" for i, name in enumerate(UPSERT_COLUMNS))
+    return (f"WITH page AS MATERIALIZED (SELECT {typed} FROM jsonb_array_elements(%s::jsonb) AS rows(r)), "
+            "known AS (SELECT serial_number, removed_at, server_id FROM device "
+            "WHERE serial_number = ANY (ARRAY(SELECT serial_number FROM page))), "
+            f"upserted AS (INSERT INTO device ({', '.join(UPSERT_COLUMNS)}) SELECT * FROM page {conflict} RETURNING 1) "
+            "SELECT serial_number, removed_at, server_id FROM known")
 
 
 @functools.lru_cache(maxsize=4096)  # devices enrolled together share timestamps: convert each once
@@ -176,12 +203,12 @@ def _text(value) -> str | None:
     return value if type(value) is str and len(value) <= 255 else str(value)[:255]
 
 
-def _upsert(server_id: int, records: list[dict], generation: int, now: datetime) -> None:
-    """Insert or update the page's devices in one executemany."""
-    dialect = db.session.get_bind().dialect.name
-    stamp = _stored_time(now, dialect)
-    rows = [_row(server_id, record, generation, stamp, dialect) for record in records]
-    if dialect == "postgresql":
-        db.session.connection().exec_driver_sql(upsert_sql(dialect), (json.dumps(rows),))
-    else:
-        db.session.connection().exec_driver_sql(upsert_sql(dialect), rows)
+def _upsert(page: PreparedPage) -> dict[str, datetime | None]:
+    """Insert or update the page's devices; returns {serial: removed_at} of those the server had before."""
+    connection = db.session.connection()
+    if connection.dialect.name == "postgresql":  # lookup and upsert in one round trip (see upsert_sql)
+        found = connection.exec_driver_sql(upsert_sql("postgresql"), (page.rows,))
+        return {serial: removed_at for serial, removed_at, holder in found if holder == page.server_id}
+    known = _known(page.server_id, page.present)
+    connection.exec_driver_sql(upsert_sql("sqlite"), page.rows)
+    return known

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from ..activity.record import record_activity
 from ..apple import errors as apple_errors
 from ..apple_link import client_for, note_apple_error, note_apple_success, status_of
-from ..devices.store import mark_missing_removed, store_page
+from ..devices.store import mark_missing_removed, prepare_page, write_page
 from ..extensions import db
 from ..models import ManagedServer, SyncRun
 
@@ -71,22 +71,27 @@ def _sync_pages(server: ManagedServer, run: SyncRun, client) -> None:
     run.kind = "incremental" if phase == "sync" else "full"
     db.session.commit()
 
-    def call(which: str, cursor: str | None):
+    server_id, dialect = server.id, db.session.get_bind().dialect.name  # plain values for the fetching thread
+
+    def call(which: str, cursor: str | None, generation: int):
+        """One page from Apple, converted to rows in this thread (it never touches the session)."""
         if which == "fetch":
-            return client.fetch_devices(cursor, limit=PAGE_LIMIT)
-        return client.sync_devices(cursor, limit=PAGE_LIMIT)
+            page = client.fetch_devices(cursor, limit=PAGE_LIMIT)
+        else:
+            page = client.sync_devices(cursor, limit=PAGE_LIMIT)
+        return page, prepare_page(server_id, page.devices, generation, _now(), dialect)
 
     last_commit = time.monotonic()
     appeared: list[str] = []  # serials new to the server since the last commit (default profile)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="apple-prefetch") as pool:
-        pending = pool.submit(call, phase, server.sync_cursor)
+        pending = pool.submit(call, phase, server.sync_cursor, server.fetch_generation)
         while True:
             try:
-                page = pending.result()
+                page, prepared = pending.result()
             except apple_errors.CursorExhausted:
                 # The fetch had already returned everything: continue with changes since then.
                 phase, server.fetch_complete = "sync", True
-                pending = pool.submit(call, phase, server.sync_cursor)
+                pending = pool.submit(call, phase, server.sync_cursor, server.fetch_generation)
                 continue
             except (apple_errors.CursorExpired, apple_errors.CursorInvalid):
                 log.info("server %s: cursor refused by Apple, fetching every device again", server.id)
@@ -94,14 +99,14 @@ def _sync_pages(server: ManagedServer, run: SyncRun, client) -> None:
                 server.sync_cursor, server.fetch_complete = None, False
                 server.fetch_generation += 1
                 db.session.commit()
-                pending = pool.submit(call, phase, None)
+                pending = pool.submit(call, phase, None, server.fetch_generation)
                 continue
             except Exception:
                 db.session.commit()  # keep the pages already stored (with their cursor), then fail
                 raise
             if page.more_to_follow:
-                pending = pool.submit(call, phase, page.cursor)  # prefetch while this page is written
-            new_serials = _store_page(server, run, page)
+                pending = pool.submit(call, phase, page.cursor, server.fetch_generation)  # while this one is written
+            new_serials = _store_page(server, run, page, prepared)
             if phase == "sync":  # a full fetch finds the server's existing fleet, not new arrivals
                 appeared += new_serials
             if page.more_to_follow and time.monotonic() - last_commit < COMMIT_EVERY_S:
@@ -118,21 +123,20 @@ def _sync_pages(server: ManagedServer, run: SyncRun, client) -> None:
                 server.fetch_complete = True
                 db.session.commit()
                 phase = "sync"
-                pending = pool.submit(call, phase, server.sync_cursor)
+                pending = pool.submit(call, phase, server.sync_cursor, server.fetch_generation)
                 continue
             break
 
 
-def _store_page(server: ManagedServer, run: SyncRun, page) -> list[str]:
-    now = _now()
-    counts = store_page(server.id, page.devices, server.fetch_generation, now)
+def _store_page(server: ManagedServer, run: SyncRun, page, prepared) -> list[str]:
+    counts = write_page(prepared)
     run.pages += 1
     run.devices_seen += len(page.devices)
     run.added += counts.added
     run.updated += counts.updated
     run.removed += counts.removed
     if page.cursor:
-        server.sync_cursor, server.sync_cursor_at = page.cursor, now
+        server.sync_cursor, server.sync_cursor_at = page.cursor, prepared.now
     return counts.new_serials or []
 
 
