@@ -39,6 +39,11 @@ def devices_of(server_id: int) -> dict[str, Device]:
     return {d.serial_number: d for d in db.session.execute(select(Device).where(Device.server_id == server_id)).scalars()}
 
 
+def _filtered(client, query: str) -> list[str]:
+    """Serial numbers on the Managed Devices list with this filter."""
+    return re.findall(r"<td><code>([^<]+)</code></td>", client.get(f"/devices?{query}").get_data(as_text=True))
+
+
 def tasks_of(batch_id: int) -> dict[str, AssignmentTask]:
     db.session.expire_all()
     return {t.serial_number: t for t in db.session.execute(
@@ -123,7 +128,11 @@ def test_add_devices_with_mixed_results_then_retries_after_the_wait(htmx, apple,
     assert response.status_code == 204 and "closeModal" in response.headers["HX-Trigger"]
     batch = latest_batch()
     assert (batch.total, batch.status, batch.actor, batch.action) == (4, "queued", "alice", "assign")
-    assert devices_of(server.id)[ok].assignment_state == "queued"
+    queued = devices_of(server.id)[ok]
+    assert queued.assignment_state is None  # the device row waits for Apple's answer ...
+    row = htmx.get(f"/devices?q={ok}").get_data(as_text=True)
+    assert re.search(r"<td>queued</td>", row)  # ... and shows as queued from its task
+    assert ok in _filtered(htmx, "assignment=queued") and ok not in _filtered(htmx, "assignment=none")
     assert htmx.get(f"/assignments/{batch.id}/status").status_code == 200  # keeps polling while queued
 
     assert run_jobs() == []

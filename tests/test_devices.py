@@ -49,6 +49,16 @@ def _seed(server: ManagedServer, *devices: dict) -> None:
     db.session.commit()
 
 
+def _queue(server: ManagedServer, profile: EnrollmentProfile, serial: str) -> None:
+    """A request for the device waiting to be sent to Apple (a queued task)."""
+    batch = AssignmentBatch(server_id=server.id, profile_id=profile.id, action="assign", actor="alice", total=1)
+    db.session.add(batch)
+    db.session.flush()
+    db.session.add(AssignmentTask(batch_id=batch.id, device_id=_device(serial).id, serial_number=serial,
+                                  state="queued"))
+    db.session.commit()
+
+
 def _device(serial: str) -> Device:
     db.session.expire_all()
     return db.session.execute(select(Device).where(Device.serial_number == serial)).scalar_one()
@@ -80,7 +90,9 @@ def fleet(app):
           {"serial_number": "F17XYZ9", "model": "MacBook Air", "description": "MACBOOK AIR 13", "os": "OSX",
            "device_family": "Mac", "assignment_state": "failed", "device_assigned_date": NOW - timedelta(days=2)},
           {"serial_number": "F17OLD0", "model": "iPhone 14", "description": "OLD PHONE", "removed_at": NOW},
-          {"serial_number": "DMQ100_", "model": "iPhone 15", "description": "100% BATTERY", "assignment_state": "queued"})
+          # Apple failed it before; a newer request for it waits to be sent: shown as queued.
+          {"serial_number": "DMQ100_", "model": "iPhone 15", "description": "100% BATTERY", "assignment_state": "failed"})
+    _queue(paris, staff, "DMQ100_")
     _seed(lyon,
           {"serial_number": "LYN0001", "model": "iPad Pro", "description": "IPAD PRO", "os": "iPadOS",
            "device_family": "iPad", "profile_id": lyon_default.id, "assignment_state": "assigned",
@@ -281,6 +293,14 @@ def test_csv_export_of_the_current_filter(admin_client, fleet):
     assert ipad["device_assigned_date"] == (NOW - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     per_server = admin_client.get(f"/servers/{fleet['paris'].id}/devices.csv?family=iPad").get_data(as_text=True)
     assert [r["serial_number"] for r in csv.DictReader(io.StringIO(per_server))] == ["C02AAB2"]
+    waiting = list(csv.DictReader(io.StringIO(admin_client.get("/devices.csv?q=DMQ").get_data(as_text=True))))
+    assert [(r["serial_number"], r["assignment_state"]) for r in waiting] == [("DMQ100_", "queued")]
+
+
+def test_a_device_with_a_request_waiting_shows_as_queued_on_its_page(admin_client, fleet):
+    page = admin_client.get(f"/devices/{_device('DMQ100_').id}").get_data(as_text=True)
+    assert re.search(r"<dt>Assignment</dt><dd>queued", page)
+    assert "A request is waiting to be sent to Apple." in page
 
 
 def test_csv_link_carries_the_filters(admin_client, fleet):

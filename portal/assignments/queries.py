@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from ..extensions import db
 from ..models import AssignmentBatch, AssignmentTask, Device, EnrollmentProfile
 from ..models.assignment import QUEUED, SENDING
+from ..devices.pending import pending_among
 from .retries import in_queue_condition
 
 PROFILE_PAGE = 50
@@ -88,7 +89,8 @@ def queue_count(profile_id: int | None = None, batch_id: int | None = None) -> i
 def panel(profile: EnrollmentProfile, page: int = 1) -> dict:
     """Everything the profile page's device section shows."""
     batches = recent_batches(profile)
-    return {"devices": profile_devices(profile, page), "batches": batches,
+    devices = profile_devices(profile, page)
+    return {"devices": devices, "pending": pending_among(row[0].id for row in devices.items), "batches": batches,
             "active": any(b.status in ACTIVE for b in batches), "queue_count": queue_count(profile.id)}
 
 

@@ -94,9 +94,7 @@ def _create(server, profile, condition_sets, action, origin, actor) -> Assignmen
         db.session.rollback()
         raise ValueError("No device was selected: tick the devices (or all devices matching the filter) first."
                          if action == ASSIGN else "No device associated with this profile was selected.")
-    _supersede_older(batch, now)
-    db.session.execute(update(Device).where(Device.id.in_(_batch_devices(batch.id)))
-                       .values(assignment_state=QUEUED), execution_options={"synchronize_session": False})
+    _supersede_older(batch, now)  # the devices show as queued from their tasks (devices/pending.py)
     words = ACTION_WORDS[action]
     label = f"“{profile.name}”" if profile else "its profile"
     record_activity(f"assignment.{action}_requested", profile or server, actor=batch.actor,

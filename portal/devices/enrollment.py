@@ -13,6 +13,7 @@ from sqlalchemy import exists, func, not_, or_, select
 from ..extensions import db
 from ..models import Device, EnrollmentProfile, ManagedServer
 from ..models.profile import CONFIGURED
+from .pending import shown_state
 
 STATUS_WORDS = {"not_configured": "not configured yet", "configuring": "being configured",
                 "failed": "failed to configure", "changed": "changed since it was last configured"}
@@ -41,7 +42,7 @@ def will_enroll(device: Device) -> tuple[bool, str]:
                    "failed": " Apple's last answer was a failure; it will be retried.",
                    "not_accessible": " Apple answered that the device is not accessible to this server."}
         return False, ("No enrollment profile is associated with the device: Add Devices to a profile."
-                       + pending.get(device.assignment_state or "", ""))
+                       + pending.get(shown_state(device), ""))
     if profile.status != CONFIGURED:
         words = STATUS_WORDS.get(profile.status, profile.status)
         return False, f"Its profile “{profile.name}” is {words}: Configure profile."

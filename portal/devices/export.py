@@ -61,7 +61,7 @@ def csv_lines(query: DeviceQuery) -> Iterator[str]:
             extra = json.dumps(d.extra, sort_keys=True, default=str) if d.extra else None
             writer.writerow([safe_cell(getattr(d, name)) for name in APPLE_COLUMNS] + [
                 safe_cell(extra), safe_cell(row.server_name), safe_cell(row.profile_name),
-                safe_cell(d.assignment_state or "none"), safe_cell(d.assignment_at),
+                safe_cell(row.assignment), safe_cell(d.assignment_at),
                 "yes" if row.ready else "no", safe_cell(d.removed_at)])
         yield flush()
         if len(devices) < CHUNK:

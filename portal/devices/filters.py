@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 from sqlalchemy import and_, not_, or_
 
 from ..models import Device
+from .pending import assignment_condition
 from .search import search_condition
 
 APPLE_PROFILE_STATUSES = ("empty", "assigned", "pushed", "removed")
@@ -113,10 +114,8 @@ class DeviceQuery:
             conditions.append(Device.profile_id.is_(None))
         elif self.profile:
             conditions.append(Device.profile_id == int(self.profile))
-        if self.assignment == "none":
-            conditions.append(or_(Device.assignment_state.is_(None), Device.assignment_state == "none"))
-        elif self.assignment:
-            conditions.append(Device.assignment_state == self.assignment)
+        if self.assignment:
+            conditions.append(assignment_condition(self.assignment))
         if self.enroll:
             from .enrollment import not_ready_conditions  # enrollment imports nothing from here; avoids a cycle
             not_ready = and_(*not_ready_conditions())

@@ -10,6 +10,7 @@ from ..models import Device, EnrollmentProfile, ManagedServer
 from ..models.profile import CONFIGURED
 from .filters import DeviceQuery
 from .keyset import Cursor, cursor_of, decode_cursor, fetch
+from .pending import pending_among, shown_state
 
 PAGE_SIZE = 100
 # Counting a filtered list stops here: counting 100,000 matching rows through a filter's index costs
@@ -30,6 +31,7 @@ class DeviceRow:
     server_name: str
     profile_name: str | None
     ready: bool  # will enroll automatically (enrollment.will_enroll says why not)
+    assignment: str  # the Assignment column: queued, or the last answer (see pending.shown_state)
 
 
 @dataclass
@@ -122,11 +124,13 @@ def decorate(devices: list[Device]) -> list[DeviceRow]:
     profiles = {row.id: row for row in db.session.execute(
         select(EnrollmentProfile.id, EnrollmentProfile.name, EnrollmentProfile.status)
         .where(EnrollmentProfile.id.in_(profile_ids)))} if profile_ids else {}
+    pending = pending_among(d.id for d in devices)
     rows = []
     for device in devices:
         server, profile = servers.get(device.server_id), profiles.get(device.profile_id)
         # Same rule as enrollment.not_ready_conditions / will_enroll.
         ready = (device.removed_at is None and profile is not None and profile.status == CONFIGURED
                  and server is not None and server.configuration_id is not None)
-        rows.append(DeviceRow(device, server.name if server else "—", profile.name if profile else None, ready))
+        rows.append(DeviceRow(device, server.name if server else "—", profile.name if profile else None, ready,
+                              shown_state(device, pending)))
     return rows

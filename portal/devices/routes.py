@@ -15,6 +15,7 @@ from .enrollment import will_enroll
 from .export import csv_lines
 from .filters import APPLE_PROFILE_STATUSES, ASSIGNMENT_STATES, DeviceQuery
 from .listing import list_devices
+from .pending import shown_state
 
 
 @bp.route("/devices")
@@ -51,7 +52,7 @@ def detail(device_id: int):
     ready, reason = will_enroll(device)
     return render_template("devices/detail.html", device=device, server=server, profile=profile,
                            attributes=attributes(device), history=entries, history_total=history_total,
-                           ready=ready, reason=reason)
+                           ready=ready, reason=reason, assignment=shown_state(device))
 
 
 def _query(server: ManagedServer | None) -> DeviceQuery:

@@ -1,0 +1,53 @@
+"""Which devices have a request waiting to be sent to Apple: shown as "queued", read from their tasks.
+
+The device row keeps the answer to its latest request that Apple gave (Device.assignment_state:
+assigned, not_accessible, failed, throttled, or none). A request still waiting for its job, or
+put back in the queue for a retry, is a task in the 'queued' or 'sending' state. Reading that from
+the tasks spares every Add Devices / Remove Devices a write to each selected device row: the
+widest and most indexed table, and on PostgreSQL most of the cost of a 10,000-device request.
+"""
+from __future__ import annotations
+
+from sqlalchemy import and_, not_, or_, select
+
+from ..extensions import db
+from ..models import AssignmentTask, Device
+from ..models.assignment import QUEUED, SENDING
+
+PENDING_STATES = (QUEUED, SENDING)
+
+
+def pending_devices():
+    """Subquery: ids of devices with a task waiting to be sent (ix_assignment_task_state_retry)."""
+    return select(AssignmentTask.device_id).where(AssignmentTask.state.in_(PENDING_STATES))
+
+
+def pending_among(device_ids) -> set[int]:
+    """The ids among `device_ids` (a page's worth) with a request waiting to be sent."""
+    ids = list(device_ids)
+    if not ids:
+        return set()
+    return set(db.session.execute(select(AssignmentTask.device_id).where(
+        AssignmentTask.device_id.in_(ids), AssignmentTask.state.in_(PENDING_STATES)).distinct()).scalars())
+
+
+def assignment_condition(value: str):
+    """The device list's Assignment filter: 'queued', or a last answer of a device not queued again."""
+    waiting = Device.id.in_(pending_devices())
+    if value == QUEUED:
+        return waiting
+    if value == "none":
+        answered = or_(Device.assignment_state.is_(None), Device.assignment_state == "none")
+    else:
+        answered = Device.assignment_state == value
+    return and_(answered, not_(waiting))
+
+
+def shown_state(device: Device, pending: set[int] | None = None) -> str:
+    """What the Assignment column says: 'queued' while a request waits, else the last answer or 'none'.
+    `pending`: pending_among() of the page, or None to ask for this device alone."""
+    if pending is None:
+        pending = pending_among([device.id])
+    if device.id in pending:
+        return QUEUED
+    return device.assignment_state or "none"
