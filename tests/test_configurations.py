@@ -484,3 +484,87 @@ def test_assign_on_a_server_added_through_the_ui(htmx, apple, run_jobs, cert_a):
     htmx.post(f"/servers/{server.id}/configuration", data={"configuration": configuration.id})
     table = htmx.get("/servers/table").get_data(as_text=True)
     assert "Production MDM" in table and f'/servers/{server.id}/configuration/unassign' in table
+
+
+# ----- configured profiles follow their server configuration --------------------------------------
+
+def _configured_profile(server: ManagedServer, name: str, url: str = URL):
+    from portal.models import EnrollmentProfile
+    from portal.models.profile import CONFIGURED
+
+    profile = EnrollmentProfile(server_id=server.id, name=name, status=CONFIGURED, apple_profile_uuid=f"UUID-{name}",
+                                configured_url=url, configured_at=NOW)
+    db.session.add(profile)
+    db.session.commit()
+    return profile
+
+
+def _status(profile_id: int) -> tuple[str, str | None]:
+    from portal.models import EnrollmentProfile
+
+    db.session.expire_all()
+    profile = db.session.get(EnrollmentProfile, profile_id)
+    return profile.status, profile.status_detail
+
+
+def test_assigning_another_configuration_marks_configured_profiles_changed(htmx, server_row):
+    first, second = create(htmx, "First"), create(htmx, "Second", url="https://second.example.com/")
+    htmx.post(f"/servers/{server_row.id}/configuration", data={"configuration": first.id})
+    profile = _configured_profile(server_row, "Staff")
+    never_sent = _configured_profile(server_row, "Draft")
+    from portal.models.profile import NOT_CONFIGURED
+    never_sent.status, never_sent.apple_profile_uuid = NOT_CONFIGURED, None
+    db.session.commit()
+
+    assert htmx.post(f"/servers/{server_row.id}/configuration", data={"configuration": second.id}).status_code == 204
+    status, detail = _status(profile.id)
+    assert status == "changed" and "Second instead of First" in detail
+    assert _status(never_sent.id) == ("not_configured", None)  # Apple never had it: nothing to redo
+    page = htmx.get(f"/profiles/{profile.id}").get_data(as_text=True)
+    assert "Changed — configure again" in page and "Changed because its server now uses" in page
+    assert "profile.configuration_changed" in [a.action for a in db.session.execute(select(ActivityEntry)).scalars()]
+
+
+def test_unassigning_the_configuration_marks_configured_profiles_changed(htmx, server_row):
+    configuration = create(htmx, "First")
+    htmx.post(f"/servers/{server_row.id}/configuration", data={"configuration": configuration.id})
+    profile = _configured_profile(server_row, "Staff")
+    assert htmx.post(f"/servers/{server_row.id}/configuration/unassign").status_code == 204
+    status, detail = _status(profile.id)
+    assert status == "changed" and "First was unassigned" in detail
+    rows = htmx.get(f"/servers/{server_row.id}/profiles").get_data(as_text=True)
+    assert "Because the server configuration First was unassigned" in rows
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"url": "https://moved.example.com/mdm"}, "the URL of its server configuration"),
+    ({"files": [("extra.pem", pem(make_cert("extra")[0]))]}, "the trusted certificates of its server configuration"),
+    ({"name": "Renamed"}, None),
+])
+def test_editing_the_configuration_marks_profiles_of_every_server_using_it(htmx, change, expected):
+    configuration = create(htmx, "Shared")
+    servers = [_server_row("Paris"), _server_row("Lyon")]
+    for server in servers:
+        htmx.post(f"/servers/{server.id}/configuration", data={"configuration": configuration.id})
+    profiles = [_configured_profile(server, f"Staff {server.name}") for server in servers]
+    response = post(htmx, f"/configurations/{configuration.id}/edit", **{"name": "Shared", **change})
+    assert response.status_code == 204, response.get_data(as_text=True)
+    for profile in profiles:
+        status, detail = _status(profile.id)
+        if expected is None:
+            assert (status, detail) == ("configured", None)  # a new name changes nothing at Apple
+        else:
+            assert status == "changed" and expected in detail
+
+
+def test_a_changed_profile_keeps_its_reason_when_edited(htmx, server_row):
+    from tests.test_profiles import profile_form
+
+    configuration = create(htmx, "First")
+    htmx.post(f"/servers/{server_row.id}/configuration", data={"configuration": configuration.id})
+    profile = _configured_profile(server_row, "Staff")
+    htmx.post(f"/servers/{server_row.id}/configuration/unassign")
+    response = htmx.post(f"/profiles/{profile.id}/edit", data=profile_form(name="Staff", department="Field service"))
+    assert response.status_code == 204, response.get_data(as_text=True)
+    status, detail = _status(profile.id)
+    assert status == "changed" and "unassigned" in detail

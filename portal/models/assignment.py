@@ -35,7 +35,8 @@ class AssignmentBatch(db.Model):
     action: Mapped[str] = mapped_column(String(10))  # assign | remove
     origin: Mapped[str] = mapped_column(String(20), default="manual")  # manual | default profile | reassign | retry
     actor: Mapped[str | None] = mapped_column(String(80))
-    status: Mapped[str] = mapped_column(String(20), default="queued")  # queued | running | finished | interrupted
+    # queued | running | waiting (devices held for a retry) | finished | interrupted
+    status: Mapped[str] = mapped_column(String(20), default="queued")
     job_id: Mapped[str | None] = mapped_column(String(64))
     total: Mapped[int] = mapped_column(default=0)
     succeeded: Mapped[int] = mapped_column(default=0)

@@ -71,8 +71,8 @@ def update_profile(profile: EnrollmentProfile, data: dict) -> bool:
     for name, value in values.items():
         setattr(profile, name, value)
     changed_for_apple = _comparable(apple_snapshot(profile)) != before
-    if changed_for_apple and profile.status in (CONFIGURED, CHANGED):
-        profile.status, profile.status_detail = CHANGED, None
+    if changed_for_apple and profile.status == CONFIGURED:
+        profile.status, profile.status_detail = CHANGED, None  # Changed already: keep why (configuration_changed)
     elif changed_for_apple and profile.status == FAILED:
         # The admin fixed something: the old failure no longer describes this version.
         profile.status = CHANGED if profile.apple_profile_uuid else NOT_CONFIGURED
@@ -83,6 +83,21 @@ def update_profile(profile: EnrollmentProfile, data: dict) -> bool:
                     + (": Apple still has the previous version until it is configured again"
                        if profile.status == CHANGED and changed_for_apple else ""))
     return changed_for_apple
+
+
+def configuration_changed(server_ids: list[int], reason: str) -> int:
+    """The server configuration these servers' profiles were configured with changed (another one or
+    none assigned, its URL or trusted certificates edited): Apple keeps sending their devices to what
+    it was given, so configured profiles become Changed, with the reason. Returns how many (caller commits)."""
+    profiles = db.session.execute(select(EnrollmentProfile).where(
+        EnrollmentProfile.server_id.in_(server_ids), EnrollmentProfile.status.in_((CONFIGURED, CHANGED)),
+        EnrollmentProfile.apple_profile_uuid.is_not(None))).scalars().all()
+    for profile in profiles:
+        profile.status, profile.status_detail = CHANGED, reason
+        record_activity("profile.configuration_changed", profile, level="warning",
+                        summary=f"Enrollment profile {profile.name}: {reason} "
+                                "Configure profile again to send it to Apple.")
+    return len(profiles)
 
 
 def _comparable(snapshot: dict) -> dict:

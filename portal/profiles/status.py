@@ -21,8 +21,8 @@ STATUSES = {s.key: s for s in [
     ProfileStatus(CONFIGURED, "Configured", "ok", "Apple has this profile; devices can be associated with it."),
     ProfileStatus(FAILED, "Failed", "error", "Apple did not accept the profile: fix the cause and configure again."),
     ProfileStatus(CHANGED, "Changed — configure again", "warning",
-                  "The profile was edited after it was configured: Apple still has the previous version until you "
-                  "use Configure profile again."),
+                  "The profile, or its server configuration, changed after it was configured: Apple still has the "
+                  "previous version until you use Configure profile again."),
 ]}
 
 
