@@ -45,7 +45,7 @@ from sqlalchemy import insert, text
 from portal import create_app
 from portal.config import database_url as normalise_database_url
 from portal.extensions import db
-from portal.models import Admin, Device, EnrollmentProfile, ManagedServer, ServerConfiguration
+from portal.models import Admin, AssignmentBatch, Device, EnrollmentProfile, ManagedServer, ServerConfiguration
 from portal.redis_server import embedded_redis_url, stop_embedded_redis
 
 TARGET_MS = 50.0
@@ -113,6 +113,8 @@ def run_benchmark(args: argparse.Namespace, work: Path, redis_url: str) -> int:
                       ("search: serial prefix", f"/devices?q={app.config['BENCH_PREFIX']}"),
                       ("search: model text + OS", "/devices?q=pad+air&os=iPadOS"),
                       ("filter: no profile, model desc", "/devices?profile=none&sort=model&direction=desc"),
+                      ("filter: assignment queued", "/devices?assignment=queued"),
+                      ("filter: assignment failed", "/devices?assignment=failed&sort=assigned"),
                       ("server list, assigned date", f"/servers/{app.config['BENCH_SERVER']}/devices?sort=assigned")]:
         results.append((name, url, time_requests(client, url, args.repeat), TARGET_MS))
 
@@ -221,7 +223,7 @@ def seed(app, n: int) -> None:
                 "device_assigned_by": "admin@example.com", "first_seen_at": NOW, "updated_at": NOW,
                 "removed_at": NOW if i >= n else None, "last_op_type": "added", "fetch_generation": 1,
                 "profile_id": profile.id if profile else None,
-                "assignment_state": "assigned" if profile else rng.choice((None, None, "failed", "queued")),
+                "assignment_state": "assigned" if profile else rng.choice((None, None, "failed", "throttled")),
                 "extra": {"imei": [f"35{i:013d}"]} if family == "iPhone" else None,
             })
             if len(batch) == 5000:
@@ -229,6 +231,7 @@ def seed(app, n: int) -> None:
                 batch = []
         if batch:
             db.session.execute(insert(Device), batch)
+        queue_requests(servers)
         db.session.commit()
         if db.engine.dialect.name == "postgresql":
             with db.engine.connect() as conn:
@@ -236,6 +239,20 @@ def seed(app, n: int) -> None:
         app.config["BENCH_SERVER"] = servers[0].id
         app.config["BENCH_PREFIX"] = sorted(serials)[n // 2][:2]
         db.session.remove()
+
+
+def queue_requests(servers) -> None:
+    """A request waiting to be sent for a quarter of the devices without a profile (about 10 %):
+    they show as queued, and every other Assignment filter leaves them out."""
+    for server in servers:
+        request = AssignmentBatch(server_id=server.id, action="assign", actor=ADMIN, status="queued", created_at=NOW)
+        db.session.add(request)
+        db.session.flush()
+        db.session.execute(text(
+            "INSERT INTO assignment_task (batch_id, device_id, serial_number, state, attempts, updated_at) "
+            "SELECT :batch, id, serial_number, 'queued', 0, updated_at FROM device "
+            "WHERE server_id = :server AND removed_at IS NULL AND profile_id IS NULL AND id % 4 = 0"),
+            {"batch": request.id, "server": server.id})
 
 
 def signed_in_client(app):
