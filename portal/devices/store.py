@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import select, text, update
+from sqlalchemy import text, update
 
 from ..extensions import db
 from ..models import Device
@@ -105,7 +105,7 @@ def store_page(server_id: int, records: list[dict], generation: int, now: dateti
     return write_page(prepare_page(server_id, records, generation, now, dialect))
 
 
-def _known(server_id: int, serials: list[str]) -> dict[str, datetime | None]:
+def _known(server_id: int, serials: list[str]) -> dict[str, object]:
     """{serial: removed_at} of the serials the server already has a row for (SQLite; PostgreSQL
     asks the same inside the upsert statement, see upsert_sql).
 
@@ -115,8 +115,12 @@ def _known(server_id: int, serials: list[str]) -> dict[str, datetime | None]:
     serials go as one array: the generic plan of a 1000-parameter IN list, which psycopg prepares
     after 5 runs, compares every row with every parameter (seconds a page at 100,000).
     """
-    rows = db.session.execute(select(Device.serial_number, Device.removed_at, Device.server_id)
-                              .where(Device.serial_number.in_(serials)))
+    # Through the driver, like the upsert: an ORM query would also flush the session's pending
+    # changes (the server's cursor) on every page, and convert every removed_at, of which only
+    # NULL or not matters here.
+    rows = db.session.connection().exec_driver_sql(
+        f"SELECT serial_number, removed_at, server_id FROM device WHERE serial_number IN ({', '.join('?' * len(serials))})",
+        tuple(serials))
     return {serial: removed_at for serial, removed_at, holder in rows if holder == server_id}
 
 
@@ -203,7 +207,7 @@ def _text(value) -> str | None:
     return value if type(value) is str and len(value) <= 255 else str(value)[:255]
 
 
-def _upsert(page: PreparedPage) -> dict[str, datetime | None]:
+def _upsert(page: PreparedPage) -> dict[str, object]:
     """Insert or update the page's devices; returns {serial: removed_at} of those the server had before."""
     connection = db.session.connection()
     if connection.dialect.name == "postgresql":  # lookup and upsert in one round trip (see upsert_sql)
