@@ -568,3 +568,21 @@ def test_a_changed_profile_keeps_its_reason_when_edited(htmx, server_row):
     assert response.status_code == 204, response.get_data(as_text=True)
     status, detail = _status(profile.id)
     assert status == "changed" and "unassigned" in detail
+
+
+def test_stored_certificates_can_be_downloaded_as_pem(htmx, cert_a):
+    b = make_cert("b")[0]
+    configuration = create(htmx, "Prod: EU/1", files=[("a.pem", pem(cert_a)), ("b.der", der(b))])
+    page = htmx.get(f"/configurations/{configuration.id}").get_data(as_text=True)
+    first, second = configuration.certificates
+    one_url = f"/configurations/{configuration.id}/certificates/{second.id}.pem"
+    assert one_url in page and f"/configurations/{configuration.id}/certificates.pem" in page
+    one = htmx.get(one_url)
+    assert one.status_code == 200 and one.data == pem(b)
+    assert one.headers["Content-Disposition"] == f'attachment; filename="Prod-EU-1-{second.sha256[:12]}.pem"'
+    both = htmx.get(f"/configurations/{configuration.id}/certificates.pem")
+    assert both.data == pem(cert_a) + pem(b)
+    assert both.headers["Content-Disposition"] == 'attachment; filename="Prod-EU-1.pem"'
+    assert htmx.get(f"/configurations/{configuration.id}/certificates/999.pem").status_code == 404
+    empty = create(htmx, "Public CA")
+    assert htmx.get(f"/configurations/{empty.id}/certificates.pem").status_code == 404

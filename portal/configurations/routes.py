@@ -1,9 +1,12 @@
 """MDM Server Configurations pages: the list, Create Configuration, a configuration, Edit, Delete."""
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
-from flask import flash, make_response, render_template, request, url_for
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from flask import abort, flash, make_response, render_template, request, url_for
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -91,6 +94,27 @@ def detail(configuration_id: int):
         .order_by(ActivityEntry.id.desc()).limit(20)).scalars().all()
     return render_template("configurations/detail.html", configuration=configuration,
                            servers=servers_using(configuration), activity=activity)
+
+
+@bp.route("/configurations/<int:configuration_id>/certificates.pem")
+@bp.route("/configurations/<int:configuration_id>/certificates/<int:certificate_id>.pem")
+def download_certificates(configuration_id: int, certificate_id: int | None = None):
+    """The configuration's trusted certificates (or one of them) as PEM, to check or reuse them."""
+    configuration = _configuration_or_404(configuration_id)
+    chosen = [c for c in configuration.certificates if certificate_id is None or c.id == certificate_id]
+    if not chosen:
+        abort(404)
+    pem = b"".join(x509.load_der_x509_certificate(c.der).public_bytes(serialization.Encoding.PEM) for c in chosen)
+    name = configuration.name if certificate_id is None else f"{configuration.name}-{chosen[0].sha256[:12]}"
+    response = make_response(pem)
+    response.headers["Content-Type"] = "application/x-pem-file"
+    response.headers["Content-Disposition"] = f'attachment; filename="{_safe_filename(name)}.pem"'
+    return response
+
+
+def _safe_filename(name: str) -> str:
+    """Letters, digits, dot, dash and underscore only: a header-safe file name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "certificates"
 
 
 @bp.route("/configurations/<int:configuration_id>/edit", methods=["GET", "POST"])
