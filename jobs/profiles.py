@@ -13,7 +13,8 @@ from portal.extensions import db
 from portal.models import Admin, EnrollmentProfile
 from portal.models.profile import CONFIGURED, FAILED
 from portal.profiles.payload import define_body
-from portal.profiles.services import CONFIGURE_FAILED, NO_CONFIGURATION
+from portal.profiles.services import (CONFIGURE_FAILED, NO_CONFIGURATION, certificate_fingerprints,
+                                     note_configuration_changes)
 
 
 def configure_profile(profile_id: int, reassign: bool = False, admin_id: int | None = None) -> dict:
@@ -33,6 +34,7 @@ def configure_profile(profile_id: int, reassign: bool = False, admin_id: int | N
     if configuration is None:
         return _fail(profile, NO_CONFIGURATION, code="no_configuration")
     body = define_body(profile, configuration)
+    sent = (configuration.url, certificate_fingerprints(configuration))
     try:
         answer = client_for(server).define_profile(body)
     except apple_errors.ProfileInvalid as exc:
@@ -55,16 +57,17 @@ def configure_profile(profile_id: int, reassign: bool = False, admin_id: int | N
         _fail(profile, "The portal hit an unexpected error while configuring the profile: try again; if it "
                        "persists, the background job log has the details.", code=type(exc).__name__)
         raise
-    return _succeed(profile, configuration, answer, reassign, admin_id)
+    return _succeed(profile, configuration, sent, answer, reassign, admin_id)
 
 
-def _succeed(profile: EnrollmentProfile, configuration, answer: dict, reassign: bool, admin_id: int | None) -> dict:
+def _succeed(profile: EnrollmentProfile, configuration, sent: tuple[str, str], answer: dict, reassign: bool,
+             admin_id: int | None) -> dict:
     previous = profile.apple_profile_uuid
     note_apple_success(profile.server)
     profile.status, profile.status_detail = CONFIGURED, None
     profile.apple_profile_uuid = str(answer.get("profile_uuid") or "") or None
     profile.configured_at = datetime.now(timezone.utc)
-    profile.configured_url = configuration.url
+    profile.configured_url, profile.configured_certificates = sent
     record_activity("profile.configured", profile, actor="system",
                     summary=f"Apple accepted enrollment profile {profile.name}: UUID {profile.apple_profile_uuid}"
                             + (f" (replaces {previous})" if previous else ""),
@@ -72,6 +75,10 @@ def _succeed(profile: EnrollmentProfile, configuration, answer: dict, reassign: 
                              "url": configuration.url, "configuration": configuration.name,
                              "anchor_certs": len(configuration.certificates)})
     db.session.commit()
+    # The server configuration may have changed while Apple answered (its own check saw Configuring):
+    # compared again in a new transaction, which sees what was committed meanwhile.
+    if note_configuration_changes([profile.server_id]):
+        db.session.commit()
     result = {"ok": True, "profile_uuid": profile.apple_profile_uuid}
     if reassign and previous and previous != profile.apple_profile_uuid:
         result["reassign"] = _reassign(profile, admin_id)

@@ -488,12 +488,17 @@ def test_assign_on_a_server_added_through_the_ui(htmx, apple, run_jobs, cert_a):
 
 # ----- configured profiles follow their server configuration --------------------------------------
 
-def _configured_profile(server: ManagedServer, name: str, url: str = URL):
+def _configured_profile(server: ManagedServer, name: str):
+    """A profile as Configure profile leaves it: what was sent is the server's configuration now."""
     from portal.models import EnrollmentProfile
     from portal.models.profile import CONFIGURED
+    from portal.profiles.services import certificate_fingerprints
 
+    db.session.expire_all()
+    configuration = db.session.get(ManagedServer, server.id).configuration
     profile = EnrollmentProfile(server_id=server.id, name=name, status=CONFIGURED, apple_profile_uuid=f"UUID-{name}",
-                                configured_url=url, configured_at=NOW)
+                                configured_url=configuration.url, configured_at=NOW,
+                                configured_certificates=certificate_fingerprints(configuration))
     db.session.add(profile)
     db.session.commit()
     return profile
@@ -508,45 +513,56 @@ def _status(profile_id: int) -> tuple[str, str | None]:
 
 
 def test_assigning_another_configuration_marks_configured_profiles_changed(htmx, server_row):
+    from portal.models.profile import NOT_CONFIGURED
+
     first, second = create(htmx, "First"), create(htmx, "Second", url="https://second.example.com/")
     htmx.post(f"/servers/{server_row.id}/configuration", data={"configuration": first.id})
     profile = _configured_profile(server_row, "Staff")
     never_sent = _configured_profile(server_row, "Draft")
-    from portal.models.profile import NOT_CONFIGURED
     never_sent.status, never_sent.apple_profile_uuid = NOT_CONFIGURED, None
     db.session.commit()
 
     assert htmx.post(f"/servers/{server_row.id}/configuration", data={"configuration": second.id}).status_code == 204
     status, detail = _status(profile.id)
-    assert status == "changed" and "Second instead of First" in detail
+    assert status == "changed" and detail == (f"Apple sends its devices to {URL}, while the server configuration "
+                                              "Second now says https://second.example.com/.")
     assert _status(never_sent.id) == ("not_configured", None)  # Apple never had it: nothing to redo
     page = htmx.get(f"/profiles/{profile.id}").get_data(as_text=True)
-    assert "Changed — configure again" in page and "Changed because its server now uses" in page
+    assert "Changed — configure again" in page and "Changed because Apple sends its devices to" in page
+    assert "The server configuration's URL changed" not in page  # said once, by the reason
     assert "profile.configuration_changed" in [a.action for a in db.session.execute(select(ActivityEntry)).scalars()]
 
 
-def test_unassigning_the_configuration_marks_configured_profiles_changed(htmx, server_row):
-    configuration = create(htmx, "First")
+def test_unassigning_leaves_profiles_as_they_are_and_a_same_configuration_back_changes_nothing(htmx, server_row):
+    """BMC: unassigning "does not impact the existing enrollment profiles"."""
+    configuration, other = create(htmx, "First"), create(htmx, "Other", url="https://other.example.com/")
     htmx.post(f"/servers/{server_row.id}/configuration", data={"configuration": configuration.id})
     profile = _configured_profile(server_row, "Staff")
     assert htmx.post(f"/servers/{server_row.id}/configuration/unassign").status_code == 204
-    status, detail = _status(profile.id)
-    assert status == "changed" and "First was unassigned" in detail
+    assert _status(profile.id) == ("configured", None)
+    htmx.post(f"/servers/{server_row.id}/configuration", data={"configuration": configuration.id})
+    assert _status(profile.id) == ("configured", None)  # Apple has exactly this one
+    htmx.post(f"/servers/{server_row.id}/configuration/unassign")
+    htmx.post(f"/servers/{server_row.id}/configuration", data={"configuration": other.id})
+    assert _status(profile.id)[0] == "changed"
     rows = htmx.get(f"/servers/{server_row.id}/profiles").get_data(as_text=True)
-    assert "Because the server configuration First was unassigned" in rows
+    assert "Because Apple sends its devices to" in rows
 
 
 @pytest.mark.parametrize("change, expected", [
-    ({"url": "https://moved.example.com/mdm"}, "the URL of its server configuration"),
-    ({"files": [("extra.pem", pem(make_cert("extra")[0]))]}, "the trusted certificates of its server configuration"),
+    ({"url": "https://moved.example.com/mdm"}, "now says https://moved.example.com/mdm"),
+    ({"files": [("extra.pem", pem(make_cert("extra")[0]))]}, "the trusted certificates of the server configuration"),
+    ({"remove": "first"}, "the trusted certificates of the server configuration"),
     ({"name": "Renamed"}, None),
 ])
-def test_editing_the_configuration_marks_profiles_of_every_server_using_it(htmx, change, expected):
-    configuration = create(htmx, "Shared")
+def test_editing_the_configuration_marks_profiles_of_every_server_using_it(htmx, cert_a, change, expected):
+    configuration = create(htmx, "Shared", files=[("a.pem", pem(cert_a))])
     servers = [_server_row("Paris"), _server_row("Lyon")]
     for server in servers:
         htmx.post(f"/servers/{server.id}/configuration", data={"configuration": configuration.id})
     profiles = [_configured_profile(server, f"Staff {server.name}") for server in servers]
+    if change.get("remove") == "first":
+        change = {"remove": [configuration.certificates[0].id]}
     response = post(htmx, f"/configurations/{configuration.id}/edit", **{"name": "Shared", **change})
     assert response.status_code == 204, response.get_data(as_text=True)
     for profile in profiles:
@@ -560,14 +576,14 @@ def test_editing_the_configuration_marks_profiles_of_every_server_using_it(htmx,
 def test_a_changed_profile_keeps_its_reason_when_edited(htmx, server_row):
     from tests.test_profiles import profile_form
 
-    configuration = create(htmx, "First")
-    htmx.post(f"/servers/{server_row.id}/configuration", data={"configuration": configuration.id})
+    first, second = create(htmx, "First"), create(htmx, "Second", url="https://second.example.com/")
+    htmx.post(f"/servers/{server_row.id}/configuration", data={"configuration": first.id})
     profile = _configured_profile(server_row, "Staff")
-    htmx.post(f"/servers/{server_row.id}/configuration/unassign")
+    htmx.post(f"/servers/{server_row.id}/configuration", data={"configuration": second.id})
     response = htmx.post(f"/profiles/{profile.id}/edit", data=profile_form(name="Staff", department="Field service"))
     assert response.status_code == 204, response.get_data(as_text=True)
     status, detail = _status(profile.id)
-    assert status == "changed" and "unassigned" in detail
+    assert status == "changed" and "now says https://second.example.com/" in detail
 
 
 def test_stored_certificates_can_be_downloaded_as_pem(htmx, cert_a):

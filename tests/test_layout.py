@@ -97,3 +97,31 @@ def test_migrations_match_the_models(app):
 def test_a_nul_character_in_a_form_is_refused_plainly(admin_client):
     response = admin_client.post("/configurations/new", data={"name": "bad\x00name", "url": "https://mdm.example.com"})
     assert response.status_code == 400 and b"NUL" in response.data
+
+
+def test_the_migration_clears_queued_states_stored_by_earlier_versions(tmp_path, redis_url):
+    """Devices now show "queued" from their waiting task; a stored 'queued' (earlier versions wrote
+    one at request time) would be shown but never found by the filters, so the migration clears it."""
+    from flask_migrate import upgrade
+    from sqlalchemy import text
+
+    from portal import create_app
+    from portal.extensions import db
+    from tests.conftest import _test_config
+
+    app = create_app(_test_config(tmp_path, f"sqlite:///{tmp_path / 'old.db'}", redis_url))
+    with app.app_context():
+        upgrade(revision="c3d4e5f6a7b8")
+        with db.engine.begin() as conn:
+            conn.execute(text("INSERT INTO managed_server (id, name, token_ciphertext, key_ciphertext, consumer_key, "
+                              "token_expiry, token_status, fetch_generation, fetch_complete, created_at, updated_at) "
+                              "VALUES (1, 'Paris', 'x', 'k', 'CK', '2027-01-01', 'valid', 0, 0, '2026-01-01', "
+                              "'2026-01-01')"))
+            conn.execute(text("INSERT INTO device (server_id, serial_number, assignment_state, fetch_generation, "
+                              "first_seen_at, updated_at) VALUES (1, 'Q1', 'queued', 1, '2026-01-01', '2026-01-01'), "
+                              "(1, 'F1', 'failed', 1, '2026-01-01', '2026-01-01')"))
+        upgrade()
+        with db.engine.connect() as conn:
+            states = dict(conn.execute(text("SELECT serial_number, assignment_state FROM device")).all())
+        db.engine.dispose()
+    assert states == {"Q1": None, "F1": "failed"}

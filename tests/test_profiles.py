@@ -335,6 +335,49 @@ def test_editing_a_configured_profile_marks_it_changed_and_reconfigure_gives_a_n
     assert stored[1]["department"] == "Field service"
 
 
+def test_a_certificate_edit_marks_the_profile_changed_until_it_is_configured_again(htmx, apple, server_id, run_jobs):
+    profile = _configured(htmx, apple, server_id, run_jobs)
+    configuration = db.session.get(ManagedServer, server_id).configuration
+    assert profile.configured_certificates == ",".join(sorted(c.sha256 for c in configuration.certificates))
+    renewed = generate_key_pair(common_name="Renewed CA", days=365).certificate_pem
+    response = htmx.post(f"/configurations/{configuration.id}/edit", content_type="multipart/form-data", data={
+        "name": configuration.name, "url": configuration.url, "certificates_pem": renewed.decode()})
+    assert response.status_code == 204, response.get_data(as_text=True)
+    profile = profile_named("Staff iPads")
+    assert profile.status == "changed" and "trusted certificates" in profile.status_detail
+
+    configure(htmx, profile.id)
+    assert run_jobs() == []
+    profile = profile_named("Staff iPads")
+    assert (profile.status, profile.status_detail) == ("configured", None)
+    assert len(apple.state.profiles("Paris MDM")[-1]["anchor_certs"]) == 3
+
+
+def test_a_configuration_edited_while_apple_answers_leaves_the_profile_changed(htmx, apple, server_id, run_jobs,
+                                                                               monkeypatch):
+    """The edit's own check saw the profile Configuring; the job compares again once it has stored
+    Apple's answer, so the profile does not claim to be current."""
+    from portal.apple.client import DEPClient
+
+    profile = _configured(htmx, apple, server_id, run_jobs)
+    configuration_id = db.session.get(ManagedServer, server_id).configuration_id
+    real = DEPClient.define_profile
+
+    def edit_meanwhile(client, body):
+        answer = real(client, body)
+        with db.engine.begin() as other:  # another admin, another connection, committed first
+            other.execute(update(ServerConfiguration).where(ServerConfiguration.id == configuration_id)
+                          .values(url="https://moved.example.com/mdm"))
+        return answer
+
+    monkeypatch.setattr(DEPClient, "define_profile", edit_meanwhile)
+    configure(htmx, profile.id)
+    assert run_jobs() == []
+    profile = profile_named("Staff iPads")
+    assert profile.status == "changed" and profile.configured_url == MDM_URL
+    assert "now says https://moved.example.com/mdm" in profile.status_detail
+
+
 @pytest.mark.parametrize("case", ["url", "flags"])
 def test_apple_refusing_a_profile_shows_failed_and_the_message_next_to_the_field(htmx, apple, server_id, run_jobs, case):
     if case == "url":

@@ -15,7 +15,7 @@ from ..apple.certs import CertificateInfo
 from ..extensions import db
 from ..models import ManagedServer, ServerConfiguration, TrustedCertificate
 from ..models.types import utcnow
-from ..profiles.services import configuration_changed
+from ..profiles.services import note_configuration_changes
 from .certificates import UnreadableCertificate, read_certificates
 
 
@@ -133,20 +133,12 @@ def update_configuration(configuration: ServerConfiguration, name: str, url: str
         configuration.certificates.remove(certificate)  # delete-orphan deletes the row
     duplicates = _add_certificates(configuration, infos)
     saved = Saved(configuration, added=len(infos) - duplicates, removed=len(doomed), duplicates=duplicates)
-    _note_profiles_out_of_date(configuration, "url" in changes, saved.added + saved.removed > 0)
+    if "url" in changes or saved.added or saved.removed:  # a new name changes nothing at Apple
+        db.session.flush()
+        note_configuration_changes([s.id for s in servers_using(configuration)])
     record_activity("configuration.updated", configuration, summary=saved.summary("updated"),
                     details={"changes": changes, "added": saved.added, "removed": saved.removed})
     return saved
-
-
-def _note_profiles_out_of_date(configuration: ServerConfiguration, url: bool, certificates: bool) -> None:
-    """Profiles configured with this configuration's former URL or certificates are now Changed."""
-    if not (url or certificates):
-        return  # a new name changes nothing at Apple
-    what = " and ".join(w for w, changed in (("URL", url), ("trusted certificates", certificates)) if changed)
-    configuration_changed([s.id for s in servers_using(configuration)],
-                          f"the {what} of its server configuration {configuration.name} changed; "
-                          "Apple still has the previous ones.")
 
 
 def delete_configuration(configuration: ServerConfiguration) -> None:
@@ -186,9 +178,7 @@ def assign_configuration(server: ManagedServer, configuration: ServerConfigurati
     record_activity("server.configuration_assigned", server, summary=summary,
                     details={"configuration_id": configuration.id, "configuration": configuration.name,
                              "previous": previous.name if previous else None})
-    if previous is not None:
-        configuration_changed([server.id], f"its server now uses the server configuration {configuration.name} "
-                                           f"instead of {previous.name}, which Apple still has.")
+    note_configuration_changes([server.id])
     return True
 
 
@@ -202,6 +192,4 @@ def unassign_configuration(server: ManagedServer) -> ServerConfiguration | None:
     record_activity("server.configuration_unassigned", server,
                     summary=f"Server configuration {previous.name} unassigned from {server.name}",
                     details={"configuration_id": previous.id, "configuration": previous.name})
-    configuration_changed([server.id], f"the server configuration {previous.name} was unassigned from its server; "
-                                       "Apple still has it.")
-    return previous
+    return previous  # existing profiles are left as they are (BMC); configuring needs a configuration again

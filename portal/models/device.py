@@ -56,8 +56,9 @@ class Device(db.Model):
     fetch_generation: Mapped[int] = mapped_column(default=0)
 
     # The portal's side of the assignment (Add Devices / Remove Devices):
-    # the enrollment profile Apple last accepted for this device (SUCCESS), and a summary of the
-    # latest request for filtering: none | queued | assigned | not_accessible | failed | throttled.
+    # the enrollment profile Apple last accepted for this device (SUCCESS), and Apple's answer to the
+    # latest request: none | assigned | not_accessible | failed | throttled. A request still waiting
+    # to be sent shows as "queued" from its task (devices/pending.py), never stored here.
     profile_id: Mapped[int | None] = mapped_column(ForeignKey("enrollment_profile.id", ondelete="SET NULL"))
     assignment_state: Mapped[str | None] = mapped_column(String(20))
     assignment_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -52,6 +52,8 @@ class EnrollmentProfile(db.Model):
     apple_profile_uuid: Mapped[str | None] = mapped_column(String(64), index=True)
     configured_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     configured_url: Mapped[str | None] = mapped_column(String(2000))  # URL sent at the last configure
+    # SHA-256 fingerprints of the anchor certificates sent then, sorted and comma-separated ("" for none).
+    configured_certificates: Mapped[str | None] = mapped_column(Text)
     job_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

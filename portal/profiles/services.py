@@ -85,19 +85,47 @@ def update_profile(profile: EnrollmentProfile, data: dict) -> bool:
     return changed_for_apple
 
 
-def configuration_changed(server_ids: list[int], reason: str) -> int:
-    """The server configuration these servers' profiles were configured with changed (another one or
-    none assigned, its URL or trusted certificates edited): Apple keeps sending their devices to what
-    it was given, so configured profiles become Changed, with the reason. Returns how many (caller commits)."""
+def certificate_fingerprints(configuration) -> str:
+    """The configuration's anchor certificates as stored in EnrollmentProfile.configured_certificates."""
+    return ",".join(sorted(c.sha256 for c in configuration.certificates))
+
+
+def out_of_date_reason(profile: EnrollmentProfile, configuration) -> str | None:
+    """Why Apple's copy of the profile no longer matches its server's configuration, or None.
+
+    Nothing is compared without a configuration: as in BMC, unassigning one leaves the existing
+    profiles as they are (configuring them again needs a configuration first). Profiles configured
+    before certificates were recorded are compared by URL only.
+    """
+    if configuration is None or not profile.apple_profile_uuid or profile.configured_url is None:
+        return None
+    if profile.configured_url != configuration.url:
+        return (f"Apple sends its devices to {profile.configured_url}, while the server configuration "
+                f"{configuration.name} now says {configuration.url}.")
+    if profile.configured_certificates is not None \
+            and profile.configured_certificates != certificate_fingerprints(configuration):
+        return (f"the trusted certificates of the server configuration {configuration.name} changed since "
+                "Apple received the profile.")
+    return None
+
+
+def note_configuration_changes(server_ids: list[int]) -> int:
+    """After a server configuration was assigned or edited: the configured profiles of these servers
+    that Apple has with another URL or other certificates become Changed, with the reason (Apple keeps
+    sending their devices to what it was given). Returns how many changed (the caller commits)."""
     profiles = db.session.execute(select(EnrollmentProfile).where(
-        EnrollmentProfile.server_id.in_(server_ids), EnrollmentProfile.status.in_((CONFIGURED, CHANGED)),
-        EnrollmentProfile.apple_profile_uuid.is_not(None))).scalars().all()
+        EnrollmentProfile.server_id.in_(server_ids), EnrollmentProfile.status.in_((CONFIGURED, CHANGED)))).scalars()
+    changed = 0
     for profile in profiles:
+        reason = out_of_date_reason(profile, profile.server.configuration)
+        if reason is None or (profile.status == CHANGED and profile.status_detail == reason):
+            continue
         profile.status, profile.status_detail = CHANGED, reason
+        changed += 1
         record_activity("profile.configuration_changed", profile, level="warning",
-                        summary=f"Enrollment profile {profile.name}: {reason} "
-                                "Configure profile again to send it to Apple.")
-    return len(profiles)
+                        summary=f"Enrollment profile {profile.name} is out of date at Apple: {reason} "
+                                "Configure profile again to send it.")
+    return changed
 
 
 def _comparable(snapshot: dict) -> dict:
