@@ -1,0 +1,47 @@
+"""MDM Server Configurations in a real browser: Create Configuration in the pop-up with a certificate
+file (a bad URL keeps the pop-up open with the message next to it), then Assign Server Configuration
+on a server's page and see its card show the URL and certificate."""
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.test_configurations import _server_row, make_cert, pem
+
+pytestmark = pytest.mark.browser
+
+
+def test_create_a_configuration_then_assign_it_to_a_server(signed_in_page: Page, app, tmp_path):
+    page = signed_in_page
+    server = _server_row("Paris")
+    certificate = tmp_path / "mdm-ca.pem"
+    certificate.write_bytes(pem(make_cert("MDM Test CA")[0]))
+
+    page.goto("/configurations")
+    page.get_by_role("toolbar", name="MDM server configurations").get_by_role("link", name="Create Configuration").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+    dialog.get_by_label("Name").fill("Production MDM")
+    dialog.get_by_label("URL").fill("http://mdm.example.com/enroll")  # not https
+    dialog.locator("input[type=file]").set_input_files(str(certificate))
+    dialog.get_by_role("button", name="Create Configuration").click()
+    field = dialog.locator(".field").filter(has=page.get_by_label("URL"))
+    expect(field.get_by_role("alert")).to_contain_text("https")
+    expect(dialog.get_by_label("Name")).to_have_value("Production MDM")  # nothing typed is lost
+
+    dialog.get_by_label("URL").fill("https://mdm.example.com/enroll")
+    dialog.locator("input[type=file]").set_input_files(str(certificate))  # files are chosen again after an error
+    dialog.get_by_role("button", name="Create Configuration").click()
+    expect(dialog).to_be_hidden()
+    expect(page.get_by_role("link", name="Production MDM")).to_be_visible()
+
+    page.goto(f"/servers/{server.id}")
+    page.get_by_role("link", name="Assign Server Configuration").first.click()
+    chooser = page.get_by_role("dialog")
+    expect(chooser).to_contain_text("Server configuration for Paris")
+    chooser.get_by_label("Production MDM").check()
+    chooser.get_by_role("button", name="OK").click()
+    expect(chooser).to_be_hidden()
+    expect(page.get_by_text("https://mdm.example.com/enroll").first).to_be_visible()
+    expect(page.get_by_text("CN=MDM Test CA").first).to_be_visible()
+    expect(page.get_by_role("link", name="Unassign Server Configuration").first).to_be_visible()
