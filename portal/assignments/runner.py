@@ -1,6 +1,6 @@
 """Sending a batch to Apple, at most 1000 serials per call, with each device's answer stored.
 
-Each chunk is claimed (tasks → 'sending', attempts + 1) and its results stored with a handful of
+Each chunk of due tasks is read, sent, and its answers stored (attempts + 1) with a handful of
 bulk UPDATEs; commits come at least once a second. A killed worker loses at most the answers of
 its last second: the tasks it leaves queued or 'sending' are sent again by the next run of the
 batch (started by the periodic retry job when the batch's RQ job is dead). Sending an
@@ -100,27 +100,29 @@ def _send_all(batch: AssignmentBatch, client, uuid: str | None) -> Counter:
     """Every due task, one call per ≤1000 serials; returns how many got each answer.
 
     While Apple answers one call, the previous call's answers are stored and the next chunk is
-    claimed: the database work hides behind the wait for Apple. Commits come at most every
-    COMMIT_EVERY_S seconds (each one writes the pages of every device touched, the dominant cost).
-    A crash loses nothing: claims and answers not committed yet roll back to 'queued', and
-    queued or 'sending' tasks are sent again (assigning or removing twice is harmless at Apple).
+    read: the database work hides behind the wait for Apple, and the calls follow each other
+    without a pause. Commits come at most every COMMIT_EVERY_S seconds (each one writes the
+    pages of every device touched, the dominant cost). A crash loses nothing: answers not
+    committed yet roll back, and their tasks, still queued, are sent again (assigning or removing
+    twice is harmless at Apple).
     """
     sent: Counter = Counter()
     action = batch.action  # plain values for the calling thread: it never touches the session
-    claims = _Claims(batch.id)
+    reader = _Reader(batch.id)
     last_commit = time.monotonic()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="apple-assign") as pool:
-        chunk = claims.next()
+        chunk = reader.next()
         if not chunk:
             db.session.commit()
             return sent
         pending = pool.submit(_call, client, action, uuid, chunk.serials)
-        following = claims.next()
+        following = reader.next()
         while chunk:
             try:
                 answers = pending.result()
             except Exception:
-                db.session.commit()  # keep the answers already stored; this chunk stays 'sending'
+                _mark_unanswered([c for c in (chunk, following) if c])
+                db.session.commit()  # keep the answers already stored; these chunks show 'sending'
                 raise
             if following:
                 pending = pool.submit(_call, client, action, uuid, following.serials)
@@ -128,7 +130,7 @@ def _send_all(batch: AssignmentBatch, client, uuid: str | None) -> Counter:
             sent.update(counts)
             _count(batch, counts)
             chunk = following
-            following = claims.next() if chunk else None
+            following = reader.next() if chunk else None
             if not chunk or time.monotonic() - last_commit >= COMMIT_EVERY_S:
                 db.session.commit()  # results show in the polled pages at least once a second
                 last_commit = time.monotonic()
@@ -136,38 +138,54 @@ def _send_all(batch: AssignmentBatch, client, uuid: str | None) -> Counter:
 
 
 class _Chunk:
-    """≤1000 claimed tasks: (id, serial) rows and the claim time that marks them."""
+    """≤1000 due tasks, (id, serial) rows in id order, read at `read_at`."""
 
-    def __init__(self, claimed_at, rows):
-        self.claimed_at, self.rows = claimed_at, rows
+    def __init__(self, batch_id: int, read_at, after_id: int, rows):
+        self.batch_id, self.read_at, self.after_id, self.rows = batch_id, read_at, after_id, rows
         self.serials = [serial for _, serial in rows]
 
     def condition(self) -> list:
-        """Its tasks still 'sending' (not superseded meanwhile), without a 1000-id IN list."""
-        return [AssignmentTask.state == SENDING, AssignmentTask.updated_at == self.claimed_at]
+        """Its tasks, still queued and untouched since they were read, without a 1000-id IN list.
+
+        Tasks of the id range that were not due when it was read stay out (retry time), and so do
+        tasks changed since: superseded by a newer request, or put back by Retry now meanwhile.
+        """
+        return [AssignmentTask.batch_id == self.batch_id, AssignmentTask.state == QUEUED,
+                AssignmentTask.id > self.after_id,
+                AssignmentTask.id <= self.rows[-1][0], AssignmentTask.updated_at <= self.read_at,
+                or_(AssignmentTask.retry_at.is_(None), AssignmentTask.retry_at <= self.read_at)]
 
 
-class _Claims:
-    """Claims the next chunk with one UPDATE; the claim time (unique per claim) identifies it."""
+class _Reader:
+    """The batch's due tasks, a chunk at a time in id order (each read starts after the last one).
+
+    Reading marks nothing: a task counts as sent once its answer is stored (attempts + 1 in the
+    same UPDATE), which keeps the one statement before the first call a cheap SELECT.
+    """
 
     def __init__(self, batch_id: int):
-        self.batch_id, self.last = batch_id, None
+        self.batch_id, self.after_id = batch_id, 0
 
     def next(self) -> _Chunk | None:
         now = timing.now()
-        if self.last is not None and now <= self.last:
-            now = self.last + timedelta(microseconds=1)
-        self.last = now
-        due = (select(AssignmentTask.id).where(
-            AssignmentTask.batch_id == self.batch_id, AssignmentTask.state == QUEUED,
-            or_(AssignmentTask.retry_at.is_(None), AssignmentTask.retry_at <= now))
-            .order_by(AssignmentTask.id).limit(timing.CHUNK_SIZE))
-        db.session.execute(update(AssignmentTask).where(AssignmentTask.id.in_(due.scalar_subquery())).values(
-            state=SENDING, attempts=AssignmentTask.attempts + 1, updated_at=now), execution_options=NO_UPDATE)
         rows = db.session.execute(select(AssignmentTask.id, AssignmentTask.serial_number).where(
-            AssignmentTask.batch_id == self.batch_id, AssignmentTask.state == SENDING,
-            AssignmentTask.updated_at == now).order_by(AssignmentTask.id)).all()
-        return _Chunk(now, [(r[0], r[1]) for r in rows]) if rows else None
+            AssignmentTask.batch_id == self.batch_id, AssignmentTask.state == QUEUED,
+            AssignmentTask.id > self.after_id,
+            or_(AssignmentTask.retry_at.is_(None), AssignmentTask.retry_at <= now))
+            .order_by(AssignmentTask.id).limit(timing.CHUNK_SIZE)).all()
+        if not rows:
+            return None
+        chunk = _Chunk(self.batch_id, now, self.after_id, [(r[0], r[1]) for r in rows])
+        self.after_id = rows[-1][0]
+        return chunk
+
+
+def _mark_unanswered(chunks: list[_Chunk]) -> None:
+    """Chunks read but not answered when a call failed: 'sending', as the attempt's answer is unknown."""
+    now = timing.now()
+    for chunk in chunks:
+        db.session.execute(update(AssignmentTask).where(*chunk.condition()).values(
+            state=SENDING, attempts=AssignmentTask.attempts + 1, updated_at=now), execution_options=NO_UPDATE)
 
 
 def _call(client, action: str, uuid: str | None, serials: list[str]) -> tuple[dict, int | None]:
@@ -195,7 +213,7 @@ def _store_answers(batch: AssignmentBatch, chunk: _Chunk, answers, uuid) -> Coun
     for position, (answer, ids) in enumerate(ordered):
         state = STATE_OF.get(answer, FAILED)
         values, device_values = _outcome(batch, state, answer, now, retry_after, uuid)
-        mine = [AssignmentTask.batch_id == batch.id, *chunk.condition()]
+        mine = chunk.condition()
         if position < len(ordered) - 1:
             mine.append(AssignmentTask.id.in_(ids))
         db.session.execute(update(Device).where(Device.id.in_(
@@ -218,7 +236,7 @@ def _outcome(batch, state, answer, now, retry_after, uuid) -> tuple[dict, dict]:
     """(task values, device values) for one kind of answer."""
     assign = batch.action == ASSIGN
     task = {"state": state, "result": answer if answer in STATE_OF else "FAILED", "updated_at": now,
-            "retry_at": None}
+            "retry_at": None, "attempts": AssignmentTask.attempts + 1}
     device = {"assignment_state": state if state != DONE else ("assigned" if assign else None),
               "assignment_at": now}
     if state == DONE and assign:

@@ -6,13 +6,12 @@ committed in one transaction, so a crash loses nothing and skips nothing: the ne
 again from the last committed page. Consecutive pages share a transaction for up to
 COMMIT_EVERY_S seconds: a page of random serials touches most leaf pages of every serial index,
 and writing those out once per page cost more than the inserts. While a page is written, the next
-one is already being fetched, so the database work hides behind the wait for Apple.
+ones are already being fetched (page_feed.py), so the database work hides behind the wait for Apple.
 """
 from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 from ..activity.record import record_activity
@@ -21,6 +20,7 @@ from ..apple_link import client_for, note_apple_error, note_apple_success, statu
 from ..devices.store import mark_missing_removed, prepare_page, write_page
 from ..extensions import db
 from ..models import ManagedServer, SyncRun
+from .page_feed import PageFeed
 
 log = logging.getLogger(__name__)
 PAGE_LIMIT = 1000
@@ -71,27 +71,27 @@ def _sync_pages(server: ManagedServer, run: SyncRun, client) -> None:
     run.kind = "incremental" if phase == "sync" else "full"
     db.session.commit()
 
-    server_id, dialect = server.id, db.session.get_bind().dialect.name  # plain values for the fetching thread
+    server_id, dialect = server.id, db.session.get_bind().dialect.name  # plain values for the feed's threads
 
-    def call(which: str, cursor: str | None, generation: int):
-        """One page from Apple, converted to rows in this thread (it never touches the session)."""
+    def fetch(which: str, cursor: str | None):
         if which == "fetch":
-            page = client.fetch_devices(cursor, limit=PAGE_LIMIT)
-        else:
-            page = client.sync_devices(cursor, limit=PAGE_LIMIT)
-        return page, prepare_page(server_id, page.devices, generation, _now(), dialect)
+            return client.fetch_devices(cursor, limit=PAGE_LIMIT)
+        return client.sync_devices(cursor, limit=PAGE_LIMIT)
+
+    def prepare(page, generation: int):
+        return prepare_page(server_id, page.devices, generation, _now(), dialect)
 
     last_commit = time.monotonic()
     appeared: list[str] = []  # serials new to the server since the last commit (default profile)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="apple-prefetch") as pool:
-        pending = pool.submit(call, phase, server.sync_cursor, server.fetch_generation)
+    with PageFeed(fetch, prepare) as feed:
+        feed.start(phase, server.sync_cursor, server.fetch_generation)
         while True:
             try:
-                page, prepared = pending.result()
+                page, prepared = feed.next()
             except apple_errors.CursorExhausted:
                 # The fetch had already returned everything: continue with changes since then.
                 phase, server.fetch_complete = "sync", True
-                pending = pool.submit(call, phase, server.sync_cursor, server.fetch_generation)
+                feed.start(phase, server.sync_cursor, server.fetch_generation)
                 continue
             except (apple_errors.CursorExpired, apple_errors.CursorInvalid):
                 log.info("server %s: cursor refused by Apple, fetching every device again", server.id)
@@ -99,13 +99,11 @@ def _sync_pages(server: ManagedServer, run: SyncRun, client) -> None:
                 server.sync_cursor, server.fetch_complete = None, False
                 server.fetch_generation += 1
                 db.session.commit()
-                pending = pool.submit(call, phase, None, server.fetch_generation)
+                feed.start(phase, None, server.fetch_generation)
                 continue
             except Exception:
                 db.session.commit()  # keep the pages already stored (with their cursor), then fail
                 raise
-            if page.more_to_follow:
-                pending = pool.submit(call, phase, page.cursor, server.fetch_generation)  # while this one is written
             new_serials = _store_page(server, run, page, prepared)
             if phase == "sync":  # a full fetch finds the server's existing fleet, not new arrivals
                 appeared += new_serials
@@ -123,7 +121,7 @@ def _sync_pages(server: ManagedServer, run: SyncRun, client) -> None:
                 server.fetch_complete = True
                 db.session.commit()
                 phase = "sync"
-                pending = pool.submit(call, phase, server.sync_cursor, server.fetch_generation)
+                feed.start(phase, server.sync_cursor, server.fetch_generation)
                 continue
             break
 

@@ -1,0 +1,78 @@
+"""The sync's page feed: pages in Apple's order, fetched ahead within a bound, errors handed over,
+and no thread left behind when the writer stops early (a unit test: the feed takes any callables;
+whole syncs through it run against the simulator in test_sync.py)."""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from portal.servers.page_feed import DEPTH, PageFeed
+
+
+@dataclass
+class Page:
+    number: int
+    more_to_follow: bool
+    cursor: str
+
+
+class Apple:
+    """Pages 1..last from cursor 'c0'; a page's cursor names the next one."""
+
+    def __init__(self, last: int, fail_at: int | None = None):
+        self.last, self.fail_at, self.calls = last, fail_at, []
+
+    def fetch(self, phase, cursor):
+        number = int(cursor[1:]) + 1
+        self.calls.append((phase, cursor))
+        if number == self.fail_at:
+            raise RuntimeError(f"page {number} failed")
+        return Page(number, number < self.last, f"c{number}")
+
+
+def prepare(page, generation):
+    return (page.number, generation, threading.current_thread().name)
+
+
+def feed_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("apple-page")]
+
+
+def test_pages_arrive_in_order_with_their_rows_prepared_in_another_thread():
+    apple = Apple(last=7)
+    with PageFeed(apple.fetch, prepare) as feed:
+        feed.start("fetch", "c0", generation=3)
+        seen = [feed.next() for _ in range(7)]
+    assert [page.number for page, _ in seen] == list(range(1, 8))
+    assert [rows[:2] for _, rows in seen] == [(n, 3) for n in range(1, 8)]
+    assert {rows[2] for _, rows in seen} == {"apple-page-rows_0"}
+    assert apple.calls == [("fetch", f"c{n}") for n in range(7)]
+    assert not feed_threads()
+
+
+def test_fetching_runs_ahead_of_the_writer_by_at_most_depth_pages():
+    apple = Apple(last=100)
+    with PageFeed(apple.fetch, prepare) as feed:
+        feed.start("fetch", "c0", generation=1)
+        assert feed.next()[0].number == 1
+        time.sleep(0.3)  # a slow writer
+        # Page 1 taken, DEPTH waiting in the queue, one more fetched and waiting for room.
+        assert len(apple.calls) == 1 + DEPTH + 1
+    assert len(apple.calls) == 1 + DEPTH + 1  # closing stopped it: the pages fetched ahead are dropped
+    assert not feed_threads()
+
+
+def test_an_error_reaches_the_writer_after_the_pages_before_it_and_the_feed_can_start_again():
+    apple = Apple(last=10, fail_at=3)
+    with PageFeed(apple.fetch, prepare) as feed:
+        feed.start("fetch", "c0", generation=1)
+        assert [feed.next()[0].number for _ in range(2)] == [1, 2]
+        with pytest.raises(RuntimeError, match="page 3 failed"):
+            feed.next()
+        apple.fail_at = None
+        feed.start("sync", "c2", generation=1)  # what the sync does after, say, an exhausted cursor
+        assert feed.next()[0].number == 3
+    assert apple.calls[-1][0] == "sync" and not feed_threads()
