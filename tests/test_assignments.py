@@ -287,6 +287,50 @@ def test_an_interrupted_job_is_resumed_without_loss(htmx, apple, paris, run_jobs
     assert {t.state for t in tasks_of(young.id).values()} == {"done"}
 
 
+def test_retry_now_while_the_batch_is_at_apple_never_gives_a_device_an_answer_it_was_not_sent_for(
+        app, htmx, apple, paris, run_jobs, monkeypatch, clock):
+    from portal.assignments import runner
+    from portal.assignments.retries import retry_due, retry_now
+
+    server, profile = paris(devices=4)
+    devices = devices_of(server.id)
+    assert pick(htmx, profile, [d.id for d in devices.values()][:2]).status_code == 204
+    first, second = sorted(tasks_of(latest_batch().id).values(), key=lambda t: t.id)
+    apple.state.set_fault(SIM, "assign_failed", [first.serial_number])
+    apple.state.set_fault(SIM, "throttle", {"serials": [second.serial_number], "retry_after": 45})
+    assert run_jobs() == []
+    batch = latest_batch()
+    assert {t.serial_number: t.state for t in tasks_of(batch.id).values()} == {
+        first.serial_number: "failed", second.serial_number: "throttled"}
+
+    # The throttled device is sent again; while Apple answers, the admin uses Retry now, which puts
+    # the failed device (a lower id, so inside the chunk's range) back in the queue.
+    apple.state.set_fault(SIM, "throttle", None)
+    apple.state.set_fault(SIM, "assign_failed", None)
+    clock(seconds=46)
+    real, sent = runner._call, []
+
+    def retry_now_meanwhile(client, action, uuid, serials):
+        sent.append(list(serials))
+        with app.app_context():
+            retry_now(db.session.get(AssignmentBatch, batch.id), actor="alice")
+        return real(client, action, uuid, serials)
+
+    monkeypatch.setattr(runner, "_call", retry_now_meanwhile)
+    assert retry_due()["requeued"] == 1
+    assert run_jobs() == []
+    assert sent == [[second.serial_number]]
+    tasks = tasks_of(batch.id)
+    assert (tasks[second.serial_number].state, tasks[second.serial_number].attempts) == ("done", 2)
+    # Not sent in that call, so not answered by it: still queued, sent by the next run.
+    assert (tasks[first.serial_number].state, tasks[first.serial_number].attempts) == ("queued", 1)
+    assert latest_batch().status == "waiting"
+    monkeypatch.setattr(runner, "_call", real)
+    retry_due()
+    assert run_jobs() == []
+    assert (tasks_of(batch.id)[first.serial_number].state, latest_batch().status) == ("done", "finished")
+
+
 def test_whole_call_errors_keep_devices_queued_with_a_reason(htmx, apple, paris, run_jobs, clock):
     from portal.assignments.retries import retry_due
 

@@ -138,22 +138,22 @@ def _send_all(batch: AssignmentBatch, client, uuid: str | None) -> Counter:
 
 
 class _Chunk:
-    """≤1000 due tasks, (id, serial) rows in id order, read at `read_at`."""
+    """≤1000 due tasks of a batch: (id, serial) rows in id order."""
 
-    def __init__(self, batch_id: int, read_at, after_id: int, rows):
-        self.batch_id, self.read_at, self.after_id, self.rows = batch_id, read_at, after_id, rows
+    def __init__(self, batch_id: int, rows):
+        self.batch_id, self.rows = batch_id, rows
+        self.ids = [task_id for task_id, _ in rows]
         self.serials = [serial for _, serial in rows]
 
-    def condition(self) -> list:
-        """Its tasks, still queued and untouched since they were read, without a 1000-id IN list.
+    def condition(self, ids: list[int] | None = None) -> list:
+        """Its tasks (or these of them) still queued, i.e. not superseded by a newer request meanwhile.
 
-        Tasks of the id range that were not due when it was read stay out (retry time), and so do
-        tasks changed since: superseded by a newer request, or put back by Retry now meanwhile.
+        By id rather than by the time they were read: a task put back by Retry now while this
+        chunk was at Apple must not take an answer it was never sent for, and the clocks of the
+        web and worker machines need not agree.
         """
         return [AssignmentTask.batch_id == self.batch_id, AssignmentTask.state == QUEUED,
-                AssignmentTask.id > self.after_id,
-                AssignmentTask.id <= self.rows[-1][0], AssignmentTask.updated_at <= self.read_at,
-                or_(AssignmentTask.retry_at.is_(None), AssignmentTask.retry_at <= self.read_at)]
+                AssignmentTask.id.in_(self.ids if ids is None else ids)]
 
 
 class _Reader:
@@ -175,8 +175,8 @@ class _Reader:
             .order_by(AssignmentTask.id).limit(timing.CHUNK_SIZE)).all()
         if not rows:
             return None
-        chunk = _Chunk(self.batch_id, now, self.after_id, [(r[0], r[1]) for r in rows])
-        self.after_id = rows[-1][0]
+        chunk = _Chunk(self.batch_id, [(r[0], r[1]) for r in rows])
+        self.after_id = chunk.ids[-1]
         return chunk
 
 
@@ -198,24 +198,17 @@ def _call(client, action: str, uuid: str | None, serials: list[str]) -> tuple[di
 
 
 def _store_answers(batch: AssignmentBatch, chunk: _Chunk, answers, uuid) -> Counter:
-    """Write each device's answer: one UPDATE of tasks and one of devices per kind of answer.
-
-    The rarer answers are addressed by id; the most common one (usually every device) is what
-    is left of the chunk, so the usual case needs no id list at all.
-    """
+    """Write each device's answer: one UPDATE of tasks and one of devices per kind of answer."""
     devices, retry_after = answers
     now = timing.now()
     groups: dict[str, list[int]] = {}
     for task_id, serial in chunk.rows:
         groups.setdefault(str(devices.get(serial) or "MISSING").upper(), []).append(task_id)
-    ordered = sorted(groups.items(), key=lambda item: len(item[1]))
     counts = Counter()
-    for position, (answer, ids) in enumerate(ordered):
+    for answer, ids in groups.items():
         state = STATE_OF.get(answer, FAILED)
         values, device_values = _outcome(batch, state, answer, now, retry_after, uuid)
-        mine = chunk.condition()
-        if position < len(ordered) - 1:
-            mine.append(AssignmentTask.id.in_(ids))
+        mine = chunk.condition(ids)
         db.session.execute(update(Device).where(Device.id.in_(
             select(AssignmentTask.device_id).where(*mine).scalar_subquery())).values(**device_values),
             execution_options=NO_UPDATE)
