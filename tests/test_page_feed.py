@@ -76,3 +76,14 @@ def test_an_error_reaches_the_writer_after_the_pages_before_it_and_the_feed_can_
         feed.start("sync", "c2", generation=1)  # what the sync does after, say, an exhausted cursor
         assert feed.next()[0].number == 3
     assert apple.calls[-1][0] == "sync" and not feed_threads()
+
+
+def test_threads_switch_faster_only_while_a_feed_runs():
+    import sys
+
+    before = sys.getswitchinterval()
+    with PageFeed(Apple(last=1).fetch, prepare) as feed:
+        assert sys.getswitchinterval() < before
+        feed.start("fetch", "c0", generation=1)
+        feed.next()
+    assert sys.getswitchinterval() == before
