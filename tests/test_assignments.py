@@ -239,9 +239,9 @@ def test_an_interrupted_job_is_resumed_without_loss(htmx, apple, paris, run_jobs
     batch = latest_batch()
     states = {state: n for state, n in db.session.execute(select(AssignmentTask.state, func.count()).where(
         AssignmentTask.batch_id == batch.id).group_by(AssignmentTask.state)).all()}
-    # The first answers are kept; the chunk in the failed call and the next one (claimed while Apple
-    # answered) are left 'sending': their answers are unknown.
-    assert batch.status == "interrupted" and states == {"done": 1000, "sending": 1500}
+    # The first answers are kept; the chunk in the failed call is left 'sending' (Apple may or may
+    # not have acted on it) and the next one, read but never sent, is still queued.
+    assert batch.status == "interrupted" and states == {"done": 1000, "sending": 1000, "queued": 500}
     page = htmx.get(f"/assignments/{batch.id}").get_data(as_text=True)
     assert "Interrupted" in page and "Retry now" in page
 
@@ -312,23 +312,52 @@ def test_retry_now_while_the_batch_is_at_apple_never_gives_a_device_an_answer_it
 
     def retry_now_meanwhile(client, action, uuid, serials):
         sent.append(list(serials))
-        with app.app_context():
-            retry_now(db.session.get(AssignmentBatch, batch.id), actor="alice")
+        if len(sent) == 1:
+            with app.app_context():
+                retry_now(db.session.get(AssignmentBatch, batch.id), actor="alice")
         return real(client, action, uuid, serials)
 
     monkeypatch.setattr(runner, "_call", retry_now_meanwhile)
     assert retry_due()["requeued"] == 1
     assert run_jobs() == []
-    assert sent == [[second.serial_number]]
+    # The device put back was not in that call, so it got no answer from it: the same run went
+    # back for it once Apple had answered, in a call of its own.
+    assert sent == [[second.serial_number], [first.serial_number]]
     tasks = tasks_of(batch.id)
     assert (tasks[second.serial_number].state, tasks[second.serial_number].attempts) == ("done", 2)
-    # Not sent in that call, so not answered by it: still queued, sent by the next run.
-    assert (tasks[first.serial_number].state, tasks[first.serial_number].attempts) == ("queued", 1)
-    assert latest_batch().status == "waiting"
-    monkeypatch.setattr(runner, "_call", real)
-    retry_due()
+    assert (tasks[first.serial_number].state, tasks[first.serial_number].attempts) == ("done", 2)
+    assert latest_batch().status == "finished"
+
+
+def test_a_device_requested_again_while_its_call_is_at_apple_keeps_only_the_newer_request(
+        app, htmx, apple, paris, run_jobs, monkeypatch):
+    from portal.assignments import runner
+    from portal.assignments.services import request_assignment
+
+    server, sales = paris(devices=3)
+    support = configured_profile(server, "Support")
+    device = next(iter(devices_of(server.id).values()))
+    assert pick(htmx, sales, [device.id]).status_code == 204
+    older = latest_batch()
+    real, calls = runner._call, []
+
+    def moved_meanwhile(client, action, uuid, serials):
+        calls.append(uuid)
+        if len(calls) == 1:  # the admin moves the device to Support while Apple answers for Sales
+            with app.app_context():
+                request_assignment(db.session.get(ManagedServer, server.id),
+                                   db.session.get(EnrollmentProfile, support.id), [device.id], actor="bob")
+        return real(client, action, uuid, serials)
+
+    monkeypatch.setattr(runner, "_call", moved_meanwhile)
     assert run_jobs() == []
-    assert (tasks_of(batch.id)[first.serial_number].state, latest_batch().status) == ("done", "finished")
+    assert calls == [sales.apple_profile_uuid, support.apple_profile_uuid]
+    # Sales' answer arrived after the task was superseded: it is not recorded on the device.
+    old_task = tasks_of(older.id)[device.serial_number]
+    assert (old_task.state, old_task.result) == ("superseded", None)
+    assert tasks_of(latest_batch().id)[device.serial_number].state == "done"
+    assert devices_of(server.id)[device.serial_number].profile_id == support.id
+    assert apple.state.device(device.serial_number)["profile_uuid"] == support.apple_profile_uuid
 
 
 def test_whole_call_errors_keep_devices_queued_with_a_reason(htmx, apple, paris, run_jobs, clock):

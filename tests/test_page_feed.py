@@ -53,16 +53,70 @@ def test_pages_arrive_in_order_with_their_rows_prepared_in_another_thread():
     assert not feed_threads()
 
 
+def wait_for(condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return condition()
+
+
 def test_fetching_runs_ahead_of_the_writer_by_at_most_depth_pages():
     apple = Apple(last=100)
     with PageFeed(apple.fetch, prepare) as feed:
         feed.start("fetch", "c0", generation=1)
         assert feed.next()[0].number == 1
-        time.sleep(0.3)  # a slow writer
-        # Page 1 taken, DEPTH waiting in the queue, one more fetched and waiting for room.
+        # A slow writer: page 1 taken, DEPTH waiting in the queue, one more fetched and waiting for room.
+        assert wait_for(lambda: len(apple.calls) == 1 + DEPTH + 1)
+        time.sleep(0.2)
         assert len(apple.calls) == 1 + DEPTH + 1
     assert len(apple.calls) == 1 + DEPTH + 1  # closing stopped it: the pages fetched ahead are dropped
     assert not feed_threads()
+
+
+def test_starting_again_drops_the_pages_fetched_ahead_for_the_old_run():
+    apple = Apple(last=100)
+    with PageFeed(apple.fetch, prepare) as feed:
+        feed.start("fetch", "c0", generation=1)
+        assert feed.next()[0].number == 1
+        assert wait_for(lambda: len(apple.calls) == 1 + DEPTH + 1)
+        feed.start("sync", "c50", generation=2)
+        page, rows = feed.next()
+        assert (page.number, rows[:2]) == (51, (51, 2))
+        assert feed.next()[0].number == 52
+
+
+def test_a_failed_conversion_reaches_the_writer():
+    def broken(page, generation):
+        raise ValueError(f"page {page.number} does not convert")
+
+    with PageFeed(Apple(last=3).fetch, broken) as feed:
+        feed.start("fetch", "c0", generation=1)
+        with pytest.raises(ValueError, match="page 1 does not convert"):
+            feed.next()
+    assert not feed_threads()
+
+
+def test_closing_does_not_wait_for_a_call_still_at_apple():
+    release = threading.Event()
+
+    def slow(phase, cursor):
+        release.wait(10)
+        return Page(1, False, "c1")
+
+    started = time.monotonic()
+    with PageFeed(slow, prepare) as feed:
+        feed.start("fetch", "c0", generation=1)
+    assert time.monotonic() - started < 5  # CLOSE_WAIT_S, not the call's 10 s
+    release.set()  # the call ends; the thread, stopped, puts nothing and exits
+    assert wait_for(lambda: not feed_threads())
+
+
+def test_the_writer_is_told_when_the_feed_stops_without_a_page():
+    with PageFeed(Apple(last=1).fetch, prepare) as feed:
+        feed.start("fetch", "c0", generation=1)
+        assert feed.next()[0].number == 1
+        with pytest.raises(RuntimeError, match="stopped without a page"):
+            feed.next()  # nothing follows the last page: an error, never a wait forever
 
 
 def test_an_error_reaches_the_writer_after_the_pages_before_it_and_the_feed_can_start_again():
@@ -78,12 +132,14 @@ def test_an_error_reaches_the_writer_after_the_pages_before_it_and_the_feed_can_
     assert apple.calls[-1][0] == "sync" and not feed_threads()
 
 
-def test_threads_switch_faster_only_while_a_feed_runs():
+def test_threads_switch_faster_only_while_feeds_run():
     import sys
 
     before = sys.getswitchinterval()
-    with PageFeed(Apple(last=1).fetch, prepare) as feed:
-        assert sys.getswitchinterval() < before
-        feed.start("fetch", "c0", generation=1)
-        feed.next()
+    first = PageFeed(Apple(last=1).fetch, prepare)
+    second = PageFeed(Apple(last=1).fetch, prepare)
+    assert sys.getswitchinterval() < before
+    first.close()  # closed first, opened first: the other one still runs
+    assert sys.getswitchinterval() < before
+    second.close()
     assert sys.getswitchinterval() == before

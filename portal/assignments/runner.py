@@ -121,16 +121,22 @@ def _send_all(batch: AssignmentBatch, client, uuid: str | None) -> Counter:
             try:
                 answers = pending.result()
             except Exception:
-                _mark_unanswered([c for c in (chunk, following) if c])
-                db.session.commit()  # keep the answers already stored; these chunks show 'sending'
+                _mark_unanswered(chunk)  # the next chunk, read but never sent, stays queued
+                db.session.commit()  # keep the answers already stored
                 raise
             if following:
                 pending = pool.submit(_call, client, action, uuid, following.serials)
             counts = _store_answers(batch, chunk, answers, uuid)
             sent.update(counts)
             _count(batch, counts)
-            chunk = following
-            following = reader.next() if chunk else None
+            chunk, following = following, (reader.next() if following else None)
+            if not chunk:
+                # Nothing at Apple any more: tasks put back behind the reader meanwhile (Retry now,
+                # a retry time come) are sent by this run rather than left for the periodic job.
+                chunk = reader.again()
+                if chunk:
+                    pending = pool.submit(_call, client, action, uuid, chunk.serials)
+                    following = reader.next()
             if not chunk or time.monotonic() - last_commit >= COMMIT_EVERY_S:
                 db.session.commit()  # results show in the polled pages at least once a second
                 last_commit = time.monotonic()
@@ -166,6 +172,11 @@ class _Reader:
     def __init__(self, batch_id: int):
         self.batch_id, self.after_id = batch_id, 0
 
+    def again(self) -> _Chunk | None:
+        """Start over from the first task: only for when no chunk is at Apple (it is still queued)."""
+        self.after_id = 0
+        return self.next()
+
     def next(self) -> _Chunk | None:
         now = timing.now()
         rows = db.session.execute(select(AssignmentTask.id, AssignmentTask.serial_number).where(
@@ -180,12 +191,10 @@ class _Reader:
         return chunk
 
 
-def _mark_unanswered(chunks: list[_Chunk]) -> None:
-    """Chunks read but not answered when a call failed: 'sending', as the attempt's answer is unknown."""
-    now = timing.now()
-    for chunk in chunks:
-        db.session.execute(update(AssignmentTask).where(*chunk.condition()).values(
-            state=SENDING, attempts=AssignmentTask.attempts + 1, updated_at=now), execution_options=NO_UPDATE)
+def _mark_unanswered(chunk: _Chunk) -> None:
+    """The chunk whose call failed: 'sending', as Apple may or may not have acted on it (sent again)."""
+    db.session.execute(update(AssignmentTask).where(*chunk.condition()).values(
+        state=SENDING, attempts=AssignmentTask.attempts + 1, updated_at=timing.now()), execution_options=NO_UPDATE)
 
 
 def _call(client, action: str, uuid: str | None, serials: list[str]) -> tuple[dict, int | None]:

@@ -18,11 +18,17 @@ from __future__ import annotations
 import queue
 import sys
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable
 
 DEPTH = 3  # pages fetched ahead of the one being written
 SWITCH_INTERVAL_S = 0.0005
+CLOSE_WAIT_S = 1.0  # closing does not wait out a call to Apple (and its retries) still under way
+
+_interval_lock = threading.Lock()
+_feeds_running = 0
+_interval_before = sys.getswitchinterval()
 
 
 class PageFeed:
@@ -34,28 +40,36 @@ class PageFeed:
         self._pages: queue.Queue = queue.Queue(maxsize=DEPTH)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL_S))
+        _shorter_switch_interval()
 
     def start(self, phase: str, cursor: str | None, generation: int) -> None:
         """Fetch from `cursor` on, until a page says no more follow or a call fails."""
-        self._halt()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, args=(phase, cursor, generation),
+        self._halt(wait=None)
+        self._stop = threading.Event()  # each run its own: a thread left behind never sees a new one
+        self._thread = threading.Thread(target=self._run, args=(phase, cursor, generation, self._stop),
                                         name="apple-page-fetch", daemon=True)
         self._thread.start()
 
     def next(self):
         """(page, prepared rows) in Apple's order; raises what the call to Apple raised."""
-        page, rows, error = self._pages.get()
+        while True:
+            try:
+                page, rows, error = self._pages.get(timeout=0.5)
+                break
+            except queue.Empty:
+                if self._thread is None or not self._thread.is_alive():
+                    if self._pages.empty():  # (re-checked: it may have put its last item meanwhile)
+                        raise RuntimeError("the page feed stopped without a page or an error") from None
         if error is not None:
             raise error
         return page, rows.result()
 
     def close(self) -> None:
-        self._halt()
-        self._preparer.shutdown(wait=True, cancel_futures=True)
-        sys.setswitchinterval(self._switch_interval)
+        try:
+            self._halt(wait=CLOSE_WAIT_S)
+            self._preparer.shutdown(wait=True, cancel_futures=True)  # pure Python: done in milliseconds
+        finally:
+            _restore_switch_interval()
 
     def __enter__(self) -> PageFeed:
         return self
@@ -63,34 +77,38 @@ class PageFeed:
     def __exit__(self, *exc_info) -> None:
         self.close()
 
-    def _run(self, phase: str, cursor: str | None, generation: int) -> None:
-        while not self._stop.is_set():
-            try:
+    def _run(self, phase: str, cursor: str | None, generation: int, stop: threading.Event) -> None:
+        try:
+            while not stop.is_set():
                 page = self._fetch(phase, cursor)
-            except BaseException as exc:  # noqa: BLE001 - handed to the writer, which decides
-                self._put((None, None, exc))
-                return
-            self._put((page, self._preparer.submit(self._prepare, page, generation), None))
-            if not page.more_to_follow:
-                return
-            cursor = page.cursor
+                self._put((page, self._preparer.submit(self._prepare, page, generation), None), stop)
+                if not page.more_to_follow:
+                    return
+                cursor = page.cursor
+        except BaseException as exc:  # noqa: BLE001 - handed to the writer, which decides
+            self._put((None, None, exc), stop)
 
-    def _put(self, item: tuple) -> None:
-        while not self._stop.is_set():
+    def _put(self, item: tuple, stop: threading.Event) -> None:
+        while not stop.is_set():
             try:
                 self._pages.put(item, timeout=0.05)
                 return
             except queue.Full:
                 continue
 
-    def _halt(self) -> None:
-        """Stop the fetching thread and forget the pages it fetched ahead (never written)."""
+    def _halt(self, wait: float | None) -> None:
+        """Stop the fetching thread and forget the pages it fetched ahead (never written).
+
+        `wait` None: until it has stopped. Otherwise at most that long: a thread still in a call
+        to Apple is left to finish it on its own (it puts nothing once stopped)."""
         self._stop.set()
-        if self._thread is not None:
-            while self._thread.is_alive():
-                self._drain()
-                self._thread.join(timeout=0.05)
-            self._thread = None
+        thread, self._thread = self._thread, None
+        deadline = None if wait is None else time.monotonic() + wait
+        while thread is not None and thread.is_alive():
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            self._drain()
+            thread.join(timeout=0.05)
         self._drain()
 
     def _drain(self) -> None:
@@ -101,3 +119,21 @@ class PageFeed:
                     rows.cancel()
         except queue.Empty:
             pass
+
+
+def _shorter_switch_interval() -> None:
+    """Process-wide, so counted: the first feed shortens it, the last one to close restores it."""
+    global _feeds_running, _interval_before
+    with _interval_lock:
+        if _feeds_running == 0:
+            _interval_before = sys.getswitchinterval()
+            sys.setswitchinterval(min(_interval_before, SWITCH_INTERVAL_S))
+        _feeds_running += 1
+
+
+def _restore_switch_interval() -> None:
+    global _feeds_running
+    with _interval_lock:
+        _feeds_running -= 1
+        if _feeds_running == 0:
+            sys.setswitchinterval(_interval_before)
