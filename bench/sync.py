@@ -154,7 +154,7 @@ def run_benchmark(args: argparse.Namespace, work: Path, redis_url: str) -> int:
                   f"ratio {full['seconds'] / fetch['seconds']:.2f}")
         ratios = sorted(full["seconds"] / fetch["seconds"] for fetch, full in pairs)
         ratio = statistics.median(ratios)
-        fetch, full = pairs[-1]  # the database the incremental step continues from
+        full = pairs[0][1]  # memory figures: the first sync of this process (later ones start from its high-water mark)
         rate = statistics.median(f["devices_seen"] / f["seconds"] for _, f in pairs)
         spread = f" (runs: {ratios[0]:.2f}–{ratios[-1]:.2f})" if len(ratios) > 1 else ""
         print(f"  ratio sync / bare fetch ..... {ratio:.2f} median{spread} (target ≤ {RATIO_TARGET}) "
