@@ -5,7 +5,7 @@ import uuid
 
 import redis
 from flask import Flask, current_app
-from rq import Queue
+from rq import Queue, Worker
 from rq.job import Job
 
 from .redis_server import embedded_redis_url
@@ -56,6 +56,23 @@ def fetch_job(job_id: str | None) -> Job | None:
         return Job.fetch(job_id, connection=get_redis())
     except Exception:  # NoSuchJobError, or a job whose payload can no longer be read
         return None
+
+
+def job_alive(job: Job | None) -> bool:
+    """Whether an RQ job will still run, or is running on a worker that is alive.
+
+    A worker killed outright leaves its job 'started' until RQ's periodic clean-up notices, which
+    can take many minutes; its key in Redis expires within its heartbeat interval (about 90 s).
+    """
+    if job is None:
+        return False
+    status = job.get_status(refresh=False)
+    status = getattr(status, "value", status)
+    if status in ("queued", "deferred", "scheduled"):
+        return True
+    if status == "started":
+        return not job.worker_name or bool(get_redis().exists(Worker.redis_worker_namespace_prefix + job.worker_name))
+    return False
 
 
 def schedule_in(seconds: int, func: str, *args, job_id: str | None = None) -> None:

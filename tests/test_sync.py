@@ -192,6 +192,40 @@ def test_a_second_synchronize_shows_the_running_one(htmx, apple, paris, run_jobs
     assert done.status_code == 286 and b"Succeeded" in done.data  # polling stops
 
 
+def test_a_sync_left_running_by_a_killed_worker_is_resumed_by_the_next_synchronize(htmx, apple, paris, run_jobs):
+    """RQ marks a killed worker's job failed only at its next clean-up; the worker's own key in
+    Redis expires much sooner, and that is what tells a running sync from a dead one."""
+    from portal.queue import fetch_job, get_queue
+
+    server = paris(devices=5, sync=False)
+    htmx.post(f"/servers/{server.id}/sync")
+    stuck = _runs(server.id)[-1]
+    job = fetch_job(stuck.job_id)
+    get_queue().remove(job)  # taken by a worker...
+    job.set_status("started")
+    job.worker_name = "worker-on-a-live-machine"
+    job.save()
+    get_redis().set("rq:worker:worker-on-a-live-machine", "1", ex=60)
+    assert "already running" in htmx.post(f"/servers/{server.id}/sync").headers["HX-Trigger"]
+
+    assert htmx.get(f"/servers/{server.id}/row").status_code == 200  # shown running, polled
+
+    job.worker_name = "killed-worker"  # ...that was killed outright: its key has expired
+    job.save()
+    row = htmx.get(f"/servers/{server.id}/row")
+    assert row.status_code == 286 and b"worker stopped" in row.data  # said so; polling stops
+    again = htmx.post(f"/servers/{server.id}/sync")
+    assert "started" in again.headers["HX-Trigger"]
+    db.session.expire_all()
+    old, new = _runs(server.id)[-2:]
+    assert htmx.get(f"/servers/{server.id}/row").status_code == 200  # the new run: a job, not dead
+    assert old.id == stuck.id and old.status == "failed" and old.error_code == "interrupted"
+    assert run_jobs() == []
+    db.session.expire_all()
+    assert db.session.get(SyncRun, new.id).status == "succeeded"
+    assert _device_count(server.id) == 5
+
+
 def test_progress_and_result_on_the_server_page(htmx, apple, paris, run_jobs):
     server = paris(devices=2500)
     panel = htmx.get(f"/servers/{server.id}/sync-status")

@@ -13,7 +13,7 @@ from ..activity.record import record_activity
 from ..extensions import db
 from ..models import AssignmentBatch, AssignmentTask
 from ..models.assignment import QUEUED, RETRY_STATES, SENDING
-from ..queue import enqueue, fetch_job, get_redis, new_job_id
+from ..queue import enqueue, fetch_job, job_alive, new_job_id
 from . import timing
 
 NO_UPDATE = {"synchronize_session": False}
@@ -98,17 +98,3 @@ def ensure_job(batch: AssignmentBatch | None, now, *, force: bool = False) -> bo
     db.session.commit()
     enqueue("jobs.assignments.run_batch", batch.id, job_id=batch.job_id)
     return True
-
-
-def job_alive(job) -> bool:
-    """Whether an RQ job will still run or is running on a worker that is alive."""
-    if job is None:
-        return False
-    status = job.get_status(refresh=False)
-    status = getattr(status, "value", status)
-    if status in ("queued", "deferred", "scheduled"):
-        return True
-    if status == "started":
-        # A killed worker's key expires (worker_ttl); its job then counts as dead.
-        return not job.worker_name or bool(get_redis().exists("rq:worker:" + job.worker_name))
-    return False

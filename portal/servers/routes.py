@@ -10,13 +10,13 @@ from ..apple_link import status_of
 from ..devices.enrollment import not_ready_count
 from ..extensions import db
 from ..htmx import STOP_POLLING, hx_redirect, is_htmx, toast
-from ..models import ActivityEntry, ManagedServer, PendingKeyPair, SyncRun
+from ..models import ActivityEntry, ManagedServer, PendingKeyPair
 from ..queue import enqueue, fetch_job, new_job_id
 from ..views import form_done, render_form
 from . import bp
 from .forms import ActionForm, AddServerForm, DeleteServerForm, RenewServerForm
-from .services import (FieldErrors, KeyChoice, active_run, add_server, after_add, delete_server, device_counts,
-                       open_token, renew_server, request_account, start_sync, unused_key_pairs)
+from .services import (FieldErrors, KeyChoice, add_server, after_add, delete_server, device_counts,
+                       latest_run, open_token, renew_server, request_account, start_sync, unused_key_pairs)
 
 
 @bp.route("")
@@ -33,13 +33,8 @@ def table():
 
 def _table_context() -> dict:
     servers = list(db.session.execute(select(ManagedServer).order_by(ManagedServer.name)).scalars())
-    runs = {s.id: _latest_run(s) for s in servers}
+    runs = {s.id: latest_run(s) for s in servers}
     return {"servers": servers, "counts": device_counts(), "runs": runs, "action_form": ActionForm()}
-
-
-def _latest_run(server: ManagedServer) -> SyncRun | None:
-    return db.session.execute(select(SyncRun).where(SyncRun.server_id == server.id)
-                              .order_by(SyncRun.id.desc()).limit(1)).scalar_one_or_none()
 
 
 def _server_or_404(server_id: int) -> ManagedServer:
@@ -50,7 +45,7 @@ def _server_or_404(server_id: int) -> ManagedServer:
 def row(server_id: int):
     """One server's row; polled while its sync runs, then polling stops."""
     server = _server_or_404(server_id)
-    run = _latest_run(server)
+    run = latest_run(server)
     html = render_template("servers/_row.html", server=server, run=run, counts=device_counts(server.id),
                            action_form=ActionForm())
     return html, (200 if run is not None and run.active else STOP_POLLING)
@@ -137,7 +132,7 @@ def account(server_id: int):
 def sync_status(server_id: int):
     """The live synchronization panel of the server page; polled while a run is active."""
     server = _server_or_404(server_id)
-    run = _latest_run(server)
+    run = latest_run(server)
     html = render_template("servers/_sync_status.html", server=server, run=run)
     return html, (200 if run is not None and run.active else STOP_POLLING)
 
@@ -174,12 +169,12 @@ def _after_action(server: ManagedServer, message: str, category: str):
         # The server page targets one of its panels; the list targets the server's row.
         target = request.headers.get("HX-Target")
         if target == "sync-panel":
-            html = render_template("servers/_sync_status.html", server=server, run=_latest_run(server))
+            html = render_template("servers/_sync_status.html", server=server, run=latest_run(server))
         elif target == "account-panel":
             html = render_template("servers/_account.html", server=server, status=status_of(server),
                                    account_pending=_account_pending(server), action_form=ActionForm())
         else:
-            html = render_template("servers/_row.html", server=server, run=_latest_run(server),
+            html = render_template("servers/_row.html", server=server, run=latest_run(server),
                                    counts=device_counts(server.id), action_form=ActionForm())
         return toast(make_response(html), message, category)
     flash(message, category)

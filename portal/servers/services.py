@@ -5,7 +5,7 @@ Views call these, then commit. Every secret is encrypted before it reaches a mod
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import redis
 from sqlalchemy import func, select
@@ -20,7 +20,9 @@ from ..apple.tokens import ServerToken, decrypt_token, read_recipient
 from ..extensions import db
 from ..models import Device, ManagedServer, PendingKeyPair, SyncRun
 from ..models.sync import ACTIVE
-from ..queue import enqueue, fetch_job, get_redis, new_job_id
+from ..queue import enqueue, fetch_job, get_redis, job_alive, new_job_id
+
+NEW_JOB_GRACE = timedelta(minutes=2)  # a run without an RQ job yet is not taken for dead before this
 
 
 class FieldErrors(Exception):
@@ -167,21 +169,39 @@ def active_run(server: ManagedServer) -> SyncRun | None:
         .order_by(SyncRun.id.desc()).limit(1)).scalar_one_or_none()
 
 
-def _run_is_alive(run: SyncRun) -> bool:
+def latest_run(server: ManagedServer) -> SyncRun | None:
+    """The server's newest sync run, as the pages show it.
+
+    A run left active by a job that will never finish it (its worker killed outright, the job
+    lost with Redis) is closed as interrupted here, so no page polls a sync that cannot progress.
+    """
+    run = db.session.execute(select(SyncRun).where(SyncRun.server_id == server.id)
+                             .order_by(SyncRun.id.desc()).limit(1)).scalar_one_or_none()
+    if run is not None and run.active and _close_if_dead(run):
+        db.session.commit()
+    return run
+
+
+def _close_if_dead(run: SyncRun) -> bool:
+    """Mark an active run interrupted when no live job will finish it; True if it was."""
     if run.retries:  # waiting in rq-scheduler for its next attempt
-        return True
+        return False
     job = fetch_job(run.job_id)
-    return job is not None and job.get_status(refresh=False) in ("queued", "started", "deferred", "scheduled")
+    if job_alive(job):
+        return False
+    now = datetime.now(timezone.utc)
+    if job is None and run.created_at and run.created_at > now - NEW_JOB_GRACE:
+        return False  # its request may be between its commit and its enqueue
+    run.status, run.finished_at = "failed", now
+    run.error_code, run.error_message = "interrupted", "The worker stopped before the run ended; a new run resumes it."
+    return True
 
 
 def start_sync(server: ManagedServer, trigger: str, actor: str | None) -> tuple[SyncRun, bool]:
     """Start a sync unless one is running; returns (the run, whether it was started now)."""
     run = active_run(server)
-    if run is not None:
-        if _run_is_alive(run):
-            return run, False
-        run.status, run.finished_at = "failed", datetime.now(timezone.utc)
-        run.error_code, run.error_message = "interrupted", "The worker stopped before the run ended; a new run resumes it."
+    if run is not None and not _close_if_dead(run):
+        return run, False
     lock = get_redis().set(f"portal:sync-start:{server.id}", "1", nx=True, ex=30)
     if not lock:  # another request is starting one this instant
         db.session.commit()
