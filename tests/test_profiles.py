@@ -298,6 +298,32 @@ def test_configure_without_configuration_fails_then_succeeds_after_assigning_one
     for flag in ("is_mandatory", "await_device_configured", "auto_advance_setup", "is_multi_user"):
         assert body[flag] is False  # booleans are always sent
     assert "organization" not in body and "Acme Corp" not in str(body)  # portal-side only
+
+
+def test_a_profile_left_configuring_by_a_killed_worker_can_be_configured_again(htmx, apple, server_id, run_jobs):
+    from portal.queue import fetch_job, get_queue, get_redis
+
+    configuration_id, _ = make_configuration()
+    assign_configuration(htmx, server_id, configuration_id)
+    assert create(htmx, server_id).status_code == 204
+    profile = profile_named("Staff iPads")
+    configure(htmx, profile.id)
+    job = fetch_job(profile_named("Staff iPads").job_id)
+    get_queue().remove(job)  # taken by a worker...
+    job.set_status("started")
+    job.worker_name = "worker-on-a-live-machine"
+    job.save()
+    get_redis().set("rq:worker:worker-on-a-live-machine", "1", ex=60)
+    assert htmx.get(f"/profiles/{profile.id}/row").status_code == 200  # Configuring, polled
+
+    job.worker_name = "killed-worker"  # ...killed outright: its key has expired
+    job.save()
+    row = htmx.get(f"/profiles/{profile.id}/row")
+    assert row.status_code == STOP_POLLING and "stopped before Apple answered" in row.get_data(as_text=True)
+    assert profile_named("Staff iPads").status == "failed"
+    configure(htmx, profile.id)
+    assert run_jobs() == []
+    assert profile_named("Staff iPads").status == "configured"
     page = htmx.get(f"/profiles/{profile.id}").get_data(as_text=True)
     assert profile.apple_profile_uuid in page and MDM_URL in page and "Configured" in page
     assert htmx.get(f"/profiles/{profile.id}/status").status_code == STOP_POLLING

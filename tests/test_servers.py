@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from portal.extensions import db
+from portal.htmx import STOP_POLLING
 from portal.models import ActivityEntry, Device, ManagedServer, PendingKeyPair, SyncRun
 from tests.servers_helpers import Identity, field_error, post_add_server, server_named
 
@@ -39,6 +40,27 @@ def test_add_server_with_each_key_form_then_account_and_sync(htmx, app, apple, i
     assert db.session.execute(select(func.count()).select_from(Device)).scalar_one() == 25
     page = htmx.get(f"/servers/{server.id}").get_data(as_text=True)
     assert "Paris MDM" in page and "Valid" in page and "Succeeded" in page
+
+
+def test_account_details_stop_polling_when_their_worker_was_killed(htmx, apple, identity, token, run_jobs):
+    from portal.queue import fetch_job, get_queue, get_redis
+
+    post_add_server(htmx, "Paris", token, identity.key_pem)
+    server = server_named("Paris")
+    job = fetch_job(server.account_job_id)
+    get_queue().remove(job)  # taken by a worker...
+    job.set_status("started")
+    job.worker_name = "worker-on-a-live-machine"
+    job.save()
+    get_redis().set("rq:worker:worker-on-a-live-machine", "1", ex=60)
+    panel = htmx.get(f"/servers/{server.id}/account")
+    assert panel.status_code == 200 and "Asking Apple" in panel.get_data(as_text=True)
+
+    job.worker_name = "killed-worker"  # ...killed outright: its key has expired
+    job.save()
+    panel = htmx.get(f"/servers/{server.id}/account")
+    assert panel.status_code == STOP_POLLING and "Asking Apple" not in panel.get_data(as_text=True)
+    assert "Check now" in panel.get_data(as_text=True)  # offered again
 
 
 def test_pasted_pem_key(htmx, apple, identity, token, run_jobs):

@@ -8,7 +8,7 @@ from ..activity.record import record_activity
 from ..extensions import db
 from ..models import ActivityEntry, Device, EnrollmentProfile, ManagedServer
 from ..models.profile import CHANGED, CONFIGURED, CONFIGURING, FAILED, NOT_CONFIGURED
-from ..queue import enqueue, fetch_job, new_job_id
+from ..queue import enqueue, fetch_job, job_alive, new_job_id
 from ..servers.services import FieldErrors
 from .payload import FORM_FIELD_FOR_APPLE, apple_snapshot
 
@@ -156,8 +156,7 @@ def configure_running(profile: EnrollmentProfile) -> bool:
     """True while a Configure profile job is queued or running for this profile."""
     if profile.status != CONFIGURING:
         return False
-    job = fetch_job(profile.job_id)
-    return job is not None and job.get_status(refresh=False) in ("queued", "started", "deferred", "scheduled")
+    return job_alive(fetch_job(profile.job_id))
 
 
 def settle_stale(profile: EnrollmentProfile) -> bool:

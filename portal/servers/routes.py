@@ -11,7 +11,7 @@ from ..devices.enrollment import not_ready_count
 from ..extensions import db
 from ..htmx import STOP_POLLING, hx_redirect, is_htmx, toast
 from ..models import ActivityEntry, ManagedServer, PendingKeyPair
-from ..queue import enqueue, fetch_job, new_job_id
+from ..queue import enqueue, fetch_job, job_alive, new_job_id
 from ..views import form_done, render_form
 from . import bp
 from .forms import ActionForm, AddServerForm, DeleteServerForm, RenewServerForm
@@ -114,8 +114,7 @@ def detail(server_id: int):
 
 
 def _account_pending(server: ManagedServer) -> bool:
-    job = fetch_job(server.account_job_id)
-    return job is not None and job.get_status(refresh=False) in ("queued", "started")
+    return job_alive(fetch_job(server.account_job_id))
 
 
 @bp.route("/<int:server_id>/account")
