@@ -219,6 +219,46 @@ def test_more_than_1000_devices_are_sent_in_calls_of_at_most_1000(htmx, apple, p
         Device.profile_id == profile.id)).scalar_one() == 0
 
 
+def test_a_profile_deleted_while_its_devices_are_at_apple(app, htmx, apple, paris, run_jobs, monkeypatch):
+    """Apple's answers already given are kept (the devices have Apple's profile, no association, as
+    a deleted profile's devices do); the devices not sent yet are never sent with its old UUID."""
+    from portal.assignments import runner
+
+    server, profile = paris(devices=12)
+    uuid, profile_id = profile.apple_profile_uuid, profile.id
+    monkeypatch.setattr(timing, "CHUNK_SIZE", 3)
+    real = runner._call
+    calls = []
+
+    def deleted_during_the_first_call(*args, **kwargs):
+        calls.append(len(args[3]))
+        if len(calls) == 1:
+            with app.app_context():  # (this runs in the job's calling thread)
+                assert htmx.post(f"/profiles/{profile_id}/delete").status_code in (204, 302)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "_call", deleted_during_the_first_call)
+    assert pick(htmx, profile, all_matching="1").status_code == 204
+    batch_id = latest_batch().id
+    failed = run_jobs()
+    assert failed == [], failed[0].exc_info
+    assert calls == [3]  # the first call only: the rest were never sent
+    db.session.expire_all()
+    assert db.session.get(EnrollmentProfile, profile_id) is None
+    tasks = tasks_of(batch_id)
+    assert sorted(t.state for t in tasks.values()) == ["done"] * 3 + ["superseded"] * 9
+    assert {t.detail for t in tasks.values() if t.state == "superseded"} == {
+        "The profile was deleted before Apple assigned it."}
+    devices = devices_of(server.id)
+    assigned = [s for s, t in tasks.items() if t.state == "done"]
+    assert all(devices[s].profile_id is None and devices[s].profile_uuid == uuid for s in assigned)
+    assert [d["profile_uuid"] for d in apple.state.devices(SIM) if d["serial"] in assigned] == [uuid] * 3
+    batch = latest_batch()
+    assert batch.status == "finished" and batch.succeeded == 3
+    page = htmx.get(f"/assignments/{batch.id}").get_data(as_text=True)
+    assert "the profile was deleted" in page
+
+
 def test_an_interrupted_job_is_resumed_without_loss(htmx, apple, paris, run_jobs, monkeypatch, clock):
     from portal.assignments import runner
     from portal.assignments.retries import retry_due

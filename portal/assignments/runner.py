@@ -85,15 +85,26 @@ def _ready_to_send(batch: AssignmentBatch, server: ManagedServer):
         return None
     profile = db.session.get(EnrollmentProfile, batch.profile_id) if batch.profile_id else None
     if profile is None:
-        db.session.execute(update(AssignmentTask).where(
-            AssignmentTask.batch_id == batch.id, AssignmentTask.state == QUEUED).values(
-            state=SUPERSEDED, retry_at=None, updated_at=timing.now(),
-            detail="The profile was deleted before Apple assigned it."), execution_options=NO_UPDATE)
+        _close_for_deleted_profile(batch)
         return False
     if profile.status != CONFIGURED or not profile.apple_profile_uuid:
         _hold(batch, timing.PROFILE_WAIT, f"Waiting for the profile “{profile.name}” to be configured at Apple.")
         return False
     return profile.apple_profile_uuid  # the current UUID: a re-configure since the request is honoured
+
+
+def _close_for_deleted_profile(batch: AssignmentBatch) -> None:
+    """The profile is gone: its tasks not sent yet are closed, never sent with its old UUID."""
+    db.session.execute(update(AssignmentTask).where(
+        AssignmentTask.batch_id == batch.id, AssignmentTask.state == QUEUED).values(
+        state=SUPERSEDED, retry_at=None, updated_at=timing.now(),
+        detail="The profile was deleted before Apple assigned it."), execution_options=NO_UPDATE)
+
+
+def _profile_deleted(batch: AssignmentBatch) -> bool:
+    """Whether the batch's profile was deleted since the job started (another transaction)."""
+    return batch.action == ASSIGN and db.session.execute(select(EnrollmentProfile.id).where(
+        EnrollmentProfile.id == batch.profile_id)).first() is None
 
 
 def _send_all(batch: AssignmentBatch, client, uuid: str | None) -> Counter:
@@ -110,6 +121,7 @@ def _send_all(batch: AssignmentBatch, client, uuid: str | None) -> Counter:
     action = batch.action  # plain values for the calling thread: it never touches the session
     reader = _Reader(batch.id)
     last_commit = time.monotonic()
+    profile_gone = False
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="apple-assign") as pool:
         chunk = reader.next()
         if not chunk:
@@ -124,13 +136,17 @@ def _send_all(batch: AssignmentBatch, client, uuid: str | None) -> Counter:
                 _mark_unanswered(chunk)  # the next chunk, read but never sent, stays queued
                 db.session.commit()  # keep the answers already stored
                 raise
+            if following and _profile_deleted(batch):
+                following, profile_gone = None, True  # what Apple already answered is still stored
             if following:
                 pending = pool.submit(_call, client, action, uuid, following.serials)
             counts = _store_answers(batch, chunk, answers, uuid)
             sent.update(counts)
             _count(batch, counts)
             chunk, following = following, (reader.next() if following else None)
-            if not chunk:
+            if not chunk and (profile_gone or _profile_deleted(batch)):
+                _close_for_deleted_profile(batch)
+            elif not chunk:
                 # Nothing at Apple any more: tasks put back behind the reader meanwhile (Retry now,
                 # a retry time come) are sent by this run rather than left for the periodic job.
                 chunk = reader.again()
@@ -249,7 +265,10 @@ def _outcome(batch, state, answer, now, retry_after, uuid) -> tuple[dict, dict]:
         profile = _profile(batch)
         name = f"the profile “{profile.name}”" if profile else "the profile"
         task["detail"] = f"Apple assigned {name}; the device gets it at its next setup."
-        device.update(profile_id=batch.profile_id, profile_uuid=uuid, profile_status="assigned",
+        # The profile's id only if it still exists: one deleted while this call was at Apple leaves
+        # the device with Apple's profile and no association, like the devices it had before.
+        still_there = select(EnrollmentProfile.id).where(EnrollmentProfile.id == batch.profile_id).scalar_subquery()
+        device.update(profile_id=still_there, profile_uuid=uuid, profile_status="assigned",
                       profile_assign_time=now, profile_push_time=None)
     elif state == DONE:
         task["detail"] = "Apple removed the profile from the device."
