@@ -654,6 +654,41 @@ def test_devices_new_in_a_sync_get_the_default_profile(htmx, apple, paris, run_j
     assert (batch.total, batch.succeeded, batch.actor) == (3, 3, "system")
 
 
+def test_devices_new_in_a_fetch_after_the_cursor_expired_get_the_default_profile(htmx, apple, paris, run_jobs):
+    """Apple's cursors expire after about a week: the fetch that follows finds the known fleet
+    again and the devices that arrived meanwhile, which are new arrivals all the same."""
+    server, profile = paris(devices=5)
+    profile.is_default = True
+    db.session.commit()
+    existing = set(devices_of(server.id))
+    apple.state.advance_clock(8 * 86400)
+    new = apple.state.add_devices(SIM, 3)
+    assert htmx.post(f"/servers/{server.id}/sync").status_code == 200
+    assert run_jobs() == []
+    after = devices_of(server.id)
+    assert {s for s, d in after.items() if d.profile_id == profile.id} == set(new)
+    assert all(after[s].profile_id is None for s in existing)
+    runs = server_named("Paris").sync_runs
+    assert runs[0].kind == "full" and runs[0].added == 3  # it was a full fetch
+
+
+def test_a_default_profile_not_configured_is_reported_not_skipped_silently(htmx, apple, paris, run_jobs):
+    server, profile = paris(devices=5)
+    profile.is_default, profile.status = True, "changed"
+    db.session.commit()
+    assert "not applied until configured" in htmx.get(f"/profiles/{profile.id}").get_data(as_text=True)
+    new = apple.state.add_devices(SIM, 2)
+    htmx.post(f"/servers/{server.id}/sync")
+    assert run_jobs() == []
+    assert all(devices_of(server.id)[s].profile_id is None for s in new)
+    assert db.session.execute(select(func.count()).select_from(AssignmentBatch).where(
+        AssignmentBatch.origin == "default profile")).scalar_one() == 0
+    entry = db.session.execute(select(ActivityEntry).where(
+        ActivityEntry.action == "assignment.default_skipped")).scalar_one()
+    assert entry.level == "warning" and "2 new devices of Paris" in entry.summary and "Sales" in entry.summary
+    assert "did not get the default profile" in htmx.get("/activity/").get_data(as_text=True)
+
+
 def test_reassign_profile_devices_after_a_new_uuid(htmx, apple, paris, run_jobs):
     from portal.apple_link import client_for
     from portal.assignments.services import reassign_profile_devices

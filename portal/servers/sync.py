@@ -83,6 +83,9 @@ def _sync_pages(server: ManagedServer, run: SyncRun, client) -> None:
 
     last_commit = time.monotonic()
     appeared: list[str] = []  # serials new to the server since the last commit (default profile)
+    # The first full fetch finds the server's existing fleet; once one has completed, a device it
+    # did not know is a new arrival, in Apple's changes or in a fetch again after a cursor expired.
+    fleet_known = server.fetch_complete or server.fetch_generation > 1
     with PageFeed(fetch, prepare) as feed:
         feed.start(phase, server.sync_cursor, server.fetch_generation)
         while True:
@@ -105,7 +108,7 @@ def _sync_pages(server: ManagedServer, run: SyncRun, client) -> None:
                 db.session.commit()  # keep the pages already stored (with their cursor), then fail
                 raise
             new_serials = _store_page(server, run, page, prepared)
-            if phase == "sync":  # a full fetch finds the server's existing fleet, not new arrivals
+            if phase == "sync" or fleet_known:
                 appeared += new_serials
             if page.more_to_follow and time.monotonic() - last_commit < COMMIT_EVERY_S:
                 continue
