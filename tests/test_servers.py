@@ -9,7 +9,7 @@ from sqlalchemy import func, select, text
 
 from portal.extensions import db
 from portal.htmx import STOP_POLLING
-from portal.models import ActivityEntry, Device, ManagedServer, PendingKeyPair, SyncRun
+from portal.models import ActivityEntry, Device, EnrollmentProfile, ManagedServer, PendingKeyPair, SyncRun
 from tests.servers_helpers import Identity, field_error, post_add_server, server_named
 
 VECTOR = Path(__file__).resolve().parents[1].parent / "shared" / "vectors" / "abm-token-2025"
@@ -211,6 +211,25 @@ def test_renew_refuses_another_servers_token_unless_confirmed(htmx, apple, ident
     assert server_named("Paris").consumer_key != old_key
     run_jobs()
     assert server_named("Paris").apple_server_name == "Berlin MDM"
+
+
+def test_profiles_are_out_of_date_once_another_apple_server_replaced_the_token(htmx, apple, identity, token,
+                                                                                run_jobs):
+    """Berlin does not know Paris's profiles: Add Devices would be refused by Apple for ever."""
+    from tests.test_assignments import configured_profile
+
+    post_add_server(htmx, "Paris", token, identity.key_pem)
+    run_jobs()
+    profile = configured_profile(server_named("Paris"))
+    foreign = apple.state.issue_token("Berlin MDM", identity.certificate_pem, devices=2)
+    assert _renew(htmx, server_named("Paris").id, foreign, confirm_replace="y").status_code == 204
+    db.session.expire_all()
+    profile = db.session.get(EnrollmentProfile, profile.id)
+    assert profile.status == "changed" and "another Apple MDM server" in profile.status_detail
+    page = htmx.get(f"/profiles/{profile.id}").get_data(as_text=True)
+    assert "another Apple MDM server" in page and "Configure profile" in page
+    entry = db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "profile.server_replaced")).scalar_one()
+    assert entry.level == "warning"
 
 
 def test_renew_with_a_token_for_another_key_says_so(htmx, apple, identity, token, run_jobs):

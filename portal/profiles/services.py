@@ -128,6 +128,22 @@ def note_configuration_changes(server_ids: list[int]) -> int:
     return changed
 
 
+def note_apple_server_replaced(server_id: int) -> int:
+    """The managed server now uses another Apple MDM server's token: its profiles Apple knew are
+    unknown there, so they become Changed until configured again. Returns how many (caller commits)."""
+    profiles = db.session.execute(select(EnrollmentProfile).where(
+        EnrollmentProfile.server_id == server_id, EnrollmentProfile.apple_profile_uuid.is_not(None),
+        EnrollmentProfile.status.in_((CONFIGURED, CHANGED)))).scalars().all()
+    reason = ("the managed server now uses another Apple MDM server, which does not know this profile "
+              "(Apple answers “profile not found” for its devices).")
+    for profile in profiles:
+        profile.status, profile.status_detail = CHANGED, reason
+        record_activity("profile.server_replaced", profile, level="warning",
+                        summary=f"Enrollment profile {profile.name} is out of date at Apple: {reason} "
+                                "Configure profile again to define it there.")
+    return len(profiles)
+
+
 def _comparable(snapshot: dict) -> dict:
     return {k: (sorted(v) if isinstance(v, list) else (v or None if not isinstance(v, bool) else v))
             for k, v in snapshot.items()}

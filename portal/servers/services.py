@@ -141,8 +141,11 @@ def renew_server(server: ManagedServer, token_file: bytes, key: KeyChoice | None
     # A new token clears what Apple said about the old one; the account check confirms it.
     server.apple_state = server.apple_state_detail = None
     server.expected_server_uuid = None if replaced else server.apple_server_uuid
-    if replaced:  # another Apple server: its devices and cursor are not ours
+    if replaced:  # another Apple server: its devices, cursor and profiles are not ours
+        from ..profiles.services import note_apple_server_replaced
+
         server.sync_cursor, server.fetch_complete = None, False
+        note_apple_server_replaced(server.id)
     if opened.pending is not None:
         opened.pending.used_by_server_id = server.id
     from ..apple_link import status_of
