@@ -23,6 +23,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(load_config(app.instance_path))
     if config:
         app.config.update(config)
+    register_url_converters(app)
 
     register_extensions(app)
     register_blueprints(app)
@@ -30,6 +31,13 @@ def create_app(config: dict | None = None) -> Flask:
     register_template_helpers(app)
     register_cli(app)
     return app
+
+
+def register_url_converters(app: Flask) -> None:
+    """`<int:...>` ids in URLs: a number too large for the database is a 404, not a 500 (see converters.py)."""
+    from .converters import DatabaseIdConverter
+
+    app.url_map.converters["int"] = DatabaseIdConverter
 
 
 def register_extensions(app: Flask) -> None:

@@ -6,6 +6,7 @@ from flask import make_response, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, or_, select
 
+from ..converters import small_ints
 from ..devices.filters import APPLE_PROFILE_STATUSES, DeviceQuery
 from ..extensions import db
 from ..htmx import STOP_POLLING, hx_trigger, is_htmx
@@ -30,6 +31,11 @@ def _helpers():
 
 def _profile_or_404(profile_id: int) -> EnrollmentProfile:
     return db.get_or_404(EnrollmentProfile, profile_id)
+
+
+def _device_ids(source) -> list[int]:
+    """The ticked devices' ids; one that cannot be an id (too large for the database, say) matches no device."""
+    return small_ints(source.getlist("device"))
 
 
 def _configured(profile: EnrollmentProfile) -> bool:
@@ -61,7 +67,7 @@ def requests_panel(profile_id: int):
 def _pick_context(profile: EnrollmentProfile, source) -> dict:
     server = profile.server
     query = DeviceQuery.from_args({k: source.get(k) for k in PICK_FILTERS}, server_id=server.id)
-    selected = sorted({i for i in source.getlist("device", type=int)})
+    selected = sorted(set(_device_ids(source)))
     page = queries.pick_devices(server.id, query.conditions(), queries.page_number(source.get("page")))
     return {"profile": profile, "server": server, "query": query, "filters": query.to_args(), "page": page,
             "selected": selected, "all_matching": bool(source.get("all_matching")),
@@ -102,7 +108,7 @@ def _assign_from_form(profile: EnrollmentProfile):
     if request.form.get("all_matching"):
         query = DeviceQuery.from_args(request.form, server_id=server.id)
         return request_matching(server, profile, query.conditions(), actor=current_user.username)
-    return request_assignment(server, profile, request.form.getlist("device", type=int), actor=current_user.username)
+    return request_assignment(server, profile, _device_ids(request.form), actor=current_user.username)
 
 
 @bp.route("/profiles/<int:profile_id>/devices/remove", methods=["GET", "POST"])
@@ -112,7 +118,7 @@ def remove_devices(profile_id: int):
     form = ConfirmForm()
     source = request.form if request.method == "POST" else request.args
     every = bool(source.get("all"))
-    ids = sorted(set(source.getlist("device", type=int)))
+    ids = sorted(set(_device_ids(source)))
     error = None
     if request.method == "POST":
         if not form.validate_on_submit():

@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import make_response, render_template, request, url_for
 from flask_login import current_user
 
+from ..converters import small_int
 from ..extensions import db
 from ..htmx import STOP_POLLING, hx_trigger, is_htmx
 from ..models import AssignmentBatch, EnrollmentProfile, ManagedServer
@@ -73,7 +74,7 @@ def retry_batch(batch_id: int):
 @bp.route("/assignments/retries")
 def retries():
     """The retry queue: failed and throttled devices, and devices held after a failed call."""
-    profile_id = request.args.get("profile", type=int)
+    profile_id = request.args.get("profile", type=small_int)  # not an id: the whole queue, as an unknown id
     profile = db.session.get(EnrollmentProfile, profile_id) if profile_id else None
     page = queries.retry_queue(profile.id if profile else None, queries.page_number(request.args.get("page")))
     return render_template("assignments/retries.html", page=page, profile=profile, form=ConfirmForm())

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from flask import flash, make_response, request, url_for
 
+from ..converters import small_int
 from ..extensions import db
 from ..htmx import hx_redirect, is_htmx
 from ..models import ManagedServer, ServerConfiguration
@@ -46,7 +47,8 @@ def assign(server_id: int):
     if request.method == "GET" and server.configuration_id:
         form.configuration.data = server.configuration_id
     if form.validate_on_submit():
-        configuration = db.session.get(ServerConfiguration, form.configuration.data)
+        configuration_id = small_int(form.configuration.data)  # a number too large for the database is unknown too
+        configuration = db.session.get(ServerConfiguration, configuration_id) if configuration_id else None
         if configuration is None:
             form.configuration.errors = ["That configuration no longer exists. Choose another one."]
         else:

@@ -24,6 +24,11 @@ DIRECTIONS = ("asc", "desc")
 MAX_TEXT = 64  # longer than any serial number, model code, OS or family name
 
 
+def _is_id(text: str) -> bool:
+    """Whether `text` reads as an id: ASCII digits only (isdigit() also accepts "²", which int() refuses)."""
+    return text.isascii() and text.isdecimal() and len(text) < 12
+
+
 @dataclass
 class DeviceQuery:
     """Search, filters and sort of a device list (no paging: see listing.py)."""
@@ -62,12 +67,12 @@ class DeviceQuery:
                     enroll=choice("enroll", ENROLL_CHOICES), removed=choice("removed", REMOVED_CHOICES),
                     sort=choice("sort", SORTS, "serial"), direction=choice("direction", DIRECTIONS, "asc"))
         profile = text("profile")
-        query.profile = profile if profile == "none" or (profile.isdigit() and len(profile) < 12) else ""
+        query.profile = profile if profile == "none" or _is_id(profile) else ""
         if server_id is not None:
             query.server_id, query.server_fixed = server_id, True
         else:
             server = text("server")
-            query.server_id = int(server) if server.isdigit() and len(server) < 12 else None
+            query.server_id = int(server) if _is_id(server) else None
         return query
 
     def to_args(self) -> dict:

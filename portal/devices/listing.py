@@ -93,7 +93,8 @@ def _prev_cursor(devices: list[Device], sort: str, has_prev: bool, after_c: Curs
 
 
 def _page_number(page: str | None) -> int | None:
-    if page and page.isdigit() and len(page) <= 8:
+    # isdigit() would accept "²", which int() refuses: ASCII decimal digits only.
+    if page and page.isascii() and page.isdecimal() and len(page) <= 8:
         return min(max(int(page), 1), MAX_PAGE_NUMBER)
     return None
 

@@ -25,6 +25,8 @@ WITH RECURSIVE found(value) AS (
 SELECT value FROM found WHERE value IS NOT NULL LIMIT {limit}
 """
 SEARCHED = {"model": Device.model, "description": Device.description}
+LAST_CODE_POINT = chr(0x10FFFF)
+SURROGATES = (0xD800, 0xDFFF)
 
 
 def distinct_values(column: str, limit: int = MAX_DISTINCT) -> list[str]:
@@ -57,9 +59,27 @@ def serial_prefix_condition(prefix: str):
     """
     if not prefix:
         return Device.serial_number.is_not(None)
-    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-    return and_(Device.serial_number >= prefix, Device.serial_number < upper,
-                Device.serial_number.like(escape_like(prefix) + "%", escape="\\"))
+    conditions = [Device.serial_number >= prefix, Device.serial_number.like(escape_like(prefix) + "%", escape="\\")]
+    upper = prefix_upper_bound(prefix)
+    if upper is not None:
+        conditions.append(Device.serial_number < upper)
+    return and_(*conditions)
+
+
+def prefix_upper_bound(prefix: str) -> str | None:
+    """The exclusive upper bound of the texts starting with `prefix`; None when there is none.
+
+    The last character is replaced by the next code point. U+10FFFF has no next one: such trailing
+    characters are dropped first ("AB" + U+10FFFF sorts below "AC"), and a prefix made only of them
+    has no upper bound. The surrogates cannot be stored in UTF-8, so U+D7FF is followed by U+E000.
+    """
+    stem = prefix.rstrip(LAST_CODE_POINT)
+    if not stem:
+        return None
+    following = ord(stem[-1]) + 1
+    if SURROGATES[0] <= following <= SURROGATES[1]:
+        following = SURROGATES[1] + 1
+    return stem[:-1] + chr(following)
 
 
 def escape_like(value: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import make_response, render_template, request
 from sqlalchemy import select
 
+from ..converters import small_int
 from ..extensions import db
 from ..htmx import STOP_POLLING, is_htmx
 from ..models import EnrollmentProfile, ManagedServer
@@ -47,7 +48,7 @@ def _render_list(context: dict):
 @bp.route("/profiles")
 def index():
     """Every managed server's enrollment profiles, with a server filter (?server=<id>)."""
-    server_id = request.args.get("server", type=int)
+    server_id = request.args.get("server", type=small_int)  # not an id (or too large): no filter
     server = db.session.get(ManagedServer, server_id) if server_id else None
     context = _list_context(server, show_server=True)
     context.update(servers=_servers(), filter_id=server.id if server else None)

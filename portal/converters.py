@@ -1,0 +1,44 @@
+"""Integers from URLs and forms, limited to what the database can compare with an id.
+
+SQLite binds integers as 64-bit: a larger Python int (`/servers/99999999999999999999`, or
+`device=99999999999999999999` in a form) raises OverflowError, a 500, where an unknown id should
+simply match nothing. Python's int() is also more lenient than an id needs: it takes "1_000",
+" 7 " and non-ASCII digits such as "٣".
+"""
+from __future__ import annotations
+
+from werkzeug.routing import IntegerConverter
+
+MAX_DB_INT = 2**63 - 1
+MAX_DB_INT_DIGITS = len(str(MAX_DB_INT))  # also keeps int() below Python's digit limit for str -> int
+
+
+class DatabaseIdConverter(IntegerConverter):
+    """The `int` URL converter, with ASCII digits only and at most MAX_DB_INT: a larger id is a 404."""
+
+    regex = r"[0-9]+"  # werkzeug's \d+ also matches other scripts' digits
+
+    def __init__(self, map, fixed_digits: int = 0, min: int | None = None, max: int | None = MAX_DB_INT,
+                 signed: bool = False) -> None:
+        super().__init__(map, fixed_digits, min, max, signed)
+
+
+def small_int(value) -> int | None:
+    """`value` (text or int) as an id between 1 and MAX_DB_INT; None for anything else (as an unknown id).
+
+    Usable as `request.args.get(name, type=small_int)`.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        if not (value.isascii() and value.isdecimal() and len(value) <= MAX_DB_INT_DIGITS):
+            return None
+        value = int(value)
+    if not isinstance(value, int):
+        return None
+    return value if 1 <= value <= MAX_DB_INT else None
+
+
+def small_ints(values) -> list[int]:
+    """The values that are ids (see small_int), for `getlist(name)`; the others are left out."""
+    return [number for number in map(small_int, values) if number is not None]

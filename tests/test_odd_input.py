@@ -1,0 +1,124 @@
+"""Odd input from hand-edited URLs and forms: Unicode "digits", the last Unicode character, ids too large
+for the database. Each must give an ordinary page (200, 404 or 422), never a 500."""
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from sqlalchemy import select
+
+from portal.devices.search import serial_prefix_condition
+from portal.extensions import db
+from portal.models import Device, ManagedServer
+from tests.test_devices import _profile, _seed, _server
+
+SUPERSCRIPT_TWO = "%C2%B2"          # '²': str.isdigit() says yes, int() says no
+LAST_CHARACTER = "%F4%8F%BF%BF"     # U+10FFFF: there is no character after it
+BEFORE_SURROGATES = "%ED%9F%BF"     # U+D7FF: the next code point is a surrogate, which cannot be stored
+HUGE = 99999999999999999999         # above 2**63 - 1, the largest INTEGER SQLite can bind
+
+
+@pytest.fixture
+def shop(app):
+    """A server with a server configuration, a configured profile and two devices (one associated)."""
+    server = _server("Paris", configured=True)
+    profile = _profile(server, "Staff")
+    profile.apple_profile_uuid = "UUID-STAFF"
+    db.session.commit()
+    _seed(server, {"serial_number": "C02AAA1", "profile_id": profile.id}, {"serial_number": "F17XYZ9"})
+    return {"server_id": server.id, "profile_id": profile.id, "configuration_id": server.configuration_id}
+
+
+def _text(response) -> str:
+    return response.get_data(as_text=True)
+
+
+# ----- Unicode "digits" are garbage: the filter or page number is ignored --------------------------
+
+@pytest.mark.parametrize("url", ["/devices?page={two}", "/devices?server={two}", "/devices?profile={two}",
+                                 "/servers/{server}/devices?page={two}", "/servers/{server}/devices?profile={two}"])
+def test_unicode_digits_in_list_arguments_are_ignored(admin_client, shop, url):
+    response = admin_client.get(url.format(two=SUPERSCRIPT_TWO, server=shop["server_id"]))
+    assert response.status_code == 200
+    assert "C02AAA1" in _text(response) and "F17XYZ9" in _text(response)
+
+
+@pytest.mark.parametrize("argument", ["server", "profile"])
+def test_unicode_digits_in_csv_export_arguments_are_ignored(admin_client, shop, argument):
+    response = admin_client.get(f"/devices.csv?{argument}={SUPERSCRIPT_TWO}")
+    assert response.status_code == 200
+    rows = list(csv.reader(io.StringIO(_text(response))))
+    assert rows[0][0] == "serial_number" and sorted(r[0] for r in rows[1:]) == ["C02AAA1", "F17XYZ9"]
+
+
+def test_unicode_digits_in_the_pop_up_filter_are_ignored(admin_client, shop):
+    response = admin_client.get(f"/profiles/{shop['profile_id']}/devices/add?profile={SUPERSCRIPT_TWO}")
+    assert response.status_code == 200
+    assert "Select the Managed Devices" in _text(response) and "F17XYZ9" in _text(response)
+
+
+# ----- search text at the top of the Unicode range ---------------------------------------------
+
+@pytest.mark.parametrize("q", [LAST_CHARACTER, "C02" + LAST_CHARACTER, BEFORE_SURROGATES])
+def test_search_for_the_highest_characters_finds_nothing(admin_client, shop, q):
+    response = admin_client.get(f"/devices?q={q}")
+    assert response.status_code == 200
+    assert "C02AAA1" not in _text(response) and "F17XYZ9" not in _text(response)
+
+
+def test_search_ending_in_the_last_character_keeps_prefix_matching(admin_client, shop):
+    _seed(db.session.get(ManagedServer, shop["server_id"]), {"serial_number": "C02\U0010FFFFZ"},
+          {"serial_number": "C03"})
+    found = db.session.execute(select(Device.serial_number).where(
+        serial_prefix_condition("C02\U0010FFFF"))).scalars().all()
+    assert found == ["C02\U0010FFFFZ"]
+    response = admin_client.get(f"/devices?q=C02{LAST_CHARACTER}")
+    assert response.status_code == 200 and "C02\U0010FFFFZ" in _text(response) and "C02AAA1" not in _text(response)
+
+
+def test_search_for_the_last_character_in_csv_and_pop_up(admin_client, shop):
+    export = admin_client.get(f"/devices.csv?q={LAST_CHARACTER}")
+    assert export.status_code == 200 and _text(export).startswith("serial_number,")
+    assert "C02AAA1" not in _text(export)
+    popup = admin_client.get(f"/profiles/{shop['profile_id']}/devices/add?q={LAST_CHARACTER}")
+    assert popup.status_code == 200 and "Select the Managed Devices" in _text(popup)
+    assert "F17XYZ9" not in _text(popup)
+
+
+# ----- ids too large for the database ----------------------------------------------------------
+
+@pytest.mark.parametrize("url", [f"/servers/{HUGE}", f"/servers/{HUGE}/devices", f"/servers/{HUGE}/devices.csv",
+                                 f"/servers/{HUGE}/configuration", f"/devices/{HUGE}",
+                                 f"/profiles/{HUGE}/devices/add", f"/profiles/{HUGE}/devices/remove",
+                                 f"/assignments/{HUGE}"])
+def test_huge_ids_in_paths_are_404_pages(admin_client, url):
+    response = admin_client.get(url)
+    assert response.status_code == 404 and "Page not found" in _text(response)
+
+
+@pytest.mark.parametrize("url", [f"/assignments/retries?profile={HUGE}", f"/profiles?server={HUGE}",
+                                 f"/activity/?page={HUGE}"])
+def test_huge_ids_in_query_arguments_are_unknown_ids(admin_client, shop, url):
+    response = admin_client.get(url)
+    assert response.status_code == 200 and "<h1>" in _text(response)
+
+
+def test_remove_devices_with_a_huge_device_id_selects_nothing(admin_client, shop):
+    url = f"/profiles/{shop['profile_id']}/devices/remove"
+    response = admin_client.get(f"{url}?device={HUGE}")
+    assert response.status_code == 422 and "Select the devices to remove first" in _text(response)
+    response = admin_client.post(url, data={"device": str(HUGE)})
+    assert response.status_code == 422 and "Select the devices to remove first" in _text(response)
+
+
+def test_add_devices_with_a_huge_device_id_selects_nothing(admin_client, shop):
+    response = admin_client.post(f"/profiles/{shop['profile_id']}/devices/add", data={"device": str(HUGE)})
+    assert response.status_code == 422 and "No device was selected" in _text(response)
+
+
+def test_assigning_a_huge_configuration_id_is_a_field_error(admin_client, shop):
+    response = admin_client.post(f"/servers/{shop['server_id']}/configuration", data={"configuration": str(HUGE)})
+    assert response.status_code == 422 and "no longer exists" in _text(response)
+    db.session.expire_all()
+    assert db.session.get(ManagedServer, shop["server_id"]).configuration_id == shop["configuration_id"]
