@@ -474,6 +474,17 @@ def test_retry_now_for_a_request_and_for_the_whole_queue(htmx, apple, paris, run
     entries = db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "assignment.retry_now")).scalars().all()
     assert len(entries) == 2 and all(e.actor == "alice" for e in entries)
 
+    # Again from a second tab, the queue now empty: said so, nothing written, no job started.
+    finished_at = latest_batch().finished_at
+    for url, words in ((f"/assignments/{first.id}/retry", f"Nothing to retry in request #{first.id}"),
+                       ("/assignments/retries/retry", "Nothing to retry: the retry queue is empty")):
+        again = htmx.post(url)
+        assert again.status_code == 204 and words in json.dumps(json.loads(again.headers["HX-Trigger"]))
+    assert run_jobs() == []
+    assert len(db.session.execute(select(ActivityEntry).where(
+        ActivityEntry.action == "assignment.retry_now")).scalars().all()) == 2
+    assert latest_batch().finished_at == finished_at
+
 
 def test_retry_now_without_javascript_is_a_page_and_a_redirect(admin_client, apple, paris, run_jobs):
     server, profile = paris(devices=3)

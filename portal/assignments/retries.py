@@ -41,13 +41,19 @@ def retry_due(now=None) -> dict:
     return {"requeued": requeued, "started": started}
 
 
-def retry_now(batch: AssignmentBatch | None = None, actor: str | None = None) -> int:
-    """Retry now (the admin accepted the warning): every queued retry of `batch`, or of all batches."""
+def retry_now(batch: AssignmentBatch | None = None, actor: str | None = None) -> int | None:
+    """Retry now (the admin accepted the warning): every queued retry of `batch`, or of all batches.
+
+    Returns how many devices were put back, or None when there was nothing to retry (a second tab,
+    a queue emptied meanwhile): then nothing is written and no job is started.
+    """
     now = timing.now()
     condition = [in_queue_condition()]
     if batch is not None:
         condition.append(AssignmentTask.batch_id == batch.id)
     batch_ids = set(db.session.execute(select(AssignmentTask.batch_id).where(*condition).distinct()).scalars())
+    if not batch_ids and not (batch is not None and _has_unsent(batch)):
+        return None
     count = db.session.execute(update(AssignmentTask).where(*condition).values(
         state=QUEUED, retry_at=None, updated_at=now), execution_options=NO_UPDATE).rowcount
     if batch is not None:
@@ -62,6 +68,12 @@ def retry_now(batch: AssignmentBatch | None = None, actor: str | None = None) ->
                     details={"batches": sorted(batch_ids)})
     db.session.commit()
     return count
+
+
+def _has_unsent(batch: AssignmentBatch) -> bool:
+    """Tasks an interrupted run left queued or sending (Retry now resumes them too)."""
+    return db.session.execute(select(AssignmentTask.id).where(
+        AssignmentTask.batch_id == batch.id, AssignmentTask.state.in_((QUEUED, SENDING))).limit(1)).first() is not None
 
 
 def _profile(batch: AssignmentBatch):

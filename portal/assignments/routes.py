@@ -63,6 +63,9 @@ def retry_batch(batch_id: int):
     count = queries.queue_count(batch_id=batch.id)
     if form.validate_on_submit():
         sent = retry_now(batch, actor=current_user.username)
+        if sent is None:
+            return form_done(f"Nothing to retry in request #{batch.id}: no device of it is waiting.",
+                             url_for("assignments.batch", batch_id=batch.id), "assignmentsChanged", category="info")
         return form_done(f"Sending {sent:,} device{'s' if sent != 1 else ''} of request #{batch.id} again now.",
                          url_for("assignments.batch", batch_id=batch.id), "assignmentsChanged", "batchRetried",
                          category="warning")
@@ -87,6 +90,9 @@ def retry_all():
     count = queries.queue_count()
     if form.validate_on_submit():
         sent = retry_now(None, actor=current_user.username)
+        if sent is None:
+            return form_done("Nothing to retry: the retry queue is empty.", url_for("assignments.retries"),
+                             "assignmentsChanged", category="info")
         return form_done(f"Sending {sent:,} device{'s' if sent != 1 else ''} of the retry queue again now.",
                          url_for("assignments.retries"), "assignmentsChanged", category="warning")
     return render_form("assignments/_retry_form.html", "Retry now", form=form, count=count, batch=None,
