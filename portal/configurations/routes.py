@@ -1,7 +1,6 @@
 """MDM Server Configurations pages: the list, Create Configuration, a configuration, Edit, Delete."""
 from __future__ import annotations
 
-import re
 from urllib.parse import urlsplit
 
 from cryptography import x509
@@ -10,6 +9,7 @@ from flask import abort, flash, make_response, render_template, request, url_for
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from ..downloads import attachment, file_stem
 from ..extensions import db
 from ..htmx import hx_redirect, is_htmx
 from ..models import ActivityEntry, ServerConfiguration
@@ -108,13 +108,8 @@ def download_certificates(configuration_id: int, certificate_id: int | None = No
     name = configuration.name if certificate_id is None else f"{configuration.name}-{chosen[0].sha256[:12]}"
     response = make_response(pem)
     response.headers["Content-Type"] = "application/x-pem-file"
-    response.headers["Content-Disposition"] = f'attachment; filename="{_safe_filename(name)}.pem"'
+    response.headers["Content-Disposition"] = attachment(f"{file_stem(name, 'certificates')}.pem", "certificates")
     return response
-
-
-def _safe_filename(name: str) -> str:
-    """Letters, digits, dot, dash and underscore only: a header-safe file name."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "certificates"
 
 
 @bp.route("/configurations/<int:configuration_id>/edit", methods=["GET", "POST"])

@@ -5,6 +5,7 @@ from datetime import datetime, timezone
 
 from flask import Response, make_response, render_template, request, stream_with_context, url_for
 
+from ..downloads import attachment, file_stem
 from ..extensions import db
 from ..htmx import is_htmx
 from ..models import Device, EnrollmentProfile, ManagedServer
@@ -85,11 +86,7 @@ def _render_list(server: ManagedServer | None):
 def _csv(server: ManagedServer | None) -> Response:
     query = _query(server)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M")
-    name = f"devices-{_slug(server.name) if server else 'all'}-{stamp}.csv"
+    name = f"devices-{file_stem(server.name, 'server').lower() if server else 'all'}-{stamp}.csv"
     response = Response(stream_with_context(csv_lines(query)), mimetype="text/csv")
-    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    response.headers["Content-Disposition"] = attachment(name, "devices")
     return response
-
-
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in text).strip("-").lower() or "server"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Response, render_template, url_for
 
+from ..downloads import attachment, file_stem
 from ..extensions import db
 from ..htmx import is_htmx
 from ..models import PendingKeyPair
@@ -32,9 +33,9 @@ def new_key_pair():
 def key_certificate(key_id: int):
     """Download the public certificate (never the private key)."""
     pending = db.get_or_404(PendingKeyPair, key_id)
-    filename = "".join(c if c.isalnum() or c in "-_" else "-" for c in pending.label) or "certificate"
+    filename = f"{file_stem(pending.label, 'certificate')}.pem"
     return Response(pending.certificate_pem, mimetype="application/x-pem-file",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}.pem"'})
+                    headers={"Content-Disposition": attachment(filename, "certificate")})
 
 
 def certificate_url(pending: PendingKeyPair) -> str:

@@ -1,0 +1,84 @@
+"""Downloads named after a server, key pair or configuration: the Content-Disposition header stays pure ASCII
+(a real HTTP server cannot send anything else) and carries the real name in RFC 6266 `filename*`."""
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime, timedelta, timezone
+from urllib.parse import quote
+
+import pytest
+from sqlalchemy import insert, select
+
+from portal import vault
+from portal.downloads import attachment
+from portal.extensions import db
+from portal.models import Device, ManagedServer, PendingKeyPair
+from tests.test_configurations import create, make_cert, pem
+
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+TOKYO = "東京 MDM"
+
+
+def _server(name: str) -> ManagedServer:
+    server = ManagedServer(name=name, token_ciphertext=vault.encrypt("{}"), key_ciphertext=vault.encrypt("k"),
+                           consumer_key=f"CK_{name}", token_expiry=NOW + timedelta(days=365))
+    db.session.add(server)
+    db.session.commit()
+    db.session.execute(insert(Device), [{"server_id": server.id, "serial_number": "C02TOKYO1", "first_seen_at": NOW,
+                                         "updated_at": NOW, "fetch_generation": 1, "os": "iOS",
+                                         "device_family": "iPhone", "model": "iPhone 15", "profile_status": "empty"}])
+    db.session.commit()
+    return server
+
+
+def _disposition(response) -> str:
+    """The header as the HTTP server would send it: it must encode as Latin-1, and be plain ASCII."""
+    header = response.headers["Content-Disposition"]
+    header.encode("latin-1")
+    assert header.isascii(), header
+    return header
+
+
+@pytest.mark.parametrize("name, slug, fallback", [(TOKYO, "東京-mdm", "mdm"), ("Café", "café", "cafe")])
+def test_device_export_of_a_server_with_a_non_ascii_name(admin_client, name, slug, fallback):
+    server = _server(name)
+    response = admin_client.get(f"/servers/{server.id}/devices.csv")
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    header = _disposition(response)
+    assert header.startswith(f'attachment; filename="devices-{fallback}-')
+    assert f"filename*=UTF-8''{quote(f'devices-{slug}-')}" in header and header.endswith(".csv")
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    assert [(r["serial_number"], r["managed_server"]) for r in rows] == [("C02TOKYO1", name)]
+    # The export of every server is named "all", whatever the servers are called: plain ASCII as before.
+    every = admin_client.get("/devices.csv")
+    every_header = _disposition(every)
+    assert every_header.startswith('attachment; filename="devices-all-') and "filename*" not in every_header
+    assert "C02TOKYO1" in every.get_data(as_text=True)
+
+
+def test_certificate_of_a_key_pair_with_a_non_ascii_name(htmx):
+    assert htmx.post("/servers/keys/new", data={"common_name": TOKYO, "days": "400"}).status_code == 200
+    pending = db.session.execute(select(PendingKeyPair)).scalar_one()
+    response = htmx.get(f"/servers/keys/{pending.id}/certificate.pem")
+    assert response.status_code == 200 and response.mimetype == "application/x-pem-file"
+    assert _disposition(response) == f"attachment; filename=\"MDM.pem\"; filename*=UTF-8''{quote('東京-MDM.pem')}"
+    assert response.get_data(as_text=True) == pending.certificate_pem
+
+
+def test_certificates_of_a_configuration_with_a_non_ascii_name(htmx):
+    certificate = make_cert("mdm-tokyo.example.com")[0]
+    configuration = create(htmx, TOKYO, files=[("a.pem", pem(certificate))])
+    response = htmx.get(f"/configurations/{configuration.id}/certificates.pem")
+    assert response.status_code == 200 and response.data == pem(certificate)
+    assert _disposition(response) == f"attachment; filename=\"MDM.pem\"; filename*=UTF-8''{quote('東京-MDM.pem')}"
+
+
+@pytest.mark.parametrize("filename, expected", [
+    ("plain-name_1.pem", 'attachment; filename="plain-name_1.pem"'),
+    ("東京.pem", "attachment; filename=\"download.pem\"; filename*=UTF-8''%E6%9D%B1%E4%BA%AC.pem"),
+    ('say "hi"; x=1.csv', "attachment; filename=\"say-hi-x-1.csv\"; "
+                          "filename*=UTF-8''say%20%22hi%22%3B%20x%3D1.csv"),
+])
+def test_attachment_header_is_ascii_never_empty_and_quotes_nothing_unsafe(filename, expected):
+    assert attachment(filename) == expected
