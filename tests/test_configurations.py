@@ -255,11 +255,12 @@ def test_bad_urls_are_refused_with_a_clear_message(htmx, cert_a, url, expected):
 
 def test_duplicate_name_is_refused(htmx):
     create(htmx, "Production MDM")
-    for name in ("Production MDM", "production mdm", "  Production MDM "):
+    create(htmx, "Évry MDM")
+    for name in ("Production MDM", "production mdm", "  Production MDM ", "ÉVRY mdm"):  # any script's case
         response = post(htmx, "/configurations/new", name=name, url="https://other.example.com/")
         assert response.status_code == 422
         assert "already exists" in field_error(response.get_data(as_text=True), "name")
-    assert count(ServerConfiguration) == 1
+    assert count(ServerConfiguration) == 2
 
 
 # ----- pages with and without htmx, 404 ---------------------------------------------------------

@@ -202,6 +202,9 @@ def test_profile_name_is_unique_per_server(htmx, apple, identity, run_jobs, serv
     teachers = profile_named("Teachers")
     response = htmx.post(f"/profiles/{teachers.id}/edit", data=profile_form(name="Staff iPads"))
     assert response.status_code == 422 and "already has a profile named" in response.get_data(as_text=True)
+    assert create(htmx, server_id, name="Élèves").status_code == 204
+    response = create(htmx, server_id, name="ÉLÈVES")  # case ignored in every script, on SQLite too
+    assert response.status_code == 422 and "already has a profile named" in response.get_data(as_text=True)
 
 
 def test_at_most_one_default_profile_per_server(htmx, server_id):

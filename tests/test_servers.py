@@ -63,6 +63,15 @@ def test_account_details_stop_polling_when_their_worker_was_killed(htmx, apple, 
     assert "Check now" in panel.get_data(as_text=True)  # offered again
 
 
+def test_server_names_are_unique_whatever_their_case_in_any_script(htmx, apple, identity, run_jobs):
+    first = apple.state.issue_token("Paris MDM", identity.certificate_pem, devices=1)
+    assert post_add_server(htmx, "Évry", first, identity.key_pem).status_code == 204
+    second = apple.state.issue_token("Lyon MDM", identity.certificate_pem, devices=1)
+    response = post_add_server(htmx, "ÉVRY", second, identity.key_pem)
+    assert response.status_code == 422 and "already exists" in field_error(response.get_data(as_text=True), "name")
+    assert server_named("ÉVRY") is None
+
+
 def test_pasted_pem_key(htmx, apple, identity, token, run_jobs):
     response = post_add_server(htmx, "Pasted", token, None, pasted=identity.key_pem.decode())
     assert response.status_code == 204
@@ -165,6 +174,15 @@ def test_generate_key_pair_then_add_server_with_it(htmx, apple, run_jobs):
     db.session.expire_all()
     assert db.session.get(PendingKeyPair, pending.id).used_by_server_id == server_named("Lyon").id
     assert "Generated here: Lyon key" not in htmx.get("/servers/add").get_data(as_text=True)
+
+    # A second tab still offering the key pair just used: said next to the field, nothing saved.
+    again = post_add_server(htmx, "Lyon 2", token, None, pending_key=pending.id)
+    assert again.status_code == 422
+    assert "no longer available" in field_error(again.get_data(as_text=True), "pending_key")
+    assert server_named("Lyon 2") is None
+    for garbage in ("99999999999999999999", "x"):  # not a key pair: the key is then expected below
+        odd = post_add_server(htmx, "Lyon 3", token, None, pending_key=garbage)
+        assert odd.status_code == 422 and field_error(odd.get_data(as_text=True), "private_key")
 
 
 def test_key_pair_form_validates(htmx):

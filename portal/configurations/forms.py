@@ -5,13 +5,12 @@ from urllib.parse import urlsplit
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import MultipleFileField
-from sqlalchemy import func, select
 from wtforms import RadioField, SelectMultipleField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from ..extensions import db
 from ..models import ServerConfiguration
+from ..names import name_taken
 
 URL_EXAMPLE = "https://mdm.example.com/enroll"
 MAX_URL = 2000
@@ -65,10 +64,8 @@ class ConfigurationForm(FlaskForm):
 
     def validate_name(self, field) -> None:
         """Names are unique, whatever their case, so two configurations are never confused."""
-        query = select(ServerConfiguration.id).where(func.lower(ServerConfiguration.name) == field.data.lower())
-        if self._configuration is not None:
-            query = query.where(ServerConfiguration.id != self._configuration.id)
-        if db.session.execute(query).first() is not None:
+        others = [ServerConfiguration.id != self._configuration.id] if self._configuration is not None else []
+        if name_taken(ServerConfiguration.name, field.data, *others):
             raise ValidationError(f"A configuration named {field.data} already exists. Choose another name.")
 
     def validate_url(self, field) -> None:

@@ -8,6 +8,7 @@ from ..activity.record import record_activity
 from ..extensions import db
 from ..models import ActivityEntry, Device, EnrollmentProfile, ManagedServer
 from ..models.profile import CHANGED, CONFIGURED, CONFIGURING, FAILED, NOT_CONFIGURED
+from ..names import name_taken
 from ..queue import enqueue, fetch_job, job_alive, new_job_id
 from ..servers.services import FieldErrors
 from .payload import FORM_FIELD_FOR_APPLE, apple_snapshot
@@ -33,11 +34,8 @@ def _clean(data: dict) -> dict:
 
 
 def _check_name(server: ManagedServer, name: str, profile_id: int | None = None) -> None:
-    query = select(EnrollmentProfile.id).where(EnrollmentProfile.server_id == server.id,
-                                               func.lower(EnrollmentProfile.name) == name.lower())
-    if profile_id is not None:
-        query = query.where(EnrollmentProfile.id != profile_id)
-    if db.session.execute(query).first():
+    others = [EnrollmentProfile.id != profile_id] if profile_id is not None else []
+    if name_taken(EnrollmentProfile.name, name, EnrollmentProfile.server_id == server.id, *others):
         raise FieldErrors({"name": f"{server.name} already has a profile named “{name}”. Profile names are "
                                    "unique per managed server: choose another name."})
 

@@ -4,13 +4,22 @@ from flask_wtf.file import FileField
 from wtforms import BooleanField, IntegerField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange
 
+from ..converters import small_int
+
 NAME_HELP = "Use the name of the MDM server in Apple Business Manager, so both are easy to match."
+
+
+def _key_pair_id(value) -> int:
+    """A generated key pair's id, 0 (upload or paste) for anything that is not one."""
+    return small_int(value) or 0
 
 
 class _KeyFields:
     """Where the private key comes from: a key pair generated here, a file, or pasted PEM."""
 
-    pending_key = SelectField("Private key", coerce=int, default=0)
+    # Not checked against the choices: a key pair used by another server meanwhile (a second tab)
+    # gets its own message next to the field from the view, not WTForms' "Not a valid choice".
+    pending_key = SelectField("Private key", coerce=_key_pair_id, default=0, validate_choice=False)
     private_key = FileField("Private key file", render_kw={"accept": ".pem,.key,.der,.p12,.pfx"})
     private_key_pem = TextAreaField("…or paste the private key (PEM)", render_kw={"spellcheck": "false", "rows": 4})
     password = PasswordField("Password", render_kw={"autocomplete": "off"})

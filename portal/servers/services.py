@@ -20,6 +20,7 @@ from ..apple.tokens import ServerToken, decrypt_token, read_recipient
 from ..extensions import db
 from ..models import Device, ManagedServer, PendingKeyPair, SyncRun
 from ..models.sync import ACTIVE
+from ..names import name_taken
 from ..queue import enqueue, fetch_job, get_redis, job_alive, new_job_id
 
 NEW_JOB_GRACE = timedelta(minutes=2)  # a run without an RQ job yet is not taken for dead before this
@@ -79,7 +80,7 @@ def open_token(token_file: bytes, key: KeyChoice) -> OpenedToken:
 def add_server(name: str, opened: OpenedToken) -> ManagedServer:
     """Create a managed server from a decrypted token (the caller commits, then calls after_add)."""
     name = name.strip()
-    if db.session.execute(select(ManagedServer.id).where(func.lower(ManagedServer.name) == name.lower())).first():
+    if name_taken(ManagedServer.name, name):
         raise FieldErrors({"name": f"A managed server named “{name}” already exists. Choose another name."})
     server = ManagedServer(name=name, token_expiry=opened.token.access_token_expiry,
                            consumer_key=opened.token.consumer_key)
