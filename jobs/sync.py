@@ -5,14 +5,15 @@ from sqlalchemy import select
 
 from portal.apple_link import status_of
 from portal.extensions import db
-from portal.models import ManagedServer
+from portal.job_guard import unless_deleted
+from portal.models import ManagedServer, SyncRun
 from portal.servers.services import start_sync
 from portal.servers.sync import run_sync
 
 
 def sync_server(run_id: int) -> dict:
-    """Run one synchronization (see portal.servers.sync)."""
-    return run_sync(run_id)
+    """Run one synchronization (see portal.servers.sync); stops if the server is deleted meanwhile."""
+    return unless_deleted(SyncRun, run_id, lambda: run_sync(run_id))
 
 
 def sync_all_servers() -> dict:

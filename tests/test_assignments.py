@@ -259,6 +259,30 @@ def test_a_profile_deleted_while_its_devices_are_at_apple(app, htmx, apple, pari
     assert "the profile was deleted" in page
 
 
+def test_a_server_deleted_while_its_devices_are_at_apple_stops_the_job_quietly(app, htmx, apple, paris, run_jobs,
+                                                                                monkeypatch):
+    from portal.assignments import runner
+
+    server, profile = paris(devices=6)
+    server_id = server.id
+    monkeypatch.setattr(timing, "CHUNK_SIZE", 3)
+    real = runner._call
+
+    def server_deleted_meanwhile(*args, **kwargs):
+        with app.app_context():  # (this runs in the job's calling thread)
+            if db.session.get(ManagedServer, server_id) is not None:
+                deleted = htmx.post(f"/servers/{server_id}/delete", data={"confirm_name": "Paris"})
+                assert deleted.status_code in (204, 302)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "_call", server_deleted_meanwhile)
+    assert pick(htmx, profile, all_matching="1").status_code == 204
+    assert run_jobs() == []  # stopped, not failed
+    db.session.expire_all()
+    assert db.session.get(ManagedServer, server_id) is None
+    assert db.session.execute(select(func.count()).select_from(AssignmentBatch)).scalar_one() == 0
+
+
 def test_an_interrupted_job_is_resumed_without_loss(htmx, apple, paris, run_jobs, monkeypatch, clock):
     from portal.assignments import runner
     from portal.assignments.retries import retry_due

@@ -304,6 +304,31 @@ def test_a_crash_loses_only_the_pages_of_the_open_transaction(htmx, apple, paris
     assert _device_count(server.id) == 2500
 
 
+def test_deleting_a_server_while_it_synchronizes_stops_the_job_quietly(app, htmx, apple, paris, run_jobs, monkeypatch):
+    from portal.apple.client import DEPClient
+    from portal.servers import sync as engine
+
+    monkeypatch.setattr(engine, "COMMIT_EVERY_S", 0)  # the first page is committed before the delete
+    server_id = paris(devices=2500, sync=False).id
+    real = DEPClient.fetch_devices
+    calls = {"n": 0}
+
+    def deleted_before_the_second_page(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            with app.app_context():  # (this runs in the sync's page-fetching thread)
+                deleted = htmx.post(f"/servers/{server_id}/delete", data={"confirm_name": "Paris"})
+                assert deleted.status_code in (204, 302)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(DEPClient, "fetch_devices", deleted_before_the_second_page)
+    assert run_jobs() == []  # stopped, not failed: no traceback in RQ's failed registry
+    db.session.expire_all()
+    assert db.session.get(ManagedServer, server_id) is None
+    assert db.session.execute(select(func.count()).select_from(Device)).scalar_one() == 0
+    assert db.session.execute(select(func.count()).select_from(SyncRun)).scalar_one() == 0
+
+
 def test_pages_stored_before_an_apple_error_are_kept(htmx, apple, paris, run_jobs, monkeypatch):
     from portal.apple import errors
     from portal.apple.client import DEPClient
