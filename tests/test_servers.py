@@ -72,6 +72,15 @@ def test_server_names_are_unique_whatever_their_case_in_any_script(htmx, apple, 
     assert server_named("ÉVRY") is None
 
 
+def test_an_apple_server_already_connected_is_refused_with_where_it_is(htmx, apple, identity, token, run_jobs):
+    assert post_add_server(htmx, "Paris", token, identity.key_pem).status_code == 204
+    again = apple.state.issue_token("Paris MDM", identity.certificate_pem)  # a new download, same Apple server
+    response = post_add_server(htmx, "Paris again", again, identity.key_pem)
+    assert response.status_code == 422
+    assert "already connected as “Paris”" in field_error(response.get_data(as_text=True), "token")
+    assert server_named("Paris again") is None
+
+
 def test_pasted_pem_key(htmx, apple, identity, token, run_jobs):
     response = post_add_server(htmx, "Pasted", token, None, pasted=identity.key_pem.decode())
     assert response.status_code == 204

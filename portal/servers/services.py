@@ -82,6 +82,11 @@ def add_server(name: str, opened: OpenedToken) -> ManagedServer:
     name = name.strip()
     if name_taken(ManagedServer.name, name):
         raise FieldErrors({"name": f"A managed server named “{name}” already exists. Choose another name."})
+    holder = db.session.execute(select(ManagedServer.name).where(
+        ManagedServer.consumer_key == opened.token.consumer_key)).scalar()
+    if holder is not None:  # two servers syncing one Apple MDM server would each hold its devices
+        raise FieldErrors({"token": f"This token's Apple MDM server is already connected as “{holder}”. "
+                                    "To give it a new token, use Renew a server there."})
     server = ManagedServer(name=name, token_expiry=opened.token.access_token_expiry,
                            consumer_key=opened.token.consumer_key)
     _store_secrets(server, opened)
