@@ -65,3 +65,31 @@ def field_error(html: str, field_id: str) -> str:
                       html, re.S)
     assert block, f"no error next to {field_id}"
     return " ".join(re.findall(r'<p class="error" role="alert">(.*?)</p>', block.group(0), re.S))
+
+
+class TakenJob:
+    """An RQ job as a worker on another machine holds it: 'started', with that worker's name.
+
+    `alive()` gives the worker its heartbeat key in Redis; `killed()` names a worker whose key has
+    expired, as after `kill -9` or a lost machine (RQ itself notices only at its next clean-up).
+    """
+
+    def __init__(self, job_id: str):
+        from portal.queue import fetch_job, get_queue
+
+        self.job = fetch_job(job_id)
+        get_queue().remove(self.job)
+        self.job.set_status("started")
+
+    def alive(self) -> None:
+        from portal.queue import get_redis
+
+        self._held_by("worker-on-a-live-machine")
+        get_redis().set("rq:worker:worker-on-a-live-machine", "1", ex=60)
+
+    def killed(self) -> None:
+        self._held_by("killed-worker")
+
+    def _held_by(self, worker_name: str) -> None:
+        self.job.worker_name = worker_name
+        self.job.save()

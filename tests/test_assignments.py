@@ -15,7 +15,7 @@ from portal.assignments import timing
 from portal.extensions import db
 from portal.models import ActivityEntry, AssignmentBatch, AssignmentTask, Device, EnrollmentProfile, ManagedServer
 from portal.models.profile import CONFIGURED, NOT_CONFIGURED
-from tests.servers_helpers import Identity, post_add_server, server_named
+from tests.servers_helpers import Identity, TakenJob, post_add_server, server_named
 
 SIM = "Paris MDM"
 
@@ -327,11 +327,7 @@ def test_an_interrupted_job_is_resumed_without_loss(htmx, apple, paris, run_jobs
 
     assert pick(htmx, profile, [devices_of(server.id)[s].id for s in sim_serials(apple, 3)]).status_code == 204
     stuck = latest_batch()
-    job = fetch_job(stuck.job_id)
-    get_queue().remove(job)
-    job.set_status("started")
-    job.worker_name = "killed-worker"
-    job.save()
+    TakenJob(stuck.job_id).killed()
     db.session.execute(AssignmentTask.__table__.update().where(AssignmentTask.batch_id == stuck.id).values(state="sending"))
     stuck.status = "running"
     db.session.commit()

@@ -18,7 +18,7 @@ from portal.extensions import db
 from portal.htmx import STOP_POLLING
 from portal.models import (ActivityEntry, AssignmentBatch, Device, EnrollmentProfile, ManagedServer,
                            ServerConfiguration, TrustedCertificate)
-from tests.servers_helpers import Identity, field_error, post_add_server, server_named
+from tests.servers_helpers import Identity, TakenJob, field_error, post_add_server, server_named
 
 NO_CONFIGURATION = "this managed server has no MDM server configuration: assign one and configure again"
 MDM_URL = "https://mdm.acme.example/mdm/enroll"
@@ -79,6 +79,13 @@ def profile_form(**overrides) -> dict:
 
 def create(client, server_id: int, **overrides):
     return client.post(f"/servers/{server_id}/profiles/new", data=profile_form(**overrides))
+
+
+def create_with_a_configuration(client, server_id: int, **overrides) -> None:
+    """A server configuration assigned to the server, then Create Profile: ready for Configure profile."""
+    configuration_id, _ = make_configuration()
+    assign_configuration(client, server_id, configuration_id)
+    assert create(client, server_id, **overrides).status_code == 204
 
 
 def profile_named(name: str, server_id: int | None = None) -> EnrollmentProfile | None:
@@ -304,23 +311,14 @@ def test_configure_without_configuration_fails_then_succeeds_after_assigning_one
 
 
 def test_a_profile_left_configuring_by_a_killed_worker_can_be_configured_again(htmx, apple, server_id, run_jobs):
-    from portal.queue import fetch_job, get_queue, get_redis
-
-    configuration_id, _ = make_configuration()
-    assign_configuration(htmx, server_id, configuration_id)
-    assert create(htmx, server_id).status_code == 204
+    create_with_a_configuration(htmx, server_id)
     profile = profile_named("Staff iPads")
     configure(htmx, profile.id)
-    job = fetch_job(profile_named("Staff iPads").job_id)
-    get_queue().remove(job)  # taken by a worker...
-    job.set_status("started")
-    job.worker_name = "worker-on-a-live-machine"
-    job.save()
-    get_redis().set("rq:worker:worker-on-a-live-machine", "1", ex=60)
+    taken = TakenJob(profile_named("Staff iPads").job_id)  # taken by a worker...
+    taken.alive()
     assert htmx.get(f"/profiles/{profile.id}/row").status_code == 200  # Configuring, polled
 
-    job.worker_name = "killed-worker"  # ...killed outright: its key has expired
-    job.save()
+    taken.killed()  # ...killed outright: its key has expired
     row = htmx.get(f"/profiles/{profile.id}/row")
     assert row.status_code == STOP_POLLING and "stopped before Apple answered" in row.get_data(as_text=True)
     assert profile_named("Staff iPads").status == "failed"
@@ -333,9 +331,7 @@ def test_a_profile_left_configuring_by_a_killed_worker_can_be_configured_again(h
 
 
 def _configured(htmx, apple, server_id, run_jobs, **overrides) -> EnrollmentProfile:
-    configuration_id, _ = make_configuration()
-    assign_configuration(htmx, server_id, configuration_id)
-    assert create(htmx, server_id, **overrides).status_code == 204
+    create_with_a_configuration(htmx, server_id, **overrides)
     configure(htmx, profile_named(overrides.get("name", "Staff iPads")).id)
     assert run_jobs() == []
     profile = profile_named(overrides.get("name", "Staff iPads"))
@@ -416,9 +412,7 @@ def test_apple_refusing_a_profile_shows_failed_and_the_message_next_to_the_field
         assign_configuration(htmx, server_id, configuration_id)
         assert create(htmx, server_id).status_code == 204
     else:
-        configuration_id, _ = make_configuration()
-        assign_configuration(htmx, server_id, configuration_id)
-        assert create(htmx, server_id).status_code == 204
+        create_with_a_configuration(htmx, server_id)
         # Flags Apple refuses (non-removable without supervision), written past the form's own check.
         db.session.execute(update(EnrollmentProfile).values(is_mdm_removable=False, is_supervised=False))
         db.session.commit()
@@ -445,9 +439,7 @@ def test_apple_refusing_a_profile_shows_failed_and_the_message_next_to_the_field
 
 
 def test_revoked_token_fails_with_the_status_remedy(htmx, apple, server_id, run_jobs):
-    configuration_id, _ = make_configuration()
-    assign_configuration(htmx, server_id, configuration_id)
-    assert create(htmx, server_id).status_code == 204
+    create_with_a_configuration(htmx, server_id)
     apple.state.set_fault("Paris MDM", "token_revoked", True)
     profile = profile_named("Staff iPads")
     configure(htmx, profile.id)
@@ -466,9 +458,7 @@ def test_revoked_token_fails_with_the_status_remedy(htmx, apple, server_id, run_
 
 
 def test_transient_apple_errors_fail_with_try_again(htmx, apple, server_id, run_jobs):
-    configuration_id, _ = make_configuration()
-    assign_configuration(htmx, server_id, configuration_id)
-    assert create(htmx, server_id).status_code == 204
+    create_with_a_configuration(htmx, server_id)
     apple.state.set_fault("Paris MDM", "server_error", {"count": 20, "status": 503})
     profile = profile_named("Staff iPads")
     configure(htmx, profile.id)
@@ -482,9 +472,7 @@ def test_transient_apple_errors_fail_with_try_again(htmx, apple, server_id, run_
 
 
 def test_busy_profile_cannot_be_configured_or_edited_twice(htmx, apple, server_id, run_jobs):
-    configuration_id, _ = make_configuration()
-    assign_configuration(htmx, server_id, configuration_id)
-    assert create(htmx, server_id).status_code == 204
+    create_with_a_configuration(htmx, server_id)
     profile = profile_named("Staff iPads")
     configure(htmx, profile.id)
     job_id = profile_named("Staff iPads").job_id

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, text
 from portal.extensions import db
 from portal.htmx import STOP_POLLING
 from portal.models import ActivityEntry, Device, EnrollmentProfile, ManagedServer, PendingKeyPair, SyncRun
-from tests.servers_helpers import Identity, field_error, post_add_server, server_named
+from tests.servers_helpers import Identity, TakenJob, field_error, post_add_server, server_named
 
 VECTOR = Path(__file__).resolve().parents[1].parent / "shared" / "vectors" / "abm-token-2025"
 
@@ -43,21 +43,14 @@ def test_add_server_with_each_key_form_then_account_and_sync(htmx, app, apple, i
 
 
 def test_account_details_stop_polling_when_their_worker_was_killed(htmx, apple, identity, token, run_jobs):
-    from portal.queue import fetch_job, get_queue, get_redis
-
     post_add_server(htmx, "Paris", token, identity.key_pem)
     server = server_named("Paris")
-    job = fetch_job(server.account_job_id)
-    get_queue().remove(job)  # taken by a worker...
-    job.set_status("started")
-    job.worker_name = "worker-on-a-live-machine"
-    job.save()
-    get_redis().set("rq:worker:worker-on-a-live-machine", "1", ex=60)
+    taken = TakenJob(server.account_job_id)  # taken by a worker...
+    taken.alive()
     panel = htmx.get(f"/servers/{server.id}/account")
     assert panel.status_code == 200 and "Asking Apple" in panel.get_data(as_text=True)
 
-    job.worker_name = "killed-worker"  # ...killed outright: its key has expired
-    job.save()
+    taken.killed()  # ...killed outright: its key has expired
     panel = htmx.get(f"/servers/{server.id}/account")
     assert panel.status_code == STOP_POLLING and "Asking Apple" not in panel.get_data(as_text=True)
     assert "Check now" in panel.get_data(as_text=True)  # offered again

@@ -13,7 +13,7 @@ from portal.extensions import db
 from portal.models import ActivityEntry, Device, ManagedServer, SyncRun
 from portal.queue import get_redis
 from portal.servers.status import compute_status
-from tests.servers_helpers import Identity, post_add_server, server_named
+from tests.servers_helpers import Identity, TakenJob, post_add_server, server_named
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 
@@ -195,23 +195,16 @@ def test_a_second_synchronize_shows_the_running_one(htmx, apple, paris, run_jobs
 def test_a_sync_left_running_by_a_killed_worker_is_resumed_by_the_next_synchronize(htmx, apple, paris, run_jobs):
     """RQ marks a killed worker's job failed only at its next clean-up; the worker's own key in
     Redis expires much sooner, and that is what tells a running sync from a dead one."""
-    from portal.queue import fetch_job, get_queue
-
     server = paris(devices=5, sync=False)
     htmx.post(f"/servers/{server.id}/sync")
     stuck = _runs(server.id)[-1]
-    job = fetch_job(stuck.job_id)
-    get_queue().remove(job)  # taken by a worker...
-    job.set_status("started")
-    job.worker_name = "worker-on-a-live-machine"
-    job.save()
-    get_redis().set("rq:worker:worker-on-a-live-machine", "1", ex=60)
+    taken = TakenJob(stuck.job_id)  # taken by a worker...
+    taken.alive()
     assert "already running" in htmx.post(f"/servers/{server.id}/sync").headers["HX-Trigger"]
 
     assert htmx.get(f"/servers/{server.id}/row").status_code == 200  # shown running, polled
 
-    job.worker_name = "killed-worker"  # ...that was killed outright: its key has expired
-    job.save()
+    taken.killed()  # ...that was killed outright: its key has expired
     row = htmx.get(f"/servers/{server.id}/row")
     assert row.status_code == 286 and b"worker stopped" in row.data  # said so; polling stops
     again = htmx.post(f"/servers/{server.id}/sync")
