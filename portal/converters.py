@@ -1,15 +1,16 @@
 """Integers from URLs and forms, limited to what the database can compare with an id.
 
-SQLite binds integers as 64-bit: a larger Python int (`/servers/99999999999999999999`, or
-`device=99999999999999999999` in a form) raises OverflowError, a 500, where an unknown id should
-simply match nothing. Python's int() is also more lenient than an id needs: it takes "1_000",
+Id columns are 32-bit INTEGER: PostgreSQL refuses a larger number in a comparison with one
+(NumericValueOutOfRange) and SQLite cannot bind one above 2**63 - 1 (OverflowError), both a 500
+where an unknown id (`/servers/2147483648`, `device=99999999999999999999`) should simply match
+nothing. Python's int() is also more lenient than an id needs: it takes "1_000",
 " 7 " and non-ASCII digits such as "٣".
 """
 from __future__ import annotations
 
 from werkzeug.routing import IntegerConverter
 
-MAX_DB_INT = 2**63 - 1
+MAX_DB_INT = 2**31 - 1  # the largest value of an id column (INTEGER) on PostgreSQL
 MAX_DB_INT_DIGITS = len(str(MAX_DB_INT))  # also keeps int() below Python's digit limit for str -> int
 
 

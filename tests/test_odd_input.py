@@ -16,7 +16,9 @@ from tests.test_devices import _profile, _seed, _server
 SUPERSCRIPT_TWO = "%C2%B2"          # '²': str.isdigit() says yes, int() says no
 LAST_CHARACTER = "%F4%8F%BF%BF"     # U+10FFFF: there is no character after it
 BEFORE_SURROGATES = "%ED%9F%BF"     # U+D7FF: the next code point is a surrogate, which cannot be stored
-HUGE = 99999999999999999999         # above 2**63 - 1, the largest INTEGER SQLite can bind
+# Above an id column's range on PostgreSQL (INTEGER: 2**31 - 1), and above 2**63 - 1, the largest
+# integer SQLite can bind.
+TOO_LARGE = (2**31, 99999999999999999999)
 
 
 @pytest.fixture
@@ -88,37 +90,49 @@ def test_search_for_the_last_character_in_csv_and_pop_up(admin_client, shop):
 
 # ----- ids too large for the database ----------------------------------------------------------
 
-@pytest.mark.parametrize("url", [f"/servers/{HUGE}", f"/servers/{HUGE}/devices", f"/servers/{HUGE}/devices.csv",
-                                 f"/servers/{HUGE}/configuration", f"/devices/{HUGE}",
-                                 f"/profiles/{HUGE}/devices/add", f"/profiles/{HUGE}/devices/remove",
-                                 f"/assignments/{HUGE}"])
-def test_huge_ids_in_paths_are_404_pages(admin_client, url):
-    response = admin_client.get(url)
+@pytest.mark.parametrize("huge", TOO_LARGE)
+@pytest.mark.parametrize("url", ["/servers/{id}", "/servers/{id}/devices", "/servers/{id}/devices.csv",
+                                 "/servers/{id}/configuration", "/devices/{id}", "/profiles/{id}",
+                                 "/profiles/{id}/devices/add", "/profiles/{id}/devices/remove",
+                                 "/configurations/{id}", "/assignments/{id}"])
+def test_huge_ids_in_paths_are_404_pages(admin_client, url, huge):
+    response = admin_client.get(url.format(id=huge))
     assert response.status_code == 404 and "Page not found" in _text(response)
 
 
-@pytest.mark.parametrize("url", [f"/assignments/retries?profile={HUGE}", f"/profiles?server={HUGE}",
-                                 f"/activity/?page={HUGE}"])
-def test_huge_ids_in_query_arguments_are_unknown_ids(admin_client, shop, url):
-    response = admin_client.get(url)
+@pytest.mark.parametrize("huge", TOO_LARGE)
+@pytest.mark.parametrize("url", ["/assignments/retries?profile={id}", "/profiles?server={id}", "/activity/?page={id}",
+                                 "/devices?server={id}", "/devices?profile={id}"])
+def test_huge_ids_in_query_arguments_are_unknown_ids(admin_client, shop, url, huge):
+    response = admin_client.get(url.format(id=huge))
     assert response.status_code == 200 and "<h1>" in _text(response)
 
 
-def test_remove_devices_with_a_huge_device_id_selects_nothing(admin_client, shop):
+@pytest.mark.parametrize("huge", TOO_LARGE)
+def test_huge_ids_in_the_csv_filter_are_unknown_ids(admin_client, shop, huge):
+    response = admin_client.get(f"/devices.csv?server={huge}&profile={huge}")
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert len(list(csv.reader(io.StringIO(_text(response))))) == 3  # the header and both devices: no filter
+
+
+@pytest.mark.parametrize("huge", TOO_LARGE)
+def test_remove_devices_with_a_huge_device_id_selects_nothing(admin_client, shop, huge):
     url = f"/profiles/{shop['profile_id']}/devices/remove"
-    response = admin_client.get(f"{url}?device={HUGE}")
+    response = admin_client.get(f"{url}?device={huge}")
     assert response.status_code == 422 and "Select the devices to remove first" in _text(response)
-    response = admin_client.post(url, data={"device": str(HUGE)})
+    response = admin_client.post(url, data={"device": str(huge)})
     assert response.status_code == 422 and "Select the devices to remove first" in _text(response)
 
 
-def test_add_devices_with_a_huge_device_id_selects_nothing(admin_client, shop):
-    response = admin_client.post(f"/profiles/{shop['profile_id']}/devices/add", data={"device": str(HUGE)})
+@pytest.mark.parametrize("huge", TOO_LARGE)
+def test_add_devices_with_a_huge_device_id_selects_nothing(admin_client, shop, huge):
+    response = admin_client.post(f"/profiles/{shop['profile_id']}/devices/add", data={"device": str(huge)})
     assert response.status_code == 422 and "No device was selected" in _text(response)
 
 
-def test_assigning_a_huge_configuration_id_is_a_field_error(admin_client, shop):
-    response = admin_client.post(f"/servers/{shop['server_id']}/configuration", data={"configuration": str(HUGE)})
+@pytest.mark.parametrize("huge", TOO_LARGE)
+def test_assigning_a_huge_configuration_id_is_a_field_error(admin_client, shop, huge):
+    response = admin_client.post(f"/servers/{shop['server_id']}/configuration", data={"configuration": str(huge)})
     assert response.status_code == 422 and "no longer exists" in _text(response)
     db.session.expire_all()
     assert db.session.get(ManagedServer, shop["server_id"]).configuration_id == shop["configuration_id"]

@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 
 from sqlalchemy import and_, not_, or_
 
+from ..converters import small_int
 from ..models import Device
 from .pending import assignment_condition
 from .search import search_condition
@@ -25,8 +26,8 @@ MAX_TEXT = 64  # longer than any serial number, model code, OS or family name
 
 
 def _is_id(text: str) -> bool:
-    """Whether `text` reads as an id: ASCII digits only (isdigit() also accepts "²", which int() refuses)."""
-    return text.isascii() and text.isdecimal() and len(text) < 12
+    """Whether `text` reads as an id that fits an id column (see converters.small_int)."""
+    return small_int(text) is not None
 
 
 @dataclass
