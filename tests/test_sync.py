@@ -219,6 +219,29 @@ def test_a_sync_left_running_by_a_killed_worker_is_resumed_by_the_next_synchroni
     assert _device_count(server.id) == 5
 
 
+def test_two_synchronize_requests_at_once_start_one_run(htmx, apple, paris, run_jobs, monkeypatch):
+    """B looks for a running sync before A has committed its run, then gets the start lock once A
+    has let go of it: B looks again under the lock instead of starting a second run."""
+    from portal.servers import services
+
+    server = paris(devices=5)  # synchronized once: no run active
+    real = services.active_run
+    looks = {"n": 0}
+
+    def a_started_one_right_after_the_first_look(srv):
+        looks["n"] += 1
+        if looks["n"] == 1:
+            assert services.start_sync(srv, trigger="manual", actor="alice")[1]  # request A, start to end
+            return None  # what B saw just before
+        return real(srv)
+
+    monkeypatch.setattr(services, "active_run", a_started_one_right_after_the_first_look)
+    response = htmx.post(f"/servers/{server.id}/sync")  # request B
+    assert "already running" in response.headers["HX-Trigger"]
+    assert [r.status for r in _runs(server.id)] == ["succeeded", "queued"]
+    assert run_jobs() == []
+
+
 def test_progress_and_result_on_the_server_page(htmx, apple, paris, run_jobs):
     server = paris(devices=2500)
     panel = htmx.get(f"/servers/{server.id}/sync-status")

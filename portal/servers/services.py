@@ -216,6 +216,10 @@ def start_sync(server: ManagedServer, trigger: str, actor: str | None) -> tuple[
         db.session.commit()
         return active_run(server), False
     try:
+        db.session.commit()  # a fresh snapshot: a request that held the lock a moment ago may have started one
+        started_meanwhile = active_run(server)
+        if started_meanwhile is not None:
+            return started_meanwhile, False
         run = SyncRun(server_id=server.id, job_id=new_job_id(), trigger=trigger, actor=actor)
         db.session.add(run)
         record_activity("server.sync_requested", server, summary=f"Synchronization of {server.name} requested ({trigger})",
