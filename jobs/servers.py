@@ -58,10 +58,11 @@ def refresh_token_statuses() -> dict:
 def _store_account(server: ManagedServer, account: dict) -> None:
     from datetime import datetime, timezone
 
-    for column, key in ACCOUNT_FIELDS.items():
-        value = account.get(key)
-        setattr(server, column, str(value)[:500] if value not in (None, "") else None)
-    server.admin_id = account.get("admin_id") or account.get("facilitator_id") or None
+    values = {column: account.get(key) for column, key in ACCOUNT_FIELDS.items()}
+    values["admin_id"] = account.get("admin_id") or account.get("facilitator_id")
+    for column, value in values.items():
+        limit = ManagedServer.__table__.c[column].type.length  # PostgreSQL refuses longer text
+        setattr(server, column, str(value)[:limit] if value not in (None, "") else None)
     server.account_fetched_at = datetime.now(timezone.utc)
 
 

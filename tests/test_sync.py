@@ -114,6 +114,37 @@ def test_unknown_fields_are_kept(app, server):
     assert device.extra["imei"] == ["123"] and device.model == "iPhone 15" and device.profile_status == "pushed"
 
 
+def test_over_long_apple_values_are_cut_to_their_column_not_a_failed_page(app, server):
+    """PostgreSQL refuses text longer than its column: one odd record would fail the page, and every
+    later sync with it. A serial number too long to be one is left out (cut, it could name another)."""
+    from portal.devices.store import store_page
+
+    long_serial = "S" * 65
+    counts = store_page(server.id, [
+        _device("A1", os="i" * 40, device_family="f" * 40, color="c" * 80, profile_status="p" * 20,
+                profile_uuid="u" * 80, model="m" * 300, op_type="o" * 20),
+        _device(long_serial),
+    ], 1, NOW)
+    db.session.commit()
+    assert counts.added == 1
+    device = _devices(server.id)["A1"]
+    assert (len(device.os), len(device.device_family), len(device.color), len(device.profile_status),
+            len(device.profile_uuid), len(device.model), len(device.last_op_type)) == (32, 32, 64, 16, 64, 255, 16)
+    assert long_serial not in _devices(server.id)
+
+
+def test_over_long_account_details_are_cut_to_their_column(app, server):
+    from jobs.servers import _store_account
+
+    _store_account(server, {"server_name": "n" * 300, "server_uuid": "u" * 100, "org_name": "o" * 300,
+                            "org_phone": "1" * 100, "org_address": "a" * 600, "admin_id": "x" * 300})
+    db.session.commit()
+    db.session.expire_all()
+    row = db.session.get(ManagedServer, server.id)
+    assert (len(row.apple_server_name), len(row.apple_server_uuid), len(row.org_name), len(row.org_phone),
+            len(row.org_address), len(row.admin_id)) == (255, 64, 255, 64, 500, 255)
+
+
 # ----- whole synchronizations against the simulator ------------------------------------------
 
 @pytest.fixture

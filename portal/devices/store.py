@@ -16,6 +16,10 @@ TEXT_FIELDS = ("model", "description", "color", "asset_tag", "os", "device_famil
                "profile_uuid", "device_assigned_by")
 TIME_FIELDS = ("profile_assign_time", "profile_push_time", "device_assigned_date")
 NOT_EXTRA = {"serial_number", "op_type", "op_date", *TEXT_FIELDS, *TIME_FIELDS}
+# Apple's texts are cut to their column's size: PostgreSQL refuses a longer value (the whole page,
+# and so every later sync, would fail on one odd record) where SQLite would keep it.
+TEXT_LIMITS = {name: Device.__table__.c[name].type.length for name in (*TEXT_FIELDS, "last_op_type")}
+SERIAL_LIMIT = Device.__table__.c.serial_number.type.length
 
 
 @dataclass
@@ -44,8 +48,8 @@ def latest_per_serial(records: list[dict]) -> list[dict]:
     best: dict[str, dict] = {}
     for record in records:
         serial = record.get("serial_number")
-        if not serial or not isinstance(serial, str):
-            continue
+        if not serial or not isinstance(serial, str) or len(serial) > SERIAL_LIMIT:
+            continue  # not a serial number (cut, it could name another device)
         kept = best.get(serial)
         if kept is None or (record.get("op_date") or "") >= (kept.get("op_date") or ""):
             best[serial] = record
@@ -196,15 +200,16 @@ def _row(server_id: int, record: dict, generation: int, now: str, dialect: str) 
     times = [get(name) for name in ("op_date", *TIME_FIELDS)]
     op_date, *apple_times = [_apple_time(t, dialect) if t and isinstance(t, str) else None for t in times]
     extra = {k: v for k, v in record.items() if k not in NOT_EXTRA}
-    return (server_id, record["serial_number"], generation, now, now, None, get("op_type"), op_date,
-            *[_text(get(name)) for name in TEXT_FIELDS], *apple_times,
+    return (server_id, record["serial_number"], generation, now, now, None,
+            _text(get("op_type"), TEXT_LIMITS["last_op_type"]), op_date,
+            *[_text(get(name), TEXT_LIMITS[name]) for name in TEXT_FIELDS], *apple_times,
             json.dumps(extra) if extra else None)
 
 
-def _text(value) -> str | None:
+def _text(value, limit: int) -> str | None:
     if value is None:
         return None
-    return value if type(value) is str and len(value) <= 255 else str(value)[:255]
+    return value if type(value) is str and len(value) <= limit else str(value)[:limit]
 
 
 def _upsert(page: PreparedPage) -> dict[str, object]:
