@@ -20,6 +20,7 @@ from sqlalchemy import or_, select, update
 from ..activity.record import record_activity
 from ..apple import errors as apple_errors
 from ..apple_link import client_for, note_apple_error, note_apple_success, status_of
+from ..device_locks import lock_device_writes
 from ..extensions import db
 from ..models import AssignmentBatch, AssignmentTask, Device, EnrollmentProfile, ManagedServer
 from ..models.assignment import (ASSIGN, DONE, FAILED, NOT_ACCESSIBLE, QUEUED, SENDING, SUPERSEDED,
@@ -234,6 +235,7 @@ def _store_answers(batch: AssignmentBatch, chunk: _Chunk, answers, uuid) -> Coun
     for task_id, serial in chunk.rows:
         groups.setdefault(str(devices.get(serial) or "MISSING").upper(), []).append(task_id)
     counts = Counter()
+    lock_device_writes(batch.server_id)
     for answer, ids in groups.items():
         state = STATE_OF.get(answer, FAILED)
         values, device_values = _outcome(batch, state, answer, now, retry_after, uuid)

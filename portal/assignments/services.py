@@ -10,6 +10,7 @@ from sqlalchemy import func, insert, literal, select, update
 from sqlalchemy.types import Integer, String
 
 from ..activity.record import record_activity
+from ..device_locks import lock_assignment_requests
 from ..extensions import db
 from ..models import AssignmentBatch, AssignmentTask, Device, EnrollmentProfile, ManagedServer
 from ..models.assignment import (ASSIGN, DONE, FAILED, NOT_ACCESSIBLE, QUEUED, REMOVE, SENDING,
@@ -76,6 +77,7 @@ def _create(server, profile, condition_sets, action, origin, actor) -> Assignmen
         raise ValueError(f"unknown action {action!r}")
     if action == ASSIGN:
         check_assignable(profile)
+    lock_assignment_requests(server.id)  # a request made a moment ago is seen, and superseded
     now = timing.now()
     batch = AssignmentBatch(server_id=server.id, profile_id=profile.id if profile else None, action=action,
                             origin=origin, actor=actor or _current_actor(), status="queued",

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import text, update
 
+from ..device_locks import lock_device_writes
 from ..extensions import db
 from ..models import Device
 
@@ -82,6 +83,7 @@ def prepare_page(server_id: int, records: list[dict], generation: int, now: date
 def write_page(page: PreparedPage) -> PageCounts:
     """Apply a prepared page (added/modified upserted, deleted marked removed)."""
     counts = PageCounts(new_serials=[])
+    lock_device_writes(page.server_id)
     if page.present:
         known = _upsert(page)
         for serial in page.present:
@@ -130,6 +132,7 @@ def _known(server_id: int, serials: list[str]) -> dict[str, object]:
 
 def mark_missing_removed(server_id: int, generation: int, now: datetime) -> int:
     """After a complete fetch, devices it did not return are no longer assigned to the server."""
+    lock_device_writes(server_id)
     if db.session.get_bind().dialect.name == "postgresql":
         # A full fetch can change the table's size by orders of magnitude: without fresh statistics
         # PostgreSQL plans this UPDATE (and the device lists) as for the empty table and scans it all.

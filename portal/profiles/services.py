@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select, update
 
 from ..activity.record import record_activity
+from ..device_locks import lock_device_writes
 from ..extensions import db
 from ..models import ActivityEntry, Device, EnrollmentProfile, ManagedServer
 from ..models.profile import CHANGED, CONFIGURED, CONFIGURING, FAILED, NOT_CONFIGURED
@@ -151,6 +152,7 @@ def delete_profile(profile: EnrollmentProfile, device_count: int) -> None:
     """Delete a profile; its devices' profile_id becomes NULL through the foreign key (caller commits)."""
     note = (f"; {device_count} associated devices keep Apple's profile until it is removed from them"
             if device_count else "")
+    lock_device_writes(profile.server_id)  # its devices' profile_id becomes NULL: a device write
     record_activity("profile.deleted", profile, level="warning" if device_count else "info",
                     summary=f"Deleted enrollment profile {profile.name} of {profile.server.name}{note}",
                     details={"apple_profile_uuid": profile.apple_profile_uuid, "devices": device_count})

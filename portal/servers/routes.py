@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from ..activity.record import record_activity
 from ..apple_link import status_of
+from ..device_locks import Busy
 from ..devices.enrollment import not_ready_count
 from ..extensions import db
 from ..htmx import STOP_POLLING, hx_redirect, is_htmx, toast
@@ -214,7 +215,13 @@ def delete(server_id: int):
             form.confirm_name.errors = [f"Type {server.name} exactly to confirm."]
         else:
             name = server.name
-            delete_server(server)
+            try:
+                delete_server(server)
+            except Busy:
+                form.confirm_name.errors = [f"{name} is writing devices right now (a synchronization or Add Devices). "
+                                            "Nothing was deleted: try again in a few seconds."]
+                return render_form("servers/_delete_form.html", f"Delete {name}", status=422, form=form,
+                                   server=server, count=device_counts(server.id).get(server.id, 0))
             db.session.commit()
             if is_htmx() and request.headers.get("HX-Current-URL", "").rstrip("/").endswith(f"/servers/{server_id}"):
                 flash(f"Managed server {name} deleted.", "success")

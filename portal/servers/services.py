@@ -17,12 +17,14 @@ from ..apple.errors import format_serial
 from ..apple.certs import certificate_info
 from ..apple.keys import generate_key_pair, load_private_key, private_key_to_pem
 from ..apple.tokens import ServerToken, decrypt_token, read_recipient
+from ..device_locks import lock_device_writes
 from ..extensions import db
 from ..models import Device, ManagedServer, PendingKeyPair, SyncRun
 from ..models.sync import ACTIVE
 from ..names import name_taken
 from ..queue import enqueue, fetch_job, get_redis, job_alive, new_job_id
 
+DELETE_WAIT_S = 10  # for a job writing the server's devices to commit; well below web timeouts
 NEW_JOB_GRACE = timedelta(minutes=2)  # a run without an RQ job yet is not taken for dead before this
 
 
@@ -164,7 +166,12 @@ def renew_server(server: ManagedServer, token_file: bytes, key: KeyChoice | None
 
 
 def delete_server(server: ManagedServer) -> None:
-    """Delete a managed server with its devices and history (the caller commits)."""
+    """Delete a managed server with its devices and history (the caller commits).
+
+    Waits a few seconds at most for a sync or Add Devices job writing its devices to commit;
+    raises device_locks.Busy (nothing deleted) when they take longer.
+    """
+    lock_device_writes(server.id, timeout_s=DELETE_WAIT_S)
     record_activity("server.deleted", server, level="warning",
                     summary=f"Deleted managed server {server.name} and its devices")
     db.session.execute(Device.__table__.delete().where(Device.server_id == server.id))

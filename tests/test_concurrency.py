@@ -1,0 +1,190 @@
+"""Device writers of one server at the same time: a sync writing pages, an Add Devices job storing
+answers, Delete server, two Add Devices requests. On PostgreSQL their row locks used to deadlock
+(one of them killed) and two requests could miss each other; they now take turns (device_locks.py).
+On SQLite the database's single writer already makes them wait: the same tests hold there too.
+
+Each test runs the first writer in a thread, holds its transaction open at the harmful moment, and
+starts the second one meanwhile."""
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import func, select
+
+from portal.extensions import db
+from portal.models import AssignmentBatch, AssignmentTask, Device, EnrollmentProfile, ManagedServer
+from tests.test_assignments import configured_profile, devices_of, paris  # noqa: F401 - fixture
+from tests.test_devices import _seed, _server
+
+HOLD_S = 0.5  # how long the first writer keeps its transaction open once the second one has started
+
+
+def _record(serial: str) -> dict:
+    return {"serial_number": serial, "model": "iPhone 15", "os": "iOS", "device_family": "iPhone",
+            "op_type": "modified", "profile_status": "empty"}
+
+
+class _SyncWriting:
+    """A sync transaction that writes one page, waits, then a second page, and commits.
+
+    The pages are the server's last devices then its first ones: the opposite of the table's order,
+    in which a DELETE or an UPDATE of many devices locks them."""
+
+    def __init__(self, app, server_id: int, serials: list[str]):
+        self.app, self.server_id, self.serials = app, server_id, serials
+        self.first_page_written, self.go_on = threading.Event(), threading.Event()
+        self.outcome = None
+        self.thread = threading.Thread(target=self._run)
+
+    def __enter__(self):
+        self.thread.start()
+        assert self.first_page_written.wait(10)
+        return self
+
+    def __exit__(self, *exc):
+        self.go_on.set()
+        self.thread.join(30)
+
+    def _run(self):
+        from portal.devices.store import store_page
+
+        with self.app.app_context():
+            try:
+                now = datetime.now(timezone.utc)
+                store_page(self.server_id, [_record(s) for s in self.serials[-50:]], 1, now)
+                self.first_page_written.set()
+                self.go_on.wait(10)
+                store_page(self.server_id, [_record(s) for s in self.serials[:50]], 1, now)
+                db.session.commit()
+                self.outcome = "committed"
+            except Exception as exc:  # noqa: BLE001 - reported by the test
+                db.session.rollback()
+                self.outcome = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+            finally:
+                db.session.remove()
+
+
+def _in_thread(work) -> tuple[threading.Thread, dict]:
+    result: dict = {}
+
+    def run():
+        try:
+            result["value"] = work()
+        except Exception as exc:  # noqa: BLE001 - reported by the test
+            result["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, result
+
+
+def test_delete_server_while_a_sync_writes_its_devices(app, admin_client):
+    server = _server("Paris")
+    _seed(server, *[{"serial_number": f"A{i:04d}"} for i in range(200)])
+    server_id = server.id
+    token = admin_client.fetch_csrf_token(f"/servers/{server_id}/delete")
+    with _SyncWriting(app, server_id, [f"A{i:04d}" for i in range(200)]) as sync:
+        thread, deleted = _in_thread(lambda: admin_client.post(
+            f"/servers/{server_id}/delete", data={"confirm_name": "Paris", "csrf_token": token}).status_code)
+        time.sleep(HOLD_S)  # the delete is waiting for the sync now
+    thread.join(30)
+    assert sync.outcome == "committed"
+    assert deleted == {"value": 302}  # after the sync's commit, not a deadlock (a 500)
+    db.session.expire_all()
+    assert db.session.get(ManagedServer, server_id) is None
+    assert db.session.execute(select(func.count()).select_from(Device)).scalar_one() == 0
+
+
+def test_an_add_devices_job_stores_its_answers_while_a_sync_writes_the_same_devices(app, htmx, apple, paris,
+                                                                                     monkeypatch):
+    from portal.assignments import runner, services
+
+    server, profile = paris(devices=200)
+    server_id, profile_id = server.id, profile.id
+    serials = [d.serial_number for d in sorted(devices_of(server_id).values(), key=lambda d: d.id)]
+    monkeypatch.setattr(services, "enqueue", lambda *args, **kwargs: None)  # the job is run by hand below
+    batch_id = services.request_matching(server, profile, [], actor="alice").id
+
+    def run_the_job():
+        with app.app_context():
+            try:
+                return runner.run_batch(batch_id)["status"]
+            finally:
+                db.session.remove()
+
+    with _SyncWriting(app, server_id, serials) as sync:
+        thread, job = _in_thread(run_the_job)
+        time.sleep(HOLD_S)  # the job has Apple's answers and is waiting to store them
+    thread.join(30)
+    assert sync.outcome == "committed"
+    assert job == {"value": "finished"}
+    db.session.expire_all()
+    assert db.session.get(AssignmentBatch, batch_id).succeeded == 200
+    assert db.session.execute(select(func.count()).select_from(Device).where(
+        Device.profile_id == profile_id)).scalar_one() == 200
+
+
+def test_two_add_devices_requests_at_once_the_later_replaces_the_earlier(app, htmx, apple, paris, monkeypatch):
+    """Alice adds devices to Sales while Bob adds the same ones to Kiosk: one action per device."""
+    from portal.assignments import services
+
+    server, sales = paris(devices=20)
+    kiosk = configured_profile(server, "Kiosk")
+    server_id, sales_id, kiosk_id = server.id, sales.id, kiosk.id
+    ids = sorted(d.id for d in devices_of(server_id).values())
+    monkeypatch.setattr(services, "enqueue", lambda *args, **kwargs: None)
+    alice_inserted, bob_started = threading.Event(), threading.Event()
+    real_supersede = services._supersede_older
+
+    def alice_pauses_before_her_commit(batch, now):
+        if batch.actor == "alice":
+            alice_inserted.set()
+            bob_started.wait(10)
+            time.sleep(HOLD_S)  # Bob's request runs meanwhile, up to wherever it has to wait
+        return real_supersede(batch, now)
+
+    monkeypatch.setattr(services, "_supersede_older", alice_pauses_before_her_commit)
+
+    def request(actor: str, profile_id: int):
+        with app.app_context():
+            try:
+                profile = db.session.get(EnrollmentProfile, profile_id)
+                return services.request_assignment(db.session.get(ManagedServer, server_id), profile, ids,
+                                                   actor=actor).id
+            finally:
+                db.session.remove()
+
+    alice, alice_result = _in_thread(lambda: request("alice", sales_id))
+    assert alice_inserted.wait(10)
+    bob, bob_result = _in_thread(lambda: request("bob", kiosk_id))
+    bob_started.set()
+    alice.join(30)
+    bob.join(30)
+    assert "value" in alice_result and "value" in bob_result, (alice_result, bob_result)
+    db.session.expire_all()
+    pairs = db.session.execute(select(AssignmentTask.batch_id, AssignmentTask.state).distinct()).all()
+    assert sorted(pairs) == sorted([(alice_result["value"], "superseded"), (bob_result["value"], "queued")])
+
+
+def test_delete_server_that_stays_busy_says_so_and_deletes_nothing(app, admin_client, monkeypatch):
+    """A sync waiting long for Apple with its page not committed yet: the delete gives up after a few
+    seconds (well before web timeouts) with a message next to the field, instead of hanging."""
+    from portal.servers import services
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's writers wait on the database's own lock (busy timeout)")
+    monkeypatch.setattr(services, "DELETE_WAIT_S", 0.2)
+    server = _server("Paris")
+    _seed(server, *[{"serial_number": f"A{i:04d}"} for i in range(100)])
+    server_id = server.id
+    token = admin_client.fetch_csrf_token(f"/servers/{server_id}/delete")
+    with _SyncWriting(app, server_id, [f"A{i:04d}" for i in range(100)]) as sync:
+        response = admin_client.post(f"/servers/{server_id}/delete", data={"confirm_name": "Paris", "csrf_token": token})
+    assert sync.outcome == "committed"
+    assert response.status_code == 422 and "writing devices right now" in response.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(ManagedServer, server_id) is not None
+    assert db.session.execute(select(func.count()).select_from(Device)).scalar_one() == 100
