@@ -1,7 +1,9 @@
 """Run several processes together with interleaved, prefixed logs; Ctrl-C stops them all.
 
 Used by `flask dev` (web, worker, scheduler, Apple simulator) so one command starts a complete
-portal on a laptop.
+portal on a laptop. The children run in sessions of their own (a Ctrl-C reaches this process
+only, which stops them in order), so SIGTERM and SIGHUP (`kill`, a closed terminal, a service
+manager) stop them too instead of leaving them running without it.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ def run_processes(commands: dict[str, list[str]], env: dict[str, str]) -> int:
         threading.Thread(target=_relay, args=(proc, prefix, lock), daemon=True).start()
 
     exit_code = 0
+    previous = {sig: signal.signal(sig, _stop_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         while all(p.poll() is None for p in procs.values()):
             time.sleep(0.2)
@@ -38,9 +41,21 @@ def run_processes(commands: dict[str, list[str]], env: dict[str, str]) -> int:
         _say(lock, f"{', '.join(ended)} stopped; stopping the others")
     except KeyboardInterrupt:
         _say(lock, "Ctrl-C: stopping everything")
+    except _Stopped as stopped:
+        _say(lock, f"{stopped}: stopping everything")
     finally:
         _stop_all(procs)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return exit_code
+
+
+class _Stopped(Exception):
+    """SIGTERM or SIGHUP reached the runner."""
+
+
+def _stop_signal(signum, _frame) -> None:
+    raise _Stopped(signal.Signals(signum).name)
 
 
 def _relay(proc: subprocess.Popen, prefix: str, lock: threading.Lock) -> None:

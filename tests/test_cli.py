@@ -49,6 +49,37 @@ def test_process_runner_prefixes_output_and_stops_the_others(capfd):
     assert "stopping the others" in out
 
 
+def test_process_runner_stopped_by_sigterm_stops_its_children(tmp_path):
+    """`kill` (or a service manager) stops the runner: its children must not keep running alone."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    pid_file = tmp_path / "child.pid"
+    child = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    runner_code = ("import sys; from portal.devserver import run_processes; "
+                   f"sys.exit(run_processes({{'child': [sys.executable, '-c', {child!r}]}}, env={{}}))")
+    parent = subprocess.Popen([sys.executable, "-c", runner_code], stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 20
+    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child_pid = int(pid_file.read_text())
+    parent.send_signal(signal.SIGTERM)
+    out, _ = parent.communicate(timeout=20)
+    assert "SIGTERM: stopping everything" in out
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child_pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(child_pid, signal.SIGKILL)
+        pytest.fail("the child outlived the runner")
+
+
 def test_rotate_keys_reencrypts_every_secret_with_the_first_key(app, runner):
     from datetime import datetime, timedelta, timezone
 
