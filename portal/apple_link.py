@@ -10,6 +10,7 @@ from . import vault
 from .apple.client import DEPClient
 from .apple.keys import load_private_key
 from .apple.tokens import ServerToken
+from .apple_sessions import RedisSessionStore
 from .models import ManagedServer
 from .models.setting import get_setting
 from .servers.status import Status, apple_state_for, compute_status
@@ -21,6 +22,7 @@ def client_for(server: ManagedServer, **options) -> DEPClient:
     config = current_app.config
     options.setdefault("max_retries", config["APPLE_MAX_RETRIES"])
     options.setdefault("backoff", config["APPLE_RETRY_BACKOFF"])
+    options.setdefault("session_store", RedisSessionStore(token))
     return DEPClient(token, config["APPLE_DEP_URL"], protocol_version=config["DEP_PROTOCOL_VERSION"], **options)
 
 

@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import requests
 from requests_oauthlib import OAuth1
@@ -109,6 +109,14 @@ class AssignResult:
             self.retry_after_seconds = max(int(retry), self.retry_after_seconds or 0)
 
 
+class SessionStore(Protocol):
+    """Where a session token is kept between clients of the same server token (see portal/apple_sessions.py)."""
+
+    def load(self) -> str | None: ...
+
+    def save(self, session_token: str) -> None: ...
+
+
 class DEPClient:
     """Talks to one MDM server's DEP endpoints with its server token (no Flask, no globals)."""
 
@@ -116,8 +124,8 @@ class DEPClient:
                  user_agent: str | None = None, protocol_version: int = 10,
                  timeout: tuple[float, float] = (10, 60), max_retries: int = 4,
                  backoff: float = 1.0, max_backoff: float = 30.0,
-                 session_token: str | None = None, http: requests.Session | None = None,
-                 sleep: Callable[[float], Any] = time.sleep) -> None:
+                 session_token: str | None = None, session_store: SessionStore | None = None,
+                 http: requests.Session | None = None, sleep: Callable[[float], Any] = time.sleep) -> None:
         self.base_url = base_url.rstrip("/")
         self.user_agent = user_agent or default_user_agent()
         self.protocol_version = protocol_version
@@ -125,7 +133,9 @@ class DEPClient:
         self.max_retries = max(0, max_retries)
         self.backoff = backoff
         self.max_backoff = max_backoff
-        self.session_token = session_token
+        # A session signed in by an earlier client is used until Apple refuses it (then: sign in again).
+        self._session_store = session_store
+        self.session_token = session_token or (session_store.load() if session_store else None)
         self._token = token
         self._http = http or requests.Session()
         self._sleep = sleep
@@ -221,7 +231,7 @@ class DEPClient:
         if not isinstance(session, str) or not session.strip():
             raise AppleError("Apple's sign-in answer did not contain a session token; try again later.",
                              status=response.status_code, body=self._body(response))
-        self.session_token = session.strip()
+        self._use_session(session.strip())
         return self.session_token
 
     def _request(self, method: str, path: str, payload: Any = None,
@@ -292,8 +302,13 @@ class DEPClient:
         # Apple may hand out a new session token on any response (header names are case-insensitive).
         rotated = response.headers.get(SESSION_HEADER)
         if rotated and rotated.strip() and rotated.strip() != self.session_token:
-            self.session_token = rotated.strip()
+            self._use_session(rotated.strip())
             log.debug("session token rotated by the server")
+
+    def _use_session(self, session_token: str) -> None:
+        self.session_token = session_token
+        if self._session_store is not None:
+            self._session_store.save(session_token)
 
     def _session_refused(self, response: requests.Response) -> bool:
         if response.status_code == 401:

@@ -169,6 +169,54 @@ def test_stale_stored_session_is_replaced(dep):
     assert client.session_token != "0" * 48
 
 
+
+class DictSessionStore:
+    """A session store in a dict, as several clients of one token would share it."""
+
+    def __init__(self, session_token=None):
+        self.session_token, self.saved = session_token, []
+
+    def load(self):
+        return self.session_token
+
+    def save(self, session_token):
+        self.session_token = session_token
+        self.saved.append(session_token)
+
+
+def test_a_session_kept_by_one_client_is_used_by_the_next(dep):
+    bench = dep()
+    store = DictSessionStore()
+    first, _, first_wire = bench.new_client(session_store=store)
+    first.account()
+    assert [r.request.path_url for r in first_wire] == ["/session", "/account"]
+    assert store.saved == [first.session_token]
+    second, _, second_wire = bench.new_client(session_store=store)
+    second.account()
+    assert [r.request.path_url for r in second_wire] == ["/account"]  # no sign-in
+    assert second_wire[0].request.headers["X-ADM-Auth-Session"] == store.session_token
+
+
+def test_a_rotated_session_is_kept_for_the_next_client(dep, sim_settings):
+    sim_settings.update_settings(session_rotate_every=2)
+    bench = dep()
+    store = DictSessionStore()
+    client, _, _ = bench.new_client(session_store=store)
+    client.account()
+    client.account()  # the answer carries a new token
+    assert len(store.saved) == 2 and store.session_token == client.session_token == store.saved[-1]
+
+
+def test_a_kept_session_apple_refuses_is_replaced_in_the_store(dep):
+    bench = dep()
+    store = DictSessionStore("0" * 48)
+    client, _, wire = bench.new_client(session_store=store)
+    assert client.account()["server_name"] == bench.name
+    assert [(r.request.path_url, r.status_code) for r in wire] == [
+        ("/account", 401), ("/session", 200), ("/account", 200)]
+    assert store.saved == [client.session_token] and client.session_token != "0" * 48
+
+
 # ----- devices -----
 
 def test_fetch_pages_then_sync_and_cursor_errors(dep):
