@@ -236,15 +236,20 @@ class DEPClient:
 
     def _request(self, method: str, path: str, payload: Any = None,
                  params: dict | None = None) -> Any:
-        """One data call: ensure a session, re-authenticate once if it was refused, parse JSON."""
+        """One data call: ensure a session, replace it if Apple refused it (at most twice), parse JSON."""
         body = None if payload is None else json.dumps(payload, separators=(",", ":")).encode()
         if not self.session_token:
             self.authenticate()
         response = self._send(method, path, body, params)
-        if self._session_refused(response):
-            log.info("%s %s: session refused (%d), signing in again", method, path,
-                     response.status_code)
-            self.authenticate()
+        # A refused session is replaced by the one another client kept meanwhile, if any (it may
+        # have signed in since), and otherwise by signing in again; the call is replayed each time.
+        for renew, kind in ((self._kept_newer_session, "kept"), (self.authenticate, "new")):
+            if not self._session_refused(response):
+                break
+            if renew() is None:
+                continue
+            log.info("%s %s: session refused (%d), replayed on a %s session", method, path,
+                     response.status_code, kind)
             response = self._send(method, path, body, params)  # body is buffered bytes: replayable
         if not 200 <= response.status_code < 300:
             raise self._error(response, path)
@@ -304,6 +309,14 @@ class DEPClient:
         if rotated and rotated.strip() and rotated.strip() != self.session_token:
             self._use_session(rotated.strip())
             log.debug("session token rotated by the server")
+
+    def _kept_newer_session(self) -> str | None:
+        """The kept session, if it is not the one just refused (then it is used from now on)."""
+        kept = self._session_store.load() if self._session_store is not None else None
+        if not kept or kept == self.session_token:
+            return None
+        self.session_token = kept
+        return kept
 
     def _use_session(self, session_token: str) -> None:
         self.session_token = session_token

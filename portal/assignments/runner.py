@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from sqlalchemy import or_, select, update
@@ -26,7 +27,6 @@ from ..models.assignment import (ASSIGN, DONE, FAILED, NOT_ACCESSIBLE, QUEUED, S
                                  THROTTLED)
 from ..models.profile import CONFIGURED
 from . import timing
-from .call_chain import CallChain, CallFailed
 from .services import ACTION_WORDS, refresh_counts
 
 log = logging.getLogger(__name__)
@@ -111,83 +111,57 @@ def _profile_deleted(batch: AssignmentBatch) -> bool:
 def _send_all(batch: AssignmentBatch, client, uuid: str | None) -> Counter:
     """Every due task, one call per ≤1000 serials; returns how many got each answer.
 
-    The calls go out back to back from a thread of their own (call_chain.py), one chunk always
-    waiting behind the one at Apple, while this thread stores the previous answers and reads the
-    next chunk: the database work hides behind the wait for Apple. Commits come at most every
-    COMMIT_EVERY_S seconds (each one writes the pages of every device touched, the dominant cost).
-    A crash loses nothing: answers not committed yet roll back, and their tasks, still queued,
-    are sent again (assigning or removing twice is harmless at Apple).
+    While Apple answers one call, the previous call's answers are stored and the next chunk is
+    read: the database work hides behind the wait for Apple, and the calls follow each other
+    without a pause. Commits come at most every COMMIT_EVERY_S seconds (each one writes the
+    pages of every device touched, the dominant cost). A crash loses nothing: answers not
+    committed yet roll back, and their tasks, still queued, are sent again (assigning or removing
+    twice is harmless at Apple).
     """
     sent: Counter = Counter()
-    reader = _Reader(batch.id)
     action = batch.action  # plain values for the calling thread: it never touches the session
-
-    def call(chunk: _Chunk):
-        return _call(client, action, uuid, chunk.serials)
-
+    reader = _Reader(batch.id)
     last_commit = time.monotonic()
     profile_gone = False
-    chunk = reader.next()
-    if not chunk:
-        db.session.commit()
-        return sent
-    with CallChain(call, _still_wanted(batch)) as chain:
-        chain.send(chunk)
-        _hand_over_next(chain, reader)
-        while chain.in_flight:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="apple-assign") as pool:
+        chunk = reader.next()
+        if not chunk:
+            db.session.commit()
+            return sent
+        pending = pool.submit(_call, client, action, uuid, chunk.serials)
+        following = reader.next()
+        while chunk:
             try:
-                chunk, answers = chain.answer()
-            except CallFailed as failed:
-                _mark_unanswered(failed.chunk)  # the chunks behind it, never sent, stay queued
+                answers = pending.result()
+            except Exception:
+                _mark_unanswered(chunk)  # the next chunk, read but never sent, stays queued
                 db.session.commit()  # keep the answers already stored
-                raise failed.error from None
-            if answers is None:  # not sent: the profile was deleted meanwhile
-                profile_gone = True
-                continue
-            if not profile_gone:
-                _hand_over_next(chain, reader)
+                raise
+            if following and _profile_deleted(batch):
+                following, profile_gone = None, True  # what Apple already answered is still stored
+            if following:
+                pending = pool.submit(_call, client, action, uuid, following.serials)
             counts = _store_answers(batch, chunk, answers, uuid)
             sent.update(counts)
             _count(batch, counts)
-            if not chain.in_flight and not profile_gone:
-                if _profile_deleted(batch):
-                    profile_gone = True
-                elif again := reader.again():
-                    # Nothing at Apple any more: tasks put back behind the reader meanwhile (Retry
-                    # now, a retry time come) are sent by this run rather than left for the periodic job.
-                    chain.send(again)
-                    _hand_over_next(chain, reader)
+            chunk, following = following, (reader.next() if following else None)
+            if not chunk and (profile_gone or _profile_deleted(batch)):
+                _close_for_deleted_profile(batch)
+            elif not chunk:
+                # Nothing at Apple any more: tasks put back behind the reader meanwhile (Retry now,
+                # a retry time come) are sent by this run rather than left for the periodic job.
+                chunk = reader.again()
+                if chunk:
+                    pending = pool.submit(_call, client, action, uuid, chunk.serials)
+                    following = reader.next()
             # Results show in the polled pages at least once a second. And while the last call is at
             # Apple, what came before it is committed: the commit after its answer then writes one
             # chunk's rows, not a second's worth, and the job ends that much sooner.
-            last_call_out = chain.in_flight == 1 and reader.exhausted
-            if chain.in_flight and (last_call_out or time.monotonic() - last_commit >= COMMIT_EVERY_S):
+            last_call_out = chunk is not None and following is None
+            if not chunk or last_call_out or time.monotonic() - last_commit >= COMMIT_EVERY_S:
                 db.session.commit()
                 last_commit = time.monotonic()
-    if profile_gone:
-        _close_for_deleted_profile(batch)
-    db.session.commit()
     return sent
-
-
-def _hand_over_next(chain: CallChain, reader: _Reader) -> None:
-    """Keep one chunk waiting behind the one at Apple, so the calls follow each other at once."""
-    if chain.in_flight < 2 and not reader.exhausted and (following := reader.next()):
-        chain.send(following)
-
-
-def _still_wanted(batch: AssignmentBatch):
-    """For the calling thread: whether the batch's profile still exists (its own connection)."""
-    if batch.action != ASSIGN:
-        return lambda: True
-    engine, profile_id = db.engine, batch.profile_id
-    query = select(EnrollmentProfile.id).where(EnrollmentProfile.id == profile_id)
-
-    def profile_exists() -> bool:
-        with engine.connect() as connection:
-            return connection.execute(query).first() is not None
-
-    return profile_exists
 
 
 class _Chunk:
@@ -218,11 +192,10 @@ class _Reader:
 
     def __init__(self, batch_id: int):
         self.batch_id, self.after_id = batch_id, 0
-        self.exhausted = False  # the last read found nothing more
 
     def again(self) -> _Chunk | None:
         """Start over from the first task: only for when no chunk is at Apple (it is still queued)."""
-        self.after_id, self.exhausted = 0, False
+        self.after_id = 0
         return self.next()
 
     def next(self) -> _Chunk | None:
@@ -233,7 +206,6 @@ class _Reader:
             or_(AssignmentTask.retry_at.is_(None), AssignmentTask.retry_at <= now))
             .order_by(AssignmentTask.id).limit(timing.CHUNK_SIZE)).all()
         if not rows:
-            self.exhausted = True
             return None
         chunk = _Chunk(self.batch_id, [(r[0], r[1]) for r in rows])
         self.after_id = chunk.ids[-1]

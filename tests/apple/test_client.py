@@ -207,6 +207,17 @@ def test_a_rotated_session_is_kept_for_the_next_client(dep, sim_settings):
     assert len(store.saved) == 2 and store.session_token == client.session_token == store.saved[-1]
 
 
+def test_a_refused_session_gives_way_to_one_another_client_kept_meanwhile(dep):
+    bench = dep()
+    store = DictSessionStore()
+    stale, _, stale_wire = bench.new_client(session_store=store, session_token="0" * 48)
+    fresh, _, _ = bench.new_client(session_store=store)
+    fresh.account()  # another worker signs in and keeps its session
+    assert stale.account()["server_name"] == bench.name
+    assert [(r.request.path_url, r.status_code) for r in stale_wire] == [("/account", 401), ("/account", 200)]
+    assert stale.session_token == fresh.session_token == store.session_token
+
+
 def test_a_kept_session_apple_refuses_is_replaced_in_the_store(dep):
     bench = dep()
     store = DictSessionStore("0" * 48)
