@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import insert, select
 
 from portal import vault
+from portal.devices.counts import recount
 from portal.extensions import db
 from portal.models import (AssignmentBatch, AssignmentTask, Device, EnrollmentProfile, ManagedServer,
                            ServerConfiguration)
@@ -46,6 +47,7 @@ def _seed(server: ManagedServer, *devices: dict) -> None:
              "os": "iOS", "device_family": "iPhone", "model": "iPhone 15", "profile_status": "empty", **d}
             for d in devices]
     db.session.execute(insert(Device), rows)
+    recount(server.id)  # as a sync's full fetch leaves it (portal/devices/counts.py)
     db.session.commit()
 
 

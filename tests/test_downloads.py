@@ -12,6 +12,7 @@ from sqlalchemy import insert, select
 
 from portal import vault
 from portal.downloads import attachment
+from portal.devices.counts import recount
 from portal.extensions import db
 from portal.models import Device, ManagedServer, PendingKeyPair
 from tests.test_configurations import create, make_cert, pem
@@ -28,6 +29,7 @@ def _server(name: str) -> ManagedServer:
     db.session.execute(insert(Device), [{"server_id": server.id, "serial_number": "C02TOKYO1", "first_seen_at": NOW,
                                          "updated_at": NOW, "fetch_generation": 1, "os": "iOS",
                                          "device_family": "iPhone", "model": "iPhone 15", "profile_status": "empty"}])
+    recount(server.id)  # as a sync leaves it
     db.session.commit()
     return server
 

@@ -123,5 +123,7 @@ def test_the_migration_clears_queued_states_stored_by_earlier_versions(tmp_path,
         upgrade()
         with db.engine.connect() as conn:
             states = dict(conn.execute(text("SELECT serial_number, assignment_state FROM device")).all())
+            count = conn.execute(text("SELECT device_count FROM managed_server WHERE id = 1")).scalar_one()
         db.engine.dispose()
     assert states == {"Q1": None, "F1": "failed"}
+    assert count == 2  # the device counts the lists read are filled from the devices already stored

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from rq_scheduler import Scheduler
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from jobs.schedule import PREFIX
 from portal.extensions import db
@@ -73,6 +73,7 @@ def test_sync_events_add_update_remove(app, server):
     ], 1, NOW)
     db.session.commit()
     assert (counts.added, counts.updated, counts.removed) == (1, 1, 1)
+    assert _kept_count(server.id) == 2  # A1 and C3
     devices = _devices(server.id)
     assert devices["A1"].profile_status == "assigned" and devices["A1"].model == "iPhone 15"
     assert devices["B2"].removed_at is not None and devices["C3"].removed_at is None
@@ -96,9 +97,23 @@ def test_a_removed_device_that_comes_back_is_added(app, server):
 
     store_page(server.id, [_device("A1")], 1, NOW)
     store_page(server.id, [{"serial_number": "A1", "op_type": "deleted"}], 1, NOW)
+    db.session.commit()
+    assert _kept_count(server.id) == 0
     counts = store_page(server.id, [_device("A1", op_type="added")], 1, NOW)
     db.session.commit()
     assert counts.added == 1 and _devices(server.id)["A1"].removed_at is None
+    assert _kept_count(server.id) == 1
+
+
+def test_a_full_fetch_recounts_the_kept_device_count(htmx, apple, paris, run_jobs):
+    server = paris(devices=20)
+    db.session.execute(update(ManagedServer).where(ManagedServer.id == server.id).values(device_count=7))
+    db.session.commit()  # drifted, whatever the cause
+    apple.state.advance_clock(8 * 86400)  # the cursor expires: the next sync fetches everything
+    htmx.post(f"/servers/{server.id}/sync")
+    assert run_jobs() == []
+    assert _runs(server.id)[-1].kind == "full"
+    assert _kept_count(server.id) == 20
 
 
 def test_unknown_fields_are_kept(app, server):
@@ -163,10 +178,20 @@ def paris(htmx, apple, run_jobs):
 
 
 def _device_count(server_id, removed=False):
+    """Devices counted in the table; the current ones also checked against the count the lists read."""
     db.session.expire_all()
     condition = Device.removed_at.is_not(None) if removed else Device.removed_at.is_(None)
-    return db.session.execute(select(func.count()).select_from(Device)
-                              .where(Device.server_id == server_id, condition)).scalar_one()
+    counted = db.session.execute(select(func.count()).select_from(Device)
+                                 .where(Device.server_id == server_id, condition)).scalar_one()
+    if not removed:
+        assert _kept_count(server_id) == counted
+    return counted
+
+
+def _kept_count(server_id):
+    """The server's current devices as its writers keep them (portal/devices/counts.py)."""
+    db.session.expire_all()
+    return db.session.execute(select(ManagedServer.device_count).where(ManagedServer.id == server_id)).scalar_one()
 
 
 def _runs(server_id):

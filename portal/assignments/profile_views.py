@@ -68,7 +68,8 @@ def _pick_context(profile: EnrollmentProfile, source) -> dict:
     server = profile.server
     query = DeviceQuery.from_args({k: source.get(k) for k in PICK_FILTERS}, server_id=server.id)
     selected = sorted(set(_device_ids(source)))
-    page = queries.pick_devices(server.id, query.conditions(), queries.page_number(source.get("page")))
+    page = queries.pick_devices(server.id, query.conditions(), queries.page_number(source.get("page")),
+                                all_current=query.only_current_devices)
     return {"profile": profile, "server": server, "query": query, "filters": query.to_args(), "page": page,
             "selected": selected, "all_matching": bool(source.get("all_matching")),
             "families": queries.distinct_values(server.id, Device.device_family),

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from ..extensions import db
 from ..models import AssignmentBatch, AssignmentTask, Device, EnrollmentProfile
 from ..models.assignment import QUEUED, SENDING
+from ..devices.counts import current_counts
 from ..devices.pending import pending_among
 from .retries import in_queue_condition
 
@@ -55,8 +56,10 @@ def page_number(value) -> int:
         return 1
 
 
-def paged(query, count_query, page: int, per_page: int) -> Page:
-    total = db.session.execute(count_query).scalar_one()
+def paged(query, count_query, page: int, per_page: int, total: int | None = None) -> Page:
+    """A page of `query`; `total` when known already, else counted with `count_query`."""
+    if total is None:
+        total = db.session.execute(count_query).scalar_one()
     page = min(page, max(1, -(-total // per_page)))
     items = db.session.execute(query.limit(per_page).offset((page - 1) * per_page)).all()
     return Page(items=items, page=page, per_page=per_page, total=total)
@@ -94,12 +97,14 @@ def panel(profile: EnrollmentProfile, page: int = 1) -> dict:
             "active": any(b.status in ACTIVE for b in batches), "queue_count": queue_count(profile.id)}
 
 
-def pick_devices(server_id: int, conditions: list, page: int) -> Page:
-    """Rows of Select the Managed Devices: (Device, current profile name)."""
+def pick_devices(server_id: int, conditions: list, page: int, *, all_current: bool = False) -> Page:
+    """Rows of Select the Managed Devices: (Device, current profile name); `all_current`: the
+    conditions select every current device of the server, whose count is kept (devices/counts.py)."""
     where = [Device.server_id == server_id, Device.removed_at.is_(None), *conditions]
     query = (select(Device, EnrollmentProfile.name).outerjoin(EnrollmentProfile, EnrollmentProfile.id == Device.profile_id)
              .where(*where).order_by(Device.serial_number, Device.id))
-    return paged(query, select(func.count()).select_from(Device).where(*where), page, PICK_PAGE)
+    kept = current_counts(server_id).get(server_id, 0) if all_current else None
+    return paged(query, select(func.count()).select_from(Device).where(*where), page, PICK_PAGE, total=kept)
 
 
 def distinct_values(server_id: int, column) -> list[str]:

@@ -23,6 +23,7 @@ ENROLL_CHOICES = ("", "no", "yes")            # no = will fail to enroll automat
 SORTS = ("serial", "model", "assigned")
 DIRECTIONS = ("asc", "desc")
 MAX_TEXT = 64  # longer than any serial number, model code, OS or family name
+NARROWING = ("q", "profile_status", "family", "os", "profile", "assignment", "enroll", "removed")
 
 
 def _is_id(text: str) -> bool:
@@ -90,11 +91,14 @@ class DeviceQuery:
         return args
 
     @property
+    def only_current_devices(self) -> bool:
+        """True when the query selects every current device (of its server, if it has one)."""
+        return not any(getattr(self, name) for name in NARROWING)
+
+    @property
     def is_filtered(self) -> bool:
         """True when something narrows the list beyond "current devices (of this server)"."""
-        return any(getattr(self, name) for name in
-                   ("q", "profile_status", "family", "os", "profile", "assignment", "enroll", "removed")) \
-            or (self.server_id is not None and not self.server_fixed)
+        return not self.only_current_devices or (self.server_id is not None and not self.server_fixed)
 
     def conditions(self) -> list:
         """SQLAlchemy conditions on Device (to be AND-ed) selecting exactly the rows of this query."""

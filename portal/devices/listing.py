@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from ..extensions import db
 from ..models import Device, EnrollmentProfile, ManagedServer
 from ..models.profile import CONFIGURED
+from .counts import current_counts
 from .filters import DeviceQuery
 from .keyset import Cursor, cursor_of, decode_cursor, fetch
 from .pending import pending_among, shown_state
@@ -15,8 +16,7 @@ from .pending import pending_among, shown_state
 PAGE_SIZE = 100
 # Counting a filtered list stops here: counting 100,000 matching rows through a filter's index costs
 # more than showing a page of them. Above it the list says "5,000+". The unfiltered list (all
-# current devices, of one server or all) is counted exactly: ix_device_server_removed_serial
-# covers that count, so it reads only an index.
+# current devices, of one server or all) shows the exact count its writers keep (counts.py).
 COUNT_CAP = 5_000
 # Above this many matches a page is found fastest by walking the sort index (see keyset.fetch).
 DENSE = 2_000
@@ -57,7 +57,10 @@ def list_devices(query: DeviceQuery, after: str | None = None, before: str | Non
     descending = query.direction == "desc"
     number = _page_number(page)
     after_c, before_c = decode_cursor(after, query.sort), decode_cursor(before, query.sort)
-    total, capped = count_devices(conditions, None if not query.is_filtered else COUNT_CAP)
+    if query.only_current_devices:  # kept by the writers (counts.py): no 100,000-row count per view
+        total, capped = sum(current_counts(query.server_id).values()), False
+    else:
+        total, capped = count_devices(conditions, COUNT_CAP)
     dense = capped or total > DENSE
     devices = None
     if before_c is not None:

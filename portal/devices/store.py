@@ -11,6 +11,7 @@ from sqlalchemy import text, update
 from ..device_locks import lock_device_writes
 from ..extensions import db
 from ..models import Device
+from .counts import add_to_count, recount
 
 # Apple fields with a column of their own; anything else goes to Device.extra.
 TEXT_FIELDS = ("model", "description", "color", "asset_tag", "os", "device_family", "profile_status",
@@ -102,6 +103,7 @@ def write_page(page: PreparedPage) -> PageCounts:
                    Device.removed_at.is_(None))
             .values(removed_at=page.now, last_op_type="deleted", updated_at=page.now))
         counts.removed = result.rowcount or 0
+    add_to_count(page.server_id, counts.added - counts.removed)
     return counts
 
 
@@ -141,6 +143,7 @@ def mark_missing_removed(server_id: int, generation: int, now: datetime) -> int:
         update(Device)
         .where(Device.server_id == server_id, Device.fetch_generation < generation, Device.removed_at.is_(None))
         .values(removed_at=now, updated_at=now))
+    recount(server_id)
     return result.rowcount or 0
 
 

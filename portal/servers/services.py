@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import redis
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from .. import vault
 from ..activity.record import record_activity
@@ -18,6 +18,7 @@ from ..apple.certs import certificate_info
 from ..apple.keys import generate_key_pair, load_private_key, private_key_to_pem
 from ..apple.tokens import ServerToken, decrypt_token, read_recipient
 from ..device_locks import lock_device_writes
+from ..devices.counts import current_counts
 from ..extensions import db
 from ..models import Device, ManagedServer, PendingKeyPair, SyncRun
 from ..models.sync import ACTIVE
@@ -256,11 +257,8 @@ def unused_key_pairs() -> list[PendingKeyPair]:
 
 
 def device_counts(server_id: int | None = None) -> dict[int, int]:
-    """Devices currently assigned, per server (one grouped query; one server's when polling a row)."""
-    query = select(Device.server_id, func.count()).where(Device.removed_at.is_(None))
-    if server_id is not None:
-        query = query.where(Device.server_id == server_id)
-    return dict(db.session.execute(query.group_by(Device.server_id)).all())
+    """Devices currently assigned, per server (kept by the writers; one server's when polling a row)."""
+    return current_counts(server_id)
 
 
 def redis_available() -> bool:
