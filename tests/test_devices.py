@@ -9,7 +9,7 @@ import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from portal import vault
 from portal.devices.counts import recount
@@ -109,6 +109,26 @@ def test_default_list_shows_current_devices_of_every_server(admin_client, fleet)
     assert sorted(_serials(page)) == ["C02AAA1", "C02AAB2", "DMQ100_", "F17XYZ9", "LYN0001"]
     assert "5 devices" in page.get_data(as_text=True)
     assert sorted(_serials(admin_client.get(f"/servers/{fleet['lyon'].id}/devices"))) == ["LYN0001"]
+
+
+def test_unfiltered_totals_are_the_counts_the_writers_keep(admin_client, fleet):
+    """Lists of every current device read managed_server.device_count, never a count of the rows
+    (portal/devices/counts.py); filtered lists still count their matches."""
+    paris, lyon = fleet["paris"], fleet["lyon"]
+    for server, kept in ((paris, 4321), (lyon, 1000)):  # values no count of the rows could give
+        db.session.execute(update(ManagedServer).where(ManagedServer.id == server.id).values(device_count=kept))
+    fleet["staff"].apple_profile_uuid = "9145EDB932A42C48A9DD56AD69213C64"  # configured at Apple: Add Devices opens
+    db.session.commit()
+    assert "5,321 devices" in admin_client.get("/devices").get_data(as_text=True)
+    assert "4,321 devices" in admin_client.get(f"/servers/{paris.id}/devices").get_data(as_text=True)
+    assert "4,321 devices match the filters" in admin_client.get(f"/devices?server={paris.id}").get_data(as_text=True)
+    assert "2 devices match the filters" in admin_client.get("/devices?q=c02").get_data(as_text=True)
+    servers_page = admin_client.get("/servers").get_data(as_text=True)
+    assert "<td>4,321</td>" in servers_page and "<td>1,000</td>" in servers_page
+    popup = admin_client.get(f"/profiles/{fleet['staff'].id}/devices/add").get_data(as_text=True)
+    assert "Select all 4,321 devices of Paris" in popup
+    filtered = admin_client.get(f"/profiles/{fleet['staff'].id}/devices/add?q=c02").get_data(as_text=True)
+    assert "Select all 2 devices matching the filter" in filtered
 
 
 @pytest.mark.parametrize("query, expected", [

@@ -105,15 +105,39 @@ def test_a_removed_device_that_comes_back_is_added(app, server):
     assert _kept_count(server.id) == 1
 
 
-def test_a_full_fetch_recounts_the_kept_device_count(htmx, apple, paris, run_jobs):
+def test_every_sync_repairs_a_drifted_device_count(htmx, apple, paris, run_jobs):
     server = paris(devices=20)
     db.session.execute(update(ManagedServer).where(ManagedServer.id == server.id).values(device_count=7))
     db.session.commit()  # drifted, whatever the cause
-    apple.state.advance_clock(8 * 86400)  # the cursor expires: the next sync fetches everything
+    apple.state.add_devices("Paris MDM", 2)
     htmx.post(f"/servers/{server.id}/sync")
     assert run_jobs() == []
-    assert _runs(server.id)[-1].kind == "full"
-    assert _kept_count(server.id) == 20
+    assert _runs(server.id)[-1].kind == "incremental"
+    assert _kept_count(server.id) == 22
+
+
+def test_a_fetch_stopped_before_its_removals_removes_them_on_the_next_run(htmx, apple, paris, run_jobs, monkeypatch):
+    from portal.servers import sync as engine
+
+    server = paris(devices=20)
+    sim = apple.state
+    sim.advance_clock(8 * 86400)  # the cursor expires: the next sync fetches everything again...
+    released = [d["serial"] for d in sim.devices("Paris MDM", limit=2)]
+    sim.release_devices(released)  # ...and no longer finds these two
+    real = engine.mark_missing_removed
+    monkeypatch.setattr(engine, "mark_missing_removed",
+                        lambda *args: (_ for _ in ()).throw(RuntimeError("worker killed")))
+    htmx.post(f"/servers/{server.id}/sync")
+    assert len(run_jobs()) == 1  # stopped after committing the fetch's last page
+    assert _device_count(server.id) == 20
+    monkeypatch.setattr(engine, "mark_missing_removed", real)
+
+    htmx.post(f"/servers/{server.id}/sync")  # resumes the fetch: Apple says it is exhausted
+    assert len(run_jobs()) == 1  # (only the earlier failed job)
+    assert _runs(server.id)[-1].status == "succeeded"
+    assert _device_count(server.id) == 18 and _kept_count(server.id) == 18
+    db.session.expire_all()
+    assert all(_devices(server.id)[serial].removed_at is not None for serial in released)
 
 
 def test_unknown_fields_are_kept(app, server):

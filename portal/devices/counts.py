@@ -3,7 +3,8 @@
 Counting 100,000 device rows costs 15-25 ms on PostgreSQL, on every view of an unfiltered device
 list, of the Servers page and of a server row polled during a sync. So the writers keep the count
 instead, in the same transaction as the devices they add or remove (a sync page, the removals
-after a full fetch), and a full fetch recounts it exactly, which would also repair any drift.
+after a full fetch), and every synchronization ends with an exact recount (one count per run, not
+per view), which repairs any drift: devices written by an older worker during an upgrade, say.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def add_to_count(server_id: int, delta: int) -> None:
 
 
 def recount(server_id: int) -> None:
-    """Count the server's current devices exactly (after a full fetch)."""
+    """Count the server's current devices exactly (after a full fetch, at the end of every sync)."""
     current = select(func.count()).select_from(Device).where(
         Device.server_id == server_id, Device.removed_at.is_(None)).scalar_subquery()
     db.session.execute(update(_server).where(_server.c.id == server_id).values(device_count=current, **_KEEP))

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from ..activity.record import record_activity
 from ..apple import errors as apple_errors
 from ..apple_link import client_for, note_apple_error, note_apple_success, status_of
+from ..devices.counts import recount
 from ..devices.store import mark_missing_removed, prepare_page, write_page
 from ..extensions import db
 from ..models import ManagedServer, SyncRun
@@ -92,8 +93,12 @@ def _sync_pages(server: ManagedServer, run: SyncRun, client) -> None:
             try:
                 page, prepared = feed.next()
             except apple_errors.CursorExhausted:
-                # The fetch had already returned everything: continue with changes since then.
+                # The fetch had already returned everything (a run stopped after its last page):
+                # finish it, removals included, then continue with changes since then.
+                if phase == "fetch":
+                    run.removed += mark_missing_removed(server.id, server.fetch_generation, _now())
                 phase, server.fetch_complete = "sync", True
+                db.session.commit()
                 feed.start(phase, server.sync_cursor, server.fetch_generation)
                 continue
             except (apple_errors.CursorExpired, apple_errors.CursorInvalid):
@@ -127,6 +132,9 @@ def _sync_pages(server: ManagedServer, run: SyncRun, client) -> None:
                 feed.start(phase, server.sync_cursor, server.fetch_generation)
                 continue
             break
+    # The pages kept the server's device count; one exact count per run repairs any drift (an
+    # older worker still running during an upgrade, say) without a full fetch.
+    recount(server.id)
 
 
 def _store_page(server: ManagedServer, run: SyncRun, page, prepared) -> list[str]:
