@@ -112,7 +112,10 @@ def dev(host: str, port: int, simulator: bool, simulator_port: int) -> None:
     """Start web, worker, scheduler and the Apple simulator together; Ctrl-C stops them all."""
     from .devserver import run_processes
     from .queue import get_redis
+    from .redis_server import embedded_redis_running, stop_embedded_redis
 
+    redis_dir = None if current_app.config["REDIS_URL"] else current_app.config["EMBEDDED_REDIS_DIR"]
+    own_redis = redis_dir is not None and not embedded_redis_running(redis_dir)
     get_redis()  # start the embedded Redis once, before the others race for it
     flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
     env = dict(os.environ, PYTHONUNBUFFERED="1", PORTAL_INSTANCE_PATH=current_app.instance_path)
@@ -126,7 +129,12 @@ def dev(host: str, port: int, simulator: bool, simulator_port: int) -> None:
         env["APPLE_DEP_URL"] = f"http://127.0.0.1:{simulator_port}"
         click.echo(f"Apple simulator: http://127.0.0.1:{simulator_port}/ (the portal talks to it instead of Apple)")
     click.echo(f"Portal: http://{host}:{port}/")
-    raise SystemExit(run_processes(commands, env))
+    try:
+        code = run_processes(commands, env)
+    finally:
+        if own_redis:  # started for this command, so stopped with it (its queue saved for the next start)
+            stop_embedded_redis(redis_dir)
+    raise SystemExit(code)
 
 
 @click.command("demo")

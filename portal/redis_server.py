@@ -31,6 +31,11 @@ def embedded_redis_url(directory: str | Path) -> str:
     return url
 
 
+def embedded_redis_running(directory: str | Path) -> bool:
+    """Whether the embedded server in `directory` answers."""
+    return _answers(f"unix://{Path(directory) / 'redis.sock'}")
+
+
 def stop_embedded_redis(directory: str | Path) -> None:
     """Shut the embedded server down (saving its data) if it is running."""
     url = f"unix://{Path(directory) / 'redis.sock'}"

@@ -107,3 +107,67 @@ def test_rotate_keys_reencrypts_every_secret_with_the_first_key(app, runner):
     assert vault.decrypt(server.token_ciphertext, [new]) == b"token json"
     assert vault.decrypt(server.key_ciphertext, [new]) == b"key"
     assert vault.decrypt(pending.key_ciphertext, [new]) == b"pending key"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _run_dev_until_up_then_sigterm(instance) -> str:
+    """`flask dev` (no simulator) in its own instance folder: wait for the web page, then SIGTERM."""
+    import os
+    import signal
+    import subprocess
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+    env["PORTAL_INSTANCE_PATH"] = str(instance)
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "dev", "--no-simulator", "--port", str(port)],
+                            cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return out
+
+
+def test_dev_stops_the_embedded_redis_it_started(tmp_path):
+    from portal.redis_server import embedded_redis_running, stop_embedded_redis
+
+    instance = tmp_path / "instance"
+    try:
+        out = _run_dev_until_up_then_sigterm(instance)
+        assert "SIGTERM: stopping everything" in out, out[-2000:]
+        assert not embedded_redis_running(instance / "redis")  # nothing left running after Ctrl-C or kill
+    finally:
+        stop_embedded_redis(instance / "redis")
+
+
+def test_dev_leaves_alone_an_embedded_redis_it_found_running(tmp_path):
+    from portal.redis_server import embedded_redis_running, embedded_redis_url, stop_embedded_redis
+
+    instance = tmp_path / "instance"
+    embedded_redis_url(instance / "redis")  # started by someone else (another flask worker, say)
+    try:
+        out = _run_dev_until_up_then_sigterm(instance)
+        assert "SIGTERM: stopping everything" in out, out[-2000:]
+        assert embedded_redis_running(instance / "redis")
+    finally:
+        stop_embedded_redis(instance / "redis")
