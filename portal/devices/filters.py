@@ -100,8 +100,11 @@ class DeviceQuery:
         """True when something narrows the list beyond "current devices (of this server)"."""
         return not self.only_current_devices or (self.server_id is not None and not self.server_fixed)
 
-    def conditions(self) -> list:
-        """SQLAlchemy conditions on Device (to be AND-ed) selecting exactly the rows of this query."""
+    def conditions(self, *, for_count: bool = False) -> list:
+        """SQLAlchemy conditions on Device (to be AND-ed) selecting exactly the rows of this query.
+
+        `for_count`: the same rows, in the form that counts them fastest (see pending.assignment_condition).
+        """
         conditions = []
         if self.removed == "":
             conditions.append(Device.removed_at.is_(None))
@@ -125,7 +128,7 @@ class DeviceQuery:
         elif self.profile:
             conditions.append(Device.profile_id == int(self.profile))
         if self.assignment:
-            conditions.append(assignment_condition(self.assignment))
+            conditions.append(assignment_condition(self.assignment, for_count=for_count))
         if self.enroll:
             from .enrollment import not_ready_conditions  # enrollment imports nothing from here; avoids a cycle
             not_ready = and_(*not_ready_conditions())

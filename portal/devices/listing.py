@@ -60,7 +60,7 @@ def list_devices(query: DeviceQuery, after: str | None = None, before: str | Non
     if query.only_current_devices:  # kept by the writers (counts.py): no 100,000-row count per view
         total, capped = sum(current_counts(query.server_id).values()), False
     else:
-        total, capped = count_devices(conditions, COUNT_CAP)
+        total, capped = count_devices(query.conditions(for_count=True), COUNT_CAP)
     dense = capped or total > DENSE
     devices = None
     if before_c is not None:

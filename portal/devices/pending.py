@@ -8,7 +8,7 @@ widest and most indexed table, and on PostgreSQL most of the cost of a 10,000-de
 """
 from __future__ import annotations
 
-from sqlalchemy import and_, not_, or_, select
+from sqlalchemy import and_, any_, func, not_, or_, select
 
 from ..extensions import db
 from ..models import AssignmentTask, Device
@@ -31,8 +31,16 @@ def pending_among(device_ids) -> set[int]:
         AssignmentTask.device_id.in_(ids), AssignmentTask.state.in_(PENDING_STATES)).distinct()).scalars())
 
 
-def assignment_condition(value: str):
-    """The device list's Assignment filter: 'queued', or a last answer of a device not queued again."""
+def assignment_condition(value: str, *, for_count: bool = False):
+    """The device list's Assignment filter: 'queued', or a last answer of a device not queued again.
+
+    `for_count` (PostgreSQL): the waiting devices as `id = ANY(ARRAY(...))`, which PostgreSQL reads
+    through the primary key, one probe per waiting device, instead of scanning the device table
+    against a hash of them (10,000 waiting: 12 ms against 26 ms to count the first 5,001). Only to
+    count: as a filter beside a walk of the sort index it would search the array for every row.
+    """
+    if value == QUEUED and for_count and db.session.get_bind().dialect.name == "postgresql":
+        return Device.id == any_(func.array(pending_devices().scalar_subquery()))
     waiting = Device.id.in_(pending_devices())
     if value == QUEUED:
         return waiting
