@@ -760,3 +760,31 @@ def test_pages_without_javascript_and_empty_states(admin_client, apple, paris):
 def test_missing_ids_are_404_pages(admin_client, url):
     response = admin_client.get(url)
     assert response.status_code == 404 and "Page not found" in response.get_data(as_text=True)
+
+
+def test_a_profiles_device_count_leaves_out_devices_apple_no_longer_assigns(htmx, apple, paris, run_jobs):
+    """Profile list, status card and Delete dialog count the devices its device list shows."""
+    server, profile = paris(devices=6)
+    assert pick(htmx, profile, all_matching="1").status_code == 204
+    assert run_jobs() == []
+    released = sim_serials(apple, 2)
+    apple.state.release_devices(released)
+    htmx.post(f"/servers/{server.id}/sync")
+    assert run_jobs() == []
+    assert "4 devices associated" in htmx.get(f"/profiles/{profile.id}/devices").get_data(as_text=True)
+    card = htmx.get(f"/profiles/{profile.id}").get_data(as_text=True)
+    assert re.search(r"<dt>Associated devices</dt><dd>4</dd>", card)
+    dialog = htmx.get(f"/profiles/{profile.id}/delete").get_data(as_text=True)
+    assert re.search(r"<strong>4 devices</strong> are associated", dialog)
+
+
+def test_ok_with_only_devices_no_longer_on_the_server_says_so(htmx, apple, paris, run_jobs):
+    server, profile = paris(devices=3)
+    gone = devices_of(server.id)[sim_serials(apple, 1)[0]]
+    apple.state.release_devices([gone.serial_number])
+    htmx.post(f"/servers/{server.id}/sync")
+    assert run_jobs() == []
+    response = pick(htmx, profile, [gone.id])
+    assert response.status_code == 422
+    assert "None of the ticked devices is still assigned to Paris" in response.get_data(as_text=True)
+    assert db.session.execute(select(func.count()).select_from(AssignmentBatch)).scalar_one() == 0

@@ -43,7 +43,9 @@ def request_assignment(server: ManagedServer, profile: EnrollmentProfile | None,
     """
     ids = sorted({int(i) for i in device_ids})
     chunks = [[Device.id.in_(ids[i:i + ID_CHUNK])] for i in range(0, len(ids), ID_CHUNK)]
-    return _create(server, profile, chunks, action, origin, actor)
+    gone = (f"None of the ticked devices is still assigned to {server.name}: Apple no longer assigns them to it "
+            "(see its latest synchronization). Tick other devices.") if ids else None
+    return _create(server, profile, chunks, action, origin, actor, empty_message=gone)
 
 
 def request_matching(server: ManagedServer, profile: EnrollmentProfile | None, conditions: list, *,
@@ -72,7 +74,7 @@ def count_devices(server_id: int, conditions: list) -> int:
         Device.server_id == server_id, Device.removed_at.is_(None), *conditions)).scalar_one()
 
 
-def _create(server, profile, condition_sets, action, origin, actor) -> AssignmentBatch:
+def _create(server, profile, condition_sets, action, origin, actor, empty_message=None) -> AssignmentBatch:
     if action not in (ASSIGN, REMOVE):
         raise ValueError(f"unknown action {action!r}")
     if action == ASSIGN:
@@ -94,8 +96,9 @@ def _create(server, profile, condition_sets, action, origin, actor) -> Assignmen
                                      .where(AssignmentTask.batch_id == batch.id)).scalar_one()
     if not batch.total:
         db.session.rollback()
-        raise ValueError("No device was selected: tick the devices (or all devices matching the filter) first."
-                         if action == ASSIGN else "No device associated with this profile was selected.")
+        raise ValueError(empty_message or (
+            "No device was selected: tick the devices (or all devices matching the filter) first."
+            if action == ASSIGN else "No device associated with this profile was selected."))
     _supersede_older(batch, now)  # the devices show as queued from their tasks (devices/pending.py)
     words = ACTION_WORDS[action]
     label = f"“{profile.name}”" if profile else "its profile"

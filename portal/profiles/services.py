@@ -160,11 +160,12 @@ def delete_profile(profile: EnrollmentProfile, device_count: int) -> None:
 
 
 def device_counts(profile_ids: list[int]) -> dict[int, int]:
-    """Devices associated with each profile (Device.profile_id), in one grouped query."""
+    """Current devices associated with each profile (Device.profile_id), in one grouped query: as
+    the profile's device list shows them, without the devices Apple no longer assigns to the server."""
     if not profile_ids:
         return {}
-    rows = db.session.execute(select(Device.profile_id, func.count()).where(Device.profile_id.in_(profile_ids))
-                              .group_by(Device.profile_id)).all()
+    rows = db.session.execute(select(Device.profile_id, func.count()).where(
+        Device.profile_id.in_(profile_ids), Device.removed_at.is_(None)).group_by(Device.profile_id)).all()
     return dict(rows)
 
 
