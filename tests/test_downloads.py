@@ -57,6 +57,9 @@ def test_device_export_of_a_server_with_a_non_ascii_name(admin_client, name, slu
     every_header = _disposition(every)
     assert every_header.startswith('attachment; filename="devices-all-') and "filename*" not in every_header
     assert "C02TOKYO1" in every.get_data(as_text=True)
+    # The global list filtered to one server is named after it too.
+    filtered = _disposition(admin_client.get(f"/devices.csv?server={server.id}"))
+    assert f"filename*=UTF-8''{quote(f'devices-{slug}-')}" in filtered
 
 
 def test_certificate_of_a_key_pair_with_a_non_ascii_name(htmx):

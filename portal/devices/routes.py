@@ -86,7 +86,9 @@ def _render_list(server: ManagedServer | None):
 def _csv(server: ManagedServer | None) -> Response:
     query = _query(server)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M")
-    name = f"devices-{file_stem(server.name, 'server').lower() if server else 'all'}-{stamp}.csv"
+    # Named after the server whether it comes from the path or from the ?server= filter.
+    named = server or (db.session.get(ManagedServer, query.server_id) if query.server_id else None)
+    name = f"devices-{file_stem(named.name, 'server').lower() if named else 'all'}-{stamp}.csv"
     response = Response(stream_with_context(csv_lines(query)), mimetype="text/csv")
     response.headers["Content-Disposition"] = attachment(name, "devices")
     return response
