@@ -16,7 +16,9 @@ from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.models import AssignmentBatch, AssignmentTask, Device, EnrollmentProfile, ManagedServer
-from tests.test_assignments import configured_profile, devices_of, paris  # noqa: F401 - fixture
+from portal.queue import get_redis
+from tests.test_assignments import (clock, configured_profile, devices_of, latest_batch, paris,  # noqa: F401
+                                    pick, tasks_of)
 from tests.test_devices import _seed, _server
 
 HOLD_S = 0.5  # how long the first writer keeps its transaction open once the second one has started
@@ -188,3 +190,94 @@ def test_delete_server_that_stays_busy_says_so_and_deletes_nothing(app, admin_cl
     db.session.expire_all()
     assert db.session.get(ManagedServer, server_id) is not None
     assert db.session.execute(select(func.count()).select_from(Device)).scalar_one() == 100
+
+
+# ----- Two Add Devices jobs of one server on two workers: Apple gets them in turn (assignments/turns.py)
+
+def _turn_key(server_id: int) -> str:
+    return f"ade:assignment-turn:{server_id}"
+
+
+def test_a_newer_request_is_sent_only_after_the_older_call_at_apple_is_answered(app, htmx, apple, paris, run_jobs,
+                                                                                 monkeypatch):
+    """The admin moves a device to Support while the worker sending its Sales request is on its way to
+    Apple; a second worker takes the newer request. Apple must end with Support, as the portal does."""
+    from portal.assignments import runner
+    from portal.assignments.services import request_assignment
+
+    server, sales = paris(devices=3)
+    support = configured_profile(server, "Support")
+    server_id, support_id = server.id, support.id
+    device = next(iter(devices_of(server_id).values()))
+    assert pick(htmx, sales, [device.id]).status_code == 204
+    older_id = latest_batch().id
+    real, calls, seen = runner._call, [], {}
+
+    def second_worker(batch_id):
+        with app.app_context():
+            try:
+                runner.run_batch(batch_id)
+            finally:
+                db.session.remove()
+
+    def older_call_on_its_way(client, action, uuid, serials):
+        calls.append(uuid)
+        if len(calls) == 1:
+            with app.app_context():
+                newer_id = request_assignment(db.session.get(ManagedServer, server_id),
+                                              db.session.get(EnrollmentProfile, support_id), [device.id], actor="bob").id
+                db.session.remove()
+            worker = threading.Thread(target=second_worker, args=(newer_id,))
+            worker.start()
+            seen["worker"] = worker
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and worker.is_alive():  # ends at once without turns
+                page = htmx.get(f"/assignments/{newer_id}/status").get_data(as_text=True)
+                if f"Waiting for request #{older_id} of this server to be answered" in page:
+                    seen["waiting"] = True
+                    break
+                time.sleep(0.05)
+        return real(client, action, uuid, serials)
+
+    monkeypatch.setattr(runner, "_call", older_call_on_its_way)
+    assert run_jobs() == []  # the older job, then the newer one's own RQ job (nothing left to send)
+    seen["worker"].join(30)
+    assert seen.get("waiting"), "the newer request did not wait for the older call"
+    assert calls == [sales.apple_profile_uuid, support.apple_profile_uuid]
+    assert apple.state.device(device.serial_number)["profile_uuid"] == support.apple_profile_uuid
+    assert devices_of(server_id)[device.serial_number].profile_id == support_id
+    assert latest_batch().status == "finished" and latest_batch().error_message is None
+    assert get_redis().get(_turn_key(server_id)) is None  # released
+
+
+def test_a_turn_left_by_a_killed_worker_is_taken_over_at_once(app, htmx, apple, paris, run_jobs):
+    server, sales = paris(devices=3)
+    get_redis().set(_turn_key(server.id), "41:0123456789abcdef0123456789abcdef:x", px=600_000)  # no such RQ job
+    assert pick(htmx, sales, [d.id for d in devices_of(server.id).values()]).status_code == 204
+    assert run_jobs() == []
+    batch = latest_batch()
+    assert (batch.status, batch.succeeded, batch.error_message) == ("finished", 3, None)
+
+
+def test_a_request_kept_waiting_too_long_is_held_and_sent_later(app, htmx, apple, paris, run_jobs, monkeypatch,
+                                                                clock):
+    from portal.assignments import retries, turns
+
+    server, sales = paris(devices=3)
+    monkeypatch.setattr(turns, "WAIT_LIMIT_S", 0.3)
+    get_redis().set(_turn_key(server.id), "41:-:x", px=600_000)  # a holder outside RQ: until the key expires
+    assert pick(htmx, sales, [d.id for d in devices_of(server.id).values()]).status_code == 204
+    assert run_jobs() == []
+    batch = latest_batch()
+    assert batch.status == "waiting" and batch.succeeded == 0
+    assert batch.error_message.startswith("Waiting for request #41 of this server to be answered")
+    page = htmx.get(f"/assignments/{batch.id}").get_data(as_text=True)
+    assert "Waiting for request #41 of this server to be answered" in page
+    assert all(t.state == "queued" and t.retry_at is not None for t in tasks_of(batch.id).values())
+
+    get_redis().delete(_turn_key(server.id))  # the other request is done
+    clock(minutes=2)
+    assert retries.retry_due()["started"] == [batch.id]
+    assert run_jobs() == []
+    batch = latest_batch()
+    assert (batch.status, batch.succeeded) == ("finished", 3)

@@ -28,6 +28,7 @@ from ..models.assignment import (ASSIGN, DONE, FAILED, NOT_ACCESSIBLE, QUEUED, S
 from ..models.profile import CONFIGURED
 from . import timing
 from .services import ACTION_WORDS, refresh_counts
+from .turns import Turn, TurnBusy
 
 log = logging.getLogger(__name__)
 NO_UPDATE = {"synchronize_session": False}
@@ -48,15 +49,23 @@ def run_batch(batch_id: int, client=None) -> dict:
     batch.started_at = batch.started_at or now
     db.session.commit()
     sent: Counter = Counter()
+    turn = None
     try:
         uuid = _ready_to_send(batch, server)
         if uuid is not False:
-            sent = _send_all(batch, client or client_for(server), uuid)
+            turn = Turn(batch.server_id, batch.id)
+            if _take_turn(batch, turn):  # it waited: the token or the profile may have changed meanwhile
+                uuid = _ready_to_send(batch, server)
+        if uuid is not False:
+            sent = _send_all(batch, client or client_for(server), uuid, turn)
             if sent:
                 note_apple_success(server)
     except apple_errors.AppleError as exc:
         db.session.rollback()
         _hold_after_error(batch, server, exc)
+    except TurnBusy as exc:
+        db.session.rollback()
+        _hold(batch, timing.TURN_WAIT, _waiting_for(exc.holder_batch_id) + " Tried again in a minute.")
     except Exception:
         db.session.rollback()
         batch.status = "interrupted"
@@ -64,8 +73,34 @@ def run_batch(batch_id: int, client=None) -> dict:
                                "automatically within a few minutes (or use Retry now).")
         db.session.commit()
         raise  # RQ's failed registry keeps the traceback
+    finally:
+        if turn is not None:
+            turn.release()
     _finish(batch, sent, again)
     return {"batch": batch.id, "status": batch.status, **dict(sent)}
+
+
+def _take_turn(batch: AssignmentBatch, turn: Turn) -> bool:
+    """Wait until no other request of the server is at Apple (see turns.py), saying so meanwhile.
+    Returns whether it waited."""
+    waited = []
+
+    def show_waiting(holder_batch_id: int | None) -> None:
+        waited.append(holder_batch_id)
+        batch.status, batch.error_message = "queued", _waiting_for(holder_batch_id)
+        db.session.commit()
+
+    turn.take(show_waiting)
+    if waited:
+        batch.status, batch.error_message = "running", None
+        db.session.commit()
+    return bool(waited)
+
+
+def _waiting_for(holder_batch_id: int | None) -> str:
+    other = f"request #{holder_batch_id}" if holder_batch_id else "another request"
+    return (f"Waiting for {other} of this server to be answered: Apple gets one Add Devices or "
+            "Remove Devices request of a server at a time, so that it keeps the newer one.")
 
 
 def _requeue_interrupted(batch: AssignmentBatch, now) -> int:
@@ -108,7 +143,7 @@ def _profile_deleted(batch: AssignmentBatch) -> bool:
         EnrollmentProfile.id == batch.profile_id)).first() is None
 
 
-def _send_all(batch: AssignmentBatch, client, uuid: str | None) -> Counter:
+def _send_all(batch: AssignmentBatch, client, uuid: str | None, turn: Turn) -> Counter:
     """Every due task, one call per ≤1000 serials; returns how many got each answer.
 
     While Apple answers one call, the previous call's answers are stored and the next chunk is
@@ -141,6 +176,7 @@ def _send_all(batch: AssignmentBatch, client, uuid: str | None) -> Counter:
                 following, profile_gone = None, True  # what Apple already answered is still stored
             if following:
                 pending = pool.submit(_call, client, action, uuid, following.serials)
+            turn.renew()
             counts = _store_answers(batch, chunk, answers, uuid)
             sent.update(counts)
             _count(batch, counts)

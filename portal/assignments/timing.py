@@ -13,6 +13,7 @@ THROTTLED_WAIT = 60                 # seconds, when Apple throttled without sayi
 PROFILE_WAIT = timedelta(minutes=5)  # the profile is being (re)configured: look again soon
 TOKEN_WAIT = timedelta(minutes=15)  # the server's token needs the admin: look again later
 MAX_CALL_WAIT = 3600                # cap of the backoff after whole-call errors (seconds)
+TURN_WAIT = timedelta(minutes=1)    # another request of the server kept Apple busy too long
 NEW_JOB_GRACE = timedelta(minutes=2)  # a batch this young may still be on its way to the queue
 
 
