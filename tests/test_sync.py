@@ -470,6 +470,8 @@ def test_transient_errors_are_retried_and_recorded(htmx, apple, paris, run_jobs)
     assert run.status == "queued" and run.retries == 1 and "retry 1 of 3" in run.error_message
     scheduled = [job.func_name for job in Scheduler(queue_name="default", connection=get_redis()).get_jobs()]
     assert "jobs.sync.sync_server" in scheduled
+    row = htmx.get("/servers").get_data(as_text=True)
+    assert "Apple unavailable or busy: retry 1 scheduled" in row and "retry 1 of 3 in 60 s" in row  # title: when
     again = htmx.post(f"/servers/{server.id}/sync")
     assert "already running" in again.headers["HX-Trigger"]  # the retry is the running sync
     warning = db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "server.sync_retry")).scalar_one()
