@@ -45,6 +45,12 @@
     { code: "[45]..", swap: false, error: true },
   ];
 
+  // A pop-up always fills #modal-content. A button inside a section that swaps itself (outerHTML)
+  // would otherwise inherit that swap and replace the pop-up's container: no pop-up could open again.
+  document.body.addEventListener("htmx:beforeSwap", function (e) {
+    if (e.detail.target && e.detail.target.id === "modal-content") e.detail.swapOverride = "innerHTML";
+  });
+
   document.body.addEventListener("htmx:afterSwap", function (e) {
     var dlg = modal();
     if (!dlg) return;

@@ -71,3 +71,44 @@ def test_add_devices_from_the_pop_up_to_the_results(signed_in_page: Page, apple,
     assert run_jobs() == []
     page.reload()
     expect(results.get_by_role("row").filter(has_text=second)).to_contain_text("Assigned")
+
+
+def test_every_pop_up_of_the_profile_page_opens_again_after_add_and_remove_devices(signed_in_page: Page, profile,
+                                                                                    htmx, run_jobs):
+    """The device section swaps itself (outerHTML): its pop-up buttons must still fill the pop-up, not
+    replace it, or no pop-up of the page opens again until a reload."""
+    from tests.test_assignments import pick
+
+    page = signed_in_page
+    first = sorted(devices_of(profile.server_id).values(), key=lambda d: d.serial_number)[0]
+    assert pick(htmx, profile, [first.id]).status_code == 204
+    assert run_jobs() == []
+    page.goto(f"/profiles/{profile.id}")
+    section = page.locator("#profile-devices")
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+    section.get_by_role("link", name="Add Devices", exact=True).click()
+    picker = page.get_by_role("dialog", name="Select the Managed Devices")
+    expect(picker).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(picker).to_be_hidden()
+
+    page.get_by_role("link", name="Configure profile").click()
+    configure = page.get_by_role("dialog", name=re.compile("Configure profile"))
+    expect(configure).to_be_visible()
+    page.keyboard.press("Escape")
+
+    section.get_by_role("checkbox", name=f"Select {first.serial_number}").check()
+    section.get_by_role("button", name="Remove Devices").click()
+    remove = page.get_by_role("dialog", name=re.compile("Remove Devices"))
+    expect(remove).to_be_visible()
+    remove.get_by_role("button", name="Cancel").click()
+    expect(remove).to_be_hidden()
+
+    page.get_by_role("link", name="Edit").click()
+    expect(page.get_by_role("dialog", name=re.compile("Edit"))).to_be_visible()
+    page.keyboard.press("Escape")
+    section.get_by_role("link", name="Add Devices", exact=True).click()
+    expect(picker).to_be_visible()
+    assert errors == []
