@@ -426,6 +426,58 @@ def test_will_enroll_and_the_sql_rule_agree(app, fleet):
     assert not_ready == {"F17XYZ9", "DMQ100_"}
 
 
+def test_devices_apple_still_hands_a_profile_are_flagged_apart(admin_client, fleet):
+    """Not ready here, but Apple still holds a profile for them: they enroll, with settings that are not
+    the ones set up here (a profile deleted here, or changed since it was configured)."""
+    from portal.devices.enrollment import outlook, outlook_conditions, will_enroll
+
+    kiosk, paris = fleet["kiosk"], fleet["paris"]
+    kiosk.apple_profile_uuid = "KIOSK-UUID-1"
+    db.session.commit()
+    _seed(paris,
+          # its profile was deleted here: the association is gone, Apple's profile is not
+          {"serial_number": "GONE001", "profile_uuid": "DELETED-UUID", "profile_status": "pushed"},
+          # associated with Kiosk, changed since Apple got it
+          {"serial_number": "KSK0001", "profile_id": kiosk.id, "profile_uuid": "KIOSK-UUID-1",
+           "profile_status": "assigned"},
+          # Apple removed its profile: nothing is handed out
+          {"serial_number": "RMV0001", "profile_uuid": "DELETED-UUID", "profile_status": "removed"})
+
+    gone = _device("GONE001")
+    ready, reason = will_enroll(gone)
+    assert (ready, outlook(gone, ready)) == (False, "outdated")
+    assert "No enrollment profile is associated" in reason
+    assert "a profile this portal no longer has (UUID DELETED-UUID" in reason and "(pushed to the device)" in reason
+    page = html.unescape(admin_client.get(f"/devices/{gone.id}").get_data(as_text=True))
+    assert "Enrolls with a profile not as set up here" in page and "Won’t enroll automatically" not in page
+    kiosk_device = _device("KSK0001")
+    ready, reason = will_enroll(kiosk_device)
+    assert outlook(kiosk_device, ready) == "outdated"
+    assert "Kiosk” is changed since it was last configured: Configure profile." in reason
+    assert "the version of the profile “Kiosk” it was last configured with (assigned)" in reason
+    assert outlook(_device("RMV0001"), False) == "no"
+
+    # The server page counts them apart, each linking to its filtered list.
+    server_page = admin_client.get(f"/servers/{paris.id}").get_data(as_text=True)
+    assert "4 devices will fail to enroll automatically" in server_page  # F17XYZ9, DMQ100_, C02AAB2, RMV0001
+    assert "2 devices will enroll with a profile that is not as set up here" in server_page
+    link = html.unescape(re.search(r'href="([^"]*enroll=outdated[^"]*)"', server_page).group(1))
+    assert sorted(_serials(admin_client.get(link))) == ["GONE001", "KSK0001"]
+    rows = dict(re.findall(r"<td><code>([^<]+)</code></td>.*?<td class=\"nowrap\">(<span[^>]*>[^<]+</span>)",
+                           admin_client.get("/devices?sort=serial").get_data(as_text=True), re.S))
+    assert "Outdated profile" in rows["GONE001"] and "Won’t enroll" in rows["RMV0001"]
+    csv_rows = {r["serial_number"]: r["will_enroll"] for r in csv.DictReader(io.StringIO(
+        admin_client.get("/devices.csv").get_data(as_text=True)))}
+    assert (csv_rows["GONE001"], csv_rows["RMV0001"], csv_rows["C02AAA1"]) == ("outdated", "no", "yes")
+
+    # Python and SQL agree on every current device, for every value of the filter.
+    for value in ("yes", "outdated", "no"):
+        matched = set(db.session.execute(select(Device.serial_number).where(*outlook_conditions(value))).scalars())
+        expected = {d.serial_number for d in db.session.execute(select(Device)).scalars()
+                    if d.removed_at is None and outlook(d, will_enroll(d)[0]) == value}
+        assert matched == expected, value
+
+
 def test_not_ready_devices_are_flagged_in_the_list(admin_client, fleet):
     page = admin_client.get("/devices?sort=serial").get_data(as_text=True)
     rows = dict(re.findall(r"<td><code>([^<]+)</code></td>.*?<td class=\"nowrap\">(<span[^>]*>[^<]+</span>)",

@@ -4,17 +4,24 @@ A current device enrolls automatically during Setup Assistant only if Apple acce
 profile of ours for it (Device.profile_id), that profile is configured at Apple as it is here, and
 its server has a server configuration (the MDM the profile's URL sends the device to).
 `will_enroll` explains one device in plain words; `not_ready_conditions` is the same rule in SQL,
-for counts and the `enroll=no` filter. Keep the two in step (tests check they agree).
+for counts and the `enroll` filter. Keep the two in step (tests check they agree).
+
+A device that is not ready may still get a profile from Apple: the one Apple holds for it (profile
+status assigned or pushed), kept when its profile here was deleted, changed since it was configured,
+or its server lost its server configuration. It then enrolls, but with settings that are not the
+ones set up here: its outlook is "outdated", flagged apart from "no" (it will fail to enroll).
 """
 from __future__ import annotations
 
-from sqlalchemy import exists, func, not_, or_, select
+from sqlalchemy import and_, exists, func, not_, or_, select
 
 from ..extensions import db
 from ..models import Device, EnrollmentProfile, ManagedServer
 from ..models.profile import CONFIGURED
 from .pending import shown_state
 
+HELD_STATUSES = ("assigned", "pushed")  # Apple's profile status while it hands the device a profile
+YES, OUTDATED, NO = "yes", "outdated", "no"
 STATUS_WORDS = {"not_configured": "not configured yet", "configuring": "being configured",
                 "failed": "failed to configure", "changed": "changed since it was last configured"}
 
@@ -29,7 +36,56 @@ def not_ready_conditions() -> list:
             or_(Device.profile_id.is_(None), not_(profile_configured), not_(server_configured))]
 
 
+def apple_holds_profile(device: Device) -> bool:
+    """Whether Apple hands the device a profile at its next setup, whatever this portal associates."""
+    return bool(device.profile_uuid) and device.profile_status in HELD_STATUSES
+
+
+def apple_holds_condition():
+    """apple_holds_profile() in SQL."""
+    return and_(Device.profile_uuid.is_not(None), Device.profile_status.in_(HELD_STATUSES))
+
+
+def outlook(device: Device, ready: bool) -> str:
+    """YES (ready), OUTDATED (not ready, but Apple still hands it a profile) or NO."""
+    if ready:
+        return YES
+    return OUTDATED if device.removed_at is None and apple_holds_profile(device) else NO
+
+
+def outlook_conditions(value: str) -> list:
+    """Conditions on Device (AND-ed) for the `enroll` filter: YES, OUTDATED or NO (see outlook())."""
+    not_ready = and_(*not_ready_conditions())
+    if value == YES:
+        return [Device.removed_at.is_(None), not_(not_ready)]
+    held = apple_holds_condition()
+    return [not_ready, held if value == OUTDATED else not_(held)]
+
+
 def will_enroll(device: Device) -> tuple[bool, str]:
+    """(True, why) if the device will enroll automatically, else (False, what is missing, and what
+    Apple will hand it meanwhile if it still holds a profile for it)."""
+    ready, reason = _readiness(device)
+    if not ready and device.removed_at is None and apple_holds_profile(device):
+        reason += " " + _held_words(device)
+    return ready, reason
+
+
+def _held_words(device: Device) -> str:
+    """What Apple hands a device that is not ready here, when it still holds a profile for it."""
+    status = "pushed to the device" if device.profile_status == "pushed" else "assigned"
+    same = db.session.execute(select(EnrollmentProfile).where(
+        EnrollmentProfile.server_id == device.server_id,
+        EnrollmentProfile.apple_profile_uuid == device.profile_uuid).limit(1)).scalar_one_or_none()
+    if same is not None:
+        held = f"the version of the profile “{same.name}” it was last configured with"
+    else:
+        held = f"a profile this portal no longer has (UUID {device.profile_uuid}; deleted here, or assigned elsewhere)"
+    return (f"Meanwhile Apple still hands the device {held} ({status}): it enrolls with those settings, "
+            "not the ones set up here.")
+
+
+def _readiness(device: Device) -> tuple[bool, str]:
     """(True, why) if the device will enroll automatically, else (False, what is missing)."""
     if device.removed_at is not None:
         return False, ("The device is no longer assigned to this server in Apple Business Manager "
@@ -52,9 +108,10 @@ def will_enroll(device: Device) -> tuple[bool, str]:
                   f"“{server.configuration_name}”.")
 
 
-def not_ready_count(server_id: int | None = None) -> int:
-    """How many current devices (of one server) will fail to enroll automatically."""
-    conditions = not_ready_conditions()
-    if server_id is not None:
-        conditions.append(Device.server_id == server_id)
-    return db.session.execute(select(func.count()).select_from(Device).where(*conditions)).scalar_one()
+def not_ready_counts(server_id: int) -> dict[str, int]:
+    """How many current devices of the server will fail to enroll automatically (NO), and how many
+    will enroll with a profile Apple holds that is not as set up here (OUTDATED)."""
+    held = apple_holds_condition()
+    row = db.session.execute(select(func.count(), func.count().filter(held)).select_from(Device).where(
+        Device.server_id == server_id, *not_ready_conditions())).one()
+    return {NO: row[0] - row[1], OUTDATED: row[1]}

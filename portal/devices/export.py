@@ -62,7 +62,7 @@ def csv_lines(query: DeviceQuery) -> Iterator[str]:
             writer.writerow([safe_cell(getattr(d, name)) for name in APPLE_COLUMNS] + [
                 safe_cell(extra), safe_cell(row.server_name), safe_cell(row.profile_name),
                 safe_cell(row.assignment), safe_cell(d.assignment_at),
-                "yes" if row.ready else "no", safe_cell(d.removed_at)])
+                row.outlook, safe_cell(d.removed_at)])  # yes, outdated or no
         yield flush()
         if len(devices) < CHUNK:
             return

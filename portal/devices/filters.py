@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from sqlalchemy import and_, not_, or_
+from sqlalchemy import or_
 
 from ..converters import small_int
 from ..models import Device
@@ -19,7 +19,7 @@ from .search import search_condition
 APPLE_PROFILE_STATUSES = ("empty", "assigned", "pushed", "removed")
 ASSIGNMENT_STATES = ("queued", "assigned", "not_accessible", "failed", "throttled", "none")
 REMOVED_CHOICES = ("", "removed", "all")      # "" = current devices only
-ENROLL_CHOICES = ("", "no", "yes")            # no = will fail to enroll automatically
+ENROLL_CHOICES = ("", "no", "outdated", "yes")  # see enrollment.outlook()
 SORTS = ("serial", "model", "assigned")
 DIRECTIONS = ("asc", "desc")
 MAX_TEXT = 64  # longer than any serial number, model code, OS or family name
@@ -130,8 +130,6 @@ class DeviceQuery:
         if self.assignment:
             conditions.append(assignment_condition(self.assignment, for_count=for_count))
         if self.enroll:
-            from .enrollment import not_ready_conditions  # enrollment imports nothing from here; avoids a cycle
-            not_ready = and_(*not_ready_conditions())
-            conditions.append(not_ready if self.enroll == "no"
-                              else and_(Device.removed_at.is_(None), not_(not_ready)))
+            from .enrollment import outlook_conditions  # enrollment imports nothing from here; avoids a cycle
+            conditions.extend(outlook_conditions(self.enroll))
         return conditions

@@ -9,6 +9,7 @@ from ..extensions import db
 from ..models import Device, EnrollmentProfile, ManagedServer
 from ..models.profile import CONFIGURED
 from .counts import current_counts
+from .enrollment import outlook
 from .filters import DeviceQuery
 from .keyset import Cursor, cursor_of, decode_cursor, fetch
 from .pending import pending_among, shown_state
@@ -31,6 +32,7 @@ class DeviceRow:
     server_name: str
     profile_name: str | None
     ready: bool  # will enroll automatically (enrollment.will_enroll says why not)
+    outlook: str  # yes, outdated (Apple still hands it a profile not as set up here) or no: enrollment.outlook
     assignment: str  # the Assignment column: queued, or the last answer (see pending.shown_state)
 
 
@@ -136,5 +138,5 @@ def decorate(devices: list[Device]) -> list[DeviceRow]:
         ready = (device.removed_at is None and profile is not None and profile.status == CONFIGURED
                  and server is not None and server.configuration_id is not None)
         rows.append(DeviceRow(device, server.name if server else "—", profile.name if profile else None, ready,
-                              shown_state(device, pending)))
+                              outlook(device, ready), shown_state(device, pending)))
     return rows

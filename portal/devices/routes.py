@@ -12,7 +12,7 @@ from ..models import Device, EnrollmentProfile, ManagedServer
 from . import bp
 from .choices import filter_choices
 from .detail import attributes, history
-from .enrollment import will_enroll
+from .enrollment import outlook, will_enroll
 from .export import csv_lines
 from .filters import APPLE_PROFILE_STATUSES, ASSIGNMENT_STATES, DeviceQuery
 from .listing import list_devices
@@ -53,7 +53,8 @@ def detail(device_id: int):
     ready, reason = will_enroll(device)
     return render_template("devices/detail.html", device=device, server=server, profile=profile,
                            attributes=attributes(device), history=entries, history_total=history_total,
-                           ready=ready, reason=reason, assignment=shown_state(device))
+                           ready=ready, outlook=outlook(device, ready), reason=reason,
+                           assignment=shown_state(device))
 
 
 def _query(server: ManagedServer | None) -> DeviceQuery:

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from ..activity.record import record_activity
 from ..apple_link import status_of
 from ..device_locks import Busy
-from ..devices.enrollment import not_ready_count
+from ..devices.enrollment import not_ready_counts
 from ..extensions import db
 from ..htmx import STOP_POLLING, hx_redirect, is_htmx, toast
 from ..models import ActivityEntry, ManagedServer, PendingKeyPair
@@ -110,7 +110,7 @@ def detail(server_id: int):
     return render_template("servers/detail.html", server=server, status=status_of(server), runs=runs,
                            run=runs[0] if runs else None,
                            activity=activity, count=device_counts(server.id).get(server.id, 0),
-                           not_ready=not_ready_count(server.id),
+                           not_ready=not_ready_counts(server.id),
                            account_pending=_account_pending(server), action_form=ActionForm())
 
 
