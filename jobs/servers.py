@@ -6,6 +6,7 @@ from sqlalchemy import select
 from portal.activity.record import record_activity
 from portal.apple import errors as apple_errors
 from portal.apple_link import client_for, note_apple_error, note_apple_success, status_of
+from portal.assignments.retries import release_token_holds
 from portal.extensions import db
 from portal.models import ManagedServer
 from portal.servers.status import SERVER_MISMATCH
@@ -38,7 +39,8 @@ def fetch_account(server_id: int) -> dict:
                     summary=f"Apple account details of {server.name}: server “{server.apple_server_name}” of "
                             f"{server.org_name or 'an unnamed organisation'}")
     db.session.commit()
-    return {"ok": True}
+    released = release_token_holds(server.id) if status_of(server).can_sync else 0
+    return {"ok": True, "released": released}
 
 
 def check_token(server_id: int) -> dict:

@@ -452,13 +452,19 @@ def test_whole_call_errors_keep_devices_queued_with_a_reason(htmx, apple, paris,
     assert server_named("Paris").apple_state == "terms_not_signed"
     assert all("terms and conditions" in t.detail for t in tasks_of(batch.id).values())
 
+    # Retry now cannot help while Apple refuses the token: it says why and sends nothing.
+    confirm = htmx.get(f"/assignments/{batch.id}/retry").get_data(as_text=True)
+    assert "is Terms Not Accepted" in confirm and ">Retry now</button>" not in confirm
+    refused = htmx.post(f"/assignments/{batch.id}/retry")
+    assert refused.status_code == 204 and "Until then nothing can be sent to Apple" in refused.headers["HX-Trigger"]
+    assert run_jobs() == [] and {t.state for t in tasks_of(batch.id).values()} == {"queued"}
+
+    # Once a token check succeeds, the held devices are sent at once, not at the end of their 15-minute wait.
     apple.state.set_fault(SIM, "terms_not_signed", None)
     htmx.post(f"/servers/{server.id}/check")
-    run_jobs()
-    clock(minutes=16)
-    retry_due()
     assert run_jobs() == []
     assert {t.state for t in tasks_of(batch.id).values()} == {"done"}
+    assert latest_batch().status == "finished" and latest_batch().error_message is None
 
 
 # ----- Retry now -------------------------------------------------------------------------------

@@ -228,9 +228,18 @@ def test_renew_refuses_another_servers_token_unless_confirmed(htmx, apple, ident
     assert server_named("Paris").consumer_key == old_key
     accepted = _renew(htmx, server.id, foreign, confirm_replace="y")
     assert accepted.status_code == 204
+    assert "Synchronizing the devices of the new Apple MDM server now" in accepted.headers["HX-Trigger"]
     assert server_named("Paris").consumer_key != old_key
-    run_jobs()
-    assert server_named("Paris").apple_server_name == "Berlin MDM"
+    assert run_jobs() == []
+    server = server_named("Paris")
+    assert server.apple_server_name == "Berlin MDM"
+    # Berlin's devices replaced Paris's at once (a full fetch), not at the next scheduled synchronization.
+    berlin = {d["serial"] for d in apple.state.devices("Berlin MDM")}
+    current = set(db.session.execute(select(Device.serial_number).where(
+        Device.server_id == server.id, Device.removed_at.is_(None))).scalars())
+    assert current == berlin and len(berlin) == 2
+    assert server.sync_runs[0].trigger == "renewed"
+    assert "renewed by" in htmx.get(f"/servers/{server.id}").get_data(as_text=True)
 
 
 def test_profiles_are_out_of_date_once_another_apple_server_replaced_the_token(htmx, apple, identity, token,

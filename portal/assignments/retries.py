@@ -17,6 +17,9 @@ from ..queue import enqueue, fetch_job, job_alive, new_job_id
 from . import timing
 
 NO_UPDATE = {"synchronize_session": False}
+# How the runner's reason starts when it holds devices because of the server's token (runner.py):
+# release_token_holds() finds them by it.
+TOKEN_HOLD = "Waiting for the server's token"
 
 
 def in_queue_condition():
@@ -66,6 +69,28 @@ def retry_now(batch: AssignmentBatch | None = None, actor: str | None = None) ->
                     level="warning", summary=f"Retry now: {count:,} device{'s' if count != 1 else ''} of {where} "
                                              "sent again before Apple's wait was over",
                     details={"batches": sorted(batch_ids)})
+    db.session.commit()
+    return count
+
+
+def release_token_holds(server_id: int) -> int:
+    """The server's token works again (a token check succeeded): send the devices held for it now
+    instead of at the end of their wait. Returns how many were released."""
+    now = timing.now()
+    held = [AssignmentTask.state == QUEUED, AssignmentTask.retry_at > now,
+            AssignmentTask.detail.startswith(TOKEN_HOLD, autoescape=True),
+            AssignmentTask.batch_id.in_(select(AssignmentBatch.id).where(AssignmentBatch.server_id == server_id))]
+    batch_ids = sorted(set(db.session.execute(select(AssignmentTask.batch_id).where(*held).distinct()).scalars()))
+    if not batch_ids:
+        return 0
+    count = db.session.execute(update(AssignmentTask).where(*held).values(
+        retry_at=None, updated_at=now, detail="The server's token works again: sent now."),
+        execution_options=NO_UPDATE).rowcount
+    for batch_id in batch_ids:
+        batch = db.session.get(AssignmentBatch, batch_id)
+        if batch.error_message and batch.error_message.startswith(TOKEN_HOLD):
+            batch.error_message = None
+        ensure_job(batch, now, force=True)
     db.session.commit()
     return count
 

@@ -61,7 +61,16 @@ def retry_batch(batch_id: int):
     batch = _batch_or_404(batch_id)
     form = ConfirmForm()
     count = queries.queue_count(batch_id=batch.id)
+    from ..apple_link import status_of  # imported here: apple_link imports the servers blueprint
+
+    server = db.session.get(ManagedServer, batch.server_id)
+    token = status_of(server)
+    blocked = None if token.can_sync else (
+        f"The token of {server.name} is {token.label}: {token.remedy} Until then nothing can be sent to Apple; "
+        "the devices of this request are sent as soon as a token check (Check now) succeeds.")
     if form.validate_on_submit():
+        if blocked:
+            return form_done(blocked, url_for("assignments.batch", batch_id=batch.id), category="warning")
         sent = retry_now(batch, actor=current_user.username)
         if sent is None:
             return form_done(f"Nothing to retry in request #{batch.id}: no device of it is waiting.",
@@ -71,7 +80,7 @@ def retry_batch(batch_id: int):
                          category="warning")
     return render_form("assignments/_retry_form.html", "Retry now", form=form, count=count, batch=batch,
                        action=url_for("assignments.retry_batch", batch_id=batch.id),
-                       interrupted=batch.status == "interrupted")
+                       interrupted=batch.status == "interrupted", blocked=blocked)
 
 
 @bp.route("/assignments/retries")

@@ -27,6 +27,7 @@ from ..models.assignment import (ASSIGN, DONE, FAILED, NOT_ACCESSIBLE, QUEUED, S
                                  THROTTLED)
 from ..models.profile import CONFIGURED
 from . import timing
+from .retries import TOKEN_HOLD
 from .services import ACTION_WORDS, refresh_counts
 from .turns import Turn, TurnBusy
 
@@ -115,7 +116,7 @@ def _ready_to_send(batch: AssignmentBatch, server: ManagedServer):
     """The profile UUID to send (None for a removal), or False after holding/closing the tasks."""
     status = status_of(server)
     if not status.can_sync:
-        _hold(batch, timing.TOKEN_WAIT, f"Waiting for the server's token ({status.label}): {status.remedy}")
+        _hold(batch, timing.TOKEN_WAIT, f"{TOKEN_HOLD} ({status.label}): {status.remedy}")
         return False
     if batch.action != ASSIGN:
         return None
@@ -336,9 +337,10 @@ def _hold_after_error(batch: AssignmentBatch, server: ManagedServer, exc: apple_
         wait = timing.call_backoff(attempts or 1)
         _hold(batch, timedelta(seconds=wait), f"{exc.message} Sent again in {wait // 60} min.")
         return
-    changed = note_apple_error(server, exc)
-    wait = timing.TOKEN_WAIT if changed else timedelta(hours=1)
-    _hold(batch, wait, f"Apple refused the call: {exc.message}")
+    if note_apple_error(server, exc):  # the token's state: sent again as soon as a token check succeeds
+        _hold(batch, timing.TOKEN_WAIT, f"{TOKEN_HOLD}: Apple refused the call: {exc.message}")
+    else:
+        _hold(batch, timedelta(hours=1), f"Apple refused the call: {exc.message}")
 
 
 def _hold(batch: AssignmentBatch, wait: timedelta, reason: str) -> None:

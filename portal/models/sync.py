@@ -24,7 +24,7 @@ class SyncRun(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     server_id: Mapped[int] = mapped_column(ForeignKey("managed_server.id", ondelete="CASCADE"), index=True)
     job_id: Mapped[str] = mapped_column(String(64))
-    trigger: Mapped[str] = mapped_column(String(20))  # manual | scheduled | added
+    trigger: Mapped[str] = mapped_column(String(20))  # manual | scheduled | added | renewed
     actor: Mapped[str | None] = mapped_column(String(80))
     status: Mapped[str] = mapped_column(String(20), default="queued")  # queued running succeeded failed
     kind: Mapped[str | None] = mapped_column(String(20))  # full | incremental

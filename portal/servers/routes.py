@@ -191,6 +191,7 @@ def renew(server_id: int):
     if form.validate_on_submit():
         try:
             token_file = form.token.data.read() if form.token.data else b""
+            before = server.consumer_key
             renew_server(server, token_file, _key_choice(form, required=False), form.confirm_replace.data)
             db.session.commit()
         except FieldErrors as exc:
@@ -198,8 +199,12 @@ def renew(server_id: int):
             _apply_errors(form, exc.errors)
         else:
             request_account(server)
-            return form_done(f"{server.name} renewed: the token now expires on {server.token_expiry:%Y-%m-%d}.",
-                             url_for("servers.detail", server_id=server.id), "serversChanged")
+            message = f"{server.name} renewed: the token now expires on {server.token_expiry:%Y-%m-%d}."
+            if server.consumer_key != before and status_of(server).can_sync:
+                # Another Apple server: its devices replace the old one's now, not at the next scheduled sync.
+                start_sync(server, trigger="renewed", actor=current_user.username)
+                message += " Synchronizing the devices of the new Apple MDM server now."
+            return form_done(message, url_for("servers.detail", server_id=server.id), "serversChanged")
     status = 422 if form.errors else 200
     return render_form("servers/_renew_form.html", f"Renew a server: {server.name}", status=status,
                        form=form, server=server)
