@@ -51,6 +51,26 @@
     if (e.detail.target && e.detail.target.id === "modal-content") e.detail.swapOverride = "innerHTML";
   });
 
+  // One submission at a time: a double click on OK would otherwise send the form twice (htmx queues
+  // the second request behind the first), e.g. two Add Devices requests. The buttons are disabled
+  // while the request is in flight; a disabled default button also stops Enter from submitting.
+  document.body.addEventListener("htmx:beforeRequest", function (e) {
+    var form = e.detail.elt;
+    if (form.tagName !== "FORM") return;
+    form.querySelectorAll("button:not([disabled]):not([type=button]):not([type=reset])").forEach(function (b) {
+      b.disabled = true;
+      b.setAttribute("data-busy", "");
+    });
+  });
+  document.body.addEventListener("htmx:afterRequest", function (e) {
+    var form = e.detail.elt;
+    if (form.tagName !== "FORM") return;
+    form.querySelectorAll("button[data-busy]").forEach(function (b) {
+      b.disabled = false;
+      b.removeAttribute("data-busy");
+    });
+  });
+
   document.body.addEventListener("htmx:afterSwap", function (e) {
     var dlg = modal();
     if (!dlg) return;

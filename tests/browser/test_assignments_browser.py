@@ -6,6 +6,9 @@ import re
 
 import pytest
 from playwright.sync_api import Page, expect
+from sqlalchemy import func, select
+
+from portal.extensions import db
 
 from tests.servers_helpers import Identity, post_add_server, server_named
 from tests.test_assignments import SIM, configured_profile, devices_of
@@ -112,3 +115,20 @@ def test_every_pop_up_of_the_profile_page_opens_again_after_add_and_remove_devic
     section.get_by_role("link", name="Add Devices", exact=True).click()
     expect(picker).to_be_visible()
     assert errors == []
+
+
+def test_a_double_click_on_ok_sends_one_request(signed_in_page: Page, profile):
+    from portal.models import AssignmentBatch
+
+    page = signed_in_page
+    first = sorted(devices_of(profile.server_id))[0]
+    page.goto(f"/profiles/{profile.id}")
+    page.locator("#profile-devices").get_by_role("link", name="Add Devices", exact=True).click()
+    dialog = page.get_by_role("dialog", name="Select the Managed Devices")
+    dialog.get_by_role("checkbox", name=f"Select {first}").check()
+    dialog.get_by_role("button", name="OK").dblclick()
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#toasts")).to_contain_text("Assigning 1 device")
+    page.wait_for_timeout(500)  # a second request, queued behind the first by htmx, would have been sent by now
+    db.session.expire_all()
+    assert db.session.execute(select(func.count()).select_from(AssignmentBatch)).scalar_one() == 1
