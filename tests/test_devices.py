@@ -386,6 +386,9 @@ def test_device_page_shows_attributes_server_profile_and_history(admin_client, f
                  "2026-10-31 22:00 UTC", "Will enroll automatically"):
         assert text in page, text
     assert page.index("SUCCESS") < page.index("Apple could not assign")  # newest first
+    # Apple's other attributes read as words, with Apple's own name on hover.
+    assert '<dt title="Apple’s name: is_replacement">Is replacement</dt><dd>Yes</dd>' in page
+    assert '<dt title="Apple’s name: imei">IMEI</dt><dd>356000000000001</dd>' in page
     # The list links to it.
     assert f'href="/devices/{device.id}"' in admin_client.get("/devices?q=HIST").get_data(as_text=True)
 

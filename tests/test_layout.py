@@ -71,6 +71,9 @@ def test_activity_log_lists_newest_first(app, admin_client):
     db.session.commit()
     html = admin_client.get("/activity/").get_data(as_text=True)
     assert html.index("entry 2") < html.index("entry 1") < html.index("entry 0")
+    past_the_end = admin_client.get("/activity/?page=99999").get_data(as_text=True)
+    assert "Nothing on page 99999" in past_the_end and "No activity yet" not in past_the_end
+    assert 'href="/activity/?page=1"' in past_the_end
 
 
 def test_activity_log_empty_state(admin_client, app):

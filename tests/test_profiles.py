@@ -20,7 +20,7 @@ from portal.models import (ActivityEntry, AssignmentBatch, Device, EnrollmentPro
                            ServerConfiguration, TrustedCertificate)
 from tests.servers_helpers import Identity, TakenJob, field_error, post_add_server, server_named
 
-NO_CONFIGURATION = "this managed server has no MDM server configuration: assign one and configure again"
+NO_CONFIGURATION = "This managed server has no MDM server configuration: assign one and configure again."
 MDM_URL = "https://mdm.acme.example/mdm/enroll"
 
 
@@ -350,6 +350,8 @@ def test_editing_a_configured_profile_marks_it_changed_and_reconfigure_gives_a_n
     profile = profile_named("Staff iPads")
     assert profile.status == "changed" and profile.apple_profile_uuid == first_uuid
     assert "Changed — configure again" in htmx.get(f"/servers/{server_id}/profiles").get_data(as_text=True)
+    assert "Changed because its settings were edited after it was last configured" in \
+        htmx.get(f"/profiles/{profile.id}").get_data(as_text=True)
 
     configure(htmx, profile.id)
     assert run_jobs() == []

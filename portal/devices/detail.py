@@ -36,13 +36,35 @@ class HistoryEntry:
     detail: str | None
 
 
-def attributes(device: Device) -> list[tuple[str, object]]:
-    """(label, value) of every Apple attribute, then the extra ones Apple sent, by name."""
-    rows = [(label, getattr(device, name)) for label, name in APPLE_ATTRIBUTES]
+ACRONYMS = {"id": "ID", "imei": "IMEI", "meid": "MEID", "mac": "MAC", "os": "OS", "uuid": "UUID", "url": "URL",
+            "udid": "UDID", "eid": "EID", "iccid": "ICCID"}
+
+
+def attributes(device: Device) -> list[tuple[str, object, str | None]]:
+    """(label, value, Apple's key) of every Apple attribute, then the extra ones Apple sent, by name.
+    Apple's key is given for the extra ones only, whose label is made from it."""
+    rows = [(label, getattr(device, name), None) for label, name in APPLE_ATTRIBUTES]
     for key in sorted(device.extra or {}):
-        value = device.extra[key]
-        rows.append((key, ", ".join(map(str, value)) if isinstance(value, list) else value))
+        rows.append((_label(key), _shown(device.extra[key]), key))
     return rows
+
+
+def _label(key: str) -> str:
+    """bluetooth_mac_address → Bluetooth MAC address."""
+    words = [ACRONYMS.get(word.lower(), word) for word in key.replace("-", "_").split("_") if word]
+    if words and words[0] == words[0].lower():
+        words[0] = words[0].capitalize()
+    return " ".join(words) or key
+
+
+def _shown(value: object) -> object:
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if isinstance(value, list):
+        return ", ".join("Yes" if v is True else "No" if v is False else str(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {v}" for k, v in value.items())
+    return value
 
 
 def history(device_id: int) -> tuple[list[HistoryEntry], int]:

@@ -18,7 +18,8 @@ EDITABLE = ("name", "organization", "department", "support_email", "support_phon
             "is_supervised", "is_mandatory", "await_device_configured", "allow_pairing", "auto_advance_setup",
             "is_multi_user", "language", "region", "skip_setup_items", "configuration_web_url", "is_default")
 CONFIGURE_FAILED = "profile.configure_failed"
-NO_CONFIGURATION = "this managed server has no MDM server configuration: assign one and configure again"
+EDITED = "its settings were edited after it was last configured"  # shown as "Changed because …"
+NO_CONFIGURATION = "This managed server has no MDM server configuration: assign one and configure again."
 
 
 def _clean(data: dict) -> dict:
@@ -71,7 +72,8 @@ def update_profile(profile: EnrollmentProfile, data: dict) -> bool:
         setattr(profile, name, value)
     changed_for_apple = _comparable(apple_snapshot(profile)) != before
     if changed_for_apple and profile.status == CONFIGURED:
-        profile.status, profile.status_detail = CHANGED, None  # Changed already: keep why (configuration_changed)
+        # (Changed already: its reason, e.g. a configuration change, is kept.)
+        profile.status, profile.status_detail = CHANGED, EDITED
     elif changed_for_apple and profile.status == FAILED:
         # The admin fixed something: the old failure no longer describes this version.
         profile.status = CHANGED if profile.apple_profile_uuid else NOT_CONFIGURED

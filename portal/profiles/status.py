@@ -19,7 +19,7 @@ STATUSES = {s.key: s for s in [
                   "Apple does not know this profile yet: use Configure profile to send it."),
     ProfileStatus(CONFIGURING, "Configuring", "info", "The profile is being sent to Apple."),
     ProfileStatus(CONFIGURED, "Configured", "ok", "Apple has this profile; devices can be associated with it."),
-    ProfileStatus(FAILED, "Failed", "error", "Apple did not accept the profile: fix the cause and configure again."),
+    ProfileStatus(FAILED, "Failed", "error", "Configuring did not succeed: fix the cause below and configure again."),
     ProfileStatus(CHANGED, "Changed — configure again", "warning",
                   "The profile, or its server configuration, changed after it was configured: Apple still has the "
                   "previous version until you use Configure profile again."),
