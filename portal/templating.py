@@ -28,12 +28,16 @@ def relative_time(value: datetime | None, now: datetime | None = None) -> str:
     now = now or datetime.now(timezone.utc)
     seconds = (value - now).total_seconds()
     future, seconds = seconds > 0, abs(seconds)
+    if future:
+        # A wait is read from the moment the page was drawn: 23 h 59 min 50 s left reads "in 1 day" (the
+        # 24 hours Apple asks for after FAILED), 50 s left "in 1 minute", as the reasons beside it say.
+        seconds += 30
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
         if seconds >= size:
             count = int(seconds // size)
             text = f"{count} {unit}{'s' if count != 1 else ''}"
             return f"in {text}" if future else f"{text} ago"
-    return "in a moment" if future else "just now"
+    return "in less than a minute" if future else "just now"
 
 
 def format_duration(seconds: float | None) -> str:

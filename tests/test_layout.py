@@ -1,5 +1,8 @@
 """The base layout, navigation, empty states and error pages."""
 import re
+from datetime import datetime, timedelta, timezone
+
+import pytest
 
 from portal.templating import HTMX_SRI, HTMX_VERSION
 
@@ -130,3 +133,17 @@ def test_the_migration_clears_queued_states_stored_by_earlier_versions(tmp_path,
         db.engine.dispose()
     assert states == {"Q1": None, "F1": "failed"}
     assert count == 2  # the device counts the lists read are filled from the devices already stored
+
+
+@pytest.mark.parametrize("delta, words", [
+    (timedelta(hours=24) - timedelta(seconds=10), "in 1 day"),   # Apple's 24 hours after FAILED, just drawn
+    (timedelta(seconds=50), "in 1 minute"),                       # "Sent again in 1 min"
+    (timedelta(seconds=10), "in less than a minute"),
+    (timedelta(minutes=-59, seconds=-50), "59 minutes ago"),      # the past is never rounded up
+    (timedelta(seconds=-5), "just now"),
+])
+def test_relative_times_read_like_the_waits_beside_them(delta, words):
+    from portal.templating import relative_time
+
+    now = datetime(2026, 12, 2, 12, 0, tzinfo=timezone.utc)
+    assert relative_time(now + delta, now) == words

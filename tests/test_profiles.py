@@ -557,3 +557,20 @@ def test_delete_from_the_profile_page_goes_back_to_the_list(htmx, server_id):
     assert "Delete the enrollment profile" in confirm
     response = htmx.post(f"/profiles/{profile.id}/delete", headers={"HX-Current-URL": f"http://localhost/profiles/{profile.id}"})
     assert response.status_code == 204 and response.headers["HX-Redirect"].endswith(f"/servers/{server_id}/profiles")
+
+
+def test_configure_profile_warns_of_an_expired_trusted_certificate(htmx, apple, server_id, run_jobs):
+    from datetime import datetime, timedelta, timezone
+
+    configuration_id, _ = make_configuration(certificates=2)
+    assign_configuration(htmx, server_id, configuration_id)
+    assert create(htmx, server_id).status_code == 204
+    profile = profile_named("Staff iPads")
+    page = htmx.get(f"/profiles/{profile.id}/configure").get_data(as_text=True)
+    assert "Trusted certificates</dt><dd>2</dd>" in page and "is expired" not in page
+    certificate = db.session.get(ServerConfiguration, configuration_id).certificates[1]
+    certificate.not_after = datetime.now(timezone.utc) - timedelta(days=1)
+    db.session.commit()
+    page = " ".join(htmx.get(f"/profiles/{profile.id}/configure").get_data(as_text=True).split())
+    assert ">Expired</span>" in page
+    assert "A trusted certificate of “Main MDM” is expired: devices told to trust it may refuse" in page
