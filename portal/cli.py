@@ -139,9 +139,10 @@ def dev(host: str, port: int, simulator: bool, simulator_port: int) -> None:
 
 @click.command("demo")
 @click.option("--port", default=5000, show_default=True)
+@click.option("--simulator-port", default=5050, show_default=True)
 @click.pass_context
 @with_appcontext
-def demo(ctx: click.Context, port: int) -> None:
+def demo(ctx: click.Context, port: int, simulator_port: int) -> None:
     """Migrate, create a demo admin (printing its credentials) and start everything."""
     from flask_migrate import upgrade
 
@@ -160,7 +161,7 @@ def demo(ctx: click.Context, port: int) -> None:
         click.echo("               and the private key “Generated here: Demo key”.")
     click.echo("=" * 72)
     click.echo("")
-    ctx.invoke(dev, port=port)
+    ctx.invoke(dev, port=port, simulator_port=simulator_port)
 
 
 def _ensure_demo_token(instance: Path) -> Path | None:

@@ -117,8 +117,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _run_dev_until_up_then_sigterm(instance) -> str:
-    """`flask dev` (no simulator) in its own instance folder: wait for the web page, then SIGTERM."""
+def _run_dev_until_up_then_sigterm(instance, command=("dev", "--no-simulator"), also_up: str | None = None) -> str:
+    """`flask dev` (no simulator) in its own instance folder: wait for the web page (and `also_up`),
+    then SIGTERM."""
     import os
     import signal
     import subprocess
@@ -130,16 +131,19 @@ def _run_dev_until_up_then_sigterm(instance) -> str:
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     env["PORTAL_INSTANCE_PATH"] = str(instance)
     root = Path(__file__).resolve().parent.parent
-    proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "dev", "--no-simulator", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", *command, "--port", str(port)],
                             cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.2)
+        for url in (f"http://127.0.0.1:{port}/login", also_up):
+            while url and time.monotonic() < deadline:
+                try:
+                    urllib.request.urlopen(url, timeout=2)
+                    break
+                except OSError:
+                    time.sleep(0.2)
+            else:
+                assert not url, f"{url} never answered"
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
     finally:
@@ -169,5 +173,19 @@ def test_dev_leaves_alone_an_embedded_redis_it_found_running(tmp_path):
         out = _run_dev_until_up_then_sigterm(instance)
         assert "SIGTERM: stopping everything" in out, out[-2000:]
         assert embedded_redis_running(instance / "redis")
+    finally:
+        stop_embedded_redis(instance / "redis")
+
+
+def test_demo_runs_its_simulator_on_the_port_asked_for(tmp_path):
+    """Two demos on one machine (a tester's beside a colleague's) need different simulator ports."""
+    from portal.redis_server import stop_embedded_redis
+
+    instance, sim_port = tmp_path / "instance", _free_port()
+    try:
+        out = _run_dev_until_up_then_sigterm(instance, ("demo", "--simulator-port", str(sim_port)),
+                                             also_up=f"http://127.0.0.1:{sim_port}/")
+        assert f"Apple simulator: http://127.0.0.1:{sim_port}/" in out and "Demo admin:" in out, out[-2000:]
+        assert "SIGTERM: stopping everything" in out, out[-2000:]
     finally:
         stop_embedded_redis(instance / "redis")
