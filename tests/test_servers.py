@@ -137,6 +137,15 @@ def test_bad_input_is_reported_next_to_the_field_and_nothing_is_saved(htmx, appl
     assert 'value="Paris"' in html or case == "empty_name"  # what the admin typed is kept
 
 
+def test_an_empty_add_server_form_names_every_missing_part_at_once(htmx):
+    response = post_add_server(htmx, "", None, None)
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert field_error(html, "name") and "server token file" in field_error(html, "token")
+    assert "Provide the private key" in field_error(html, "private_key")
+    assert db.session.execute(select(func.count()).select_from(ManagedServer)).scalar_one() == 0
+
+
 def test_add_server_without_javascript_is_a_plain_page(admin_client, apple, identity, token, run_jobs):
     page = admin_client.get("/servers/add")
     assert page.status_code == 200 and b"<html" in page.data and b"Add a Server" in page.data

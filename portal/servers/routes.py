@@ -16,8 +16,9 @@ from ..queue import enqueue, fetch_job, job_alive, new_job_id
 from ..views import form_done, render_form
 from . import bp
 from .forms import ActionForm, AddServerForm, DeleteServerForm, RenewServerForm
-from .services import (FieldErrors, KeyChoice, add_server, after_add, delete_server, device_counts,
-                       latest_run, open_token, renew_server, request_account, start_sync, unused_key_pairs)
+from .services import (NO_KEY, NO_TOKEN, FieldErrors, KeyChoice, add_server, after_add, delete_server,
+                       device_counts, latest_run, open_token, renew_server, request_account, start_sync,
+                       unused_key_pairs)
 
 
 @bp.route("")
@@ -72,6 +73,17 @@ def _key_options(form) -> None:
         (p.id, f"Generated here: {p.label} ({p.created_at:%Y-%m-%d %H:%M})") for p in unused_key_pairs()]
 
 
+def _missing_files(form) -> dict[str, str]:
+    """Add Server's token and private key when not given at all."""
+    missing = {}
+    if not form.token.data:
+        missing["token"] = NO_TOKEN
+    pasted = (form.private_key_pem.data or "").strip()
+    if not (form.pending_key.data or form.private_key.data or pasted):
+        missing["private_key"] = NO_KEY
+    return missing
+
+
 def _apply_errors(form, errors: dict[str, str]) -> None:
     for name, message in errors.items():
         getattr(form, name).errors = list(getattr(form, name).errors or []) + [message]
@@ -82,7 +94,11 @@ def add():
     """Add a Server: name, authentication token, private key (and its password)."""
     form = AddServerForm()
     _key_options(form)
-    if form.validate_on_submit():
+    if form.is_submitted():
+        valid = form.validate()
+        missing = _missing_files(form)  # said together with the other fields' errors, not one per attempt
+        _apply_errors(form, missing)
+    if form.is_submitted() and valid and not missing:
         try:
             token_file = form.token.data.read() if form.token.data else b""
             opened = open_token(token_file, _key_choice(form, required=True))

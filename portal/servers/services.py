@@ -55,16 +55,20 @@ class OpenedToken:
     pending: PendingKeyPair | None = None
 
 
+NO_TOKEN = "Choose the server token file (…_smime.p7m) downloaded from Apple Business Manager."
+NO_KEY = ("Provide the private key of the certificate uploaded to Apple Business Manager: choose the file or "
+          "paste it.")
+
+
 def open_token(token_file: bytes, key: KeyChoice) -> OpenedToken:
     """Decrypt an uploaded token with the chosen key; FieldErrors name the field to fix."""
     if not token_file:
-        raise FieldErrors({"token": "Choose the server token file (…_smime.p7m) downloaded from Apple Business Manager."})
+        raise FieldErrors({"token": NO_TOKEN})
     if key.pending is not None:
         private_key = load_private_key(vault.decrypt(key.pending.key_ciphertext))
     else:
         if not key.data or not key.data.strip():
-            raise FieldErrors({key.field: "Provide the private key of the certificate uploaded to Apple Business "
-                                          "Manager: choose the file or paste it."})
+            raise FieldErrors({key.field: NO_KEY})
         try:
             private_key = load_private_key(key.data, key.password or None)
         except (apple_errors.PasswordRequired, apple_errors.WrongPassword) as exc:
