@@ -23,10 +23,11 @@ def init_app(app: Flask) -> None:
 
 @click.command("create-admin")
 @click.argument("name")
-@click.option("--update", is_flag=True, help="Change the password of an existing admin.")
+@click.option("--update", is_flag=True, help="Change the password of an existing admin (and lift a sign-in lock on the name).")
 @with_appcontext
 def create_admin(name: str, update: bool) -> None:
     """Create an admin; the password comes from standard input, or is prompted for twice."""
+    from .auth.throttle import clear_name
     from .extensions import db
     from .models import Admin
 
@@ -44,6 +45,8 @@ def create_admin(name: str, update: bool) -> None:
         db.session.add(admin)
     admin.set_password(password)
     db.session.commit()
+    if update:
+        clear_name(name)  # a new password also lifts a sign-in lock on the name
     click.echo(f"Admin {name!r} {'updated' if update else 'created'}.")
 
 

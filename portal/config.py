@@ -34,6 +34,11 @@ def load_config(instance_path: str) -> dict:
         "DEPSIM_STATE_DIR": env.get("DEPSIM_STATE_DIR") or str(instance / "depsim"),
         "RQ_QUEUES": ["default"],
         "TRUSTED_PROXIES": int(env.get("TRUSTED_PROXIES", "0")),
+        # Sign-in throttling (portal/auth/throttle.py): failures per account name and per client
+        # address within the window that lock further attempts; 0 turns a limit off.
+        "LOGIN_MAX_FAILURES": int(env.get("LOGIN_MAX_FAILURES", "5")),
+        "LOGIN_MAX_FAILURES_PER_ADDRESS": int(env.get("LOGIN_MAX_FAILURES_PER_ADDRESS", "20")),
+        "LOGIN_LOCKOUT_MINUTES": int(env.get("LOGIN_LOCKOUT_MINUTES", "15")),
         # Cookies: Secure is decided per request (see portal.security), the rest is fixed.
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -10,6 +10,8 @@ from rq.job import Job
 
 from .redis_server import embedded_redis_url
 
+CONNECT_TIMEOUT_S = 5
+
 
 def init_app(app: Flask) -> None:
     """Connect lazily: commands like `db upgrade` never start Redis."""
@@ -22,7 +24,9 @@ def get_redis(app: Flask | None = None) -> redis.Redis:
     conn = app.extensions.get("redis")
     if conn is None:
         url = app.config["REDIS_URL"] or embedded_redis_url(app.config["EMBEDDED_REDIS_DIR"])
-        conn = redis.Redis.from_url(url)
+        # A bounded connect: an unreachable server fails a request in seconds instead of hanging
+        # it for the operating system's TCP timeout (sign-in then goes on unthrottled, see auth/throttle.py).
+        conn = redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT_S)
         app.extensions["redis"] = conn
     return conn
 

@@ -1,4 +1,7 @@
-"""Login, logout, the login gate and CSRF."""
+"""Login, logout, the login gate, CSRF and sign-in throttling."""
+import logging
+import re
+
 import pytest
 
 from portal.models import ActivityEntry
@@ -105,3 +108,270 @@ def test_session_cookie_is_secure_over_https(auth, client):
                            headers={"Referer": "https://localhost/login"})
     assert response.status_code == 302
     assert "Secure" in response.headers["Set-Cookie"]
+
+
+# --- Sign-in throttling (portal/auth/throttle.py) -------------------------------------------
+
+NAME_LOCKED = "Too many failed sign-ins for this account. Try again in {}."
+ADDRESS_LOCKED = "Too many failed sign-ins from your network address. Try again in {}."
+GENERIC = "Incorrect user name or password."
+
+
+def _try(client, username, password, address=None, headers=None):
+    """Send the login form as a browser would, optionally from another client address."""
+    if not client.csrf_token:
+        client.fetch_csrf_token()
+    return client.post("/login", data={"username": username, "password": password}, headers=headers or {},
+                       environ_base={"REMOTE_ADDR": address} if address else {})
+
+
+def _fail(client, username, times, address=None):
+    return [_try(client, username, "wrong password", address) for _ in range(times)]
+
+
+def _advance(seconds):
+    """Move the throttle's clock: every sign-in key in Redis expires `seconds` sooner."""
+    from portal.queue import get_redis
+
+    r = get_redis()
+    for key in r.scan_iter("ade:login:*"):
+        left = r.pttl(key) - seconds * 1000
+        if left > 0:
+            r.pexpire(key, left)
+        else:
+            r.delete(key)
+
+
+@pytest.fixture
+def throttle_log(caplog, monkeypatch):
+    """caplog for the sign-in loggers (the test schema's Alembic run disables loggers that exist by then)."""
+    for name in ("portal.auth.routes", "portal.auth.throttle"):
+        monkeypatch.setattr(logging.getLogger(name), "disabled", False)
+    return caplog
+
+
+def _text(response):
+    return response.get_data(as_text=True)
+
+
+def _signed_in(client):
+    return client.get("/servers").status_code == 200
+
+
+def test_a_name_is_locked_after_five_failures_and_the_form_says_how_long(auth, client):
+    for response in _fail(client, "alice", 4):
+        assert response.status_code == 422 and GENERIC in _text(response)
+    fifth = _try(client, "alice", "wrong password")
+    assert fifth.status_code == 429
+    assert NAME_LOCKED.format("15 minutes") in _text(fifth) and GENERIC not in _text(fifth)
+    assert fifth.headers["Retry-After"] == "900"
+    # The typed name stays in the form; the password does not come back.
+    assert 'id="username" maxlength="80" name="username" required type="text" value="alice"' in _text(fifth)
+    password_input = re.search(r'<input[^>]*id="password"[^>]*>', _text(fifth)).group(0)
+    assert 'value=""' in password_input and "wrong password" not in _text(fifth)
+
+    right = _try(client, "alice", "correct horse battery")
+    assert right.status_code == 429 and NAME_LOCKED.format("15 minutes") in _text(right)
+    assert not _signed_in(client)
+
+
+def test_the_correct_password_is_accepted_once_the_lock_has_passed(auth, client):
+    _fail(client, "alice", 5)
+    _advance(14 * 60 + 1)
+    almost = _try(client, "alice", "correct horse battery")
+    assert almost.status_code == 429 and NAME_LOCKED.format("1 minute") in _text(almost)
+    _advance(60)
+    response = _try(client, "alice", "correct horse battery")
+    assert response.status_code == 302 and _signed_in(client)
+
+
+def test_the_wait_doubles_with_each_further_lock(auth, client):
+    assert _fail(client, "alice", 5)[-1].status_code == 429
+    _advance(15 * 60)
+    assert [r.status_code for r in _fail(client, "alice", 5)] == [422] * 4 + [429]
+    assert NAME_LOCKED.format("30 minutes") in _text(_try(client, "alice", "correct horse battery"))
+    _advance(30 * 60)
+    assert NAME_LOCKED.format("60 minutes") in _text(_fail(client, "alice", 5)[-1])
+    _advance(60 * 60)
+    assert NAME_LOCKED.format("2 hours") in _text(_fail(client, "alice", 5)[-1])
+
+
+def test_failures_spread_beyond_the_window_do_not_lock(auth, client):
+    _fail(client, "alice", 4)
+    _advance(15 * 60)
+    assert [r.status_code for r in _fail(client, "alice", 5)] == [422] * 4 + [429]  # a new window of five
+
+
+def test_a_successful_sign_in_clears_the_names_count(auth, client):
+    _fail(client, "alice", 4)
+    assert _try(client, "alice", "correct horse battery").status_code == 302
+    auth.logout()
+    client.fetch_csrf_token()
+    assert [r.status_code for r in _fail(client, "alice", 4)] == [422] * 4
+    assert _try(client, "alice", "wrong password").status_code == 429
+
+
+def test_unknown_names_are_locked_exactly_like_existing_ones(auth, client, monkeypatch):
+    """Same answers, same number of password hash checks: nothing tells whether a name exists."""
+    import portal.models.admin as admin_module
+
+    checks = []
+    real_check = admin_module.check_password_hash
+
+    def counting_check(*args):
+        checks.append(1)
+        return real_check(*args)
+
+    monkeypatch.setattr(admin_module, "check_password_hash", counting_check)
+
+    def attempts(name):
+        seen = []
+        for password in ["wrong password"] * 5 + ["correct horse battery"]:
+            checks.clear()
+            response = _try(client, name, password)
+            seen.append((response.status_code, len(checks), _text(response).count(name),
+                         re.findall(r'role="alert">\s*(?:<p>)?([^<]+)', _text(response))))
+        return seen
+
+    existing, unknown = attempts("alice"), attempts("nobody")
+    assert existing == unknown
+    assert [status for status, *_ in existing] == [422] * 4 + [429, 429]
+    assert [hash_checks for _, hash_checks, *_ in existing] == [1] * 5 + [0]  # refused before checking
+
+
+def test_the_name_is_counted_whatever_its_case(auth, client):
+    for name in ("Alice", "ALICE", " alice ", "aLiCe"):
+        assert _try(client, name, "wrong password").status_code == 422
+    response = _try(client, "alice", "wrong password")
+    assert response.status_code == 429 and NAME_LOCKED.format("15 minutes") in _text(response)
+
+
+def test_one_address_is_locked_across_names_while_others_sign_in(auth, client):
+    for i in range(19):
+        assert _try(client, f"guess{i}", "wrong password").status_code == 422
+    twentieth = _try(client, "guess19", "wrong password")
+    assert twentieth.status_code == 429 and ADDRESS_LOCKED.format("15 minutes") in _text(twentieth)
+    refused = _try(client, "alice", "correct horse battery")
+    assert refused.status_code == 429 and ADDRESS_LOCKED.format("15 minutes") in _text(refused)
+    # Without TRUSTED_PROXIES a forged X-Forwarded-For changes nothing.
+    forged = _try(client, "alice", "correct horse battery", headers={"X-Forwarded-For": "192.0.2.77"})
+    assert forged.status_code == 429
+    assert _try(client, "alice", "correct horse battery", address="192.0.2.10").status_code == 302
+
+
+def test_behind_a_trusted_proxy_the_forwarded_client_address_is_counted(auth, app, tmp_path):
+    from portal import create_app
+    from tests.conftest import PortalClient
+
+    proxied = create_app({"TESTING": True, "INSTANCE_PATH": str(tmp_path / "proxied"), "TRUSTED_PROXIES": 1,
+                          "SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
+                          "REDIS_URL": app.config["REDIS_URL"], "SECRET_KEY": app.config["SECRET_KEY"]})
+    proxied.test_client_class = PortalClient
+    client = proxied.test_client()
+    attacker = {"X-Forwarded-For": "198.51.100.1"}
+    for i in range(20):
+        _try(client, f"guess{i}", "wrong password", headers=attacker)
+    assert _try(client, "alice", "correct horse battery", headers=attacker).status_code == 429
+    assert _try(client, "alice", "correct horse battery", headers={"X-Forwarded-For": "198.51.100.2"}).status_code == 302
+
+
+def test_successful_sign_ins_do_not_count_against_the_address(app, auth, client):
+    app.config["LOGIN_MAX_FAILURES_PER_ADDRESS"] = 3
+    for _ in range(5):
+        assert _try(client, "alice", "correct horse battery").status_code == 302
+        auth.logout()
+        client.fetch_csrf_token()
+    assert [_try(client, name, "wrong password").status_code for name in ("bob", "carol", "dave")] == [422, 422, 429]
+
+
+def test_parallel_guesses_cannot_slip_past_the_limit(auth, live_server, monkeypatch):
+    """Twenty guesses sent at once: five passwords are checked, the other attempts are refused."""
+    import threading
+
+    import requests
+
+    import portal.models.admin as admin_module
+    from tests.conftest import CSRF_INPUT
+
+    real_check, checks = admin_module.check_password_hash, []
+    together = threading.Barrier(6, timeout=0.3)  # trips only if a sixth check runs alongside five others
+
+    def held_check(*args):
+        checks.append(1)
+        try:
+            together.wait()
+        except threading.BrokenBarrierError:
+            pass
+        return real_check(*args)
+
+    monkeypatch.setattr(admin_module, "check_password_hash", held_check)
+    browser = requests.Session()
+    match = CSRF_INPUT.search(browser.get(f"{live_server.url}/login").text)
+    form = {"username": "alice", "password": "wrong password", "csrf_token": match.group(1) or match.group(2)}
+    statuses = []
+
+    def guess():
+        statuses.append(requests.post(f"{live_server.url}/login", data=form, cookies=browser.cookies.get_dict(),
+                                      allow_redirects=False, timeout=10).status_code)
+
+    threads = [threading.Thread(target=guess) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(checks) == 5
+    assert sorted(statuses) == [422] * 4 + [429] * 16
+
+
+def test_a_lock_is_logged_and_written_to_the_activity_log(auth, client, throttle_log):
+    _fail(client, "alice", 5)
+    _fail(client, "a password typed as a name", 5)
+    entries = db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "admin.login_locked")
+                                 .order_by(ActivityEntry.id)).scalars().all()
+    assert [(e.level, e.actor, e.object_label) for e in entries] == [("warning", "127.0.0.1", "alice"),
+                                                                     ("warning", "127.0.0.1", None)]
+    assert entries[0].summary == "Sign-in as alice locked for 15 minutes after 5 failed attempts (the last from 127.0.0.1)"
+    assert "an unknown account name" in entries[1].summary
+    assert entries[0].details == {"locked": "name", "address": "127.0.0.1", "failures": 5, "seconds": 900}
+    warnings = [r.getMessage() for r in throttle_log.records if r.levelname == "WARNING"]
+    assert entries[0].summary in warnings and entries[1].summary in warnings
+    assert not any("a password typed as a name" in (e.summary + str(e.details)) for e in entries)
+    assert not any("a password typed as a name" in message for message in warnings)
+    # Refused attempts during the lock are not recorded again.
+    _fail(client, "alice", 3)
+    assert len(db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "admin.login_locked")).all()) == 2
+
+
+def test_limits_are_configurable(app, auth, client):
+    app.config.update(LOGIN_MAX_FAILURES=2, LOGIN_LOCKOUT_MINUTES=5)
+    assert [r.status_code for r in _fail(client, "alice", 2)] == [422, 429]
+    assert NAME_LOCKED.format("5 minutes") in _text(_try(client, "alice", "correct horse battery"))
+
+
+def test_limits_come_from_the_environment(tmp_path, monkeypatch):
+    from portal.config import load_config
+
+    defaults = load_config(str(tmp_path))
+    assert (defaults["LOGIN_MAX_FAILURES"], defaults["LOGIN_MAX_FAILURES_PER_ADDRESS"],
+            defaults["LOGIN_LOCKOUT_MINUTES"]) == (5, 20, 15)
+    monkeypatch.setenv("LOGIN_MAX_FAILURES", "3")
+    monkeypatch.setenv("LOGIN_MAX_FAILURES_PER_ADDRESS", "50")
+    monkeypatch.setenv("LOGIN_LOCKOUT_MINUTES", "30")
+    config = load_config(str(tmp_path))
+    assert (config["LOGIN_MAX_FAILURES"], config["LOGIN_MAX_FAILURES_PER_ADDRESS"],
+            config["LOGIN_LOCKOUT_MINUTES"]) == (3, 50, 30)
+
+
+def test_a_new_password_from_the_command_line_lifts_the_lock(auth, client, runner):
+    _fail(client, "alice", 5)
+    assert _try(client, "alice", "correct horse battery").status_code == 429
+    assert runner.invoke(args=["create-admin", "alice", "--update"], input="a brand new password\n").exit_code == 0
+    assert _try(client, "alice", "a brand new password").status_code == 302
+
+
+def test_without_redis_sign_in_still_works_unthrottled(app, auth, client, throttle_log):
+    app.config["REDIS_URL"] = "unix:///nonexistent/redis.sock"
+    app.extensions["redis"] = None
+    assert [r.status_code for r in _fail(client, "alice", 6)] == [422] * 6
+    assert _try(client, "alice", "correct horse battery").status_code == 302
+    assert any("sign-in throttling skipped: Redis unavailable" in r.getMessage() for r in throttle_log.records)

@@ -1,6 +1,7 @@
 """Login and logout views."""
 from __future__ import annotations
 
+import logging
 from urllib.parse import urlsplit
 
 from flask import flash, redirect, render_template, request, url_for
@@ -12,28 +13,41 @@ from ..extensions import db
 from ..models import Admin
 from ..models.admin import burn_password_check
 from ..models.types import utcnow
-from . import bp
+from . import bp, throttle
 from .forms import LoginForm
+
+log = logging.getLogger(__name__)
 
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    """Sign in; failures never say whether the name or the password was wrong."""
+    """Sign in; failures never say whether the name or the password was wrong, nor do locks."""
     if current_user.is_authenticated:
         return redirect(url_for("areas.home"))
     form = LoginForm()
-    if form.validate_on_submit():
-        admin = db.session.execute(select(Admin).where(Admin.username == form.username.data.strip())).scalar_one_or_none()
-        if admin is None:
-            burn_password_check(form.password.data)
-        if admin is not None and admin.check_password(form.password.data):
-            login_user(admin)
-            admin.last_login_at = utcnow()
-            record_activity("admin.login", admin, summary=f"{admin.username} signed in")
-            db.session.commit()
-            return redirect(_safe_next(request.args.get("next")))
-        form.password.errors.append("Incorrect user name or password.")
-    return render_template("auth/login.html", form=form), (422 if form.errors else 200)
+    if not form.validate_on_submit():
+        return render_template("auth/login.html", form=form), (422 if form.errors else 200)
+    name = form.username.data.strip()
+    attempt = throttle.start(name, request.remote_addr)
+    if attempt.lock:  # refused before the password is checked: a guess made now tells nothing
+        return _refused(form, attempt.lock)
+    admin = db.session.execute(select(Admin).where(Admin.username == name)).scalar_one_or_none()
+    if admin is None:
+        burn_password_check(form.password.data)
+    if admin is not None and admin.check_password(form.password.data):
+        attempt.succeeded()
+        login_user(admin)
+        admin.last_login_at = utcnow()
+        record_activity("admin.login", admin, summary=f"{admin.username} signed in")
+        db.session.commit()
+        return redirect(_safe_next(request.args.get("next")))
+    locks = attempt.failed()
+    if locks:
+        _record_locks(locks, admin)
+        db.session.commit()
+        return _refused(form, max(locks, key=lambda lock: lock.seconds))
+    form.password.errors.append("Incorrect user name or password.")
+    return render_template("auth/login.html", form=form), 422
 
 
 @bp.route("/logout", methods=["POST"])
@@ -42,6 +56,29 @@ def logout():
     logout_user()
     flash("You have been signed out.", "info")
     return redirect(url_for("auth.login"))
+
+
+def _refused(form: LoginForm, lock: throttle.Lock):
+    """The form again (name kept, password not) with how long to wait: 429 with Retry-After."""
+    form.form_errors.append(lock.message)
+    return render_template("auth/login.html", form=form), 429, {"Retry-After": str(lock.seconds)}
+
+
+def _record_locks(locks: list[throttle.Lock], admin: Admin | None) -> None:
+    """Log each lock just started and add it to the activity log (an unknown name is not written out)."""
+    address = request.remote_addr or "unknown"
+    for lock in locks:
+        wait = throttle.wait_text(lock.seconds)
+        if lock.kind == "name":
+            who = admin.username if admin else "an unknown account name"
+            summary = f"Sign-in as {who} locked for {wait} after {lock.failures} failed attempts (the last from {address})"
+        else:
+            summary = f"Sign-in from {address} locked for {wait} after {lock.failures} failed attempts"
+        log.warning("%s", summary)
+        record_activity("admin.login_locked", admin if lock.kind == "name" else None, level="warning",
+                        actor=address[:80], summary=summary,
+                        details={"locked": lock.kind, "address": address, "failures": lock.failures,
+                                 "seconds": lock.seconds})
 
 
 def _safe_next(target: str | None) -> str:
