@@ -110,6 +110,14 @@ def run_migrations_online():
         with context.begin_transaction():
             context.run_migrations()
 
+        if connection.dialect.name == "sqlite":
+            # The connection goes back to the pool: whatever uses it next (flask demo migrates, then
+            # creates its admin) needs ON DELETE CASCADE / SET NULL enforced again. The pragma is
+            # ignored inside a transaction, hence the commit first.
+            connection.commit()
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+            connection.commit()
+
 
 if context.is_offline_mode():
     run_migrations_offline()

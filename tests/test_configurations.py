@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.models import ActivityEntry, ManagedServer, ServerConfiguration, TrustedCertificate
+from tests.conftest import CSRF_INPUT
 from tests.servers_helpers import Identity, field_error, post_add_server, server_named
 
 NOW = datetime.now(timezone.utc)
@@ -281,6 +282,20 @@ def test_plain_pages_and_redirects_without_htmx(admin_client, cert_a):
     response = admin_client.post(f"/configurations/{configuration.id}/delete")
     assert response.status_code == 302 and response.headers["Location"].endswith("/configurations")
     assert count(ServerConfiguration) == 0 and count(TrustedCertificate) == 0
+
+
+def test_a_deleted_configuration_id_is_never_given_to_a_new_one(admin_client, cert_a):
+    """A stale delete form of a deleted configuration answers 404 instead of deleting the next one created
+    (SQLite gave it the same id before AUTOINCREMENT); its certificates' ids are not reused either."""
+    old = create(admin_client, name="Old MDM", files=[("a.pem", pem(cert_a))])
+    old_id, old_certificate_id = old.id, old.certificates[0].id
+    stale_form = admin_client.get(f"/configurations/{old_id}/delete").get_data(as_text=True)
+    stale_token = next(filter(None, CSRF_INPUT.search(stale_form).groups()))
+    assert admin_client.post(f"/configurations/{old_id}/delete").status_code == 302
+    new = create(admin_client, name="New MDM", files=[("a.pem", pem(cert_a))])
+    assert new.id > old_id and new.certificates[0].id > old_certificate_id
+    stale = admin_client.post(f"/configurations/{old_id}/delete", data={"csrf_token": stale_token}, csrf=False)
+    assert stale.status_code == 404 and configuration_named("New MDM") is not None
 
 
 def test_pop_ups_with_htmx(htmx):

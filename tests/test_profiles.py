@@ -18,6 +18,7 @@ from portal.extensions import db
 from portal.htmx import STOP_POLLING
 from portal.models import (ActivityEntry, AssignmentBatch, Device, EnrollmentProfile, ManagedServer,
                            ServerConfiguration, TrustedCertificate)
+from tests.conftest import CSRF_INPUT
 from tests.servers_helpers import Identity, TakenJob, field_error, post_add_server, server_named
 
 NO_CONFIGURATION = "This managed server has no MDM server configuration: assign one and configure again."
@@ -574,3 +575,20 @@ def test_configure_profile_warns_of_an_expired_trusted_certificate(htmx, apple, 
     page = " ".join(htmx.get(f"/profiles/{profile.id}/configure").get_data(as_text=True).split())
     assert ">Expired</span>" in page
     assert "A trusted certificate of “Main MDM” is expired: devices told to trust it may refuse" in page
+
+
+def test_a_deleted_profile_id_is_never_given_to_a_new_one(admin_client, apple, identity, run_jobs):
+    """SQLite gave a new row max(id) + 1: after the newest profile was deleted, the next one took its id,
+    and a delete form left open on the old one deleted the new one. Now the stale form finds nothing."""
+    server_id = add_server(admin_client, apple, identity, run_jobs)
+    assert create(admin_client, server_id, name="X old").status_code == 302
+    old_id = profile_named("X old").id
+    stale_form = admin_client.get(f"/profiles/{old_id}/delete").get_data(as_text=True)
+    stale_token = next(filter(None, CSRF_INPUT.search(stale_form).groups()))
+    assert admin_client.post(f"/profiles/{old_id}/delete").status_code == 302  # deleted from another tab
+    assert create(admin_client, server_id, name="Y new").status_code == 302
+    assert profile_named("Y new").id > old_id
+    assert admin_client.get(f"/profiles/{old_id}").status_code == 404  # a bookmark
+    stale = admin_client.post(f"/profiles/{old_id}/delete", data={"csrf_token": stale_token}, csrf=False)
+    assert stale.status_code == 404
+    assert profile_named("Y new") is not None

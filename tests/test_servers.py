@@ -336,6 +336,25 @@ def test_delete_requires_typing_the_name(htmx, apple, identity, token, run_jobs)
     assert db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "server.deleted")).scalar_one()
 
 
+def test_a_deleted_server_id_is_never_given_to_a_new_one(htmx, apple, identity, token, run_jobs):
+    """The next server (and its devices, sync runs) gets new ids: the old server's links are 404s and its
+    activity entries (found by id) do not show on the new server's page."""
+    post_add_server(htmx, "Paris", token, identity.key_pem)
+    run_jobs()
+    paris = server_named("Paris")
+    old_id, old_max_device = paris.id, db.session.execute(select(func.max(Device.id))).scalar_one()
+    old_max_run = db.session.execute(select(func.max(SyncRun.id))).scalar_one()
+    assert htmx.post(f"/servers/{old_id}/delete", data={"confirm_name": "Paris"}).status_code == 204
+    lyon_token = apple.state.issue_token("Lyon MDM", identity.certificate_pem, devices=3)
+    post_add_server(htmx, "Lyon", lyon_token, identity.key_pem)
+    run_jobs()
+    lyon = server_named("Lyon")
+    assert lyon.id > old_id and htmx.get(f"/servers/{old_id}").status_code == 404
+    assert db.session.execute(select(func.min(Device.id))).scalar_one() > old_max_device
+    assert db.session.execute(select(func.min(SyncRun.id))).scalar_one() > old_max_run
+    assert "Paris" not in htmx.get(f"/servers/{lyon.id}").get_data(as_text=True)
+
+
 def test_unknown_server_is_a_404(htmx):
     assert htmx.get("/servers/999").status_code == 404
     assert htmx.post("/servers/999/sync").status_code == 404

@@ -7,14 +7,14 @@ from sqlalchemy import JSON, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
-from .types import UTCDateTime, utcnow
+from .types import IDS_NEVER_REUSED, UTCDateTime, utcnow
 
 
 class ActivityEntry(db.Model):
     """One recorded action, by an admin or by the system (actor None)."""
 
     __tablename__ = "activity_entry"
-    __table_args__ = (Index("ix_activity_entry_object", "object_type", "object_id"),)
+    __table_args__ = (Index("ix_activity_entry_object", "object_type", "object_id"), IDS_NEVER_REUSED)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

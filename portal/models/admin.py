@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..extensions import db
-from .types import UTCDateTime, utcnow
+from .types import IDS_NEVER_REUSED, UTCDateTime, utcnow
 
 # A fixed hash to compare against when the name is unknown, so a failed login takes the same
 # time whether or not the admin exists.
@@ -20,6 +20,7 @@ class Admin(UserMixin, db.Model):
     """An administrator account (password hashed with scrypt)."""
 
     __tablename__ = "admin"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(80), unique=True)

@@ -7,7 +7,7 @@ from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
-from .types import UTCDateTime, utcnow
+from .types import IDS_NEVER_REUSED, UTCDateTime, utcnow
 
 ASSIGN = "assign"
 REMOVE = "remove"
@@ -28,6 +28,7 @@ class AssignmentBatch(db.Model):
     """One Add Devices / Remove Devices action (or an automatic one: default profile, re-assignment)."""
 
     __tablename__ = "assignment_batch"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: Mapped[int] = mapped_column(primary_key=True)
     server_id: Mapped[int] = mapped_column(ForeignKey("managed_server.id", ondelete="CASCADE"), index=True)
@@ -60,6 +61,7 @@ class AssignmentTask(db.Model):
         Index("ix_assignment_task_batch_state", "batch_id", "state"),
         Index("ix_assignment_task_state_retry", "state", "retry_at"),
         Index("ix_assignment_task_device", "device_id", "id"),
+        IDS_NEVER_REUSED,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

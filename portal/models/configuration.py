@@ -7,13 +7,14 @@ from sqlalchemy import ForeignKey, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
-from .types import UTCDateTime, utcnow
+from .types import IDS_NEVER_REUSED, UTCDateTime, utcnow
 
 
 class ServerConfiguration(db.Model):
     """An MDM endpoint configuration, assigned to managed servers (Assign Server Configuration)."""
 
     __tablename__ = "server_configuration"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120), unique=True)
@@ -35,6 +36,7 @@ class TrustedCertificate(db.Model):
     """One SSL certificate a device must trust to reach the MDM URL (Apple's anchor_certs)."""
 
     __tablename__ = "trusted_certificate"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: Mapped[int] = mapped_column(primary_key=True)
     configuration_id: Mapped[int] = mapped_column(ForeignKey("server_configuration.id", ondelete="CASCADE"))

@@ -7,7 +7,7 @@ from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
-from .types import UTCDateTime, utcnow
+from .types import IDS_NEVER_REUSED, UTCDateTime, utcnow
 
 
 class Device(db.Model):
@@ -34,6 +34,7 @@ class Device(db.Model):
         # an answer, so a full fetch of 100,000 new devices never touches it.
         Index("ix_device_assignment_state", "assignment_state", "removed_at",
               sqlite_where=text("assignment_state IS NOT NULL"), postgresql_where=text("assignment_state IS NOT NULL")),
+        IDS_NEVER_REUSED,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

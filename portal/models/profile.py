@@ -7,7 +7,7 @@ from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
-from .types import UTCDateTime, utcnow
+from .types import IDS_NEVER_REUSED, UTCDateTime, utcnow
 
 # Lifecycle: created locally, sent to Apple only by "Configure profile".
 NOT_CONFIGURED = "not_configured"
@@ -22,7 +22,8 @@ class EnrollmentProfile(db.Model):
     """A managed server's enrollment profile and its state at Apple."""
 
     __tablename__ = "enrollment_profile"
-    __table_args__ = (UniqueConstraint("server_id", "name", name="uq_enrollment_profile_server_name"),)
+    __table_args__ = (UniqueConstraint("server_id", "name", name="uq_enrollment_profile_server_name"),
+                      IDS_NEVER_REUSED)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     server_id: Mapped[int] = mapped_column(ForeignKey("managed_server.id", ondelete="CASCADE"), index=True)

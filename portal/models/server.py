@@ -7,13 +7,14 @@ from sqlalchemy import ForeignKey, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
-from .types import UTCDateTime, utcnow
+from .types import IDS_NEVER_REUSED, UTCDateTime, utcnow
 
 
 class ManagedServer(db.Model):
     """A managed server: its encrypted token and key, Apple account details and sync state."""
 
     __tablename__ = "managed_server"
+    __table_args__ = IDS_NEVER_REUSED
     __encrypted__ = ("token_ciphertext", "key_ciphertext")
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -82,6 +83,7 @@ class PendingKeyPair(db.Model):
     private key waits here (encrypted) for the token that comes back."""
 
     __tablename__ = "pending_key_pair"
+    __table_args__ = IDS_NEVER_REUSED
     __encrypted__ = ("key_ciphertext",)
 
     id: Mapped[int] = mapped_column(primary_key=True)

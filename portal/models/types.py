@@ -1,10 +1,17 @@
-"""Column types shared by the models."""
+"""Column types and table options shared by the models."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
 from sqlalchemy import DateTime
 from sqlalchemy.types import TypeDecorator
+
+
+# __table_args__ of every table with an integer id: SQLite's AUTOINCREMENT never hands out the id of
+# a deleted row again (without it a new row gets max(id) + 1), so a bookmark, a stale form, a queued
+# job or an activity entry naming a deleted object never reaches a newer one. PostgreSQL sequences
+# never go back anyway.
+IDS_NEVER_REUSED = {"sqlite_autoincrement": True}
 
 
 def utcnow() -> datetime:
