@@ -33,12 +33,12 @@ class Periodic:
 
 def periodic_jobs() -> list[Periodic]:
     """The periodic jobs the portal wants now (needs an app context for the settings)."""
-    from portal.models.setting import get_setting
+    from portal.models.setting import sync_interval_seconds
 
     wanted = [Periodic("token-status", "jobs.servers.refresh_token_statuses", 86400),
               # Add Devices / Remove Devices: due retries, and batches whose job died mid-way.
               Periodic("assignment-retries", "jobs.assignments.retry_due", 60)]
-    interval = int(get_setting("sync_interval_seconds"))
+    interval = sync_interval_seconds()  # never below the minimum, whatever is stored
     if interval > 0:
         wanted.append(Periodic("server-sync", "jobs.sync.sync_all_servers", interval))
     return wanted

@@ -14,6 +14,12 @@ from cryptography.fernet import Fernet
 
 APPLE_DEP_URL = "https://mdmenrollment.apple.com"
 
+# Ranges of the Configuration › Apple settings, held to wherever a value comes from: the settings
+# page, the environment (TOKEN_EXPIRY_WARNING_DAYS), a value stored before a limit existed.
+SYNC_INTERVAL_MIN = 300  # seconds; 0 disables. Each run calls Apple and adds a history row per server.
+SYNC_INTERVAL_MAX = 30 * 86400
+WARNING_DAYS_MIN, WARNING_DAYS_MAX = 1, 180
+
 
 def load_config(instance_path: str) -> dict:
     """Build the app's configuration from the environment and the instance folder."""
@@ -30,7 +36,7 @@ def load_config(instance_path: str) -> dict:
         "DEP_PROTOCOL_VERSION": int(env.get("DEP_PROTOCOL_VERSION", "10")),
         "APPLE_MAX_RETRIES": int(env.get("APPLE_MAX_RETRIES", "4")),
         "APPLE_RETRY_BACKOFF": float(env.get("APPLE_RETRY_BACKOFF", "1.0")),
-        "TOKEN_EXPIRY_WARNING_DAYS": int(env.get("TOKEN_EXPIRY_WARNING_DAYS", "30")),
+        "TOKEN_EXPIRY_WARNING_DAYS": _warning_days(env.get("TOKEN_EXPIRY_WARNING_DAYS", "30")),
         "DEPSIM_STATE_DIR": env.get("DEPSIM_STATE_DIR") or str(instance / "depsim"),
         "RQ_QUEUES": ["default"],
         "TRUSTED_PROXIES": int(env.get("TRUSTED_PROXIES", "0")),
@@ -56,6 +62,15 @@ def database_url(value: str | None, instance: Path) -> str:
         if value.startswith(prefix):
             return "postgresql+psycopg://" + value[len(prefix):]
     return value
+
+
+def _warning_days(value: str) -> int:
+    """TOKEN_EXPIRY_WARNING_DAYS, refused at start unless the settings page would accept it too."""
+    text = value.strip()
+    if text.isascii() and text.isdecimal() and WARNING_DAYS_MIN <= int(text) <= WARNING_DAYS_MAX:
+        return int(text)
+    raise RuntimeError(f"TOKEN_EXPIRY_WARNING_DAYS must be a whole number of days from {WARNING_DAYS_MIN} to "
+                       f"{WARNING_DAYS_MAX}, not {value!r}")
 
 
 def _new_secret_key() -> str:

@@ -1,4 +1,5 @@
-"""Integers from URLs and forms, limited to what the database can compare with an id.
+"""Integers from URLs and forms: ids limited to what the database can compare with one, and whole
+numbers typed in a form (seconds, days) with one plain message.
 
 Id columns are 32-bit INTEGER: PostgreSQL refuses a larger number in a comparison with one
 (NumericValueOutOfRange) and SQLite cannot bind one above 2**63 - 1 (OverflowError), both a 500
@@ -9,6 +10,8 @@ nothing. Python's int() is also more lenient than an id needs: it takes "1_000",
 from __future__ import annotations
 
 from werkzeug.routing import IntegerConverter
+from wtforms import IntegerField
+from wtforms.validators import StopValidation
 
 MAX_DB_INT = 2**31 - 1  # the largest value of an id column (INTEGER) on PostgreSQL
 MAX_DB_INT_DIGITS = len(str(MAX_DB_INT))  # also keeps int() below Python's digit limit for str -> int
@@ -43,3 +46,31 @@ def small_int(value) -> int | None:
 def small_ints(values) -> list[int]:
     """The values that are ids (see small_int), for `getlist(name)`; the others are left out."""
     return [number for number in map(small_int, values) if number is not None]
+
+
+class WholeNumberField(IntegerField):
+    """A whole number typed in a form, from `minimum` to `maximum` (or one of `also`, e.g. 0 for "disabled").
+
+    Anything else (empty, "abc", "12.5", "-5", out of range) gets `message` once, next to the field:
+    IntegerField alone says "Not a valid integer value." and then the range's message too. ASCII
+    digits only, like the ids above (int() would take "1_000" and "٣٠٠"). What was typed is shown again.
+    """
+
+    def __init__(self, label, minimum: int, maximum: int, message: str, *, also: tuple[int, ...] = (), **kwargs):
+        super().__init__(label, invalid_value_message=message, **kwargs)
+        self.minimum, self.maximum, self.message, self.also = minimum, maximum, message, also
+
+    def process_formdata(self, valuelist):
+        if not valuelist:
+            return
+        text = valuelist[0].strip()
+        if not (text.isascii() and text.isdecimal() and len(text) <= 15):
+            self.data = None
+            raise ValueError(self.message)
+        self.data = int(text)
+
+    def pre_validate(self, form):
+        if self.process_errors:  # not a number: its one message is already there
+            raise StopValidation()
+        if self.data is None or (self.data not in self.also and not self.minimum <= self.data <= self.maximum):
+            raise StopValidation(self.message)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from sqlalchemy import String, select
 from sqlalchemy.orm import Mapped, mapped_column
 
+from ..config import SYNC_INTERVAL_MAX, SYNC_INTERVAL_MIN
 from ..extensions import db
 
 DEFAULTS = {
@@ -35,3 +36,18 @@ def set_setting(key: str, value: str) -> None:
         db.session.add(Setting(key=key, value=value))
     else:
         row.value = value
+
+
+def sync_interval_seconds() -> int:
+    """The Server Synchronization Interval in force: 0 (disabled) or seconds within the allowed range.
+
+    A value stored before the minimum existed (1 was accepted, and synchronized every second) runs
+    at the minimum until the admin saves the settings again; one that is not a number at the default.
+    """
+    try:
+        value = int(get_setting("sync_interval_seconds"))
+    except ValueError:
+        value = int(DEFAULTS["sync_interval_seconds"])
+    if value <= 0:
+        return 0
+    return min(max(value, SYNC_INTERVAL_MIN), SYNC_INTERVAL_MAX)

@@ -1,0 +1,93 @@
+"""Configuration › Apple through the page: the Server Synchronization Interval and the token expiry
+warning keep to their ranges, say so once next to the field, and the scheduler never runs the
+synchronization more often than the minimum, whatever was stored before."""
+from __future__ import annotations
+
+import pytest
+from rq_scheduler import Scheduler
+
+from jobs.schedule import PREFIX, periodic_jobs, reconcile_now
+from portal.config import load_config
+from portal.extensions import db
+from portal.models.setting import get_setting, set_setting
+from portal.queue import get_redis
+from tests.servers_helpers import field_error
+
+INTERVAL_MESSAGE = "Enter 0 (disabled) or a number of seconds from 300 to 2,592,000 (30 days)."
+DAYS_MESSAGE = "Enter a number of days from 1 to 180."
+
+
+def _save(client, sync_interval: str, warning_days: str = "30"):
+    return client.post("/settings/apple", data={"sync_interval": sync_interval, "warning_days": warning_days})
+
+
+def _stored() -> tuple[str, str]:
+    db.session.expire_all()
+    return get_setting("sync_interval_seconds"), get_setting("token_warning_days")
+
+
+def _scheduled_sync_interval() -> int | None:
+    scheduler = Scheduler(queue_name="default", connection=get_redis())
+    jobs = {job.id: job for job in scheduler.get_jobs()}
+    job = jobs.get(PREFIX + "server-sync")
+    return None if job is None else job.meta["periodic"]["interval"]
+
+
+@pytest.mark.parametrize("value", ["1", "299", "-5", "2592001"])
+def test_an_interval_out_of_range_is_refused_next_to_the_field(admin_client, value):
+    response = _save(admin_client, value)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert field_error(html, "sync_interval") == INTERVAL_MESSAGE
+    assert f'value="{value}"' in html  # what was typed stays
+    assert _stored() == ("86400", "")
+
+
+@pytest.mark.parametrize("value", ["0", "300", "2592000"])
+def test_the_interval_limits_and_zero_are_accepted(admin_client, value):
+    assert _save(admin_client, value).status_code == 302
+    assert _stored() == (value, "30")
+    assert _scheduled_sync_interval() == (int(value) or None)
+
+
+@pytest.mark.parametrize("value", ["abc", "", "12.5", "1e3", "٣٠٠"])
+def test_a_number_field_that_is_not_a_number_gets_one_message(admin_client, value):
+    response = _save(admin_client, value, value)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422 and "Not a valid integer" not in html
+    assert field_error(html, "sync_interval") == INTERVAL_MESSAGE
+    assert field_error(html, "warning_days") == DAYS_MESSAGE
+    assert _stored() == ("86400", "")
+
+
+@pytest.mark.parametrize("value", ["0", "181"])
+def test_warning_days_out_of_range_are_refused(admin_client, value):
+    response = _save(admin_client, "86400", value)
+    assert response.status_code == 422
+    assert field_error(response.get_data(as_text=True), "warning_days") == DAYS_MESSAGE
+    assert _stored() == ("86400", "")
+    assert _save(admin_client, "86400", "180").status_code == 302 and _stored() == ("86400", "180")
+
+
+def test_a_stored_interval_below_the_minimum_runs_at_the_minimum(admin_client):
+    set_setting("sync_interval_seconds", "1")  # saved before the minimum existed
+    db.session.commit()
+    assert {p.name: p.interval for p in periodic_jobs()}["server-sync"] == 300
+    reconcile_now()  # as the scheduler command does when it starts
+    assert _scheduled_sync_interval() == 300
+
+    page = admin_client.get("/settings/apple").get_data(as_text=True)
+    assert 'value="300"' in page  # what runs, not the stored 1
+    assert "below the minimum" in page and "every 300 seconds" in page
+    assert _save(admin_client, "300").status_code == 302
+    assert _stored()[0] == "300"
+    assert "below the minimum" not in admin_client.get("/settings/apple").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("value", ["0", "181", "abc"])
+def test_the_warning_days_from_the_environment_keep_to_the_same_range(tmp_path, monkeypatch, value):
+    monkeypatch.setenv("TOKEN_EXPIRY_WARNING_DAYS", value)
+    with pytest.raises(RuntimeError, match="TOKEN_EXPIRY_WARNING_DAYS .* from 1 to 180"):
+        load_config(str(tmp_path))
+    monkeypatch.setenv("TOKEN_EXPIRY_WARNING_DAYS", "45")
+    assert load_config(str(tmp_path))["TOKEN_EXPIRY_WARNING_DAYS"] == 45
