@@ -1,18 +1,104 @@
-"""Names an admin types (servers, profiles, configurations) are unique whatever their case.
+"""Names an admin types (managed servers, profiles, configurations, generated key pairs): one way to
+clean them, check them and compare them.
 
-Compared in Python with str.casefold(): SQL lower() on SQLite folds ASCII letters only, so “Évry”
-and “ÉVRY” would both be accepted there and refused on PostgreSQL. The tables holding such names
-have tens of rows, so reading their names is cheap.
+A name is what the admin sees, so two names that look alike are the same name:
+
+- On input (`name_field`, a WTForms filter and validators), white space is trimmed and every run of
+  it (any Unicode space, tabs, line breaks) becomes one space, in Unicode's composed form (NFC):
+  " Demo  MDM" is stored as "Demo MDM", and "é" typed as e + combining accent as the single "é".
+- Names holding invisible format or control characters (categories Cc and Cf: bidirectional
+  overrides and isolates, zero-width spaces, joiners and marks, the byte order mark, NUL, BEL...)
+  are refused: "Main" U+202E "MDM" displays reversed, and "Par" U+200B "is" cannot be told from "Paris".
+- `taken_name` compares names the same way, ignoring case in any script, so a row stored before
+  this cleaning existed (" Demo  MDM") still clashes with "demo mdm"; it returns the stored name,
+  for the message. Compared in Python with str.casefold(): SQL lower() on SQLite folds ASCII
+  letters only, so “Évry” and “ÉVRY” would both be accepted there and refused on PostgreSQL. The
+  tables holding such names have tens of rows, so reading their names is cheap.
+- `same_name` is the typed confirmation ("Type Paris exactly to confirm"): case counts, spacing
+  and invisible characters do not.
 """
 from __future__ import annotations
 
+import unicodedata
+
 from sqlalchemy import select
+from wtforms import StringField
+from wtforms.validators import DataRequired, Length, StopValidation
 
 from .extensions import db
 
+INVISIBLE = "Remove the invisible control characters from the name."
+_INVISIBLE_CATEGORIES = ("Cc", "Cf")
 
-def name_taken(name_column, name: str, *conditions) -> bool:
-    """Whether a row matching `conditions` already has `name`, ignoring case (any script)."""
-    wanted = name.strip().casefold()
+
+def normalize_name(value):
+    """`value` trimmed, each run of white space made one space, in NFC; anything but text unchanged.
+
+    White space is what str.split() splits on: every Unicode space separator, tabs, line and
+    paragraph breaks. A WTForms filter (it also receives None and the stored value of an edit form).
+    """
+    if not isinstance(value, str):
+        return value
+    return " ".join(unicodedata.normalize("NFC", value).split())
+
+
+def invisible_characters(name: str) -> list[str]:
+    """The format and control characters in `name` (Unicode categories Cc and Cf), in order, once each."""
+    found: list[str] = []
+    for char in name:
+        if unicodedata.category(char) in _INVISIBLE_CATEGORIES and char not in found:
+            found.append(char)
+    return found
+
+
+def _describe(char: str) -> str:
+    name = unicodedata.name(char, "")
+    return f"U+{ord(char):04X}" + (f" ({name.lower()})" if name else "")
+
+
+def refuse_invisible(form, field) -> None:
+    """WTForms validator: refuse a name holding invisible characters, saying which (and stop there)."""
+    found = invisible_characters(field.data or "")
+    if found:
+        raise StopValidation(f"{INVISIBLE} It contains {', '.join(_describe(c) for c in found)}.")
+
+
+def name_field(label: str, *, required: str, max_length: int, too_long: str | None = None, **kwargs) -> StringField:
+    """A StringField for a name: normalised, required, visible characters only, at most `max_length` characters.
+
+    `required` and `too_long` are the messages shown next to the field; by default the latter is
+    "The name can be at most N characters.". The length is counted after normalising.
+    """
+    return StringField(label, filters=[normalize_name], validators=[
+        DataRequired(required),
+        refuse_invisible,
+        Length(max=max_length, message=too_long or f"The name can be at most {max_length} characters."),
+    ], **kwargs)
+
+
+def _visible(name: str) -> str:
+    """`name` as it reads: normalised (NFC, single spaces), without invisible characters."""
+    # Spacing first: tabs and line breaks are control characters too, but they separate words.
+    spaced = normalize_name(name)
+    return normalize_name("".join(c for c in spaced if unicodedata.category(c) not in _INVISIBLE_CATEGORIES))
+
+
+def _comparable(name: str) -> str:
+    return unicodedata.normalize("NFC", _visible(name).casefold())
+
+
+def taken_name(name_column, name: str, *conditions) -> str | None:
+    """The stored name of a row matching `conditions` that reads like `name` (any case, spacing), or None."""
+    wanted = _comparable(name)
     names = db.session.execute(select(name_column).where(*conditions)).scalars()
-    return any(existing.strip().casefold() == wanted for existing in names if existing)
+    return next((existing for existing in names if existing and _comparable(existing) == wanted), None)
+
+
+def shown_name(name: str) -> str:
+    """`name` as a page shows it and as a confirmation must be typed (single spaces, nothing invisible)."""
+    return _visible(name)
+
+
+def same_name(typed: str | None, stored: str) -> bool:
+    """Whether a typed confirmation is `stored`: the same letters in the same case, spacing aside."""
+    return _visible(typed or "") == _visible(stored)

@@ -54,6 +54,20 @@ def test_wrong_credentials_are_refused_without_saying_which(auth, client, userna
     assert client.get("/servers").status_code == 302
 
 
+def test_an_empty_or_too_long_login_form_says_which_field_and_why(auth, client):
+    from tests.servers_helpers import field_error
+
+    client.fetch_csrf_token()
+    response = client.post("/login", data={"username": "", "password": ""})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422 and "This field is required" not in html
+    assert field_error(html, "username") == "Enter your user name."
+    assert field_error(html, "password") == "Enter your password."
+    response = client.post("/login", data={"username": "a" * 81, "password": "correct horse battery"})
+    assert response.status_code == 422
+    assert field_error(response.get_data(as_text=True), "username") == "The user name can be at most 80 characters."
+
+
 def test_login_is_recorded_in_the_activity_log(app, auth):
     auth.login()
     entry = db.session.execute(select(ActivityEntry)).scalar_one()

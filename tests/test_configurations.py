@@ -264,6 +264,40 @@ def test_duplicate_name_is_refused(htmx):
     assert count(ServerConfiguration) == 2
 
 
+def test_configuration_names_are_normalised_and_a_clash_names_the_existing_one(htmx):
+    create(htmx, "Main MDM")
+    for typed in ("main mdm", " Main\u00a0\u00a0MDM ", "MAIN\tMDM"):
+        response = post(htmx, "/configurations/new", name=typed, url="https://other.example.com/")
+        assert response.status_code == 422
+        assert (field_error(response.get_data(as_text=True), "name")
+                == "A configuration named “Main MDM” already exists. Choose another name."), typed
+    response = post(htmx, "/configurations/new", name="  Other \n MDM ", url="https://other.example.com/")
+    assert response.status_code == 204
+    other = configuration_named("Other MDM")
+    assert other is not None
+    response = post(htmx, f"/configurations/{other.id}/edit", name="main  mdm", url="https://other.example.com/")
+    assert response.status_code == 422 and "“Main MDM”" in field_error(response.get_data(as_text=True), "name")
+    for typed, message in (("Main\u202eMDM\u202c", "Remove the invisible control characters from the name."),
+                           ("Main\u2066MDM\u2069", "Remove the invisible control characters from the name."),
+                           ("M" * 121, "The name can be at most 120 characters.")):
+        response = post(htmx, "/configurations/new", name=typed, url="https://other.example.com/")
+        assert response.status_code == 422 and message in field_error(response.get_data(as_text=True), "name")
+    # Unicode's composed form: "É" typed as E + combining accent is stored as the single "É", and clashes.
+    assert post(htmx, "/configurations/new", name="E\u0301vry MDM", url="https://evry.example.com/").status_code == 204
+    assert configuration_named("\u00c9vry MDM") is not None
+    response = post(htmx, "/configurations/new", name="\u00c9VRY mdm", url="https://other.example.com/")
+    assert response.status_code == 422 and "“\u00c9vry MDM”" in field_error(response.get_data(as_text=True), "name")
+    assert count(ServerConfiguration) == 3
+    assert configuration_named("Other MDM") is not None
+
+
+def test_a_garbage_certificate_id_to_remove_is_ignored(htmx, cert_a):
+    configuration = create(htmx, files=[("a.pem", pem(cert_a))])
+    response = post(htmx, f"/configurations/{configuration.id}/edit", name="Renamed", remove=["abc"])
+    assert response.status_code == 204, response.get_data(as_text=True)
+    assert configuration_named("Renamed").certificates  # kept: no certificate has that id
+
+
 # ----- pages with and without htmx, 404 ---------------------------------------------------------
 
 def test_plain_pages_and_redirects_without_htmx(admin_client, cert_a):

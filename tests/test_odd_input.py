@@ -136,3 +136,13 @@ def test_assigning_a_huge_configuration_id_is_a_field_error(admin_client, shop, 
     assert response.status_code == 422 and "no longer exists" in _text(response)
     db.session.expire_all()
     assert db.session.get(ManagedServer, shop["server_id"]).configuration_id == shop["configuration_id"]
+
+
+@pytest.mark.parametrize("server_id", [*TOO_LARGE, 999, -1])
+def test_create_profile_for_a_server_id_that_is_not_offered_is_a_field_error(admin_client, shop, server_id):
+    from tests.servers_helpers import field_error
+
+    response = admin_client.post("/profiles/new", data={"server_id": str(server_id), "name": "Staff",
+                                                        "is_mdm_removable": "y"})
+    assert response.status_code == 422
+    assert field_error(_text(response), "server_id") == "That managed server no longer exists: choose another."

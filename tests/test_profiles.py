@@ -150,10 +150,13 @@ LONG = "x" * 126
 @pytest.mark.parametrize("overrides,field,words", [
     ({"name": ""}, "name", "Give the profile a name"),
     ({"name": "   "}, "name", "Give the profile a name"),
-    ({"name": LONG}, "name", "At most 125 characters"),
-    ({"department": LONG}, "department", "At most 125 characters"),
-    ({"support_phone": "1" * 51}, "support_phone", "At most 50 characters"),
-    ({"support_email": "a" * 240 + "@example.com"}, "support_email", "At most 250 characters"),
+    ({"name": LONG}, "name", "The name can be at most 125 characters (Apple&#39;s limit)."),
+    ({"name": "Staff\u202eiPads\u202c"}, "name", "Remove the invisible control characters from the name."),
+    ({"organization": "o" * 256}, "organization", "The organization can be at most 255 characters."),
+    ({"department": LONG}, "department", "The department can be at most 125 characters"),
+    ({"support_phone": "1" * 51}, "support_phone", "The support phone number can be at most 50 characters"),
+    ({"support_email": "a" * 240 + "@example.com"}, "support_email",
+     "The support email address can be at most 250 characters"),
     ({"support_email": "help desk at acme"}, "support_email", "email address like"),
     ({"support_email": "help@acme"}, "support_email", "email address like"),
     ({"is_mdm_removable": None, "is_supervised": None}, "is_mdm_removable", "only lets supervised devices"),
@@ -213,6 +216,28 @@ def test_profile_name_is_unique_per_server(htmx, apple, identity, run_jobs, serv
     assert create(htmx, server_id, name="Élèves").status_code == 204
     response = create(htmx, server_id, name="ÉLÈVES")  # case ignored in every script, on SQLite too
     assert response.status_code == 422 and "already has a profile named" in response.get_data(as_text=True)
+
+
+def test_profile_names_are_normalised_and_clash_whatever_their_spacing(htmx, server_id):
+    assert create(htmx, server_id, name="  Profile \t A\u00a0").status_code == 204
+    assert profile_named("Profile A") is not None  # stored as it is shown
+    for typed in ("Profile  A", "profile\u2003a", "PROFILE\nA"):
+        response = create(htmx, server_id, name=typed, department="Sales")
+        assert response.status_code == 422
+        # The message names the profile that holds the name, as stored, not what was typed.
+        assert ("Paris already has a profile named “Profile A”"
+                in field_error(response.get_data(as_text=True), "name")), typed
+        assert 'value="Sales"' in response.get_data(as_text=True)
+    # A row saved before names were normalised still clashes, and is named as stored.
+    db.session.execute(update(EnrollmentProfile).values(name="Profile  A "))
+    db.session.commit()
+    response = create(htmx, server_id, name="Profile A")
+    assert response.status_code == 422
+    assert "already has a profile named “Profile  A ”" in field_error(response.get_data(as_text=True), "name")
+    assert create(htmx, server_id, name="Teachers").status_code == 204
+    response = htmx.post(f"/profiles/{profile_named('Teachers').id}/edit", data=profile_form(name=" profile a"))
+    assert response.status_code == 422 and "named “Profile  A ”" in field_error(response.get_data(as_text=True), "name")
+    assert profile_count() == 2
 
 
 def test_at_most_one_default_profile_per_server(htmx, server_id):

@@ -65,6 +65,61 @@ def test_server_names_are_unique_whatever_their_case_in_any_script(htmx, apple, 
     assert server_named("ÉVRY") is None
 
 
+def test_server_names_are_normalised_and_clash_whatever_their_spacing(htmx, apple, identity, run_jobs):
+    first = apple.state.issue_token("Paris MDM", identity.certificate_pem, devices=1)
+    assert post_add_server(htmx, "  Demo \t MDM\u00a0", first, identity.key_pem).status_code == 204
+    assert server_named("Demo MDM") is not None  # stored as it is shown
+    second = apple.state.issue_token("Lyon MDM", identity.certificate_pem, devices=1)
+    # Any Unicode space, any case (line breaks: see the profile and configuration tests; here the name is
+    # also in the token's file name, where a line break would break the upload itself).
+    for typed in (" Demo  MDM", "demo\u2003mdm", "Demo\tMDM", "DEMO\u00a0MDM "):
+        response = post_add_server(htmx, typed, second, identity.key_pem)
+        assert response.status_code == 422
+        # The message names the server that holds the name, as stored, not what was typed.
+        assert ("A managed server named “Demo MDM” already exists"
+                in field_error(response.get_data(as_text=True), "name")), typed
+    assert db.session.execute(select(func.count()).select_from(ManagedServer)).scalar_one() == 1
+
+
+def test_a_name_stored_with_odd_spacing_still_clashes_and_is_deleted_by_its_shown_name(htmx, apple, identity, token,
+                                                                                       run_jobs):
+    assert post_add_server(htmx, "Paris", token, identity.key_pem).status_code == 204
+    run_jobs()
+    server_id = server_named("Paris").id
+    # A row saved before names were normalised.
+    db.session.execute(text("UPDATE managed_server SET name = ' Demo  MDM'"))
+    db.session.commit()
+    again = apple.state.issue_token("Lyon MDM", identity.certificate_pem, devices=1)
+    response = post_add_server(htmx, "Demo MDM", again, identity.key_pem)
+    assert response.status_code == 422
+    assert "A managed server named “ Demo  MDM” already exists" in field_error(response.get_data(as_text=True), "name")
+
+    wrong = htmx.post(f"/servers/{server_id}/delete", data={"confirm_name": "demo mdm"})  # the case still counts
+    assert wrong.status_code == 422
+    assert field_error(wrong.get_data(as_text=True), "confirm_name") == "Type Demo MDM exactly to confirm."
+    ok = htmx.post(f"/servers/{server_id}/delete", data={"confirm_name": "Demo MDM"})  # what the dialog shows
+    assert ok.status_code == 204
+    assert db.session.execute(select(func.count()).select_from(ManagedServer)).scalar_one() == 0
+
+
+@pytest.mark.parametrize("name", ["Paris\u202eSDM\u202c", "Par\u200bis", "\ufeffParis", "Paris \u2066MDM\u2069",
+                                  "Paris\u200fMDM", "Paris\x07MDM", "Paris\u00adMDM"])
+def test_names_with_invisible_control_characters_are_refused(htmx, apple, identity, token, name):
+    response = post_add_server(htmx, name, token, identity.key_pem)
+    assert response.status_code == 422
+    assert "Remove the invisible control characters from the name." in field_error(response.get_data(as_text=True),
+                                                                                   "name")
+    assert db.session.execute(select(func.count()).select_from(ManagedServer)).scalar_one() == 0
+
+
+def test_a_name_too_long_says_the_limit(htmx, apple, identity, token):
+    response = post_add_server(htmx, "P" * 121, token, identity.key_pem)
+    assert response.status_code == 422
+    assert field_error(response.get_data(as_text=True), "name") == "The name can be at most 120 characters."
+    assert post_add_server(htmx, " " + "P" * 120 + " ", token, identity.key_pem).status_code == 204
+    assert server_named("P" * 120) is not None
+
+
 def test_an_apple_server_already_connected_is_refused_with_where_it_is(htmx, apple, identity, token, run_jobs):
     assert post_add_server(htmx, "Paris", token, identity.key_pem).status_code == 204
     again = apple.state.issue_token("Paris MDM", identity.certificate_pem)  # a new download, same Apple server
@@ -199,7 +254,23 @@ def test_generate_key_pair_then_add_server_with_it(htmx, apple, run_jobs):
 def test_key_pair_form_validates(htmx):
     response = htmx.post("/servers/keys/new", data={"common_name": "", "days": "5"})
     assert response.status_code == 422
-    assert b"Give the certificate a name." in response.data and b"Between 30 and 3650 days." in response.data
+    assert b"Give the certificate a name." in response.data and b"Enter a number of days from 30 to 3650." in response.data
+
+
+def test_key_pair_names_are_normalised_and_bad_input_gets_one_plain_message_per_field(htmx):
+    response = htmx.post("/servers/keys/new", data={"common_name": "k" * 65, "days": "abc"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert field_error(html, "common_name") == "The certificate name can be at most 64 characters."
+    assert field_error(html, "days") == "Enter a number of days from 30 to 3650."  # once, not "Not a valid integer"
+    assert 'value="abc"' in html  # what was typed stays
+    response = htmx.post("/servers/keys/new", data={"common_name": "Lyon\u202eyek", "days": "400"})
+    assert response.status_code == 422
+    assert "Remove the invisible control characters" in field_error(response.get_data(as_text=True), "common_name")
+    assert db.session.execute(select(PendingKeyPair)).first() is None
+    response = htmx.post("/servers/keys/new", data={"common_name": "  Lyon \t\u3000 key ", "days": "400"})
+    assert response.status_code == 200
+    assert db.session.execute(select(PendingKeyPair.label)).scalar_one() == "Lyon key"
 
 
 def _renew(client, server_id, token, **extra):

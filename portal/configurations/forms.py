@@ -6,11 +6,12 @@ from urllib.parse import urlsplit
 from flask_wtf import FlaskForm
 from flask_wtf.file import MultipleFileField
 from wtforms import RadioField, SelectMultipleField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Length, ValidationError
+from wtforms.validators import DataRequired, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from ..converters import small_int
 from ..models import ServerConfiguration
-from ..names import name_taken
+from ..names import name_field, taken_name
 
 URL_EXAMPLE = "https://mdm.example.com/enroll"
 MAX_URL = 2000
@@ -43,11 +44,14 @@ def url_problem(url: str) -> str | None:
     return None
 
 
+def _certificate_id(value) -> int:
+    return small_int(value) or 0
+
+
 class ConfigurationForm(FlaskForm):
     """Create / edit an MDM server configuration."""
 
-    name = StringField("Name", validators=[DataRequired("Give the configuration a name."), Length(max=120)],
-                       filters=[lambda v: v.strip() if isinstance(v, str) else v])
+    name = name_field("Name", required="Give the configuration a name.", max_length=120)
     url = StringField("MDM server URL", filters=[lambda v: v.strip() if isinstance(v, str) else v],
                       render_kw={"type": "url", "placeholder": URL_EXAMPLE, "spellcheck": "false"})
     certificate_files = MultipleFileField("Certificate files", render_kw={"accept": ".pem,.crt,.cer,.der"})
@@ -55,7 +59,8 @@ class ConfigurationForm(FlaskForm):
                                      render_kw={"spellcheck": "false", "rows": 4,
                                                 "placeholder": "-----BEGIN CERTIFICATE-----"})
     # Edit only: the stored certificates to drop (their ids).
-    remove = SelectMultipleField("Remove these certificates", coerce=int, choices=[], validate_choice=False,
+    # A value that is no certificate id (a hand-edited form) matches no certificate, like an unknown id.
+    remove = SelectMultipleField("Remove these certificates", coerce=_certificate_id, choices=[], validate_choice=False,
                                  widget=ListWidget(prefix_label=False), option_widget=CheckboxInput())
 
     def __init__(self, *args, configuration: ServerConfiguration | None = None, **kwargs):
@@ -63,10 +68,16 @@ class ConfigurationForm(FlaskForm):
         self._configuration = configuration
 
     def validate_name(self, field) -> None:
-        """Names are unique, whatever their case, so two configurations are never confused."""
+        """Names are unique, whatever their case and spacing, so two configurations are never confused."""
+        clash = self.name_clash()
+        if clash:
+            raise ValidationError(clash)
+
+    def name_clash(self) -> str | None:
+        """Why the typed name cannot be used, naming the configuration that has it, or None."""
         others = [ServerConfiguration.id != self._configuration.id] if self._configuration is not None else []
-        if name_taken(ServerConfiguration.name, field.data, *others):
-            raise ValidationError(f"A configuration named {field.data} already exists. Choose another name.")
+        taken = taken_name(ServerConfiguration.name, self.name.data or "", *others)
+        return None if taken is None else f"A configuration named “{taken}” already exists. Choose another name."
 
     def validate_url(self, field) -> None:
         problem = url_problem(field.data or "")

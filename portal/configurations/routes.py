@@ -50,8 +50,9 @@ def _apply_errors(form, errors: dict[str, list[str]]) -> None:
 
 
 def _name_taken(form) -> None:
+    """After a lost race on the unique name: name the configuration saved meanwhile."""
     form.name.errors = list(form.name.errors or []) + [
-        f"A configuration named {form.name.data} already exists. Choose another name."]
+        form.name_clash() or "A configuration with this name was just saved: choose another name."]
 
 
 def _done(message: str, page_url: str, category: str = "success"):

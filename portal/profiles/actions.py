@@ -15,7 +15,7 @@ from ..views import form_done, render_form
 from . import bp
 from .forms import ConfigureForm, ConfirmForm, NewProfileForm, ProfileForm
 from .services import (FieldErrors, configure_running, create_profile, delete_profile, device_counts, failure_field,
-                       start_configure, update_profile)
+                       name_clash, start_configure, update_profile)
 
 REFRESH = "profilesChanged"
 
@@ -38,9 +38,10 @@ def _save_new(form, server_for) -> EnrollmentProfile | None:
     except FieldErrors as exc:
         db.session.rollback()
         _apply_errors(form, exc.errors)
-    except IntegrityError:
+    except IntegrityError:  # the same name saved meanwhile (another tab or admin): name that profile
         db.session.rollback()
-        _apply_errors(form, {"name": "A profile with this name was just created on this server: choose another name."})
+        _apply_errors(form, {"name": name_clash(server, form.name.data)
+                             or "A profile with this name was just created on this server: choose another name."})
     else:
         return profile
     return None
@@ -112,7 +113,8 @@ def edit(profile_id: int):
             _apply_errors(form, exc.errors)
         except IntegrityError:
             db.session.rollback()
-            _apply_errors(form, {"name": "Another profile of this server just took this name: choose another."})
+            _apply_errors(form, {"name": name_clash(profile.server, form.name.data, profile.id)
+                                 or "Another profile of this server just took this name: choose another."})
         else:
             message = f"Profile {profile.name} saved."
             if changed and profile.status == CHANGED:

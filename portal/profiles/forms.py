@@ -12,6 +12,7 @@ from wtforms.fields import EmailField, TelField, URLField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from ..names import name_field
 from .codes import LANGUAGES, REGIONS, SKIP_SETUP_ITEMS
 
 # One "@", something on both sides, a dot in the domain, no spaces: what Apple's own check accepts,
@@ -57,15 +58,16 @@ def https_url_problem(url: str) -> str | None:
 class ProfileForm(FlaskForm):
     """Create Profile / Edit: BMC's attributes, then Apple's other settings under Advanced."""
 
-    name = StringField("Profile name", filters=[_strip], validators=[
-        DataRequired("Give the profile a name."), Length(max=125, message="At most 125 characters (Apple's limit).")])
-    organization = StringField("Organization", filters=[_strip], validators=[Optional(), Length(max=255)])
+    name = name_field("Profile name", required="Give the profile a name.", max_length=125,
+                      too_long="The name can be at most 125 characters (Apple's limit).")
+    organization = StringField("Organization", filters=[_strip], validators=[
+        Optional(), Length(max=255, message="The organization can be at most 255 characters.")])
     department = StringField("Department", filters=[_strip], validators=[
-        Optional(), Length(max=125, message="At most 125 characters (Apple's limit).")])
-    support_email = EmailField("Support Email Address", filters=[_strip], validators=[
-        Optional(), Length(max=250, message="At most 250 characters (Apple's limit).")])
+        Optional(), Length(max=125, message="The department can be at most 125 characters (Apple's limit).")])
+    support_email = EmailField("Support Email Address", filters=[_strip], validators=[Optional(), Length(
+        max=250, message="The support email address can be at most 250 characters (Apple's limit).")])
     support_phone = TelField("Support Phone Number", filters=[_strip], validators=[
-        Optional(), Length(max=50, message="At most 50 characters (Apple's limit).")])
+        Optional(), Length(max=50, message="The support phone number can be at most 50 characters (Apple's limit).")])
     is_mdm_removable = BooleanField("Is MDM Removable", default=True)
 
     is_supervised = BooleanField("Supervised", default=True)
@@ -115,7 +117,8 @@ class ProfileForm(FlaskForm):
 class NewProfileForm(ProfileForm):
     """Create Profile from the global page: the managed server is chosen in the form."""
 
-    server_id = SelectField("Managed server", coerce=int, validators=[DataRequired("Choose the managed server.")])
+    server_id = SelectField("Managed server", coerce=int, validators=[DataRequired("Choose the managed server.")],
+                            invalid_choice_message="That managed server no longer exists: choose another.")
 
 
 class ConfigureForm(FlaskForm):

@@ -9,7 +9,7 @@ from ..device_locks import lock_device_writes
 from ..extensions import db
 from ..models import ActivityEntry, Device, EnrollmentProfile, ManagedServer
 from ..models.profile import CHANGED, CONFIGURED, CONFIGURING, FAILED, NOT_CONFIGURED
-from ..names import name_taken
+from ..names import taken_name
 from ..queue import enqueue, fetch_job, job_alive, new_job_id
 from ..servers.services import FieldErrors
 from .payload import FORM_FIELD_FOR_APPLE, apple_snapshot
@@ -35,11 +35,20 @@ def _clean(data: dict) -> dict:
     return values
 
 
-def _check_name(server: ManagedServer, name: str, profile_id: int | None = None) -> None:
+def name_clash(server: ManagedServer, name: str, profile_id: int | None = None) -> str | None:
+    """Why `name` cannot be used for a profile of `server` (naming the profile that has it), or None."""
     others = [EnrollmentProfile.id != profile_id] if profile_id is not None else []
-    if name_taken(EnrollmentProfile.name, name, EnrollmentProfile.server_id == server.id, *others):
-        raise FieldErrors({"name": f"{server.name} already has a profile named “{name}”. Profile names are "
-                                   "unique per managed server: choose another name."})
+    taken = taken_name(EnrollmentProfile.name, name, EnrollmentProfile.server_id == server.id, *others)
+    if taken is None:
+        return None
+    return (f"{server.name} already has a profile named “{taken}”. Profile names are unique per managed server: "
+            "choose another name.")
+
+
+def _check_name(server: ManagedServer, name: str, profile_id: int | None = None) -> None:
+    clash = name_clash(server, name, profile_id)
+    if clash:
+        raise FieldErrors({"name": clash})
 
 
 def _make_default(profile: EnrollmentProfile) -> None:

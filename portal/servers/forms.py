@@ -1,10 +1,10 @@
 """Forms of the Device Assignment area."""
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
-from wtforms import BooleanField, IntegerField, PasswordField, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Length, NumberRange
+from wtforms import BooleanField, PasswordField, SelectField, StringField, TextAreaField
 
-from ..converters import small_int
+from ..converters import WholeNumberField, small_int
+from ..names import name_field
 
 NAME_HELP = "Use the name of the MDM server in Apple Business Manager, so both are easy to match."
 
@@ -28,7 +28,7 @@ class _KeyFields:
 class AddServerForm(_KeyFields, FlaskForm):
     """Add a Server."""
 
-    name = StringField("Name", validators=[DataRequired("Give the managed server a name."), Length(max=120)])
+    name = name_field("Name", required="Give the managed server a name.", max_length=120)
     token = FileField("Authentication token", render_kw={"accept": ".p7m"})
 
 
@@ -48,10 +48,9 @@ class DeleteServerForm(FlaskForm):
 class KeyPairForm(FlaskForm):
     """Generate key pair."""
 
-    common_name = StringField("Certificate name", default="ADE Portal",
-                              validators=[DataRequired("Give the certificate a name."), Length(max=64)])
-    days = IntegerField("Valid for (days)", default=365 * 3,
-                        validators=[NumberRange(30, 3650, "Between 30 and 3650 days.")])
+    common_name = name_field("Certificate name", default="ADE Portal", required="Give the certificate a name.",
+                             max_length=64, too_long="The certificate name can be at most 64 characters.")
+    days = WholeNumberField("Valid for (days)", 30, 3650, "Enter a number of days from 30 to 3650.", default=365 * 3)
 
 
 class ActionForm(FlaskForm):

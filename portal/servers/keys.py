@@ -18,7 +18,7 @@ def new_key_pair():
     """Generate an RSA key pair and a self-signed certificate to upload to Apple Business Manager."""
     form = KeyPairForm()
     if form.validate_on_submit():
-        pending = create_key_pair(form.common_name.data.strip(), form.days.data)
+        pending = create_key_pair(form.common_name.data, form.days.data)
         db.session.commit()
         template = "servers/_keypair_done.html"
         if is_htmx():

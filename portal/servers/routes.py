@@ -12,6 +12,7 @@ from ..devices.enrollment import not_ready_counts
 from ..extensions import db
 from ..htmx import STOP_POLLING, hx_redirect, is_htmx, toast
 from ..models import ActivityEntry, ManagedServer, PendingKeyPair
+from ..names import same_name, shown_name
 from ..queue import enqueue, fetch_job, job_alive, new_job_id
 from ..views import form_done, render_form
 from . import bp
@@ -232,8 +233,8 @@ def delete(server_id: int):
     server = _server_or_404(server_id)
     form = DeleteServerForm()
     if form.validate_on_submit():
-        if (form.confirm_name.data or "").strip() != server.name:
-            form.confirm_name.errors = [f"Type {server.name} exactly to confirm."]
+        if not same_name(form.confirm_name.data, server.name):  # spacing aside, as the dialog shows it
+            form.confirm_name.errors = [f"Type {shown_name(server.name)} exactly to confirm."]
         else:
             name = server.name
             try:

@@ -22,7 +22,7 @@ from ..devices.counts import current_counts
 from ..extensions import db
 from ..models import Device, ManagedServer, PendingKeyPair, SyncRun
 from ..models.sync import ACTIVE
-from ..names import name_taken
+from ..names import normalize_name, taken_name
 from ..queue import enqueue, fetch_job, get_redis, job_alive, new_job_id
 
 DELETE_WAIT_S = 10  # for a job writing the server's devices to commit; well below web timeouts
@@ -86,9 +86,10 @@ def open_token(token_file: bytes, key: KeyChoice) -> OpenedToken:
 
 def add_server(name: str, opened: OpenedToken) -> ManagedServer:
     """Create a managed server from a decrypted token (the caller commits, then calls after_add)."""
-    name = name.strip()
-    if name_taken(ManagedServer.name, name):
-        raise FieldErrors({"name": f"A managed server named “{name}” already exists. Choose another name."})
+    name = normalize_name(name)
+    taken = taken_name(ManagedServer.name, name)
+    if taken is not None:
+        raise FieldErrors({"name": f"A managed server named “{taken}” already exists. Choose another name."})
     holder = db.session.execute(select(ManagedServer.name).where(
         ManagedServer.consumer_key == opened.token.consumer_key)).scalar()
     if holder is not None:  # two servers syncing one Apple MDM server would each hold its devices
@@ -245,6 +246,7 @@ def start_sync(server: ManagedServer, trigger: str, actor: str | None) -> tuple[
 
 def create_key_pair(common_name: str, days: int) -> PendingKeyPair:
     """Generate an RSA 2048 key and self-signed certificate; the key waits here, encrypted."""
+    common_name = normalize_name(common_name)
     pair = generate_key_pair(common_name=common_name, days=days)
     info = certificate_info(pair.certificate_pem)[0]
     pending = PendingKeyPair(label=common_name, certificate_pem=pair.certificate_pem.decode(),
