@@ -201,6 +201,20 @@ def test_an_empty_add_server_form_names_every_missing_part_at_once(htmx):
     assert db.session.execute(select(func.count()).select_from(ManagedServer)).scalar_one() == 0
 
 
+def test_the_same_name_added_by_two_admins_at_once_is_refused_next_to_the_field(htmx, apple, identity, token,
+                                                                                 run_jobs, monkeypatch):
+    """Both requests pass the name check before either saves: the database's unique name decides."""
+    from portal.servers import services
+
+    assert post_add_server(htmx, "Paris", token, identity.key_pem).status_code == 204
+    monkeypatch.setattr(services, "taken_name", lambda *args: None)  # the other admin has not saved yet
+    other = apple.state.issue_token("Lyon MDM", identity.certificate_pem, devices=1)
+    response = post_add_server(htmx, "Paris", other, identity.key_pem)
+    assert response.status_code == 422
+    assert "was added a moment ago" in field_error(response.get_data(as_text=True), "name")
+    assert db.session.execute(select(func.count()).select_from(ManagedServer)).scalar_one() == 1
+
+
 def test_add_server_without_javascript_is_a_plain_page(admin_client, apple, identity, token, run_jobs):
     page = admin_client.get("/servers/add")
     assert page.status_code == 200 and b"<html" in page.data and b"Add a Server" in page.data

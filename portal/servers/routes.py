@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from ..activity.record import record_activity
 from ..apple_link import status_of
@@ -108,6 +109,10 @@ def add():
         except FieldErrors as exc:
             db.session.rollback()
             _apply_errors(form, exc.errors)
+        except IntegrityError:  # the same name, added by another tab or admin between the check and the save
+            db.session.rollback()
+            _apply_errors(form, {"name": f"A managed server named “{form.name.data}” was added a moment ago. "
+                                         "Choose another name."})
         else:
             after_add(server, current_user.username)
             return form_done(f"Managed server {server.name} added; reading its Apple account details.",
