@@ -2,6 +2,7 @@
 and URLs, Assign / Unassign Server Configuration on managed servers, pop-ups and plain pages."""
 from __future__ import annotations
 
+import html
 import io
 import json
 import re
@@ -244,13 +245,15 @@ def test_every_bad_file_is_named(htmx):
     ("https://mdm.example.com/enroll#frag", "#"),
     ("https://user:pw@mdm.example.com/", "password"),
     ("https://mdm.example.com:99999/", "not a valid URL"),
+    ("https://mdm.example.com:0/enroll", "Port 0 is not a port"),
+    ('https://mdm.example.com/enroll?a=<b>&c="x"', 'cannot hold these characters as typed: " < >'),
     ("https://mdm.example.com/" + "a" * 2000, "at most 2,000"),
     ("", "Enter the MDM server URL"),
 ])
 def test_bad_urls_are_refused_with_a_clear_message(htmx, cert_a, url, expected):
     response = post(htmx, "/configurations/new", url=url, files=[("a.pem", pem(cert_a))])
     assert response.status_code == 422
-    assert expected in field_error(response.get_data(as_text=True), "url")
+    assert expected in html.unescape(field_error(response.get_data(as_text=True), "url"))
     assert count(ServerConfiguration) == 0
 
 

@@ -168,6 +168,8 @@ LONG = "x" * 126
     ({"configuration_web_url": "http://sso.acme.example/enroll"}, "configuration_web_url", "https://"),
     ({"configuration_web_url": "https://sso.acme.example/en roll"}, "configuration_web_url", "spaces"),
     ({"configuration_web_url": "https://sso.acme.example:99999/"}, "configuration_web_url", "port"),
+    ({"configuration_web_url": "https://x:0"}, "configuration_web_url", "Port 0 is not a port"),
+    ({"configuration_web_url": "https://sso.acme.example/{x}"}, "configuration_web_url", "as typed: { }"),
     ({"configuration_web_url": "https://sso.acme.example/" + "a" * 2000}, "configuration_web_url", "2000"),
 ])
 def test_bad_fields_are_refused_next_to_the_field_and_nothing_is_saved(htmx, server_id, overrides, field, words):

@@ -12,6 +12,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from ..converters import small_int
 from ..models import ServerConfiguration
 from ..names import name_field, taken_name
+from ..url_checks import port_problem, url_text_problem
 
 URL_EXAMPLE = "https://mdm.example.com/enroll"
 MAX_URL = 2000
@@ -25,11 +26,15 @@ def url_problem(url: str) -> str | None:
         return f"The URL is {len(url):,} characters long; at most {MAX_URL:,} are allowed."
     if any(ch.isspace() for ch in url):
         return "The URL cannot contain spaces. Encode them as %20 or remove them."
+    if problem := url_text_problem(url):
+        return problem
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
     except ValueError:
         return f"This is not a valid URL. Enter a full address such as {URL_EXAMPLE}."
+    if problem := port_problem(parts):
+        return problem
     scheme = parts.scheme.lower()
     if scheme == "http":
         return "Use https://: devices only enroll with an MDM server over HTTPS."

@@ -13,6 +13,7 @@ from wtforms.validators import DataRequired, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..names import name_field
+from ..url_checks import port_problem, url_text_problem
 from .codes import LANGUAGES, REGIONS, SKIP_SETUP_ITEMS
 
 # One "@", something on both sides, a dot in the domain, no spaces: what Apple's own check accepts,
@@ -45,11 +46,15 @@ def https_url_problem(url: str) -> str | None:
         return "At most 2000 characters."
     if any(ch.isspace() for ch in url):
         return "A URL cannot contain spaces."
+    if problem := url_text_problem(url):
+        return problem
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018  (raises ValueError for a port out of range)
     except ValueError:
         return "This is not a valid URL (check the port number)."
+    if problem := port_problem(parts):
+        return problem
     if parts.scheme != "https" or not parts.hostname:
         return "Enter an https:// address, e.g. https://mdm.example.com/enroll."
     return None
