@@ -106,6 +106,7 @@ def app(tmp_path, _schema, redis_url):
         get_redis().flushdb()
         yield app
         db.session.remove()
+        db.engine.dispose()  # each test's app has its own pool: without this PostgreSQL keeps ~80 connections open
 
 
 def _empty_tables() -> None:
