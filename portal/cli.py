@@ -30,6 +30,7 @@ def create_admin(name: str, update: bool) -> None:
     from .auth.throttle import clear_name
     from .extensions import db
     from .models import Admin
+    from .models.admin import find_admin
 
     if sys.stdin.isatty():
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
@@ -37,17 +38,23 @@ def create_admin(name: str, update: bool) -> None:
         password = sys.stdin.readline().rstrip("\r\n")
     if len(password) < 8:
         raise click.ClickException("the password must have at least 8 characters")
-    admin = db.session.execute(select(Admin).where(Admin.username == name)).scalar_one_or_none()
+    name = " ".join(name.split())  # as sign-in reads it (find_admin): "Alice " is "Alice"
+    if not name or len(name) > 80:
+        raise click.ClickException("the user name must have 1 to 80 characters")
+    admin = find_admin(name)
     if admin is not None and not update:
-        raise click.ClickException(f"an admin named {name!r} already exists (use --update to change the password)")
-    if admin is None:
+        raise click.ClickException(f"an admin named {admin.username!r} already exists "
+                                   "(names differing only in case or spacing are the same; "
+                                   "use --update to change the password)")
+    created = admin is None
+    if created:
         admin = Admin(username=name)
         db.session.add(admin)
     admin.set_password(password)
     db.session.commit()
     if update:
-        clear_name(name)  # a new password also lifts a sign-in lock on the name
-    click.echo(f"Admin {name!r} {'updated' if update else 'created'}.")
+        clear_name(admin.username)  # a new password also lifts a sign-in lock on the name
+    click.echo(f"Admin {admin.username!r} {'created' if created else 'updated'}.")
 
 
 @click.command("worker")

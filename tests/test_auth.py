@@ -54,6 +54,22 @@ def test_wrong_credentials_are_refused_without_saying_which(auth, client, userna
     assert client.get("/servers").status_code == 302
 
 
+@pytest.mark.parametrize("typed", ["Alice", "ALICE", "  alice ", "aLiCe"])
+def test_the_user_name_is_read_whatever_its_case_and_spacing(auth, client, typed):
+    response = auth.login(typed)
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+    assert b"alice" in client.get("/servers").data
+
+
+def test_accounts_differing_only_in_case_need_the_exact_spelling(app, auth, client):
+    auth.create_admin("Alice", "another long password")
+    assert auth.login("alice").status_code == 302  # exact match: the first account
+    auth.logout()
+    assert auth.login("Alice", "another long password").status_code == 302
+    auth.logout()
+    assert auth.login("ALICE").status_code == 422  # which one? neither
+
+
 def test_an_empty_or_too_long_login_form_says_which_field_and_why(auth, client):
     from tests.servers_helpers import field_error
 

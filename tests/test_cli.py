@@ -29,6 +29,18 @@ def test_create_admin_refuses_short_passwords_and_duplicates(app, runner):
     assert db.session.execute(select(Admin).where(Admin.username == "dave")).scalar_one().check_password("another password")
 
 
+def test_create_admin_names_are_the_same_whatever_their_case_and_spacing(app, runner):
+    assert runner.invoke(args=["create-admin", "  Erin  Smith "], input="long enough pw\n").exit_code == 0
+    assert db.session.execute(select(Admin.username)).scalars().all() == ["Erin Smith"]
+    again = runner.invoke(args=["create-admin", "erin smith"], input="another password\n")
+    assert again.exit_code != 0 and "'Erin Smith' already exists" in again.output
+    updated = runner.invoke(args=["create-admin", "ERIN SMITH", "--update"], input="another password\n")
+    assert updated.exit_code == 0 and "'Erin Smith' updated" in updated.output
+    db.session.expire_all()
+    assert db.session.execute(select(Admin)).scalar_one().check_password("another password")
+    assert runner.invoke(args=["create-admin", "   "], input="long enough pw\n").exit_code != 0
+
+
 @pytest.mark.parametrize("mode", [["--simple"], []], ids=["in-process", "forking"])
 def test_worker_command_burst_runs_queued_jobs(app, runner, mode):
     enqueue("jobs.maintenance.heartbeat", "from-cli")

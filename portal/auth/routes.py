@@ -6,12 +6,11 @@ from urllib.parse import urlsplit
 
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_user, logout_user
-from sqlalchemy import select
 
 from ..activity.record import record_activity
 from ..extensions import db
 from ..models import Admin
-from ..models.admin import burn_password_check
+from ..models.admin import burn_password_check, find_admin
 from ..models.types import utcnow
 from . import bp, throttle
 from .forms import LoginForm
@@ -31,7 +30,7 @@ def login():
     attempt = throttle.start(name, request.remote_addr)
     if attempt.lock:  # refused before the password is checked: a guess made now tells nothing
         return _refused(form, attempt.lock)
-    admin = db.session.execute(select(Admin).where(Admin.username == name)).scalar_one_or_none()
+    admin = find_admin(name)
     if admin is None:
         burn_password_check(form.password.data)
     if admin is not None and admin.check_password(form.password.data):

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import String
+from sqlalchemy import String, select
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -38,6 +38,25 @@ class Admin(UserMixin, db.Model):
 
     def __repr__(self) -> str:
         return f"<Admin {self.username}>"
+
+
+def find_admin(name: str) -> Admin | None:
+    """The admin whose user name is `name`, as typed at sign-in: spacing and case do not count
+    ("Alice " signs in as "alice"). An exact match wins; two accounts differing only in case
+    (created before names were compared this way) need the exact spelling.
+
+    Compared in Python with str.casefold() (SQL lower() folds ASCII only on SQLite); a portal has
+    a handful of admins.
+    """
+    wanted = " ".join(name.split())
+    if not wanted:
+        return None
+    admins = db.session.execute(select(Admin)).scalars().all()
+    exact = [a for a in admins if a.username == wanted]
+    if exact:
+        return exact[0]
+    folded = [a for a in admins if " ".join(a.username.split()).casefold() == wanted.casefold()]
+    return folded[0] if len(folded) == 1 else None
 
 
 def burn_password_check(password: str) -> None:
