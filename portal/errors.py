@@ -5,6 +5,7 @@ import logging
 
 from flask import Flask, render_template
 from flask_wtf.csrf import CSRFError
+from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from .extensions import db
@@ -19,6 +20,7 @@ TITLES = {
     405: "Not allowed here",
     413: "File too large",
     500: "Something went wrong",
+    503: "Job queue not answering",
 }
 
 EXPLANATIONS = {
@@ -28,6 +30,9 @@ EXPLANATIONS = {
     405: "This address does not accept that kind of request.",
     413: "The uploaded file is larger than the portal accepts (16 MB).",
     500: "The portal hit an unexpected error. Nothing was saved. The error has been logged; try again or contact your administrator.",
+    503: ("The portal's job queue (Redis) did not answer, so the work in the background could not be "
+          "started or checked. Try again in a moment; if this keeps happening, check that Redis is running "
+          "(the System page shows it)."),
 }
 
 
@@ -51,6 +56,15 @@ def init_app(app: Flask) -> None:
         if error.code and error.code >= 500:
             db.session.rollback()
         return render_error(error.code or 500)
+
+    @app.errorhandler(RedisError)
+    def redis_error(error: RedisError):
+        # Redis down or hung (get_redis bounds the wait): say so, rather than "unexpected error".
+        # What was committed before stays: an assignment request whose job could not be queued is
+        # started by the periodic retry job, a sync run left without a job is closed by the next one.
+        db.session.rollback()
+        log.warning("Redis unavailable: %s", error)
+        return render_error(503)
 
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception):

@@ -11,6 +11,11 @@ from rq.job import Job
 from .redis_server import embedded_redis_url
 
 CONNECT_TIMEOUT_S = 5
+# Every reply within this: a Redis server that accepts connections but hangs (overloaded, paused,
+# a half-open network path) fails the web request in seconds instead of holding it forever. An RQ
+# worker raises its own connection's limit above its blocking dequeue's wait (rq's
+# Worker._set_connection), so waiting for jobs is not cut short.
+READ_TIMEOUT_S = 10
 
 
 def init_app(app: Flask) -> None:
@@ -24,9 +29,9 @@ def get_redis(app: Flask | None = None) -> redis.Redis:
     conn = app.extensions.get("redis")
     if conn is None:
         url = app.config["REDIS_URL"] or embedded_redis_url(app.config["EMBEDDED_REDIS_DIR"])
-        # A bounded connect: an unreachable server fails a request in seconds instead of hanging
-        # it for the operating system's TCP timeout (sign-in then goes on unthrottled, see auth/throttle.py).
-        conn = redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT_S)
+        # A bounded connect and read: an unreachable or hung server fails a request in seconds
+        # instead of hanging it (sign-in then goes on unthrottled, see auth/throttle.py).
+        conn = redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT_S, socket_timeout=READ_TIMEOUT_S)
         app.extensions["redis"] = conn
     return conn
 

@@ -405,3 +405,28 @@ def test_without_redis_sign_in_still_works_unthrottled(app, auth, client, thrott
     assert [r.status_code for r in _fail(client, "alice", 6)] == [422] * 6
     assert _try(client, "alice", "correct horse battery").status_code == 302
     assert any("sign-in throttling skipped: Redis unavailable" in r.getMessage() for r in throttle_log.records)
+
+
+def test_a_hung_redis_fails_open_within_the_read_timeout(app, auth, client, throttle_log, monkeypatch):
+    """A Redis that accepts connections but never answers: sign-in goes on, it does not hang."""
+    import socket
+    import threading
+
+    import portal.queue
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)  # connections are accepted by the kernel and never answered
+    try:
+        monkeypatch.setattr(portal.queue, "READ_TIMEOUT_S", 0.5)
+        app.config["REDIS_URL"] = f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+        app.extensions["redis"] = None
+        answers = []
+        signing_in = threading.Thread(target=lambda: answers.append(_try(client, "alice", "correct horse battery")),
+                                      daemon=True)
+        signing_in.start()
+        signing_in.join(10)  # without a read timeout it never returns (until the listener closes)
+        assert not signing_in.is_alive() and answers[0].status_code == 302
+        assert any("Redis unavailable" in r.getMessage() for r in throttle_log.records)
+    finally:
+        listener.close()

@@ -72,3 +72,13 @@ def test_periodic_jobs_follow_the_synchronization_interval(app):
     set_setting("sync_interval_seconds", "0")
     db.session.commit()
     assert "server-sync" not in {p.name for p in periodic_jobs()}
+
+
+def test_a_worker_waits_for_jobs_longer_than_a_web_request_waits_for_redis(app):
+    """get_redis() bounds every reply (READ_TIMEOUT_S); the worker's blocking dequeue must not hit it."""
+    from portal.queue import READ_TIMEOUT_S
+    from portal.worker import make_worker
+
+    assert get_redis(app).connection_pool.connection_kwargs["socket_timeout"] == READ_TIMEOUT_S
+    worker = make_worker(app, ["default"])  # as `flask worker` builds it: on the same connection
+    assert worker.connection.connection_pool.connection_kwargs["socket_timeout"] > worker.dequeue_timeout

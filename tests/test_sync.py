@@ -597,3 +597,24 @@ def test_the_bulk_upsert_stores_exactly_what_the_model_types_store(app, server):
     fast = _devices(server.id)["FAST1"]
     assert fast.extra == extra and fast.profile_push_time == parse_time("2026-01-02T04:05:06Z")
     assert fast.first_seen_at == NOW and fast.updated_at == NOW
+
+
+def test_sync_now_while_redis_hangs_says_so_instead_of_an_error_page(app, htmx, apple, paris, monkeypatch):
+    import socket
+
+    import portal.queue
+
+    server = paris(devices=2)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)  # accepted by the kernel, never answered
+    try:
+        monkeypatch.setattr(portal.queue, "READ_TIMEOUT_S", 0.3)
+        app.config["REDIS_URL"] = f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+        app.extensions["redis"] = None
+        response = htmx.post(f"/servers/{server.id}/sync")
+    finally:
+        listener.close()
+    html = response.get_data(as_text=True)
+    assert response.status_code == 503
+    assert "job queue (Redis) did not answer" in html and "Traceback" not in html
