@@ -41,7 +41,7 @@ def devices_of(server_id: int) -> dict[str, Device]:
 
 def _filtered(client, query: str) -> list[str]:
     """Serial numbers on the Managed Devices list with this filter."""
-    return re.findall(r"<td><code>([^<]+)</code></td>", client.get(f"/devices?{query}").get_data(as_text=True))
+    return re.findall(r"<td><a class=.device-link.[^>]*><code>([^<]+)</code></a></td>", client.get(f"/devices?{query}").get_data(as_text=True))
 
 
 def tasks_of(batch_id: int) -> dict[str, AssignmentTask]:

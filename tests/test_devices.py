@@ -18,7 +18,7 @@ from portal.models import (AssignmentBatch, AssignmentTask, Device, EnrollmentPr
                            ServerConfiguration)
 
 NOW = datetime(2026, 11, 1, tzinfo=timezone.utc)
-SERIAL_CELL = re.compile(r"<td><code>([^<]+)</code></td>")
+SERIAL_CELL = re.compile(r"<td><a class=.device-link.[^>]*><code>([^<]+)</code></a></td>")
 
 
 def _server(name: str, configured: bool = False) -> ManagedServer:
@@ -466,7 +466,7 @@ def test_devices_apple_still_hands_a_profile_are_flagged_apart(admin_client, fle
     assert "2 devices will enroll with a profile that is not as set up here" in server_page
     link = html.unescape(re.search(r'href="([^"]*enroll=outdated[^"]*)"', server_page).group(1))
     assert sorted(_serials(admin_client.get(link))) == ["GONE001", "KSK0001"]
-    rows = dict(re.findall(r"<td><code>([^<]+)</code></td>.*?<td class=\"nowrap\">(<span[^>]*>[^<]+</span>)",
+    rows = dict(re.findall(r"<td><a class=.device-link.[^>]*><code>([^<]+)</code></a></td>.*?<td class=\"nowrap\">(<span[^>]*>[^<]+</span>)",
                            admin_client.get("/devices?sort=serial").get_data(as_text=True), re.S))
     assert "Outdated profile" in rows["GONE001"] and "Won’t enroll" in rows["RMV0001"]
     csv_rows = {r["serial_number"]: r["will_enroll"] for r in csv.DictReader(io.StringIO(
@@ -483,7 +483,7 @@ def test_devices_apple_still_hands_a_profile_are_flagged_apart(admin_client, fle
 
 def test_not_ready_devices_are_flagged_in_the_list(admin_client, fleet):
     page = admin_client.get("/devices?sort=serial").get_data(as_text=True)
-    rows = dict(re.findall(r"<td><code>([^<]+)</code></td>.*?<td class=\"nowrap\">(<span[^>]*>[^<]+</span>)",
+    rows = dict(re.findall(r"<td><a class=.device-link.[^>]*><code>([^<]+)</code></a></td>.*?<td class=\"nowrap\">(<span[^>]*>[^<]+</span>)",
                            page, re.S))
     assert "Yes" in rows["C02AAA1"] and "Won’t enroll" in rows["F17XYZ9"] and "Won’t enroll" in rows["LYN0001"]
 

@@ -550,16 +550,16 @@ def test_managed_devices_lists_synced_devices_with_keyset_pages(htmx, apple, par
     assert "250 devices" in first and "Next page" in first
     import re
 
-    serials = re.findall(r"<td><code>([A-Z0-9]+)</code></td>", first)
+    serials = re.findall(r"<td><a class=.device-link.[^>]*><code>([A-Z0-9]+)</code></a></td>", first)
     assert len(serials) == 100 and serials == sorted(serials)
     next_url = re.search(r'href="([^"]*after=[^"]*)"', first).group(1).replace("&amp;", "&")
     second = htmx.get(next_url).get_data(as_text=True)
-    more = re.findall(r"<td><code>([A-Z0-9]+)</code></td>", second)
+    more = re.findall(r"<td><a class=.device-link.[^>]*><code>([A-Z0-9]+)</code></a></td>", second)
     assert len(more) == 100 and more[0] > serials[-1]
     prefix = serials[0][:3]
     found = htmx.get(f"/devices?q={prefix.lower()}", headers={"HX-Target": "device-table"})
     assert b"<html" not in found.data
-    assert all(s.startswith(prefix) for s in re.findall(r"<td><code>([A-Z0-9]+)</code></td>", found.get_data(as_text=True)))
+    assert all(s.startswith(prefix) for s in re.findall(r"<td><a class=.device-link.[^>]*><code>([A-Z0-9]+)</code></a></td>", found.get_data(as_text=True)))
 
 
 def test_the_bulk_upsert_stores_exactly_what_the_model_types_store(app, server):
