@@ -425,6 +425,37 @@ def test_deleting_a_server_while_it_synchronizes_stops_the_job_quietly(app, htmx
     assert db.session.execute(select(func.count()).select_from(SyncRun)).scalar_one() == 0
 
 
+def test_exhausted_cursor_on_sync_falls_back_to_a_full_fetch_instead_of_asking_again(
+        htmx, apple, paris, run_jobs, monkeypatch):
+    # Apple lists EXHAUSTED_CURSOR for /devices/sync too (reference §3.0, §3.3): asking again with the
+    # same cursor would get the same answer forever.
+    from portal.apple import errors
+    from portal.apple.client import DEPClient
+
+    server = paris(devices=20)
+    stale = server_named("Paris").sync_cursor
+    real = DEPClient.sync_devices
+    refused: list[str] = []
+
+    def exhausted_once(self, cursor, *args, **kwargs):
+        if cursor == stale:
+            refused.append(cursor)
+            if len(refused) > 3:  # the bug: the same call again and again (stop it, do not hang)
+                raise RuntimeError("sync asked Apple again with the cursor it called exhausted")
+            raise errors.CursorExhausted(status=400, code="EXHAUSTED_CURSOR", body="EXHAUSTED_CURSOR")
+        return real(self, cursor, *args, **kwargs)
+
+    monkeypatch.setattr(DEPClient, "sync_devices", exhausted_once)
+    apple.state.add_devices("Paris MDM", 2)
+    htmx.post(f"/servers/{server.id}/sync")
+    assert run_jobs() == []
+    run = _runs(server.id)[-1]
+    assert refused == [stale]
+    assert run.status == "succeeded" and run.kind == "full"
+    assert _device_count(server.id) == 22
+    assert server_named("Paris").sync_cursor not in (None, stale)
+
+
 def test_pages_stored_before_an_apple_error_are_kept(htmx, apple, paris, run_jobs, monkeypatch):
     from portal.apple import errors
     from portal.apple.client import DEPClient

@@ -92,16 +92,17 @@ def _sync_pages(server: ManagedServer, run: SyncRun, client) -> None:
         while True:
             try:
                 page, prepared = feed.next()
-            except apple_errors.CursorExhausted:
-                # The fetch had already returned everything (a run stopped after its last page):
-                # finish it, removals included, then continue with changes since then.
-                if phase == "fetch":
+            except (apple_errors.CursorExhausted, apple_errors.CursorExpired, apple_errors.CursorInvalid) as exc:
+                if isinstance(exc, apple_errors.CursorExhausted) and phase == "fetch":
+                    # The fetch had already returned everything (a run stopped after its last page):
+                    # finish it, removals included, then continue with changes since then.
                     run.removed += mark_missing_removed(server.id, server.fetch_generation, _now())
-                phase, server.fetch_complete = "sync", True
-                db.session.commit()
-                feed.start(phase, server.sync_cursor, server.fetch_generation)
-                continue
-            except (apple_errors.CursorExpired, apple_errors.CursorInvalid):
+                    phase, server.fetch_complete = "sync", True
+                    db.session.commit()
+                    feed.start(phase, server.sync_cursor, server.fetch_generation)
+                    continue
+                # Expired or invalid; or exhausted in a sync (Apple lists it there too), where asking
+                # again with the same cursor would only get the same answer, forever.
                 log.info("server %s: cursor refused by Apple, fetching every device again", server.id)
                 phase, run.kind = "fetch", "full"
                 server.sync_cursor, server.fetch_complete = None, False
