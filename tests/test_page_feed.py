@@ -132,6 +132,28 @@ def test_an_error_reaches_the_writer_after_the_pages_before_it_and_the_feed_can_
     assert apple.calls[-1][0] == "sync" and not feed_threads()
 
 
+@pytest.mark.parametrize("next_cursor", ["c1", ""])
+def test_more_to_follow_without_a_new_cursor_stops_the_feed_after_the_page(next_cursor):
+    # Asking again with the same cursor would loop forever (reference §6.1; the client's own
+    # iter_fetch refuses it too); a missing cursor is kept as the one sent (DevicePage).
+    from portal.apple.errors import AppleError
+
+    calls = []
+
+    def stuck(phase, cursor):
+        calls.append(cursor)
+        return Page(len(calls), True, next_cursor or cursor)
+
+    with PageFeed(stuck, prepare) as feed:
+        feed.start("fetch", "c0", generation=1)
+        assert feed.next()[0].number == 1
+        if next_cursor:
+            assert feed.next()[0].number == 2  # c0 -> c1 moved: fine
+        with pytest.raises(AppleError, match="did not move the cursor"):
+            feed.next()
+    assert len(calls) == (2 if next_cursor else 1)
+
+
 def test_threads_switch_faster_only_while_feeds_run():
     import sys
 

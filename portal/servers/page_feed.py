@@ -22,6 +22,8 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable
 
+from ..apple.errors import AppleError
+
 DEPTH = 3  # pages fetched ahead of the one being written
 SWITCH_INTERVAL_S = 0.0005
 CLOSE_WAIT_S = 1.0  # closing does not wait out a call to Apple (and its retries) still under way
@@ -84,6 +86,9 @@ class PageFeed:
                 self._put((page, self._preparer.submit(self._prepare, page, generation), None), stop)
                 if not page.more_to_follow:
                     return
+                if not page.cursor or page.cursor == cursor:  # asking again would loop forever
+                    raise AppleError("Apple said more devices follow but did not move the cursor; "
+                                     "try the sync again later.")
                 cursor = page.cursor
         except BaseException as exc:  # noqa: BLE001 - handed to the writer, which decides
             self._put((None, None, exc), stop)
