@@ -80,6 +80,19 @@ def test_sync_events_add_update_remove(app, server):
     assert "ZZ" not in devices
 
 
+def test_deleted_is_read_whatever_its_case(app, server):
+    """Liberal in what we accept (the reference does not fix the case; nanodep lower-cases it)."""
+    from portal.devices.store import store_page
+
+    store_page(server.id, [_device("A1"), _device("B2"), _device("C3")], 1, NOW)
+    counts = store_page(server.id, [{"serial_number": "A1", "op_type": "DELETED"},
+                                    {"serial_number": "B2", "op_type": " Deleted "}], 1, NOW)
+    db.session.commit()
+    assert counts.removed == 2 and _kept_count(server.id) == 1
+    devices = _devices(server.id)
+    assert devices["A1"].removed_at is not None and devices["B2"].removed_at is not None
+
+
 def test_repeated_serial_keeps_the_latest_record(app, server):
     from portal.devices.store import store_page
 

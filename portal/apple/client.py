@@ -104,9 +104,23 @@ class AssignResult:
         """Fold one chunk's AssignProfileResponse into this result."""
         data = data if isinstance(data, dict) else {}
         self.devices.update(status_map(data.get("devices")))
-        retry = data.get("retry_after_seconds")
-        if isinstance(retry, (int, float)) and not isinstance(retry, bool):
-            self.retry_after_seconds = max(int(retry), self.retry_after_seconds or 0)
+        retry = _seconds(data.get("retry_after_seconds"))
+        if retry is not None:
+            self.retry_after_seconds = max(retry, self.retry_after_seconds or 0)
+
+
+def _seconds(value: Any) -> int | None:
+    """A wait in whole seconds from a number or a numeric string ("60"); None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, (int, float)) and value == value and 0 <= value < 10**9:  # not NaN, not absurd
+        return int(value)
+    return None
 
 
 class SessionStore(Protocol):

@@ -69,12 +69,18 @@ class PreparedPage:
     deleted: list[str]
 
 
+def _is_deleted(record: dict) -> bool:
+    """Apple writes "deleted"; any case or spacing is read the same (as nanodep does)."""
+    op_type = record.get("op_type")
+    return isinstance(op_type, str) and op_type.strip().lower() == "deleted"
+
+
 def prepare_page(server_id: int, records: list[dict], generation: int, now: datetime, dialect: str) -> PreparedPage:
     """Convert one page of fetch or sync records; pure Python, so the sync runs it in the thread
     that fetches pages while the previous page is being written."""
     records = latest_per_serial(records)
-    deleted = [r["serial_number"] for r in records if r.get("op_type") == "deleted"]
-    present = [r for r in records if r.get("op_type") != "deleted"]
+    deleted = [r["serial_number"] for r in records if _is_deleted(r)]
+    present = [r for r in records if not _is_deleted(r)]
     stamp = _stored_time(now, dialect)
     rows = [_row(server_id, record, generation, stamp, dialect) for record in present]
     return PreparedPage(server_id, now, [r["serial_number"] for r in present],

@@ -71,6 +71,14 @@ def test_assign_result_merges_chunks_and_keeps_the_largest_retry_after():
     assert result.retry_after_seconds == 30
 
 
+def test_assign_result_reads_a_retry_after_sent_as_a_numeric_string():
+    result = AssignResult("P1")
+    result.merge({"devices": {"A": "THROTTLED"}, "retry_after_seconds": "45"})
+    result.merge({"devices": {"B": "THROTTLED"}, "retry_after_seconds": "soon"})  # unreadable: ignored
+    result.merge({"devices": {"C": "THROTTLED"}, "retry_after_seconds": True})
+    assert result.retry_after_seconds == 45
+
+
 def test_user_agent_names_the_installed_version():
     assert default_user_agent() == f"ade-portal/{importlib.metadata.version('ade-portal')}"
     assert DEPClient(FakeToken()).user_agent == default_user_agent()
