@@ -131,3 +131,17 @@ def test_the_autoincrement_migration_keeps_everything_and_ids_are_never_reused(o
         conn.execute(text("DELETE FROM managed_server WHERE name = 'Paris'"))
         assert conn.execute(text("SELECT count(*) FROM device WHERE serial_number IN ('S1', 'S2')")).scalar() == 0
         assert conn.execute(text("SELECT count(*) FROM assignment_task WHERE serial_number = 'S1'")).scalar() == 0
+
+
+def test_a_migration_run_in_process_leaves_the_portals_loggers_enabled(tmp_path, redis_url):
+    """Alembic's logging set-up once disabled every logger that existed (fileConfig's default):
+    after the demo or a benchmark migrated, the portal's own messages were silently lost."""
+    import logging
+
+    import portal.apple.client  # noqa: F401 - its logger exists before the migration runs
+
+    app = create_app(_test_config(tmp_path, f"sqlite:///{tmp_path / 'fresh.db'}", redis_url))
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+    assert not logging.getLogger("portal.apple.client").disabled
