@@ -522,6 +522,28 @@ def test_transient_errors_are_retried_and_recorded(htmx, apple, paris, run_jobs)
     assert warning.level == "warning"
 
 
+def test_a_clock_far_off_apples_is_retried_and_named_not_taken_for_a_revoked_token(htmx, apple, paris, run_jobs,
+                                                                                   monkeypatch):
+    import time
+
+    import oauthlib.oauth1.rfc5849 as rfc5849
+
+    import portal.apple.client as client_module
+
+    server = paris(devices=5)
+    apple.state.advance_clock(1801)  # the session the server's first jobs opened has expired: a new sign-in
+    monkeypatch.setattr(rfc5849, "generate_timestamp", lambda: str(int(time.time() - 1800)))
+    monkeypatch.setattr(client_module, "wall_clock", lambda: time.time() - 1800)
+    htmx.post(f"/servers/{server.id}/sync")
+    run_jobs()
+    run = _runs(server.id)[-1]
+    assert run.status == "queued" and run.retries == 1
+    assert "clock is about 30 minutes behind Apple's" in run.error_message
+    assert server_named("Paris").apple_state is None  # the token is not called revoked
+    row = htmx.get("/servers").get_data(as_text=True)
+    assert "clock is off: retry 1 scheduled" in row and "Token Revoked" not in row
+
+
 def test_throttled_sync_waits_at_least_as_long_as_apple_asked(htmx, apple, paris, run_jobs):
     server = paris(devices=5)
     apple.state.set_fault("Paris MDM", "server_error", {"count": 50, "status": 429, "retry_after": 900})

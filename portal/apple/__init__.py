@@ -17,7 +17,7 @@ _EXPORTS = {
     "portal.apple.errors": (
         "AppleError", "TermsNotSigned", "AccessDenied", "TokenRejected", "SessionExpired",
         "CursorError", "CursorExpired", "CursorInvalid", "CursorRequired", "CursorExhausted",
-        "NotFound", "ProfileInvalid", "Throttled", "TransientError", "BadRequest",
+        "NotFound", "ProfileInvalid", "Throttled", "TransientError", "ClockSkew", "BadRequest",
         "TokenFileError", "NotATokenFile", "WrongRecipient", "CorruptToken", "UnexpectedContent",
         "PrivateKeyError", "PasswordRequired", "WrongPassword", "NotAPrivateKey", "UnsupportedKey",
         "CertificateError",

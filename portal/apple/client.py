@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import importlib.metadata
 import json
 import logging
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import requests
 from requests_oauthlib import OAuth1
 
-from portal.apple.errors import (BODY_LIMIT, AppleError, TransientError, error_from_response,
+from portal.apple.errors import (BODY_LIMIT, AppleError, ClockSkew, TransientError, error_from_response,
                                  parse_error_code, parse_retry_after)
 
 if TYPE_CHECKING:
@@ -26,6 +27,26 @@ CHUNK_SIZE = 1000  # Apple asks for at most 1000 devices per call
 JSON_TYPE = "application/json;charset=UTF8"  # Apple's spelling; depsim insists on it for /session
 SESSION_HEADER = "X-ADM-Auth-Session"
 NETWORK_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+# OAuth services commonly accept timestamps within 5 minutes of their own clock; past that, a
+# refused sign-in is blamed on this machine's clock (Apple's limit is not documented).
+CLOCK_SKEW_LIMIT_S = 300
+
+
+def wall_clock() -> float:
+    """This machine's time, as OAuth signs it (oauthlib uses time.time() too); a seam for tests."""
+    return time.time()
+
+
+def clock_skew(response: requests.Response) -> float | None:
+    """Seconds this machine's clock is ahead of the server's (negative: behind), from the response's
+    Date header; None without a readable one. Accurate to a second or two, plenty for minutes."""
+    try:
+        sent = email.utils.parsedate_to_datetime(response.headers.get("Date", ""))
+    except (TypeError, ValueError, IndexError):
+        return None
+    if sent is None or sent.tzinfo is None:
+        return None
+    return wall_clock() - sent.timestamp()
 
 
 def _not_debug(record: logging.LogRecord) -> bool:
@@ -239,6 +260,15 @@ class DEPClient:
                       resource_owner_secret=token.access_secret,
                       signature_method="HMAC-SHA1", realm="ADM")
         response = self._send("GET", "/session", None, None, auth=auth)
+        if response.status_code == 401:
+            # Signed with the time and a nonce: far off Apple's clock, it is the clock, not the token.
+            skew = clock_skew(response)
+            if skew is not None and abs(skew) > CLOCK_SKEW_LIMIT_S:
+                raise ClockSkew(skew, status=401, code=parse_error_code(self._body(response)),
+                                body=self._body(response))
+            # One more try, freshly signed, before calling the token refused: a nonce Apple had seen
+            # already (or a timestamp just at its limit) is refused once, never twice.
+            response = self._send("GET", "/session", None, None, auth=auth)
         if response.status_code != 200:
             raise self._error(response, "/session")
         session = _as_dict(self._json(response, "/session")).get("auth_session_token")

@@ -226,6 +226,20 @@ class TransientError(AppleError):
                        "try again in a few minutes.")
 
 
+class ClockSkew(TransientError):
+    """Apple refused the signed sign-in while this machine's clock is far from Apple's: OAuth
+    signatures carry the time, so the token is not at fault (no lasting "Token Revoked")."""
+
+    def __init__(self, skew_seconds: float, **kw):
+        minutes = max(1, round(abs(skew_seconds) / 60))
+        direction = "ahead of" if skew_seconds > 0 else "behind"
+        super().__init__(f"Apple refused the sign-in, and this machine's clock is about {minutes} minute"
+                         f"{'s' if minutes != 1 else ''} {direction} Apple's: signed requests carry the time. "
+                         "Set the clock right (NTP) on the machines that run the workers; the token itself "
+                         "may be fine.", **kw)
+        self.skew_seconds = skew_seconds
+
+
 class BadRequest(AppleError):
     """Apple refused the request as malformed (400 with a code not covered above)."""
 

@@ -180,8 +180,11 @@ def _retry_later(run: SyncRun, error: Exception) -> bool:
     run.job_id = new_job_id()
     run.retries += 1
     run.status = "queued"
-    run.error_message = (f"Apple is unavailable or busy; retry {run.retries} of {len(RETRY_DELAYS)} in {delay} s. "
-                         f"({error})")
+    retry = f"retry {run.retries} of {len(RETRY_DELAYS)} in {delay} s"
+    if isinstance(error, apple_errors.ClockSkew):  # not Apple's doing: say what to fix first
+        run.error_code, run.error_message = "clock_skew", f"{error} ({retry[0].upper()}{retry[1:]}.)"
+    else:
+        run.error_code, run.error_message = None, f"Apple is unavailable or busy; {retry}. ({error})"
     record_activity("server.sync_retry", run.server, level="warning", actor="system", summary=run.error_message,
                     details={"run_id": run.id})
     db.session.commit()

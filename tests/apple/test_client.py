@@ -10,7 +10,7 @@ import requests
 
 from portal.apple.client import (AssignResult, DEPClient, DevicePage, backoff_delays, chunked,
                                  default_user_agent, status_map)
-from portal.apple.errors import (AccessDenied, CursorExhausted, CursorExpired, CursorInvalid,
+from portal.apple.errors import (AccessDenied, ClockSkew, CursorExhausted, CursorExpired, CursorInvalid,
                                  CursorRequired, NotFound, ProfileInvalid, TermsNotSigned, Throttled,
                                  TokenRejected, TransientError)
 
@@ -401,6 +401,41 @@ def test_revoked_token_is_rejected_after_one_reauthentication(dep):
     assert bench.calls()[1:] == [("GET", "/account", 200), ("GET", "/account", 403),
                                  ("GET", "/session", 403)]
     assert info.value.code == "FORBIDDEN" and "Download a new token" in info.value.message
+
+
+def _clock_ahead(monkeypatch, seconds: float) -> None:
+    """This machine's clock `seconds` ahead of the real time, for OAuth's timestamp and our own reading."""
+    import time
+
+    import oauthlib.oauth1.rfc5849 as rfc5849
+
+    import portal.apple.client as client_module
+
+    monkeypatch.setattr(rfc5849, "generate_timestamp", lambda: str(int(time.time() + seconds)))
+    monkeypatch.setattr(client_module, "wall_clock", lambda: time.time() + seconds)
+
+
+@pytest.mark.parametrize("seconds,words", [(1200, "about 20 minutes ahead of"), (-3600, "about 60 minutes behind")])
+def test_a_sign_in_refused_while_the_clock_is_off_blames_the_clock_not_the_token(dep, monkeypatch, seconds, words):
+    bench = dep()
+    _clock_ahead(monkeypatch, seconds)  # beyond the simulator's 10 minutes, as Apple refuses stale signatures
+    with pytest.raises(ClockSkew) as info:
+        bench.client.account()
+    assert isinstance(info.value, TransientError) and not isinstance(info.value, TokenRejected)
+    assert words in info.value.message and "NTP" in info.value.message
+    assert bench.calls() == [("GET", "/session", 401)]  # no second try: the clock will not change by itself
+
+
+def test_a_sign_in_refused_once_is_tried_again_freshly_signed(dep, monkeypatch):
+    """A nonce Apple had already seen is refused once; the second, new nonce signs in."""
+    import oauthlib.oauth1.rfc5849 as rfc5849
+
+    bench = dep()
+    nonces = iter(["same-nonce-twice", "same-nonce-twice", "a-fresh-nonce"])
+    monkeypatch.setattr(rfc5849, "generate_nonce", lambda: next(nonces))
+    bench.client.authenticate()  # uses the nonce
+    bench.client.authenticate()  # reuses it: refused, then signed again with a fresh one
+    assert bench.calls() == [("GET", "/session", 200), ("GET", "/session", 401), ("GET", "/session", 200)]
 
 
 def test_token_replaced_by_a_newer_download(dep, key_pair):
