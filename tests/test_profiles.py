@@ -252,6 +252,11 @@ def test_at_most_one_default_profile_per_server(htmx, server_id):
     assert profile_named("First").status == "not_configured"  # a portal-side flag: nothing for Apple
 
 
+def test_global_create_chooses_the_only_managed_server_already(htmx, server_id):
+    html = htmx.get("/profiles/new").get_data(as_text=True)
+    assert f'<option selected value="{server_id}">' in html
+
+
 def test_global_create_asks_for_the_server_and_the_list_filters_by_server(htmx, apple, identity, run_jobs, server_id):
     lyon = add_server(htmx, apple, Identity("lyon"), run_jobs, name="Lyon")
     html = htmx.get("/profiles/new").get_data(as_text=True)

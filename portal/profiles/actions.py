@@ -73,6 +73,8 @@ def create_any():
     form.server_id.choices = [SelectChoice(0, "Choose a managed server…")] + [SelectChoice(s.id, s.name) for s in servers]
     if request.method == "GET" and request.args.get("server", type=int):
         form.server_id.data = request.args.get("server", type=int)
+    elif request.method == "GET" and len(servers) == 1:
+        form.server_id.data = servers[0].id  # the only choice: chosen already
 
     def server_for(f):
         server = db.session.get(ManagedServer, f.server_id.data)
