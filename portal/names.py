@@ -9,6 +9,8 @@ A name is what the admin sees, so two names that look alike are the same name:
 - Names holding invisible format or control characters (categories Cc and Cf: bidirectional
   overrides and isolates, zero-width spaces, joiners and marks, the byte order mark, NUL, BEL...)
   are refused: "Main" U+202E "MDM" displays reversed, and "Par" U+200B "is" cannot be told from "Paris".
+  Only a zero-width joiner or non-joiner between two visible non-ASCII characters is kept: emoji
+  sequences and Persian or Indic words need them.
 - `taken_name` compares names the same way, ignoring case in any script, so a row stored before
   this cleaning existed (" Demo  MDM") still clashes with "demo mdm"; it returns the stored name,
   for the message. Compared in Python with str.casefold(): SQL lower() on SQLite folds ASCII
@@ -29,6 +31,7 @@ from .extensions import db
 
 INVISIBLE = "Remove the invisible control characters from the name."
 _INVISIBLE_CATEGORIES = ("Cc", "Cf")
+_JOINERS = ("\u200c", "\u200d")  # zero-width non-joiner and joiner
 
 
 def normalize_name(value):
@@ -43,12 +46,25 @@ def normalize_name(value):
 
 
 def invisible_characters(name: str) -> list[str]:
-    """The format and control characters in `name` (Unicode categories Cc and Cf), in order, once each."""
+    """The format and control characters in `name` (Unicode categories Cc and Cf), in order, once each,
+    except the joiners that writing needs (see _joining)."""
     found: list[str] = []
-    for char in name:
-        if unicodedata.category(char) in _INVISIBLE_CATEGORIES and char not in found:
+    for index, char in enumerate(name):
+        if unicodedata.category(char) in _INVISIBLE_CATEGORIES and char not in found and not _joining(name, index):
             found.append(char)
     return found
+
+
+def _joining(name: str, index: int) -> bool:
+    """Whether the character at `index` is a zero-width joiner or non-joiner doing its job: between two
+    visible characters outside ASCII, as in the emoji "👩‍💻" (ZWJ) or the Persian "می‌خواهم" (ZWNJ).
+    Between ASCII letters it does nothing visible ("Pa" ZWJ "ris" reads "Paris"), so it is refused there.
+    Names are still compared without it (taken_name), so a look-alike of a stored name stays refused."""
+    if name[index] not in _JOINERS or index == 0 or index == len(name) - 1:
+        return False
+    return all(not neighbour.isascii() and not neighbour.isspace()
+               and unicodedata.category(neighbour) not in _INVISIBLE_CATEGORIES
+               for neighbour in (name[index - 1], name[index + 1]))
 
 
 def _describe(char: str) -> str:
@@ -77,14 +93,18 @@ def name_field(label: str, *, required: str, max_length: int, too_long: str | No
 
 
 def _visible(name: str) -> str:
-    """`name` as it reads: normalised (NFC, single spaces), without invisible characters."""
+    """`name` as it reads: normalised (NFC, single spaces), without invisible characters (joiners
+    doing their job kept)."""
     # Spacing first: tabs and line breaks are control characters too, but they separate words.
     spaced = normalize_name(name)
-    return normalize_name("".join(c for c in spaced if unicodedata.category(c) not in _INVISIBLE_CATEGORIES))
+    return normalize_name("".join(c for i, c in enumerate(spaced)
+                                  if unicodedata.category(c) not in _INVISIBLE_CATEGORIES or _joining(spaced, i)))
 
 
 def _comparable(name: str) -> str:
-    return unicodedata.normalize("NFC", _visible(name).casefold())
+    """For telling names apart: also without joiners, so "Paris" and a look-alike holding one clash."""
+    bare = "".join(c for c in _visible(name) if c not in _JOINERS)
+    return unicodedata.normalize("NFC", bare.casefold())
 
 
 def taken_name(name_column, name: str, *conditions) -> str | None:

@@ -448,3 +448,23 @@ def test_unknown_server_is_a_404(htmx):
 def test_empty_states(admin_client):
     assert b"No managed servers yet" in admin_client.get("/servers").data
     assert b"No devices yet" in admin_client.get("/devices").data
+
+
+@pytest.mark.parametrize("name", ["Équipe 👩\u200d💻", "فرم\u200cها", "क्\u200dष"])
+def test_joiners_that_emoji_and_scripts_need_are_accepted(htmx, apple, identity, token, name):
+    assert post_add_server(htmx, name, token, identity.key_pem).status_code == 204
+    assert server_named(name) is not None  # stored as typed, joiner included
+
+
+@pytest.mark.parametrize("name", ["Pa\u200dris", "Paris\u200c", "\u200dParis", "👩\u200d 💻", "👩\u200d\u200d💻"])
+def test_joiners_that_join_nothing_visible_are_refused(htmx, apple, identity, token, name):
+    response = post_add_server(htmx, name, token, identity.key_pem)
+    assert response.status_code == 422
+    assert "invisible control characters" in field_error(response.get_data(as_text=True), "name")
+
+
+def test_a_name_with_a_joiner_still_clashes_with_the_same_name_without_it(htmx, apple, identity, token):
+    from portal.names import taken_name
+
+    assert post_add_server(htmx, "فرمها", token, identity.key_pem).status_code == 204
+    assert taken_name(ManagedServer.name, "فرم\u200cها") == "فرمها"
