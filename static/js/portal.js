@@ -15,6 +15,80 @@
 
   function modal() { return document.getElementById("modal"); }
 
+  // Keeping the keyboard's place. A swap (a polled row, a sorted table, a pager, a list refreshed after a pop-up)
+  // that removes the focused element drops focus to <body>: back to the top of the page for a keyboard or screen
+  // reader user, or out of the pop-up. So the focused element is described before it goes (the ids around it, its
+  // tag and words, its position among the focusable elements there) and its counterpart is focused afterwards.
+  var FOCUSABLE = "a[href], button, input:not([type=hidden]), select, textarea, summary, [tabindex]";
+
+  function focusables(scope) {
+    return Array.prototype.filter.call(scope.querySelectorAll(FOCUSABLE), function (el) {
+      return !el.disabled && el.tabIndex >= 0 && el.getClientRects().length > 0;
+    });
+  }
+
+  // The words only: "Serial number ▲" and "Serial number ▼", "Next page ›" and "Next page" are the same control.
+  function words(el) {
+    return (el.getAttribute("aria-label") || el.textContent || "").replace(/[^\p{L}\p{N}]+/gu, " ").trim();
+  }
+
+  // The containers around `el` that a swap may renew under the same name: those with an id, and navigation
+  // (pagers, tabs) by its label within the nearest of those.
+  function describeFocus(el) {
+    var scopes = [], navs = [];
+    for (var node = el.parentElement; node && node !== document.body; node = node.parentElement) {
+      if (node.tagName === "NAV" && node.getAttribute("aria-label")) navs.push(node);
+      if (!node.id) continue;
+      var id = "#" + CSS.escape(node.id);
+      navs.forEach(function (nav) {
+        scopes.push({ selector: id + ' nav[aria-label="' + nav.getAttribute("aria-label").replace(/"/g, '\\"') + '"]',
+                      index: focusables(nav).indexOf(el) });
+      });
+      navs = [];
+      scopes.push({ selector: id, index: focusables(node).indexOf(el) });
+    }
+    return { elt: el, scopes: scopes, tag: el.tagName, words: words(el) };
+  }
+
+  function focusLost() {
+    return !document.activeElement || document.activeElement === document.body;
+  }
+
+  // Focus the counterpart of a described element that is gone: the same control in the nearest container that is
+  // still there (the same row, table or pager), else whatever now stands at its place there (the next control when
+  // it is disabled now, the next row's when its row was deleted), else at its place in a larger container.
+  // Inside the pop-up, whose whole content may have changed (a form became its result), only the same control:
+  // false otherwise, and the caller focuses the pop-up's first field.
+  function restoreFocus(was) {
+    if (!was || !focusLost()) return true;
+    if (was.elt.isConnected) was.elt.focus();
+    if (!focusLost()) return true;
+    for (var i = 0; i < was.scopes.length; i++) {
+      var scope = document.querySelector(was.scopes[i].selector);
+      if (!scope) continue;
+      var found = focusables(scope);
+      var same = i === 0 && found.filter(function (el) { return el.tagName === was.tag && words(el) === was.words; })[0];
+      if (!same && scope.id === "modal-content") return false;  // the pop-up's whole content changed
+      var target = same || found[Math.min(Math.max(was.scopes[i].index, 0), found.length - 1)];
+      if (target) {
+        target.focus();
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // The pop-up's first field, not the header's Close button (which comes first in the DOM); an [autofocus] element
+  // wins wherever it is.
+  function focusFirst(dlg) {
+    var body = dlg.querySelector(".dialog-body") || dlg;
+    var first = body.querySelector("[autofocus]") ||
+      body.querySelector("input:not([type=hidden]):not([disabled]), select:not([disabled]), textarea:not([disabled]), button:not([disabled]), a[href]");
+    if (first) first.focus();
+  }
+
+  var opener = null;  // describeFocus() of what had focus when the pop-up opened
+
   function closeModal() {
     var dlg = modal();
     if (dlg && dlg.open) dlg.close();
@@ -26,7 +100,12 @@
     });
     var dlg = modal();
     if (dlg) {
-      dlg.addEventListener("close", function () { document.getElementById("modal-content").innerHTML = ""; });
+      dlg.addEventListener("close", function () {
+        document.getElementById("modal-content").innerHTML = "";
+        // The browser puts focus back on the button that opened the pop-up, unless a swap replaced it meanwhile.
+        restoreFocus(opener);
+        opener = null;
+      });
       // A click on the backdrop (the dialog itself, outside its content) closes it.
       dlg.addEventListener("click", function (e) { if (e.target === dlg) closeModal(); });
     }
@@ -47,16 +126,29 @@
 
   // A pop-up always fills #modal-content. A button inside a section that swaps itself (outerHTML)
   // would otherwise inherit that swap and replace the pop-up's container: no pop-up could open again.
+  // And what has focus in the content about to be replaced is noted, for htmx:afterSwap.
+  var focusBeforeSwap = null;
   document.body.addEventListener("htmx:beforeSwap", function (e) {
     if (e.detail.target && e.detail.target.id === "modal-content") e.detail.swapOverride = "innerHTML";
+    var target = e.detail.target;
+    focusBeforeSwap = null;
+    if (!target) return;
+    if (!focusLost()) {
+      if (target.contains(document.activeElement)) focusBeforeSwap = describeFocus(document.activeElement);
+    } else if (busyFocus && target.contains(busyFocus.elt)) {
+      focusBeforeSwap = busyFocus;  // the button pressed, disabled meanwhile (which drops focus)
+    }
   });
 
   // One submission at a time: a double click on OK would otherwise send the form twice (htmx queues
   // the second request behind the first), e.g. two Add Devices requests. The buttons are disabled
   // while the request is in flight; a disabled default button also stops Enter from submitting.
+  var busyFocus = null;  // describeFocus() of the button disabled while it had focus
   document.body.addEventListener("htmx:beforeRequest", function (e) {
     var form = e.detail.elt;
     if (form.tagName !== "FORM") return;
+    var focused = document.activeElement;
+    if (focused && focused.tagName === "BUTTON" && form.contains(focused)) busyFocus = describeFocus(focused);
     form.querySelectorAll("button:not([disabled]):not([type=button]):not([type=reset])").forEach(function (b) {
       b.disabled = true;
       b.setAttribute("data-busy", "");
@@ -69,24 +161,31 @@
       b.disabled = false;
       b.removeAttribute("data-busy");
     });
+    // Nothing replaced the form (an error shown as a toast, say): the keyboard goes back to its button.
+    if (busyFocus && form.contains(busyFocus.elt) && focusLost()) busyFocus.elt.focus();
+    busyFocus = null;
   });
 
   document.body.addEventListener("htmx:afterSwap", function (e) {
     var dlg = modal();
     if (!dlg) return;
+    var was = focusBeforeSwap;
+    focusBeforeSwap = null;
     if (e.detail.target && e.detail.target.id === "modal-content") {
-      if (!dlg.open) dlg.showModal();
-      // Focus the first field of the body, not the header's Close button (which comes first in the DOM);
-      // an [autofocus] element wins wherever it is.
-      var body = dlg.querySelector(".dialog-body") || dlg;
-      var first = body.querySelector("[autofocus]") ||
-        body.querySelector("input:not([type=hidden]):not([disabled]), select:not([disabled]), textarea:not([disabled]), button:not([disabled])");
-      if (first) first.focus();
+      if (!dlg.open) {
+        opener = focusLost() ? null : describeFocus(document.activeElement);
+        dlg.showModal();
+      }
+      focusFirst(dlg);
     } else if (dlg.open && !dlg.contains(document.activeElement)) {
       // A pop-up form came back with errors (422): the focused button was replaced, so focus fell to
-      // <body>; put the keyboard on the first field to fix instead.
+      // <body>; put the keyboard on the first field to fix instead. Other new content (a page of devices, a key pair
+      // generated): the counterpart of what had focus, or the first field.
       var invalid = dlg.querySelector("[aria-invalid=true]");
       if (invalid) invalid.focus();
+      else if (!restoreFocus(was) || !dlg.contains(document.activeElement)) focusFirst(dlg);
+    } else {
+      restoreFocus(was);
     }
   });
   document.body.addEventListener("closeModal", closeModal);

@@ -1,0 +1,155 @@
+"""The keyboard's place survives htmx: an admin working with the keyboard (or a screen reader) stays where they
+were when a polled row refreshes, a list is sorted or paged, a pop-up's work refreshes the list behind it, or the
+button that opened a pop-up is replaced while it is open. Focus must never fall back to <body> (the top of the
+page, and out of the pop-up)."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.servers_helpers import Identity, post_add_server, server_named
+from tests.test_assignments import SIM, configured_profile, devices_of
+
+pytestmark = pytest.mark.browser
+
+
+def focused(page: Page) -> str:
+    """What has focus, as "TAG words" (BODY when focus was lost)."""
+    return page.evaluate("""() => { const a = document.activeElement || document.body;
+        return a.tagName + ' ' + (a.getAttribute('aria-label') || (a === document.body ? '' : a.textContent)).trim(); }""")
+
+
+def settled(page: Page) -> None:
+    """Until htmx has set up the content it just swapped in (20 ms later): a key pressed sooner, faster than any
+    person, would reach a form htmx does not handle yet."""
+    page.wait_for_function("() => !document.querySelector('.htmx-added, .htmx-settling')")
+
+
+def wait_for_poll(page: Page, url_part: str) -> None:
+    """Until the next answer of a polled fragment has been swapped in."""
+    with page.expect_response(lambda r: url_part in r.url):
+        pass
+    page.wait_for_timeout(200)
+
+
+@pytest.fixture
+def server(htmx, apple):
+    """Paris, just added: its first synchronization is queued (no worker runs yet), so its row polls every 2 s."""
+    identity = Identity()
+    token = apple.state.issue_token(SIM, identity.certificate_pem, devices=130)
+    assert post_add_server(htmx, "Paris", token, identity.key_pem).status_code == 204
+    return server_named("Paris")
+
+
+def test_a_polled_row_keeps_focus_and_so_does_its_synchronize_button(signed_in_page: Page, server, run_jobs):
+    page = signed_in_page
+    page.goto("/servers")
+    row = page.locator(f"#server-{server.id}")
+    expect(row.get_by_text("Queued", exact=True)).to_be_visible()
+
+    row.get_by_role("link", name="Delete").focus()
+    wait_for_poll(page, f"/servers/{server.id}/row")
+    expect(row.get_by_role("link", name="Delete")).to_be_focused()  # the new row's Delete, after the swap
+
+    assert run_jobs() == []
+    expect(row.get_by_text("Succeeded", exact=True)).to_be_visible(timeout=10_000)
+    expect(row.get_by_role("link", name="Delete")).to_be_focused()
+    settled(page)
+
+    # Synchronize from the keyboard: the row comes back with the button disabled while the sync is queued;
+    # the keyboard stays in the row (on the next control) instead of going back to the top of the page.
+    row.get_by_role("button", name="Synchronize").focus()
+    page.keyboard.press("Enter")
+    expect(row.get_by_text("Queued", exact=True)).to_be_visible()
+    expect(row.get_by_role("button", name="Synchronize")).to_be_disabled()
+    expect(row.get_by_role("link", name="Renew a server")).to_be_focused()
+
+
+def test_focus_goes_back_to_the_opener_even_when_a_poll_replaced_it(signed_in_page: Page, server):
+    page = signed_in_page
+    page.goto("/servers")
+    row = page.locator(f"#server-{server.id}")
+    row.get_by_role("link", name="Renew a server").focus()
+    page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog", name="Renew a server")
+    expect(dialog).to_be_visible()
+    settled(page)
+    wait_for_poll(page, f"/servers/{server.id}/row")  # the row behind the pop-up, opener included, is new
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(row.get_by_role("link", name="Renew a server")).to_be_focused()
+
+
+def test_deleting_a_server_leaves_the_keyboard_on_the_page(signed_in_page: Page, server, run_jobs):
+    assert run_jobs() == []
+    page = signed_in_page
+    page.goto("/servers")
+    page.locator(f"#server-{server.id}").get_by_role("link", name="Delete").focus()
+    page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog", name="Delete Paris")
+    expect(dialog.get_by_label("Type the server name to confirm")).to_be_focused()
+    settled(page)
+    page.keyboard.type("Paris")
+    page.keyboard.press("Enter")
+    expect(dialog).to_be_hidden()
+    expect(page.get_by_role("heading", name="No managed servers yet")).to_be_visible()
+    expect(page.locator("#server-table").get_by_role("link", name="Add Server")).to_be_focused()
+
+
+def test_sorting_and_paging_the_device_list_keep_the_keyboard_on_the_link(signed_in_page: Page, server, run_jobs):
+    assert run_jobs() == []
+    page = signed_in_page
+    page.goto("/devices")
+    table = page.locator("#device-table")
+    table.get_by_role("link", name=re.compile("^Serial number")).focus()
+    page.keyboard.press("Enter")
+    expect(table.get_by_role("columnheader", name=re.compile("Serial number"))).to_have_attribute("aria-sort", "descending")
+    expect(table.get_by_role("link", name="Serial number ▼")).to_be_focused()
+
+    settled(page)
+    page.keyboard.press("Enter")
+    expect(table.get_by_role("columnheader", name=re.compile("Serial number"))).to_have_attribute("aria-sort", "ascending")
+    expect(table.get_by_role("link", name="Serial number ▲")).to_be_focused()
+
+    settled(page)
+    table.get_by_role("link", name="Next page ›").focus()
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"page=2"))
+    # The last page has no Next page: the keyboard stays in the pager, on what stands there now.
+    pager = table.get_by_role("navigation", name="Pages")
+    expect(pager.get_by_role("link", name="« First page")).to_be_focused()
+    settled(page)
+    page.keyboard.press("Enter")
+    expect(page).not_to_have_url(re.compile(r"page=2"))
+    expect(pager.get_by_role("link", name="Next page ›")).to_be_focused()
+
+
+def test_the_pop_up_keeps_focus_when_it_pages_and_the_page_gets_it_back_after_ok(signed_in_page: Page, server, run_jobs):
+    assert run_jobs() == []
+    profile = configured_profile(server_named("Paris"))
+    page = signed_in_page
+    page.goto(f"/profiles/{profile.id}")
+    section = page.locator("#profile-devices")
+    section.get_by_role("link", name="Add Devices").focus()
+    page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog", name="Select the Managed Devices")
+    expect(dialog.get_by_label("Search")).to_be_focused()
+
+    settled(page)
+    dialog.get_by_role("link", name="Next →").focus()
+    page.keyboard.press("Enter")
+    expect(dialog.get_by_text(re.compile(r"Page 2 of"))).to_be_visible()
+    assert dialog.evaluate("d => d.contains(document.activeElement)"), focused(page)  # not out of the pop-up
+
+    first = sorted(devices_of(profile.server_id))[0]
+    dialog.get_by_label("Search").fill(first)
+    dialog.get_by_role("checkbox", name=f"Select {first}").check()
+    settled(page)
+    dialog.get_by_role("button", name="OK").focus()
+    page.keyboard.press("Enter")
+    expect(dialog).to_be_hidden()
+    # The device section refreshes itself (its Add Devices link is new): the keyboard is on it again.
+    expect(section.get_by_text("Latest requests")).to_be_visible()
+    expect(section.get_by_role("link", name="Add Devices", exact=True)).to_be_focused()
