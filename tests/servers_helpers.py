@@ -64,7 +64,7 @@ def field_error(html: str, field_id: str) -> str:
     block = re.search(r'<div class="field[^"]*has-error[^"]*">(?:(?!<div class="field).)*?id="%s".*?</div>' % field_id,
                       html, re.S)
     assert block, f"no error next to {field_id}"
-    return " ".join(re.findall(r'<p class="error" role="alert">(.*?)</p>', block.group(0), re.S))
+    return " ".join(re.findall(r'<p class="error"[^>]*role="alert">(.*?)</p>', block.group(0), re.S))
 
 
 class TakenJob:

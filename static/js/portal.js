@@ -98,6 +98,10 @@
     document.querySelectorAll("#toasts .toast").forEach(function (el) {
       setTimeout(function () { el.remove(); }, 6000);
     });
+    // A page form sent back with errors (Configuration › Apple, a form opened as a page): the keyboard starts on
+    // the first field to fix, as in the pop-ups, not at the top of the page.
+    var invalid = document.querySelector("main [aria-invalid=true]");
+    if (invalid && focusLost()) invalid.focus();
     var dlg = modal();
     if (dlg) {
       dlg.addEventListener("close", function () {

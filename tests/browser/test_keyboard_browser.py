@@ -153,3 +153,33 @@ def test_the_pop_up_keeps_focus_when_it_pages_and_the_page_gets_it_back_after_ok
     # The device section refreshes itself (its Add Devices link is new): the keyboard is on it again.
     expect(section.get_by_text("Latest requests")).to_be_visible()
     expect(section.get_by_role("link", name="Add Devices", exact=True)).to_be_focused()
+
+
+def test_error_messages_describe_their_field_in_a_pop_up(signed_in_page: Page):
+    page = signed_in_page
+    page.get_by_role("toolbar", name="Managed servers").get_by_role("link", name="Add Server").click()
+    dialog = page.get_by_role("dialog", name="Add a Server")
+    dialog.get_by_role("button", name="Add Server").click()
+    name = dialog.get_by_label("Name", exact=True)
+    expect(name).to_have_attribute("aria-invalid", "true")
+    expect(name).to_be_focused()
+    error = dialog.locator(".field").filter(has=page.get_by_label("Name", exact=True)).get_by_role("alert")
+    # Read with the field (help, then the message), not only announced once when it appears.
+    expect(name).to_have_accessible_description(re.compile(r"Unique\..*" + re.escape(error.inner_text())))
+    token = dialog.get_by_label("Authentication token", exact=True)
+    expect(token).to_have_attribute("aria-invalid", "true")
+    expect(token).to_have_accessible_description(
+        re.compile(re.escape(dialog.locator(".field").filter(has=page.get_by_label("Authentication token", exact=True))
+                             .get_by_role("alert").inner_text())))
+
+
+def test_a_page_form_with_errors_puts_the_keyboard_on_the_field_to_fix(signed_in_page: Page):
+    page = signed_in_page
+    page.goto("/settings/apple")
+    interval = page.get_by_label("Server Synchronization Interval (seconds)")
+    interval.fill("12")
+    page.get_by_role("button", name="Save").click()
+    expect(interval).to_have_attribute("aria-invalid", "true")
+    expect(interval).to_be_focused()
+    message = page.locator(".field").filter(has=page.get_by_label("Server Synchronization Interval (seconds)")).get_by_role("alert")
+    expect(interval).to_have_accessible_description(re.compile(re.escape(message.inner_text())))
