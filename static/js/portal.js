@@ -120,6 +120,38 @@
 
   if (!window.htmx) return;
 
+  // Polled sections (a row while it synchronizes, a profile while it is configured, a request's progress) and
+  // refreshed lists change under the screen reader's cursor: what their [data-announce] elements say (the status
+  // badge, else the text) is read out politely when it changes, prefixed with the attribute's words. Not a live
+  // region around them: it would read the whole section again every 2 s, and not at all once it is replaced.
+  function statusText(el) {
+    return (el.querySelector(".badge") || el).textContent.replace(/\s+/g, " ").trim();
+  }
+
+  function statuses(root) {
+    var seen = {};
+    var found = Array.prototype.slice.call(root.querySelectorAll("[data-announce]"));
+    if (root.matches("[data-announce]")) found.unshift(root);
+    found.forEach(function (el) { seen[el.getAttribute("data-announce")] = statusText(el); });
+    return seen;
+  }
+
+  function announceChanges(root) {
+    var before = statusBeforeSwap;
+    if (!before || !root.isConnected) return;
+    var now = statuses(root);
+    Object.keys(now).forEach(function (key) {
+      if (before[key] === now[key]) return;
+      before[key] = now[key];  // said once, even when htmx:afterSwap comes again for this swap
+      var line = document.createElement("p");
+      line.textContent = (key ? key + " " : "") + now[key];
+      var box = document.getElementById("announcer");
+      if (!box) return;
+      box.appendChild(line);
+      setTimeout(function () { line.remove(); }, 6000);
+    });
+  }
+
   // Swap 422 (form with errors) into the page; other errors become a toast.
   htmx.config.responseHandling = [
     { code: "204", swap: false },
@@ -132,7 +164,9 @@
   // would otherwise inherit that swap and replace the pop-up's container: no pop-up could open again.
   // And what has focus in the content about to be replaced is noted, for htmx:afterSwap.
   var focusBeforeSwap = null;
+  var statusBeforeSwap = null;  // what each [data-announce] said before the swap, by its data-announce
   document.body.addEventListener("htmx:beforeSwap", function (e) {
+    statusBeforeSwap = e.detail.target && e.detail.target.id !== "modal-content" ? statuses(e.detail.target) : null;
     if (e.detail.target && e.detail.target.id === "modal-content") e.detail.swapOverride = "innerHTML";
     var target = e.detail.target;
     focusBeforeSwap = null;
@@ -171,6 +205,7 @@
   });
 
   document.body.addEventListener("htmx:afterSwap", function (e) {
+    announceChanges(e.target);
     var dlg = modal();
     if (!dlg) return;
     var was = focusBeforeSwap;

@@ -183,3 +183,31 @@ def test_a_page_form_with_errors_puts_the_keyboard_on_the_field_to_fix(signed_in
     expect(interval).to_be_focused()
     message = page.locator(".field").filter(has=page.get_by_label("Server Synchronization Interval (seconds)")).get_by_role("alert")
     expect(interval).to_have_accessible_description(re.compile(re.escape(message.inner_text())))
+
+
+def test_polled_status_changes_are_announced_politely_without_moving_focus(signed_in_page: Page, server, run_jobs):
+    page = signed_in_page
+    page.goto("/servers")
+    row = page.locator(f"#server-{server.id}")
+    expect(row.get_by_text("Queued", exact=True)).to_be_visible()
+    announcer = page.locator("#announcer")
+    expect(announcer).to_have_attribute("aria-live", "polite")
+    page.get_by_role("toolbar", name="Managed servers").get_by_role("link", name="Generate key pair").focus()
+
+    assert run_jobs() == []
+    expect(row.get_by_text("Succeeded", exact=True)).to_be_visible(timeout=10_000)
+    expect(announcer).to_contain_text("Paris, synchronization: Succeeded")
+    expect(page.get_by_role("link", name="Generate key pair")).to_be_focused()  # announced, focus left alone
+
+
+def test_the_device_filters_announce_the_count_not_the_whole_table(signed_in_page: Page, server, run_jobs):
+    assert run_jobs() == []
+    page = signed_in_page
+    serial = sorted(devices_of(server.id))[0]
+    page.goto("/devices")
+    # A live region around the table would read every row of it at each keystroke of the search.
+    assert page.locator("#device-table").get_attribute("aria-live") is None
+    page.get_by_label("Search").fill(serial)
+    expect(page.locator("#device-table").get_by_role("row")).to_have_count(2)
+    expect(page.locator("#announcer")).to_contain_text("1 device matches the filters")
+    expect(page.get_by_label("Search")).to_be_focused()
