@@ -116,6 +116,14 @@
     document.addEventListener("click", function (e) {
       if (e.target.closest("[data-close-modal]")) { e.preventDefault(); closeModal(); }
     });
+    // Links drawn as buttons (Add Server, Delete, Renew a server…) answer Space like the buttons they look like,
+    // instead of scrolling the page.
+    document.addEventListener("keydown", function (e) {
+      if (e.key === " " && !e.repeat && e.target.matches && e.target.matches("a.button[href]")) {
+        e.preventDefault();
+        e.target.click();
+      }
+    });
   });
 
   if (!window.htmx) return;

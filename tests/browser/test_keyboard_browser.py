@@ -211,3 +211,16 @@ def test_the_device_filters_announce_the_count_not_the_whole_table(signed_in_pag
     expect(page.locator("#device-table").get_by_role("row")).to_have_count(2)
     expect(page.locator("#announcer")).to_contain_text("1 device matches the filters")
     expect(page.get_by_label("Search")).to_be_focused()
+
+
+def test_space_opens_a_pop_up_from_a_link_drawn_as_a_button(signed_in_page: Page):
+    page = signed_in_page
+    opener = page.get_by_role("toolbar", name="Managed servers").get_by_role("link", name="Add Server")
+    opener.focus()
+    page.keyboard.press(" ")
+    dialog = page.get_by_role("dialog", name="Add a Server")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_label("Name", exact=True)).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(opener).to_be_focused()
