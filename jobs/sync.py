@@ -1,7 +1,10 @@
 """Synchronization jobs: one server, or every server that may sync automatically."""
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime, timedelta, timezone
+
+from flask import current_app
+from sqlalchemy import func, select
 
 from portal.apple_link import status_of
 from portal.extensions import db
@@ -17,12 +20,28 @@ def sync_server(run_id: int) -> dict:
 
 
 def sync_all_servers() -> dict:
-    """Periodic: start a sync for every server whose token works; expired ones are skipped."""
-    started, skipped = [], []
+    """Periodic: start a sync for every server whose token works; expired ones are skipped. Every
+    FULL_SYNC_DAYS it is a full one, which also marks released devices removed."""
+    started, skipped, full = [], [], []
     for server in db.session.execute(select(ManagedServer).order_by(ManagedServer.id)).scalars():
         if status_of(server).can_sync:
-            run, new = start_sync(server, trigger="scheduled", actor="system")
+            due = full_sync_due(server)
+            run, new = start_sync(server, trigger="scheduled", actor="system", full=due)
             (started if new else skipped).append(server.id)
+            if new and due:
+                full.append(server.id)
         else:
             skipped.append(server.id)
-    return {"started": started, "skipped": skipped}
+    return {"started": started, "skipped": skipped, "full": full}
+
+
+def full_sync_due(server: ManagedServer, now: datetime | None = None) -> bool:
+    """Whether the server's last successful full synchronization is FULL_SYNC_DAYS old or more."""
+    days = current_app.config["FULL_SYNC_DAYS"]
+    if not days:
+        return False
+    last = db.session.execute(select(func.max(SyncRun.finished_at)).where(
+        SyncRun.server_id == server.id, SyncRun.kind == "full", SyncRun.status == "succeeded")).scalar()
+    if last is None:
+        return False  # never fully synchronized: its first synchronization is a full one anyway
+    return last <= (now or datetime.now(timezone.utc)) - timedelta(days=days)

@@ -37,6 +37,9 @@ def load_config(instance_path: str) -> dict:
         "APPLE_MAX_RETRIES": int(env.get("APPLE_MAX_RETRIES", "4")),
         "APPLE_RETRY_BACKOFF": float(env.get("APPLE_RETRY_BACKOFF", "1.0")),
         "TOKEN_EXPIRY_WARNING_DAYS": _warning_days(env.get("TOKEN_EXPIRY_WARNING_DAYS", "30")),
+        # Every this many days a scheduled synchronization is a full one, which also catches devices
+        # released in Apple Business Manager (Apple sends no change for them); 0: only on request.
+        "FULL_SYNC_DAYS": _full_sync_days(env.get("FULL_SYNC_DAYS", "7")),
         "DEPSIM_STATE_DIR": env.get("DEPSIM_STATE_DIR") or str(instance / "depsim"),
         "RQ_QUEUES": ["default"],
         "TRUSTED_PROXIES": int(env.get("TRUSTED_PROXIES", "0")),
@@ -71,6 +74,14 @@ def _warning_days(value: str) -> int:
         return int(text)
     raise RuntimeError(f"TOKEN_EXPIRY_WARNING_DAYS must be a whole number of days from {WARNING_DAYS_MIN} to "
                        f"{WARNING_DAYS_MAX}, not {value!r}")
+
+
+def _full_sync_days(value: str) -> int:
+    """FULL_SYNC_DAYS: 0 (never automatically) to 365 days; anything else stops the start with a message."""
+    text = value.strip()
+    if text.isascii() and text.isdecimal() and int(text) <= 365:
+        return int(text)
+    raise RuntimeError(f"FULL_SYNC_DAYS must be a whole number of days from 0 to 365, not {value!r}")
 
 
 def _new_secret_key() -> str:

@@ -7,13 +7,14 @@ from datetime import datetime, timezone
 
 import pytest
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import Integer, select, text
+from sqlalchemy import Column, Integer, MetaData, Table, inspect, select, text
 
 from portal import create_app
 from portal.extensions import db
 from tests.conftest import _test_config
 
 BEFORE = "f6a7b8c9d0e1"  # the revision before AUTOINCREMENT
+AUTOINCREMENT = "a7b8c9d0e1f2"
 T = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
@@ -80,6 +81,14 @@ def snapshot(conn) -> dict:
     return state
 
 
+def _as_at_that_revision(conn, table: Table) -> Table:
+    """The model's table without the columns a later revision added (their defaults kept for the rest)."""
+    present = {column["name"] for column in inspect(conn).get_columns(table.name)}
+    return Table(table.name, MetaData(), *[
+        Column(c.name, c.type, primary_key=c.primary_key, default=c.default.arg if c.default is not None else None)
+        for c in table.columns if c.name in present])
+
+
 @pytest.fixture
 def old_database(tmp_path, redis_url):
     """An app on a SQLite file at the revision before, with ROWS in it."""
@@ -89,7 +98,7 @@ def old_database(tmp_path, redis_url):
         with db.engine.begin() as conn:
             for table in db.metadata.sorted_tables:
                 if table.name in ROWS:
-                    conn.execute(table.insert(), ROWS[table.name])
+                    conn.execute(_as_at_that_revision(conn, table).insert(), ROWS[table.name])
         yield app
         db.engine.dispose()
 
@@ -100,7 +109,7 @@ def test_the_autoincrement_migration_keeps_everything_and_ids_are_never_reused(o
     assert before["device"]["rows"] and before["assignment_task"]["rows"] and len(before["indexes"]) > 15
     assert any("WHERE" in sql for _, _, sql in before["indexes"])  # the partial device indexes
 
-    upgrade()
+    upgrade(revision=AUTOINCREMENT)
     with db.engine.connect() as conn:
         after = snapshot(conn)
         sequences = dict(conn.execute(text("SELECT name, seq FROM sqlite_sequence")).all())
@@ -115,7 +124,7 @@ def test_the_autoincrement_migration_keeps_everything_and_ids_are_never_reused(o
     with db.engine.connect() as conn:
         assert snapshot(conn) == before
         assert "AUTOINCREMENT" not in conn.execute(text("SELECT group_concat(sql) FROM sqlite_master")).scalar()
-    upgrade()
+    upgrade()  # to the newest revision: the later ones keep AUTOINCREMENT too (checked below)
 
     # Delete the newest row of every table (children first, so each new row's parents still exist) and
     # add it again: it gets a new id, above the deleted one and above any id the activity log names.

@@ -91,3 +91,12 @@ def test_the_warning_days_from_the_environment_keep_to_the_same_range(tmp_path, 
         load_config(str(tmp_path))
     monkeypatch.setenv("TOKEN_EXPIRY_WARNING_DAYS", "45")
     assert load_config(str(tmp_path))["TOKEN_EXPIRY_WARNING_DAYS"] == 45
+
+
+@pytest.mark.parametrize("value", ["366", "-1", "weekly"])
+def test_full_sync_days_from_the_environment_are_checked_at_start(tmp_path, monkeypatch, value):
+    monkeypatch.setenv("FULL_SYNC_DAYS", value)
+    with pytest.raises(RuntimeError, match="FULL_SYNC_DAYS must be a whole number of days from 0 to 365"):
+        load_config(str(tmp_path))
+    monkeypatch.setenv("FULL_SYNC_DAYS", "0")
+    assert load_config(str(tmp_path))["FULL_SYNC_DAYS"] == 0

@@ -684,3 +684,63 @@ def test_sync_now_while_redis_hangs_says_so_instead_of_an_error_page(app, htmx, 
     html = response.get_data(as_text=True)
     assert response.status_code == 503
     assert "job queue (Redis) did not answer" in html and "Traceback" not in html
+
+
+def test_full_synchronization_marks_the_devices_apple_stopped_listing_as_removed(htmx, apple, paris, run_jobs):
+    server = paris(devices=5)
+    gone = sorted(_devices(server.id))[0]
+    apple.state.release_devices([gone], silent=True)  # released in ABM: no 'deleted' change (fleet#49268)
+    htmx.post(f"/servers/{server.id}/sync")
+    run_jobs()
+    assert _runs(server.id)[-1].kind == "incremental" and _devices(server.id)[gone].removed_at is None
+
+    dialog = " ".join(htmx.get(f"/servers/{server.id}/full-sync").get_data(as_text=True).split())
+    assert "reads every device Apple assigns" in dialog and "5 devices now: about 1 call to Apple" in dialog
+    response = htmx.post(f"/servers/{server.id}/full-sync")
+    assert response.status_code == 204 and response.headers["HX-Redirect"] == f"/servers/{server.id}"
+    run_jobs()
+    run = _runs(server.id)[-1]
+    assert (run.kind, run.status, run.removed, run.full_requested) == ("full", "succeeded", 1, True)
+    assert _devices(server.id)[gone].removed_at is not None and _kept_count(server.id) == 4
+    entry = db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "server.sync_requested")
+                               .order_by(ActivityEntry.id.desc()).limit(1)).scalar_one()
+    assert entry.summary.startswith("Full synchronization of Paris requested")
+
+    htmx.post(f"/servers/{server.id}/sync")  # and afterwards, changes only again
+    run_jobs()
+    assert _runs(server.id)[-1].kind == "incremental"
+
+
+def test_full_synchronization_is_refused_while_the_token_cannot_sync(htmx, apple, paris, run_jobs):
+    server = paris(devices=2)
+    server.token_expiry = datetime.now(timezone.utc) - timedelta(days=1)
+    db.session.commit()
+    assert "disabled" in htmx.get(f"/servers/{server.id}/full-sync").get_data(as_text=True)
+    runs = len(_runs(server.id))
+    assert htmx.post(f"/servers/{server.id}/full-sync").status_code == 204
+    assert len(_runs(server.id)) == runs
+    assert "cannot be synchronized" in htmx.get(f"/servers/{server.id}").get_data(as_text=True)
+
+
+def test_a_scheduled_synchronization_is_full_every_full_sync_days(app, htmx, apple, paris, run_jobs):
+    from jobs.sync import sync_all_servers
+
+    server = paris(devices=5)
+    gone = sorted(_devices(server.id))[0]
+    apple.state.release_devices([gone], silent=True)
+    assert sync_all_servers()["full"] == []  # its first full synchronization is fresh
+    run_jobs()
+    assert _runs(server.id)[-1].kind == "incremental"
+
+    for run in _runs(server.id):  # a week later
+        run.finished_at = run.finished_at - timedelta(days=7)
+    db.session.commit()
+    app.config["FULL_SYNC_DAYS"] = 0
+    assert sync_all_servers()["full"] == []  # 0: only on request
+    run_jobs()
+    app.config["FULL_SYNC_DAYS"] = 7
+    assert sync_all_servers()["full"] == [server.id]
+    run_jobs()
+    run = _runs(server.id)[-1]
+    assert (run.trigger, run.kind, run.removed) == ("scheduled", "full", 1)
+    assert sync_all_servers()["full"] == []  # just done

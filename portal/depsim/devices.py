@@ -79,14 +79,16 @@ class DeviceMixin:
                 moved.append(row["serial"])
         return moved
 
-    def release_devices(self, serials: list[str]) -> list[str]:
-        """Release devices from the organisation ('deleted' on their server)."""
+    def release_devices(self, serials: list[str], *, silent: bool = False) -> list[str]:
+        """Release devices from the organisation ('deleted' on their server). `silent`: without the
+        'deleted' change, as MDM vendors report Apple doing for devices released in Apple Business
+        Manager (fleet#49268, see peers.md): only a full fetch shows them gone."""
         now = int(self.now_ts())
         released = []
         with self.db.transaction() as conn:
             for row in self._rows_by_serial(conn, serials, require=True):
                 if not row["removed"]:
-                    self._release(conn, row, now)
+                    self._release(conn, row, now, event=not silent)
                     released.append(row["serial"])
         return released
 
@@ -222,9 +224,10 @@ class DeviceMixin:
         conn.execute("INSERT INTO events (server_id, device_id, op_type, op_date) VALUES (?,?,?,?)",
                      (server_id, device_id, op_type, when))
 
-    def _release(self, conn, row, now: int) -> None:
+    def _release(self, conn, row, now: int, *, event: bool = True) -> None:
         conn.execute("UPDATE devices SET removed = 1 WHERE id = ?", (row["id"],))
-        self._event(conn, row["server_id"], row["id"], "deleted", now)
+        if event:
+            self._event(conn, row["server_id"], row["id"], "deleted", now)
 
     def _fault(self, server_id: int, name: str):
         row = self.db.query("SELECT faults FROM servers WHERE id = ?", (server_id,))

@@ -173,6 +173,30 @@ def synchronize(server_id: int):
     return _after_action(server, message, "success" if started else "info")
 
 
+@bp.route("/<int:server_id>/full-sync", methods=["GET", "POST"])
+def full_sync(server_id: int):
+    """Full synchronization: read every device again, after a confirmation saying what it does."""
+    server = _server_or_404(server_id)
+    status = status_of(server)
+    form = ActionForm()
+    if form.validate_on_submit():
+        page = url_for("servers.detail", server_id=server.id)
+        if not status.can_sync:
+            message, category = (f"{server.name} cannot be synchronized: its token status is {status.label}. "
+                                 f"{status.remedy}"), "error"
+        else:
+            run, started = start_sync(server, trigger="manual", actor=current_user.username, full=True)
+            message, category = ((f"Full synchronization of {server.name} started.", "success") if started else
+                                 (f"A synchronization of {server.name} is already running: start the full one "
+                                  "when it has finished.", "info"))
+        flash(message, category)
+        if is_htmx():
+            return hx_redirect(make_response("", 204), page)  # the server page, with its sync panel polling
+        return redirect(page)
+    return render_form("servers/_full_sync_form.html", "Full synchronization", form=form, server=server,
+                       token_status=status, count=device_counts(server.id).get(server.id, 0))
+
+
 @bp.route("/<int:server_id>/check", methods=["POST"])
 def check(server_id: int):
     """Check now: re-test the token against Apple in a job."""

@@ -219,8 +219,9 @@ def _close_if_dead(run: SyncRun) -> bool:
     return True
 
 
-def start_sync(server: ManagedServer, trigger: str, actor: str | None) -> tuple[SyncRun, bool]:
-    """Start a sync unless one is running; returns (the run, whether it was started now)."""
+def start_sync(server: ManagedServer, trigger: str, actor: str | None, *, full: bool = False) -> tuple[SyncRun, bool]:
+    """Start a sync unless one is running; returns (the run, whether it was started now).
+    `full`: read every device again, not only Apple's changes (Full synchronization)."""
     run = active_run(server)
     if run is not None and not _close_if_dead(run):
         return run, False
@@ -233,9 +234,10 @@ def start_sync(server: ManagedServer, trigger: str, actor: str | None) -> tuple[
         started_meanwhile = active_run(server)
         if started_meanwhile is not None:
             return started_meanwhile, False
-        run = SyncRun(server_id=server.id, job_id=new_job_id(), trigger=trigger, actor=actor)
+        run = SyncRun(server_id=server.id, job_id=new_job_id(), trigger=trigger, actor=actor, full_requested=full)
         db.session.add(run)
-        record_activity("server.sync_requested", server, summary=f"Synchronization of {server.name} requested ({trigger})",
+        what = "Full synchronization" if full else "Synchronization"
+        record_activity("server.sync_requested", server, summary=f"{what} of {server.name} requested ({trigger})",
                         actor=actor)
         db.session.commit()
         enqueue("jobs.sync.sync_server", run.id, job_id=run.job_id, job_timeout=6 * 3600)

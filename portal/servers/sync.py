@@ -66,6 +66,11 @@ def run_sync(run_id: int, client=None) -> dict:
 
 
 def _sync_pages(server: ManagedServer, run: SyncRun, client) -> None:
+    if run.full_requested and run.pages == 0:
+        # Full synchronization, not started yet (a retry after some pages carries on with its fetch):
+        # forget the changes cursor, so the fetch below reads every device and marks the ones Apple
+        # no longer lists as removed.
+        server.sync_cursor, server.fetch_complete = None, False
     phase = "sync" if server.fetch_complete and server.sync_cursor else "fetch"
     if phase == "fetch" and not server.sync_cursor:
         server.fetch_generation += 1  # a fresh full fetch: everything not seen again gets removed
