@@ -84,19 +84,13 @@ def test_a_stored_interval_below_the_minimum_runs_at_the_minimum(admin_client):
     assert "below the minimum" not in admin_client.get("/settings/apple").get_data(as_text=True)
 
 
-@pytest.mark.parametrize("value", ["0", "181", "abc"])
-def test_the_warning_days_from_the_environment_keep_to_the_same_range(tmp_path, monkeypatch, value):
-    monkeypatch.setenv("TOKEN_EXPIRY_WARNING_DAYS", value)
-    with pytest.raises(RuntimeError, match="TOKEN_EXPIRY_WARNING_DAYS .* from 1 to 180"):
+@pytest.mark.parametrize("name,bad,good,limits", [
+    *(("TOKEN_EXPIRY_WARNING_DAYS", bad, 45, "from 1 to 180") for bad in ("0", "181", "abc")),  # as the settings page
+    *(("FULL_SYNC_DAYS", bad, 0, "from 0 to 365") for bad in ("366", "-1", "weekly")),
+])
+def test_day_counts_from_the_environment_are_checked_at_start(tmp_path, monkeypatch, name, bad, good, limits):
+    monkeypatch.setenv(name, bad)
+    with pytest.raises(RuntimeError, match=f"{name} must be a whole number of days {limits}"):
         load_config(str(tmp_path))
-    monkeypatch.setenv("TOKEN_EXPIRY_WARNING_DAYS", "45")
-    assert load_config(str(tmp_path))["TOKEN_EXPIRY_WARNING_DAYS"] == 45
-
-
-@pytest.mark.parametrize("value", ["366", "-1", "weekly"])
-def test_full_sync_days_from_the_environment_are_checked_at_start(tmp_path, monkeypatch, value):
-    monkeypatch.setenv("FULL_SYNC_DAYS", value)
-    with pytest.raises(RuntimeError, match="FULL_SYNC_DAYS must be a whole number of days from 0 to 365"):
-        load_config(str(tmp_path))
-    monkeypatch.setenv("FULL_SYNC_DAYS", "0")
-    assert load_config(str(tmp_path))["FULL_SYNC_DAYS"] == 0
+    monkeypatch.setenv(name, str(good))
+    assert load_config(str(tmp_path))[name] == good
