@@ -94,6 +94,23 @@
     if (dlg && dlg.open) dlg.close();
   }
 
+  // Nothing an admin typed is lost without asking: Escape, Cancel, the ✕ or a click beside a pop-up in which
+  // something was typed or ticked asks first. (A search box only filters: it does not count.) Closing after a
+  // successful save (the server's closeModal) never asks.
+  var edited = false;
+
+  function noteEdit(e) {
+    if (e.isTrusted && e.target.type !== "search") edited = true;
+  }
+
+  function closeUnlessKept() {
+    if (!edited || window.confirm("Close without saving? What you entered in this pop-up will be lost.")) {
+      closeModal();
+      return true;
+    }
+    return false;
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("#toasts .toast").forEach(function (el) {
       setTimeout(function () { el.remove(); }, 6000);
@@ -105,16 +122,23 @@
     var dlg = modal();
     if (dlg) {
       dlg.addEventListener("close", function () {
+        edited = false;
         document.getElementById("modal-content").innerHTML = "";
         // The browser puts focus back on the button that opened the pop-up, unless a swap replaced it meanwhile.
         restoreFocus(opener);
         opener = null;
       });
       // A click on the backdrop (the dialog itself, outside its content) closes it.
-      dlg.addEventListener("click", function (e) { if (e.target === dlg) closeModal(); });
+      dlg.addEventListener("click", function (e) { if (e.target === dlg) closeUnlessKept(); });
+      dlg.addEventListener("input", noteEdit);
+      dlg.addEventListener("change", noteEdit);
+      dlg.addEventListener("cancel", function (e) {  // Escape
+        e.preventDefault();
+        closeUnlessKept();
+      });
     }
     document.addEventListener("click", function (e) {
-      if (e.target.closest("[data-close-modal]")) { e.preventDefault(); closeModal(); }
+      if (e.target.closest("[data-close-modal]")) { e.preventDefault(); closeUnlessKept(); }
     });
     // Links drawn as buttons (Add Server, Delete, Renew a server…) answer Space like the buttons they look like,
     // instead of scrolling the page.
@@ -221,6 +245,7 @@
     if (e.detail.target && e.detail.target.id === "modal-content") {
       if (!dlg.open) {
         opener = focusLost() ? null : describeFocus(document.activeElement);
+        edited = false;
         dlg.showModal();
       }
       focusFirst(dlg);

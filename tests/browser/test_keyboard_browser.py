@@ -224,3 +224,43 @@ def test_space_opens_a_pop_up_from_a_link_drawn_as_a_button(signed_in_page: Page
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
     expect(opener).to_be_focused()
+
+
+def test_closing_a_pop_up_with_something_typed_asks_first(signed_in_page: Page):
+    page = signed_in_page
+    asked = []
+
+    def answer(accept: bool):
+        def handle(confirm):
+            asked.append(confirm.message)
+            confirm.accept() if accept else confirm.dismiss()
+        return handle
+
+    opener = page.get_by_role("toolbar", name="Managed servers").get_by_role("link", name="Add Server")
+    opener.click()
+    dialog = page.get_by_role("dialog", name="Add a Server")
+    expect(dialog).to_be_visible()
+    page.keyboard.press("Escape")  # nothing typed: closes at once
+    expect(dialog).to_be_hidden()
+    assert asked == []
+
+    opener.click()
+    expect(dialog).to_be_visible()
+    dialog.get_by_label("Name", exact=True).fill("Paris")
+    page.once("dialog", answer(False))
+    page.keyboard.press("Escape")
+    expect(dialog.get_by_label("Name", exact=True)).to_have_value("Paris")  # kept
+    assert asked == ["Close without saving? What you entered in this pop-up will be lost."]
+    page.once("dialog", answer(False))
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_visible()
+    page.once("dialog", answer(True))
+    dialog.get_by_role("button", name="Close").click()  # the ✕
+    expect(dialog).to_be_hidden()
+    assert len(asked) == 3
+
+    opener.click()  # a new pop-up starts unedited
+    expect(dialog).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    assert len(asked) == 3

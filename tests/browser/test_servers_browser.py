@@ -113,6 +113,7 @@ def test_bad_token_is_reported_in_the_still_open_pop_up(signed_in_page, apple, t
     expect(dialog.get_by_label("Name", exact=True)).to_have_value("Paris")
     expect(page.get_by_text("No managed servers yet")).to_be_visible()  # nothing was added
 
+    page.once("dialog", lambda confirm: confirm.accept())  # "Close without saving?": what was typed goes
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
     expect(page.locator("#modal-content")).to_be_empty()
