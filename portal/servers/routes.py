@@ -156,7 +156,10 @@ def sync_status(server_id: int):
     server = _server_or_404(server_id)
     run = latest_run(server)
     html = render_template("servers/_sync_status.html", server=server, run=run)
-    return html, (200 if run is not None and run.active else STOP_POLLING)
+    if run is not None and run.active:
+        return html, 200
+    # The run the page watched is over: its history and activity sections reload themselves.
+    return html, STOP_POLLING, {"HX-Trigger": "syncFinished"}
 
 
 @bp.route("/<int:server_id>/sync", methods=["POST"])

@@ -148,3 +148,21 @@ def test_delete_needs_the_name_typed(signed_in_page, htmx, run_jobs, apple, iden
     expect(row).to_have_count(0)
     expect(page.get_by_role("heading", name="No managed servers yet")).to_be_visible()
     expect(page.get_by_role("status")).not_to_contain_text(re.compile("failed|cannot", re.I))
+
+
+def test_the_server_page_history_shows_a_synchronization_once_it_ends(signed_in_page, htmx, run_jobs, token_file,
+                                                                      key_file, apple, identity):
+    page = signed_in_page
+    assert post_add_server(htmx, "Paris", token_file.read_bytes(), identity.key_pem).status_code == 204
+    assert run_jobs() == []
+    server_id = int(re.search(r"/servers/(\d+)", htmx.get("/servers").get_data(as_text=True)).group(1))
+    page.goto(f"/servers/{server_id}")
+    history = page.locator("#server-history").get_by_role("row")
+    expect(history).to_have_count(2)  # the header and the first synchronization
+    page.get_by_role("toolbar", name="Server actions").get_by_role("button", name="Synchronize").click()
+    expect(page.locator("#sync-panel")).to_contain_text("Queued")
+    assert run_jobs() == []
+    expect(page.locator("#sync-panel")).to_contain_text("Succeeded", timeout=10_000)
+    expect(history).to_have_count(3, timeout=10_000)  # without a reload
+    expect(history.nth(1)).to_contain_text("Succeeded")
+    expect(page.locator("#server-history").get_by_role("listitem").first).to_contain_text("Synchronized Paris")
