@@ -165,3 +165,29 @@ def test_threads_switch_faster_only_while_feeds_run():
     assert sys.getswitchinterval() < before
     second.close()
     assert sys.getswitchinterval() == before
+
+
+def test_the_writer_is_told_once_when_a_page_is_slow_to_come():
+    """So that it commits instead of holding its transaction open while Apple takes its time."""
+    gate = threading.Event()
+    apple = Apple(last=3)
+
+    def slow_second_page(phase, cursor):
+        if cursor == "c1":
+            gate.wait(5)
+        return apple.fetch(phase, cursor)
+
+    told = []
+    with PageFeed(slow_second_page, prepare) as feed:
+        feed.start("fetch", "c0", generation=1)
+        assert wait_for(lambda: len(apple.calls) >= 1)
+        assert feed.next(on_wait=lambda: told.append("first"))[0].number == 1
+        assert told == []  # it was there: nothing to say
+
+        def wait_then_open_the_gate():
+            told.append("second")
+            threading.Timer(0.7, gate.set).start()  # well past a second notice, were there one
+
+        assert feed.next(on_wait=wait_then_open_the_gate)[0].number == 2
+        assert told == ["second"]
+        assert feed.next()[0].number == 3

@@ -2,6 +2,7 @@
 (manual, scheduled, incremental, expired cursor, crash and resume, one at a time, retries)."""
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -744,3 +745,30 @@ def test_a_scheduled_synchronization_is_full_every_full_sync_days(app, htmx, app
     run = _runs(server.id)[-1]
     assert (run.trigger, run.kind, run.removed) == ("scheduled", "full", 1)
     assert sync_all_servers()["full"] == []  # just done
+
+
+def test_the_pages_stored_are_committed_while_apple_is_slow_to_send_the_next(htmx, apple, paris, run_jobs,
+                                                                            monkeypatch):
+    """Not kept in an open transaction (on SQLite the only write lock) while the next page is awaited."""
+    from sqlalchemy import event
+
+    import portal.servers.page_feed as page_feed
+    import portal.servers.sync as sync_module
+
+    server = paris(devices=5)
+    monkeypatch.setattr(sync_module, "PAGE_LIMIT", 1)  # five pages of one device
+    monkeypatch.setattr(page_feed, "WAIT_NOTICE_S", 0.05)
+    apple.state.set_fault("Paris MDM", "latency", 0.3)  # each page: 0.3 s, well within COMMIT_EVERY_S (1 s)
+    htmx.post(f"/servers/{server.id}/full-sync")
+    commits = []
+    listener = lambda conn: commits.append(time.monotonic())  # noqa: E731
+    event.listen(db.engine, "commit", listener)
+    try:
+        assert run_jobs() == []
+    finally:
+        event.remove(db.engine, "commit", listener)
+    run = _runs(server.id)[-1]
+    assert (run.status, run.kind) == ("succeeded", "full") and run.pages >= 5
+    # Each wait for a page past the first let the pages before it be committed first: 12 commits in
+    # all, against 7 with the time rule alone (a commit a second, over the run's 2 s).
+    assert len(commits) >= 10

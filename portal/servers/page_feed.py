@@ -27,6 +27,7 @@ from ..apple.errors import AppleError
 DEPTH = 3  # pages fetched ahead of the one being written
 SWITCH_INTERVAL_S = 0.0005
 CLOSE_WAIT_S = 1.0  # closing does not wait out a call to Apple (and its retries) still under way
+WAIT_NOTICE_S = 0.5  # a page not there by then is worth telling the writer about (next's on_wait)
 
 _interval_lock = threading.Lock()
 _feeds_running = 0
@@ -52,13 +53,21 @@ class PageFeed:
                                         name="apple-page-fetch", daemon=True)
         self._thread.start()
 
-    def next(self):
-        """(page, prepared rows) in Apple's order; raises what the call to Apple raised."""
+    def next(self, on_wait: Callable[[], None] | None = None):
+        """(page, prepared rows) in Apple's order; raises what the call to Apple raised.
+
+        `on_wait` is called once (in this thread) when the page is not there within WAIT_NOTICE_S:
+        Apple is slow, and the writer should not hold its transaction open meanwhile.
+        """
+        noticed = on_wait is None
         while True:
             try:
-                page, rows, error = self._pages.get(timeout=0.5)
+                page, rows, error = self._pages.get(timeout=WAIT_NOTICE_S)
                 break
             except queue.Empty:
+                if not noticed:
+                    noticed = True
+                    on_wait()
                 if self._thread is None or not self._thread.is_alive():
                     if self._pages.empty():  # (re-checked: it may have put its last item meanwhile)
                         raise RuntimeError("the page feed stopped without a page or an error") from None

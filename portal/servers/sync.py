@@ -88,6 +88,15 @@ def _sync_pages(server: ManagedServer, run: SyncRun, client) -> None:
         return prepare_page(server_id, page.devices, generation, _now(), dialect)
 
     last_commit = time.monotonic()
+
+    def commit_while_apple_is_slow() -> None:
+        # The pages stored so far are committed rather than kept in an open transaction while Apple
+        # takes its time: on SQLite that transaction holds the database's only write lock, and every
+        # other writer (an admin's edit, an Add Devices request) would wait for Apple too.
+        nonlocal last_commit
+        db.session.commit()
+        last_commit = time.monotonic()
+
     appeared: list[str] = []  # serials new to the server since the last commit (default profile)
     # The first full fetch finds the server's existing fleet; once one has completed, a device it
     # did not know is a new arrival, in Apple's changes or in a fetch again after a cursor expired.
@@ -96,7 +105,7 @@ def _sync_pages(server: ManagedServer, run: SyncRun, client) -> None:
         feed.start(phase, server.sync_cursor, server.fetch_generation)
         while True:
             try:
-                page, prepared = feed.next()
+                page, prepared = feed.next(on_wait=commit_while_apple_is_slow)
             except (apple_errors.CursorExhausted, apple_errors.CursorExpired, apple_errors.CursorInvalid) as exc:
                 if isinstance(exc, apple_errors.CursorExhausted) and phase == "fetch":
                     # The fetch had already returned everything (a run stopped after its last page):
