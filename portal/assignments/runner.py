@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import timedelta
 
 from sqlalchemy import or_, select, update
@@ -34,6 +34,7 @@ from .turns import Turn, TurnBusy
 log = logging.getLogger(__name__)
 NO_UPDATE = {"synchronize_session": False}
 COMMIT_EVERY_S = 1.0
+WAIT_NOTICE_S = 0.5  # Apple slower than this: what is stored is committed before waiting on
 STATE_OF = {"SUCCESS": DONE, "NOT_ACCESSIBLE": NOT_ACCESSIBLE, "FAILED": FAILED, "THROTTLED": THROTTLED}
 
 
@@ -166,9 +167,16 @@ def _send_all(batch: AssignmentBatch, client, uuid: str | None, turn: Turn) -> C
             return sent
         pending = pool.submit(_call, client, action, uuid, chunk.serials)
         following = reader.next()
+        def commit_while_apple_answers() -> None:
+            # Answers stored so far are committed rather than kept in an open transaction while Apple
+            # takes its time (on SQLite the only write lock: an admin's edit would wait for Apple too).
+            nonlocal last_commit
+            db.session.commit()
+            last_commit = time.monotonic()
+
         while chunk:
             try:
-                answers = pending.result()
+                answers = _answer(pending, on_wait=commit_while_apple_answers)
             except Exception:
                 _mark_unanswered(chunk)  # the next chunk, read but never sent, stays queued
                 db.session.commit()  # keep the answers already stored
@@ -253,6 +261,13 @@ def _mark_unanswered(chunk: _Chunk) -> None:
     """The chunk whose call failed: 'sending', as Apple may or may not have acted on it (sent again)."""
     db.session.execute(update(AssignmentTask).where(*chunk.condition()).values(
         state=SENDING, attempts=AssignmentTask.attempts + 1, updated_at=timing.now()), execution_options=NO_UPDATE)
+
+
+def _answer(pending: Future, on_wait) -> tuple[dict, int | None]:
+    """The call's answer; `on_wait()` first if Apple has not answered within WAIT_NOTICE_S."""
+    if not wait([pending], timeout=WAIT_NOTICE_S).done:
+        on_wait()
+    return pending.result()
 
 
 def _call(client, action: str, uuid: str | None, serials: list[str]) -> tuple[dict, int | None]:
