@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 from jobs.schedule import PREFIX
 from portal.extensions import db
 from portal.models import ActivityEntry, Device, ManagedServer, SyncRun
-from portal.queue import get_redis
+from portal.queue import get_queue, get_redis
 from portal.servers.status import compute_status
 from tests.servers_helpers import Identity, TakenJob, post_add_server, server_named
 
@@ -772,3 +772,32 @@ def test_the_pages_stored_are_committed_while_apple_is_slow_to_send_the_next(htm
     # Each wait for a page past the first let the pages before it be committed first: 12 commits in
     # all, against 7 with the time rule alone (a commit a second, over the run's 2 s).
     assert len(commits) >= 10
+
+
+def test_a_retried_sync_left_running_by_a_killed_worker_does_not_block_synchronization_forever(
+        htmx, apple, paris, run_jobs):
+    """A run waiting for its retry is a job rq-scheduler holds ('scheduled'): alive. Once a worker has
+    taken that retry and was killed, the run is as dead as a first attempt's would be."""
+    server = paris(devices=5)
+    apple.state.set_fault("Paris MDM", "server_error", 50)  # more than the client's own retries
+    htmx.post(f"/servers/{server.id}/sync")
+    run_jobs()
+    retried = _runs(server.id)[-1]
+    assert retried.status == "queued" and retried.retries == 1
+    apple.state.set_fault("Paris MDM", "server_error", None)
+    assert "already running" in htmx.post(f"/servers/{server.id}/sync").headers["HX-Trigger"]  # waiting: alive
+
+    scheduler = Scheduler(queue_name="default", connection=get_redis())
+    job = next(j for j in scheduler.get_jobs() if j.id == retried.job_id)
+    scheduler.cancel(job)  # its time came: rq-scheduler handed it to a worker...
+    get_queue().enqueue_job(job)
+    TakenJob(retried.job_id).killed()  # ...which started it and was killed outright
+    retried.status = "running"
+    db.session.commit()
+
+    row = htmx.get(f"/servers/{server.id}/row")
+    assert row.status_code == 286 and b"worker stopped" in row.data  # said so; polling stops
+    again = htmx.post(f"/servers/{server.id}/sync")
+    assert "started" in again.headers["HX-Trigger"]
+    assert run_jobs() == []
+    assert _runs(server.id)[-1].status == "succeeded"

@@ -205,9 +205,9 @@ def latest_run(server: ManagedServer) -> SyncRun | None:
 
 
 def _close_if_dead(run: SyncRun) -> bool:
-    """Mark an active run interrupted when no live job will finish it; True if it was."""
-    if run.retries:  # waiting in rq-scheduler for its next attempt
-        return False
+    """Mark an active run interrupted when no live job will finish it; True if it was.
+
+    A run waiting for its retry is alive through its job, which rq-scheduler holds as 'scheduled'."""
     job = fetch_job(run.job_id)
     if job_alive(job):
         return False
