@@ -733,6 +733,42 @@ def test_devices_new_in_a_fetch_after_the_cursor_expired_get_the_default_profile
     assert runs[0].kind == "full" and runs[0].added == 3  # it was a full fetch
 
 
+def test_devices_new_in_pages_stored_before_an_apple_error_still_get_the_default_profile(
+        htmx, apple, paris, run_jobs, monkeypatch):
+    """A sync that fails keeps the pages it wrote: their new devices are queued for the default
+    profile then, since the retry finds them known and no longer new."""
+    from portal.apple import errors
+    from portal.apple.client import DEPClient
+    from portal.servers import sync as engine
+
+    server, profile = paris(devices=5)
+    profile.is_default = True
+    db.session.commit()
+    new = apple.state.add_devices(SIM, 3)
+    monkeypatch.setattr(engine, "PAGE_LIMIT", 2)
+    monkeypatch.setattr(engine, "COMMIT_EVERY_S", 3600)  # the first page waits for a later commit
+    real, calls = DEPClient.sync_devices, {"n": 0}
+
+    def second_page_fails(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise errors.TransientError(status=503)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(DEPClient, "sync_devices", second_page_fails)
+    htmx.post(f"/servers/{server.id}/sync")
+    assert run_jobs() == []
+    run = server_named("Paris").sync_runs[0]
+    assert (run.status, run.retries, run.added) == ("queued", 1, 2)  # the first page is kept; retried later
+
+    from jobs.sync import sync_server
+
+    assert sync_server(run.id)["status"] == "succeeded"  # the retry, come its time
+    assert run_jobs() == []
+    after = devices_of(server.id)
+    assert {s for s, d in after.items() if d.profile_id == profile.id} == set(new)
+
+
 def test_a_default_profile_not_configured_is_reported_not_skipped_silently(htmx, apple, paris, run_jobs):
     server, profile = paris(devices=5)
     profile.is_default, profile.status = True, "changed"

@@ -126,6 +126,8 @@ def _sync_pages(server: ManagedServer, run: SyncRun, client) -> None:
                 continue
             except Exception:
                 db.session.commit()  # keep the pages already stored (with their cursor), then fail
+                if appeared:  # known from now on: the retry would not find them new
+                    _assign_default_profile(server, appeared)
                 raise
             new_serials = _store_page(server, run, page, prepared)
             if phase == "sync" or fleet_known:
