@@ -281,3 +281,103 @@ def test_a_request_kept_waiting_too_long_is_held_and_sent_later(app, htmx, apple
     assert run_jobs() == []
     batch = latest_batch()
     assert (batch.status, batch.succeeded) == ("finished", 3)
+
+
+def _wait_for_locks_at_most(seconds: int) -> None:
+    """This session gives up on a lock after `seconds` (SQLite: the writer's lock; PostgreSQL: rows),
+    instead of the 30 s or forever other writers would wait."""
+    connection = db.session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{seconds}s'")
+    else:
+        connection.exec_driver_sql(f"PRAGMA busy_timeout = {seconds * 1000}")
+
+
+def test_answers_stored_before_a_slow_call_to_apple_are_committed_without_waiting_for_it(
+        app, htmx, apple, paris, run_jobs, monkeypatch):
+    """Apple can take minutes over one call (its retries, a 5xx with backoff, read timeouts). The
+    answers stored before it must not keep the database locked meanwhile (SQLite: every writer,
+    Add Devices requests included; PostgreSQL: the devices and tasks answered)."""
+    from portal.assignments import runner, timing
+    from portal.assignments.services import request_assignment
+
+    server, sales = paris(devices=3)
+    kiosk = configured_profile(server, "Kiosk")
+    server_id, kiosk_id = server.id, kiosk.id
+    monkeypatch.setattr(timing, "CHUNK_SIZE", 1)
+    assert pick(htmx, sales, [d.id for d in devices_of(server_id).values()]).status_code == 204
+    first = min(tasks_of(latest_batch().id).values(), key=lambda t: t.id)
+    real, calls, bob = runner._call, [], {}
+
+    def bob_moves_the_first_device_while_apple_answers_the_second_call(client, action, uuid, serials):
+        calls.append(list(serials))
+        if len(calls) == 2:
+            time.sleep(HOLD_S)  # Apple takes its time; the job has stored the first answer meanwhile
+            with app.app_context():  # (this runs in the job's calling thread)
+                try:
+                    _wait_for_locks_at_most(5)
+                    bob["batch"] = request_assignment(db.session.get(ManagedServer, server_id),
+                                                      db.session.get(EnrollmentProfile, kiosk_id),
+                                                      [first.device_id], actor="bob").id
+                except Exception as exc:  # noqa: BLE001 - the assertion below shows it
+                    bob["error"] = repr(exc)
+                    db.session.rollback()
+                finally:
+                    if db.session.connection().dialect.name == "sqlite":
+                        db.session.connection().exec_driver_sql("PRAGMA busy_timeout = 30000")
+                    db.session.remove()
+        return real(client, action, uuid, serials)
+
+    monkeypatch.setattr(runner, "_call", bob_moves_the_first_device_while_apple_answers_the_second_call)
+    assert run_jobs() == []
+    assert "batch" in bob, bob
+    assert len(calls) == 4  # the three devices, then Bob's
+    assert devices_of(server_id)[first.serial_number].profile_id == kiosk_id
+
+
+def test_pages_written_before_a_slow_page_from_apple_are_committed_without_waiting_for_it(
+        app, htmx, apple, paris, run_jobs, monkeypatch):
+    """Pages share a transaction for up to a second, not for as long as Apple takes over the next
+    one: meanwhile another writer of the server's devices (an Add Devices job storing its answers,
+    Delete server; on SQLite any writer) would wait for Apple too."""
+    from sqlalchemy import update
+
+    from portal.apple.client import DEPClient
+    from portal.device_locks import lock_device_writes
+    from portal.servers import sync as engine
+
+    server, _ = paris(devices=3)
+    server_id = server.id
+    known = next(iter(devices_of(server_id)))
+    new = apple.state.add_devices("Paris MDM", 5)
+    monkeypatch.setattr(engine, "PAGE_LIMIT", 2)
+    real, calls, job = DEPClient.sync_devices, [], {}
+
+    def another_writer_while_apple_takes_its_time(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # (this runs in the sync's page-fetching thread)
+            time.sleep(HOLD_S)  # Apple is slow with this page; the first one is written meanwhile
+            with app.app_context():
+                try:
+                    _wait_for_locks_at_most(5)
+                    lock_device_writes(server_id)
+                    db.session.execute(update(Device).where(Device.server_id == server_id,
+                                                            Device.serial_number == known)
+                                       .values(assignment_state="assigned"))
+                    db.session.commit()
+                    job["stored"] = True
+                except Exception as exc:  # noqa: BLE001 - the assertion below shows it
+                    job["error"] = repr(exc)
+                    db.session.rollback()
+                finally:
+                    if db.session.connection().dialect.name == "sqlite":
+                        db.session.connection().exec_driver_sql("PRAGMA busy_timeout = 30000")
+                    db.session.remove()
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(DEPClient, "sync_devices", another_writer_while_apple_takes_its_time)
+    htmx.post(f"/servers/{server_id}/sync")
+    assert run_jobs() == []
+    assert job == {"stored": True}
+    after = devices_of(server_id)
+    assert set(new) <= set(after) and after[known].assignment_state == "assigned"
