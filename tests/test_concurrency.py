@@ -192,6 +192,52 @@ def test_delete_server_that_stays_busy_says_so_and_deletes_nothing(app, admin_cl
     assert db.session.execute(select(func.count()).select_from(Device)).scalar_one() == 100
 
 
+def test_a_newer_request_waits_for_a_job_storing_answers_before_superseding_its_tasks(app, htmx, apple, paris):
+    """The job storing answers holds the server's device lock and task rows; the newer request takes
+    that lock before touching the older tasks, so the two take turns instead of deadlocking."""
+    from portal.assignments.services import request_assignment
+    from portal.device_locks import lock_device_writes
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's writers wait on the database's own lock (busy timeout)")
+    server, sales = paris(devices=3)
+    kiosk = configured_profile(server, "Kiosk")
+    server_id, kiosk_id, device_ids = server.id, kiosk.id, [d.id for d in devices_of(server.id).values()]
+    assert pick(htmx, sales, device_ids).status_code == 204  # the older request, its job not run
+    job_has_lock, job_may_commit = threading.Event(), threading.Event()
+
+    def a_job_storing_answers():
+        with app.app_context():
+            lock_device_writes(server_id)
+            job_has_lock.set()
+            job_may_commit.wait(10)
+            db.session.commit()
+            db.session.remove()
+
+    job = threading.Thread(target=a_job_storing_answers)
+    job.start()
+    assert job_has_lock.wait(10)
+
+    def newer_request():
+        with app.app_context():
+            try:
+                return request_assignment(db.session.get(ManagedServer, server_id),
+                                          db.session.get(EnrollmentProfile, kiosk_id), device_ids, actor="bob").id
+            finally:
+                db.session.remove()
+
+    request, result = _in_thread(newer_request)
+    request.join(HOLD_S)
+    assert request.is_alive() and result == {}  # waiting for the job's transaction
+    job_may_commit.set()
+    job.join(10)
+    request.join(10)
+    assert "value" in result, result
+    db.session.expire_all()
+    states = dict(db.session.execute(select(AssignmentTask.batch_id, AssignmentTask.state).distinct()).all())
+    assert states[result["value"]] == "queued" and set(states.values()) == {"queued", "superseded"}
+
+
 # ----- Two Add Devices jobs of one server on two workers: Apple gets them in turn (assignments/turns.py)
 
 def _turn_key(server_id: int) -> str:

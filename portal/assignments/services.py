@@ -10,7 +10,7 @@ from sqlalchemy import func, insert, literal, select, update
 from sqlalchemy.types import Integer, String
 
 from ..activity.record import record_activity
-from ..device_locks import lock_assignment_requests
+from ..device_locks import lock_assignment_requests, lock_device_writes
 from ..extensions import db
 from ..models import AssignmentBatch, AssignmentTask, Device, EnrollmentProfile, ManagedServer
 from ..models.assignment import (ASSIGN, DONE, FAILED, NOT_ACCESSIBLE, QUEUED, REMOVE, SENDING,
@@ -99,6 +99,11 @@ def _create(server, profile, condition_sets, action, origin, actor, empty_messag
         raise ValueError(empty_message or (
             "No device was selected: tick the devices (or all devices matching the filter) first."
             if action == ASSIGN else "No device associated with this profile was selected."))
+    # A job storing answers of an older request holds the server's device lock and some of its task
+    # rows; superseding those tasks first, then counting its batch, could wait for the job while the
+    # job waits for rows locked here (a deadlock PostgreSQL would end by failing one of the two).
+    # Taking the job's lock first makes them take turns.
+    lock_device_writes(server.id)
     _supersede_older(batch, now)  # the devices show as queued from their tasks (devices/pending.py)
     words = ACTION_WORDS[action]
     label = f"“{profile.name}”" if profile else "its profile"
