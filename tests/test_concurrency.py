@@ -339,6 +339,21 @@ def _wait_for_locks_at_most(seconds: int) -> None:
         connection.exec_driver_sql(f"PRAGMA busy_timeout = {seconds * 1000}")
 
 
+def _write_meanwhile(app, outcome: dict, key: str, write) -> None:
+    """Another writer, giving up on locks after 5 s: outcome[key] = write(), or outcome["error"]."""
+    with app.app_context():
+        try:
+            _wait_for_locks_at_most(5)
+            outcome[key] = write()
+        except Exception as exc:  # noqa: BLE001 - the test's assertion shows it
+            outcome["error"] = repr(exc)
+            db.session.rollback()
+        finally:
+            if db.session.connection().dialect.name == "sqlite":
+                db.session.connection().exec_driver_sql("PRAGMA busy_timeout = 30000")
+            db.session.remove()
+
+
 def test_answers_stored_before_a_slow_call_to_apple_are_committed_without_waiting_for_it(
         app, htmx, apple, paris, run_jobs, monkeypatch):
     """Apple can take minutes over one call (its retries, a 5xx with backoff, read timeouts). The
@@ -359,19 +374,9 @@ def test_answers_stored_before_a_slow_call_to_apple_are_committed_without_waitin
         calls.append(list(serials))
         if len(calls) == 2:
             time.sleep(HOLD_S)  # Apple takes its time; the job has stored the first answer meanwhile
-            with app.app_context():  # (this runs in the job's calling thread)
-                try:
-                    _wait_for_locks_at_most(5)
-                    bob["batch"] = request_assignment(db.session.get(ManagedServer, server_id),
-                                                      db.session.get(EnrollmentProfile, kiosk_id),
-                                                      [first.device_id], actor="bob").id
-                except Exception as exc:  # noqa: BLE001 - the assertion below shows it
-                    bob["error"] = repr(exc)
-                    db.session.rollback()
-                finally:
-                    if db.session.connection().dialect.name == "sqlite":
-                        db.session.connection().exec_driver_sql("PRAGMA busy_timeout = 30000")
-                    db.session.remove()
+            _write_meanwhile(app, bob, "batch", lambda: request_assignment(  # (in the job's calling thread)
+                db.session.get(ManagedServer, server_id), db.session.get(EnrollmentProfile, kiosk_id),
+                [first.device_id], actor="bob").id)
         return real(client, action, uuid, serials)
 
     monkeypatch.setattr(runner, "_call", bob_moves_the_first_device_while_apple_answers_the_second_call)
@@ -403,22 +408,14 @@ def test_pages_written_before_a_slow_page_from_apple_are_committed_without_waiti
         calls.append(1)
         if len(calls) == 2:  # (this runs in the sync's page-fetching thread)
             time.sleep(HOLD_S)  # Apple is slow with this page; the first one is written meanwhile
-            with app.app_context():
-                try:
-                    _wait_for_locks_at_most(5)
-                    lock_device_writes(server_id)
-                    db.session.execute(update(Device).where(Device.server_id == server_id,
-                                                            Device.serial_number == known)
-                                       .values(assignment_state="assigned"))
-                    db.session.commit()
-                    job["stored"] = True
-                except Exception as exc:  # noqa: BLE001 - the assertion below shows it
-                    job["error"] = repr(exc)
-                    db.session.rollback()
-                finally:
-                    if db.session.connection().dialect.name == "sqlite":
-                        db.session.connection().exec_driver_sql("PRAGMA busy_timeout = 30000")
-                    db.session.remove()
+            def store():
+                lock_device_writes(server_id)
+                db.session.execute(update(Device).where(Device.server_id == server_id, Device.serial_number == known)
+                                   .values(assignment_state="assigned"))
+                db.session.commit()
+                return True
+
+            _write_meanwhile(app, job, "stored", store)
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(DEPClient, "sync_devices", another_writer_while_apple_takes_its_time)
