@@ -192,9 +192,13 @@ def test_delete_server_that_stays_busy_says_so_and_deletes_nothing(app, admin_cl
     assert db.session.execute(select(func.count()).select_from(Device)).scalar_one() == 100
 
 
-def test_a_newer_request_waits_for_a_job_storing_answers_before_superseding_its_tasks(app, htmx, apple, paris):
+@pytest.mark.parametrize("writer", ["newer request", "retry now"])
+def test_writers_of_tasks_wait_for_a_job_storing_answers_instead_of_deadlocking(app, htmx, apple, paris, writer):
     """The job storing answers holds the server's device lock and task rows; the newer request takes
     that lock before touching the older tasks, so the two take turns instead of deadlocking."""
+    from sqlalchemy import update
+
+    from portal.assignments.retries import retry_now
     from portal.assignments.services import request_assignment
     from portal.device_locks import lock_device_writes
 
@@ -221,11 +225,16 @@ def test_a_newer_request_waits_for_a_job_storing_answers_before_superseding_its_
     def newer_request():
         with app.app_context():
             try:
+                if writer == "retry now":
+                    return retry_now(actor="bob")
                 return request_assignment(db.session.get(ManagedServer, server_id),
                                           db.session.get(EnrollmentProfile, kiosk_id), device_ids, actor="bob").id
             finally:
                 db.session.remove()
 
+    if writer == "retry now":  # the older request's devices wait in the retry queue
+        db.session.execute(update(AssignmentTask).values(state="throttled", retry_at=datetime.now(timezone.utc)))
+        db.session.commit()
     request, result = _in_thread(newer_request)
     request.join(HOLD_S)
     assert request.is_alive() and result == {}  # waiting for the job's transaction
@@ -235,7 +244,10 @@ def test_a_newer_request_waits_for_a_job_storing_answers_before_superseding_its_
     assert "value" in result, result
     db.session.expire_all()
     states = dict(db.session.execute(select(AssignmentTask.batch_id, AssignmentTask.state).distinct()).all())
-    assert states[result["value"]] == "queued" and set(states.values()) == {"queued", "superseded"}
+    if writer == "retry now":
+        assert result["value"] == 3 and set(states.values()) == {"queued"}
+    else:
+        assert states[result["value"]] == "queued" and set(states.values()) == {"queued", "superseded"}
 
 
 # ----- Two Add Devices jobs of one server on two workers: Apple gets them in turn (assignments/turns.py)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy import and_, or_, select, update
 
 from ..activity.record import record_activity
+from ..device_locks import lock_device_writes
 from ..extensions import db
 from ..models import AssignmentBatch, AssignmentTask
 from ..models.assignment import QUEUED, RETRY_STATES, SENDING
@@ -57,6 +58,7 @@ def retry_now(batch: AssignmentBatch | None = None, actor: str | None = None) ->
     batch_ids = set(db.session.execute(select(AssignmentTask.batch_id).where(*condition).distinct()).scalars())
     if not batch_ids and not (batch is not None and _has_unsent(batch)):
         return None
+    _take_turns_with_jobs(batch_ids)
     count = db.session.execute(update(AssignmentTask).where(*condition).values(
         state=QUEUED, retry_at=None, updated_at=now), execution_options=NO_UPDATE).rowcount
     if batch is not None:
@@ -83,6 +85,7 @@ def release_token_holds(server_id: int) -> int:
     batch_ids = sorted(set(db.session.execute(select(AssignmentTask.batch_id).where(*held).distinct()).scalars()))
     if not batch_ids:
         return 0
+    lock_device_writes(server_id)  # see _take_turns_with_jobs
     count = db.session.execute(update(AssignmentTask).where(*held).values(
         retry_at=None, updated_at=now, detail="The server's token works again: sent now."),
         execution_options=NO_UPDATE).rowcount
@@ -93,6 +96,16 @@ def release_token_holds(server_id: int) -> int:
         ensure_job(batch, now, force=True)
     db.session.commit()
     return count
+
+
+def _take_turns_with_jobs(batch_ids) -> None:
+    """Wait for the jobs storing answers on these batches' servers (they hold each server's device lock
+    and some task rows): updating tasks first could deadlock with them on PostgreSQL. In server id
+    order, so that two Retry now of everything wait for each other rather than deadlock."""
+    server_ids = db.session.execute(select(AssignmentBatch.server_id).where(
+        AssignmentBatch.id.in_(list(batch_ids))).distinct()).scalars()
+    for server_id in sorted(server_ids):
+        lock_device_writes(server_id)
 
 
 def _has_unsent(batch: AssignmentBatch) -> bool:
