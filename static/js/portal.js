@@ -41,13 +41,19 @@
       if (!node.id) continue;
       var id = "#" + CSS.escape(node.id);
       navs.forEach(function (nav) {
-        scopes.push({ selector: id + ' nav[aria-label="' + nav.getAttribute("aria-label").replace(/"/g, '\\"') + '"]',
-                      index: focusables(nav).indexOf(el) });
+        scopes.push(place(id + ' nav[aria-label="' + nav.getAttribute("aria-label").replace(/"/g, '\\"') + '"]', nav, el));
       });
       navs = [];
-      scopes.push({ selector: id, index: focusables(node).indexOf(el) });
+      scopes.push(place(id, node, el));
     }
     return { elt: el, scopes: scopes, tag: el.tagName, words: words(el) };
+  }
+
+  // Where `el` stands among the focusable elements of `scope`: its index, and whether it was the last one (a pager's
+  // "Next page": on the last page, the control at its end, "Previous page", takes its place, not "First page").
+  function place(selector, scope, el) {
+    var all = focusables(scope), index = all.indexOf(el);
+    return { selector: selector, index: index, last: index >= 0 && index === all.length - 1 };
   }
 
   function focusLost() {
@@ -69,7 +75,8 @@
       var found = focusables(scope);
       var same = i === 0 && found.filter(function (el) { return el.tagName === was.tag && words(el) === was.words; })[0];
       if (!same && scope.id === "modal-content") return false;  // the pop-up's whole content changed
-      var target = same || found[Math.min(Math.max(was.scopes[i].index, 0), found.length - 1)];
+      var at = was.scopes[i].last ? found.length - 1 : Math.min(Math.max(was.scopes[i].index, 0), found.length - 1);
+      var target = same || found[at];
       if (target) {
         target.focus();
         return true;
