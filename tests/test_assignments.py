@@ -769,6 +769,47 @@ def test_devices_new_in_pages_stored_before_an_apple_error_still_get_the_default
     assert {s for s, d in after.items() if d.profile_id == profile.id} == set(new)
 
 
+class _WorkerKilled(BaseException):
+    """What `kill -9` does to a job body: nothing after it runs, not even `except Exception`."""
+
+
+def test_devices_found_by_a_worker_killed_before_queuing_the_default_profile_get_it_next_sync(
+        htmx, apple, paris, run_jobs, monkeypatch):
+    """The page with the new devices is committed, then the worker dies before it queues their
+    default profile: the next synchronization queues it (the serials were committed with the page)."""
+    from portal.servers import sync as engine
+    from portal.servers.sync import run_sync
+
+    server, profile = paris(devices=5)
+    profile.is_default = True
+    db.session.commit()
+    new = apple.state.add_devices(SIM, 3)
+    htmx.post(f"/servers/{server.id}/sync")
+    run = server_named("Paris").sync_runs[0]
+    job = TakenJob(run.job_id)
+    real = engine._assign_default_profile
+
+    def killed(*args, **kwargs):
+        raise _WorkerKilled()
+
+    monkeypatch.setattr(engine, "_assign_default_profile", killed)
+    with pytest.raises(_WorkerKilled):
+        run_sync(run.id)
+    job.killed()
+    db.session.rollback()
+    assert set(server_named("Paris").awaiting_default_profile) == set(new)
+    assert all(devices_of(server.id)[s].profile_id is None for s in new)  # stored, not assigned
+
+    monkeypatch.setattr(engine, "_assign_default_profile", real)
+    assert htmx.post(f"/servers/{server.id}/sync").status_code == 200  # the dead run is closed, a new one starts
+    assert run_jobs() == []
+    after = devices_of(server.id)
+    assert {s for s, d in after.items() if d.profile_id == profile.id} == set(new)
+    assert server_named("Paris").awaiting_default_profile is None
+    batch = db.session.execute(select(AssignmentBatch).where(AssignmentBatch.origin == "default profile")).scalar_one()
+    assert (batch.total, batch.succeeded) == (3, 3)
+
+
 def test_a_default_profile_not_configured_is_reported_not_skipped_silently(htmx, apple, paris, run_jobs):
     server, profile = paris(devices=5)
     profile.is_default, profile.status = True, "changed"

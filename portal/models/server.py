@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, LargeBinary, String, Text
+from sqlalchemy import JSON, ForeignKey, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -59,6 +59,10 @@ class ManagedServer(db.Model):
     # Devices currently assigned (not removed), kept by their writers (portal/devices/counts.py):
     # the lists and the Servers page read it instead of counting 100,000 rows on every view.
     device_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Serials that appeared in committed pages and are not queued for the default profile yet:
+    # written with their page, cleared with the queued request, so a worker killed in between
+    # leaves them for the next synchronization instead of dropping them (portal/servers/sync.py).
+    awaiting_default_profile: Mapped[list | None] = mapped_column(JSON(none_as_null=True))
 
     # Assign Server Configuration: the MDM URL and trusted certificates its profiles are configured with.
     configuration_id: Mapped[int | None] = mapped_column(ForeignKey("server_configuration.id", ondelete="RESTRICT"))

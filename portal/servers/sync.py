@@ -76,6 +76,8 @@ def _sync_pages(server: ManagedServer, run: SyncRun, client) -> None:
         server.fetch_generation += 1  # a fresh full fetch: everything not seen again gets removed
     run.kind = "incremental" if phase == "sync" else "full"
     db.session.commit()
+    if server.awaiting_default_profile:  # left by a worker killed after a page's commit
+        _assign_default_profile(server, server.awaiting_default_profile)
 
     server_id, dialect = server.id, db.session.get_bind().dialect.name  # plain values for the feed's threads
 
@@ -130,8 +132,9 @@ def _sync_pages(server: ManagedServer, run: SyncRun, client) -> None:
                     _assign_default_profile(server, appeared)
                 raise
             new_serials = _store_page(server, run, page, prepared)
-            if phase == "sync" or fleet_known:
+            if (phase == "sync" or fleet_known) and new_serials:
                 appeared += new_serials
+                server.awaiting_default_profile = list(appeared)  # committed with the page
             if page.more_to_follow and time.monotonic() - last_commit < COMMIT_EVERY_S:
                 continue
             db.session.commit()  # devices and cursor together: never one without the other
@@ -168,14 +171,22 @@ def _store_page(server: ManagedServer, run: SyncRun, page, prepared) -> list[str
 
 def _assign_default_profile(server: ManagedServer, serials: list[str]) -> None:
     """Devices that appeared in Apple's changes get the server's default profile, if it has one.
-    A failure here is recorded and never stops the sync: the devices are stored either way."""
+    A failure here is recorded and never stops the sync: the devices are stored either way.
+
+    The serials wait in server.awaiting_default_profile, committed with their page; clearing it
+    commits with the queued request (or with the report of why there is none).
+    """
     from ..assignments.auto import assign_to_default_profile
 
+    serials = list(serials)
+    server.awaiting_default_profile = None
     try:
         assign_to_default_profile(server.id, serials)
+        db.session.commit()  # no request (no default profile, no current device): clear the wait alone
     except Exception:  # noqa: BLE001 - reported, and the admin can still Add Devices by hand
         log.exception("server %s: default profile assignment failed", server.id)
         db.session.rollback()
+        server.awaiting_default_profile = None
         record_activity("server.default_profile_failed", server, level="error", actor="system",
                         summary=f"{len(serials)} new devices of {server.name} could not be queued for the "
                                 f"default profile; use Add Devices on the profile")
