@@ -596,6 +596,47 @@ def test_pop_up_search_filters_and_select_all_matching(htmx, apple, paris, run_j
     assert after[members[0].serial_number].profile_id == other.id
 
 
+def test_add_devices_by_pasted_serial_numbers(htmx, apple, paris, run_jobs):
+    """A column pasted from a spreadsheet (heading, any case, commas, blank lines, repeats) adds its
+    devices to the ticked ones."""
+    server, profile = paris(devices=8)
+    serials = sorted(devices_of(server.id))
+    ticked = devices_of(server.id)[serials[0]].id
+    pasted = f"Serial Number\n{serials[1].lower()}\n\n{serials[2]}, {serials[3]};{serials[1]}\t{serials[0]}\n"
+    assert "Add by serial number" in htmx.get(f"/profiles/{profile.id}/devices/add").get_data(as_text=True)
+    assert pick(htmx, profile, [ticked], serials=pasted).status_code == 204
+    assert latest_batch().total == 4
+    assert run_jobs() == []
+    after = devices_of(server.id)
+    assert {s for s, d in after.items() if d.profile_id == profile.id} == set(serials[:4])
+
+    # With "Select all matching": the matching devices and the pasted ones.
+    other = configured_profile(server, "Labs")
+    family = after[serials[4]].device_family
+    matching = {s for s, d in after.items() if d.device_family == family}
+    assert pick(htmx, other, all_matching="1", family=family, serials=serials[5]).status_code == 204
+    assert latest_batch().total == len(matching | {serials[5]})
+
+
+def test_pasted_serial_numbers_that_are_not_devices_of_the_server_change_nothing(htmx, apple, paris):
+    server, profile = paris(devices=3)
+    serials = sorted(devices_of(server.id))
+    pasted = f"{serials[0]}\nNOT-MINE-1\nnot-mine-2"
+    response = pick(htmx, profile, serials=pasted)
+    text = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "These 2 serial numbers are not a device of Paris: NOT-MINE-1, NOT-MINE-2." in text
+    assert f">{pasted}</textarea>" in text  # kept for the admin to fix
+    assert 'aria-describedby="pick-serials-help pick-serials-error"' in text and "<details class=\"paste-serials\" open" in text
+    assert db.session.execute(select(func.count()).select_from(AssignmentBatch)).scalar_one() == 0
+
+    many = "\n".join(f"S{i:07d}" for i in range(10_001))
+    response = pick(htmx, profile, serials=many)
+    assert response.status_code == 422 and "10,001 serial numbers were pasted; at most 10,000" in response.get_data(
+        as_text=True)
+    assert db.session.execute(select(func.count()).select_from(AssignmentBatch)).scalar_one() == 0
+
+
 def test_nothing_selected_or_profile_not_configured_is_refused_plainly(htmx, apple, paris):
     server, profile = paris(devices=3)
     empty = pick(htmx, profile, [])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import make_response, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select, true
 
 from ..converters import small_ints
 from ..devices.filters import APPLE_PROFILE_STATUSES, DeviceQuery
@@ -16,6 +16,7 @@ from ..models.profile import CONFIGURED
 from ..views import form_done, render_form
 from . import bp, queries
 from .forms import ConfirmForm
+from .serials import SerialsError, devices_for_serials, parse_serials
 from .services import request_assignment, request_matching
 
 PICK_FILTERS = ("q", "profile", "family", "os", "profile_status", "assignment")
@@ -84,12 +85,14 @@ def add_devices(profile_id: int):
     """Add Devices: the Select the Managed Devices pop-up; OK assigns the chosen devices at Apple."""
     profile = _profile_or_404(profile_id)
     form = ConfirmForm()
-    error = None
+    error = serials_error = None
     if request.method == "POST" and not form.validate_on_submit():
         error = "The form expired. Select the devices again and click OK."
     elif request.method == "POST":
         try:
             batch = _assign_from_form(profile)
+        except SerialsError as exc:
+            serials_error = str(exc)
         except ValueError as exc:
             error = str(exc)
         else:
@@ -100,16 +103,26 @@ def add_devices(profile_id: int):
     context = _pick_context(profile, source)
     if request.method == "GET" and is_htmx() and request.headers.get("HX-Target") == "pick-list":
         return render_template("assignments/_pick_list.html", **context)
-    return render_form("assignments/_add_form.html", "Select the Managed Devices", status=422 if error else 200,
-                       form=form, error=error, **context)
+    return render_form("assignments/_add_form.html", "Select the Managed Devices",
+                       status=422 if error or serials_error else 200, form=form, error=error,
+                       serials_error=serials_error, serials_text=source.get("serials", ""), **context)
 
 
 def _assign_from_form(profile: EnrollmentProfile):
+    """The ticked devices (or all matching the filter), plus those of the pasted serial numbers."""
     server = profile.server
+    pasted = devices_for_serials(server, parse_serials(request.form.get("serials")))
     if request.form.get("all_matching"):
         query = DeviceQuery.from_args(request.form, server_id=server.id)
-        return request_matching(server, profile, query.conditions(), actor=current_user.username)
-    return request_assignment(server, profile, _device_ids(request.form), actor=current_user.username)
+        conditions = query.conditions()
+        if pasted:
+            conditions = [or_(and_(true(), *conditions), _ids_condition(pasted))]
+        return request_matching(server, profile, conditions, actor=current_user.username)
+    ticked = _device_ids(request.form)
+    if not ticked and not pasted:
+        raise ValueError("No device was selected: tick the devices (or all devices matching the filter), or paste "
+                         "their serial numbers, first.")
+    return request_assignment(server, profile, ticked + pasted, actor=current_user.username)
 
 
 @bp.route("/profiles/<int:profile_id>/devices/remove", methods=["GET", "POST"])

@@ -76,6 +76,31 @@ def test_add_devices_from_the_pop_up_to_the_results(signed_in_page: Page, apple,
     expect(results.get_by_role("row").filter(has_text=second)).to_contain_text("Assigned")
 
 
+def test_add_devices_by_pasting_serial_numbers_with_a_mistake_fixed_in_place(signed_in_page: Page, profile,
+                                                                             run_jobs):
+    page = signed_in_page
+    devices = sorted(devices_of(profile.server_id))
+    page.goto(f"/profiles/{profile.id}")
+    page.locator("#profile-devices").get_by_role("link", name="Add Devices").click()
+    dialog = page.get_by_role("dialog", name="Select the Managed Devices")
+    dialog.get_by_text("Add by serial number").click()
+    box = dialog.get_by_role("textbox", name="Serial numbers")
+    box.fill(f"{devices[0]}\n{devices[1].lower()}\nTYPO123")
+    dialog.get_by_role("button", name="OK").click()
+
+    # The list stays as typed, with the error next to it; the pop-up stays open.
+    expect(dialog.get_by_text("This serial number is not a device of Paris: TYPO123.", exact=False)).to_be_visible()
+    expect(box).to_have_value(f"{devices[0]}\n{devices[1].lower()}\nTYPO123")
+    expect(box).to_have_attribute("aria-invalid", "true")
+    box.fill(f"{devices[0]}\n{devices[1].lower()}")
+    dialog.get_by_role("button", name="OK").click()
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#toasts")).to_contain_text("Assigning 2 devices")
+    assert run_jobs() == []
+    section = page.locator("#profile-devices")
+    expect(section.get_by_role("cell", name=devices[1], exact=True)).to_be_visible(timeout=15_000)
+
+
 def test_every_pop_up_of_the_profile_page_opens_again_after_add_and_remove_devices(signed_in_page: Page, profile,
                                                                                     htmx, run_jobs):
     """The device section swaps itself (outerHTML): its pop-up buttons must still fill the pop-up, not

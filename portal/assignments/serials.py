@@ -1,0 +1,54 @@
+"""Add Devices by serial number: a list pasted into Select the Managed Devices (a spreadsheet column,
+an e-mail from the reseller…) becomes the devices of the managed server it names.
+
+Nothing is guessed: a serial number that is not a current device of the server stops the request
+with the list of those, so the admin fixes the list (or synchronizes first) and sends it again.
+"""
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import Device
+
+MAX_SERIALS = 10_000
+SEPARATORS = re.compile(r"[\s,;]+")
+HEADER_WORDS = {"serial", "serialnumber", "serialnumbers", "serialno"}  # a pasted column's heading
+SHOWN_UNKNOWN = 20
+ID_CHUNK = 500  # serials per IN (...) list: far below every database's bound-parameter limit
+
+
+class SerialsError(ValueError):
+    """The pasted list cannot be used as it is; the message says why, for the field."""
+
+
+def parse_serials(text: str | None) -> list[str]:
+    """The serial numbers in `text`, upper-cased, duplicates dropped, in the order given."""
+    lines = [line for line in (text or "").splitlines() if line.strip()]
+    if lines and re.sub(r"[\s_#.-]", "", lines[0]).lower() in HEADER_WORDS:
+        lines = lines[1:]
+    serials = list(dict.fromkeys(token.upper() for line in lines for token in SEPARATORS.split(line) if token))
+    if len(serials) > MAX_SERIALS:
+        raise SerialsError(f"{len(serials):,} serial numbers were pasted; at most {MAX_SERIALS:,} can be added at "
+                           "once. Split the list, or use a filter and “Select all”.")
+    return serials
+
+
+def devices_for_serials(server, serials: list[str]) -> list[int]:
+    """The ids of the server's current devices with these serial numbers; SerialsError names the others."""
+    found: dict[str, int] = {}
+    for i in range(0, len(serials), ID_CHUNK):
+        chunk = serials[i:i + ID_CHUNK]
+        found.update(db.session.execute(select(Device.serial_number, Device.id).where(
+            Device.server_id == server.id, Device.removed_at.is_(None), Device.serial_number.in_(chunk))).all())
+    unknown = [serial for serial in serials if serial not in found]
+    if unknown:
+        shown = ", ".join(unknown[:SHOWN_UNKNOWN])
+        more = f" and {len(unknown) - SHOWN_UNKNOWN:,} more" if len(unknown) > SHOWN_UNKNOWN else ""
+        which = "This serial number is" if len(unknown) == 1 else f"These {len(unknown):,} serial numbers are"
+        raise SerialsError(f"{which} not a device of {server.name}: {shown}{more}. Remove "
+                           f"{'it' if len(unknown) == 1 else 'them'} from the list, or synchronize {server.name} "
+                           "first if Apple Business Manager assigned them a moment ago. Nothing was sent.")
+    return list(found.values())
