@@ -658,6 +658,31 @@ def test_nothing_selected_or_profile_not_configured_is_refused_plainly(htmx, app
 
 # ----- Remove Devices, moving between profiles, superseding ----------------------------------
 
+def test_remove_devices_by_pasted_serial_numbers(htmx, apple, paris, run_jobs):
+    server, profile = paris(devices=6)
+    serials = sorted(devices_of(server.id))
+    pick(htmx, profile, [devices_of(server.id)[s].id for s in serials[:4]])
+    run_jobs()
+    url = f"/profiles/{profile.id}/devices/remove"
+
+    # One of them is not associated with the profile, another is no device of the server: nothing changes.
+    refused = htmx.post(url, data={"serials": f"{serials[0]}\n{serials[5]}"})
+    assert refused.status_code == 422
+    assert f"This serial number is not associated with “Sales”: {serials[5]}." in refused.get_data(as_text=True)
+    refused = htmx.post(url, data={"serials": f"{serials[0]} NOPE"})
+    assert refused.status_code == 422 and "not a device of Paris: NOPE." in refused.get_data(as_text=True)
+    assert latest_batch().action == "assign"
+
+    # Ticked rows and pasted serials together.
+    ticked = devices_of(server.id)[serials[0]].id
+    assert htmx.post(url, data={"device": [str(ticked)], "serials": f"{serials[1].lower()},{serials[2]}"}).status_code == 204
+    batch = latest_batch()
+    assert (batch.action, batch.total) == ("remove", 3)
+    assert run_jobs() == []
+    after = devices_of(server.id)
+    assert {s for s, d in after.items() if d.profile_id == profile.id} == {serials[3]}
+
+
 def test_remove_devices_with_per_device_results(htmx, apple, paris, run_jobs):
     server, profile = paris(devices=5)
     serials = sim_serials(apple)
@@ -667,7 +692,9 @@ def test_remove_devices_with_per_device_results(htmx, apple, paris, run_jobs):
     section = htmx.get(f"/profiles/{profile.id}/devices").get_data(as_text=True)
     assert "5 devices associated" in section and "Remove Devices" in section
 
-    nothing = htmx.get(f"/profiles/{profile.id}/devices/remove")
+    nothing = htmx.get(f"/profiles/{profile.id}/devices/remove")  # nothing ticked: serial numbers can be pasted
+    assert nothing.status_code == 200 and '<details class="paste-serials" open' in nothing.get_data(as_text=True)
+    nothing = htmx.post(f"/profiles/{profile.id}/devices/remove", data={"serials": " \n"})
     assert nothing.status_code == 422 and "Select the devices to remove first" in nothing.get_data(as_text=True)
     chosen = [devices[s].id for s in serials[:3]]
     confirm = htmx.get(f"/profiles/{profile.id}/devices/remove", query_string={"device": [str(i) for i in chosen]})

@@ -16,7 +16,7 @@ from ..models.profile import CONFIGURED
 from ..views import form_done, render_form
 from . import bp, queries
 from .forms import ConfirmForm
-from .serials import SerialsError, devices_for_serials, parse_serials
+from .serials import SerialsError, devices_for_serials, not_associated_message, parse_serials
 from .services import request_assignment, request_matching
 
 PICK_FILTERS = ("q", "profile", "family", "os", "profile_status", "assignment")
@@ -133,23 +133,27 @@ def remove_devices(profile_id: int):
     source = request.form if request.method == "POST" else request.args
     every = bool(source.get("all"))
     ids = sorted(set(_device_ids(source)))
-    error = None
+    error = serials_error = None
     if request.method == "POST":
         if not form.validate_on_submit():
             error = "The form expired. Select the devices again and use Remove Devices."
         else:
             try:
-                batch = _remove(profile, ids, every)
+                batch = _remove(profile, ids, every, request.form.get("serials"))
+            except SerialsError as exc:
+                serials_error = str(exc)
             except ValueError as exc:
                 error = str(exc)
             else:
                 return form_done(f"Removing {profile.name} from {batch.total:,} device{'s' if batch.total != 1 else ''}.",
                                  url_for("assignments.batch", batch_id=batch.id), "assignmentsChanged")
     chosen = _associated(profile, ids, every)
-    if not chosen["count"] and not error:
-        error = "Select the devices to remove first (tick their rows on the profile page), then Remove Devices."
-    return render_form("assignments/_remove_form.html", "Remove Devices", status=422 if error else 200,
-                       form=form, profile=profile, ids=ids, every=every, error=error, **chosen)
+    if not chosen["count"] and not error and (every or source.getlist("device")):
+        error = (f"Select the devices to remove first: none of the chosen devices is associated with “{profile.name}” "
+                 "now. Tick others on the profile page, or paste their serial numbers.")
+    return render_form("assignments/_remove_form.html", "Remove Devices", status=422 if error or serials_error else 200,
+                       form=form, profile=profile, ids=ids, every=every, error=error, serials_error=serials_error,
+                       serials_text=source.get("serials", ""), **chosen)
 
 
 def _ids_condition(ids: list[int]):
@@ -167,12 +171,29 @@ def _associated(profile: EnrollmentProfile, ids: list[int], every: bool) -> dict
     return {"count": page.total, "sample": [r[0] for r in page.items]}
 
 
-def _remove(profile: EnrollmentProfile, ids: list[int], every: bool):
+def _remove(profile: EnrollmentProfile, ids: list[int], every: bool, serials_text: str | None):
     server: ManagedServer = profile.server
     associated = [Device.profile_id == profile.id]
     if every:
         return request_matching(server, profile, associated, action=REMOVE, actor=current_user.username)
+    ids = ids + _associated_pasted(profile, parse_serials(serials_text))
     if not ids:
-        raise ValueError("Select the devices to remove first (tick their rows on the profile page).")
-    return request_matching(server, profile, associated + [_ids_condition(ids)], action=REMOVE,
+        raise ValueError("Select the devices to remove first: tick their rows on the profile page, or paste their "
+                         "serial numbers.")
+    return request_matching(server, profile, associated + [_ids_condition(sorted(set(ids)))], action=REMOVE,
                             actor=current_user.username)
+
+
+def _associated_pasted(profile: EnrollmentProfile, serials: list[str]) -> list[int]:
+    """The ids of the pasted serials' devices; SerialsError names those not associated with the profile."""
+    ids = devices_for_serials(profile.server, serials)
+    if not ids:
+        return []
+    mine = set()
+    for i in range(0, len(ids), 500):
+        mine.update(db.session.execute(select(Device.id).where(
+            Device.id.in_(ids[i:i + 500]), Device.profile_id == profile.id)).scalars())
+    others = [serial for serial, device_id in zip(serials, ids) if device_id not in mine]
+    if others:
+        raise SerialsError(not_associated_message(others, profile.name))
+    return ids

@@ -45,10 +45,23 @@ def devices_for_serials(server, serials: list[str]) -> list[int]:
             Device.server_id == server.id, Device.removed_at.is_(None), Device.serial_number.in_(chunk))).all())
     unknown = [serial for serial in serials if serial not in found]
     if unknown:
-        shown = ", ".join(unknown[:SHOWN_UNKNOWN])
-        more = f" and {len(unknown) - SHOWN_UNKNOWN:,} more" if len(unknown) > SHOWN_UNKNOWN else ""
-        which = "This serial number is" if len(unknown) == 1 else f"These {len(unknown):,} serial numbers are"
-        raise SerialsError(f"{which} not a device of {server.name}: {shown}{more}. Remove "
-                           f"{'it' if len(unknown) == 1 else 'them'} from the list, or synchronize {server.name} "
-                           "first if Apple Business Manager assigned them a moment ago. Nothing was sent.")
-    return list(found.values())
+        raise SerialsError(_listed(unknown, f"not a device of {server.name}") + (
+            f" Remove {_it(unknown)} from the list, or synchronize {server.name} first if Apple Business Manager "
+            "assigned them a moment ago. Nothing was sent."))
+    return [found[serial] for serial in serials]  # in the order given
+
+
+def not_associated_message(serials: list[str], profile_name: str) -> str:
+    return _listed(serials, f"not associated with “{profile_name}”") + (
+        f" Remove {_it(serials)} from the list. Nothing was sent.")
+
+
+def _listed(serials: list[str], what: str) -> str:
+    shown = ", ".join(serials[:SHOWN_UNKNOWN])
+    more = f" and {len(serials) - SHOWN_UNKNOWN:,} more" if len(serials) > SHOWN_UNKNOWN else ""
+    which = "This serial number is" if len(serials) == 1 else f"These {len(serials):,} serial numbers are"
+    return f"{which} {what}: {shown}{more}."
+
+
+def _it(serials: list[str]) -> str:
+    return "it" if len(serials) == 1 else "them"

@@ -100,6 +100,14 @@ def test_add_devices_by_pasting_serial_numbers_with_a_mistake_fixed_in_place(sig
     section = page.locator("#profile-devices")
     expect(section.get_by_role("cell", name=devices[1], exact=True)).to_be_visible(timeout=15_000)
 
+    # Remove Devices with nothing ticked offers the same list, open.
+    section.get_by_role("button", name="Remove Devices").click()
+    remove = page.get_by_role("dialog", name="Remove Devices")
+    remove.get_by_role("textbox", name="Serial numbers").fill(devices[0])
+    remove.get_by_role("button", name="Remove Devices").click()
+    expect(remove).to_be_hidden()
+    expect(page.locator("#toasts")).to_contain_text("Removing Sales from 1 device")
+
 
 def test_every_pop_up_of_the_profile_page_opens_again_after_add_and_remove_devices(signed_in_page: Page, profile,
                                                                                     htmx, run_jobs):
