@@ -745,6 +745,50 @@ def test_moving_a_device_to_another_profile_and_newer_requests_supersede_older_o
     assert "Superseded" in htmx.get(f"/assignments/{older.id}").get_data(as_text=True)
 
 
+def test_drift_a_profile_removed_or_replaced_outside_the_portal_is_flagged(htmx, apple, paris, run_jobs):
+    """Apple's profile for a device changes outside this portal (another tool with the server's token,
+    a re-configure): the next sync shows the device will not enroll with the profile set up here."""
+    from portal.apple_link import client_for
+    from portal.models import ServerConfiguration
+
+    server, profile = paris(devices=4)
+    configuration = ServerConfiguration(name="Production MDM", url="https://mdm.example.com/enroll")
+    db.session.add(configuration)
+    db.session.flush()
+    server.configuration_id = configuration.id
+    db.session.commit()
+    serials = sorted(devices_of(server.id))
+    pick(htmx, profile, [d.id for d in devices_of(server.id).values()])
+    assert run_jobs() == []
+    assert "will fail to enroll" not in htmx.get(f"/servers/{server.id}").get_data(as_text=True)
+
+    apple_side = client_for(server)
+    apple_side.remove_profile([serials[0]])
+    elsewhere = apple_side.define_profile({"profile_name": "Elsewhere", "url": "https://other.example.com"})
+    apple_side.assign_profile(elsewhere["profile_uuid"], [serials[1]])
+    htmx.post(f"/servers/{server.id}/sync")
+    assert run_jobs() == []
+
+    removed, replaced, fine = (devices_of(server.id)[s] for s in serials[:3])
+    assert removed.profile_id == replaced.profile_id == profile.id  # still associated here
+    page = htmx.get(f"/devices/{removed.id}").get_data(as_text=True)
+    assert "Apple holds no enrollment profile for it (profile status: removed)" in page
+    page = htmx.get(f"/devices/{replaced.id}").get_data(as_text=True)
+    assert f"Apple holds another enrollment profile for it than the current “Sales” (UUID {elsewhere['profile_uuid']})" in page
+    assert "Enrolls with a profile not as set up here" in page
+    assert "Will enroll automatically" in htmx.get(f"/devices/{fine.id}").get_data(as_text=True)
+    server_page = htmx.get(f"/servers/{server.id}").get_data(as_text=True)
+    assert "1 device will fail to enroll automatically" in server_page
+    listed = htmx.get(f"/servers/{server.id}/devices", query_string={"enroll": "no"}).get_data(as_text=True)
+    assert serials[0] in listed and serials[1] not in listed and serials[2] not in listed
+
+    # Add Devices again repairs both.
+    pick(htmx, profile, [removed.id, replaced.id])
+    assert run_jobs() == []
+    assert "will fail to enroll" not in htmx.get(f"/servers/{server.id}").get_data(as_text=True)
+    assert "Will enroll automatically" in htmx.get(f"/devices/{replaced.id}").get_data(as_text=True)
+
+
 # ----- default profile, re-assignment ----------------------------------------------------------
 
 def test_default_profile_assigns_new_devices(htmx, apple, paris, run_jobs):

@@ -76,15 +76,20 @@ def _link(response, rel: str) -> str | None:
     return html.unescape(match.group(1)) if match else None
 
 
+STAFF_UUID, LYON_UUID = "9145EDB932A42C48A9DD56AD69213C64", "LYON-UUID-1"
+
+
 @pytest.fixture
 def fleet(app):
     """Two servers (one with a server configuration), three profiles, a varied handful of devices."""
     paris, lyon = _server("Paris", configured=True), _server("Lyon")
     staff, kiosk = _profile(paris, "Staff"), _profile(paris, "Kiosk", status="changed")
+    staff.apple_profile_uuid = STAFF_UUID  # configured at Apple, which holds it for C02AAA1
     lyon_default = _profile(lyon, "Lyon default")
+    lyon_default.apple_profile_uuid = LYON_UUID
     _seed(paris,
           {"serial_number": "C02AAA1", "model": "iPhone 15", "description": "IPHONE 15 128GB", "profile_id": staff.id,
-           "assignment_state": "assigned", "profile_status": "assigned",
+           "assignment_state": "assigned", "profile_status": "assigned", "profile_uuid": STAFF_UUID,
            "device_assigned_date": NOW - timedelta(days=3)},
           {"serial_number": "C02AAB2", "model": "iPad Air", "description": "IPAD AIR WI-FI", "os": "iPadOS",
            "device_family": "iPad", "profile_id": kiosk.id, "assignment_state": "assigned",
@@ -98,7 +103,7 @@ def fleet(app):
     _seed(lyon,
           {"serial_number": "LYN0001", "model": "iPad Pro", "description": "IPAD PRO", "os": "iPadOS",
            "device_family": "iPad", "profile_id": lyon_default.id, "assignment_state": "assigned",
-           "profile_status": "removed"})
+           "profile_status": "removed", "profile_uuid": LYON_UUID})  # removed at Apple since: drift
     return {"paris": paris, "lyon": lyon, "staff": staff, "kiosk": kiosk, "lyon_default": lyon_default}
 
 
@@ -117,7 +122,6 @@ def test_unfiltered_totals_are_the_counts_the_writers_keep(admin_client, fleet):
     paris, lyon = fleet["paris"], fleet["lyon"]
     for server, kept in ((paris, 4321), (lyon, 1000)):  # values no count of the rows could give
         db.session.execute(update(ManagedServer).where(ManagedServer.id == server.id).values(device_count=kept))
-    fleet["staff"].apple_profile_uuid = "9145EDB932A42C48A9DD56AD69213C64"  # configured at Apple: Add Devices opens
     db.session.commit()
     assert "5,321 devices" in admin_client.get("/devices").get_data(as_text=True)
     assert "4,321 devices" in admin_client.get(f"/servers/{paris.id}/devices").get_data(as_text=True)
@@ -366,6 +370,7 @@ def test_csv_export_streams_every_row_across_chunks(admin_client, many, monkeypa
 def test_device_page_shows_attributes_server_profile_and_history(admin_client, fleet):
     _seed(fleet["paris"], {"serial_number": "HIST001", "model": "iPhone 15", "color": "MIDNIGHT",
                            "asset_tag": "TAG-9", "profile_id": fleet["staff"].id, "assignment_state": "assigned",
+                           "profile_status": "assigned", "profile_uuid": STAFF_UUID,
                            "extra": {"imei": ["356000000000001"], "is_replacement": True}})
     device = _device("HIST001")
     first = AssignmentBatch(server_id=fleet["paris"].id, profile_id=fleet["staff"].id, action="assign", actor="alice")
@@ -418,15 +423,17 @@ def test_will_enroll_and_the_sql_rule_agree(app, fleet):
     for device in db.session.execute(select(Device)).scalars():
         if device.removed_at is None:
             assert (device.serial_number in not_ready) is (not will_enroll(device)[0]), device.serial_number
-    # Configuring the profile and giving Lyon a configuration makes them ready.
-    fleet["kiosk"].status = "configured"
+    # Configuring the profile (and Apple assigning its new UUID) and giving Lyon a configuration makes
+    # them ready.
+    _device("C02AAB2").profile_uuid = "kiosk-uuid-2"  # UUIDs compare in any case
+    fleet["kiosk"].status, fleet["kiosk"].apple_profile_uuid = "configured", "KIOSK-UUID-2"
     config = ServerConfiguration(name="Lyon MDM", url="https://mdm.example.com/lyon")
     db.session.add(config)
     db.session.flush()
     fleet["lyon"].configuration_id = config.id
     db.session.commit()
     not_ready = set(db.session.execute(select(Device.serial_number).where(*not_ready_conditions())).scalars())
-    assert not_ready == {"F17XYZ9", "DMQ100_"}
+    assert not_ready == {"F17XYZ9", "DMQ100_", "LYN0001"}  # Apple removed LYN0001's profile: drift
 
 
 def test_devices_apple_still_hands_a_profile_are_flagged_apart(admin_client, fleet):
@@ -500,7 +507,9 @@ def test_server_page_counts_devices_that_will_fail_to_enroll(admin_client, fleet
 def test_server_page_without_not_ready_devices_says_nothing(admin_client, app):
     server = _server("Ready", configured=True)
     profile = _profile(server, "Default")
-    _seed(server, {"serial_number": "OK00001", "profile_id": profile.id})
+    profile.apple_profile_uuid = "DEFAULT-UUID"
+    _seed(server, {"serial_number": "OK00001", "profile_id": profile.id, "profile_uuid": "DEFAULT-UUID",
+                   "profile_status": "pushed"})
     assert "will fail to enroll" not in admin_client.get(f"/servers/{server.id}").get_data(as_text=True)
 
 

@@ -1,8 +1,11 @@
 """Will a device enroll automatically? (Apple hands it our profile, the profile points at our MDM.)
 
 A current device enrolls automatically during Setup Assistant only if Apple accepted an enrollment
-profile of ours for it (Device.profile_id), that profile is configured at Apple as it is here, and
-its server has a server configuration (the MDM the profile's URL sends the device to).
+profile of ours for it (Device.profile_id), that profile is configured at Apple as it is here, its
+server has a server configuration (the MDM the profile's URL sends the device to), and Apple still
+holds that profile's current UUID for the device (profile_uuid and profile_status as last
+synchronized): a profile removed or replaced outside this portal, or a profile re-configured since
+Apple assigned it, is drift that the association alone would hide.
 `will_enroll` explains one device in plain words; `not_ready_conditions` is the same rule in SQL,
 for counts and the `enroll` filter. Keep the two in step (tests check they agree).
 
@@ -29,7 +32,9 @@ STATUS_WORDS = {"not_configured": "not configured yet", "configuring": "being co
 def not_ready_conditions() -> list:
     """Conditions on Device (AND-ed) matching current devices that will fail to enroll automatically."""
     profile_configured = exists(select(EnrollmentProfile.id).where(
-        EnrollmentProfile.id == Device.profile_id, EnrollmentProfile.status == CONFIGURED))
+        EnrollmentProfile.id == Device.profile_id, EnrollmentProfile.status == CONFIGURED,
+        func.upper(EnrollmentProfile.apple_profile_uuid) == func.upper(Device.profile_uuid),
+        Device.profile_status.in_(HELD_STATUSES)))
     server_configured = exists(select(ManagedServer.id).where(
         ManagedServer.id == Device.server_id, ManagedServer.configuration_id.is_not(None)))
     return [Device.removed_at.is_(None),
@@ -39,6 +44,12 @@ def not_ready_conditions() -> list:
 def apple_holds_profile(device: Device) -> bool:
     """Whether Apple hands the device a profile at its next setup, whatever this portal associates."""
     return bool(device.profile_uuid) and device.profile_status in HELD_STATUSES
+
+
+def apple_holds_current(device: Device, profile_uuid: str | None) -> bool:
+    """Whether Apple hands the device the profile with this (current) UUID; UUIDs read in any case."""
+    return (apple_holds_profile(device) and bool(profile_uuid)
+            and device.profile_uuid.upper() == profile_uuid.upper())
 
 
 def apple_holds_condition():
@@ -104,6 +115,15 @@ def _readiness(device: Device) -> tuple[bool, str]:
         return False, f"Its profile “{profile.name}” is {words}: Configure profile."
     if server is None or server.configuration_id is None:
         return False, "Its server has no server configuration: Assign Server Configuration."
+    if not apple_holds_current(device, profile.apple_profile_uuid):
+        again = f"Use Add Devices on “{profile.name}” to assign it again."
+        if apple_holds_profile(device):
+            return False, (f"Apple holds another enrollment profile for it than the current “{profile.name}” "
+                           f"(UUID {device.profile_uuid}): the profile was re-configured since Apple assigned it, "
+                           f"or the device got another profile outside this portal. {again}")
+        return False, (f"Apple holds no enrollment profile for it (profile status: {device.profile_status or 'empty'}), "
+                       f"although it is associated with “{profile.name}” here: the profile was removed outside this "
+                       f"portal. {again}")
     return True, (f"Apple hands it the profile “{profile.name}”, which sends it to the server configuration "
                   f"“{server.configuration_name}”.")
 

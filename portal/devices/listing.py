@@ -9,7 +9,7 @@ from ..extensions import db
 from ..models import Device, EnrollmentProfile, ManagedServer
 from ..models.profile import CONFIGURED
 from .counts import current_counts
-from .enrollment import outlook
+from .enrollment import apple_holds_current, outlook
 from .filters import DeviceQuery
 from .keyset import Cursor, cursor_of, decode_cursor, fetch
 from .pending import pending_among, shown_state
@@ -128,7 +128,8 @@ def decorate(devices: list[Device]) -> list[DeviceRow]:
         select(ManagedServer.id, ManagedServer.name, ManagedServer.configuration_id)
         .where(ManagedServer.id.in_(server_ids)))} if server_ids else {}
     profiles = {row.id: row for row in db.session.execute(
-        select(EnrollmentProfile.id, EnrollmentProfile.name, EnrollmentProfile.status)
+        select(EnrollmentProfile.id, EnrollmentProfile.name, EnrollmentProfile.status,
+               EnrollmentProfile.apple_profile_uuid)
         .where(EnrollmentProfile.id.in_(profile_ids)))} if profile_ids else {}
     pending = pending_among(d.id for d in devices)
     rows = []
@@ -136,7 +137,8 @@ def decorate(devices: list[Device]) -> list[DeviceRow]:
         server, profile = servers.get(device.server_id), profiles.get(device.profile_id)
         # Same rule as enrollment.not_ready_conditions / will_enroll.
         ready = (device.removed_at is None and profile is not None and profile.status == CONFIGURED
-                 and server is not None and server.configuration_id is not None)
+                 and server is not None and server.configuration_id is not None
+                 and apple_holds_current(device, profile.apple_profile_uuid))
         rows.append(DeviceRow(device, server.name if server else "—", profile.name if profile else None, ready,
                               outlook(device, ready), shown_state(device, pending)))
     return rows
