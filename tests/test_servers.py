@@ -468,3 +468,58 @@ def test_a_name_with_a_joiner_still_clashes_with_the_same_name_without_it(htmx, 
 
     assert post_add_server(htmx, "فرمها", token, identity.key_pem).status_code == 204
     assert taken_name(ManagedServer.name, "فرم\u200cها") == "فرمها"
+
+
+# ----- tokens that need an admin, on every page -------------------------------------------------
+
+def _server_expiring(name: str, days: float, apple_state: str | None = None) -> ManagedServer:
+    from datetime import datetime, timedelta, timezone
+
+    from portal import vault
+
+    server = ManagedServer(name=name, token_ciphertext=vault.encrypt("{}"), key_ciphertext=vault.encrypt("k"),
+                           consumer_key=f"CK_{name}", apple_state=apple_state,
+                           token_expiry=datetime.now(timezone.utc) + timedelta(days=days))
+    db.session.add(server)
+    db.session.commit()
+    return server
+
+
+def test_tokens_that_need_an_admin_are_named_on_every_page(admin_client):
+    from datetime import datetime, timedelta, timezone
+
+    _server_expiring("Healthy", 200)
+    assert "token-banner" not in admin_client.get("/devices").get_data(as_text=True)
+
+    soon = _server_expiring("Paris", 6.5)
+    page = admin_client.get("/devices").get_data(as_text=True)
+    expiry = (datetime.now(timezone.utc) + timedelta(days=6.5)).strftime("%Y-%m-%d")
+    assert 'class="alert alert-warning token-banner"' in page
+    assert (f'The token of <a href="/servers/{soon.id}">Paris</a> is About to Expire: it expires on {expiry}\n'
+            "        (in 6 days).") in page
+    assert f'<a href="/servers/{soon.id}/renew">Renew a server</a>' in page
+    assert ">Healthy</a>" not in page
+    for url in ("/profiles", "/activity/", "/settings/apple", f"/servers/{soon.id}/devices"):
+        assert "token-banner" in admin_client.get(url).get_data(as_text=True), url
+    # Not on Device Assignment, where every badge is, nor on the server's own page.
+    assert "token-banner" not in admin_client.get("/servers").get_data(as_text=True)
+    assert "token-banner" not in admin_client.get(f"/servers/{soon.id}").get_data(as_text=True)
+    # Not in pop-ups and partial updates either (htmx), which have no page around them.
+    assert "token-banner" not in admin_client.get("/servers/table", headers={"HX-Request": "true"}).get_data(
+        as_text=True)
+
+    # Errors come first; past three servers, a link to the rest.
+    gone = _server_expiring("Lyon", -1)
+    _server_expiring("Nice", 20, apple_state="token_rejected")
+    _server_expiring("Brest", 25)
+    page = admin_client.get("/devices").get_data(as_text=True)
+    assert 'class="alert alert-error token-banner"' in page
+    assert page.index(">Lyon</a> has Expired") < page.index(">Nice</a>: Token Revoked.") < page.index(">Paris</a> is")
+    assert f'<a href="/servers/{gone.id}/renew">Renew a server</a>' in page
+    assert ">Brest</a>" not in page and '<a href="/servers">1 more managed server needs attention</a>' in page
+    assert "token-banner" in admin_client.get(f"/servers/{soon.id}").get_data(as_text=True)  # the others' alerts
+
+
+def test_the_token_banner_is_not_shown_before_sign_in(client):
+    _server_expiring("Paris", 3)
+    assert "token-banner" not in client.get("/login").get_data(as_text=True)
