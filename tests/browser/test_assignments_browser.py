@@ -165,3 +165,32 @@ def test_a_double_click_on_ok_sends_one_request(signed_in_page: Page, profile):
     page.wait_for_timeout(500)  # a second request, queued behind the first by htmx, would have been sent by now
     db.session.expire_all()
     assert db.session.execute(select(func.count()).select_from(AssignmentBatch)).scalar_one() == 1
+
+
+def test_the_status_card_counts_the_associated_devices_once_apple_answered(signed_in_page: Page, profile, run_jobs):
+    """Status at Apple › Associated devices follows Add Devices and Remove Devices without a reload."""
+    page = signed_in_page
+    first, second = sorted(devices_of(profile.server_id))[:2]
+    page.goto(f"/profiles/{profile.id}")
+    section = page.locator("#profile-devices")
+    associated = page.locator("#profile-status dt:text-is('Associated devices') + dd")
+    expect(associated).to_have_text("0")
+
+    section.get_by_role("link", name="Add Devices", exact=True).click()
+    dialog = page.get_by_role("dialog", name="Select the Managed Devices")
+    dialog.get_by_role("checkbox", name=f"Select {first}").check()
+    dialog.get_by_role("checkbox", name=f"Select {second}").check()
+    dialog.get_by_role("button", name="OK").click()
+    expect(dialog).to_be_hidden()
+    assert run_jobs() == []
+    expect(section.get_by_role("cell", name=second, exact=True)).to_be_visible(timeout=15_000)
+    expect(associated).to_have_text("2")
+
+    section.get_by_role("checkbox", name=f"Select {first}").check()
+    section.get_by_role("button", name="Remove Devices").click()
+    remove = page.get_by_role("dialog", name=re.compile("Remove Devices"))
+    remove.get_by_role("button", name="Remove Devices").click()
+    expect(remove).to_be_hidden()
+    assert run_jobs() == []
+    expect(section.get_by_role("cell", name=first, exact=True)).to_have_count(0, timeout=15_000)
+    expect(associated).to_have_text("1")
