@@ -85,7 +85,11 @@ def status_panel(profile_id: int):
         db.session.commit()
     html = render_template("profiles/_status_card.html", profile=profile,
                            count=device_counts([profile.id]).get(profile.id, 0))
-    return html, (200 if profile.status == CONFIGURING else STOP_POLLING)
+    if profile.status == CONFIGURING:
+        return html, 200
+    # Apple answered while the page watched: its device section follows (Add Devices needs a configured profile).
+    headers = {"HX-Trigger": "profileSettled"} if request.args.get("watching") else {}
+    return html, STOP_POLLING, headers
 
 
 @bp.route("/profiles/<int:profile_id>")

@@ -95,3 +95,36 @@ def test_create_then_configure_a_profile(signed_in_page, server_id, apple, run_j
     expect(page.locator("#profile-status")).to_contain_text(uuid)
     expect(page.locator("#profile-settings")).to_contain_text("Apple Account (Apple ID)")
     _shot(page, "profile-page.png")
+
+
+def test_add_devices_follows_the_profile_status_on_its_page(signed_in_page, server_id, run_jobs):
+    """Configure profile from the profile page: once Apple answers, Add Devices is available without a reload;
+    an edit that makes the profile Changed — configure again takes it away again."""
+    from portal.extensions import db
+    from portal.models import EnrollmentProfile
+
+    page = signed_in_page
+    profile = EnrollmentProfile(server_id=server_id, name="Staff iPads", department="IT")
+    db.session.add(profile)
+    db.session.commit()
+    page.goto(f"/profiles/{profile.id}")
+    section = page.locator("#profile-devices")
+    expect(section.get_by_role("button", name="Add Devices")).to_be_disabled()
+
+    page.get_by_role("toolbar", name="Profile actions").get_by_role("link", name="Configure profile").click()
+    confirm = page.get_by_role("dialog", name="Configure profile Staff iPads")
+    confirm.get_by_role("button", name="Configure profile").click()
+    expect(confirm).to_be_hidden()
+    expect(page.locator("#profile-status")).to_contain_text("Configuring")
+    assert run_jobs() == []
+    expect(page.locator("#profile-status")).to_contain_text("Configured", timeout=10_000)
+    expect(section.get_by_role("link", name="Add Devices", exact=True)).to_be_visible()
+    expect(section).not_to_contain_text("use Configure profile first")
+
+    page.get_by_role("toolbar", name="Profile actions").get_by_role("link", name="Edit").click()
+    dialog = page.get_by_role("dialog", name="Edit Staff iPads")
+    dialog.get_by_label("Department").fill("IT Support")
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#profile-status")).to_contain_text("Changed — configure again")
+    expect(section.get_by_role("button", name="Add Devices")).to_be_disabled()
