@@ -147,7 +147,11 @@ def account(server_id: int):
     pending = _account_pending(server)
     html = render_template("servers/_account.html", server=server, status=status_of(server),
                            account_pending=pending, action_form=ActionForm())
-    return html, (200 if pending else STOP_POLLING)
+    if pending:
+        return html, 200
+    # Apple answered (Check now, or the reading after Add Server / Renew a server): what it said may change the
+    # token status, so the page's header, token card and activity refresh themselves (accountChecked).
+    return html, STOP_POLLING, {"HX-Trigger": "accountChecked"}
 
 
 @bp.route("/<int:server_id>/sync-status")

@@ -265,3 +265,21 @@ def test_closing_a_pop_up_with_something_typed_asks_first(signed_in_page: Page):
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
     assert len(asked) == 3
+
+
+def test_the_server_page_header_keeps_focus_when_it_refreshes_after_a_synchronization(signed_in_page: Page, server,
+                                                                                       run_jobs):
+    """Synchronize pressed from the keyboard on the server page: when the synchronization ends, the header (token
+    status, actions) is read again, and the keyboard is still on Synchronize."""
+    page = signed_in_page
+    assert run_jobs() == []
+    page.goto(f"/servers/{server.id}")
+    toolbar = page.get_by_role("toolbar", name="Server actions")
+    toolbar.get_by_role("button", name="Synchronize").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#sync-panel")).to_contain_text("Queued")
+    assert run_jobs() == []
+    with page.expect_response(lambda r: r.url.endswith(f"/servers/{server.id}") and r.request.headers.get("hx-request")):
+        expect(page.locator("#sync-panel")).to_contain_text("Succeeded", timeout=10_000)
+    page.wait_for_timeout(300)
+    expect(toolbar.get_by_role("button", name="Synchronize")).to_be_focused()

@@ -166,3 +166,25 @@ def test_the_server_page_history_shows_a_synchronization_once_it_ends(signed_in_
     expect(history).to_have_count(3, timeout=10_000)  # without a reload
     expect(history.nth(1)).to_contain_text("Succeeded")
     expect(page.locator("#server-history").get_by_role("listitem").first).to_contain_text("Synchronized Paris")
+
+
+def test_check_now_shows_what_apple_said_on_the_server_page(signed_in_page, htmx, run_jobs, apple, identity,
+                                                           token_file):
+    """Check now finding a problem (terms not accepted) updates the token status and the header, not only the
+    account details."""
+    page = signed_in_page
+    assert post_add_server(htmx, "Paris", token_file.read_bytes(), identity.key_pem).status_code == 204
+    assert run_jobs() == []
+    server_id = int(re.search(r"/servers/(\d+)", htmx.get("/servers").get_data(as_text=True)).group(1))
+    page.goto(f"/servers/{server_id}")
+    expect(page.locator("main header .badge")).to_have_text("Valid")
+
+    apple.state.set_fault("Paris MDM", "terms_not_signed", True)
+    page.locator("#account-panel").get_by_role("button", name="Check now").click()
+    expect(page.locator("#account-panel")).to_contain_text("Asking Apple")
+    assert run_jobs() == []
+    expect(page.locator("#account-panel")).not_to_contain_text("Asking Apple", timeout=10_000)
+    expect(page.locator("main header .badge")).to_have_text("Terms Not Accepted")
+    expect(page.locator("#token-card")).to_contain_text("accept them")
+    expect(page.get_by_role("toolbar", name="Server actions").get_by_role("button", name="Synchronize")).to_be_disabled()
+    expect(page.locator("#server-history").get_by_role("listitem").first).to_contain_text("now Terms Not Accepted")
