@@ -1,6 +1,8 @@
 """Device Assignment views: the managed server list, Add Server, Renew, Synchronize, Delete."""
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
@@ -257,7 +259,12 @@ def renew(server_id: int):
                 # Another Apple server: its devices replace the old one's now, not at the next scheduled sync.
                 start_sync(server, trigger="renewed", actor=current_user.username)
                 message += " Synchronizing the devices of the new Apple MDM server now."
-            return form_done(message, url_for("servers.detail", server_id=server.id), "serversChanged")
+            page = url_for("servers.detail", server_id=server.id)
+            if is_htmx() and urlsplit(request.headers.get("HX-Current-URL", "")).path.rstrip("/") == page:
+                # Renewed from the server's own page: show it again, with the new token (status, expiry, actions).
+                flash(message, "success")
+                return hx_redirect(make_response("", 204), page)
+            return form_done(message, page, "serversChanged")
     status = 422 if form.errors else 200
     return render_form("servers/_renew_form.html", f"Renew a server: {server.name}", status=status,
                        form=form, server=server)

@@ -168,6 +168,44 @@ def test_the_server_page_history_shows_a_synchronization_once_it_ends(signed_in_
     expect(page.locator("#server-history").get_by_role("listitem").first).to_contain_text("Synchronized Paris")
 
 
+def _expire_token(server_id: int) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from portal.extensions import db
+    from portal.models import ManagedServer
+
+    server = db.session.get(ManagedServer, server_id)
+    server.token_expiry = datetime.now(timezone.utc) - timedelta(days=1)
+    db.session.commit()
+
+
+def test_renew_a_server_from_its_page_shows_the_new_token(signed_in_page, htmx, run_jobs, apple, identity, token_file,
+                                                           tmp_path):
+    """The server page shows the renewed token at once: status, expiry and a Synchronize that works again."""
+    page = signed_in_page
+    assert post_add_server(htmx, "Paris", token_file.read_bytes(), identity.key_pem).status_code == 204
+    assert run_jobs() == []
+    server_id = int(re.search(r"/servers/(\d+)", htmx.get("/servers").get_data(as_text=True)).group(1))
+    _expire_token(server_id)
+    page.goto(f"/servers/{server_id}")
+    toolbar = page.get_by_role("toolbar", name="Server actions")
+    expect(page.locator("main header .badge")).to_have_text("Expired")
+    expect(toolbar.get_by_role("button", name="Synchronize")).to_be_disabled()
+
+    renewed = tmp_path / "Paris_Token_2026-11-27T10-00-00Z_smime.p7m"
+    renewed.write_bytes(apple.state.issue_token("Paris MDM", identity.certificate_pem))
+    toolbar.get_by_role("link", name="Renew a server").click()
+    dialog = page.get_by_role("dialog", name="Renew a server: Paris")
+    dialog.get_by_label("New authentication token").set_input_files(renewed)
+    dialog.get_by_role("button", name="Renew").click()
+    expect(dialog).to_be_hidden()
+    expect(page.get_by_role("status")).to_contain_text("Paris renewed")
+    expect(page.locator("main header .badge")).to_have_text("Valid")
+    expect(toolbar.get_by_role("button", name="Synchronize")).to_be_enabled()
+    expect(page.locator("#token-card")).not_to_contain_text("ago")  # the expiry is in the future now
+    expect(page.locator("#token-card")).not_to_contain_text("never")  # Renewed: now
+
+
 def test_check_now_shows_what_apple_said_on_the_server_page(signed_in_page, htmx, run_jobs, apple, identity,
                                                            token_file):
     """Check now finding a problem (terms not accepted) updates the token status and the header, not only the
