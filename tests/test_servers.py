@@ -310,6 +310,22 @@ def test_renew_with_a_new_token_of_the_same_server(htmx, apple, identity, token,
     assert server_named("Paris").apple_state is None
 
 
+
+def test_the_renew_pop_up_says_an_expired_token_expired(htmx, apple, identity, token, run_jobs):
+    """Renew a server on an Expired server does not say the token "expires" on a date already past."""
+    from datetime import datetime, timedelta, timezone
+
+    post_add_server(htmx, "Paris", token, identity.key_pem)
+    run_jobs()
+    server = server_named("Paris")
+    assert "Current token expires on" in htmx.get(f"/servers/{server.id}/renew").get_data(as_text=True)
+    server.token_expiry = datetime.now(timezone.utc) - timedelta(days=2)
+    db.session.commit()
+    html = htmx.get(f"/servers/{server.id}/renew").get_data(as_text=True)
+    assert "expires on" not in html
+    assert f"The current token expired on {server.token_expiry:%Y-%m-%d}" in html
+    assert "automatic synchronization is disabled" in html
+
 def test_renew_refuses_another_servers_token_unless_confirmed(htmx, apple, identity, token, run_jobs):
     post_add_server(htmx, "Paris", token, identity.key_pem)
     run_jobs()
