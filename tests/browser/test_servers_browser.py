@@ -226,3 +226,30 @@ def test_check_now_shows_what_apple_said_on_the_server_page(signed_in_page, htmx
     expect(page.locator("#token-card")).to_contain_text("accept them")
     expect(page.get_by_role("toolbar", name="Server actions").get_by_role("button", name="Synchronize")).to_be_disabled()
     expect(page.locator("#server-history").get_by_role("listitem").first).to_contain_text("now Terms Not Accepted")
+
+
+def test_the_server_table_fits_a_1280_pixel_screen_with_every_action(signed_in_page, htmx, run_jobs, apple, identity,
+                                                                      token_file):
+    """A server with a server configuration has one more action (Unassign Server Configuration): the table still
+    fits a 1280 × 800 screen, with no scrollbar and its right edge in view, whatever its token status."""
+    from tests.test_profiles import assign_configuration, make_configuration
+
+    page = signed_in_page
+    assert post_add_server(htmx, "Paris", token_file.read_bytes(), identity.key_pem).status_code == 204
+    assert run_jobs() == []
+    server_id = int(re.search(r"/servers/(\d+)", htmx.get("/servers").get_data(as_text=True)).group(1))
+    configuration_id, _ = make_configuration()
+    assign_configuration(htmx, server_id, configuration_id)
+    from portal.extensions import db
+    from portal.models import ManagedServer
+
+    db.session.get(ManagedServer, server_id).apple_state = "server_mismatch"  # the longest token status
+    db.session.commit()
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto("/servers")
+    row = _server_row(page, "Paris")
+    expect(row.get_by_role("link", name="Unassign Server Configuration")).to_be_visible()
+    expect(row.get_by_text("Different Apple Server")).to_be_visible()
+    sizes = page.locator("#server-table .table-wrap").evaluate("w => [w.scrollWidth, w.clientWidth]")
+    assert sizes[0] <= sizes[1], f"the table is {sizes[0]} px wide in {sizes[1]} px"
+    expect(row).to_contain_text("expires")  # the token's expiry is still there, on two lines if need be
