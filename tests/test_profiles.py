@@ -184,6 +184,8 @@ def test_bad_fields_are_refused_next_to_the_field_and_nothing_is_saved(htmx, ser
             assert f'value="{kept[name]}"' in html
     if field in ("language", "region", "configuration_web_url"):
         assert "<details open>" in html  # the error is inside Advanced: it is shown open
+    if field == "is_mdm_removable":  # the remedy is Supervised, inside Advanced: shown open, the box in view
+        assert "<details open>" in html
 
 
 def test_unknown_setup_pane_is_refused(htmx, server_id):

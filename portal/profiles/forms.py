@@ -113,10 +113,11 @@ class ProfileForm(FlaskForm):
             raise ValidationError(problem)
 
     def apple_errors_open_advanced(self) -> bool:
-        """Whether an error sits in the Advanced section (so it is shown open)."""
+        """Whether an error sits in the Advanced section, or its remedy does (so it is shown open): Is MDM Removable
+        unticked on an unsupervised profile is fixed with Supervised, in Advanced."""
         advanced = ("is_supervised", "is_mandatory", "await_device_configured", "allow_pairing", "auto_advance_setup",
                     "is_multi_user", "language", "region", "skip_setup_items", "configuration_web_url")
-        return any(getattr(self, name).errors for name in advanced)
+        return any(getattr(self, name).errors for name in advanced) or bool(self.is_mdm_removable.errors)
 
 
 class NewProfileForm(ProfileForm):
