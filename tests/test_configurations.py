@@ -655,3 +655,11 @@ def test_stored_certificates_can_be_downloaded_as_pem(htmx, cert_a):
     assert htmx.get(f"/configurations/{configuration.id}/certificates/999.pem").status_code == 404
     empty = create(htmx, "Public CA")
     assert htmx.get(f"/configurations/{empty.id}/certificates.pem").status_code == 404
+
+
+def test_files_must_be_chosen_again_only_when_some_were(htmx, cert_a):
+    """After an error the pop-up says chosen files are not kept: only when files were chosen."""
+    without = post(htmx, "/configurations/new", url="http://mdm.example.com/enroll")
+    assert without.status_code == 422 and "choose them again" not in without.get_data(as_text=True)
+    with_file = post(htmx, "/configurations/new", url="http://mdm.example.com/enroll", files=[("a.pem", pem(cert_a))])
+    assert with_file.status_code == 422 and "Files are not kept after an error: choose them again." in with_file.get_data(as_text=True)

@@ -326,6 +326,18 @@ def test_the_renew_pop_up_says_an_expired_token_expired(htmx, apple, identity, t
     assert f"The current token expired on {server.token_expiry:%Y-%m-%d}" in html
     assert "automatic synchronization is disabled" in html
 
+
+def test_the_renew_pop_up_asks_for_files_again_only_when_some_were_chosen(htmx, apple, identity, token, run_jobs):
+    post_add_server(htmx, "Paris", token, identity.key_pem)
+    run_jobs()
+    server = server_named("Paris")
+    nothing = htmx.post(f"/servers/{server.id}/renew", data={"pending_key": "0", "password": "", "private_key_pem": ""},
+                        content_type="multipart/form-data")
+    assert nothing.status_code == 422 and "choose them again" not in nothing.get_data(as_text=True)
+    garbage = _renew(htmx, server.id, b"not a token")
+    assert garbage.status_code == 422 and "Files are not kept after an error: choose them again." in garbage.get_data(as_text=True)
+
+
 def test_renew_refuses_another_servers_token_unless_confirmed(htmx, apple, identity, token, run_jobs):
     post_add_server(htmx, "Paris", token, identity.key_pem)
     run_jobs()
