@@ -438,6 +438,8 @@ def test_assign_unassign_and_delete_refused_while_assigned(htmx, server_row, cer
 
     confirm = htmx.get(f"/servers/{server.id}/configuration/unassign").get_data(as_text=True)
     assert "Existing enrollment profiles are not touched" in confirm and "until another server configuration" in confirm
+    # Create Profile keeps working without a configuration (the profile waits, Not configured): only Configure fails.
+    assert "Create Profile" not in confirm and "Configure profile fails" in confirm
     response = htmx.post(f"/servers/{server.id}/configuration/unassign")
     assert response.status_code == 204 and "serversChanged" in events(response)
     server = server_named("Paris")
