@@ -801,3 +801,25 @@ def test_a_retried_sync_left_running_by_a_killed_worker_does_not_block_synchroni
     assert "started" in again.headers["HX-Trigger"]
     assert run_jobs() == []
     assert _runs(server.id)[-1].status == "succeeded"
+
+
+def test_the_panel_says_apple_is_retried_while_the_client_waits(htmx, apple, paris, run_jobs, monkeypatch, app):
+    """Apple answers 503 twice: while the client waits to try again, the running sync's panel says so
+    (it read as stuck: "Running, 0 pages"), and the notice is gone once the run ends."""
+    from portal.servers import sync_notices
+
+    server = paris(devices=5)
+    apple.state.set_fault("Paris MDM", "server_error", 2)
+    panels = []
+
+    def look_at_the_panel(seconds):
+        panels.append(htmx.get(f"/servers/{server.id}/sync-status").get_data(as_text=True))
+
+    monkeypatch.setattr(sync_notices, "_sleep", look_at_the_panel)
+    htmx.post(f"/servers/{server.id}/sync")
+    assert run_jobs() == []
+    assert _runs(server.id)[-1].status == "succeeded"
+    assert len(panels) == 2
+    assert "Apple did not answer the last request: trying again in 1 s (retry 1)." in panels[0]
+    assert "(retry 2)." in panels[1] and 'class="alert alert-warning sync-retry"' in panels[1]
+    assert "sync-retry" not in htmx.get(f"/servers/{server.id}/sync-status").get_data(as_text=True)

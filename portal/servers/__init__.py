@@ -3,4 +3,4 @@ from flask import Blueprint
 
 bp = Blueprint("servers", __name__, url_prefix="/servers")
 
-from . import alerts, keys, routes  # noqa: E402,F401
+from . import alerts, keys, routes, sync_notices  # noqa: E402,F401

@@ -22,6 +22,7 @@ from ..devices.store import mark_missing_removed, prepare_page, write_page
 from ..extensions import db
 from ..models import ManagedServer, SyncRun
 from .page_feed import PageFeed
+from .sync_notices import clear_notice, sleep_with_notice
 
 log = logging.getLogger(__name__)
 PAGE_LIMIT = 1000
@@ -44,7 +45,10 @@ def run_sync(run_id: int, client=None) -> dict:
         status = status_of(server)
         if not status.can_sync:
             raise SyncAborted(f"{status.label}: {status.remedy}")
-        _sync_pages(server, run, client or client_for(server))
+        try:
+            _sync_pages(server, run, client or client_for(server, sleep=sleep_with_notice(run.id)))
+        finally:
+            clear_notice(run.id)
         note_apple_success(server)
         _finish(run, "succeeded")
     except SyncAborted as exc:

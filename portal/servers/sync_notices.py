@@ -1,0 +1,64 @@
+"""What a running synchronization is waiting for, while the client retries a call Apple did not
+answer (5xx, 429, a network error): without it the page shows "Running, 0 pages" for up to half a
+minute, which reads as stuck. Kept in Redis for as long as the wait, never in the run's row: the
+sync's own transaction must not be committed for a notice.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from redis.exceptions import RedisError
+
+from ..queue import get_redis
+
+log = logging.getLogger(__name__)
+KEY = "portal:sync-retry:{}"
+_sleep = time.sleep  # tests look at the panel while the client waits
+
+
+def sleep_with_notice(run_id: int) -> Callable[[float], None]:
+    """A DEPClient `sleep` that says on the run's panel, for as long as it sleeps, that Apple is retried.
+    Called from the sync's fetching thread: the Redis connection is taken here, in the app context."""
+    redis = get_redis()
+    retries = [0]
+
+    def notice_then_sleep(seconds: float) -> None:
+        retries[0] += 1
+        message = (f"Apple did not answer the last request: trying again in {max(1, round(seconds))} s "
+                   f"(retry {retries[0]}).")
+        try:
+            redis.set(KEY.format(run_id), message, px=int(seconds * 1000) + 1000)
+        except RedisError:  # only a notice: the sync goes on
+            log.warning("run %s: could not store the retry notice", run_id)
+        _sleep(seconds)
+
+    return notice_then_sleep
+
+
+def retry_notice(run_id: int) -> str | None:
+    """The run's current retry notice, if the client is waiting to call Apple again."""
+    try:
+        value = get_redis().get(KEY.format(run_id))
+    except RedisError:
+        return None
+    return value.decode() if value else None
+
+
+def clear_notice(run_id: int) -> None:
+    try:
+        get_redis().delete(KEY.format(run_id))
+    except RedisError:
+        pass
+
+
+def _register() -> None:
+    from . import bp
+
+    @bp.app_context_processor
+    def _notices():
+        return {"sync_retry_notice": retry_notice}
+
+
+_register()
