@@ -79,6 +79,66 @@ def test_activity_log_lists_newest_first(app, admin_client):
     assert 'href="/activity/?page=1"' in past_the_end
 
 
+def test_activity_log_filters_links_and_csv(app, admin_client, monkeypatch):
+    """Who, level, kind of object, one object and words filter the log from the URL; an object that
+    still exists is a link; the filtered log downloads as CSV (formulas defused)."""
+    import csv
+    import io
+    from datetime import datetime, timedelta, timezone
+
+    from portal import vault
+    from portal.extensions import db
+    from portal.models import ActivityEntry, ManagedServer
+
+    db.session.execute(ActivityEntry.__table__.delete())
+    server = ManagedServer(name="Paris", token_ciphertext=vault.encrypt("{}"), key_ciphertext=vault.encrypt("k"),
+                           consumer_key="CK_P", token_expiry=datetime.now(timezone.utc) + timedelta(days=300))
+    db.session.add(server)
+    db.session.flush()
+    base = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    rows = [("alice", "info", "managed_server", server.id, "Paris", "Renewed Paris"),
+            ("system", "error", "managed_server", server.id, "Paris", "Synchronization of Paris failed: 100% busy"),
+            ("bob", "warning", "enrollment_profile", 999, "Gone profile", "=HYPERLINK(\"x\") Edited"),
+            ("system", "info", "managed_server", 12345, "Lyon", "Synchronized Lyon")]
+    for i, (actor, level, kind, object_id, label, summary) in enumerate(rows):
+        db.session.add(ActivityEntry(actor=actor, level=level, action="test.thing", object_type=kind,
+                                     object_id=object_id, object_label=label, summary=summary,
+                                     created_at=base + timedelta(minutes=i)))
+    db.session.commit()
+
+    def shown(url):
+        html = admin_client.get(url).get_data(as_text=True)
+        return [summary for *_, summary in rows if summary.replace('"', "&#34;") in html]
+
+    assert len(shown("/activity/")) == 4
+    assert shown("/activity/?actor=system") == [rows[1][5], rows[3][5]]
+    assert shown("/activity/?level=error") == [rows[1][5]]
+    assert shown("/activity/?kind=enrollment_profile") == [rows[2][5]]
+    assert shown(f"/activity/?kind=managed_server&object={server.id}") == [rows[0][5], rows[1][5]]
+    assert shown("/activity/?q=100%25+BUSY") == [rows[1][5]]  # any case; % is a character, not a wildcard
+    assert shown("/activity/?q=_") == []
+    assert len(shown("/activity/?level=nonsense&kind=nonsense&object=abc")) == 4  # unknown values: ignored
+    nothing = admin_client.get("/activity/?actor=nobody").get_data(as_text=True)
+    assert "No entry matches the filters" in nothing and "No activity yet" not in nothing
+
+    html = admin_client.get("/activity/").get_data(as_text=True)
+    assert f'<a href="/servers/{server.id}">Paris</a>' in html  # exists: a link
+    assert "<a href=\"/profiles/999\">" not in html and "Gone profile" in html  # deleted: plain text
+    assert f'href="/activity/?kind=managed_server&amp;object={server.id}"' in html
+
+    response = admin_client.get("/activity/activity.csv?actor=system")
+    assert response.status_code == 200 and "activity-filtered-" in response.headers["Content-Disposition"]
+    lines = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    assert lines[0][:3] == ["time_utc", "who", "action"] and [line[7] for line in lines[1:]] == [
+        "Synchronized Lyon", "Synchronization of Paris failed: 100% busy"]
+    everything = list(csv.reader(io.StringIO(admin_client.get("/activity/activity.csv").get_data(as_text=True))))
+    assert len(everything) == 5 and everything[2][7] == "'=HYPERLINK(\"x\") Edited"
+    from portal.activity import routes
+
+    monkeypatch.setattr(routes, "CSV_CHUNK", 3)  # read in chunks: each entry once, in order
+    assert list(csv.reader(io.StringIO(admin_client.get("/activity/activity.csv").get_data(as_text=True)))) == everything
+
+
 def test_activity_log_empty_state(admin_client, app):
     from portal.extensions import db
     from portal.models import ActivityEntry

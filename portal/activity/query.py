@@ -1,0 +1,92 @@
+"""The activity log's filters (who, level, kind of object, one object, text), read from the URL so
+every filtered view is a bookmark, and the link of each entry's object."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import url_for
+from sqlalchemy import func, select
+
+from ..converters import small_int
+from ..extensions import db
+from ..models import ActivityEntry, AssignmentBatch, Device, EnrollmentProfile, ManagedServer, ServerConfiguration
+
+LEVELS = ("info", "warning", "error")
+# object_type (a table name) → (what an admin calls it, the model, the page of one)
+KINDS = {
+    "managed_server": ("Managed servers", ManagedServer, "servers.detail", "server_id"),
+    "enrollment_profile": ("Enrollment profiles", EnrollmentProfile, "profiles.detail", "profile_id"),
+    "server_configuration": ("Server configurations", ServerConfiguration, "configurations.detail", "configuration_id"),
+    "device": ("Devices", Device, "devices.detail", "device_id"),
+    "assignment_batch": ("Add Devices / Remove Devices requests", AssignmentBatch, "assignments.batch", "batch_id"),
+    "admin": ("Admins", None, None, None),
+}
+TEXT_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class ActivityQuery:
+    actor: str = ""
+    level: str = ""
+    kind: str = ""
+    object_id: int | None = None
+    q: str = ""
+
+    @classmethod
+    def from_args(cls, args) -> "ActivityQuery":
+        """Unknown values are ignored (a hand-edited URL shows the whole log, never an error)."""
+        level = args.get("level", "")
+        kind = args.get("kind", "")
+        return cls(actor=(args.get("actor") or "").strip()[:80], level=level if level in LEVELS else "",
+                   kind=kind if kind in KINDS else "",
+                   object_id=small_int(args.get("object")) if kind in KINDS else None,
+                   q=" ".join((args.get("q") or "").split())[:TEXT_LIMIT])
+
+    @property
+    def is_filtered(self) -> bool:
+        return bool(self.actor or self.level or self.kind or self.q)
+
+    def to_args(self) -> dict:
+        args = {"actor": self.actor, "level": self.level, "kind": self.kind, "object": self.object_id, "q": self.q}
+        return {k: v for k, v in args.items() if v not in (None, "")}
+
+    def statement(self):
+        conditions = []
+        if self.actor:
+            conditions.append(ActivityEntry.actor == self.actor)
+        if self.level:
+            conditions.append(ActivityEntry.level == self.level)
+        if self.kind:
+            conditions.append(ActivityEntry.object_type == self.kind)
+            if self.object_id is not None:
+                conditions.append(ActivityEntry.object_id == self.object_id)
+        if self.q:
+            pattern = "%" + self.q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            conditions.append(func.lower(ActivityEntry.summary).like(pattern, escape="\\"))
+        return (select(ActivityEntry).where(*conditions)
+                .order_by(ActivityEntry.created_at.desc(), ActivityEntry.id.desc()))
+
+
+def actors() -> list[str]:
+    """Everyone who did something (admins and "system"), for the Who filter."""
+    return [a for a in db.session.execute(select(ActivityEntry.actor).distinct().order_by(ActivityEntry.actor))
+            .scalars() if a]
+
+
+def object_links(entries) -> dict[int, str]:
+    """{entry id: URL of its object} for the entries whose object still exists."""
+    wanted: dict[str, set[int]] = {}
+    for entry in entries:
+        kind = KINDS.get(entry.object_type or "")
+        if kind and kind[1] is not None and entry.object_id is not None:
+            wanted.setdefault(entry.object_type, set()).add(entry.object_id)
+    existing = {}
+    for object_type, ids in wanted.items():
+        model = KINDS[object_type][1]
+        existing[object_type] = set(db.session.execute(select(model.id).where(model.id.in_(ids))).scalars())
+    links = {}
+    for entry in entries:
+        if entry.object_id in existing.get(entry.object_type or "", ()):
+            _, _, endpoint, arg = KINDS[entry.object_type]
+            links[entry.id] = url_for(endpoint, **{arg: entry.object_id})
+    return links
