@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import urlsplit
 
 from flask import Response, request
 
@@ -9,6 +10,18 @@ from flask import Response, request
 def is_htmx() -> bool:
     """True when the request was made by htmx (and so wants a fragment)."""
     return request.headers.get("HX-Request") == "true"
+
+
+def current_path() -> str:
+    """The path of the page an htmx request was made from (HX-Current-URL), without a trailing slash.
+
+    "" when the header is missing or is not a URL: the client writes it, and urlsplit() refuses
+    some text ("http://[x": Invalid IPv6 URL), which would otherwise end the request in a 500.
+    """
+    try:
+        return urlsplit(request.headers.get("HX-Current-URL", "")).path.rstrip("/")
+    except ValueError:
+        return ""
 
 
 def hx_trigger(response: Response, **events) -> Response:

@@ -146,3 +146,27 @@ def test_create_profile_for_a_server_id_that_is_not_offered_is_a_field_error(adm
                                                         "is_mdm_removable": "y"})
     assert response.status_code == 422
     assert field_error(_text(response), "server_id") == "That managed server no longer exists: choose another."
+
+
+# ----- headers the browser (or anyone) sends --------------------------------------------------
+
+MALFORMED_URLS = ("http://[bad", "http://[::1/configurations")  # urlsplit() refuses both: "Invalid IPv6 URL"
+
+
+@pytest.mark.parametrize("current", MALFORMED_URLS)
+def test_a_malformed_hx_current_url_counts_as_an_unknown_page(htmx, shop, current):
+    from portal.models import ServerConfiguration
+
+    headers = {"HX-Current-URL": current}
+    created = htmx.post("/configurations/new", data={"name": "Lyon MDM", "url": "https://mdm.example.com/lyon"},
+                        headers=headers)
+    assert created.status_code == 204 and "closeModal" in created.headers["HX-Trigger"]
+    configuration_id = db.session.execute(select(ServerConfiguration.id).where(
+        ServerConfiguration.name == "Lyon MDM")).scalar_one()
+    edited = htmx.post(f"/configurations/{configuration_id}/edit",
+                       data={"name": "Lyon MDM 2", "url": "https://mdm.example.com/lyon"}, headers=headers)
+    assert edited.status_code == 204 and "closeModal" in edited.headers["HX-Trigger"]
+    unassigned = htmx.post(f"/servers/{shop['server_id']}/configuration/unassign", headers=headers)
+    assert unassigned.status_code == 204 and "closeModal" in unassigned.headers["HX-Trigger"]
+    db.session.expire_all()
+    assert db.session.get(ManagedServer, shop["server_id"]).configuration_id is None

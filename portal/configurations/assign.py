@@ -5,13 +5,11 @@ with that MDM server URL and those trusted certificates. The server list and pag
 """
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import flash, make_response, request, url_for
 
 from ..converters import small_int
 from ..extensions import db
-from ..htmx import hx_redirect, is_htmx
+from ..htmx import current_path, hx_redirect, is_htmx
 from ..models import ManagedServer, ServerConfiguration
 from ..views import form_done, render_form
 from . import bp
@@ -29,7 +27,7 @@ def _server_or_404(server_id: int) -> ManagedServer:
 def _done(server: ManagedServer, message: str, category: str = "success"):
     """Close the pop-up and refresh the server list; on the server's own page (htmx), reload it."""
     page = url_for("servers.detail", server_id=server.id)
-    current = urlsplit(request.headers.get("HX-Current-URL", "")).path.rstrip("/")
+    current = current_path()
     if is_htmx() and current == page:
         flash(message, category)
         return hx_redirect(make_response("", 204), page)

@@ -1,8 +1,6 @@
 """MDM Server Configurations pages: the list, Create Configuration, a configuration, Edit, Delete."""
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from flask import abort, flash, make_response, render_template, request, url_for
@@ -11,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..downloads import attachment, file_stem
 from ..extensions import db
-from ..htmx import hx_redirect, is_htmx
+from ..htmx import current_path, hx_redirect, is_htmx
 from ..models import ActivityEntry, ServerConfiguration
 from ..views import form_done, render_form
 from . import bp
@@ -57,7 +55,7 @@ def _name_taken(form) -> None:
 
 def _done(message: str, page_url: str, category: str = "success"):
     """Close the pop-up and refresh the list; from any other page (htmx), reload ``page_url`` instead."""
-    current = urlsplit(request.headers.get("HX-Current-URL", "")).path.rstrip("/")
+    current = current_path()
     if is_htmx() and current and current != url_for("configurations.index"):
         flash(message, category)
         return hx_redirect(make_response("", 204), page_url)
