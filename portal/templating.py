@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from urllib.parse import quote, urlencode
 
 from flask import Flask, request, url_for
 
@@ -10,6 +11,7 @@ from flask import Flask, request, url_for
 HTMX_VERSION = "2.0.7"
 HTMX_CDN_URL = f"https://cdn.jsdelivr.net/npm/htmx.org@{HTMX_VERSION}/dist/htmx.min.js"
 HTMX_SRI = "sha384-ZBXiYtYQ6hJ2Y0ZNoYuI+Nq5MqWBr+chMrS/RkXpNzQCApHEhOt2aY8EJgqwHLkJ"
+QUERY_SAFE = "!$'()*,/:;?@"  # what url_for() leaves unencoded in a query (werkzeug's _urlencode)
 
 
 def format_datetime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M UTC") -> str:
@@ -53,11 +55,17 @@ def format_duration(seconds: float | None) -> str:
 
 
 def url_with(**changes) -> str:
-    """The current page's URL with some query arguments changed (None removes one)."""
+    """The current page's URL with some query arguments changed (None removes one).
+
+    The query string is built here, not by url_for(): given the request's arguments as keywords,
+    url_for() reads `endpoint`, `_method`, `_scheme`, `_anchor`... as its own options and refuses a
+    path variable's name given twice, so a hand-edited URL such as ?endpoint=x ended in a 500.
+    """
     args = request.args.to_dict()
     args.update(changes)
     args = {k: v for k, v in args.items() if v not in (None, "")}
-    return url_for(request.endpoint, **(request.view_args or {}), **args)
+    path = url_for(request.endpoint, **(request.view_args or {}))
+    return f"{path}?{urlencode(args, quote_via=quote, safe=QUERY_SAFE)}" if args else path
 
 
 def server_status(server):

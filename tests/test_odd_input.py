@@ -3,7 +3,9 @@ for the database. Each must give an ordinary page (200, 404 or 422), never a 500
 from __future__ import annotations
 
 import csv
+import html
 import io
+import re
 
 import pytest
 from sqlalchemy import select
@@ -170,3 +172,29 @@ def test_a_malformed_hx_current_url_counts_as_an_unknown_page(htmx, shop, curren
     assert unassigned.status_code == 204 and "closeModal" in unassigned.headers["HX-Trigger"]
     db.session.expire_all()
     assert db.session.get(ManagedServer, shop["server_id"]).configuration_id is None
+
+
+# ----- query arguments named like url_for()'s own options -------------------------------------
+
+URL_FOR_NAMES = ("endpoint=x", "_method=DELETE", "_scheme=javascript", "_external=1", "_anchor=x")
+
+
+def _activity(count: int) -> None:
+    from sqlalchemy import insert
+
+    from portal.models import ActivityEntry
+
+    db.session.execute(insert(ActivityEntry), [{"action": "test", "summary": f"Entry {n}", "level": "info"}
+                                               for n in range(count)])
+    db.session.commit()
+
+
+@pytest.mark.parametrize("odd", URL_FOR_NAMES)
+@pytest.mark.parametrize("page", ["1", "2", "99999"])
+def test_pager_links_keep_odd_query_arguments_as_query_arguments(admin_client, odd, page):
+    _activity(60)  # two pages of 50: Next, Previous or "go to the last one"
+    response = admin_client.get(f"/activity/?page={page}&{odd}")
+    assert response.status_code == 200
+    links = re.findall(r'href="(/activity/\?[^"]*)"', _text(response))
+    assert links and all(html.unescape(link).startswith("/activity/?") for link in links)
+    assert all(odd.split("=")[0] in html.unescape(link) for link in links)
