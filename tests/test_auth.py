@@ -100,6 +100,16 @@ def test_next_only_follows_local_paths(auth, client):
     assert evil.headers["Location"] == "/"
 
 
+@pytest.mark.parametrize("target", ["/%0D%0ASet-Cookie:%20x=1", "/activity/%0A", "/%00", "/%09/evil.example", "/%7F"])
+def test_next_with_control_characters_goes_home(auth, client, target):
+    """A line break in `next` would be a line break in the Location header: werkzeug refuses it
+    (a 500 once signed in), and urlsplit() drops tabs and line breaks before parsing."""
+    client.fetch_csrf_token()
+    response = client.post(f"/login?next={target}", data={"username": "alice", "password": "correct horse battery"})
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+    assert client.get("/servers").status_code == 200  # signed in
+
+
 def test_post_without_csrf_token_is_refused(auth, client):
     client.fetch_csrf_token()
     response = client.post("/login", data={"username": "alice", "password": "correct horse battery"}, csrf=False)

@@ -81,8 +81,13 @@ def _record_locks(locks: list[throttle.Lock], admin: Admin | None) -> None:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only follow `next` to a path on this site."""
-    if target:
+    """Only follow `next` to a path on this site.
+
+    Control characters send the admin home: urlsplit() drops tabs and line breaks before parsing,
+    so it cannot vouch for a target holding them, and a line break in the Location header makes
+    werkzeug refuse the answer (a 500 once signed in).
+    """
+    if target and not any(ord(ch) < 32 or ord(ch) == 127 for ch in target):
         parts = urlsplit(target)
         if not parts.scheme and not parts.netloc and target.startswith("/") and not target.startswith("//"):
             return target
