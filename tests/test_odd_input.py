@@ -198,3 +198,15 @@ def test_pager_links_keep_odd_query_arguments_as_query_arguments(admin_client, o
     links = re.findall(r'href="(/activity/\?[^"]*)"', _text(response))
     assert links and all(html.unescape(link).startswith("/activity/?") for link in links)
     assert all(odd.split("=")[0] in html.unescape(link) for link in links)
+
+
+@pytest.mark.parametrize("referer,back", [(MALFORMED_URLS[0] + "/servers", None), ("javascript:alert(1)//servers", None),
+                                          ("http://localhost/servers?page=2", "/servers?page=2"),
+                                          ("http://localhost/servers/{id}", "/servers/{id}")])
+def test_server_actions_return_to_a_servers_page_only(admin_client, shop, referer, back):
+    """Check now / Synchronize without htmx go back to the servers page they were sent from, which
+    the browser's Referer names: a header that is not a URL is no page to return to."""
+    server_id = shop["server_id"]
+    response = admin_client.post(f"/servers/{server_id}/check", headers={"Referer": referer.format(id=server_id)})
+    assert response.status_code == 302
+    assert response.headers["Location"] == (back or "/servers/{id}").format(id=server_id)

@@ -233,8 +233,23 @@ def _after_action(server: ManagedServer, message: str, category: str):
                                    counts=device_counts(server.id), action_form=ActionForm())
         return toast(make_response(html), message, category)
     flash(message, category)
-    return redirect(request.referrer if request.referrer and "/servers" in request.referrer
-                    else url_for("servers.detail", server_id=server.id))
+    return redirect(_servers_page_sent_from() or url_for("servers.detail", server_id=server.id))
+
+
+def _servers_page_sent_from() -> str | None:
+    """The path (and query) of the servers page a plain form was sent from, read from the Referer.
+
+    The browser writes that header: one that is not a URL ("http://[x": urlsplit raises ValueError,
+    and so would werkzeug on the Location header, a 500) or names another kind of page gives None.
+    """
+    try:
+        parts = urlsplit(request.referrer or "")
+    except ValueError:
+        return None
+    index = url_for("servers.index")
+    if parts.path != index and not parts.path.startswith(index + "/"):
+        return None
+    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 @bp.route("/<int:server_id>/renew", methods=["GET", "POST"])
