@@ -194,3 +194,18 @@ def test_the_status_card_counts_the_associated_devices_once_apple_answered(signe
     assert run_jobs() == []
     expect(section.get_by_role("cell", name=first, exact=True)).to_have_count(0, timeout=15_000)
     expect(associated).to_have_text("1")
+
+
+def test_the_managed_devices_table_fits_a_1280_pixel_screen(signed_in_page: Page, profile, htmx, run_jobs):
+    """Every column of Managed Devices, "Enrolls automatically" last, in view on a 1280 × 800 screen."""
+    from tests.test_assignments import pick
+
+    first = sorted(devices_of(profile.server_id).values(), key=lambda d: d.serial_number)[0]
+    assert pick(htmx, profile, [first.id]).status_code == 204
+    assert run_jobs() == []
+    page = signed_in_page
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto("/devices")
+    expect(page.get_by_role("columnheader", name="Assigned to server")).to_be_visible()
+    sizes = page.locator("#device-table .table-wrap").evaluate("w => [w.scrollWidth, w.clientWidth]")
+    assert sizes[0] <= sizes[1], f"the table is {sizes[0]} px wide in {sizes[1]} px"
