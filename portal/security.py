@@ -9,7 +9,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from .extensions import db, login_manager
 
 # Endpoints an anonymous visitor may reach.
-PUBLIC_ENDPOINTS = {"auth.login", "static"}
+PUBLIC_ENDPOINTS = {"auth.login", "static", "areas.favicon"}
 
 
 class _SessionInterface(SecureCookieSessionInterface):

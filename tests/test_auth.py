@@ -12,11 +12,11 @@ PROTECTED = ["/", "/servers", "/devices", "/profiles", "/configurations", "/sett
              "/activity/", "/system/", "/no-such-page"]
 
 
-def test_every_route_except_login_and_static_requires_login(app, client):
+def test_every_route_except_login_static_and_favicon_requires_login(app, client):
     rules = {r.rule for r in app.url_map.iter_rules() if "GET" in r.methods and "<" not in r.rule}
     for url in sorted(rules | set(PROTECTED)):
         response = client.get(url)
-        if url in ("/login",) or url.startswith("/static"):
+        if url in ("/login", "/favicon.ico") or url.startswith("/static"):
             continue
         assert response.status_code == 302, url
         assert response.headers["Location"].startswith("/login"), url

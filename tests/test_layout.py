@@ -207,3 +207,14 @@ def test_relative_times_read_like_the_waits_beside_them(delta, words):
 
     now = datetime(2026, 12, 2, 12, 0, tzinfo=timezone.utc)
     assert relative_time(now + delta, now) == words
+
+
+def test_favicon_is_linked_and_served_without_sign_in(client, admin_client):
+    html = admin_client.get("/servers").get_data(as_text=True)
+    icon = re.search(r'<link rel="icon" href="([^"]+)" type="image/svg\+xml">', html).group(1)
+    assert admin_client.get(icon).status_code == 200
+    admin_client.post("/logout")
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200 and response.mimetype == "image/svg+xml"
+    assert response.data.startswith(b"<svg")
+    assert b'rel="icon"' in client.get("/login").data
