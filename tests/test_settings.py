@@ -84,6 +84,18 @@ def test_a_stored_interval_below_the_minimum_runs_at_the_minimum(admin_client):
     assert "below the minimum" not in admin_client.get("/settings/apple").get_data(as_text=True)
 
 
+def test_the_activity_log_writes_the_interval_with_thousands_separators(admin_client):
+    from sqlalchemy import select
+
+    from portal.models import ActivityEntry
+
+    assert _save(admin_client, "3600").status_code == 302
+    assert _save(admin_client, "2592000", "120").status_code == 302
+    summaries = db.session.execute(select(ActivityEntry.summary).where(ActivityEntry.action == "settings.apple")
+                                   .order_by(ActivityEntry.id)).scalars().all()
+    assert summaries[-1] == "Server Synchronization Interval 3,600 → 2,592,000 s; token warning 120 days"
+
+
 @pytest.mark.parametrize("name,bad,good,limits", [
     *(("TOKEN_EXPIRY_WARNING_DAYS", bad, 45, "from 1 to 180") for bad in ("0", "181", "abc")),  # as the settings page
     *(("FULL_SYNC_DAYS", bad, 0, "from 0 to 365") for bad in ("366", "-1", "weekly")),

@@ -345,7 +345,7 @@ def test_progress_and_result_on_the_server_page(htmx, apple, paris, run_jobs):
     run = _runs(server.id)[-1]
     assert run.pages >= 3 and run.devices_seen == 2500  # fetched page by page (limit 1000)
     entry = db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "server.synchronized")).scalar_one()
-    assert "2500 added" in entry.summary
+    assert "2,500 added" in entry.summary  # written as everywhere else in the portal
     page = htmx.get(f"/servers/{server.id}").get_data(as_text=True)
     panel = page[page.index('id="sync-panel"'):page.index("Synchronization history")]
     assert "Never synchronized" not in panel and "Succeeded" in panel and "2,500 added" in panel

@@ -70,9 +70,9 @@ def _record_locks(locks: list[throttle.Lock], admin: Admin | None) -> None:
         wait = throttle.wait_text(lock.seconds)
         if lock.kind == "name":
             who = admin.username if admin else "an unknown account name"
-            summary = f"Sign-in as {who} locked for {wait} after {lock.failures} failed attempts (the last from {address})"
+            summary = f"Sign-in as {who} locked for {wait} after {lock.failures:,} failed attempts (the last from {address})"
         else:
-            summary = f"Sign-in from {address} locked for {wait} after {lock.failures} failed attempts"
+            summary = f"Sign-in from {address} locked for {wait} after {lock.failures:,} failed attempts"
         log.warning("%s", summary)
         record_activity("admin.login_locked", admin if lock.kind == "name" else None, level="warning",
                         actor=address[:80], summary=summary,

@@ -97,11 +97,11 @@ class Saved:
         parts = [f"Configuration {self.configuration.name} {verb}"]
         details = []
         if self.added:
-            details.append(f"{self.added} certificate{'s' if self.added != 1 else ''} added")
+            details.append(f"{self.added:,} certificate{'s' if self.added != 1 else ''} added")
         if self.removed:
-            details.append(f"{self.removed} removed")
+            details.append(f"{self.removed:,} removed")
         if self.duplicates:
-            details.append(f"{self.duplicates} duplicate{'s' if self.duplicates != 1 else ''} kept once")
+            details.append(f"{self.duplicates:,} duplicate{'s' if self.duplicates != 1 else ''} kept once")
         return parts[0] + (f" ({', '.join(details)})." if details else ".")
 
 

@@ -161,7 +161,8 @@ def _comparable(snapshot: dict) -> dict:
 
 def delete_profile(profile: EnrollmentProfile, device_count: int) -> None:
     """Delete a profile; its devices' profile_id becomes NULL through the foreign key (caller commits)."""
-    note = (f"; {device_count} associated devices keep Apple's profile until it is removed from them"
+    note = (f"; {device_count:,} associated device{'s keep' if device_count != 1 else ' keeps'} Apple's profile "
+            "until it is removed from them"
             if device_count else "")
     lock_device_writes(profile.server_id)  # its devices' profile_id becomes NULL: a device write
     record_activity("profile.deleted", profile, level="warning" if device_count else "info",

@@ -254,7 +254,7 @@ def create_key_pair(common_name: str, days: int) -> PendingKeyPair:
     pending = PendingKeyPair(label=common_name, certificate_pem=pair.certificate_pem.decode(),
                              key_ciphertext=vault.encrypt(pair.private_key_pem), not_after=info.not_after)
     db.session.add(pending)
-    record_activity("keypair.generated", pending, summary=f"Generated key pair “{common_name}” (valid {days} days)")
+    record_activity("keypair.generated", pending, summary=f"Generated key pair “{common_name}” (valid {days:,} days)")
     return pending
 
 

@@ -192,7 +192,7 @@ def _assign_default_profile(server: ManagedServer, serials: list[str]) -> None:
         db.session.rollback()
         server.awaiting_default_profile = None
         record_activity("server.default_profile_failed", server, level="error", actor="system",
-                        summary=f"{len(serials)} new devices of {server.name} could not be queued for the "
+                        summary=f"{len(serials):,} new device{'s' if len(serials) != 1 else ''} of {server.name} could not be queued for the "
                                 f"default profile; use Add Devices on the profile")
         db.session.commit()
 
@@ -211,7 +211,7 @@ def _retry_later(run: SyncRun, error: Exception) -> bool:
     run.job_id = new_job_id()
     run.retries += 1
     run.status = "queued"
-    retry = f"retry {run.retries} of {len(RETRY_DELAYS)} in {delay} s"
+    retry = f"retry {run.retries} of {len(RETRY_DELAYS)} in {delay:,} s"
     if isinstance(error, apple_errors.ClockSkew):  # not Apple's doing: say what to fix first
         run.error_code, run.error_message = "clock_skew", f"{error} ({retry[0].upper()}{retry[1:]}.)"
     else:
@@ -228,8 +228,8 @@ def _finish(run: SyncRun, status: str, *, code: str | None = None, message: str 
     run.error_code, run.error_message = code, message
     server = run.server
     if status == "succeeded":
-        summary = (f"Synchronized {server.name}: {run.added} added, {run.updated} updated, "
-                   f"{run.removed} removed ({run.kind})")
+        summary = (f"Synchronized {server.name}: {run.added:,} added, {run.updated:,} updated, "
+                   f"{run.removed:,} removed ({run.kind})")
         record_activity("server.synchronized", server, summary=summary, actor="system",
                         details={"run_id": run.id, "pages": run.pages, "devices": run.devices_seen})
     else:

@@ -25,14 +25,19 @@ def apple():
         set_setting("sync_interval_seconds", str(form.sync_interval.data))
         set_setting("token_warning_days", str(form.warning_days.data))
         record_activity("settings.apple", summary=(
-            f"Server Synchronization Interval {stored} → {form.sync_interval.data} s; "
-            f"token warning {form.warning_days.data} days"))
+            f"Server Synchronization Interval {_seconds(stored)} → {form.sync_interval.data:,} s; "
+            f"token warning {form.warning_days.data:,} days"))
         db.session.commit()
         _reschedule()
         return redirect(url_for("settings.apple"))
     status = 422 if form.errors else 200
     return render_template("settings/apple.html", form=form, interval_notice=_interval_notice(stored, in_force),
                            min_interval=SYNC_INTERVAL_MIN, max_interval=SYNC_INTERVAL_MAX), status
+
+
+def _seconds(stored: str) -> str:
+    """A stored interval as the rest of the portal writes numbers (86,400), or as stored if it is not one."""
+    return f"{int(stored):,}" if stored.strip().lstrip("-").isdigit() else stored
 
 
 def _interval_notice(stored: str, in_force: int) -> str | None:
