@@ -723,6 +723,30 @@ def test_full_synchronization_is_refused_while_the_token_cannot_sync(htmx, apple
     assert "cannot be synchronized" in htmx.get(f"/servers/{server.id}").get_data(as_text=True)
 
 
+def test_an_expired_server_page_offers_renew_a_server_first_and_no_full_synchronization_pop_up(htmx, apple, paris):
+    import re
+
+    server = paris(devices=2)
+    page = htmx.get(f"/servers/{server.id}").get_data(as_text=True)
+    toolbar = page[page.index('aria-label="Server actions"'):page.index("</header>")]
+    assert re.search(r'<button type="submit" class="primary"\s*>Synchronize', toolbar)
+    assert f'href="/servers/{server.id}/full-sync"' in page
+
+    server.token_expiry = datetime.now(timezone.utc) - timedelta(days=1)
+    db.session.commit()
+    page = htmx.get(f"/servers/{server.id}").get_data(as_text=True)
+    toolbar = page[page.index('aria-label="Server actions"'):page.index("</header>")]
+    assert re.search(r'<a class="button primary" href="/servers/\d+/renew"', toolbar)
+    assert toolbar.index("Renew a server") < toolbar.index("Synchronize")
+    assert re.search(r'<button type="submit" disabled title="[^"]+">Synchronize', toolbar)
+    assert 'class="primary"' not in toolbar
+    panel = page[page.index('id="sync-panel"'):page.index("Synchronization history")]
+    assert "/full-sync" not in panel  # no pop-up whose button is disabled
+    assert re.search(r'<button type="button" class="small" disabled\s+title="Expired: [^"]+">Full synchronization…',
+                     panel)
+    assert "Not possible while the token status is Expired." in panel
+
+
 def test_a_scheduled_synchronization_is_full_every_full_sync_days(app, htmx, apple, paris, run_jobs):
     from jobs.sync import sync_all_servers
 

@@ -29,6 +29,11 @@ class Status:
         """Synchronization (manual or automatic) is possible only with a working token."""
         return self.key in (VALID, ABOUT_TO_EXPIRE)
 
+    @property
+    def needs_renewal(self) -> bool:
+        """Renew a server is the fix (not accepting Apple's terms, which Check now clears afterwards)."""
+        return not self.can_sync and self.key != TERMS_NOT_SIGNED
+
 
 STATUSES = {s.key: s for s in [
     Status(VALID, "Valid", "ok", "The token is valid. Nothing to do."),
