@@ -526,3 +526,20 @@ def test_device_query_round_trips_through_args():
     assert DeviceQuery.from_args(MultiDict(query.to_args())) == query
     assert DeviceQuery.from_args(MultiDict({"server": "3"}), server_id=5).to_args() == {}
     assert DeviceQuery.from_args(MultiDict()).to_args() == {}
+
+
+def _options(page: str, select_id: str) -> list[tuple[str, str]]:
+    block = re.search(r'<select[^>]*id="%s".*?</select>' % select_id, page, re.S).group(0)
+    return re.findall(r'<option value="([^"]*)"[^>]*>([^<]*)</option>', block)
+
+
+def test_the_assignment_filter_uses_the_words_of_the_add_devices_pop_up(admin_client, app):
+    server = _server("Paris", configured=True)
+    profile = _profile(server, "Sales")
+    profile.apple_profile_uuid = "UUID-SALES"
+    db.session.commit()
+    listed = _options(admin_client.get("/devices").get_data(as_text=True), "f-assignment")
+    picked = _options(admin_client.get(f"/profiles/{profile.id}/devices/add").get_data(as_text=True), "pick-assignment")
+    assert listed == picked == [("", "Any"), ("queued", "Queued"), ("assigned", "Assigned"),
+                                ("not_accessible", "Not accessible"), ("failed", "Failed"),
+                                ("throttled", "Throttled"), ("none", "None")]

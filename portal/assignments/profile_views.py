@@ -7,7 +7,7 @@ from flask_login import current_user
 from sqlalchemy import and_, func, or_, select, true
 
 from ..converters import small_ints
-from ..devices.filters import APPLE_PROFILE_STATUSES, DeviceQuery
+from ..devices.filters import APPLE_PROFILE_STATUSES, ASSIGNMENT_LABELS, DeviceQuery
 from ..extensions import db
 from ..htmx import STOP_POLLING, hx_trigger, is_htmx
 from ..models import Device, EnrollmentProfile, ManagedServer
@@ -75,6 +75,7 @@ def _pick_context(profile: EnrollmentProfile, source) -> dict:
             "selected": selected, "all_matching": bool(source.get("all_matching")),
             "families": queries.distinct_values(server.id, Device.device_family),
             "oses": queries.distinct_values(server.id, Device.os), "apple_statuses": APPLE_PROFILE_STATUSES,
+            "assignment_labels": ASSIGNMENT_LABELS,
             "profiles": list(db.session.execute(select(EnrollmentProfile.id, EnrollmentProfile.name).where(
                 EnrollmentProfile.server_id == server.id).order_by(EnrollmentProfile.name)).all()),
             "configured": _configured(profile)}

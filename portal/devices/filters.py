@@ -17,7 +17,10 @@ from .pending import assignment_condition
 from .search import search_condition
 
 APPLE_PROFILE_STATUSES = ("empty", "assigned", "pushed", "removed")
-ASSIGNMENT_STATES = ("queued", "assigned", "not_accessible", "failed", "throttled", "none")
+# The last Add Devices / Remove Devices request of a device, with the words both filters show for it.
+ASSIGNMENT_LABELS = {"queued": "Queued", "assigned": "Assigned", "not_accessible": "Not accessible",
+                     "failed": "Failed", "throttled": "Throttled", "none": "None"}
+ASSIGNMENT_STATES = tuple(ASSIGNMENT_LABELS)
 REMOVED_CHOICES = ("", "removed", "all")      # "" = current devices only
 ENROLL_CHOICES = ("", "no", "outdated", "yes")  # see enrollment.outlook()
 SORTS = ("serial", "model", "assigned")

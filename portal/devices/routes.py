@@ -14,7 +14,7 @@ from .choices import filter_choices
 from .detail import attributes, history
 from .enrollment import outlook, will_enroll
 from .export import csv_lines
-from .filters import APPLE_PROFILE_STATUSES, ASSIGNMENT_STATES, DeviceQuery
+from .filters import APPLE_PROFILE_STATUSES, ASSIGNMENT_LABELS, DeviceQuery
 from .listing import list_devices
 from .pending import shown_state
 
@@ -76,7 +76,7 @@ def _render_list(server: ManagedServer | None):
     context = {"server": server, "query": query, "page": page, "list_url": list_url,
                "csv_url": url_for(csv_endpoint, **path_args, **query.to_args()),
                "choices": filter_choices(server), "profile_statuses": APPLE_PROFILE_STATUSES,
-               "assignment_states": ASSIGNMENT_STATES}
+               "assignment_labels": ASSIGNMENT_LABELS}
     fragment = is_htmx() and request.headers.get("HX-Target") == "device-table"
     response = make_response(render_template("devices/_table.html" if fragment else "devices/index.html",
                                              **context))
