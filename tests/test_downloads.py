@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
@@ -60,6 +61,22 @@ def test_device_export_of_a_server_with_a_non_ascii_name(admin_client, name, slu
     # The global list filtered to one server is named after it too.
     filtered = _disposition(admin_client.get(f"/devices.csv?server={server.id}"))
     assert f"filename*=UTF-8''{quote(f'devices-{slug}-')}" in filtered
+
+
+@pytest.mark.parametrize("url, stem", [
+    ("/devices.csv", "devices-all"),
+    ("/devices.csv?sort=model&direction=desc", "devices-all"),  # sorted, still every device
+    ("/devices.csv?family=iPhone", "devices-filtered"),
+    ("/devices.csv?q=C02&removed=all", "devices-filtered"),
+    ("/devices.csv?server={id}", "devices-paris-lab-2"),
+    ("/devices.csv?server={id}&assignment=queued", "devices-paris-lab-2-filtered"),
+    ("/servers/{id}/devices.csv", "devices-paris-lab-2"),
+    ("/servers/{id}/devices.csv?profile=none", "devices-paris-lab-2-filtered"),
+])
+def test_device_export_is_named_after_its_filter(admin_client, url, stem):
+    server = _server("Paris / Lab #2")  # a name with characters no file name may hold
+    header = _disposition(admin_client.get(url.format(id=server.id)))
+    assert re.fullmatch(r'attachment; filename="%s-\d{8}-\d{4}\.csv"' % stem, header), header
 
 
 def test_certificate_of_a_key_pair_with_a_non_ascii_name(htmx):

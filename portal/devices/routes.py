@@ -84,12 +84,23 @@ def _render_list(server: ManagedServer | None):
     return response
 
 
+def _csv_stem(server: ManagedServer | None, query: DeviceQuery) -> str:
+    """devices-all, devices-filtered, devices-paris, devices-paris-filtered: what the export holds.
+
+    Named after the server whether it comes from the path or from the ?server= filter, and "filtered"
+    when other filters leave devices out, so a partial export is never taken for the whole list.
+    """
+    named = server or (db.session.get(ManagedServer, query.server_id) if query.server_id else None)
+    scope = file_stem(named.name, "server").lower() if named else None
+    if query.only_current_devices:
+        return f"devices-{scope or 'all'}"
+    return f"devices-{scope}-filtered" if scope else "devices-filtered"
+
+
 def _csv(server: ManagedServer | None) -> Response:
     query = _query(server)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M")
-    # Named after the server whether it comes from the path or from the ?server= filter.
-    named = server or (db.session.get(ManagedServer, query.server_id) if query.server_id else None)
-    name = f"devices-{file_stem(named.name, 'server').lower() if named else 'all'}-{stamp}.csv"
+    name = f"{_csv_stem(server, query)}-{stamp}.csv"
     response = Response(stream_with_context(csv_lines(query)), mimetype="text/csv")
     response.headers["Content-Disposition"] = attachment(name, "devices")
     return response
