@@ -626,3 +626,21 @@ def test_a_deleted_profile_id_is_never_given_to_a_new_one(admin_client, apple, i
     stale = admin_client.post(f"/profiles/{old_id}/delete", data={"csrf_token": stale_token}, csrf=False)
     assert stale.status_code == 404
     assert profile_named("Y new") is not None
+
+
+def test_saving_an_edit_that_changes_nothing_records_nothing_and_keeps_the_status(htmx, apple, server_id, run_jobs):
+    profile = _configured(htmx, apple, server_id, run_jobs, skip_setup_items=["Siri", "Location"])
+    entries, updated_at = len(db.session.execute(select(ActivityEntry.id)).all()), profile.updated_at
+    # The form as the pop-up shows it, sent back untouched (names spaced as typed, panes in another order).
+    response = htmx.post(f"/profiles/{profile.id}/edit",
+                         data=profile_form(name=" Staff  iPads ", skip_setup_items=["Location", "Siri"]))
+    assert response.status_code == 204 and "No change to save" in response.headers["HX-Trigger"]
+    saved = profile_named("Staff iPads")
+    assert (saved.status, saved.updated_at) == ("configured", updated_at)
+    assert len(db.session.execute(select(ActivityEntry.id)).all()) == entries
+    # A real change still counts: logged, and Apple's copy out of date.
+    response = htmx.post(f"/profiles/{profile.id}/edit",
+                         data=profile_form(department="Field service", skip_setup_items=["Location", "Siri"]))
+    assert "Apple still has the previous version" in response.headers["HX-Trigger"]
+    assert profile_named("Staff iPads").status == "changed"
+    assert len(db.session.execute(select(ActivityEntry.id)).all()) == entries + 1

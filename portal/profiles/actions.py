@@ -15,7 +15,7 @@ from ..views import form_done, render_form
 from . import bp
 from .forms import ConfigureForm, ConfirmForm, NewProfileForm, ProfileForm
 from .services import (FieldErrors, configure_running, create_profile, delete_profile, device_counts, failure_field,
-                       name_clash, start_configure, update_profile)
+                       edited_fields, name_clash, start_configure, update_profile)
 
 REFRESH = "profilesChanged"
 
@@ -106,7 +106,12 @@ def edit(profile_id: int):
         return _busy(profile, "edit it")
     form = ProfileForm(obj=profile)
     url_error = None
-    if form.validate_on_submit():
+    valid = form.validate_on_submit()
+    if valid and not edited_fields(profile, form.data):
+        # Saved as it was: no activity entry, no status change, no new "updated" time.
+        return form_done(f"No change to save: {profile.name} is as it was.",
+                         url_for("profiles.detail", profile_id=profile.id), category="info")
+    if valid:
         try:
             changed = update_profile(profile, form.data)
             db.session.commit()

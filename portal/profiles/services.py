@@ -72,8 +72,17 @@ def create_profile(server: ManagedServer, data: dict) -> EnrollmentProfile:
     return profile
 
 
+def edited_fields(profile: EnrollmentProfile, data: dict) -> list[str]:
+    """The fields an edit form changes (names already normalised by the form, lists in any order)."""
+    return [name for name, value in _clean(data).items()
+            if _comparable({name: value}) != _comparable({name: getattr(profile, name)})]
+
+
 def update_profile(profile: EnrollmentProfile, data: dict) -> bool:
-    """Apply an edit; returns True when Apple's copy is now out of date (status Changed)."""
+    """Apply an edit; returns True when Apple's copy is now out of date (status Changed).
+
+    The caller first checks edited_fields(): a save that changes nothing records nothing.
+    """
     values = _clean(data)
     _check_name(profile.server, values["name"], profile.id)
     before = _comparable(apple_snapshot(profile))
