@@ -4,12 +4,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from portal.apple_link import status_of
 from portal.extensions import db
 from portal.job_guard import unless_deleted
 from portal.models import ManagedServer, SyncRun
+from portal.servers.schedule import last_full_sync_at
 from portal.servers.services import start_sync
 from portal.servers.sync import run_sync
 
@@ -40,8 +41,7 @@ def full_sync_due(server: ManagedServer, now: datetime | None = None) -> bool:
     days = current_app.config["FULL_SYNC_DAYS"]
     if not days:
         return False
-    last = db.session.execute(select(func.max(SyncRun.finished_at)).where(
-        SyncRun.server_id == server.id, SyncRun.kind == "full", SyncRun.status == "succeeded")).scalar()
+    last = last_full_sync_at(server)
     if last is None:
         return False  # never fully synchronized: its first synchronization is a full one anyway
     return last <= (now or datetime.now(timezone.utc)) - timedelta(days=days)

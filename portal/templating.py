@@ -75,6 +75,13 @@ def server_status(server):
     return status_of(server)
 
 
+def sync_schedule(server):
+    """The automatic synchronization schedule of a managed server (for the server page)."""
+    from .servers.schedule import sync_schedule as schedule_of
+
+    return schedule_of(server)
+
+
 def files_sent() -> bool:
     """Whether the request being answered carried a chosen file (browsers cannot keep them after an error)."""
     return any(f.filename for _, f in request.files.items(multi=True))
@@ -85,5 +92,6 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["datetime"] = format_datetime
     app.jinja_env.filters["ago"] = relative_time
     app.jinja_env.filters["duration"] = format_duration
-    app.jinja_env.globals.update(url_with=url_with, server_status=server_status, files_sent=files_sent, htmx_cdn_url=HTMX_CDN_URL, htmx_sri=HTMX_SRI,
+    app.jinja_env.globals.update(url_with=url_with, server_status=server_status, sync_schedule=sync_schedule,
+                                 files_sent=files_sent, htmx_cdn_url=HTMX_CDN_URL, htmx_sri=HTMX_SRI,
                                  htmx_vendored=f"vendor/htmx-{HTMX_VERSION}.min.js")

@@ -771,6 +771,49 @@ def test_a_scheduled_synchronization_is_full_every_full_sync_days(app, htmx, app
     assert sync_all_servers()["full"] == []  # just done
 
 
+def _schedule_text(htmx, server_id) -> str:
+    import re
+
+    page = htmx.get(f"/servers/{server_id}").get_data(as_text=True)
+    block = page[page.index('id="sync-schedule"'):]
+    return " ".join(re.sub(r"<[^>]+>", "", block[:block.index("</dl>")]).split())
+
+
+def test_the_server_page_says_when_the_next_scheduled_and_full_synchronizations_come(app, htmx, apple, paris):
+    from jobs.schedule import reconcile_now
+    from portal.models.setting import set_setting
+    from portal.templating import format_datetime
+
+    server = paris(devices=2)  # its first synchronization is a full one: the next full one is 7 days later
+    text = _schedule_text(htmx, server.id)
+    assert "Every 86,400 seconds (1 day) (Server Synchronization Interval)." in text
+    assert "When the scheduler starts: it has not run yet." in text
+
+    reconcile_now()  # what the scheduler does when it starts; it then enqueues at the stored time
+    soon = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(hours=3)
+    get_redis().zadd(Scheduler.scheduled_jobs_key, {PREFIX + "server-sync": soon.timestamp()})
+    text = _schedule_text(htmx, server.id)
+    assert f"Next scheduled synchronization About {format_datetime(soon)} (in 3 hours)." in text
+    assert "No scheduler is running now" in text  # none in the tests
+    full = soon + timedelta(days=7)  # the first daily one once the last full one is 7 days old
+    assert f"Next full synchronization About {format_datetime(full)} (in 7 days): the first scheduled" in text
+
+    app.config["FULL_SYNC_DAYS"] = 0
+    assert "Only with Full synchronization…: scheduled synchronizations read Apple's changes only" in \
+        _schedule_text(htmx, server.id)
+
+    server.token_expiry = datetime.now(timezone.utc) - timedelta(days=1)
+    db.session.commit()
+    text = _schedule_text(htmx, server.id)
+    assert "but not Paris while its token status is Expired." in text and "Next scheduled" not in text
+
+    set_setting("sync_interval_seconds", "0")
+    db.session.commit()
+    page = htmx.get(f"/servers/{server.id}").get_data(as_text=True)
+    assert "Off: the Server Synchronization Interval is 0." in _schedule_text(htmx, server.id)
+    assert '<a href="/settings/apple">Server Synchronization Interval</a>' in page
+
+
 def test_the_pages_stored_are_committed_while_apple_is_slow_to_send_the_next(htmx, apple, paris, run_jobs,
                                                                             monkeypatch):
     """Not kept in an open transaction (on SQLite the only write lock) while the next page is awaited."""
