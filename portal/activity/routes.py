@@ -1,13 +1,11 @@
 """The activity log, newest first: filtered from the URL, each object linked, exportable as CSV."""
-import csv
-import io
 from datetime import datetime, timezone
 
 from flask import Response, render_template, request, stream_with_context
 from sqlalchemy import and_, or_
 
 from ..converters import small_int
-from ..devices.export import safe_cell
+from ..csv_stream import CsvChunks, safe_cell
 from ..downloads import attachment
 from ..extensions import db
 from ..models import ActivityEntry
@@ -41,17 +39,9 @@ def export_csv():
 
 
 def _csv_lines(query: ActivityQuery):
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-
-    def flush() -> str:
-        text = buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        return text
-
-    writer.writerow(("time_utc", "who", "action", "level", "object_type", "object_id", "object", "what_happened"))
-    yield flush()
+    out = CsvChunks()
+    out.row(("time_utc", "who", "action", "level", "object_type", "object_id", "object", "what_happened"))
+    yield out.take()
     statement, after = query.statement(), None
     while True:
         chunk = statement if after is None else statement.where(or_(
@@ -60,10 +50,10 @@ def _csv_lines(query: ActivityQuery):
         # Keyset, not OFFSET: entries recorded during the download never shift it (no line twice).
         entries = db.session.execute(chunk.limit(CSV_CHUNK)).scalars().all()
         for e in entries:
-            writer.writerow([e.created_at.strftime("%Y-%m-%d %H:%M:%S"), safe_cell(e.actor or "system"),
+            out.row([e.created_at.strftime("%Y-%m-%d %H:%M:%S"), safe_cell(e.actor or "system"),
                              e.action, e.level, e.object_type or "", e.object_id or "",
                              safe_cell(e.object_label), safe_cell(e.summary)])
-        yield flush()
+        yield out.take()
         if len(entries) < CSV_CHUNK:
             return
         after = entries[-1]

@@ -5,12 +5,10 @@ pages), so memory stays flat at any size and no database cursor is held open bet
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterator
-from datetime import datetime
 
+from ..csv_stream import CsvChunks, safe_cell
 from .filters import DeviceQuery
 from .keyset import cursor_of, fetch
 from .listing import DENSE, count_devices, decorate
@@ -22,33 +20,11 @@ APPLE_COLUMNS = ("serial_number", "model", "description", "color", "asset_tag", 
                  "device_assigned_date", "device_assigned_by", "last_op_type", "last_op_date")
 HEADER = (*APPLE_COLUMNS, "other_apple_attributes", "managed_server", "enrollment_profile",
           "assignment_state", "assignment_at", "will_enroll", "removed_at")
-# A spreadsheet treats a cell starting with one of these as a formula (CSV injection, OWASP).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe_cell(value) -> str:
-    """A cell as text, with a leading quote if a spreadsheet would run it as a formula."""
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
-    text = value if isinstance(value, str) else str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
-
-
 def csv_lines(query: DeviceQuery) -> Iterator[str]:
     """The header, then one CSV line per matching device, read CHUNK devices at a time."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-
-    def flush() -> str:
-        text = buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        return text
-
-    writer.writerow(HEADER)
-    yield flush()
+    out = CsvChunks()
+    out.row(HEADER)
+    yield out.take()
     conditions, descending, after = query.conditions(), query.direction == "desc", None
     total, capped = count_devices(conditions)
     dense = capped or total > DENSE
@@ -59,11 +35,11 @@ def csv_lines(query: DeviceQuery) -> Iterator[str]:
         for row in decorate(devices):
             d = row.device
             extra = json.dumps(d.extra, sort_keys=True, default=str) if d.extra else None
-            writer.writerow([safe_cell(getattr(d, name)) for name in APPLE_COLUMNS] + [
+            out.row([safe_cell(getattr(d, name)) for name in APPLE_COLUMNS] + [
                 safe_cell(extra), safe_cell(row.server_name), safe_cell(row.profile_name),
                 safe_cell(row.assignment), safe_cell(d.assignment_at),
                 row.outlook, safe_cell(d.removed_at)])  # yes, outdated or no
-        yield flush()
+        yield out.take()
         if len(devices) < CHUNK:
             return
         after = cursor_of(devices[-1], query.sort)
