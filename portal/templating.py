@@ -87,11 +87,19 @@ def files_sent() -> bool:
     return any(f.filename for _, f in request.files.items(multi=True))
 
 
+def assignment_label(state: str | None) -> str:
+    """An Assignment state as the filters word it ("not_accessible" → "Not accessible")."""
+    from .devices.filters import ASSIGNMENT_LABELS
+
+    return ASSIGNMENT_LABELS.get(state or "none") or str(state).replace("_", " ").capitalize()
+
+
 def init_app(app: Flask) -> None:
     """Register the filters and globals."""
     app.jinja_env.filters["datetime"] = format_datetime
     app.jinja_env.filters["ago"] = relative_time
     app.jinja_env.filters["duration"] = format_duration
+    app.jinja_env.filters["assignment_label"] = assignment_label
     app.jinja_env.globals.update(url_with=url_with, server_status=server_status, sync_schedule=sync_schedule,
                                  files_sent=files_sent, htmx_cdn_url=HTMX_CDN_URL, htmx_sri=HTMX_SRI,
                                  htmx_vendored=f"vendor/htmx-{HTMX_VERSION}.min.js")

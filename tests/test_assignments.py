@@ -131,7 +131,7 @@ def test_add_devices_with_mixed_results_then_retries_after_the_wait(htmx, apple,
     queued = devices_of(server.id)[ok]
     assert queued.assignment_state is None  # the device row waits for Apple's answer ...
     row = htmx.get(f"/devices?q={ok}").get_data(as_text=True)
-    assert re.search(r"<td>queued</td>", row)  # ... and shows as queued from its task
+    assert re.search(r"<td>Queued</td>", row)  # ... and shows as queued from its task
     assert ok in _filtered(htmx, "assignment=queued") and ok not in _filtered(htmx, "assignment=none")
     assert htmx.get(f"/assignments/{batch.id}/status").status_code == 200  # keeps polling while queued
 

@@ -330,7 +330,7 @@ def test_csv_export_of_the_current_filter(admin_client, fleet):
 
 def test_a_device_with_a_request_waiting_shows_as_queued_on_its_page(admin_client, fleet):
     page = admin_client.get(f"/devices/{_device('DMQ100_').id}").get_data(as_text=True)
-    assert re.search(r"<dt>Assignment</dt><dd>queued", page)
+    assert re.search(r"<dt>Assignment</dt><dd>Queued", page)
     assert "A request is waiting to be sent to Apple." in page
 
 
@@ -543,3 +543,17 @@ def test_the_assignment_filter_uses_the_words_of_the_add_devices_pop_up(admin_cl
     assert listed == picked == [("", "Any"), ("queued", "Queued"), ("assigned", "Assigned"),
                                 ("not_accessible", "Not accessible"), ("failed", "Failed"),
                                 ("throttled", "Throttled"), ("none", "None")]
+
+
+def test_assignment_states_read_the_same_words_everywhere(admin_client, fleet):
+    """The Assignment column, the device page, the Managed Devices filter and the Add Devices pop-up
+    say "Not accessible", "Queued"..., never the stored "not_accessible"."""
+    _seed(fleet["paris"], {"serial_number": "NAC0001", "assignment_state": "not_accessible"})
+    listed = admin_client.get("/devices?q=NAC").get_data(as_text=True)
+    assert "<td>Not accessible</td>" in listed and "not_accessible</td>" not in listed
+    assert "<td>Queued</td>" in admin_client.get("/devices?q=DMQ").get_data(as_text=True)
+    page = admin_client.get(f"/devices/{_device('NAC0001').id}").get_data(as_text=True)
+    assert "<dt>Assignment</dt><dd>Not accessible" in page
+    fleet["staff"].apple_profile_uuid = STAFF_UUID
+    popup = admin_client.get(f"/profiles/{fleet['staff'].id}/devices/add").get_data(as_text=True)
+    assert '<label for="pick-assignment">Assignment</label>' in popup
