@@ -37,10 +37,10 @@ class ActivityQuery:
         """Unknown values are ignored (a hand-edited URL shows the whole log, never an error)."""
         level = args.get("level", "")
         kind = args.get("kind", "")
-        return cls(actor=(args.get("actor") or "").strip()[:80], level=level if level in LEVELS else "",
+        return cls(actor=_text(args.get("actor")).strip()[:80], level=level if level in LEVELS else "",
                    kind=kind if kind in KINDS else "",
                    object_id=small_int(args.get("object")) if kind in KINDS else None,
-                   q=" ".join((args.get("q") or "").split())[:TEXT_LIMIT])
+                   q=" ".join(_text(args.get("q")).split())[:TEXT_LIMIT])
 
     @property
     def is_filtered(self) -> bool:
@@ -65,6 +65,11 @@ class ActivityQuery:
             conditions.append(func.lower(ActivityEntry.summary).like(pattern, escape="\\"))
         return (select(ActivityEntry).where(*conditions)
                 .order_by(ActivityEntry.created_at.desc(), ActivityEntry.id.desc()))
+
+
+def _text(value) -> str:
+    """Typed text as the database can compare it: PostgreSQL refuses NUL in any text parameter."""
+    return value.replace("\x00", "") if isinstance(value, str) else ""
 
 
 def actors() -> list[str]:
