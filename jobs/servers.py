@@ -9,7 +9,7 @@ from portal.apple_link import client_for, note_apple_error, note_apple_success, 
 from portal.assignments.retries import release_token_holds
 from portal.extensions import db
 from portal.models import ManagedServer
-from portal.servers.status import SERVER_MISMATCH
+from portal.token_status import SERVER_MISMATCH
 
 ACCOUNT_FIELDS = {"apple_server_name": "server_name", "apple_server_uuid": "server_uuid", "org_name": "org_name",
                   "org_email": "org_email", "org_phone": "org_phone", "org_address": "org_address",

@@ -13,7 +13,7 @@ from .apple.tokens import ServerToken
 from .apple_sessions import RedisSessionStore
 from .models import ManagedServer
 from .models.setting import get_setting
-from .servers.status import Status, apple_state_for, compute_status
+from .token_status import Status, apple_state_for, compute_status
 
 
 def client_for(server: ManagedServer, **options) -> DEPClient:

@@ -218,3 +218,18 @@ def test_favicon_is_linked_and_served_without_sign_in(client, admin_client):
     assert response.status_code == 200 and response.mimetype == "image/svg+xml"
     assert response.data.startswith(b"<svg")
     assert b'rel="icon"' in client.get("/login").data
+
+
+
+def test_each_entry_module_imports_on_its_own():
+    # An RQ worker, a shell or a script may import a job module before the app exists; a circular
+    # import between portal.apple_link and the servers blueprint once made that fail.
+    import subprocess
+    import sys
+
+    modules = ["jobs.sync", "jobs.assignments", "jobs.servers", "jobs.profiles", "jobs.maintenance",
+               "portal.apple_link", "portal.depsim.app"]
+    runs = {m: subprocess.Popen([sys.executable, "-c", f"import {m}"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True) for m in modules}  # side by side: fresh interpreters
+    failed = {m: run.communicate(timeout=120)[1][-1500:] for m, run in runs.items() if run.wait(timeout=120)}
+    assert not failed, failed

@@ -13,7 +13,7 @@ from jobs.schedule import PREFIX
 from portal.extensions import db
 from portal.models import ActivityEntry, Device, ManagedServer, SyncRun
 from portal.queue import get_queue, get_redis
-from portal.servers.status import compute_status
+from portal.token_status import compute_status
 from tests.servers_helpers import Identity, TakenJob, post_add_server, server_named
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)

@@ -31,7 +31,7 @@ class ManagedServer(db.Model):
     token_renewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     certificate_subject: Mapped[str | None] = mapped_column(String(500))
 
-    # Valid | About to Expire | Expired, or a state Apple reported (see portal.servers.status).
+    # Valid | About to Expire | Expired, or a state Apple reported (see portal.token_status).
     token_status: Mapped[str] = mapped_column(String(30), default="valid")
     apple_state: Mapped[str | None] = mapped_column(String(30))
     apple_state_detail: Mapped[str | None] = mapped_column(Text)

@@ -7,6 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from wtforms.fields.choices import SelectChoice
 
+from ..apple_link import status_of as token_status_of
 from ..extensions import db
 from ..htmx import hx_redirect, is_htmx
 from ..models import EnrollmentProfile, ManagedServer
@@ -171,8 +172,6 @@ def configure(profile_id: int):
         start_configure(profile, reassign=reassign, admin_id=current_user.id)
         return form_done(f"Configuring profile {profile.name} at Apple…",
                          url_for("profiles.detail", profile_id=profile.id), REFRESH, category="info")
-    from ..apple_link import status_of as token_status_of  # here: apple_link imports the servers package
-
     if request.method == "GET":
         form.reassign.data = True  # "Re-assign them now" is on by default
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from ..apple_link import status_of
 from ..extensions import db
 from ..models import ManagedServer
-from .status import VALID, Status
+from ..token_status import VALID, Status
 
 
 @dataclass(frozen=True)

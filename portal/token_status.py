@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from ..apple import errors as apple_errors
+from .apple import errors as apple_errors
 
 VALID, ABOUT_TO_EXPIRE, EXPIRED = "valid", "about_to_expire", "expired"
 TERMS_NOT_SIGNED, TOKEN_REJECTED, ACCESS_DENIED, SERVER_MISMATCH = (
