@@ -557,3 +557,18 @@ def test_assignment_states_read_the_same_words_everywhere(admin_client, fleet):
     fleet["staff"].apple_profile_uuid = STAFF_UUID
     popup = admin_client.get(f"/profiles/{fleet['staff'].id}/devices/add").get_data(as_text=True)
     assert '<label for="pick-assignment">Assignment</label>' in popup
+
+
+def test_a_sort_header_sets_the_forms_sort_so_the_next_filter_keeps_it(admin_client, many):
+    """The filter form is outside the table a sort header replaces: its answer sends the form's Sort by and Order
+    again (out of band), or the next search would go back to the form's old sort."""
+    headers = {"HX-Request": "true", "HX-Target": "device-table"}
+    by_header = admin_client.get("/devices?sort=model&direction=desc",
+                                 headers={**headers, "HX-Trigger": "sort-model"}).get_data(as_text=True)
+    sort = re.search(r'<select id="f-sort" name="sort" hx-swap-oob="true">(.*?)</select>', by_header, re.S)
+    direction = re.search(r'<select id="f-direction" name="direction" hx-swap-oob="true">(.*?)</select>', by_header, re.S)
+    assert sort and re.search(r'<option value="model"\s+selected', sort.group(1))
+    assert direction and re.search(r'<option value="desc"\s+selected', direction.group(1))
+    # The form's own requests leave its selects alone (one of them may have the keyboard).
+    by_form = admin_client.get("/devices?sort=model", headers={**headers, "HX-Trigger": "q"}).get_data(as_text=True)
+    assert "hx-swap-oob" not in by_form

@@ -78,6 +78,9 @@ def _render_list(server: ManagedServer | None):
                "choices": filter_choices(server), "profile_statuses": APPLE_PROFILE_STATUSES,
                "assignment_labels": ASSIGNMENT_LABELS}
     fragment = is_htmx() and request.headers.get("HX-Target") == "device-table"
+    # A sort header (id "sort-…") changed the sort: the filter form's Sort by and Order follow it (out of band).
+    # Not for the form's own requests: replacing the select that has the keyboard would drop focus.
+    context["sort_changed"] = fragment and request.headers.get("HX-Trigger", "").startswith("sort-")
     response = make_response(render_template("devices/_table.html" if fragment else "devices/index.html",
                                              **context))
     response.headers["Vary"] = "HX-Request, HX-Target"
