@@ -34,3 +34,25 @@ def test_a_search_after_a_sort_header_keeps_that_sort(signed_in_page: Page, flee
     expect(page).to_have_url(re.compile(r"sort=model"))
     expect(page.locator("#device-table").get_by_role("columnheader", name=re.compile("^Model"))).to_have_attribute(
         "aria-sort", "ascending")
+
+
+def test_back_shows_the_previous_filters_in_the_form_and_the_list(signed_in_page: Page, fleet):
+    """htmx's snapshot of a page keeps its markup, not what was typed or chosen in it: Back showed the previous list
+    under a form holding the first page's values (an empty search), and the next filter dropped that search."""
+    page = signed_in_page
+    page.goto("/devices")
+    page.get_by_label("Search").fill("C0")
+    expect(page).to_have_url(re.compile(r"q=C0"))
+    page.get_by_label("Device family").select_option("Mac")
+    expect(page).to_have_url(re.compile(r"family=Mac"))
+
+    page.go_back()
+    expect(page).not_to_have_url(re.compile(r"family=Mac"))
+    expect(page.get_by_label("Search")).to_have_value("C0")
+    expect(page.get_by_label("Device family")).to_have_value("")
+    summary = page.locator("#device-table .list-summary")
+    expect(summary).to_contain_text("match the filters")
+
+    page.get_by_label("OS").select_option("OSX")
+    expect(page).to_have_url(re.compile(r"os=OSX"))
+    expect(page).to_have_url(re.compile(r"q=C0"))
