@@ -559,6 +559,26 @@ def test_assignment_states_read_the_same_words_everywhere(admin_client, fleet):
     assert '<label for="pick-assignment">Assignment</label>' in popup
 
 
+def test_the_device_history_states_use_the_words_of_the_request_page(admin_client, fleet):
+    """The history's State column said "done" and "not accessible" (the stored task states): the request's page and
+    the Assignment row above it say "Assigned" (or "Removed" for Remove Devices), "Not accessible", "Superseded"."""
+    _seed(fleet["paris"], {"serial_number": "HIST002", "profile_id": fleet["staff"].id, "assignment_state": "assigned"})
+    device = _device("HIST002")
+    states = [("assign", "done"), ("remove", "done"), ("assign", "not_accessible"), ("assign", "superseded")]
+    for number, (action, state) in enumerate(states):
+        batch = AssignmentBatch(server_id=fleet["paris"].id, profile_id=fleet["staff"].id, action=action, actor="alice")
+        db.session.add(batch)
+        db.session.flush()
+        db.session.add(AssignmentTask(batch_id=batch.id, device_id=device.id, serial_number="HIST002", state=state,
+                                      updated_at=NOW - timedelta(hours=number)))
+    db.session.commit()
+    page = admin_client.get(f"/devices/{device.id}").get_data(as_text=True)
+    history = page[page.index('id="history"'):]
+    shown = re.findall(r'<span class="badge[^"]*">([^<]+)</span>', history)
+    assert shown == ["Superseded", "Not accessible", "Removed", "Assigned"]  # newest first
+    assert "<td>done</td>" not in history and "not accessible</td>" not in history
+
+
 def test_a_sort_header_sets_the_forms_sort_so_the_next_filter_keeps_it(admin_client, many):
     """The filter form is outside the table a sort header replaces: its answer sends the form's Sort by and Order
     again (out of band), or the next search would go back to the form's old sort."""
