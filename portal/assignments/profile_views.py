@@ -48,7 +48,9 @@ def profile_devices(profile_id: int):
     """The profile's associated devices: the section of the profile page (htmx) or a page of its own."""
     profile = _profile_or_404(profile_id)
     template = "assignments/_profile_devices.html" if is_htmx() else "assignments/profile_devices.html"
-    response = make_response(render_template(template, profile=profile, server=profile.server))
+    response = make_response(render_template(template, profile=profile, server=profile.server,
+                                             selected=sorted(set(_device_ids(request.args))),
+                                             every=bool(request.args.get("all"))))
     response.headers["Vary"] = "HX-Request"
     return response
 

@@ -209,3 +209,38 @@ def test_the_managed_devices_table_fits_a_1280_pixel_screen(signed_in_page: Page
     expect(page.get_by_role("columnheader", name="Assigned to server")).to_be_visible()
     sizes = page.locator("#device-table .table-wrap").evaluate("w => [w.scrollWidth, w.clientWidth]")
     assert sizes[0] <= sizes[1], f"the table is {sizes[0]} px wide in {sizes[1]} px"
+
+
+def test_devices_ticked_on_another_page_of_the_profile_stay_ticked_for_remove_devices(signed_in_page: Page, profile,
+                                                                                      htmx, run_jobs, monkeypatch):
+    """Ticking devices on page 1 of the profile's devices, then more on page 2, used to send page 2's only:
+    the pager replaced the section and the first ticks with it."""
+    from portal.assignments import queries
+    from tests.test_assignments import pick
+
+    monkeypatch.setattr(queries, "PROFILE_PAGE", 10)
+    devices = sorted(devices_of(profile.server_id).values(), key=lambda d: d.serial_number)
+    assert pick(htmx, profile, [d.id for d in devices]).status_code == 204
+    assert run_jobs() == []
+    page = signed_in_page
+    page.goto(f"/profiles/{profile.id}")
+    section = page.locator("#profile-devices")
+    first, second = devices[0].serial_number, devices[1].serial_number
+    section.get_by_role("checkbox", name=f"Select {first}").check()
+    section.get_by_role("checkbox", name=f"Select {second}").check()
+    section.get_by_role("link", name="Next →").click()
+    expect(section.get_by_text("Page 2 of 3")).to_be_visible()
+    expect(section.get_by_text("2 ticked")).to_be_visible()
+    third = devices[10].serial_number
+    section.get_by_role("checkbox", name=f"Select {third}").check()
+
+    section.get_by_role("link", name="← Previous").click()
+    expect(section.get_by_text("Page 1 of 3")).to_be_visible()
+    expect(section.get_by_role("checkbox", name=f"Select {first}")).to_be_checked()
+    expect(section.get_by_role("checkbox", name=f"Select {devices[2].serial_number}")).not_to_be_checked()
+
+    section.get_by_role("button", name="Remove Devices").click()
+    remove = page.get_by_role("dialog", name=re.compile("Remove Devices"))
+    expect(remove).to_contain_text("from 3 devices")
+    for serial in (first, second, third):
+        expect(remove).to_contain_text(serial)
