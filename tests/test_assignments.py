@@ -683,6 +683,23 @@ def test_remove_devices_by_pasted_serial_numbers(htmx, apple, paris, run_jobs):
     assert {s for s, d in after.items() if d.profile_id == profile.id} == {serials[3]}
 
 
+def test_one_device_or_serial_number_is_spoken_of_in_the_singular(htmx, apple, paris, run_jobs):
+    """"Remove “Sales” from 1 device at Apple? They will no longer get…" and "…if Apple Business Manager assigned
+    them a moment ago" about one serial number read wrong."""
+    server, profile = paris(devices=3)
+    devices = devices_of(server.id)
+    one = sorted(devices)[0]
+    pick(htmx, profile, [devices[one].id])
+    run_jobs()
+    confirm = htmx.get(f"/profiles/{profile.id}/devices/remove", query_string={"device": [str(devices[one].id)]})
+    text = " ".join(confirm.get_data(as_text=True).split())
+    assert "from 1 device at Apple? It will no longer get an enrollment profile during setup, so it will not" in text
+    assert "until you add it to a profile again." in text and "They will" not in text
+    refused = " ".join(pick(htmx, profile, serials="NOPE").get_data(as_text=True).split())
+    assert "Remove it from the list, or synchronize Paris first if Apple Business Manager assigned it a moment ago." \
+        in refused
+
+
 def test_remove_devices_with_per_device_results(htmx, apple, paris, run_jobs):
     server, profile = paris(devices=5)
     serials = sim_serials(apple)

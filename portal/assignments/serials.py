@@ -47,7 +47,7 @@ def devices_for_serials(server, serials: list[str]) -> list[int]:
     if unknown:
         raise SerialsError(_listed(unknown, f"not a device of {server.name}") + (
             f" Remove {_it(unknown)} from the list, or synchronize {server.name} first if Apple Business Manager "
-            "assigned them a moment ago. Nothing was sent."))
+            f"assigned {_it(unknown)} a moment ago. Nothing was sent."))
     return [found[serial] for serial in serials]  # in the order given
 
 
