@@ -9,6 +9,7 @@ from ..extensions import db
 from ..htmx import STOP_POLLING, hx_trigger, is_htmx
 from ..models import AssignmentBatch, EnrollmentProfile, ManagedServer
 from ..models.assignment import TASK_STATES
+from ..queue import fetch_job, job_alive
 from ..views import form_done, render_form
 from . import bp, queries
 from .forms import ConfirmForm
@@ -25,7 +26,13 @@ def _batch_context(batch: AssignmentBatch) -> dict:
     return {"batch": batch, "server": db.session.get(ManagedServer, batch.server_id),
             "profile": db.session.get(EnrollmentProfile, batch.profile_id) if batch.profile_id else None,
             "progress": queries.batch_progress(batch), "queue_count": queries.queue_count(batch_id=batch.id),
-            "running": batch.status in RUNNING}
+            "running": batch.status in RUNNING or _job_waiting(batch)}
+
+
+def _job_waiting(batch: AssignmentBatch) -> bool:
+    """Retry now queued a job for a finished request: it stays "finished" until a worker starts the job, and
+    its page must poll meanwhile, or it would show the first run's counts until a reload."""
+    return job_alive(fetch_job(batch.job_id))
 
 
 @bp.route("/assignments/<int:batch_id>")

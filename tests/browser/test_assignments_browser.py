@@ -244,3 +244,31 @@ def test_devices_ticked_on_another_page_of_the_profile_stay_ticked_for_remove_de
     expect(remove).to_contain_text("from 3 devices")
     for serial in (first, second, third):
         expect(remove).to_contain_text(serial)
+
+
+def test_the_request_page_follows_retry_now_without_a_reload(signed_in_page: Page, apple, profile, htmx, run_jobs):
+    """After Retry now, the request's Status kept saying Finished with the old counts (and the time of the first
+    run) until a reload: it polled only while the page was loaded during a run."""
+    from tests.test_assignments import pick
+
+    devices = devices_of(profile.server_id)
+    failing = sorted(devices)[0]
+    apple.state.set_fault(SIM, "assign_failed", [failing])
+    assert pick(htmx, profile, [devices[failing].id]).status_code == 204
+    assert run_jobs() == []
+    apple.state.set_fault(SIM, "assign_failed", None)
+
+    page = signed_in_page
+    page.goto(f"/profiles/{profile.id}")
+    page.locator("#profile-devices").get_by_role("link", name=re.compile(r"Add Devices #\d+")).click()
+    status = page.locator("#batch-status")
+    expect(status.locator("dt:text-is('Failed') + dd")).to_have_text(re.compile(r"^1\b"))
+    page.get_by_role("toolbar", name="Request actions").get_by_role("link", name="Retry now").click()
+    confirm = page.get_by_role("dialog", name="Retry now")
+    confirm.get_by_role("button", name="Retry now").click()
+    expect(confirm).to_be_hidden()
+    assert run_jobs() == []
+
+    expect(status.locator("dt:text-is('Assigned') + dd")).to_have_text("1", timeout=10_000)
+    expect(status.locator("dt:text-is('Failed') + dd")).to_have_text("0")
+    expect(page.locator("#batch-tasks").get_by_role("row").filter(has_text=failing)).to_contain_text("Assigned")
