@@ -192,6 +192,27 @@ def test_add_devices_with_mixed_results_then_retries_after_the_wait(htmx, apple,
     assert "Nothing to retry" in htmx.get("/assignments/retries").get_data(as_text=True)
 
 
+def test_the_retry_queue_follows_retry_now_until_apple_answered(htmx, apple, paris, run_jobs):
+    """After Retry now the queue page said "Nothing to retry" for good, though Apple throttled the devices again a
+    second later: it refreshed once, while they were on their way. It now says they are being sent, and polls."""
+    server, profile = paris(devices=3)
+    throttled = sorted(devices_of(server.id))[0]
+    apple.state.set_fault(SIM, "throttle", [throttled])
+    pick(htmx, profile, [devices_of(server.id)[throttled].id])
+    assert run_jobs() == []
+    queue = htmx.get("/assignments/retries").get_data(as_text=True)
+    assert throttled in queue and "every 2s" not in queue
+
+    assert htmx.post("/assignments/retries/retry").status_code == 204  # Retry now, warning accepted
+    sending = " ".join(htmx.get("/assignments/retries").get_data(as_text=True).split())
+    assert "Sending 1 device to Apple now" in sending and "Nothing to retry" not in sending
+    assert re.search(r'<div id="retry-table" hx-get="/assignments/retries\?" hx-trigger="every 2s"', sending)
+
+    assert run_jobs() == []  # Apple throttles it again
+    queue = htmx.get("/assignments/retries").get_data(as_text=True)
+    assert throttled in queue and "every 2s" not in queue and "Sending" not in queue
+
+
 def test_answers_stored_are_committed_while_apple_is_slow_to_answer_the_next_call(htmx, apple, paris, run_jobs,
                                                                                    monkeypatch):
     """Not kept in an open transaction (on SQLite the only write lock) while a call is at Apple."""

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 
 from ..extensions import db
 from ..models import AssignmentBatch, AssignmentTask, Device, EnrollmentProfile
@@ -131,6 +131,18 @@ def batch_progress(batch: AssignmentBatch) -> dict:
     total = sum(counts.values())
     return {"counts": counts, "total": total, "answered": total - pending, "pending": pending,
             "percent": int(100 * (total - pending) / total) if total else 100}
+
+
+def sending_count(profile_id: int | None) -> int:
+    """Devices on their way to Apple now (queued without a wait, or being sent): after Retry now, those of the retry
+    queue, which come back to it if Apple refuses them again."""
+    where = [or_(AssignmentTask.state == SENDING,
+                 and_(AssignmentTask.state == QUEUED, AssignmentTask.retry_at.is_(None)))]
+    if profile_id is not None:
+        where.append(AssignmentBatch.profile_id == profile_id)
+    return db.session.execute(select(func.count()).select_from(AssignmentTask)
+                              .join(AssignmentBatch, AssignmentBatch.id == AssignmentTask.batch_id)
+                              .where(*where)).scalar_one()
 
 
 def retry_queue(profile_id: int | None, page: int) -> Page:

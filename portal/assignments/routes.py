@@ -96,7 +96,8 @@ def retries():
     profile_id = request.args.get("profile", type=small_int)  # not an id: the whole queue, as an unknown id
     profile = db.session.get(EnrollmentProfile, profile_id) if profile_id else None
     page = queries.retry_queue(profile.id if profile else None, queries.page_number(request.args.get("page")))
-    return render_template("assignments/retries.html", page=page, profile=profile, form=ConfirmForm())
+    return render_template("assignments/retries.html", page=page, profile=profile, form=ConfirmForm(),
+                           sending=queries.sending_count(profile.id if profile else None))
 
 
 @bp.route("/assignments/retries/retry", methods=["GET", "POST"])
