@@ -267,6 +267,33 @@
       restoreFocus(was);
     }
   });
+  // "Select all N matching the filter" names the filter the list shows. Once the filter is edited (the list
+  // follows only after a pause), the tick would stand for the old filter: OK pressed meanwhile must not send
+  // devices the admin no longer sees. It is unticked and disabled until the refreshed list brings it back, and
+  // the filter the list carries for OK takes the edit, so that an answer to that OK shows what was typed.
+  function staleSelectAll(e) {
+    var form = e.target.closest ? e.target.closest("form[id]") : null;
+    if (!form) return;
+    document.querySelectorAll('input[data-select-all-of="' + form.id + '"]').forEach(function (box) {
+      box.checked = false;
+      box.disabled = true;
+    });
+    document.querySelectorAll('[data-carries-filter-of="' + form.id + '"]').forEach(function (carrier) {
+      Array.prototype.forEach.call(form.elements, function (field) {
+        if (!field.name || field.tagName === "BUTTON") return;
+        var hidden = carrier.querySelector(':scope > input[type=hidden][name="' + field.name + '"]');
+        if (!hidden) {
+          hidden = document.createElement("input");
+          hidden.type = "hidden";
+          hidden.name = field.name;
+          carrier.prepend(hidden);
+        }
+        hidden.value = field.value;
+      });
+    });
+  }
+  document.addEventListener("input", staleSelectAll);
+  document.addEventListener("change", staleSelectAll);
   document.body.addEventListener("closeModal", closeModal);
   document.body.addEventListener("toast", function (e) { showToast(e.detail.message, e.detail.category); });
   document.body.addEventListener("htmx:responseError", function (e) {

@@ -272,3 +272,32 @@ def test_the_request_page_follows_retry_now_without_a_reload(signed_in_page: Pag
     expect(status.locator("dt:text-is('Assigned') + dd")).to_have_text("1", timeout=10_000)
     expect(status.locator("dt:text-is('Failed') + dd")).to_have_text("0")
     expect(page.locator("#batch-tasks").get_by_role("row").filter(has_text=failing)).to_contain_text("Assigned")
+
+
+def test_select_all_matching_never_sends_a_filter_being_edited(signed_in_page: Page, profile):
+    from portal.models import AssignmentBatch
+
+    page = signed_in_page
+    first = sorted(devices_of(profile.server_id))[0]
+    page.goto(f"/profiles/{profile.id}")
+    page.locator("#profile-devices").get_by_role("link", name="Add Devices", exact=True).click()
+    dialog = page.get_by_role("dialog", name="Select the Managed Devices")
+    select_all = dialog.get_by_role("checkbox", name=re.compile("Select all 30 devices"))
+    select_all.check()
+
+    # The refreshed list comes late (a slow network): OK is pressed while it still shows all 30 devices.
+    page.route(re.compile(r".*/devices/add\?.*q=.*"), lambda route: (page.wait_for_timeout(2_000), route.continue_()))
+    dialog.get_by_label("Search").fill(first)
+    expect(select_all).not_to_be_checked()
+    expect(select_all).to_be_disabled()
+    dialog.get_by_role("button", name="OK").click()
+    expect(dialog.get_by_text("No device was selected")).to_be_visible()
+    db.session.expire_all()
+    assert db.session.execute(select(func.count()).select_from(AssignmentBatch)).scalar_one() == 0
+
+    # The answer shows the filter as typed; Select all then names the devices it matches, and OK sends those.
+    expect(dialog.get_by_label("Search")).to_have_value(first)
+    dialog.get_by_role("checkbox", name=re.compile("Select all 1 device")).check()
+    dialog.get_by_role("button", name="OK").click()
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#toasts")).to_contain_text("Assigning 1 device")
