@@ -593,7 +593,7 @@ def test_pop_up_search_filters_and_select_all_matching(htmx, apple, paris, run_j
     listed = htmx.get(f"/profiles/{profile.id}/devices/add", query_string={"family": family},
                       headers={"HX-Target": "pick-list"})
     part = listed.get_data(as_text=True)
-    assert listed.status_code == 200 and part.lstrip().startswith('<div id="pick-list">')  # only the list
+    assert listed.status_code == 200 and part.lstrip().startswith('<div id="pick-list" ')  # only the list
     assert all(m.serial_number in part for m in members)
     assert not any(d.serial_number in part for d in devices.values() if d.device_family != family)
     assert f"Select all {len(members)} device" in part and "matching the filter" in part
@@ -1045,3 +1045,17 @@ def test_ok_with_only_devices_no_longer_on_the_server_says_so(htmx, apple, paris
     assert response.status_code == 422
     assert "None of the ticked devices is still assigned to Paris" in response.get_data(as_text=True)
     assert db.session.execute(select(func.count()).select_from(AssignmentBatch)).scalar_one() == 0
+
+
+def test_a_request_page_reads_the_words_of_its_action(htmx, paris, run_jobs):
+    server, profile = paris(devices=2)
+    pick(htmx, profile, [d.id for d in devices_of(server.id).values()][:1])
+    batch = latest_batch()
+    assert run_jobs() == []
+    page = " ".join(htmx.get(f"/assignments/{batch.id}").get_data(as_text=True).split())
+    assert re.search(rf"› Add Devices #{batch.id}</nav>", page)  # the breadcrumb names it as the heading does
+    tabs = page.split('<nav class="tabs" aria-label="Show">')[1].split("</nav>")[0]
+    assert ">Assigned</a>" in tabs and "Succeeded" not in tabs  # the tab reads like its rows' badges
+    popup = htmx.get(f"/profiles/{profile.id}/devices/add").get_data(as_text=True)
+    assert ">Device family</label>" in popup and '<span class="muted">None</span>' in popup  # as in Managed Devices
+    assert "No (won’t enroll)" in htmx.get("/devices").get_data(as_text=True)  # as the table's badge says
