@@ -213,6 +213,60 @@ def test_the_retry_queue_follows_retry_now_until_apple_answered(htmx, apple, par
     assert throttled in queue and "every 2s" not in queue and "Sending" not in queue
 
 
+def test_a_new_request_for_devices_apple_asked_to_wait_for_keeps_the_wait(htmx, apple, paris, run_jobs, clock):
+    """Add Devices again (or moving to another profile) is no way around retry_after_seconds or the
+    24 hours after FAILED: the devices wait in the retry queue, and Retry now (with its warning) sends them."""
+    from portal.assignments.retries import retry_due
+
+    server, profile = paris(devices=6)
+    labs = configured_profile(server, "Labs")
+    serials = sim_serials(apple)
+    failing, throttled, fine = serials[0], serials[1], serials[2]
+    devices = devices_of(server.id)
+    apple.state.set_fault(SIM, "assign_failed", [failing])
+    apple.state.set_fault(SIM, "throttle", {"serials": [throttled], "retry_after": 45})
+    pick(htmx, profile, [devices[s].id for s in (failing, throttled)])
+    assert run_jobs() == []
+    first = latest_batch()
+    apple.state.set_fault(SIM, "assign_failed", None)
+    apple.state.set_fault(SIM, "throttle", None)
+
+    # The admin selects them again (one to another profile), with a device that has no wait.
+    log = CallLog(apple.app)
+    response = pick(htmx, profile, [devices[s].id for s in (failing, throttled, fine)])
+    assert response.status_code == 204 and "2 of them wait for the retry time Apple asked for" in json.dumps(
+        json.loads(response.headers["HX-Trigger"]))
+    again = latest_batch()
+    assert run_jobs() == []
+    assert log.calls == [("POST", 1)]  # the device without a wait only
+    tasks = tasks_of(again.id)
+    now = timing.now()
+    assert tasks[fine].state == "done"
+    assert tasks[failing].state == "queued" and timedelta(hours=23) < tasks[failing].retry_at - now
+    assert tasks[throttled].state == "queued" and tasks[throttled].retry_at - now <= timedelta(seconds=45)
+    assert {t.state for t in tasks_of(first.id).values()} == {"superseded"}
+    assert latest_batch().status == "waiting"
+    queue = htmx.get("/assignments/retries").get_data(as_text=True)
+    assert failing in queue and throttled in queue and "Apple asked to wait" in queue
+    pick(htmx, labs, [devices[failing].id])  # moved meanwhile: still Apple's 24 hours
+    moved = latest_batch()
+    assert run_jobs() == [] and len(log.calls) == 1
+    assert timedelta(hours=23) < tasks_of(moved.id)[failing].retry_at - timing.now()
+
+    # Apple's wait for the throttled device is over: sent by the periodic job.
+    clock(seconds=46)
+    assert retry_due()["started"] == [again.id]
+    assert run_jobs() == []
+    assert log.calls == [("POST", 1), ("POST", 1)] and tasks_of(again.id)[throttled].state == "done"
+
+    # Retry now sends the failed one before its 24 hours, after the warning.
+    assert "24 hours" in htmx.get(f"/assignments/{moved.id}/retry").get_data(as_text=True)
+    assert htmx.post(f"/assignments/{moved.id}/retry").status_code == 204
+    assert run_jobs() == []
+    assert len(log.calls) == 3 and tasks_of(moved.id)[failing].state == "done"
+    assert devices_of(server.id)[failing].profile_id == labs.id
+
+
 def test_answers_stored_are_committed_while_apple_is_slow_to_answer_the_next_call(htmx, apple, paris, run_jobs,
                                                                                    monkeypatch):
     """Not kept in an open transaction (on SQLite the only write lock) while a call is at Apple."""

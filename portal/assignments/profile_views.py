@@ -100,7 +100,7 @@ def add_devices(profile_id: int):
             error = str(exc)
         else:
             return form_done(f"Assigning {batch.total:,} device{'s' if batch.total != 1 else ''} to "
-                             f"{profile.name}: results follow on the profile page.",
+                             f"{profile.name}: results follow on the profile page.{_held_note(batch)}",
                              url_for("assignments.batch", batch_id=batch.id), "assignmentsChanged")
     source = request.form if request.method == "POST" else request.args
     context = _pick_context(profile, source)
@@ -109,6 +109,15 @@ def add_devices(profile_id: int):
     return render_form("assignments/_add_form.html", "Select the Managed Devices",
                        status=422 if error or serials_error else 200, form=form, error=error,
                        serials_error=serials_error, serials_text=source.get("serials", ""), **context)
+
+
+def _held_note(batch) -> str:
+    """Said after OK when devices of the request wait for Apple's retry time (services._keep_apple_waits)."""
+    held = getattr(batch, "held_for_apple", 0)
+    if not held:
+        return ""
+    return (f" {held:,} of them {'wait' if held != 1 else 'waits'} for the retry time Apple asked for after an "
+            "earlier FAILED or THROTTLED answer (see the retry queue).")
 
 
 def _assign_from_form(profile: EnrollmentProfile):
@@ -148,7 +157,8 @@ def remove_devices(profile_id: int):
             except ValueError as exc:
                 error = str(exc)
             else:
-                return form_done(f"Removing {profile.name} from {batch.total:,} device{'s' if batch.total != 1 else ''}.",
+                return form_done(f"Removing {profile.name} from {batch.total:,} device{'s' if batch.total != 1 else ''}."
+                                 f"{_held_note(batch)}",
                                  url_for("assignments.batch", batch_id=batch.id), "assignmentsChanged")
     chosen = _associated(profile, ids, every)
     if not chosen["count"] and not error and (every or source.getlist("device")):

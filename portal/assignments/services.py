@@ -6,14 +6,15 @@ never loads a device into Python. A newer request for a device supersedes its ol
 """
 from __future__ import annotations
 
-from sqlalchemy import func, insert, literal, select, update
+from sqlalchemy import and_, exists, func, insert, literal, or_, select, update
+from sqlalchemy.orm import aliased
 from sqlalchemy.types import Integer, String
 
 from ..activity.record import record_activity
 from ..device_locks import lock_assignment_requests, lock_device_writes
 from ..extensions import db
 from ..models import AssignmentBatch, AssignmentTask, Device, EnrollmentProfile, ManagedServer
-from ..models.assignment import (ASSIGN, DONE, FAILED, NOT_ACCESSIBLE, QUEUED, REMOVE, SENDING,
+from ..models.assignment import (ASSIGN, DONE, FAILED, NOT_ACCESSIBLE, QUEUED, REMOVE, RETRY_STATES, SENDING,
                                  SUPERSEDED, THROTTLED)
 from ..models.profile import CONFIGURED
 from ..models.types import UTCDateTime
@@ -21,6 +22,9 @@ from ..queue import enqueue, new_job_id
 from . import timing
 
 OPEN_STATES = (QUEUED, SENDING, FAILED, THROTTLED)  # a newer request replaces these
+# How the reason of a task held for Apple's wait on its device starts (an earlier request was answered
+# FAILED or THROTTLED): a later request finds such holds by it and keeps them too.
+APPLE_WAIT_HOLD = "Apple asked to wait before this device is sent again"
 ID_CHUNK = 500  # ids per IN (...) list: far below every database's bound-parameter limit
 ACTION_WORDS = {ASSIGN: "Add Devices", REMOVE: "Remove Devices"}
 
@@ -104,6 +108,7 @@ def _create(server, profile, condition_sets, action, origin, actor, empty_messag
     # job waits for rows locked here (a deadlock PostgreSQL would end by failing one of the two).
     # Taking the job's lock first makes them take turns.
     lock_device_writes(server.id)
+    batch.held_for_apple = _keep_apple_waits(batch, now)
     _supersede_older(batch, now)  # the devices show as queued from their tasks (devices/pending.py)
     words = ACTION_WORDS[action]
     label = f"“{profile.name}”" if profile else "its profile"
@@ -118,6 +123,22 @@ def _create(server, profile, condition_sets, action, origin, actor, empty_messag
 
 def _batch_devices(batch_id: int):
     return select(AssignmentTask.device_id).where(AssignmentTask.batch_id == batch_id).scalar_subquery()
+
+
+def _keep_apple_waits(batch: AssignmentBatch, now) -> int:
+    """Devices Apple answered FAILED or THROTTLED whose wait is not over keep it in this request:
+    a new Add Devices (or Remove Devices) of them is no way around Apple's retry_after_seconds or its
+    24 hours after FAILED. They wait in the retry queue, where Retry now (with its warning) sends them
+    sooner. Returns how many devices of the request wait."""
+    older = aliased(AssignmentTask)
+    waiting = and_(older.batch_id != batch.id, older.device_id == AssignmentTask.device_id, older.retry_at > now,
+                   or_(older.state.in_(RETRY_STATES),
+                       and_(older.state == QUEUED, older.detail.startswith(APPLE_WAIT_HOLD, autoescape=True))))
+    return db.session.execute(update(AssignmentTask).where(
+        AssignmentTask.batch_id == batch.id, exists().where(waiting)).values(
+        retry_at=select(func.max(older.retry_at)).where(waiting).scalar_subquery(), updated_at=now,
+        detail=f"{APPLE_WAIT_HOLD}: an earlier request was answered FAILED or THROTTLED. Sent when that wait "
+               "is over (Retry now sends it sooner)."), execution_options={"synchronize_session": False}).rowcount
 
 
 def _supersede_older(batch: AssignmentBatch, now) -> None:
