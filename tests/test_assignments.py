@@ -611,6 +611,35 @@ def test_retry_now_for_a_request_and_for_the_whole_queue(htmx, apple, paris, run
     assert latest_batch().finished_at == finished_at
 
 
+def test_a_requests_device_list_follows_the_job_and_a_retry_now(htmx, apple, paris, run_jobs):
+    """Results appear in the request's list as the job stores them: each poll of the status panel while the
+    job runs refreshes the list (batchProgress); after Retry now the panel polls again until that run ends."""
+    server, profile = paris(devices=3)
+    serials = sim_serials(apple)
+    apple.state.set_fault(SIM, "assign_failed", serials[:1])
+    pick(htmx, profile, [d.id for d in devices_of(server.id).values()])
+    batch = latest_batch()
+    page = htmx.get(f"/assignments/{batch.id}").get_data(as_text=True)
+    tasks_div = re.search(r'<div id="batch-tasks"[^>]*>', page).group(0)
+    assert "batchProgress from:body" in tasks_div
+    polled = htmx.get(f"/assignments/{batch.id}/status")
+    assert polled.status_code == 200 and json.loads(polled.headers["HX-Trigger"]) == {"batchProgress": True}
+
+    assert run_jobs() == []
+    final = htmx.get(f"/assignments/{batch.id}/status")
+    assert final.status_code == 286 and "batchProgress" not in final.headers["HX-Trigger"]
+    assert 'hx-trigger="batchRetried from:body"' in final.get_data(as_text=True)  # waits for a Retry now
+
+    apple.state.set_fault(SIM, "assign_failed", None)
+    retried = htmx.post(f"/assignments/{batch.id}/retry")
+    assert "batchRetried" in retried.headers["HX-Trigger"]
+    again = htmx.get(f"/assignments/{batch.id}/status")  # what batchRetried fetches
+    assert again.status_code == 200 and 'hx-trigger="every 2s"' in again.get_data(as_text=True)
+    assert run_jobs() == []
+    assert htmx.get(f"/assignments/{batch.id}/status").status_code == 286
+    assert latest_batch().status == "finished" and {t.state for t in tasks_of(batch.id).values()} == {"done"}
+
+
 def test_retry_now_without_javascript_is_a_page_and_a_redirect(admin_client, apple, paris, run_jobs):
     server, profile = paris(devices=3)
     serials = sim_serials(apple)

@@ -142,7 +142,9 @@ def ensure_job(batch: AssignmentBatch | None, now, *, force: bool = False) -> bo
     if job is None and not force and batch.created_at and batch.created_at > now - timing.NEW_JOB_GRACE \
             and batch.status == "queued":
         return False
-    if batch.status in ("queued", "running"):
+    if force:
+        batch.status = "queued"  # Retry now, or a token that works again: its page polls until the job is done
+    elif batch.status in ("queued", "running"):
         batch.status = "interrupted"  # its job is gone: said so until the new one starts
     batch.job_id = new_job_id()
     db.session.commit()

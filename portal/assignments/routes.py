@@ -52,12 +52,15 @@ def batch(batch_id: int):
 
 @bp.route("/assignments/<int:batch_id>/status")
 def batch_status(batch_id: int):
-    """The progress panel; polled every 2 s while the job runs, then 286 stops the polling."""
+    """The progress panel; polled every 2 s while the job runs, then 286 stops the polling.
+
+    Each poll while it runs also refreshes the list of devices (batchProgress), so Apple's answers
+    show device by device as the job stores them, not only when it ends."""
     batch = _batch_or_404(batch_id)
     context = _batch_context(batch)
     response = make_response(render_template("assignments/_batch_status.html", **context))
     if context["running"]:
-        return response
+        return hx_trigger(response, batchProgress=True)
     response.status_code = STOP_POLLING
     return hx_trigger(response, batchFinished=True)
 
