@@ -267,6 +267,36 @@ def test_a_new_request_for_devices_apple_asked_to_wait_for_keeps_the_wait(htmx, 
     assert devices_of(server.id)[failing].profile_id == labs.id
 
 
+def test_a_call_failing_as_a_whole_never_shortens_the_wait_apple_asked_for_a_device(htmx, apple, paris, run_jobs,
+                                                                                     clock):
+    from portal.assignments.retries import retry_due
+
+    server, profile = paris(devices=4)
+    serials = sim_serials(apple)
+    failing, fine = serials[0], serials[1]
+    devices = devices_of(server.id)
+    apple.state.set_fault(SIM, "assign_failed", [failing])
+    pick(htmx, profile, [devices[failing].id])
+    assert run_jobs() == []
+    apple.state.set_fault(SIM, "assign_failed", None)
+
+    apple.state.set_fault(SIM, "server_error", 50)  # the next request's call fails as a whole
+    pick(htmx, profile, [devices[s].id for s in (failing, fine)])
+    assert run_jobs() == []
+    batch = latest_batch()
+    tasks, now = tasks_of(batch.id), timing.now()
+    assert "HTTP 500" in tasks[fine].detail and tasks[fine].retry_at - now <= timedelta(minutes=1)
+    assert "Apple asked to wait" in tasks[failing].detail and tasks[failing].retry_at - now > timedelta(hours=23)
+
+    apple.state.set_fault(SIM, "server_error", None)
+    clock(minutes=2)
+    retry_due()
+    assert run_jobs() == []
+    tasks = tasks_of(batch.id)
+    assert tasks[fine].state == "done"
+    assert tasks[failing].state == "queued" and tasks[failing].retry_at - timing.now() > timedelta(hours=23)
+
+
 def test_answers_stored_are_committed_while_apple_is_slow_to_answer_the_next_call(htmx, apple, paris, run_jobs,
                                                                                    monkeypatch):
     """Not kept in an open transaction (on SQLite the only write lock) while a call is at Apple."""

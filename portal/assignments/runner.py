@@ -359,9 +359,12 @@ def _hold_after_error(batch: AssignmentBatch, server: ManagedServer, exc: apple_
 
 
 def _hold(batch: AssignmentBatch, wait: timedelta, reason: str) -> None:
+    """Keep the batch's unsent tasks queued until `wait` is over; a task already waiting longer (for the
+    retry time Apple asked for on its device, see services._keep_apple_waits) keeps its own wait."""
     now = timing.now()
     db.session.execute(update(AssignmentTask).where(
-        AssignmentTask.batch_id == batch.id, AssignmentTask.state.in_((QUEUED, SENDING))).values(
+        AssignmentTask.batch_id == batch.id, AssignmentTask.state.in_((QUEUED, SENDING)),
+        or_(AssignmentTask.retry_at.is_(None), AssignmentTask.retry_at < now + wait)).values(
         state=QUEUED, retry_at=now + wait, detail=reason, updated_at=now), execution_options=NO_UPDATE)
     batch.error_message = reason
     db.session.commit()
