@@ -670,6 +670,35 @@ def test_a_requests_device_list_follows_the_job_and_a_retry_now(htmx, apple, par
     assert latest_batch().status == "finished" and {t.state for t in tasks_of(batch.id).values()} == {"done"}
 
 
+def test_retry_now_on_the_retry_queue_of_one_profile_sends_that_profiles_devices_only(htmx, apple, paris, run_jobs):
+    """The profile page links to the retry queue shown for that profile: its Retry now is that queue's,
+    as the count it warns about, not every profile's of every server."""
+    server, sales = paris(devices=4)
+    labs = configured_profile(server, "Labs")
+    serials = sim_serials(apple)
+    devices = devices_of(server.id)
+    apple.state.set_fault(SIM, "assign_failed", serials[:2])
+    pick(htmx, sales, [devices[serials[0]].id])
+    pick(htmx, labs, [devices[serials[1]].id])
+    assert run_jobs() == []
+    apple.state.set_fault(SIM, "assign_failed", None)
+
+    queue = htmx.get(f"/assignments/retries?profile={sales.id}").get_data(as_text=True)
+    assert serials[0] in queue and serials[1] not in queue
+    link = f"/assignments/retries/retry?profile={sales.id}"
+    assert f'href="{link}"' in queue
+    assert "Send 1 device of the retry queue of “Sales” to Apple" in htmx.get(link).get_data(as_text=True)
+    log = CallLog(apple.app)
+    response = htmx.post(link)
+    assert response.status_code == 204
+    assert "1 device of the retry queue of “Sales”" in json.loads(response.headers["HX-Trigger"])["toast"]["message"]
+    assert run_jobs() == []
+    assert log.calls == [("POST", 1)]
+    after = devices_of(server.id)
+    assert after[serials[0]].profile_id == sales.id and after[serials[1]].assignment_state == "failed"
+    assert "Send 1 device of the retry queue to Apple" in htmx.get("/assignments/retries/retry").get_data(as_text=True)
+
+
 def test_retry_now_without_javascript_is_a_page_and_a_redirect(admin_client, apple, paris, run_jobs):
     server, profile = paris(devices=3)
     serials = sim_serials(apple)

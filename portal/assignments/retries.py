@@ -45,8 +45,10 @@ def retry_due(now=None) -> dict:
     return {"requeued": requeued, "started": started}
 
 
-def retry_now(batch: AssignmentBatch | None = None, actor: str | None = None) -> int | None:
-    """Retry now (the admin accepted the warning): every queued retry of `batch`, or of all batches.
+def retry_now(batch: AssignmentBatch | None = None, actor: str | None = None, *,
+              profile=None) -> int | None:
+    """Retry now (the admin accepted the warning): every queued retry of `batch`, of `profile`'s
+    requests (the retry queue shown for one profile), or of all batches.
 
     Returns how many devices were put back, or None when there was nothing to retry (a second tab,
     a queue emptied meanwhile): then nothing is written and no job is started.
@@ -55,6 +57,9 @@ def retry_now(batch: AssignmentBatch | None = None, actor: str | None = None) ->
     condition = [in_queue_condition()]
     if batch is not None:
         condition.append(AssignmentTask.batch_id == batch.id)
+    elif profile is not None:
+        condition.append(AssignmentTask.batch_id.in_(
+            select(AssignmentBatch.id).where(AssignmentBatch.profile_id == profile.id)))
     batch_ids = set(db.session.execute(select(AssignmentTask.batch_id).where(*condition).distinct()).scalars())
     if not batch_ids and not (batch is not None and _has_unsent(batch)):
         return None
@@ -65,14 +70,19 @@ def retry_now(batch: AssignmentBatch | None = None, actor: str | None = None) ->
         batch_ids.add(batch.id)  # also resumes an interrupted batch (tasks left queued or sending)
     for batch_id in sorted(batch_ids):
         ensure_job(db.session.get(AssignmentBatch, batch_id), now, force=True)
-    where = f"request #{batch.id}" if batch is not None else "the retry queue"
-    target = _profile(batch) if batch is not None and batch.profile_id else None
+    where = f"request #{batch.id}" if batch is not None else queue_words(profile)
+    target = _profile(batch) if batch is not None and batch.profile_id else profile
     record_activity("assignment.retry_now", target, actor=actor,
                     level="warning", summary=f"Retry now: {count:,} device{'s' if count != 1 else ''} of {where} "
                                              "sent again before Apple's wait was over",
                     details={"batches": sorted(batch_ids)})
     db.session.commit()
     return count
+
+
+def queue_words(profile=None) -> str:
+    """"the retry queue", or "the retry queue of “Sales”" when it is shown for one profile."""
+    return f"the retry queue of “{profile.name}”" if profile is not None else "the retry queue"
 
 
 def release_token_holds(server_id: int) -> int:

@@ -13,7 +13,7 @@ from ..queue import fetch_job, job_alive
 from ..views import form_done, render_form
 from . import bp, queries
 from .forms import ConfirmForm
-from .retries import retry_now
+from .retries import queue_words, retry_now
 
 RUNNING = ("queued", "running")
 
@@ -96,8 +96,7 @@ def retry_batch(batch_id: int):
 @bp.route("/assignments/retries")
 def retries():
     """The retry queue: failed and throttled devices, and devices held after a failed call."""
-    profile_id = request.args.get("profile", type=small_int)  # not an id: the whole queue, as an unknown id
-    profile = db.session.get(EnrollmentProfile, profile_id) if profile_id else None
+    profile = _queue_profile()  # not an id: the whole queue, as an unknown id
     page = queries.retry_queue(profile.id if profile else None, queries.page_number(request.args.get("page")))
     return render_template("assignments/retries.html", page=page, profile=profile, form=ConfirmForm(),
                            sending=queries.sending_count(profile.id if profile else None))
@@ -105,15 +104,24 @@ def retries():
 
 @bp.route("/assignments/retries/retry", methods=["GET", "POST"])
 def retry_all():
-    """Retry now for the whole queue (a warning first)."""
+    """Retry now for the whole queue, or for the queue shown for one profile (?profile=), a warning first."""
+    profile = _queue_profile()
     form = ConfirmForm()
-    count = queries.queue_count()
+    count = queries.queue_count(profile.id if profile else None)
+    queue_url = url_for("assignments.retries", profile=profile.id if profile else None)
     if form.validate_on_submit():
-        sent = retry_now(None, actor=current_user.username)
+        sent = retry_now(None, actor=current_user.username, profile=profile)
         if sent is None:
-            return form_done("Nothing to retry: the retry queue is empty.", url_for("assignments.retries"),
+            return form_done(f"Nothing to retry: {queue_words(profile)} is empty.", queue_url,
                              "assignmentsChanged", category="info")
-        return form_done(f"Sending {sent:,} device{'s' if sent != 1 else ''} of the retry queue again now.",
-                         url_for("assignments.retries"), "assignmentsChanged", category="warning")
+        return form_done(f"Sending {sent:,} device{'s' if sent != 1 else ''} of {queue_words(profile)} again now.",
+                         queue_url, "assignmentsChanged", category="warning")
     return render_form("assignments/_retry_form.html", "Retry now", form=form, count=count, batch=None,
-                       action=url_for("assignments.retry_all"), interrupted=False)
+                       action=url_for("assignments.retry_all", profile=profile.id if profile else None),
+                       interrupted=False, queue=queue_words(profile), queue_url=queue_url)
+
+
+def _queue_profile() -> EnrollmentProfile | None:
+    """The profile the retry queue is shown for (?profile=); anything else is the whole queue."""
+    profile_id = request.args.get("profile", type=small_int)
+    return db.session.get(EnrollmentProfile, profile_id) if profile_id else None
