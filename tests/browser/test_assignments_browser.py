@@ -263,29 +263,6 @@ def test_the_request_page_follows_retry_now_without_a_reload(signed_in_page: Pag
     page.locator("#profile-devices").get_by_role("link", name=re.compile(r"Add Devices #\d+")).click()
     status = page.locator("#batch-status")
     expect(status.locator("dt:text-is('Failed') + dd")).to_have_text(re.compile(r"^1\b"))
-
-
-def test_a_requests_page_shows_apples_answers_as_they_come_and_after_retry_now(signed_in_page: Page, apple, profile,
-                                                                             htmx, run_jobs):
-    """The request's device list follows the job without a reload: while it runs, and again after Retry now."""
-    from tests.test_assignments import latest_batch
-
-    page = signed_in_page
-    first, second = sorted(devices_of(profile.server_id))[:2]
-    devices = devices_of(profile.server_id)
-    apple.state.set_fault(SIM, "assign_failed", [second])
-    assert htmx.post(f"/profiles/{profile.id}/devices/add",
-                     data={"device": [str(devices[s].id) for s in (first, second)]}).status_code == 204
-    page.goto(f"/assignments/{latest_batch().id}")
-    results = page.locator("#batch-tasks")
-    expect(results.get_by_role("row").filter(has_text=first)).to_contain_text("Queued")
-
-    assert run_jobs() == []
-    expect(results.get_by_role("row").filter(has_text=first)).to_contain_text("Assigned", timeout=15_000)
-    expect(results.get_by_role("row").filter(has_text=second)).to_contain_text("Failed")
-
-    apple.state.set_fault(SIM, "assign_failed", None)
-    page.reload()  # the page header (its Retry now) is not polled
     page.get_by_role("toolbar", name="Request actions").get_by_role("link", name="Retry now").click()
     confirm = page.get_by_role("dialog", name="Retry now")
     confirm.get_by_role("button", name="Retry now").click()
@@ -326,6 +303,31 @@ def test_select_all_matching_never_sends_a_filter_being_edited(signed_in_page: P
     expect(page.locator("#toasts")).to_contain_text("Assigning 1 device")
 
 
+def test_a_requests_page_shows_apples_answers_as_they_come_and_after_retry_now(signed_in_page: Page, apple, profile,
+                                                                             htmx, run_jobs):
+    """The request's device list follows the job without a reload: while it runs, and again after Retry now."""
+    from tests.test_assignments import latest_batch
+
+    page = signed_in_page
+    first, second = sorted(devices_of(profile.server_id))[:2]
+    devices = devices_of(profile.server_id)
+    apple.state.set_fault(SIM, "assign_failed", [second])
+    assert htmx.post(f"/profiles/{profile.id}/devices/add",
+                     data={"device": [str(devices[s].id) for s in (first, second)]}).status_code == 204
+    page.goto(f"/assignments/{latest_batch().id}")
+    results = page.locator("#batch-tasks")
+    expect(results.get_by_role("row").filter(has_text=first)).to_contain_text("Queued")
+
+    assert run_jobs() == []
+    expect(results.get_by_role("row").filter(has_text=first)).to_contain_text("Assigned", timeout=15_000)
+    expect(results.get_by_role("row").filter(has_text=second)).to_contain_text("Failed")
+
+    apple.state.set_fault(SIM, "assign_failed", None)
+    page.reload()  # the page header (its Retry now) is not polled
+    page.get_by_role("toolbar", name="Request actions").get_by_role("link", name="Retry now").click()
+    confirm = page.get_by_role("dialog", name="Retry now")
+    confirm.get_by_role("button", name="Retry now").click()
+    expect(confirm).to_be_hidden()
     expect(page.locator("#batch-status")).to_contain_text("Queued")  # polling again
     assert run_jobs() == []
     expect(results.get_by_role("row").filter(has_text=second)).to_contain_text("Assigned", timeout=15_000)
