@@ -1201,3 +1201,40 @@ def test_a_request_page_reads_the_words_of_its_action(htmx, paris, run_jobs):
     popup = htmx.get(f"/profiles/{profile.id}/devices/add").get_data(as_text=True)
     assert ">Device family</label>" in popup and '<span class="muted">None</span>' in popup  # as in Managed Devices
     assert "No (won’t enroll)" in htmx.get("/devices").get_data(as_text=True)  # as the table's badge says
+
+
+def test_a_device_apple_keeps_throttling_waits_longer_each_time_and_fills_no_log(htmx, apple, paris, run_jobs, clock):
+    from portal.assignments.retries import retry_due
+
+    server, profile = paris(devices=3)
+    throttled, fine = sorted(devices_of(server.id))[:2]
+    apple.state.set_fault(SIM, "throttle", {"serials": [throttled], "retry_after": 45})
+    pick(htmx, profile, [devices_of(server.id)[s].id for s in (throttled, fine)])
+    batch = latest_batch()
+    assert run_jobs() == []
+    waits = []
+    for _ in range(4):
+        task = tasks_of(batch.id)[throttled]
+        assert task.state == "throttled"
+        waits.append(round((task.retry_at - timing.now()).total_seconds()))
+        clock(seconds=waits[-1] + 1)
+        assert retry_due()["requeued"] == 1
+        assert run_jobs() == []
+    assert waits == [45, 90, 180, 360]  # Apple's wait, then twice as long after each attempt
+    assert "attempt 5, retried after 720 s" in tasks_of(batch.id)[throttled].detail
+    summaries = db.session.execute(select(ActivityEntry.summary).where(
+        ActivityEntry.action == "assignment.assign_finished")).scalars().all()
+    assert len(summaries) == 1 and "1 assigned" in summaries[0]  # the retries throttled again add no line
+
+    apple.state.set_fault(SIM, "throttle", None)
+    clock(seconds=721)
+    assert retry_due()["requeued"] == 1 and run_jobs() == []
+    assert tasks_of(batch.id)[throttled].state == "done"
+    assert db.session.execute(select(func.count()).select_from(ActivityEntry).where(
+        ActivityEntry.action == "assignment.assign_finished")).scalar_one() == 2  # the retry that assigned it
+
+
+@pytest.mark.parametrize("retry_after, attempts, wait", [
+    (45, 1, 45), (45, 2, 90), (None, 1, 60), (None, 3, 240), (60, 10, 3600), (7200, 1, 7200), (7200, 4, 7200)])
+def test_throttled_wait_starts_at_apples_and_doubles_up_to_an_hour(retry_after, attempts, wait):
+    assert timing.throttled_wait(retry_after, attempts) == wait

@@ -210,12 +210,12 @@ def _send_all(batch: AssignmentBatch, client, uuid: str | None, turn: Turn) -> C
 
 
 class _Chunk:
-    """≤1000 due tasks of a batch: (id, serial) rows in id order."""
+    """≤1000 due tasks of a batch: (id, serial, attempts so far) rows in id order."""
 
     def __init__(self, batch_id: int, rows):
         self.batch_id, self.rows = batch_id, rows
-        self.ids = [task_id for task_id, _ in rows]
-        self.serials = [serial for _, serial in rows]
+        self.ids = [task_id for task_id, _, _ in rows]
+        self.serials = [serial for _, serial, _ in rows]
 
     def condition(self, ids: list[int] | None = None) -> list:
         """Its tasks (or these of them) still queued, i.e. not superseded by a newer request meanwhile.
@@ -245,14 +245,14 @@ class _Reader:
 
     def next(self) -> _Chunk | None:
         now = timing.now()
-        rows = db.session.execute(select(AssignmentTask.id, AssignmentTask.serial_number).where(
+        rows = db.session.execute(select(AssignmentTask.id, AssignmentTask.serial_number, AssignmentTask.attempts).where(
             AssignmentTask.batch_id == self.batch_id, AssignmentTask.state == QUEUED,
             AssignmentTask.id > self.after_id,
             or_(AssignmentTask.retry_at.is_(None), AssignmentTask.retry_at <= now))
             .order_by(AssignmentTask.id).limit(timing.CHUNK_SIZE)).all()
         if not rows:
             return None
-        chunk = _Chunk(self.batch_id, [(r[0], r[1]) for r in rows])
+        chunk = _Chunk(self.batch_id, [(r[0], r[1], r[2]) for r in rows])
         self.after_id = chunk.ids[-1]
         return chunk
 
@@ -283,14 +283,16 @@ def _store_answers(batch: AssignmentBatch, chunk: _Chunk, answers, uuid) -> Coun
     """Write each device's answer: one UPDATE of tasks and one of devices per kind of answer."""
     devices, retry_after = answers
     now = timing.now()
-    groups: dict[str, list[int]] = {}
-    for task_id, serial in chunk.rows:
-        groups.setdefault(str(devices.get(serial) or "MISSING").upper(), []).append(task_id)
+    groups: dict[tuple[str, int], list[int]] = {}  # (answer, this attempt's number) → task ids
+    for task_id, serial, attempts in chunk.rows:
+        answer = str(devices.get(serial) or "MISSING").upper()
+        # Only a throttle's wait depends on how many came before it: other answers stay one group each.
+        groups.setdefault((answer, attempts + 1 if answer == "THROTTLED" else 0), []).append(task_id)
     counts = Counter()
     lock_device_writes(batch.server_id)
-    for answer, ids in groups.items():
+    for (answer, attempt), ids in groups.items():
         state = STATE_OF.get(answer, FAILED)
-        values, device_values = _outcome(batch, state, answer, now, retry_after, uuid)
+        values, device_values = _outcome(batch, state, answer, now, retry_after, uuid, attempt)
         mine = chunk.condition(ids)
         db.session.execute(update(Device).where(Device.id.in_(
             select(AssignmentTask.device_id).where(*mine).scalar_subquery())).values(**device_values),
@@ -308,7 +310,7 @@ def _count(batch: AssignmentBatch, counts: Counter) -> None:
     batch.throttled += counts[THROTTLED]
 
 
-def _outcome(batch, state, answer, now, retry_after, uuid) -> tuple[dict, dict]:
+def _outcome(batch, state, answer, now, retry_after, uuid, attempt=1) -> tuple[dict, dict]:
     """(task values, device values) for one kind of answer."""
     assign = batch.action == ASSIGN
     task = {"state": state, "result": answer if answer in STATE_OF else "FAILED", "updated_at": now,
@@ -331,9 +333,12 @@ def _outcome(batch, state, answer, now, retry_after, uuid) -> tuple[dict, dict]:
         task["detail"] = ("Apple: the device is not assigned to this MDM server in Apple Business Manager. "
                           "Not retried.")
     elif state == THROTTLED:
-        wait = int(retry_after or timing.THROTTLED_WAIT)
+        asked, wait = int(retry_after or timing.THROTTLED_WAIT), timing.throttled_wait(retry_after, attempt)
+        then = ("retried after that." if wait == asked else
+                f"as this was attempt {attempt}, retried after {wait:,} s (the wait doubles with each attempt, "
+                "up to an hour).")
         task.update(retry_at=now + timedelta(seconds=wait),
-                    detail=f"Apple throttled this device and asked to wait {wait} s; retried after that.")
+                    detail=f"Apple throttled this device and asked to wait {asked} s; {then}")
     else:
         task.update(retry_at=now + timing.FAILED_WAIT,
                     detail=("Apple did not answer for this device" if answer not in STATE_OF
@@ -375,7 +380,9 @@ def _finish(batch: AssignmentBatch, sent: Counter, again: bool) -> None:
     waiting = counts.get(QUEUED, 0) + counts.get(SENDING, 0)
     batch.status = "waiting" if waiting else "finished"
     batch.finished_at = timing.now()
-    if sent:
+    # A retry that Apple throttled as a whole again changes nothing an admin acts on (the retry queue shows
+    # the next try): one line per such retry would bury the activity log under identical entries.
+    if sent and not (again and sent[THROTTLED] == sent.total()):
         _record_summary(batch, sent, again, waiting)
     db.session.commit()
 

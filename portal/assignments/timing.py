@@ -22,6 +22,16 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def throttled_wait(retry_after: int | None, attempts: int) -> int:
+    """Seconds before a throttled device is sent again: Apple's retry_after_seconds the first time, then
+    twice as long after each throttle in a row (capped at an hour, unless Apple asks for longer), so a
+    device Apple keeps throttling is not sent back at Apple's shortest pace for ever."""
+    asked = int(retry_after or THROTTLED_WAIT)
+    if attempts <= 1:
+        return asked
+    return max(asked, min(MAX_CALL_WAIT, asked * 2 ** (attempts - 1)))
+
+
 def call_backoff(attempts: int) -> int:
     """Seconds before sending again after Apple kept failing a whole call: 1, 2, 4 … 60 minutes."""
     return min(MAX_CALL_WAIT, 60 * 2 ** max(0, attempts - 1))
