@@ -1238,3 +1238,19 @@ def test_a_device_apple_keeps_throttling_waits_longer_each_time_and_fills_no_log
     (45, 1, 45), (45, 2, 90), (None, 1, 60), (None, 3, 240), (60, 10, 3600), (7200, 1, 7200), (7200, 4, 7200)])
 def test_throttled_wait_starts_at_apples_and_doubles_up_to_an_hour(retry_after, attempts, wait):
     assert timing.throttled_wait(retry_after, attempts) == wait
+
+
+def test_the_retry_queue_links_its_devices_and_profiles_and_refreshes_its_retry_now(htmx, apple, paris, run_jobs):
+    server, profile = paris(devices=2)
+    throttled = sorted(devices_of(server.id))[0]
+    device = devices_of(server.id)[throttled]
+    apple.state.set_fault(SIM, "throttle", [throttled])
+    pick(htmx, profile, [device.id])
+    assert run_jobs() == []
+    page = " ".join(htmx.get("/assignments/retries").get_data(as_text=True).split())
+    assert "<h1>Assignment retry queue</h1>" in page  # the menu's words
+    assert f'<a href="/devices/{device.id}"><code>{throttled}</code></a>' in page
+    assert f'<a href="/profiles/{profile.id}">{profile.name}</a>' in page
+    # Retry now is part of what the table's refresh replaces, so it goes once nothing waits any more.
+    table = page.split('<div id="retry-table"')[1]
+    assert "Retry now</a>" in table and "Retry now</a>" not in page.split('<div id="retry-table"')[0]
