@@ -294,6 +294,19 @@
   }
   document.addEventListener("input", staleSelectAll);
   document.addEventListener("change", staleSelectAll);
+  // A search or filter form sends only the fields that say something: the URL it pushes (a bookmark, a link to
+  // share) reads "?family=Mac", not every empty field. The pages treat a missing field as an empty one.
+  document.body.addEventListener("htmx:configRequest", function (e) {
+    var form = e.detail.elt;
+    if (e.detail.verb !== "get" || !form.matches || !form.matches("form[role=search]")) return;
+    var data = e.detail.formData, empty = [];
+    data.forEach(function (value, name) { if (value === "" && empty.indexOf(name) < 0) empty.push(name); });
+    empty.forEach(function (name) {
+      var kept = data.getAll(name).filter(function (value) { return value !== ""; });
+      data.delete(name);
+      kept.forEach(function (value) { data.append(name, value); });
+    });
+  });
   document.body.addEventListener("closeModal", closeModal);
   document.body.addEventListener("toast", function (e) { showToast(e.detail.message, e.detail.category); });
   document.body.addEventListener("htmx:responseError", function (e) {

@@ -56,3 +56,13 @@ def test_back_shows_the_previous_filters_in_the_form_and_the_list(signed_in_page
     page.get_by_label("OS").select_option("OSX")
     expect(page).to_have_url(re.compile(r"os=OSX"))
     expect(page).to_have_url(re.compile(r"q=C0"))
+
+
+def test_a_filtered_list_pushes_a_url_with_only_the_filters_in_use(signed_in_page: Page, fleet):
+    page = signed_in_page
+    page.goto("/devices")
+    page.get_by_label("Device family").select_option("Mac")
+    expect(page).to_have_url(re.compile(r"/devices\?family=Mac(&sort=serial)?(&direction=asc)?$"))
+    expect(page.locator("#device-table .list-summary")).to_contain_text("match the filters")
+    page.reload()  # the short URL is a bookmark of the same list
+    expect(page.get_by_label("Device family")).to_have_value("Mac")
