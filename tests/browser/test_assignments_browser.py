@@ -323,7 +323,7 @@ def test_a_requests_page_shows_apples_answers_as_they_come_and_after_retry_now(s
     expect(results.get_by_role("row").filter(has_text=second)).to_contain_text("Failed")
 
     apple.state.set_fault(SIM, "assign_failed", None)
-    page.reload()  # the page header (its Retry now) is not polled
+    # No reload: the request's actions follow its runs (Retry now appears once Apple answered FAILED).
     page.get_by_role("toolbar", name="Request actions").get_by_role("link", name="Retry now").click()
     confirm = page.get_by_role("dialog", name="Retry now")
     confirm.get_by_role("button", name="Retry now").click()
