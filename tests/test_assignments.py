@@ -1254,3 +1254,31 @@ def test_the_retry_queue_links_its_devices_and_profiles_and_refreshes_its_retry_
     # Retry now is part of what the table's refresh replaces, so it goes once nothing waits any more.
     table = page.split('<div id="retry-table"')[1]
     assert "Retry now</a>" in table and "Retry now</a>" not in page.split('<div id="retry-table"')[0]
+
+
+def test_a_profile_apple_no_longer_knows_waits_for_configure_instead_of_hourly_calls(htmx, apple, paris, run_jobs,
+                                                                                      clock):
+    from portal.assignments.retries import retry_due
+
+    server, profile = paris(devices=2)
+    profile.apple_profile_uuid = "0D0C0B0A09080706050403020100FFEE"  # deleted at Apple, say
+    db.session.commit()
+    device = sorted(devices_of(server.id).values(), key=lambda d: d.serial_number)[0]
+    log = CallLog(apple.app)
+    pick(htmx, profile, [device.id])
+    batch = latest_batch()
+    assert run_jobs() == []
+    assert log.calls == [("POST", 1)]
+    task = tasks_of(batch.id)[device.serial_number]
+    assert task.state == "queued" and "does not know the profile “Sales” any more" in task.detail
+    db.session.expire_all()
+    changed = db.session.get(EnrollmentProfile, profile.id)
+    assert changed.status == "changed" and "profile not found" in changed.status_detail
+    entry = db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "profile.unknown_at_apple")).scalar_one()
+    assert entry.level == "warning" and "Configure profile again" in entry.summary
+
+    clock(minutes=10)
+    retry_due()
+    assert run_jobs() == []
+    assert log.calls == [("POST", 1)]  # no call to Apple until the profile is configured again
+    assert tasks_of(batch.id)[device.serial_number].state == "queued"

@@ -26,6 +26,7 @@ from ..models import AssignmentBatch, AssignmentTask, Device, EnrollmentProfile,
 from ..models.assignment import (ASSIGN, DONE, FAILED, NOT_ACCESSIBLE, QUEUED, SENDING, SUPERSEDED,
                                  THROTTLED)
 from ..models.profile import CONFIGURED
+from ..profiles.services import note_profile_unknown_at_apple
 from . import timing
 from .retries import TOKEN_HOLD
 from .services import ACTION_WORDS, refresh_counts
@@ -64,7 +65,7 @@ def run_batch(batch_id: int, client=None) -> dict:
                 note_apple_success(server)
     except apple_errors.AppleError as exc:
         db.session.rollback()
-        _hold_after_error(batch, server, exc)
+        _hold_after_error(batch, server, exc, uuid)
     except TurnBusy as exc:
         db.session.rollback()
         _hold(batch, timing.TURN_WAIT, _waiting_for(exc.holder_batch_id) + " Tried again in a minute.")
@@ -346,8 +347,17 @@ def _outcome(batch, state, answer, now, retry_after, uuid, attempt=1) -> tuple[d
     return task, device
 
 
-def _hold_after_error(batch: AssignmentBatch, server: ManagedServer, exc: apple_errors.AppleError) -> None:
+def _hold_after_error(batch: AssignmentBatch, server: ManagedServer, exc: apple_errors.AppleError,
+                      uuid: str | None = None) -> None:
     """A whole call failed: keep every unsent task queued, with when and why it is sent again."""
+    if isinstance(exc, apple_errors.NotFound) and batch.action == ASSIGN:
+        profile = _profile(batch)
+        if profile is not None and uuid and profile.apple_profile_uuid == uuid:
+            note_profile_unknown_at_apple(profile)  # re-configured meanwhile: its new UUID is sent next time
+        name = f"“{profile.name}” " if profile else ""
+        _hold(batch, timing.PROFILE_WAIT, f"Apple does not know the profile {name}any more: waiting for it to be "
+                                          "configured again (Configure profile).")
+        return
     if isinstance(exc, apple_errors.Throttled):
         _hold(batch, timedelta(seconds=exc.retry_after), f"Apple is limiting requests: {exc.message}")
         return

@@ -147,6 +147,18 @@ def note_configuration_changes(server_ids: list[int]) -> int:
     return changed
 
 
+def note_profile_unknown_at_apple(profile: EnrollmentProfile) -> None:
+    """Apple answered "profile not found" for the profile's current UUID (deleted at Apple, say): it becomes
+    Changed until configured again, so that its devices wait for that rather than being sent hourly in vain."""
+    reason = "Apple no longer knows this profile (it answered “profile not found” when devices were assigned to it)."
+    if profile.status == CHANGED and profile.status_detail == reason:
+        return
+    profile.status, profile.status_detail = CHANGED, reason
+    record_activity("profile.unknown_at_apple", profile, level="warning",
+                    summary=f"Enrollment profile {profile.name} is unknown at Apple: {reason} "
+                            "Configure profile again to define it there; its devices are sent then.")
+
+
 def note_apple_server_replaced(server_id: int) -> int:
     """The managed server now uses another Apple MDM server's token: its profiles Apple knew are
     unknown there, so they become Changed until configured again. Returns how many (caller commits)."""
