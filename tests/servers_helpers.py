@@ -93,3 +93,15 @@ class TakenJob:
     def _held_by(self, worker_name: str) -> None:
         self.job.worker_name = worker_name
         self.job.save()
+
+
+def add_simulated_server(htmx, apple, devices: int, *, run_jobs=None, identity: Identity | None = None,
+                         name: str = "Paris", apple_server: str = "Paris MDM") -> ManagedServer:
+    """Add Server through the UI with a token of the simulator's `apple_server` holding `devices` devices;
+    its first synchronization is run too when `run_jobs` is given (otherwise it stays queued)."""
+    identity = identity or Identity()
+    token = apple.state.issue_token(apple_server, identity.certificate_pem, devices=devices)
+    assert post_add_server(htmx, name, token, identity.key_pem).status_code == 204
+    if run_jobs is not None:
+        assert run_jobs() == []
+    return server_named(name)

@@ -15,7 +15,7 @@ from portal.assignments import timing
 from portal.extensions import db
 from portal.models import ActivityEntry, AssignmentBatch, AssignmentTask, Device, EnrollmentProfile, ManagedServer
 from portal.models.profile import CONFIGURED, NOT_CONFIGURED
-from tests.servers_helpers import Identity, TakenJob, post_add_server, server_named
+from tests.servers_helpers import Identity, TakenJob, add_simulated_server, server_named
 
 SIM = "Paris MDM"
 
@@ -77,10 +77,7 @@ def paris(htmx, apple, run_jobs):
     identity = Identity()
 
     def make(devices=20):
-        token = apple.state.issue_token(SIM, identity.certificate_pem, devices=devices)
-        assert post_add_server(htmx, "Paris", token, identity.key_pem).status_code == 204
-        assert run_jobs() == []
-        server = server_named("Paris")
+        server = add_simulated_server(htmx, apple, devices, run_jobs=run_jobs, identity=identity, apple_server=SIM)
         return server, configured_profile(server)
 
     return make

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from portal.extensions import db
 
-from tests.servers_helpers import Identity, post_add_server, server_named
+from tests.servers_helpers import add_simulated_server
 from tests.test_assignments import SIM, configured_profile, devices_of
 
 pytestmark = pytest.mark.browser
@@ -19,11 +19,7 @@ pytestmark = pytest.mark.browser
 @pytest.fixture
 def profile(htmx, apple, run_jobs):
     """A synchronized server with 30 devices and a configured profile (set up through the test client)."""
-    identity = Identity()
-    token = apple.state.issue_token(SIM, identity.certificate_pem, devices=30)
-    assert post_add_server(htmx, "Paris", token, identity.key_pem).status_code == 204
-    assert run_jobs() == []
-    return configured_profile(server_named("Paris"))
+    return configured_profile(add_simulated_server(htmx, apple, 30, run_jobs=run_jobs, apple_server=SIM))
 
 
 def test_add_devices_from_the_pop_up_to_the_results(signed_in_page: Page, apple, profile, run_jobs):

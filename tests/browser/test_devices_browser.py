@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.servers_helpers import Identity, post_add_server
+from tests.servers_helpers import add_simulated_server
 from tests.test_assignments import SIM
 
 pytestmark = pytest.mark.browser
@@ -16,10 +16,7 @@ pytestmark = pytest.mark.browser
 @pytest.fixture
 def fleet(htmx, apple, run_jobs):
     """Paris, synchronized: 130 devices of several models."""
-    identity = Identity()
-    token = apple.state.issue_token(SIM, identity.certificate_pem, devices=130)
-    assert post_add_server(htmx, "Paris", token, identity.key_pem).status_code == 204
-    assert run_jobs() == []
+    add_simulated_server(htmx, apple, 130, run_jobs=run_jobs, apple_server=SIM)
 
 
 def test_a_search_after_a_sort_header_keeps_that_sort(signed_in_page: Page, fleet):

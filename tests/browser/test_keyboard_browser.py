@@ -9,7 +9,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.servers_helpers import Identity, post_add_server, server_named
+from tests.servers_helpers import add_simulated_server, server_named
 from tests.test_assignments import SIM, configured_profile, devices_of
 
 pytestmark = pytest.mark.browser
@@ -37,10 +37,7 @@ def wait_for_poll(page: Page, url_part: str) -> None:
 @pytest.fixture
 def server(htmx, apple):
     """Paris, just added: its first synchronization is queued (no worker runs yet), so its row polls every 2 s."""
-    identity = Identity()
-    token = apple.state.issue_token(SIM, identity.certificate_pem, devices=130)
-    assert post_add_server(htmx, "Paris", token, identity.key_pem).status_code == 204
-    return server_named("Paris")
+    return add_simulated_server(htmx, apple, 130, apple_server=SIM)
 
 
 def test_a_polled_row_keeps_focus_and_so_does_its_synchronize_button(signed_in_page: Page, server, run_jobs):
