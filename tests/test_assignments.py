@@ -1279,3 +1279,16 @@ def test_a_profile_apple_no_longer_knows_waits_for_configure_instead_of_hourly_c
     assert run_jobs() == []
     assert log.calls == [("POST", 1)]  # no call to Apple until the profile is configured again
     assert tasks_of(batch.id)[device.serial_number].state == "queued"
+
+
+def test_select_all_matching_keeps_the_devices_ticked_under_another_filter(htmx, paris):
+    server, profile = paris(devices=12)
+    by_family: dict[str, list[Device]] = {}
+    for device in sorted(devices_of(server.id).values(), key=lambda d: d.serial_number):
+        by_family.setdefault(device.device_family, []).append(device)
+    family, members = max(by_family.items(), key=lambda item: len(item[1]))
+    elsewhere = next(d for f, ds in by_family.items() if f != family for d in ds)
+    # Ticked while the list showed another family, then every device of this family selected: both are sent.
+    assert pick(htmx, profile, [elsewhere.id], all_matching="1", family=family).status_code == 204
+    assert latest_batch().total == len(members) + 1
+    assert elsewhere.serial_number in tasks_of(latest_batch().id)

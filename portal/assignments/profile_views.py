@@ -124,13 +124,14 @@ def _assign_from_form(profile: EnrollmentProfile):
     """The ticked devices (or all matching the filter), plus those of the pasted serial numbers."""
     server = profile.server
     pasted = devices_for_serials(server, parse_serials(request.form.get("serials")))
+    ticked = _device_ids(request.form)
     if request.form.get("all_matching"):
+        # Every device matching the filter, and those ticked under another filter ("· N ticked") or pasted.
         query = DeviceQuery.from_args(request.form, server_id=server.id)
         conditions = query.conditions()
-        if pasted:
-            conditions = [or_(and_(true(), *conditions), _ids_condition(pasted))]
+        if ticked or pasted:
+            conditions = [or_(and_(true(), *conditions), _ids_condition(ticked + pasted))]
         return request_matching(server, profile, conditions, actor=current_user.username)
-    ticked = _device_ids(request.form)
     if not ticked and not pasted:
         raise ValueError("No device was selected: tick the devices (or all devices matching the filter), or paste "
                          "their serial numbers, first.")
