@@ -44,8 +44,9 @@ STATUSES = {s.key: s for s in [
            "The token has expired and automatic synchronization is disabled. Download a new token for this "
            "MDM server in Apple Business Manager and use Renew a server."),
     Status(TERMS_NOT_SIGNED, "Terms Not Accepted", "error",
-           "Apple has published new terms and conditions. An administrator must sign in to Apple Business "
-           "Manager and accept them; then use Check now."),
+           "Apple has published new terms and conditions. An administrator of the organisation must sign in to "
+           "Apple Business Manager (business.apple.com; Apple School Manager: school.apple.com) and accept them; "
+           "then use Check now."),
     Status(TOKEN_REJECTED, "Token Revoked", "error",
            "Apple no longer accepts this token: it was revoked, or someone downloaded a newer token for this "
            "MDM server in Apple Business Manager. Renew the server with the newest token."),

@@ -405,12 +405,18 @@ def test_terms_not_signed_then_check_now_clears_it(htmx, apple, identity, token,
     run_jobs()
     page = htmx.get(f"/servers/{server.id}").get_data(as_text=True)
     assert "Terms Not Accepted" in page and "accept them" in page
+    # The action to take leads the page: accept at Apple, then Check now (not Renew a server).
+    header = page.split('id="server-header"', 1)[1].split("</header>", 1)[0]
+    assert 'class="button primary" href="https://business.apple.com/"' in header
+    assert f'hx-post="/servers/{server.id}/check"' in header and "Renew a server" in header
+    assert header.index("business.apple.com") < header.index("Renew a server")
     sync = htmx.post(f"/servers/{server.id}/sync")
     assert "cannot be synchronized" in sync.headers["HX-Trigger"]
     apple.state.set_fault("Paris MDM", "terms_not_signed", False)
     htmx.post(f"/servers/{server.id}/check")
     run_jobs()
-    assert "Valid" in htmx.get(f"/servers/{server.id}").get_data(as_text=True)
+    page = htmx.get(f"/servers/{server.id}").get_data(as_text=True)
+    assert "Valid" in page and "business.apple.com" not in page
     assert server_named("Paris").apple_state is None
 
 

@@ -226,6 +226,19 @@ def test_check_now_shows_what_apple_said_on_the_server_page(signed_in_page, htmx
     expect(page.locator("#token-card")).to_contain_text("accept them")
     expect(page.get_by_role("toolbar", name="Server actions").get_by_role("button", name="Synchronize")).to_be_disabled()
     expect(page.locator("#server-history").get_by_role("listitem").first).to_contain_text("now Terms Not Accepted")
+    toolbar = page.get_by_role("toolbar", name="Server actions")
+    expect(toolbar.get_by_role("link", name="Accept the terms in Apple Business Manager")).to_have_attribute(
+        "href", "https://business.apple.com/")
+    _shot(page, "server-terms-not-accepted.png")
+
+    # Accepted at Apple: Check now from the header clears the status without a reload.
+    apple.state.set_fault("Paris MDM", "terms_not_signed", None)
+    toolbar.get_by_role("button", name="Check now").click()
+    expect(page.locator("#account-panel")).to_contain_text("Asking Apple")
+    assert run_jobs() == []
+    expect(page.locator("main header .badge")).to_have_text("Valid", timeout=10_000)
+    expect(toolbar.get_by_role("link", name="Accept the terms in Apple Business Manager")).to_have_count(0)
+    expect(toolbar.get_by_role("button", name="Synchronize")).to_be_enabled()
 
 
 def test_the_server_table_fits_a_1280_pixel_screen_with_every_action(signed_in_page, htmx, run_jobs, apple, identity,
