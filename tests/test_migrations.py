@@ -154,3 +154,28 @@ def test_a_migration_run_in_process_leaves_the_portals_loggers_enabled(tmp_path,
         upgrade()
         db.engine.dispose()
     assert not logging.getLogger("portal.apple.client").disabled
+
+
+def test_an_upgrade_keeps_the_holds_for_apples_wait_that_were_found_by_their_words(tmp_path, redis_url):
+    """d0e1f2a3b4c5: a queued task whose reason starts with the words a hold for Apple's wait had is marked
+    held; a task with any other reason, or no longer queued, is not."""
+    app = create_app(_test_config(tmp_path, f"sqlite:///{tmp_path / 'holds.db'}", redis_url))
+    hold = "Apple asked to wait before this device is sent again: an earlier request was answered FAILED."
+    tasks = [(1, "queued", hold), (2, "superseded", hold), (3, "queued", "Waiting for the server's token"),
+             (4, "queued", None), (5, "done", "Apple assigned the profile.")]
+    with app.app_context():
+        upgrade(revision="c9d0e1f2a3b4")
+        with db.engine.begin() as conn:
+            for table in ("server_configuration", "managed_server", "enrollment_profile", "device",
+                          "assignment_batch"):
+                model = db.metadata.tables[table]
+                conn.execute(_as_at_that_revision(conn, model).insert(), ROWS[table][:1])
+            task = _as_at_that_revision(conn, db.metadata.tables["assignment_task"])
+            conn.execute(task.insert(), [dict(id=i, batch_id=1, device_id=1, serial_number="S1", state=state,
+                                              detail=detail) for i, state, detail in tasks])
+        upgrade(revision="d0e1f2a3b4c5")
+        with db.engine.connect() as conn:
+            held = dict(conn.execute(text("SELECT id, held_for_apple_wait FROM assignment_task")).all())
+        assert held == {1: True, 2: False, 3: False, 4: False, 5: False}
+        upgrade()
+        db.engine.dispose()

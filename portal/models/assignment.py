@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -73,6 +73,10 @@ class AssignmentTask(db.Model):
     detail: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(default=0)
     retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Queued only for the retry time Apple asked for on this device after an earlier request's FAILED or
+    # THROTTLED (services._keep_apple_waits): a later request keeps that wait too. Cleared by whatever
+    # next writes the task's reason (its answer, another hold, superseded, Retry now).
+    held_for_apple_wait: Mapped[bool] = mapped_column(default=False, server_default=false())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     batch: Mapped[AssignmentBatch] = relationship(back_populates="tasks")
