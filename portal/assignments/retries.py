@@ -38,7 +38,7 @@ def retry_due(now=None) -> dict:
     """Periodic: re-queue due retries and (re)start every batch that has work and no live job."""
     now = now or timing.now()
     requeued = db.session.execute(update(AssignmentTask).where(due_condition(now)).values(
-        state=QUEUED, retry_at=None, updated_at=now), execution_options=NO_UPDATE).rowcount
+        state=QUEUED, retry_at=None, held_for_apple_wait=False, updated_at=now), execution_options=NO_UPDATE).rowcount
     db.session.commit()
     started = [batch.id for batch in _batches_with_work(now) if ensure_job(batch, now)]
     db.session.commit()
@@ -65,7 +65,7 @@ def retry_now(batch: AssignmentBatch | None = None, actor: str | None = None, *,
         return None
     _take_turns_with_jobs(batch_ids)
     count = db.session.execute(update(AssignmentTask).where(*condition).values(
-        state=QUEUED, retry_at=None, updated_at=now), execution_options=NO_UPDATE).rowcount
+        state=QUEUED, retry_at=None, held_for_apple_wait=False, updated_at=now), execution_options=NO_UPDATE).rowcount
     if batch is not None:
         batch_ids.add(batch.id)  # also resumes an interrupted batch (tasks left queued or sending)
     for batch_id in sorted(batch_ids):
@@ -97,7 +97,7 @@ def release_token_holds(server_id: int) -> int:
         return 0
     lock_device_writes(server_id)  # see _take_turns_with_jobs
     count = db.session.execute(update(AssignmentTask).where(*held).values(
-        retry_at=None, updated_at=now, detail="The server's token works again: sent now."),
+        retry_at=None, held_for_apple_wait=False, updated_at=now, detail="The server's token works again: sent now."),
         execution_options=NO_UPDATE).rowcount
     for batch_id in batch_ids:
         batch = db.session.get(AssignmentBatch, batch_id)

@@ -110,7 +110,7 @@ def _requeue_interrupted(batch: AssignmentBatch, now) -> int:
     """Tasks an interrupted run left in 'sending': Apple's answer is unknown, so send them again."""
     return db.session.execute(update(AssignmentTask).where(
         AssignmentTask.batch_id == batch.id, AssignmentTask.state == SENDING).values(
-        state=QUEUED, retry_at=None, updated_at=now,
+        state=QUEUED, retry_at=None, held_for_apple_wait=False, updated_at=now,
         detail="Interrupted while being sent to Apple; sent again."), execution_options=NO_UPDATE).rowcount
 
 
@@ -136,7 +136,7 @@ def _close_for_deleted_profile(batch: AssignmentBatch) -> None:
     """The profile is gone: its tasks not sent yet are closed, never sent with its old UUID."""
     db.session.execute(update(AssignmentTask).where(
         AssignmentTask.batch_id == batch.id, AssignmentTask.state == QUEUED).values(
-        state=SUPERSEDED, retry_at=None, updated_at=timing.now(),
+        state=SUPERSEDED, retry_at=None, held_for_apple_wait=False, updated_at=timing.now(),
         detail="The profile was deleted before Apple assigned it."), execution_options=NO_UPDATE)
 
 
@@ -261,7 +261,8 @@ class _Reader:
 def _mark_unanswered(chunk: _Chunk) -> None:
     """The chunk whose call failed: 'sending', as Apple may or may not have acted on it (sent again)."""
     db.session.execute(update(AssignmentTask).where(*chunk.condition()).values(
-        state=SENDING, attempts=AssignmentTask.attempts + 1, updated_at=timing.now()), execution_options=NO_UPDATE)
+        state=SENDING, attempts=AssignmentTask.attempts + 1, held_for_apple_wait=False, updated_at=timing.now()),
+        execution_options=NO_UPDATE)
 
 
 def _answer(pending: Future, on_wait) -> tuple[dict, int | None]:
@@ -315,7 +316,7 @@ def _outcome(batch, state, answer, now, retry_after, uuid, attempt=1) -> tuple[d
     """(task values, device values) for one kind of answer."""
     assign = batch.action == ASSIGN
     task = {"state": state, "result": answer if answer in STATE_OF else "FAILED", "updated_at": now,
-            "retry_at": None, "attempts": AssignmentTask.attempts + 1}
+            "retry_at": None, "held_for_apple_wait": False, "attempts": AssignmentTask.attempts + 1}
     device = {"assignment_state": state if state != DONE else ("assigned" if assign else None),
               "assignment_at": now}
     if state == DONE and assign:
@@ -375,12 +376,14 @@ def _hold_after_error(batch: AssignmentBatch, server: ManagedServer, exc: apple_
 
 def _hold(batch: AssignmentBatch, wait: timedelta, reason: str) -> None:
     """Keep the batch's unsent tasks queued until `wait` is over; a task already waiting longer (for the
-    retry time Apple asked for on its device, see services._keep_apple_waits) keeps its own wait."""
+    retry time Apple asked for on its device, see services._keep_apple_waits) keeps its own wait, and
+    stays held for it. The others are held for `reason` now, no longer for Apple's wait on the device."""
     now = timing.now()
     db.session.execute(update(AssignmentTask).where(
         AssignmentTask.batch_id == batch.id, AssignmentTask.state.in_((QUEUED, SENDING)),
         or_(AssignmentTask.retry_at.is_(None), AssignmentTask.retry_at < now + wait)).values(
-        state=QUEUED, retry_at=now + wait, detail=reason, updated_at=now), execution_options=NO_UPDATE)
+        state=QUEUED, retry_at=now + wait, held_for_apple_wait=False, detail=reason, updated_at=now),
+        execution_options=NO_UPDATE)
     batch.error_message = reason
     db.session.commit()
 

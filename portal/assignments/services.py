@@ -22,8 +22,8 @@ from ..queue import enqueue, new_job_id
 from . import timing
 
 OPEN_STATES = (QUEUED, SENDING, FAILED, THROTTLED)  # a newer request replaces these
-# How the reason of a task held for Apple's wait on its device starts (an earlier request was answered
-# FAILED or THROTTLED): a later request finds such holds by it and keeps them too.
+# The reason shown for a task held for Apple's wait on its device (an earlier request was answered FAILED
+# or THROTTLED). Words only: a later request finds such holds by AssignmentTask.held_for_apple_wait.
 APPLE_WAIT_HOLD = "Apple asked to wait before this device is sent again"
 ID_CHUNK = 500  # ids per IN (...) list: far below every database's bound-parameter limit
 ACTION_WORDS = {ASSIGN: "Add Devices", REMOVE: "Remove Devices"}
@@ -132,7 +132,7 @@ def _keep_apple_waits(batch: AssignmentBatch, now) -> int:
     sooner. Returns how many devices of the request wait."""
     older = aliased(AssignmentTask)
     waits = or_(older.state.in_(RETRY_STATES),
-                and_(older.state == QUEUED, older.detail.startswith(APPLE_WAIT_HOLD, autoescape=True)))
+                and_(older.state == QUEUED, older.held_for_apple_wait))
     # Usually no device of any server waits: one look at the (state, retry_at) index then spares
     # the request a correlated lookup per device (a fifth of the time of "Select all 10,000").
     if db.session.execute(select(older.id).where(older.retry_at > now, waits).limit(1)).first() is None:
@@ -141,6 +141,7 @@ def _keep_apple_waits(batch: AssignmentBatch, now) -> int:
     return db.session.execute(update(AssignmentTask).where(
         AssignmentTask.batch_id == batch.id, exists().where(waiting)).values(
         retry_at=select(func.max(older.retry_at)).where(waiting).scalar_subquery(), updated_at=now,
+        held_for_apple_wait=True,
         detail=f"{APPLE_WAIT_HOLD}: an earlier request was answered FAILED or THROTTLED. Sent when that wait "
                "is over (Retry now sends it sooner)."), execution_options={"synchronize_session": False}).rowcount
 
@@ -153,7 +154,7 @@ def _supersede_older(batch: AssignmentBatch, now) -> None:
     if not older:
         return
     db.session.execute(update(AssignmentTask).where(*condition).values(
-        state=SUPERSEDED, retry_at=None, updated_at=now,
+        state=SUPERSEDED, retry_at=None, held_for_apple_wait=False, updated_at=now,
         detail=f"Replaced by a newer request (#{batch.id}) before Apple accepted this one."),
         execution_options={"synchronize_session": False})
     for batch_id in older:

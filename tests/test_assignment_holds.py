@@ -1,0 +1,73 @@
+"""Devices held for the retry time Apple asked for (services._keep_apple_waits) are marked by
+AssignmentTask.held_for_apple_wait, not recognised by the words of their reason: rewording the reason
+keeps the hold, and a reason that happens to start with the same words is no hold."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from portal.assignments import timing
+from portal.assignments.services import APPLE_WAIT_HOLD
+from portal.extensions import db
+from portal.models import AssignmentTask
+from tests.test_assignments import paris  # noqa: F401 - a fixture
+from tests.test_assignments import SIM, CallLog, devices_of, latest_batch, pick, sim_serials, tasks_of
+
+
+def _reword(task_id: int, detail: str) -> None:
+    db.session.execute(update(AssignmentTask).where(AssignmentTask.id == task_id).values(detail=detail))
+    db.session.commit()
+
+
+def test_a_hold_for_apples_wait_is_kept_by_a_newer_request_whatever_its_reason_says(htmx, apple, paris,  # noqa: F811
+                                                                                     run_jobs):
+    server, profile = paris(devices=4)
+    failing = sim_serials(apple)[0]
+    device_id = devices_of(server.id)[failing].id
+    apple.state.set_fault(SIM, "assign_failed", [failing])
+    pick(htmx, profile, [device_id])
+    assert run_jobs() == []
+    apple.state.set_fault(SIM, "assign_failed", None)
+    log = CallLog(apple.app)
+
+    pick(htmx, profile, [device_id])  # held for Apple's 24 hours; the answered FAILED task is superseded
+    assert run_jobs() == []
+    held = tasks_of(latest_batch().id)[failing]
+    assert held.state == "queued" and held.held_for_apple_wait and held.detail.startswith(APPLE_WAIT_HOLD)
+    _reword(held.id, "Waiting for the retry time Apple gave this device.")  # words shown, nothing more
+
+    pick(htmx, profile, [device_id])  # the hold is the only trace of Apple's wait left: still kept
+    assert run_jobs() == []
+    assert log.calls == []
+    again = tasks_of(latest_batch().id)[failing]
+    assert again.state == "queued" and again.held_for_apple_wait
+    assert again.retry_at - timing.now() > timedelta(hours=23)
+    assert tasks_of(held.batch_id)[failing].state == "superseded"
+    assert not tasks_of(held.batch_id)[failing].held_for_apple_wait
+
+    # Retry now sends it (after the warning) and Apple's answer ends the hold.
+    assert htmx.post(f"/assignments/{again.batch_id}/retry").status_code == 204
+    assert run_jobs() == []
+    done = tasks_of(again.batch_id)[failing]
+    assert log.calls == [("POST", 1)] and done.state == "done" and not done.held_for_apple_wait
+
+
+def test_a_reason_starting_with_the_same_words_is_no_hold_for_apples_wait(htmx, apple, paris,  # noqa: F811
+                                                                          run_jobs):
+    server, profile = paris(devices=4)
+    serial = sim_serials(apple)[0]
+    device_id = devices_of(server.id)[serial].id
+    apple.state.set_fault(SIM, "server_error", 50)  # the call fails as a whole: queued for a minute or so
+    pick(htmx, profile, [device_id])
+    assert run_jobs() == []
+    first = tasks_of(latest_batch().id)[serial]
+    assert first.state == "queued" and first.retry_at > timing.now() and not first.held_for_apple_wait
+    _reword(first.id, f"{APPLE_WAIT_HOLD}? No: the call failed as a whole, sent again in a minute.")
+    apple.state.set_fault(SIM, "server_error", None)
+
+    pick(htmx, profile, [device_id])  # Apple never asked this device to wait: sent at once
+    assert run_jobs() == []
+    task = tasks_of(latest_batch().id)[serial]
+    assert task.state == "done" and not task.held_for_apple_wait
+    assert tasks_of(first.batch_id)[serial].state == "superseded"
