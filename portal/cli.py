@@ -27,6 +27,7 @@ def init_app(app: Flask) -> None:
 @with_appcontext
 def create_admin(name: str, update: bool) -> None:
     """Create an admin; the password comes from standard input, or is prompted for twice."""
+    from .auth.sessions import end_all as end_all_sessions
     from .auth.throttle import clear_name
     from .extensions import db
     from .models import Admin
@@ -51,10 +52,12 @@ def create_admin(name: str, update: bool) -> None:
         admin = Admin(username=name)
         db.session.add(admin)
     admin.set_password(password)
+    ended = 0 if created else end_all_sessions(admin.id)  # whoever knew the old password is signed out
     db.session.commit()
     if update:
         clear_name(admin.username)  # a new password also lifts a sign-in lock on the name
-    click.echo(f"Admin {admin.username!r} {'created' if created else 'updated'}.")
+    ended_text = f" ({ended} signed-in session{'s' if ended != 1 else ''} ended)" if ended else ""
+    click.echo(f"Admin {admin.username!r} {'created' if created else 'updated'}{ended_text}.")
 
 
 @click.command("worker")

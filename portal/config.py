@@ -48,6 +48,11 @@ def load_config(instance_path: str) -> dict:
         "LOGIN_MAX_FAILURES": int(env.get("LOGIN_MAX_FAILURES", "5")),
         "LOGIN_MAX_FAILURES_PER_ADDRESS": int(env.get("LOGIN_MAX_FAILURES_PER_ADDRESS", "20")),
         "LOGIN_LOCKOUT_MINUTES": int(env.get("LOGIN_LOCKOUT_MINUTES", "15")),
+        # Sign-in sessions (portal/auth/sessions.py) end after this long without a request, and this
+        # long after sign-in whatever happens (polling pages count as requests).
+        "SESSION_IDLE_MINUTES": _whole_number("SESSION_IDLE_MINUTES", env.get("SESSION_IDLE_MINUTES", "480"),
+                                              5, 10_080),
+        "SESSION_MAX_HOURS": _whole_number("SESSION_MAX_HOURS", env.get("SESSION_MAX_HOURS", "24"), 1, 720),
         # Cookies: Secure is decided per request (see portal.security), the rest is fixed.
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
@@ -82,6 +87,14 @@ def _full_sync_days(value: str) -> int:
     if text.isascii() and text.isdecimal() and int(text) <= 365:
         return int(text)
     raise RuntimeError(f"FULL_SYNC_DAYS must be a whole number of days from 0 to 365, not {value!r}")
+
+
+def _whole_number(name: str, value: str, low: int, high: int) -> int:
+    """A whole number from `low` to `high`; anything else stops the start with a message."""
+    text = value.strip()
+    if text.isascii() and text.isdecimal() and low <= int(text) <= high:
+        return int(text)
+    raise RuntimeError(f"{name} must be a whole number from {low:,} to {high:,}, not {value!r}")
 
 
 def _new_secret_key() -> str:

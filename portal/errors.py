@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, render_template
+from flask import Flask, g, render_template, request
 from flask_wtf.csrf import CSRFError
 from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -49,6 +49,16 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError):
+        from flask_login import current_user
+
+        from .extensions import login_manager
+        from .security import PUBLIC_ENDPOINTS
+
+        # Checked before the login gate: a form of a session that ended (signed out in another tab)
+        # fails here first, and what the admin needs is to sign in again, not to reload.
+        if not current_user.is_authenticated and request.endpoint not in PUBLIC_ENDPOINTS:
+            g.session_ended = True
+            return login_manager.unauthorized()
         return render_error(400, "The form expired or was sent from elsewhere. Reload the page and try again.")
 
     @app.errorhandler(HTTPException)

@@ -1,12 +1,15 @@
 """Request-level security: login required everywhere, Secure cookies over HTTPS, proxies."""
 from __future__ import annotations
 
-from flask import Flask, request
+from urllib.parse import urlsplit
+
+from flask import Flask, flash, g, make_response, redirect, request, url_for
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .extensions import db, login_manager
+from .htmx import hx_redirect, is_htmx
 
 # Endpoints an anonymous visitor may reach.
 PUBLIC_ENDPOINTS = {"auth.login", "static", "areas.favicon"}
@@ -52,6 +55,48 @@ def init_app(app: Flask) -> None:
 
 @login_manager.user_loader
 def load_admin(admin_id: str):
+    """The signed-in admin, if the cookie's session has not ended (portal/auth/sessions.py)."""
+    from .auth import sessions
     from .models import Admin
 
-    return db.session.get(Admin, int(admin_id))
+    admin = db.session.get(Admin, int(admin_id))
+    return admin if admin is not None and sessions.is_current(admin.id) else None
+
+
+@login_manager.unauthorized_handler
+def sign_in_first():
+    """To the sign-in page, then back to the page the admin was on.
+
+    An htmx request (a pop-up's form, a poll) is answered with HX-Redirect, so the whole page goes to
+    the sign-in page rather than the sign-in page landing inside a pop-up or a table. Back to the page,
+    not to the URL of a form's POST, which a GET after sign-in would answer with 405.
+    """
+    if g.get("session_ended"):
+        flash("Your session has ended (signed out, or unused for too long): sign in again.", "info")
+    else:
+        flash(login_manager.login_message, login_manager.login_message_category)
+    target = url_for("auth.login", next=_page_to_return_to())
+    if is_htmx():
+        return hx_redirect(make_response("", 401), target)
+    return redirect(target)
+
+
+def _page_to_return_to() -> str | None:
+    if is_htmx():
+        page = _same_site_path(request.headers.get("HX-Current-URL"))
+    elif request.method in ("GET", "HEAD"):
+        page = request.full_path.rstrip("?")
+    else:
+        page = _same_site_path(request.referrer)
+    return page
+
+
+def _same_site_path(url: str | None) -> str | None:
+    """The path and query of a URL of this site (sign-in then checks it again), or None."""
+    try:
+        parts = urlsplit(url or "")
+    except ValueError:
+        return None
+    if parts.netloc and parts.netloc != request.host:
+        return None
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")

@@ -143,10 +143,19 @@ class AuthActions:
 
     def login(self, username: str = ADMIN_NAME, password: str = ADMIN_PASSWORD):
         self._client.fetch_csrf_token("/login")
-        return self._client.post("/login", data={"username": username, "password": password,
-                                                 "csrf_token": self._client.csrf_token})
+        response = self._client.post("/login", data={"username": username, "password": password,
+                                                     "csrf_token": self._client.csrf_token})
+        if response.status_code == 302:
+            # Signing in starts a new session with a new CSRF token: read it from a page, as a browser does.
+            self._client.fetch_csrf_token("/servers")
+        return response
 
     def logout(self):
+        # Sign out is pressed on a signed-in page, whose CSRF token belongs to the current session.
+        page = self._client.get("/servers")
+        match = CSRF_INPUT.search(page.get_data(as_text=True)) if page.status_code == 200 else None
+        if match:
+            self._client.csrf_token = match.group(1) or match.group(2)
         return self._client.post("/logout")
 
 

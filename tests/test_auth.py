@@ -440,3 +440,98 @@ def test_a_hung_redis_fails_open_within_the_read_timeout(app, auth, client, thro
         assert any("Redis unavailable" in r.getMessage() for r in throttle_log.records)
     finally:
         listener.close()
+
+
+# --- sessions kept on the server (portal/auth/sessions.py) ----------------------------------------
+
+def _copy_of_the_cookie(app, client):
+    """Another browser holding a copy of the client's session cookie (stolen, or a forgotten tab)."""
+    other = app.test_client()
+    other.set_cookie("session", client.get_cookie("session").value)
+    return other
+
+
+def test_signing_out_ends_every_copy_of_the_session_cookie(app, auth, client):
+    assert auth.login().status_code == 302
+    copy = _copy_of_the_cookie(app, client)
+    assert copy.get("/servers").status_code == 200
+    assert auth.logout().status_code == 302
+    refused = copy.get("/servers")
+    assert refused.status_code == 302 and refused.headers["Location"].startswith("/login")
+    assert "Your session has ended" in copy.get("/login").get_data(as_text=True)
+    entry = db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "admin.logout")).scalar_one()
+    assert entry.summary == "alice signed out"
+
+
+def test_signing_in_again_starts_a_new_session_with_a_new_csrf_token(auth, client):
+    auth.login()
+    first = client.csrf_token
+    auth.logout()
+    auth.login()
+    assert client.csrf_token != first
+    stale = client.post("/settings/apple", data={"csrf_token": first}, csrf=False)
+    assert stale.status_code == 400  # the token of the ended session
+
+
+def test_a_session_ends_after_the_idle_limit_and_after_the_absolute_limit(app, auth, client, monkeypatch):
+    from datetime import timedelta
+
+    from portal.auth import sessions
+
+    auth.login()
+    clock = sessions.time.time()
+    idle = app.config["SESSION_IDLE_MINUTES"] * 60
+    monkeypatch.setattr(sessions.time, "time", lambda: clock + idle - 30)
+    assert client.get("/servers").status_code == 200  # in time: the cookie is refreshed
+    monkeypatch.setattr(sessions.time, "time", lambda: clock + 2 * idle - 60)
+    assert client.get("/servers").status_code == 200  # idle time counts from the last request
+    monkeypatch.setattr(sessions.time, "time", lambda: clock + 3 * idle)
+    assert client.get("/servers").status_code == 302
+
+    monkeypatch.undo()
+    auth.login()
+    signed_in = sessions.utcnow()
+    limit = timedelta(hours=app.config["SESSION_MAX_HOURS"])
+    monkeypatch.setattr(sessions, "utcnow", lambda: signed_in + limit - timedelta(minutes=1))
+    assert client.get("/servers").status_code == 200
+    monkeypatch.setattr(sessions, "utcnow", lambda: signed_in + limit + timedelta(minutes=1))
+    assert client.get("/servers").status_code == 302
+
+
+def test_a_signed_out_htmx_request_sends_the_whole_page_to_the_sign_in_page(auth, client):
+    """Not the sign-in page inside a pop-up: htmx follows HX-Redirect, back to the page afterwards."""
+    client.fetch_csrf_token()
+    answer = client.post("/servers/add", headers={"HX-Request": "true",
+                                                 "HX-Current-URL": "http://localhost/servers?sort=name"})
+    assert answer.status_code == 401 and answer.get_data() == b""
+    assert answer.headers["HX-Redirect"] == "/login?next=/servers?sort%3Dname"
+    elsewhere = client.get("/servers/1/row", headers={"HX-Request": "true", "HX-Current-URL": "https://evil.example/x"})
+    assert elsewhere.headers["HX-Redirect"] == "/login"
+
+
+def test_a_signed_out_form_post_comes_back_to_its_page_not_to_the_post_url(auth, client):
+    client.fetch_csrf_token()
+    answer = client.post("/servers/1/sync", headers={"Referer": "http://localhost/servers/1"})
+    assert answer.status_code == 302 and answer.headers["Location"] == "/login?next=/servers/1"
+    signed_in = client.post(answer.headers["Location"], data={"username": "alice", "password": "correct horse battery",
+                                                              "csrf_token": client.csrf_token})
+    assert signed_in.headers["Location"] == "/servers/1"
+
+
+def test_a_new_password_from_create_admin_ends_the_admins_sessions(auth, client, runner):
+    auth.login()
+    changed = runner.invoke(args=["create-admin", "alice", "--update"], input="a brand new password\n")
+    assert changed.exit_code == 0 and "(1 signed-in session ended)" in changed.output
+    assert client.get("/servers").status_code == 302
+    assert auth.login("alice", "a brand new password").status_code == 302
+
+
+def test_a_form_of_a_session_that_ended_asks_to_sign_in_not_to_reload(auth, client):
+    """Its CSRF token belongs to the ended session, and that check comes before the login gate."""
+    auth.login()
+    old_token = client.csrf_token
+    auth.logout()
+    answer = client.post("/servers/add", headers={"HX-Request": "true", "X-CSRFToken": old_token,
+                                                 "HX-Current-URL": "http://localhost/servers"}, csrf=False)
+    assert answer.status_code == 401 and answer.headers["HX-Redirect"] == "/login?next=/servers"
+    assert "Your session has ended" in client.get("/login").get_data(as_text=True)

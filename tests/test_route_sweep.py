@@ -437,7 +437,12 @@ def _valid_posts(sweep: Sweep, client, rule: str, endpoint: str, good: str, shop
         return
     for n, query in enumerate(("", *query_strings(rule))):
         if endpoint == "auth.login":
-            client.post("/logout")
+            # Signed out as a browser is: from a signed-in page's token, landing on the sign-in page, whose
+            # token (of the new, anonymous session) the next sign-in sends.
+            if client.get("/servers").status_code == 200:
+                client.fetch_csrf_token("/servers")
+                client.post("/logout")
+            client.fetch_csrf_token("/login")
         answer = sweep("POST", f"{good}?{query}", data=valid_form(endpoint, shop, n))
         if n == 0:
             assert answer is not None and answer.status_code == 302, \

@@ -12,7 +12,7 @@ from ..extensions import db
 from ..models import Admin
 from ..models.admin import burn_password_check, find_admin
 from ..models.types import utcnow
-from . import bp, throttle
+from . import bp, sessions, throttle
 from .forms import LoginForm
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ def login():
         burn_password_check(form.password.data)
     if admin is not None and admin.check_password(form.password.data):
         attempt.succeeded()
+        sessions.start(admin.id)
         login_user(admin)
         admin.last_login_at = utcnow()
         record_activity("admin.login", admin, summary=f"{admin.username} signed in")
@@ -51,8 +52,14 @@ def login():
 
 @bp.route("/logout", methods=["POST"])
 def logout():
-    """Sign out (POST, so a link elsewhere cannot sign an admin out)."""
+    """Sign out (POST, so a link elsewhere cannot sign an admin out): the session ends on the server too,
+    so no copy of its cookie signs anyone in any more."""
+    if current_user.is_authenticated:
+        admin = current_user._get_current_object()
+        record_activity("admin.logout", admin, summary=f"{admin.username} signed out")
+    sessions.end()
     logout_user()
+    db.session.commit()
     flash("You have been signed out.", "info")
     return redirect(url_for("auth.login"))
 

@@ -266,3 +266,23 @@ def test_the_server_table_fits_a_1280_pixel_screen_with_every_action(signed_in_p
     sizes = page.locator("#server-table .table-wrap").evaluate("w => [w.scrollWidth, w.clientWidth]")
     assert sizes[0] <= sizes[1], f"the table is {sizes[0]} px wide in {sizes[1]} px"
     expect(row).to_contain_text("expires")  # the token's expiry is still there, on two lines if need be
+
+
+def test_a_pop_up_sent_after_the_session_ended_goes_to_the_sign_in_page_and_back(signed_in_page):
+    """Signed out in another tab: the pop-up's form does not show the sign-in page inside the pop-up."""
+    page = signed_in_page
+    dialog = _open_add_server(page)
+    page.keyboard.type("Paris")
+    other_tab = page.context.new_page()
+    other_tab.goto("/servers")
+    other_tab.get_by_role("button", name="Sign out").click()
+    other_tab.wait_for_url("**/login")
+    other_tab.close()
+
+    dialog.get_by_role("button", name="Add Server").click()
+    page.wait_for_url("**/login?next=/servers")
+    expect(page.get_by_role("status")).to_contain_text("Your session has ended")
+    page.get_by_label("User name").fill("alice")
+    page.get_by_label("Password").fill("correct horse battery")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/servers")
