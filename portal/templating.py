@@ -23,6 +23,17 @@ def format_datetime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M UTC") -> 
     return value.astimezone(timezone.utc).strftime(fmt)
 
 
+# A wait is read from the moment the page was drawn: 23 h 59 min 50 s left reads "in 1 day" (the 24 hours
+# Apple asks for after FAILED), 50 s left "in 1 minute", as the reasons beside it say.
+FUTURE_SLACK_S = 30
+
+
+def days_until(value: datetime, now: datetime | None = None) -> int:
+    """Whole days left before `value` (0 once past), counted as relative_time counts "in N days"."""
+    seconds = (value - (now or datetime.now(timezone.utc))).total_seconds()
+    return int((seconds + FUTURE_SLACK_S) // 86400) if seconds > 0 else 0
+
+
 def relative_time(value: datetime | None, now: datetime | None = None) -> str:
     """'3 minutes ago', 'in 12 days': how far a timestamp is from now."""
     if value is None:
@@ -31,9 +42,7 @@ def relative_time(value: datetime | None, now: datetime | None = None) -> str:
     seconds = (value - now).total_seconds()
     future, seconds = seconds > 0, abs(seconds)
     if future:
-        # A wait is read from the moment the page was drawn: 23 h 59 min 50 s left reads "in 1 day" (the
-        # 24 hours Apple asks for after FAILED), 50 s left "in 1 minute", as the reasons beside it say.
-        seconds += 30
+        seconds += FUTURE_SLACK_S
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
         if seconds >= size:
             count = int(seconds // size)

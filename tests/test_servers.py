@@ -554,6 +554,23 @@ def test_tokens_that_need_an_admin_are_named_on_every_page(admin_client):
     assert "token-banner" in admin_client.get(f"/servers/{soon.id}").get_data(as_text=True)  # the others' alerts
 
 
+def test_the_banner_and_the_server_page_count_the_days_left_alike(admin_client):
+    """A few seconds short of 20 days: "(in 20 days)" on the server page, so in the banner too."""
+    from datetime import datetime, timedelta, timezone
+
+    from portal.templating import days_until, relative_time
+
+    now = datetime(2026, 12, 2, 12, tzinfo=timezone.utc)
+    for left in (timedelta(days=20, seconds=-5), timedelta(days=19.9), timedelta(days=1, seconds=-1),
+                 timedelta(seconds=20), timedelta(days=3)):
+        days = days_until(now + left, now)
+        assert relative_time(now + left, now).startswith(f"in {days} day") or days == 0, left
+    server = _server_expiring("Paris", 20 - 5 / 86400)
+    other = _server_expiring("Lyon", 200)
+    assert "(in 20 days)" in admin_client.get(f"/servers/{server.id}").get_data(as_text=True)
+    assert "(in 20 days)." in admin_client.get(f"/servers/{other.id}").get_data(as_text=True)  # Paris in the banner
+
+
 def test_the_token_banner_is_not_shown_before_sign_in(client):
     _server_expiring("Paris", 3)
     assert "token-banner" not in client.get("/login").get_data(as_text=True)

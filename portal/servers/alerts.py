@@ -3,7 +3,7 @@ when the only sign of it is a badge on a page nobody opens until devices stop en
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 from flask import request
 from sqlalchemy import select
@@ -11,6 +11,7 @@ from sqlalchemy import select
 from ..apple_link import status_of
 from ..extensions import db
 from ..models import ManagedServer
+from ..templating import days_until
 from ..token_status import VALID, Status
 
 
@@ -23,7 +24,8 @@ class TokenAlert:
 
     @property
     def days_left(self) -> int:
-        return max(0, (self.expiry - datetime.now(timezone.utc)).days)
+        """Counted as the server page's "(in N days)" counts them, so both say the same."""
+        return days_until(self.expiry)
 
 
 def token_alerts() -> list[TokenAlert]:
