@@ -544,14 +544,31 @@ def test_tokens_that_need_an_admin_are_named_on_every_page(admin_client):
 
     # Errors come first; past three servers, a link to the rest.
     gone = _server_expiring("Lyon", -1)
-    _server_expiring("Nice", 20, apple_state="token_rejected")
+    nice = _server_expiring("Nice", 20, apple_state="token_rejected")
     _server_expiring("Brest", 25)
     page = admin_client.get("/devices").get_data(as_text=True)
     assert 'class="alert alert-error token-banner"' in page
-    assert page.index(">Lyon</a> has Expired") < page.index(">Nice</a>: Token Revoked.") < page.index(">Paris</a> is")
+    assert (page.index(">Lyon</a> has Expired") < page.index(">Nice</a> needs attention: Token Revoked.")
+            < page.index(">Paris</a> is"))
     assert f'<a href="/servers/{gone.id}/renew">Renew a server</a>' in page
+    assert f'<a href="/servers/{nice.id}/renew">Renew a server</a>' in page
     assert ">Brest</a>" not in page and '<a href="/servers">1 more managed server needs attention</a>' in page
     assert "token-banner" in admin_client.get(f"/servers/{soon.id}").get_data(as_text=True)  # the others' alerts
+
+
+@pytest.mark.parametrize("state,label,action", [
+    ("token_rejected", "Token Revoked", "renew"), ("access_denied", "Access Denied", "renew"),
+    ("server_mismatch", "Different Apple Server", "renew"),
+    ("terms_not_signed", "Terms Not Accepted", "page")])
+def test_each_token_apple_refused_is_named_as_the_others_with_its_action(admin_client, state, label, action):
+    server = _server_expiring("Nice", 200, apple_state=state)
+    page = admin_client.get("/devices").get_data(as_text=True)
+    line = page.split('token-banner" role="status">', 1)[1].split("</p>", 1)[0]
+    assert f'The token of <a href="/servers/{server.id}">Nice</a> needs attention: {label}.' in line
+    if action == "renew":
+        assert line.rstrip().endswith(f'<a href="/servers/{server.id}/renew">Renew a server</a>.')
+    else:  # accepting the terms happens at Apple; the server page leads with that link and Check now
+        assert line.rstrip().endswith(f'<a href="/servers/{server.id}">Accept the terms, then Check now</a>.')
 
 
 def test_the_banner_and_the_server_page_count_the_days_left_alike(admin_client):
