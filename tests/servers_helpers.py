@@ -54,6 +54,13 @@ def post_add_server(client, *args, **kwargs):
     return client.post("/servers/add", data=add_server_form(*args, **kwargs), content_type="multipart/form-data")
 
 
+def post_renew(client, server_id: int, token: bytes, **extra):
+    """Renew a server through its form (with the stored key unless `extra` gives one)."""
+    data = {"token": (io.BytesIO(token), "renew_smime.p7m"), "pending_key": "0", "password": "",
+            "private_key_pem": "", **extra}
+    return client.post(f"/servers/{server_id}/renew", data=data, content_type="multipart/form-data")
+
+
 def server_named(name: str) -> ManagedServer | None:
     db.session.expire_all()
     return db.session.execute(select(ManagedServer).where(ManagedServer.name == name)).scalar_one_or_none()

@@ -223,19 +223,19 @@ def test_add_server_without_javascript_is_a_plain_page(admin_client, apple, iden
     assert response.headers["Location"].startswith("/servers/")
 
 
-def test_real_apple_token_is_accepted_as_expired_and_not_synchronized(htmx, apple, run_jobs):
+def test_real_apple_token_is_decrypted_and_refused_as_expired(htmx, apple, run_jobs):
+    """A real token from Apple Business Manager, expired on 2026-01-17: decrypted (its date is read from it),
+    then refused on its field, since a server with it could never synchronize."""
     if not VECTOR.exists():
         pytest.skip(f"the shared Apple token vector is not at {VECTOR}")
     token = (VECTOR / "server-token.p7m").read_bytes()
     key = (VECTOR / "private-key.pem").read_bytes()
-    assert post_add_server(htmx, "Real ABM", token, key).status_code == 204
-    server = server_named("Real ABM")
-    assert server.token_expiry.isoformat() == "2026-01-17T11:02:21+00:00"
-    assert db.session.execute(select(SyncRun)).first() is None  # no sync for an expired token
-    html = htmx.get("/servers").get_data(as_text=True)
-    assert "Expired" in html
-    refused = htmx.post(f"/servers/{server.id}/sync")
-    assert "cannot be synchronized" in refused.headers["HX-Trigger"]
+    response = post_add_server(htmx, "Real ABM", token, key)
+    assert response.status_code == 422
+    assert field_error(response.get_data(as_text=True), "token") == (
+        "This token expired on 2026-01-17: download a new one for this MDM server in Apple Business Manager.")
+    assert server_named("Real ABM") is None
+    assert db.session.execute(select(SyncRun)).first() is None
 
 
 def test_generate_key_pair_then_add_server_with_it(htmx, apple, run_jobs):

@@ -45,6 +45,7 @@ class KeyChoice:
     password: str | None = None
     pending: PendingKeyPair | None = None
     field: str = "private_key"
+    stored: bool = False  # the key the managed server already has (Renew a server without a new key)
 
 
 @dataclass
@@ -77,11 +78,27 @@ def open_token(token_file: bytes, key: KeyChoice) -> OpenedToken:
             raise FieldErrors({key.field: str(exc)}) from None
     try:
         token = decrypt_token(token_file, private_key)
+    except apple_errors.WrongRecipient as exc:
+        if not key.stored:
+            raise FieldErrors({"token": str(exc)}) from None
+        # The admin gave no key: say which one was tried and where to give the right one.
+        raise FieldErrors({"token": (
+            "This server token cannot be decrypted with the private key this managed server already has: it was "
+            f"encrypted for the certificate issued by \"{exc.issuer}\" with serial number {format_serial(exc.serial)}. "
+            "Give the private key of that certificate under “Use a new private key”.")}) from None
     except apple_errors.TokenFileError as exc:
         raise FieldErrors({"token": str(exc)}) from None
+    if token.is_expired():  # Apple refuses it: a server that could never synchronize
+        raise FieldErrors({"token": expired_message(token)})
     issuer, serial = read_recipient(token_file)
     return OpenedToken(token=token, key_pem=private_key_to_pem(private_key), pending=key.pending,
                        recipient=f"{issuer}, serial {format_serial(serial)}")
+
+
+def expired_message(token: ServerToken) -> str:
+    """What an admin reads next to the token field for a token past its expiry."""
+    return (f"This token expired on {token.access_token_expiry:%Y-%m-%d}: download a new one for this MDM server "
+            "in Apple Business Manager.")
 
 
 def add_server(name: str, opened: OpenedToken) -> ManagedServer:
@@ -137,8 +154,7 @@ def request_account(server: ManagedServer) -> str:
 def renew_server(server: ManagedServer, token_file: bytes, key: KeyChoice | None, confirm_replace: bool) -> ServerToken:
     """Replace the server's token (and optionally its key); refuses another Apple server's token."""
     if key is None:
-        key_pem = vault.decrypt(server.key_ciphertext)
-        opened = open_token(token_file, KeyChoice(data=key_pem))
+        opened = open_token(token_file, KeyChoice(data=vault.decrypt(server.key_ciphertext), stored=True))
     else:
         opened = open_token(token_file, key)
     if opened.token.consumer_key != server.consumer_key and not confirm_replace:
