@@ -9,7 +9,7 @@ from portal.apple_link import client_for, note_apple_error, note_apple_success, 
 from portal.assignments.retries import release_token_holds
 from portal.extensions import db
 from portal.models import ManagedServer
-from portal.token_status import SERVER_MISMATCH
+from portal.token_status import SERVER_MISMATCH, SERVER_TAKEN
 
 ACCOUNT_FIELDS = {"apple_server_name": "server_name", "apple_server_uuid": "server_uuid", "org_name": "org_name",
                   "org_email": "org_email", "org_phone": "org_phone", "org_address": "org_address",
@@ -31,8 +31,16 @@ def fetch_account(server_id: int) -> dict:
         _refresh_status(server)
         db.session.commit()
         return {"ok": False, "code": exc.code, "state_changed": changed}
-    _store_account(server, account)
     note_apple_success(server)
+    holder = _holder_of(server, account.get("server_uuid"))
+    if holder is not None:
+        _refuse_taken_server(server, holder, account)
+        _refresh_status(server)
+        db.session.commit()
+        return {"ok": False, "code": SERVER_TAKEN}
+    if server.apple_state == SERVER_TAKEN:  # its holder is gone (deleted, or renewed to another Apple server)
+        server.apple_state = server.apple_state_detail = None
+    _store_account(server, account)
     _check_expected_server(server)
     _refresh_status(server)
     record_activity("server.account_fetched", server, actor="system",
@@ -66,6 +74,33 @@ def _store_account(server: ManagedServer, account: dict) -> None:
         limit = ManagedServer.__table__.c[column].type.length  # PostgreSQL refuses longer text
         setattr(server, column, str(value)[:limit] if value not in (None, "") else None)
     server.account_fetched_at = datetime.now(timezone.utc)
+
+
+def _holder_of(server: ManagedServer, server_uuid: str | None) -> ManagedServer | None:
+    """Another managed server already connected to the Apple server `server_uuid`.
+
+    A token's consumer key can change for one Apple server (another admin downloaded it), so Add Server's
+    and Renew's check on it can miss; the account check sees the Apple server itself. The server that
+    held it first keeps it: one found Already Connected itself does not count as its holder.
+    """
+    if not server_uuid:
+        return None
+    return db.session.execute(select(ManagedServer).where(
+        ManagedServer.apple_server_uuid == str(server_uuid), ManagedServer.id != server.id,
+        ManagedServer.apple_state.is_distinct_from(SERVER_TAKEN)).limit(1)).scalar()
+
+
+def _refuse_taken_server(server: ManagedServer, holder: ManagedServer, account: dict) -> None:
+    """Pause `server`: its token reads the Apple server `holder` synchronizes (its details are not stored)."""
+    from datetime import datetime, timezone
+
+    name = account.get("server_name") or account.get("server_uuid")
+    server.apple_state = SERVER_TAKEN
+    server.apple_state_detail = (f"The token is for Apple MDM server “{name}”, already connected as “{holder.name}”.")
+    server.apple_state_at = datetime.now(timezone.utc)
+    record_activity("server.account_taken", server, level="error", actor="system",
+                    summary=f"The token of {server.name} is for Apple MDM server “{name}”, already connected as "
+                            f"“{holder.name}”: {server.name} does not synchronize until renewed with its own token")
 
 
 def _check_expected_server(server: ManagedServer) -> None:

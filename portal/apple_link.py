@@ -13,7 +13,7 @@ from .apple.tokens import ServerToken
 from .apple_sessions import RedisSessionStore
 from .models import ManagedServer
 from .models.setting import get_setting
-from .token_status import Status, apple_state_for, compute_status
+from .token_status import PORTAL_STATES, Status, apple_state_for, compute_status
 
 
 def client_for(server: ManagedServer, **options) -> DEPClient:
@@ -53,8 +53,8 @@ def note_apple_error(server: ManagedServer, error: Exception) -> bool:
 
 
 def note_apple_success(server: ManagedServer) -> None:
-    """Apple accepted the token: clear a state it reported earlier (not a server mismatch)."""
-    if server.apple_state and server.apple_state != "server_mismatch":
+    """Apple accepted the token: clear a state it reported earlier (not one the portal found itself)."""
+    if server.apple_state and server.apple_state not in PORTAL_STATES:
         server.apple_state = None
         server.apple_state_detail = None
         server.apple_state_at = datetime.now(timezone.utc)

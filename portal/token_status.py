@@ -11,8 +11,10 @@ from datetime import datetime, timedelta, timezone
 from .apple import errors as apple_errors
 
 VALID, ABOUT_TO_EXPIRE, EXPIRED = "valid", "about_to_expire", "expired"
-TERMS_NOT_SIGNED, TOKEN_REJECTED, ACCESS_DENIED, SERVER_MISMATCH = (
-    "terms_not_signed", "token_rejected", "access_denied", "server_mismatch")
+TERMS_NOT_SIGNED, TOKEN_REJECTED, ACCESS_DENIED, SERVER_MISMATCH, SERVER_TAKEN = (
+    "terms_not_signed", "token_rejected", "access_denied", "server_mismatch", "server_taken")
+# States the portal found itself (not Apple refusing the token): a later Apple success keeps them.
+PORTAL_STATES = (SERVER_MISMATCH, SERVER_TAKEN)
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,10 @@ STATUSES = {s.key: s for s in [
     Status(SERVER_MISMATCH, "Different Apple Server", "error",
            "The renewed token belongs to a different MDM server in Apple Business Manager. Renew with the "
            "token of the right server, or confirm the replacement on the Renew a server page."),
+    Status(SERVER_TAKEN, "Already Connected", "error",
+           "The renewed token's MDM server in Apple Business Manager is already connected to another managed "
+           "server here, which synchronizes its devices (the server's token card names it). Renew with the token "
+           "of this server's own MDM server."),
 ]}
 
 

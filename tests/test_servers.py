@@ -558,7 +558,7 @@ def test_tokens_that_need_an_admin_are_named_on_every_page(admin_client):
 
 @pytest.mark.parametrize("state,label,action", [
     ("token_rejected", "Token Revoked", "renew"), ("access_denied", "Access Denied", "renew"),
-    ("server_mismatch", "Different Apple Server", "renew"),
+    ("server_mismatch", "Different Apple Server", "renew"), ("server_taken", "Already Connected", "renew"),
     ("terms_not_signed", "Terms Not Accepted", "page")])
 def test_each_token_apple_refused_is_named_as_the_others_with_its_action(admin_client, state, label, action):
     server = _server_expiring("Nice", 200, apple_state=state)

@@ -1,9 +1,12 @@
-"""Renew a server (and Add Server) against the Apple simulator: tokens they must refuse."""
+"""Renew a server (and Add Server) against the Apple simulator: tokens they must refuse (expired, of an
+Apple MDM server connected elsewhere)."""
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
-from portal.models import ManagedServer
+from portal.extensions import db
+from portal.models import Device, ManagedServer
 from tests.servers_helpers import Identity, field_error, post_add_server, post_renew, server_named
 
 DAY = 86400
@@ -27,6 +30,53 @@ def _expired_token(apple, identity, apple_server: str) -> bytes:
         return apple.state.issue_token(apple_server, identity.certificate_pem, devices=1)
     finally:
         apple.state.advance_clock(400 * DAY)
+
+
+def _current_serials(server_id: int) -> set[str]:
+    return set(db.session.execute(select(Device.serial_number).where(
+        Device.server_id == server_id, Device.removed_at.is_(None))).scalars())
+
+
+def test_renew_refuses_an_apple_server_already_connected_and_names_where(htmx, apple, identity, run_jobs):
+    a = _add(htmx, apple, identity, "Managed A", "A MDM", 2)
+    b = _add(htmx, apple, identity, "Managed B", "B MDM", 3)
+    assert run_jobs() == []
+    a_key = a.consumer_key
+    b2 = apple.state.issue_token("B MDM", identity.certificate_pem)  # a new download for B
+    refused = post_renew(htmx, a.id, b2, confirm_replace="y")
+    assert refused.status_code == 422
+    assert ("Apple MDM server is already connected as “Managed B”"
+            in field_error(refused.get_data(as_text=True), "token"))
+    assert server_named("Managed A").consumer_key == a_key and server_named("Managed A").apple_server_name == "A MDM"
+    assert post_renew(htmx, b.id, b2).status_code == 204  # where it belongs, it renews
+
+
+def test_the_account_check_pauses_a_server_whose_token_reads_an_apple_server_held_elsewhere(htmx, apple, identity,
+                                                                                             run_jobs):
+    """Another admin's download can carry another consumer key for the same Apple server: the account
+    check, which sees the Apple server itself, stops the second managed server from synchronizing it."""
+    a = _add(htmx, apple, identity, "Managed A", "A MDM", 2)
+    b = _add(htmx, apple, identity, "Managed B", "B MDM", 3)
+    assert run_jobs() == []
+    b_serials = _current_serials(b.id)
+    b.consumer_key = "CK_downloaded_by_another_admin"  # what Managed B's token had, from another admin
+    db.session.commit()
+    b2 = apple.state.issue_token("B MDM", identity.certificate_pem)
+    assert post_renew(htmx, a.id, b2, confirm_replace="y").status_code == 204
+    run_jobs()
+    a = server_named("Managed A")
+    assert a.apple_state == "server_taken" and "already connected as “Managed B”" in a.apple_state_detail
+    assert not _current_serials(a.id) & b_serials  # B's devices were not copied into A
+    page = htmx.get(f"/servers/{a.id}").get_data(as_text=True)
+    assert "Already Connected" in page and "already connected as “Managed B”" in page
+    # Managed B keeps its Apple server (it held it first): renewed with B's newest token (the download for A
+    # voided its own), it is Valid again, while Managed A stays paused.
+    b3 = apple.state.issue_token("B MDM", identity.certificate_pem)
+    assert post_renew(htmx, b.id, b3, confirm_replace="y").status_code == 204
+    run_jobs()
+    assert server_named("Managed B").apple_state is None
+    assert _current_serials(b.id) == b_serials
+    assert server_named("Managed A").apple_state == "server_taken"
 
 
 def test_add_server_refuses_an_expired_token_on_its_field(htmx, apple, identity):

@@ -20,8 +20,9 @@ from ..queue import enqueue, fetch_job, job_alive, new_job_id
 from ..views import form_done, render_form
 from . import bp
 from .forms import ActionForm, AddServerForm, DeleteServerForm, RenewServerForm
+from .renewal import renew_server
 from .services import (NO_KEY, NO_TOKEN, FieldErrors, KeyChoice, add_server, after_add, delete_server,
-                       device_counts, latest_run, open_token, renew_server, request_account, start_sync,
+                       device_counts, latest_run, open_token, request_account, start_sync,
                        unused_key_pairs)
 
 
@@ -261,8 +262,7 @@ def renew(server_id: int):
     if form.validate_on_submit():
         try:
             token_file = form.token.data.read() if form.token.data else b""
-            before = server.consumer_key
-            renew_server(server, token_file, _key_choice(form, required=False), form.confirm_replace.data)
+            renewal = renew_server(server, token_file, _key_choice(form, required=False), form.confirm_replace.data)
             db.session.commit()
         except FieldErrors as exc:
             db.session.rollback()
@@ -270,7 +270,7 @@ def renew(server_id: int):
         else:
             request_account(server)
             message = f"{server.name} renewed: the token now expires on {server.token_expiry:%Y-%m-%d}."
-            if server.consumer_key != before and status_of(server).can_sync:
+            if renewal.replaced and status_of(server).can_sync:
                 # Another Apple server: its devices replace the old one's now, not at the next scheduled sync.
                 start_sync(server, trigger="renewed", actor=current_user.username)
                 message += " Synchronizing the devices of the new Apple MDM server now."

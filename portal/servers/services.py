@@ -1,4 +1,4 @@
-"""Managed server operations: add, renew, delete, synchronize, key pairs.
+"""Managed server operations: add, delete, synchronize, key pairs (renewal: renewal.py).
 
 Views call these, then commit. Every secret is encrypted before it reaches a model.
 """
@@ -24,6 +24,7 @@ from ..models import Device, ManagedServer, PendingKeyPair, SyncRun
 from ..models.sync import ACTIVE
 from ..names import normalize_name, taken_name
 from ..queue import enqueue, fetch_job, get_redis, job_alive, new_job_id
+from ..token_status import SERVER_TAKEN
 
 DELETE_WAIT_S = 10  # for a job writing the server's devices to commit; well below web timeouts
 NEW_JOB_GRACE = timedelta(minutes=2)  # a run without an RQ job yet is not taken for dead before this
@@ -101,20 +102,33 @@ def expired_message(token: ServerToken) -> str:
             "in Apple Business Manager.")
 
 
+def connected_elsewhere(consumer_key: str, server_id: int | None = None) -> str | None:
+    """The name of the managed server (other than `server_id`) whose token has this consumer key.
+
+    One the account check found Already Connected does not hold it: the server it named does."""
+    return db.session.execute(select(ManagedServer.name).where(
+        ManagedServer.consumer_key == consumer_key, ManagedServer.id != (server_id or 0),
+        ManagedServer.apple_state.is_distinct_from(SERVER_TAKEN)).limit(1)).scalar()
+
+
+def already_connected(holder: str) -> FieldErrors:
+    """The token field's error for an Apple MDM server another managed server holds (it would get its devices)."""
+    return FieldErrors({"token": f"This token's Apple MDM server is already connected as “{holder}”. "
+                                 "To give it a new token, use Renew a server there."})
+
+
 def add_server(name: str, opened: OpenedToken) -> ManagedServer:
     """Create a managed server from a decrypted token (the caller commits, then calls after_add)."""
     name = normalize_name(name)
     taken = taken_name(ManagedServer.name, name)
     if taken is not None:
         raise FieldErrors({"name": f"A managed server named “{taken}” already exists. Choose another name."})
-    holder = db.session.execute(select(ManagedServer.name).where(
-        ManagedServer.consumer_key == opened.token.consumer_key)).scalar()
-    if holder is not None:  # two servers syncing one Apple MDM server would each hold its devices
-        raise FieldErrors({"token": f"This token's Apple MDM server is already connected as “{holder}”. "
-                                    "To give it a new token, use Renew a server there."})
+    holder = connected_elsewhere(opened.token.consumer_key)
+    if holder is not None:
+        raise already_connected(holder)
     server = ManagedServer(name=name, token_expiry=opened.token.access_token_expiry,
                            consumer_key=opened.token.consumer_key)
-    _store_secrets(server, opened)
+    store_secrets(server, opened)
     db.session.add(server)
     db.session.flush()
     if opened.pending is not None:
@@ -127,7 +141,8 @@ def add_server(name: str, opened: OpenedToken) -> ManagedServer:
     return server
 
 
-def _store_secrets(server: ManagedServer, opened: OpenedToken) -> None:
+def store_secrets(server: ManagedServer, opened: OpenedToken) -> None:
+    """Encrypt the token and its private key onto the server."""
     server.token_ciphertext = vault.encrypt(opened.token.to_json())
     server.key_ciphertext = vault.encrypt(opened.key_pem)
     server.certificate_subject = opened.recipient[:500]
@@ -149,42 +164,6 @@ def request_account(server: ManagedServer) -> str:
     db.session.commit()
     enqueue("jobs.servers.fetch_account", server.id, job_id=job_id)
     return job_id
-
-
-def renew_server(server: ManagedServer, token_file: bytes, key: KeyChoice | None, confirm_replace: bool) -> ServerToken:
-    """Replace the server's token (and optionally its key); refuses another Apple server's token."""
-    if key is None:
-        opened = open_token(token_file, KeyChoice(data=vault.decrypt(server.key_ciphertext), stored=True))
-    else:
-        opened = open_token(token_file, key)
-    if opened.token.consumer_key != server.consumer_key and not confirm_replace:
-        raise FieldErrors({"confirm_replace": (
-            "This token belongs to a different MDM server in Apple Business Manager (its consumer key differs "
-            "from the current token's). If you really mean to connect this managed server to another Apple "
-            "MDM server, tick “Replace anyway” and renew again.")})
-    old_expiry = server.token_expiry
-    _store_secrets(server, opened)
-    replaced = opened.token.consumer_key != server.consumer_key
-    server.consumer_key = opened.token.consumer_key
-    server.token_expiry = opened.token.access_token_expiry
-    server.token_renewed_at = datetime.now(timezone.utc)
-    # A new token clears what Apple said about the old one; the account check confirms it.
-    server.apple_state = server.apple_state_detail = None
-    server.expected_server_uuid = None if replaced else server.apple_server_uuid
-    if replaced:  # another Apple server: its devices, cursor and profiles are not ours
-        from ..profiles.services import note_apple_server_replaced
-
-        server.sync_cursor, server.fetch_complete = None, False
-        note_apple_server_replaced(server.id)
-    if opened.pending is not None:
-        opened.pending.used_by_server_id = server.id
-    from ..apple_link import status_of
-
-    server.token_status = status_of(server).key
-    record_activity("server.renewed", server, summary=(
-        f"Renewed {server.name}: token expiry {old_expiry:%Y-%m-%d} → {server.token_expiry:%Y-%m-%d}"
-        + (" (replaced by another Apple MDM server's token, confirmed)" if replaced else "")))
-    return opened.token
 
 
 def delete_server(server: ManagedServer) -> None:

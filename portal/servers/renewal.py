@@ -1,0 +1,71 @@
+"""Renew a server: a new token for a managed server, refusing those that would break it.
+
+The view calls renew_server, then commits.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from .. import vault
+from ..activity.record import record_activity
+from ..apple.tokens import ServerToken
+from ..models import ManagedServer
+from .services import FieldErrors, KeyChoice, already_connected, connected_elsewhere, open_token, store_secrets
+
+
+@dataclass
+class Renewal:
+    """What Renew a server did: the new token, and whether it connected another Apple MDM server."""
+
+    token: ServerToken
+    replaced: bool
+
+
+def renew_server(server: ManagedServer, token_file: bytes, key: KeyChoice | None, confirm_replace: bool) -> Renewal:
+    """Replace the server's token (and optionally its key); refuses another Apple server's token
+    unless confirmed, and one connected to another managed server."""
+    if key is None:
+        opened = open_token(token_file, KeyChoice(data=vault.decrypt(server.key_ciphertext), stored=True))
+    else:
+        opened = open_token(token_file, key)
+    new = opened.token
+    replaced = _refuse_unusable(server, new, confirm_replace)
+    old_expiry = server.token_expiry
+    store_secrets(server, opened)
+    server.consumer_key = new.consumer_key
+    server.token_expiry = new.access_token_expiry
+    server.token_renewed_at = datetime.now(timezone.utc)
+    # A new token clears what Apple said about the old one; the account check confirms it.
+    server.apple_state = server.apple_state_detail = None
+    if replaced:  # another Apple server: its devices, cursor and profiles are not ours
+        from ..profiles.services import note_apple_server_replaced
+
+        server.expected_server_uuid = None
+        server.sync_cursor, server.fetch_complete = None, False
+        note_apple_server_replaced(server.id)
+    else:
+        server.expected_server_uuid = server.apple_server_uuid
+    if opened.pending is not None:
+        opened.pending.used_by_server_id = server.id
+    from ..apple_link import status_of
+
+    server.token_status = status_of(server).key
+    record_activity("server.renewed", server, summary=(
+        f"Renewed {server.name}: token expiry {old_expiry:%Y-%m-%d} → {server.token_expiry:%Y-%m-%d}"
+        + (" (replaced by another Apple MDM server's token, confirmed)" if replaced else "")))
+    return Renewal(new, replaced)
+
+
+def _refuse_unusable(server: ManagedServer, new: ServerToken, confirm_replace: bool) -> bool:
+    """Raise FieldErrors for a token that would break the server; True when it connects another Apple MDM server."""
+    holder = connected_elsewhere(new.consumer_key, server.id)
+    if holder is not None:
+        raise already_connected(holder)
+    other_key = new.consumer_key != server.consumer_key
+    if other_key and not confirm_replace:
+        raise FieldErrors({"confirm_replace": (
+            "This token belongs to a different MDM server in Apple Business Manager (its consumer key differs "
+            "from the current token's). If you really mean to connect this managed server to another Apple "
+            "MDM server, tick “Replace anyway” and renew again.")})
+    return other_key
