@@ -1,5 +1,5 @@
-"""Renew a server (and Add Server) against the Apple simulator: tokens they must refuse (expired, of an
-Apple MDM server connected elsewhere)."""
+"""Renew a server against the Apple simulator: tokens it must refuse (expired, already held, of an
+Apple MDM server connected elsewhere) and replacing the Apple MDM server step by step."""
 from __future__ import annotations
 
 import pytest
@@ -102,6 +102,72 @@ def test_renew_refuses_an_expired_token_and_changes_nothing(htmx, apple, identit
     assert "renewed" not in response.headers.get("HX-Trigger", "")
     server = server_named("Paris")
     assert (server.token_expiry, server.token_ciphertext) == before
+
+
+def test_renew_with_the_token_already_in_use_says_nothing_changed(htmx, apple, identity, run_jobs):
+    token = apple.state.issue_token("Paris MDM", identity.certificate_pem, devices=2)
+    assert post_add_server(htmx, "Paris", token, identity.key_pem).status_code == 204
+    run_jobs()
+    server = server_named("Paris")
+    same = post_renew(htmx, server.id, token)
+    assert same.status_code == 422
+    assert (f"This is the token Paris already uses (it expires on {server.token_expiry:%Y-%m-%d}): nothing changed"
+            in field_error(same.get_data(as_text=True), "token"))
+    # Revoked by a newer download: uploading the revoked token again does not make it look Valid.
+    apple.state.issue_token("Paris MDM", identity.certificate_pem)
+    htmx.post(f"/servers/{server.id}/check")
+    run_jobs()
+    assert server_named("Paris").apple_state == "token_rejected"
+    again = post_renew(htmx, server.id, token)
+    assert again.status_code == 422 and "nothing changed" in field_error(again.get_data(as_text=True), "token")
+    assert server_named("Paris").apple_state == "token_rejected"
+    assert "Token Revoked" in htmx.get(f"/servers/{server.id}").get_data(as_text=True)
+
+
+def test_a_replacement_survives_a_first_check_that_fails_and_then_synchronizes(htmx, apple, identity, run_jobs):
+    """Renew with Berlin's token (Replace anyway), a token already voided by a newer download: Token Revoked.
+    Renewing with Berlin's newest token then connects Berlin, without a second confirmation, and its
+    devices replace Paris's at once."""
+    server = _add(htmx, apple, identity, "Paris", "Paris MDM", 3)
+    assert run_jobs() == []
+    voided = apple.state.issue_token("Berlin MDM", identity.certificate_pem, devices=2)
+    newest = apple.state.issue_token("Berlin MDM", identity.certificate_pem)
+    assert post_renew(htmx, server.id, voided, confirm_replace="y").status_code == 204
+    run_jobs()
+    assert server_named("Paris").apple_state == "token_rejected"
+
+    renewed = post_renew(htmx, server.id, newest)
+    assert renewed.status_code == 204, renewed.get_data(as_text=True)
+    assert "Synchronizing its devices now" in renewed.headers["HX-Trigger"]
+    assert run_jobs() == []
+    server = server_named("Paris")
+    assert server.apple_state is None and server.apple_server_name == "Berlin MDM"
+    assert _current_serials(server.id) == {d["serial"] for d in apple.state.devices("Berlin MDM")}
+    assert "Valid" in htmx.get(f"/servers/{server.id}").get_data(as_text=True)
+
+
+def test_different_apple_server_is_confirmed_on_the_renew_page(htmx, apple, identity, run_jobs):
+    """The status says to confirm the replacement on the Renew a server page: that page offers it."""
+    server = _add(htmx, apple, identity, "Paris", "Paris MDM", 3)
+    assert run_jobs() == []
+    server.apple_server_uuid = "0000OLD0000"  # the Apple server this managed server had before
+    db.session.commit()
+    token = apple.state.issue_token("Paris MDM", identity.certificate_pem)
+    assert post_renew(htmx, server.id, token).status_code == 204
+    run_jobs()
+    assert server_named("Paris").apple_state == "server_mismatch"
+
+    form = htmx.get(f"/servers/{server.id}/renew").get_data(as_text=True)
+    assert "Replace anyway" in form and 'name="confirm_replace"' in form
+    # Without the box ticked, the same token changes nothing; ticked, it confirms the Apple server it reads.
+    assert post_renew(htmx, server.id, token).status_code == 422
+    confirmed = post_renew(htmx, server.id, token, confirm_replace="y")
+    assert confirmed.status_code == 204
+    assert "Synchronizing the devices of the new Apple MDM server now" in confirmed.headers["HX-Trigger"]
+    assert run_jobs() == []
+    server = server_named("Paris")
+    assert server.apple_state is None and server.expected_server_uuid is None
+    assert server.sync_runs[0].trigger == "renewed" and server.sync_runs[0].status == "succeeded"
 
 
 def test_a_token_the_stored_key_cannot_decrypt_does_not_blame_a_key_never_given(htmx, apple, identity, run_jobs):

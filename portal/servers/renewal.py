@@ -11,6 +11,7 @@ from .. import vault
 from ..activity.record import record_activity
 from ..apple.tokens import ServerToken
 from ..models import ManagedServer
+from ..token_status import SERVER_MISMATCH
 from .services import FieldErrors, KeyChoice, already_connected, connected_elsewhere, open_token, store_secrets
 
 
@@ -24,7 +25,7 @@ class Renewal:
 
 def renew_server(server: ManagedServer, token_file: bytes, key: KeyChoice | None, confirm_replace: bool) -> Renewal:
     """Replace the server's token (and optionally its key); refuses another Apple server's token
-    unless confirmed, and one connected to another managed server."""
+    unless confirmed, one connected to another managed server, and the token it already has."""
     if key is None:
         opened = open_token(token_file, KeyChoice(data=vault.decrypt(server.key_ciphertext), stored=True))
     else:
@@ -41,11 +42,14 @@ def renew_server(server: ManagedServer, token_file: bytes, key: KeyChoice | None
     if replaced:  # another Apple server: its devices, cursor and profiles are not ours
         from ..profiles.services import note_apple_server_replaced
 
-        server.expected_server_uuid = None
+        # The old Apple server's identity is forgotten, not kept as the one to expect: a first account check
+        # that fails (a token voided by a newer download) would otherwise make the renewal with that newer
+        # token look like yet another Apple server (Different Apple Server).
+        server.expected_server_uuid = server.apple_server_uuid = server.apple_server_name = None
         server.sync_cursor, server.fetch_complete = None, False
         note_apple_server_replaced(server.id)
-    else:
-        server.expected_server_uuid = server.apple_server_uuid
+    else:  # the Apple server it had (the one expected still, while a mismatch is unconfirmed)
+        server.expected_server_uuid = server.expected_server_uuid or server.apple_server_uuid
     if opened.pending is not None:
         opened.pending.used_by_server_id = server.id
     from ..apple_link import status_of
@@ -62,10 +66,26 @@ def _refuse_unusable(server: ManagedServer, new: ServerToken, confirm_replace: b
     holder = connected_elsewhere(new.consumer_key, server.id)
     if holder is not None:
         raise already_connected(holder)
+    # "Different Apple Server" (the account check after a renewal): Replace anyway confirms it, even
+    # with the very token the server holds, which is the one that showed the other Apple server.
+    confirming_mismatch = server.apple_state == SERVER_MISMATCH and confirm_replace
+    current = _current_token(server)
+    if current is not None and new.access_token == current.access_token and not confirming_mismatch:
+        raise FieldErrors({"token": (
+            f"This is the token {server.name} already uses (it expires on {current.access_token_expiry:%Y-%m-%d}): "
+            "nothing changed. To renew, download a new token for this MDM server in Apple Business Manager "
+            "and choose it here.")})
     other_key = new.consumer_key != server.consumer_key
     if other_key and not confirm_replace:
         raise FieldErrors({"confirm_replace": (
             "This token belongs to a different MDM server in Apple Business Manager (its consumer key differs "
             "from the current token's). If you really mean to connect this managed server to another Apple "
             "MDM server, tick “Replace anyway” and renew again.")})
-    return other_key
+    return other_key or confirming_mismatch
+
+
+def _current_token(server: ManagedServer) -> ServerToken | None:
+    try:
+        return ServerToken.from_json(vault.decrypt(server.token_ciphertext).decode())
+    except (ValueError, vault.VaultError):  # unreadable: nothing to compare with
+        return None

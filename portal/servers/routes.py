@@ -262,6 +262,7 @@ def renew(server_id: int):
     if form.validate_on_submit():
         try:
             token_file = form.token.data.read() if form.token.data else b""
+            never_fetched = server.sync_cursor is None and not server.fetch_complete
             renewal = renew_server(server, token_file, _key_choice(form, required=False), form.confirm_replace.data)
             db.session.commit()
         except FieldErrors as exc:
@@ -270,10 +271,12 @@ def renew(server_id: int):
         else:
             request_account(server)
             message = f"{server.name} renewed: the token now expires on {server.token_expiry:%Y-%m-%d}."
-            if renewal.replaced and status_of(server).can_sync:
-                # Another Apple server: its devices replace the old one's now, not at the next scheduled sync.
+            if (renewal.replaced or never_fetched) and status_of(server).can_sync:
+                # Another Apple server (now, or by a replacement whose first synchronization the old token could
+                # not make): its devices replace the old one's now, not at the next scheduled sync.
                 start_sync(server, trigger="renewed", actor=current_user.username)
-                message += " Synchronizing the devices of the new Apple MDM server now."
+                message += (" Synchronizing the devices of the new Apple MDM server now." if renewal.replaced
+                            else " Synchronizing its devices now.")
             page = url_for("servers.detail", server_id=server.id)
             if is_htmx() and urlsplit(request.headers.get("HX-Current-URL", "")).path.rstrip("/") == page:
                 # Renewed from the server's own page: show it again, with the new token (status, expiry, actions).
