@@ -513,6 +513,54 @@ def test_server_page_without_not_ready_devices_says_nothing(admin_client, app):
     assert "will fail to enroll" not in admin_client.get(f"/servers/{server.id}").get_data(as_text=True)
 
 
+def test_server_counts_agree_with_the_rule_device_by_device(app, fleet):
+    """not_ready_counts counts combinations of a device's columns, not devices: many devices sharing
+    one, UUIDs in another case, a profile's older UUID, a removed device and an empty server."""
+    from portal.devices.enrollment import not_ready_counts, outlook_conditions
+
+    paris, staff = fleet["paris"], fleet["staff"]
+    _seed(paris, *[{"serial_number": f"SAME{i:03d}", "profile_id": staff.id, "profile_uuid": STAFF_UUID.lower(),
+                    "profile_status": "pushed"} for i in range(5)],  # ready: UUIDs compare in any case
+          *[{"serial_number": f"OLDU{i:03d}", "profile_id": staff.id, "profile_uuid": "STAFF-UUID-0",
+             "profile_status": "assigned"} for i in range(3)],  # Apple holds an older UUID: outdated
+          {"serial_number": "GONE002", "profile_uuid": STAFF_UUID, "profile_status": "removed",
+           "removed_at": NOW})
+    empty = _server("Empty", configured=True)
+    for server in (paris, fleet["lyon"], empty):
+        expected = {value: len(db.session.execute(select(Device.id).where(
+            Device.server_id == server.id, *outlook_conditions(value))).all()) for value in ("no", "outdated")}
+        assert not_ready_counts(server.id) == expected, server.name
+    assert not_ready_counts(paris.id) == {"no": 3, "outdated": 3}
+    assert not_ready_counts(empty.id) == {"no": 0, "outdated": 0}
+
+
+def test_server_counts_read_the_enroll_index_alone(app, fleet):
+    """At 100,000 devices the counts must not read each device's row nor sort them (SQLite's plan;
+    PostgreSQL's depends on its statistics and visibility map, measured by bench/devices.py)."""
+    from sqlalchemy import event
+
+    from portal.devices.enrollment import not_ready_counts
+
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's query plan")
+    statements = []
+
+    def keep(conn, cursor, statement, parameters, context, executemany):
+        statements.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", keep)
+    try:
+        not_ready_counts(fleet["paris"].id)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", keep)
+    [(statement, parameters)] = [s for s in statements if "FROM device" in s[0]]
+    plan = " | ".join(row[-1] for row in db.session.connection().exec_driver_sql(
+        "EXPLAIN QUERY PLAN " + statement, parameters))
+    assert "COVERING INDEX ix_device_enroll" in plan, plan
+    assert "TEMP B-TREE" not in plan and "SCAN device" not in plan, plan
+    assert "SCAN groups" in plan, plan  # the rule's subqueries run once per combination, not per device
+
+
 def test_device_query_round_trips_through_args():
     from werkzeug.datastructures import MultiDict
 
