@@ -1,7 +1,7 @@
 """index for the server page's counts of devices that will not enroll
 
-Revision ID: d0e1f2a3b4c5
-Revises: c9d0e1f2a3b4
+Revision ID: f2a3b4c5d6e7
+Revises: e1f2a3b4c5d6
 Create Date: 2026-12-02 17:45:00
 
 The counts read five columns of every current device of the server; from the table, that was one
@@ -11,8 +11,8 @@ columns in the order the count groups them: an index-only scan without a sort.
 from alembic import op
 
 
-revision = 'd0e1f2a3b4c5'
-down_revision = 'c9d0e1f2a3b4'
+revision = 'f2a3b4c5d6e7'
+down_revision = 'e1f2a3b4c5d6'
 branch_labels = None
 depends_on = None
 
