@@ -19,6 +19,7 @@ from ..names import same_name, shown_name
 from ..queue import enqueue, fetch_job, job_alive, new_job_id
 from ..views import form_done, render_form
 from . import bp
+from .deletion import deletion_scope
 from .forms import ActionForm, AddServerForm, DeleteServerForm, RenewServerForm
 from .renewal import renew_server
 from .services import (NO_KEY, NO_TOKEN, FieldErrors, KeyChoice, add_server, after_add, delete_server,
@@ -304,7 +305,7 @@ def delete(server_id: int):
                 form.confirm_name.errors = [f"{name} is writing devices right now (a synchronization or Add Devices). "
                                             "Nothing was deleted: try again in a few seconds."]
                 return render_form("servers/_delete_form.html", f"Delete {name}", status=422, form=form,
-                                   server=server, count=device_counts(server.id).get(server.id, 0))
+                                   server=server, scope=deletion_scope(server))
             db.session.commit()
             if is_htmx() and request.headers.get("HX-Current-URL", "").rstrip("/").endswith(f"/servers/{server_id}"):
                 flash(f"Managed server {name} deleted.", "success")
@@ -312,5 +313,5 @@ def delete(server_id: int):
             return form_done(f"Managed server {name} deleted.", url_for("servers.index"), "serversChanged")
     status = 422 if form.errors else 200
     return render_form("servers/_delete_form.html", f"Delete {server.name}", status=status, form=form,
-                       server=server, count=device_counts(server.id).get(server.id, 0))
+                       server=server, scope=deletion_scope(server))
 

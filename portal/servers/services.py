@@ -25,6 +25,7 @@ from ..models.sync import ACTIVE
 from ..names import normalize_name, taken_name
 from ..queue import enqueue, fetch_job, get_redis, job_alive, new_job_id
 from ..token_status import SERVER_TAKEN
+from .deletion import DeletionScope, deletion_scope
 
 DELETE_WAIT_S = 10  # for a job writing the server's devices to commit; well below web timeouts
 NEW_JOB_GRACE = timedelta(minutes=2)  # a run without an RQ job yet is not taken for dead before this
@@ -166,17 +167,19 @@ def request_account(server: ManagedServer) -> str:
     return job_id
 
 
-def delete_server(server: ManagedServer) -> None:
-    """Delete a managed server with its devices and history (the caller commits).
+def delete_server(server: ManagedServer) -> DeletionScope:
+    """Delete a managed server with its devices, history, profiles and requests (the caller commits).
 
     Waits a few seconds at most for a sync or Add Devices job writing its devices to commit;
     raises device_locks.Busy (nothing deleted) when they take longer.
     """
     lock_device_writes(server.id, timeout_s=DELETE_WAIT_S)
-    record_activity("server.deleted", server, level="warning",
-                    summary=f"Deleted managed server {server.name} and its devices")
+    scope = deletion_scope(server)  # counted under the lock: no job adds to it meanwhile
+    record_activity("server.deleted", server, level="warning", summary=scope.summary(server.name),
+                    details=scope.details())
     db.session.execute(Device.__table__.delete().where(Device.server_id == server.id))
     db.session.delete(server)
+    return scope
 
 
 def active_run(server: ManagedServer) -> SyncRun | None:
