@@ -287,6 +287,41 @@ def test_key_pair_names_are_normalised_and_bad_input_gets_one_plain_message_per_
     assert db.session.execute(select(PendingKeyPair.label)).scalar_one() == "Lyon key"
 
 
+def test_key_pair_names_are_unique_whatever_their_case_and_spacing(htmx, apple, run_jobs):
+    assert htmx.post("/servers/keys/new", data={"common_name": "K", "days": "400"}).status_code == 200
+    response = htmx.post("/servers/keys/new", data={"common_name": " k ", "days": "400"})
+    assert response.status_code == 422
+    assert field_error(response.get_data(as_text=True), "common_name") == (
+        "A key pair named “K” was already generated here. Choose another name.")
+    assert db.session.execute(select(func.count()).select_from(PendingKeyPair)).scalar_one() == 1
+    assert htmx.get("/servers/add").get_data(as_text=True).count("Generated here: ") == 1
+
+    # Used by a server, it still counts (deleting the server offers it again), and the message says where it is.
+    pending = db.session.execute(select(PendingKeyPair)).scalar_one()
+    cert = htmx.get(f"/servers/keys/{pending.id}/certificate.pem").data
+    token = apple.state.issue_token("Lyon MDM", cert, devices=1)
+    assert post_add_server(htmx, "Lyon", token, None, pending_key=pending.id).status_code == 204
+    response = htmx.post("/servers/keys/new", data={"common_name": "K", "days": "400"})
+    assert field_error(response.get_data(as_text=True), "common_name") == (
+        "A key pair named “K” was already generated here (used by Lyon). Choose another name.")
+
+
+def test_the_key_pair_form_suggests_a_name_no_key_pair_has(htmx):
+    assert 'value="ADE Portal"' in htmx.get("/servers/keys/new").get_data(as_text=True)
+    assert htmx.post("/servers/keys/new", data={"common_name": "ADE Portal", "days": "400"}).status_code == 200
+    assert 'value="ADE Portal 2"' in htmx.get("/servers/keys/new").get_data(as_text=True)
+
+
+def test_a_generated_key_pair_is_linked_from_the_activity_log(htmx):
+    htmx.post("/servers/keys/new", data={"common_name": "Lyon key", "days": "400"})
+    pending = db.session.execute(select(PendingKeyPair)).scalar_one()
+    entry = db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "keypair.generated")).scalar_one()
+    assert (entry.object_type, entry.object_id, entry.object_label) == ("pending_key_pair", pending.id, "Lyon key")
+    html = htmx.get("/activity/?kind=pending_key_pair").get_data(as_text=True)
+    assert f'href="/servers/keys/{pending.id}/certificate.pem">Lyon key</a>' in html
+    assert "Generated key pairs" in html  # the Object filter offers them
+
+
 def _renew(client, server_id, token, **extra):
     import io
 

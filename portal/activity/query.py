@@ -9,7 +9,8 @@ from sqlalchemy import func, select
 
 from ..converters import small_int
 from ..extensions import db
-from ..models import ActivityEntry, AssignmentBatch, Device, EnrollmentProfile, ManagedServer, ServerConfiguration
+from ..models import (ActivityEntry, AssignmentBatch, Device, EnrollmentProfile, ManagedServer, PendingKeyPair,
+                      ServerConfiguration)
 
 LEVELS = ("info", "warning", "error")
 # object_type (a table name) → (what an admin calls it, the model, the page of one)
@@ -19,6 +20,8 @@ KINDS = {
     "server_configuration": ("Server configurations", ServerConfiguration, "configurations.detail", "configuration_id"),
     "device": ("Devices", Device, "devices.detail", "device_id"),
     "assignment_batch": ("Add Devices / Remove Devices requests", AssignmentBatch, "assignments.batch", "batch_id"),
+    # A generated key pair has no page: its link downloads its certificate (never the private key).
+    "pending_key_pair": ("Generated key pairs", PendingKeyPair, "servers.key_certificate", "key_id"),
     "admin": ("Admins", None, None, None),
 }
 TEXT_LIMIT = 100

@@ -12,7 +12,7 @@ def record_activity(action: str, target=None, *, summary: str = "", level: str =
                     details: dict | None = None, actor: str | None = None) -> ActivityEntry:
     """Add an activity entry to the session (the caller commits with its own change).
 
-    `target` is any model with an `id`; its label is its `name`, `username` or `serial_number`.
+    `target` is any model with an `id`; its label is its `name`, `username`, `serial_number` or `label`.
     The actor defaults to the signed-in admin, or "system" outside a request (jobs).
     """
     if actor is None:
@@ -32,7 +32,7 @@ def record_activity(action: str, target=None, *, summary: str = "", level: str =
 
 
 def _label(target) -> str | None:
-    for attr in ("name", "username", "serial_number"):
+    for attr in ("name", "username", "serial_number", "label"):  # label: a generated key pair
         value = getattr(target, attr, None)
         if value:
             return str(value)[:255]

@@ -1,10 +1,11 @@
 """Forms of the Device Assignment area."""
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
-from wtforms import BooleanField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, PasswordField, SelectField, StringField, TextAreaField, ValidationError
 
 from ..converters import WholeNumberField, small_int
 from ..names import name_field
+from .services import key_pair_name_clash
 
 NAME_HELP = "Use the name of the MDM server in Apple Business Manager, so both are easy to match."
 
@@ -51,6 +52,12 @@ class KeyPairForm(FlaskForm):
     common_name = name_field("Certificate name", default="ADE Portal", required="Give the certificate a name.",
                              max_length=64, too_long="The certificate name can be at most 64 characters.")
     days = WholeNumberField("Valid for (days)", 30, 3650, "Enter a number of days from 30 to 3650.", default=365 * 3)
+
+    def validate_common_name(self, field) -> None:
+        """Unique whatever its case and spacing, as other names: Add Server lists key pairs by name."""
+        clash = key_pair_name_clash(field.data or "")
+        if clash:
+            raise ValidationError(clash)
 
 
 class ActionForm(FlaskForm):

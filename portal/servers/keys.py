@@ -10,13 +10,15 @@ from ..models import PendingKeyPair
 from ..views import render_form
 from . import bp
 from .forms import KeyPairForm
-from .services import create_key_pair
+from .services import create_key_pair, free_key_pair_name
 
 
 @bp.route("/keys/new", methods=["GET", "POST"])
 def new_key_pair():
     """Generate an RSA key pair and a self-signed certificate to upload to Apple Business Manager."""
     form = KeyPairForm()
+    if not form.is_submitted():  # suggest a name no key pair has yet
+        form.common_name.data = free_key_pair_name(form.common_name.data)
     if form.validate_on_submit():
         pending = create_key_pair(form.common_name.data, form.days.data)
         db.session.commit()

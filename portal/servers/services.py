@@ -252,8 +252,31 @@ def create_key_pair(common_name: str, days: int) -> PendingKeyPair:
     pending = PendingKeyPair(label=common_name, certificate_pem=pair.certificate_pem.decode(),
                              key_ciphertext=vault.encrypt(pair.private_key_pem), not_after=info.not_after)
     db.session.add(pending)
+    db.session.flush()  # its id, for the activity entry's link
     record_activity("keypair.generated", pending, summary=f"Generated key pair “{common_name}” (valid {days:,} days)")
     return pending
+
+
+def key_pair_name_clash(name: str) -> str | None:
+    """Why a new key pair cannot have this name, naming the key pair that has it (and its server), or None.
+
+    Every generated key pair counts, used ones too: deleting its server offers it again in Add Server."""
+    taken = taken_name(PendingKeyPair.label, name)
+    if taken is None:
+        return None
+    user = db.session.execute(select(ManagedServer.name).join(
+        PendingKeyPair, PendingKeyPair.used_by_server_id == ManagedServer.id).where(PendingKeyPair.label == taken)).scalar()
+    used = f" (used by {user})" if user else ""
+    return f"A key pair named “{taken}” was already generated here{used}. Choose another name."
+
+
+def free_key_pair_name(base: str) -> str:
+    """`base`, or the first of "base 2", "base 3"... no key pair has yet: the form's suggestion."""
+    name, number = base, 1
+    while key_pair_name_clash(name):
+        number += 1
+        name = f"{base} {number}"
+    return name
 
 
 def unused_key_pairs() -> list[PendingKeyPair]:
