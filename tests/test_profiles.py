@@ -155,6 +155,9 @@ LONG = "x" * 126
     ({"organization": "o" * 256}, "organization", "The organization can be at most 255 characters."),
     ({"department": LONG}, "department", "The department can be at most 125 characters"),
     ({"support_phone": "1" * 51}, "support_phone", "The support phone number can be at most 50 characters"),
+    ({"support_phone": "call me maybe"}, "support_phone", "Enter a phone number: digits, spaces and + ( ) - . /"),
+    ({"support_phone": "555 0100 or ask Bob"}, "support_phone", "Enter a phone number"),
+    ({"support_phone": "ext. 12"}, "support_phone", "Enter a phone number"),
     ({"support_email": "a" * 240 + "@example.com"}, "support_email",
      "The support email address can be at most 250 characters"),
     ({"support_email": "help desk at acme"}, "support_email", "email address like"),
@@ -186,6 +189,23 @@ def test_bad_fields_are_refused_next_to_the_field_and_nothing_is_saved(htmx, ser
         assert "<details open>" in html  # the error is inside Advanced: it is shown open
     if field == "is_mdm_removable":  # the remedy is Supervised, inside Advanced: shown open, the box in view
         assert "<details open>" in html
+
+
+@pytest.mark.parametrize("phone", ["+1 555 0100", "+44 (0)20 7946 0958", "01.23.45.67.89", "555-0100 ext. 12",
+                                   "555 0100 x12", "+49 30/1234567 Extension 4", "555 0100 #7"])
+def test_phone_numbers_as_people_write_them_are_accepted(htmx, server_id, phone):
+    assert create(htmx, server_id, support_phone=phone).status_code == 204
+    assert profile_named("Staff iPads").support_phone == phone
+
+
+def test_the_configuration_web_url_help_says_what_apple_expects(htmx, server_id):
+    """Apple loads the page in a web view; the enrollment profile must come from that page's host (reference §3.6),
+    which Apple does not check when the profile is defined: the help says so, and another host than the MDM URL's
+    is accepted."""
+    html = htmx.get(f"/servers/{server_id}/profiles/new").get_data(as_text=True)
+    assert "must come from the page&#39;s own host; Apple does not check this" in html
+    assert "The enrollment profile must come from the same host." not in html
+    assert create(htmx, server_id, configuration_web_url="https://sso.elsewhere.example/enroll").status_code == 204
 
 
 def test_unknown_setup_pane_is_refused(htmx, server_id):

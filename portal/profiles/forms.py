@@ -16,6 +16,10 @@ from ..names import name_field
 from ..url_checks import port_problem, url_text_problem
 from .codes import LANGUAGES, REGIONS, SKIP_SETUP_ITEMS
 
+# What a phone number is written with: digits, spaces, + ( ) - . /, then an optional extension ("ext. 12",
+# "extension 12", "x12", "#12"). At least one digit; no other letters ("call me maybe").
+PHONE = re.compile(r"\+?[\d\s()./-]*\d[\d\s()./-]*(?:\s*(?:ext\.?|extension|x|#)\s*\d+)?", re.IGNORECASE)
+
 # One "@", something on both sides, a dot in the domain, no spaces: what Apple's own check accepts,
 # without pulling in email_validator for deliverability rules Apple does not apply.
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
@@ -93,6 +97,11 @@ class ProfileForm(FlaskForm):
     def validate_support_email(self, field) -> None:
         if field.data and not EMAIL.fullmatch(field.data):
             raise ValidationError("Enter an email address like support@example.com.")
+
+    def validate_support_phone(self, field) -> None:
+        if field.data and not PHONE.fullmatch(field.data):
+            raise ValidationError("Enter a phone number: digits, spaces and + ( ) - . /, with an extension "
+                                  "written as “ext. 123” if needed.")
 
     def validate_is_mdm_removable(self, field) -> None:
         if not field.data and not self.is_supervised.data:
