@@ -604,6 +604,37 @@ def test_unassigning_leaves_profiles_as_they_are_and_a_same_configuration_back_c
     assert "Because Apple sends its devices to" in rows
 
 
+def test_after_unassign_a_changed_profile_says_the_server_has_no_configuration(htmx, server_row):
+    """Its reason named the configuration ("… First now says …"): once unassigned, it says the server has none."""
+    first, second = create(htmx, "First"), create(htmx, "Second", url="https://second.example.com/")
+    htmx.post(f"/servers/{server_row.id}/configuration", data={"configuration": first.id})
+    profile = _configured_profile(server_row, "Staff")
+    edited = _configured_profile(server_row, "Edited")
+    htmx.post(f"/servers/{server_row.id}/configuration", data={"configuration": second.id})
+    edited_reason = "its settings were edited after it was last configured"
+    db.session.get(type(edited), edited.id).status_detail = edited_reason  # changed for another reason
+    db.session.commit()
+
+    assert htmx.post(f"/servers/{server_row.id}/configuration/unassign").status_code == 204
+    status, detail = _status(profile.id)
+    assert status == "changed" and detail == (
+        f"its server has no server configuration any more (Second was unassigned), while Apple still sends its "
+        f"devices to {URL}: assign a server configuration, then configure again.")
+    assert _status(edited.id) == ("changed", edited_reason)
+    page = htmx.get(f"/profiles/{profile.id}").get_data(as_text=True)
+    assert "Changed because its server has no server configuration any more" in page and "now says" not in page
+    entry = db.session.execute(select(ActivityEntry).where(
+        ActivityEntry.action == "server.configuration_unassigned")).scalar_one()
+    assert "2 enrollment profiles already out of date at Apple" not in entry.summary
+    assert entry.summary.endswith("; 1 enrollment profile already out of date at Apple now needs a server "
+                                  "configuration before configuring again")
+
+    # The configuration Apple has assigned again: the reason no longer claims there is none.
+    htmx.post(f"/servers/{server_row.id}/configuration", data={"configuration": first.id})
+    status, detail = _status(profile.id)
+    assert status == "changed" and "no server configuration any more" not in detail and "First assigned" in detail
+
+
 @pytest.mark.parametrize("change, expected", [
     ({"url": "https://moved.example.com/mdm"}, "now says https://moved.example.com/mdm"),
     ({"files": [("extra.pem", pem(make_cert("extra")[0]))]}, "the trusted certificates of the server configuration"),

@@ -15,7 +15,7 @@ from ..apple.certs import CertificateInfo
 from ..extensions import db
 from ..models import ManagedServer, ServerConfiguration, TrustedCertificate
 from ..models.types import utcnow
-from ..profiles.services import note_configuration_changes
+from ..profiles.services import note_configuration_changes, note_configuration_unassigned
 from .certificates import UnreadableCertificate, read_certificates
 
 
@@ -189,7 +189,10 @@ def unassign_configuration(server: ManagedServer) -> ServerConfiguration | None:
         return None
     server.configuration = None
     server.configuration_assigned_at = None
+    outdated = note_configuration_unassigned(server.id, previous.name)
+    note = (f"; {outdated:,} enrollment profile{'s' if outdated != 1 else ''} already out of date at Apple now "
+            f"need{'s' if outdated == 1 else ''} a server configuration before configuring again" if outdated else "")
     record_activity("server.configuration_unassigned", server,
-                    summary=f"Server configuration {previous.name} unassigned from {server.name}",
+                    summary=f"Server configuration {previous.name} unassigned from {server.name}{note}",
                     details={"configuration_id": previous.id, "configuration": previous.name})
     return previous  # existing profiles are left as they are (BMC); configuring needs a configuration again

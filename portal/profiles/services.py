@@ -109,6 +109,11 @@ def certificate_fingerprints(configuration) -> str:
     return ",".join(sorted(c.sha256 for c in configuration.certificates))
 
 
+# The reasons out_of_date_reason gives: they name the server's configuration of the moment.
+_CONFIGURATION_REASONS = ("Apple sends its devices to ", "the trusted certificates of the server configuration ")
+_NO_CONFIGURATION_REASON = "its server has no server configuration any more"
+
+
 def out_of_date_reason(profile: EnrollmentProfile, configuration) -> str | None:
     """Why Apple's copy of the profile no longer matches its server's configuration, or None.
 
@@ -136,7 +141,14 @@ def note_configuration_changes(server_ids: list[int]) -> int:
         EnrollmentProfile.server_id.in_(server_ids), EnrollmentProfile.status.in_((CONFIGURED, CHANGED)))).scalars()
     changed = 0
     for profile in profiles:
-        reason = out_of_date_reason(profile, profile.server.configuration)
+        configuration = profile.server.configuration
+        reason = out_of_date_reason(profile, configuration)
+        if reason is None and configuration is not None and profile.status == CHANGED \
+                and (profile.status_detail or "").startswith(_NO_CONFIGURATION_REASON):
+            # The server has one again, as Apple has it: "no server configuration" no longer describes it.
+            profile.status_detail = (f"its server configuration was unassigned, then {configuration.name} assigned, "
+                                     "since Apple received the profile.")
+            continue
         if reason is None or (profile.status == CHANGED and profile.status_detail == reason):
             continue
         profile.status, profile.status_detail = CHANGED, reason
@@ -144,6 +156,25 @@ def note_configuration_changes(server_ids: list[int]) -> int:
         record_activity("profile.configuration_changed", profile, level="warning",
                         summary=f"Enrollment profile {profile.name} is out of date at Apple: {reason} "
                                 "Configure profile again to send it.")
+    return changed
+
+
+def no_configuration_reason(profile: EnrollmentProfile, previous_name: str) -> str:
+    """Why a Changed profile is out of date once its server has no configuration (shown as "Changed because …")."""
+    return (f"{_NO_CONFIGURATION_REASON} ({previous_name} was unassigned), while Apple still "
+            f"sends its devices to {profile.configured_url}: assign a server configuration, then configure again.")
+
+
+def note_configuration_unassigned(server_id: int, previous_name: str) -> int:
+    """After Unassign Server Configuration: Changed profiles whose reason named that configuration say instead
+    that the server has none any more (Configured ones stay as they are, as in BMC). Returns how many."""
+    profiles = db.session.execute(select(EnrollmentProfile).where(
+        EnrollmentProfile.server_id == server_id, EnrollmentProfile.status == CHANGED)).scalars().all()
+    changed = 0
+    for profile in profiles:
+        if (profile.status_detail or "").startswith(_CONFIGURATION_REASONS):
+            profile.status_detail = no_configuration_reason(profile, previous_name)
+            changed += 1
     return changed
 
 
