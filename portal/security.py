@@ -13,6 +13,8 @@ from .htmx import hx_redirect, is_htmx
 
 # Endpoints an anonymous visitor may reach.
 PUBLIC_ENDPOINTS = {"auth.login", "static", "areas.favicon"}
+# Files that are the same for everyone: cached as usual, signed in or not.
+CACHEABLE_ENDPOINTS = {"static", "areas.favicon"}
 
 
 class _SessionInterface(SecureCookieSessionInterface):
@@ -50,6 +52,11 @@ def init_app(app: Flask) -> None:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
+        if current_user.is_authenticated and request.endpoint not in CACHEABLE_ENDPOINTS:
+            # What a signed-in admin sees (pages, fragments, exports) stays out of every cache: after Sign out,
+            # Back must not show it again, nor a shared machine's disk keep it. It also keeps Back from restoring a
+            # page from the browser's back-forward cache with the filters as they were left, not as its URL says.
+            response.headers["Cache-Control"] = "no-store"
         return response
 
 

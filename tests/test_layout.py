@@ -233,3 +233,17 @@ def test_each_entry_module_imports_on_its_own():
                                 stderr=subprocess.PIPE, text=True) for m in modules}  # side by side: fresh interpreters
     failed = {m: run.communicate(timeout=120)[1][-1500:] for m, run in runs.items() if run.wait(timeout=120)}
     assert not failed, failed
+
+
+def test_signed_in_answers_are_not_stored_by_any_cache_but_static_files_are_cacheable(client, admin_client):
+    """After Sign out, Back must not show a signed-in page again from the browser's cache."""
+    for url in ("/servers", "/activity/", "/devices", "/activity/activity.csv"):
+        response = admin_client.get(url)
+        assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store", url
+    htmx_fragment = admin_client.get("/servers", headers={"HX-Request": "true"})
+    assert htmx_fragment.headers["Cache-Control"] == "no-store"
+    static = admin_client.get("/static/css/portal.css")
+    assert static.status_code == 200 and "no-store" not in static.headers.get("Cache-Control", "")
+    admin_client.post("/logout")
+    login = client.get("/login")
+    assert "no-store" not in login.headers.get("Cache-Control", "")  # nothing private on it

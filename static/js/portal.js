@@ -118,6 +118,14 @@
     return false;
   }
 
+  // Back or Forward may show a page from the back-forward cache as it was left, a filter changed but not applied
+  // included, though its URL says otherwise: plain filter forms (no htmx) go back to what the page was rendered
+  // with, which is what its URL says. (Signed-in pages are sent no-store, so this is a second line of defence.)
+  window.addEventListener("pageshow", function (e) {
+    if (!e.persisted) return;
+    document.querySelectorAll("form[role=search][method=get]:not([hx-get])").forEach(function (form) { form.reset(); });
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("#toasts .toast").forEach(function (el) {
       setTimeout(function () { el.remove(); }, 6000);

@@ -52,3 +52,25 @@ def test_pages_fit_a_phone_screen_and_only_tables_scroll_sideways(signed_in_page
             box = nav.get_by_role("link", name=name).bounding_box()
             assert box and box["x"] >= 0 and box["x"] + box["width"] <= widths[1], f"{name} cut off on {url}"
         assert nav.bounding_box()["y"] + nav.bounding_box()["height"] <= page.locator("main").bounding_box()["y"] + 1
+
+
+def test_back_to_the_whole_activity_log_shows_its_filters_as_the_url_says(signed_in_page: Page):
+    """Level chosen, Apply, then Back: the form showed "Warning" above the whole log (the browser kept the page as it
+    was left, select included)."""
+    page = signed_in_page
+    page.goto("/activity/")
+    page.get_by_label("Level").select_option("warning")
+    page.get_by_label("Search").fill("server")
+    page.get_by_role("button", name="Apply").click()
+    expect(page).to_have_url(re.compile(r"level=warning"))
+    expect(page.get_by_label("Level")).to_have_value("warning")
+
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"/activity/$"))
+    expect(page.get_by_label("Level")).to_have_value("")
+    expect(page.get_by_label("Search")).to_have_value("")
+
+    page.go_forward()
+    expect(page).to_have_url(re.compile(r"level=warning"))
+    expect(page.get_by_label("Level")).to_have_value("warning")
+    expect(page.get_by_label("Search")).to_have_value("server")
