@@ -668,3 +668,20 @@ def test_the_banner_and_the_server_page_count_the_days_left_alike(admin_client):
 def test_the_token_banner_is_not_shown_before_sign_in(client):
     _server_expiring("Paris", 3)
     assert "token-banner" not in client.get("/login").get_data(as_text=True)
+
+
+def test_the_first_synchronization_waits_for_the_account_check(htmx, apple, identity, token, run_jobs):
+    """With many workers the sync could otherwise run before the check that may find the token refused (or
+    its Apple server connected elsewhere): it is deferred in RQ until the check ends, whatever its outcome."""
+    from portal.queue import fetch_job
+
+    post_add_server(htmx, "Paris", token, identity.key_pem)
+    server = server_named("Paris")
+    run = db.session.execute(select(SyncRun).where(SyncRun.server_id == server.id)).scalar_one()
+    assert fetch_job(run.job_id).get_status(refresh=True) == "deferred"
+    assert fetch_job(server.account_job_id).get_status(refresh=True) == "queued"
+    apple.state.set_fault("Paris MDM", "terms_not_signed", True)  # what the check finds
+    assert run_jobs() == []
+    db.session.expire_all()
+    run = db.session.get(SyncRun, run.id)
+    assert run.status == "failed" and "Terms Not Accepted" in run.error_message  # never sent to Apple

@@ -270,12 +270,12 @@ def renew(server_id: int):
             db.session.rollback()
             _apply_errors(form, exc.errors)
         else:
-            request_account(server)
+            account_job = request_account(server)
             message = f"{server.name} renewed: the token now expires on {server.token_expiry:%Y-%m-%d}."
             if (renewal.replaced or never_fetched) and status_of(server).can_sync:
                 # Another Apple server (now, or by a replacement whose first synchronization the old token could
                 # not make): its devices replace the old one's now, not at the next scheduled sync.
-                start_sync(server, trigger="renewed", actor=current_user.username)
+                start_sync(server, trigger="renewed", actor=current_user.username, after_job=account_job)
                 message += (" Synchronizing the devices of the new Apple MDM server now." if renewal.replaced
                             else " Synchronizing its devices now.")
             page = url_for("servers.detail", server_id=server.id)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import redis
+from rq.job import Dependency
 from sqlalchemy import select
 
 from .. import vault
@@ -151,11 +152,11 @@ def store_secrets(server: ManagedServer, opened: OpenedToken) -> None:
 
 def after_add(server: ManagedServer, actor: str | None) -> None:
     """Jobs that follow a new server: account details, then a first synchronization if possible."""
-    request_account(server)
+    account_job = request_account(server)
     from ..apple_link import status_of
 
     if status_of(server).can_sync:
-        start_sync(server, trigger="added", actor=actor)
+        start_sync(server, trigger="added", actor=actor, after_job=account_job)
 
 
 def request_account(server: ManagedServer) -> str:
@@ -217,9 +218,13 @@ def _close_if_dead(run: SyncRun) -> bool:
     return True
 
 
-def start_sync(server: ManagedServer, trigger: str, actor: str | None, *, full: bool = False) -> tuple[SyncRun, bool]:
+def start_sync(server: ManagedServer, trigger: str, actor: str | None, *, full: bool = False,
+               after_job: str | None = None) -> tuple[SyncRun, bool]:
     """Start a sync unless one is running; returns (the run, whether it was started now).
-    `full`: read every device again, not only Apple's changes (Full synchronization)."""
+    `full`: read every device again, not only Apple's changes (Full synchronization).
+    `after_job`: an account check just queued: the sync waits for it to end (whatever its outcome), so that
+    a token it finds refused, or an Apple server another managed server holds, is never synchronized by a
+    second worker in the meantime (the sync checks the token's status when it starts)."""
     run = active_run(server)
     if run is not None and not _close_if_dead(run):
         return run, False
@@ -238,7 +243,8 @@ def start_sync(server: ManagedServer, trigger: str, actor: str | None, *, full: 
         record_activity("server.sync_requested", server, summary=f"{what} of {server.name} requested ({trigger})",
                         actor=actor)
         db.session.commit()
-        enqueue("jobs.sync.sync_server", run.id, job_id=run.job_id, job_timeout=6 * 3600)
+        waits = {"depends_on": Dependency(jobs=[after_job], allow_failure=True)} if after_job else {}
+        enqueue("jobs.sync.sync_server", run.id, job_id=run.job_id, job_timeout=6 * 3600, **waits)
     finally:
         get_redis().delete(f"portal:sync-start:{server.id}")
     return run, True
