@@ -159,6 +159,9 @@ def test_the_server_page_history_shows_a_synchronization_once_it_ends(signed_in_
     page.goto(f"/servers/{server_id}")
     history = page.locator("#server-history").get_by_role("row")
     expect(history).to_have_count(2)  # the header and the first synchronization
+    expect(page.get_by_role("link", name="Managed Devices (25)")).to_be_visible()
+    expect(page.locator("#server-summary")).to_contain_text("25 devices will fail to enroll automatically")
+    apple.state.add_devices("Paris MDM", 3)  # assigned in Apple Business Manager meanwhile
     page.get_by_role("toolbar", name="Server actions").get_by_role("button", name="Synchronize").click()
     expect(page.locator("#sync-panel")).to_contain_text("Queued")
     assert run_jobs() == []
@@ -166,6 +169,9 @@ def test_the_server_page_history_shows_a_synchronization_once_it_ends(signed_in_
     expect(history).to_have_count(3, timeout=10_000)  # without a reload
     expect(history.nth(1)).to_contain_text("Succeeded")
     expect(page.locator("#server-history").get_by_role("listitem").first).to_contain_text("Synchronized Paris")
+    # The device count and the warning follow the synchronization too.
+    expect(page.get_by_role("link", name="Managed Devices (28)")).to_be_visible()
+    expect(page.locator("#server-summary")).to_contain_text("28 devices will fail to enroll automatically")
 
 
 def _expire_token(server_id: int) -> None:
