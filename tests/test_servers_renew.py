@@ -69,6 +69,7 @@ def test_the_account_check_pauses_a_server_whose_token_reads_an_apple_server_hel
     assert not _current_serials(a.id) & b_serials  # B's devices were not copied into A
     page = htmx.get(f"/servers/{a.id}").get_data(as_text=True)
     assert "Already Connected" in page and "already connected as “Managed B”" in page
+    assert "The account check found: The token is for Apple MDM server" in page  # the portal's words, not Apple's
     # Managed B keeps its Apple server (it held it first): renewed with B's newest token (the download for A
     # voided its own), it is Valid again, while Managed A stays paused.
     b3 = apple.state.issue_token("B MDM", identity.certificate_pem)
