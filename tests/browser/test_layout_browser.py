@@ -74,3 +74,16 @@ def test_back_to_the_whole_activity_log_shows_its_filters_as_the_url_says(signed
     expect(page).to_have_url(re.compile(r"level=warning"))
     expect(page.get_by_label("Level")).to_have_value("warning")
     expect(page.get_by_label("Search")).to_have_value("server")
+
+
+def test_back_to_all_profiles_shows_the_server_filter_as_the_url_says(signed_in_page: Page, paris):
+    page = signed_in_page
+    page.goto("/profiles")
+    page.get_by_label("Managed server").select_option(str(paris))
+    expect(page).to_have_url(re.compile(rf"server={paris}"))
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"/profiles$"))
+    expect(page.get_by_label("Managed server")).to_have_value("")
+    page.go_forward()
+    expect(page).to_have_url(re.compile(rf"server={paris}"))
+    expect(page.get_by_label("Managed server")).to_have_value(str(paris))
