@@ -54,3 +54,19 @@ def signed_in_page(page, auth):
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url("**/servers")
     return page
+
+
+@pytest.fixture
+def configured_paris(htmx, apple, run_jobs) -> int:
+    """Paris, added through Add Server and synchronized (5 devices), with a server configuration assigned: its id."""
+    from tests.servers_helpers import Identity, post_add_server, server_named
+    from tests.test_profiles import assign_configuration, make_configuration
+
+    identity = Identity()
+    token = apple.state.issue_token("Paris MDM", identity.certificate_pem, devices=5)
+    assert post_add_server(htmx, "Paris", token, identity.key_pem).status_code == 204
+    assert run_jobs() == []
+    server_id = server_named("Paris").id
+    configuration_id, _ = make_configuration()
+    assign_configuration(htmx, server_id, configuration_id)
+    return server_id

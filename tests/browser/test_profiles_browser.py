@@ -2,37 +2,18 @@
 with the message next to it), then Configure profile and watch the row go Configuring → Configured."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.servers_helpers import Identity, post_add_server, server_named
-from tests.test_profiles import MDM_URL, assign_configuration, make_configuration
+from tests.browser.shots import shot
+from tests.test_profiles import MDM_URL
 
 pytestmark = pytest.mark.browser
 
-SHOTS = os.environ.get("PORTAL_SHOTS")  # a folder: save screenshots there, to look at the layout
-
-
-def _shot(page: Page, name: str) -> None:
-    if SHOTS:
-        Path(SHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SHOTS) / name), full_page=True)
-
-
 @pytest.fixture
-def server_id(htmx, apple, run_jobs) -> int:
-    """Paris, added through Add Server and synchronized, with a server configuration assigned."""
-    identity = Identity()
-    token = apple.state.issue_token("Paris MDM", identity.certificate_pem, devices=5)
-    assert post_add_server(htmx, "Paris", token, identity.key_pem).status_code == 204
-    assert run_jobs() == []
-    server_id = server_named("Paris").id
-    configuration_id, _ = make_configuration()
-    assign_configuration(htmx, server_id, configuration_id)
-    return server_id
+def server_id(configured_paris) -> int:
+    return configured_paris
 
 
 def _profile_row(page: Page, name: str):
@@ -63,7 +44,7 @@ def test_create_then_configure_a_profile(signed_in_page, server_id, apple, run_j
     expect(email).to_be_focused()
     expect(dialog.get_by_label("Profile name")).to_have_value("Staff iPads")  # nothing typed is lost
     expect(dialog.get_by_label("Apple Account (Apple ID)")).to_be_checked()
-    _shot(page, "profile-create-error.png")
+    shot(page, "profile-create-error.png")
 
     email.fill("help@acme.example")
     dialog.get_by_role("button", name="Create Profile").click()
@@ -75,7 +56,7 @@ def test_create_then_configure_a_profile(signed_in_page, server_id, apple, run_j
     row.get_by_role("link", name="Configure profile").click()
     confirm = page.get_by_role("dialog", name="Configure profile Staff iPads")
     expect(confirm).to_contain_text(MDM_URL)
-    _shot(page, "profile-configure-confirm.png")
+    shot(page, "profile-configure-confirm.png")
     confirm.get_by_role("button", name="Configure profile").click()
     expect(confirm).to_be_hidden()
     expect(row.get_by_text("Configuring", exact=True)).to_be_visible()
@@ -88,13 +69,13 @@ def test_create_then_configure_a_profile(signed_in_page, server_id, apple, run_j
     uuid = apple.state.profiles("Paris MDM")[0]["profile_uuid"]
     expect(row.get_by_text(uuid)).to_be_visible()
     assert page.locator("#profile-table tr[hx-trigger]").count() == 0  # polling stopped
-    _shot(page, "profiles-configured.png")
+    shot(page, "profiles-configured.png")
 
     row.get_by_role("link", name="Staff iPads", exact=True).click()
     expect(page.get_by_role("heading", name="Staff iPads", exact=True)).to_be_visible()
     expect(page.locator("#profile-status")).to_contain_text(uuid)
     expect(page.locator("#profile-settings")).to_contain_text("Apple Account (Apple ID)")
-    _shot(page, "profile-page.png")
+    shot(page, "profile-page.png")
 
 
 def test_add_devices_follows_the_profile_status_on_its_page(signed_in_page, server_id, run_jobs):

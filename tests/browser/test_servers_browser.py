@@ -2,25 +2,16 @@
 finish, bad input kept in the pop-up, Delete with a typed confirmation."""
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser.shots import shot
 from tests.servers_helpers import Identity, post_add_server
 
 pytestmark = pytest.mark.browser
-
-SHOTS = os.environ.get("PORTAL_SHOTS")  # a folder: save screenshots there, to look at the layout
-
-
-def _shot(page: Page, name: str) -> None:
-    if SHOTS:
-        Path(SHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SHOTS) / name), full_page=True)
-
 
 @pytest.fixture
 def identity():
@@ -58,7 +49,7 @@ def test_add_server_in_the_pop_up_and_watch_the_sync_finish(signed_in_page, run_
     dialog = _open_add_server(page)
     name = dialog.get_by_label("Name", exact=True)
     expect(name).to_be_focused()  # the keyboard user starts typing straight away
-    _shot(page, "add-server-dialog.png")
+    shot(page, "add-server-dialog.png")
 
     page.keyboard.type("Paris")
     expect(name).to_have_value("Paris")
@@ -80,7 +71,7 @@ def test_add_server_in_the_pop_up_and_watch_the_sync_finish(signed_in_page, run_
     expect(row.get_by_role("cell", name=re.compile(r"^Paris MDM\b"))).to_be_visible()  # with its organization below
     expect(row.get_by_role("button", name="Synchronize")).to_be_enabled()
     assert page.locator("#server-table tr[hx-trigger]").count() == 0  # polling stopped
-    _shot(page, "servers-after-sync.png")
+    shot(page, "servers-after-sync.png")
 
     row.get_by_role("link", name="Paris", exact=True).click()
     expect(page.get_by_role("heading", name="Paris", exact=True)).to_be_visible()
@@ -235,7 +226,7 @@ def test_check_now_shows_what_apple_said_on_the_server_page(signed_in_page, htmx
     toolbar = page.get_by_role("toolbar", name="Server actions")
     expect(toolbar.get_by_role("link", name="Accept the terms in Apple Business Manager")).to_have_attribute(
         "href", "https://business.apple.com/")
-    _shot(page, "server-terms-not-accepted.png")
+    shot(page, "server-terms-not-accepted.png")
 
     # Accepted at Apple: Check now from the header clears the status without a reload.
     apple.state.set_fault("Paris MDM", "terms_not_signed", None)
