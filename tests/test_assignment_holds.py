@@ -1,6 +1,7 @@
-"""Devices held for the retry time Apple asked for (services._keep_apple_waits) are marked by
-AssignmentTask.held_for_apple_wait, not recognised by the words of their reason: rewording the reason
-keeps the hold, and a reason that happens to start with the same words is no hold."""
+"""Devices held for the retry time Apple asked for (services._keep_apple_waits) or until the server's token
+works again (runner._hold) are marked by AssignmentTask.held_for_apple_wait / held_for_token, not
+recognised by the words of their reason: rewording the reason keeps the hold, and a reason that happens to
+start with the same words is no hold."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -8,6 +9,7 @@ from datetime import timedelta
 from sqlalchemy import update
 
 from portal.assignments import timing
+from portal.assignments.retries import TOKEN_HOLD
 from portal.assignments.services import APPLE_WAIT_HOLD
 from portal.extensions import db
 from portal.models import AssignmentTask
@@ -71,3 +73,41 @@ def test_a_reason_starting_with_the_same_words_is_no_hold_for_apples_wait(htmx, 
     task = tasks_of(latest_batch().id)[serial]
     assert task.state == "done" and not task.held_for_apple_wait
     assert tasks_of(first.batch_id)[serial].state == "superseded"
+
+
+def test_a_hold_for_the_token_is_released_by_a_token_check_whatever_its_reason_says(htmx, apple, paris,  # noqa: F811
+                                                                                     run_jobs):
+    server, profile = paris(devices=4)
+    serial = sim_serials(apple)[0]
+    apple.state.set_fault(SIM, "terms_not_signed", True)
+    pick(htmx, profile, [devices_of(server.id)[serial].id])
+    assert run_jobs() == []
+    held = tasks_of(latest_batch().id)[serial]
+    assert held.state == "queued" and held.held_for_token and held.retry_at - timing.now() > timedelta(minutes=10)
+    _reword(held.id, "Apple wants the terms accepted first.")  # words shown, nothing more
+    apple.state.set_fault(SIM, "terms_not_signed", None)
+    log = CallLog(apple.app)
+
+    htmx.post(f"/servers/{server.id}/check")  # the token works again: sent now, not in 15 minutes
+    assert run_jobs() == []
+    done = tasks_of(held.batch_id)[serial]
+    assert log.calls == [("POST", 1)] and done.state == "done" and not done.held_for_token
+
+
+def test_a_reason_starting_with_the_same_words_is_no_hold_for_the_token(htmx, apple, paris,  # noqa: F811
+                                                                        run_jobs):
+    server, profile = paris(devices=4)
+    serial = sim_serials(apple)[0]
+    apple.state.set_fault(SIM, "server_error", 50)  # the call fails as a whole: queued for a minute or so
+    pick(htmx, profile, [devices_of(server.id)[serial].id])
+    assert run_jobs() == []
+    first = tasks_of(latest_batch().id)[serial]
+    assert first.state == "queued" and first.retry_at > timing.now() and not first.held_for_token
+    _reword(first.id, f"{TOKEN_HOLD}? No: the call failed as a whole, sent again in a minute.")
+    apple.state.set_fault(SIM, "server_error", None)
+    log = CallLog(apple.app)
+
+    htmx.post(f"/servers/{server.id}/check")  # a token check has nothing to release
+    assert run_jobs() == []
+    task = tasks_of(first.batch_id)[serial]
+    assert log.calls == [] and task.state == "queued" and task.retry_at > timing.now()

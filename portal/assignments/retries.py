@@ -13,13 +13,13 @@ from ..activity.record import record_activity
 from ..device_locks import lock_device_writes
 from ..extensions import db
 from ..models import AssignmentBatch, AssignmentTask
-from ..models.assignment import QUEUED, RETRY_STATES, SENDING
+from ..models.assignment import NOT_HELD, QUEUED, RETRY_STATES, SENDING
 from ..queue import enqueue, fetch_job, job_alive, new_job_id
 from . import timing
 
 NO_UPDATE = {"synchronize_session": False}
-# How the runner's reason starts when it holds devices because of the server's token (runner.py):
-# release_token_holds() finds them by it.
+# How the runner's reason starts when it holds devices because of the server's token (runner.py). Words
+# only: release_token_holds() finds such tasks by AssignmentTask.held_for_token.
 TOKEN_HOLD = "Waiting for the server's token"
 
 
@@ -38,7 +38,7 @@ def retry_due(now=None) -> dict:
     """Periodic: re-queue due retries and (re)start every batch that has work and no live job."""
     now = now or timing.now()
     requeued = db.session.execute(update(AssignmentTask).where(due_condition(now)).values(
-        state=QUEUED, retry_at=None, held_for_apple_wait=False, updated_at=now), execution_options=NO_UPDATE).rowcount
+        state=QUEUED, retry_at=None, **NOT_HELD, updated_at=now), execution_options=NO_UPDATE).rowcount
     db.session.commit()
     started = [batch.id for batch in _batches_with_work(now) if ensure_job(batch, now)]
     db.session.commit()
@@ -65,7 +65,7 @@ def retry_now(batch: AssignmentBatch | None = None, actor: str | None = None, *,
         return None
     _take_turns_with_jobs(batch_ids)
     count = db.session.execute(update(AssignmentTask).where(*condition).values(
-        state=QUEUED, retry_at=None, held_for_apple_wait=False, updated_at=now), execution_options=NO_UPDATE).rowcount
+        state=QUEUED, retry_at=None, **NOT_HELD, updated_at=now), execution_options=NO_UPDATE).rowcount
     if batch is not None:
         batch_ids.add(batch.id)  # also resumes an interrupted batch (tasks left queued or sending)
     for batch_id in sorted(batch_ids):
@@ -89,19 +89,18 @@ def release_token_holds(server_id: int) -> int:
     """The server's token works again (a token check succeeded): send the devices held for it now
     instead of at the end of their wait. Returns how many were released."""
     now = timing.now()
-    held = [AssignmentTask.state == QUEUED, AssignmentTask.retry_at > now,
-            AssignmentTask.detail.startswith(TOKEN_HOLD, autoescape=True),
+    held = [AssignmentTask.state == QUEUED, AssignmentTask.retry_at > now, AssignmentTask.held_for_token,
             AssignmentTask.batch_id.in_(select(AssignmentBatch.id).where(AssignmentBatch.server_id == server_id))]
     batch_ids = sorted(set(db.session.execute(select(AssignmentTask.batch_id).where(*held).distinct()).scalars()))
     if not batch_ids:
         return 0
     lock_device_writes(server_id)  # see _take_turns_with_jobs
     count = db.session.execute(update(AssignmentTask).where(*held).values(
-        retry_at=None, held_for_apple_wait=False, updated_at=now, detail="The server's token works again: sent now."),
+        retry_at=None, **NOT_HELD, updated_at=now, detail="The server's token works again: sent now."),
         execution_options=NO_UPDATE).rowcount
     for batch_id in batch_ids:
         batch = db.session.get(AssignmentBatch, batch_id)
-        if batch.error_message and batch.error_message.startswith(TOKEN_HOLD):
+        if batch.error_message and batch.error_message.startswith(TOKEN_HOLD):  # the reason shown, not a marker
             batch.error_message = None
         ensure_job(batch, now, force=True)
     db.session.commit()

@@ -23,7 +23,7 @@ from ..apple_link import client_for, note_apple_error, note_apple_success, statu
 from ..device_locks import lock_device_writes
 from ..extensions import db
 from ..models import AssignmentBatch, AssignmentTask, Device, EnrollmentProfile, ManagedServer
-from ..models.assignment import (ASSIGN, DONE, FAILED, NOT_ACCESSIBLE, QUEUED, SENDING, SUPERSEDED,
+from ..models.assignment import (ASSIGN, DONE, FAILED, NOT_ACCESSIBLE, NOT_HELD, QUEUED, SENDING, SUPERSEDED,
                                  THROTTLED)
 from ..models.profile import CONFIGURED
 from ..profiles.services import note_profile_unknown_at_apple
@@ -110,7 +110,7 @@ def _requeue_interrupted(batch: AssignmentBatch, now) -> int:
     """Tasks an interrupted run left in 'sending': Apple's answer is unknown, so send them again."""
     return db.session.execute(update(AssignmentTask).where(
         AssignmentTask.batch_id == batch.id, AssignmentTask.state == SENDING).values(
-        state=QUEUED, retry_at=None, held_for_apple_wait=False, updated_at=now,
+        state=QUEUED, retry_at=None, **NOT_HELD, updated_at=now,
         detail="Interrupted while being sent to Apple; sent again."), execution_options=NO_UPDATE).rowcount
 
 
@@ -118,7 +118,7 @@ def _ready_to_send(batch: AssignmentBatch, server: ManagedServer):
     """The profile UUID to send (None for a removal), or False after holding/closing the tasks."""
     status = status_of(server)
     if not status.can_sync:
-        _hold(batch, timing.TOKEN_WAIT, f"{TOKEN_HOLD} ({status.label}): {status.remedy}")
+        _hold(batch, timing.TOKEN_WAIT, f"{TOKEN_HOLD} ({status.label}): {status.remedy}", for_token=True)
         return False
     if batch.action != ASSIGN:
         return None
@@ -136,7 +136,7 @@ def _close_for_deleted_profile(batch: AssignmentBatch) -> None:
     """The profile is gone: its tasks not sent yet are closed, never sent with its old UUID."""
     db.session.execute(update(AssignmentTask).where(
         AssignmentTask.batch_id == batch.id, AssignmentTask.state == QUEUED).values(
-        state=SUPERSEDED, retry_at=None, held_for_apple_wait=False, updated_at=timing.now(),
+        state=SUPERSEDED, retry_at=None, **NOT_HELD, updated_at=timing.now(),
         detail="The profile was deleted before Apple assigned it."), execution_options=NO_UPDATE)
 
 
@@ -261,7 +261,7 @@ class _Reader:
 def _mark_unanswered(chunk: _Chunk) -> None:
     """The chunk whose call failed: 'sending', as Apple may or may not have acted on it (sent again)."""
     db.session.execute(update(AssignmentTask).where(*chunk.condition()).values(
-        state=SENDING, attempts=AssignmentTask.attempts + 1, held_for_apple_wait=False, updated_at=timing.now()),
+        state=SENDING, attempts=AssignmentTask.attempts + 1, **NOT_HELD, updated_at=timing.now()),
         execution_options=NO_UPDATE)
 
 
@@ -316,7 +316,7 @@ def _outcome(batch, state, answer, now, retry_after, uuid, attempt=1) -> tuple[d
     """(task values, device values) for one kind of answer."""
     assign = batch.action == ASSIGN
     task = {"state": state, "result": answer if answer in STATE_OF else "FAILED", "updated_at": now,
-            "retry_at": None, "held_for_apple_wait": False, "attempts": AssignmentTask.attempts + 1}
+            "retry_at": None, **NOT_HELD, "attempts": AssignmentTask.attempts + 1}
     device = {"assignment_state": state if state != DONE else ("assigned" if assign else None),
               "assignment_at": now}
     if state == DONE and assign:
@@ -369,20 +369,22 @@ def _hold_after_error(batch: AssignmentBatch, server: ManagedServer, exc: apple_
         _hold(batch, timedelta(seconds=wait), f"{exc.message} Sent again in {wait // 60} min.")
         return
     if note_apple_error(server, exc):  # the token's state: sent again as soon as a token check succeeds
-        _hold(batch, timing.TOKEN_WAIT, f"{TOKEN_HOLD}: Apple refused the call: {exc.message}")
+        _hold(batch, timing.TOKEN_WAIT, f"{TOKEN_HOLD}: Apple refused the call: {exc.message}", for_token=True)
     else:
         _hold(batch, timedelta(hours=1), f"Apple refused the call: {exc.message}")
 
 
-def _hold(batch: AssignmentBatch, wait: timedelta, reason: str) -> None:
+def _hold(batch: AssignmentBatch, wait: timedelta, reason: str, *, for_token: bool = False) -> None:
     """Keep the batch's unsent tasks queued until `wait` is over; a task already waiting longer (for the
     retry time Apple asked for on its device, see services._keep_apple_waits) keeps its own wait, and
-    stays held for it. The others are held for `reason` now, no longer for Apple's wait on the device."""
+    stays held for it. The others are held for `reason` now, no longer for Apple's wait on the device;
+    `for_token`: until the server's token works again (retries.release_token_holds sends them then)."""
     now = timing.now()
     db.session.execute(update(AssignmentTask).where(
         AssignmentTask.batch_id == batch.id, AssignmentTask.state.in_((QUEUED, SENDING)),
         or_(AssignmentTask.retry_at.is_(None), AssignmentTask.retry_at < now + wait)).values(
-        state=QUEUED, retry_at=now + wait, held_for_apple_wait=False, detail=reason, updated_at=now),
+        state=QUEUED, retry_at=now + wait, **(NOT_HELD | {"held_for_token": for_token}), detail=reason,
+        updated_at=now),
         execution_options=NO_UPDATE)
     batch.error_message = reason
     db.session.commit()

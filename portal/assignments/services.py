@@ -14,8 +14,8 @@ from ..activity.record import record_activity
 from ..device_locks import lock_assignment_requests, lock_device_writes
 from ..extensions import db
 from ..models import AssignmentBatch, AssignmentTask, Device, EnrollmentProfile, ManagedServer
-from ..models.assignment import (ASSIGN, DONE, FAILED, NOT_ACCESSIBLE, QUEUED, REMOVE, RETRY_STATES, SENDING,
-                                 SUPERSEDED, THROTTLED)
+from ..models.assignment import (ASSIGN, DONE, FAILED, NOT_ACCESSIBLE, NOT_HELD, QUEUED, REMOVE, RETRY_STATES,
+                                 SENDING, SUPERSEDED, THROTTLED)
 from ..models.profile import CONFIGURED
 from ..models.types import UTCDateTime
 from ..queue import enqueue, new_job_id
@@ -154,7 +154,7 @@ def _supersede_older(batch: AssignmentBatch, now) -> None:
     if not older:
         return
     db.session.execute(update(AssignmentTask).where(*condition).values(
-        state=SUPERSEDED, retry_at=None, held_for_apple_wait=False, updated_at=now,
+        state=SUPERSEDED, retry_at=None, **NOT_HELD, updated_at=now,
         detail=f"Replaced by a newer request (#{batch.id}) before Apple accepted this one."),
         execution_options={"synchronize_session": False})
     for batch_id in older:

@@ -22,6 +22,8 @@ THROTTLED = "throttled"    # retried after retry_after_seconds
 SUPERSEDED = "superseded"  # a newer request for the same device replaced this one
 TASK_STATES = (QUEUED, SENDING, DONE, NOT_ACCESSIBLE, FAILED, THROTTLED, SUPERSEDED)
 RETRY_STATES = (FAILED, THROTTLED)
+# Values of an UPDATE that writes a task's new reason: whatever held it before holds it no longer.
+NOT_HELD = {"held_for_apple_wait": False, "held_for_token": False}
 
 
 class AssignmentBatch(db.Model):
@@ -77,6 +79,9 @@ class AssignmentTask(db.Model):
     # THROTTLED (services._keep_apple_waits): a later request keeps that wait too. Cleared by whatever
     # next writes the task's reason (its answer, another hold, superseded, Retry now).
     held_for_apple_wait: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Queued until the server's token works again (runner: the token was refused or needs the admin);
+    # a successful token check sends it at once (retries.release_token_holds). Cleared like the above.
+    held_for_token: Mapped[bool] = mapped_column(default=False, server_default=false())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     batch: Mapped[AssignmentBatch] = relationship(back_populates="tasks")
