@@ -1,5 +1,8 @@
-"""Jobs about managed servers: account details, token checks, daily status refresh."""
+"""Jobs about managed servers: account details, token checks, daily status refresh and expiry reminders."""
 from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
 
@@ -9,7 +12,10 @@ from portal.apple_link import client_for, note_apple_error, note_apple_success, 
 from portal.assignments.retries import release_token_holds
 from portal.extensions import db
 from portal.models import ManagedServer
-from portal.token_status import SERVER_MISMATCH, SERVER_TAKEN
+from portal.notifications import notify
+from portal.token_status import ABOUT_TO_EXPIRE, SERVER_MISMATCH, SERVER_TAKEN, VALID
+
+REMINDER_DAYS = (7, 1)  # besides the status changes (About to Expire, Expired): reminders this close to expiry
 
 ACCOUNT_FIELDS = {"apple_server_name": "server_name", "apple_server_uuid": "server_uuid", "org_name": "org_name",
                   "org_email": "org_email", "org_phone": "org_phone", "org_address": "org_address",
@@ -57,17 +63,43 @@ def check_token(server_id: int) -> dict:
 
 
 def refresh_token_statuses() -> dict:
-    """Daily: re-evaluate every server's token status and log each change."""
-    changed = 0
+    """Daily: re-evaluate every server's token status and log each change; remind of a near expiry."""
+    changed = reminded = 0
+    now = datetime.now(timezone.utc)
     for server in db.session.execute(select(ManagedServer)).scalars():
         changed += _refresh_status(server)
+        reminded += _remind_of_expiry(server, now)
     db.session.commit()
-    return {"changed": changed}
+    return {"changed": changed, "reminded": reminded}
+
+
+def _remind_of_expiry(server: ManagedServer, now: datetime) -> int:
+    """A reminder in the activity log (and on the webhook) when the token has REMINDER_DAYS days left or fewer,
+    once per step and token: the daily job runs at any hour, and a renewal's new expiry starts over."""
+    if status_of(server, now).key not in (VALID, ABOUT_TO_EXPIRE):
+        return 0  # expired, or a problem Apple reported: its status change said so, and Renew is the fix
+    days_left = max(1, math.ceil((server.token_expiry - now) / timedelta(days=1)))
+    step = min((days for days in REMINDER_DAYS if days_left <= days), default=None)
+    mark = f"{server.token_expiry:%Y-%m-%dT%H:%M:%S}/{step}"
+    if step is None or server.token_reminded == mark:
+        return 0
+    server.token_reminded = mark
+    when = f"{days_left} day{'s' if days_left != 1 else ''}"
+    summary = (f"The token of {server.name} expires in {when}, on {server.token_expiry:%d %b %Y %H:%M} UTC: download "
+               "a new token for its MDM server in Apple Business Manager and use Renew a server.")
+    record_activity("server.token_reminder", server, actor="system", level="warning", summary=summary,
+                    details={"days_left": days_left})
+    notify(db.session, "token_reminder", summary, **_server_fields(server), days_left=days_left)
+    return 1
+
+
+def _server_fields(server: ManagedServer) -> dict:
+    """What a notification says of the server, besides its text."""
+    return {"server": server.name, "server_id": server.id, "status": status_of(server).label,
+            "token_expires_at": server.token_expiry.isoformat(timespec="seconds")}
 
 
 def _store_account(server: ManagedServer, account: dict) -> None:
-    from datetime import datetime, timezone
-
     values = {column: account.get(key) for column, key in ACCOUNT_FIELDS.items()}
     values["admin_id"] = account.get("admin_id") or account.get("facilitator_id")
     for column, value in values.items():
@@ -92,8 +124,6 @@ def _holder_of(server: ManagedServer, server_uuid: str | None) -> ManagedServer 
 
 def _refuse_taken_server(server: ManagedServer, holder: ManagedServer, account: dict) -> None:
     """Pause `server`: its token reads the Apple server `holder` synchronizes (its details are not stored)."""
-    from datetime import datetime, timezone
-
     name = account.get("server_name") or account.get("server_uuid")
     server.apple_state = SERVER_TAKEN
     server.apple_state_detail = (f"The token is for Apple MDM server “{name}”, already connected as “{holder.name}”.")
@@ -118,8 +148,9 @@ def _refresh_status(server: ManagedServer) -> int:
     status = status_of(server)
     if status.key == server.token_status:
         return 0
+    summary = f"Token status of {server.name} is now {status.label}"
     record_activity("server.token_status", server, actor="system",
-                    level="info" if status.badge == "ok" else status.badge,
-                    summary=f"Token status of {server.name} is now {status.label}")
+                    level="info" if status.badge == "ok" else status.badge, summary=summary)
     server.token_status = status.key
+    notify(db.session, "token_status", f"{summary}. {status.remedy}", **_server_fields(server))
     return 1

@@ -33,6 +33,8 @@ class ManagedServer(db.Model):
 
     # Valid | About to Expire | Expired, or a state Apple reported (see portal.token_status).
     token_status: Mapped[str] = mapped_column(String(30), default="valid")
+    # The last expiry reminder sent (jobs.servers._remind_of_expiry): "<token expiry>/<days>", once per step.
+    token_reminded: Mapped[str | None] = mapped_column(String(40))
     apple_state: Mapped[str | None] = mapped_column(String(30))
     apple_state_detail: Mapped[str | None] = mapped_column(Text)
     apple_state_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

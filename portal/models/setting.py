@@ -11,6 +11,7 @@ DEFAULTS = {
     # BMC's default: synchronize every managed server once a day; 0 disables it.
     "sync_interval_seconds": "86400",
     "token_warning_days": "",  # empty: the TOKEN_EXPIRY_WARNING_DAYS configuration value
+    "notification_webhook_url": "",  # empty: no notifications outside the portal (portal/notifications.py)
 }
 
 

@@ -1,4 +1,4 @@
-"""The Server Synchronization Interval and the token expiry warning threshold."""
+"""The Server Synchronization Interval, the token expiry warning threshold and the notification webhook."""
 from __future__ import annotations
 
 import redis
@@ -8,7 +8,10 @@ from ..activity.record import record_activity
 from ..apple_link import warning_days
 from ..config import SYNC_INTERVAL_MAX, SYNC_INTERVAL_MIN
 from ..extensions import db
+from ..htmx import STOP_POLLING, is_htmx
 from ..models.setting import get_setting, set_setting, sync_interval_seconds
+from ..notifications import WEBHOOK_SETTING, webhook_host, webhook_url
+from ..queue import enqueue, fetch_job, new_job_id
 from . import bp
 from .forms import AppleSettingsForm
 
@@ -21,18 +24,62 @@ def apple():
     if not form.is_submitted():
         form.sync_interval.data = in_force  # what the scheduler runs, even when something else is stored
         form.warning_days.data = warning_days()
+        form.webhook_url.data = webhook_url()
     if form.validate_on_submit():
+        webhook_before = webhook_url()
         set_setting("sync_interval_seconds", str(form.sync_interval.data))
         set_setting("token_warning_days", str(form.warning_days.data))
+        set_setting(WEBHOOK_SETTING, form.webhook_url.data or "")
         record_activity("settings.apple", summary=(
             f"Server Synchronization Interval {_seconds(stored)} → {form.sync_interval.data:,} s; "
-            f"token warning {form.warning_days.data:,} days"))
+            f"token warning {form.warning_days.data:,} days"
+            f"{_webhook_change(webhook_before, form.webhook_url.data or '')}"))
         db.session.commit()
         _reschedule()
         return redirect(url_for("settings.apple"))
     status = 422 if form.errors else 200
+    saved = webhook_url()
     return render_template("settings/apple.html", form=form, interval_notice=_interval_notice(stored, in_force),
-                           min_interval=SYNC_INTERVAL_MIN, max_interval=SYNC_INTERVAL_MAX), status
+                           min_interval=SYNC_INTERVAL_MIN, max_interval=SYNC_INTERVAL_MAX,
+                           saved_webhook=webhook_host(saved) if saved else None), status
+
+
+@bp.route("/apple/test-notification", methods=["POST"])
+def test_notification():
+    """Send a test notification to the saved webhook; the answer is polled into the page."""
+    url = webhook_url()
+    error, status, job_id = None, 200, new_job_id()
+    if not url:
+        error, status, job_id = "Save a webhook URL first, then send a test notification.", 422, None
+    else:
+        try:
+            enqueue("jobs.notifications.send_test", job_id, job_id=job_id, job_timeout=60, result_ttl=3600)
+        except (redis.RedisError, OSError, RuntimeError):
+            error, status = "Redis cannot be reached: background work cannot run.", 503
+    if not is_htmx():  # a plain form post: say it with a message on the settings page
+        flash(error or f"A test notification is on its way to {webhook_host(url)}: see whether it arrives "
+                       "(with JavaScript on, this page shows the webhook's answer).", "error" if error else "success")
+        return redirect(url_for("settings.apple"))
+    job = fetch_job(job_id) if job_id and not error else None
+    return render_template("settings/_test_notification.html", job=job, job_id=job_id, error=error), status
+
+
+@bp.route("/apple/test-notification/<job_id>")
+def test_notification_status(job_id: str):
+    """The test notification's outcome, polled until its job ends."""
+    job = fetch_job(job_id)
+    html = render_template("settings/_test_notification.html", job=job, job_id=job_id, error=None)
+    finished = job is None or job.get_status(refresh=False) in ("finished", "failed", "stopped", "canceled")
+    return html, (STOP_POLLING if finished else 200)
+
+
+def _webhook_change(before: str, after: str) -> str:
+    """The webhook's change for the activity log, by host only (its path may hold a secret)."""
+    if before == after:
+        return ""
+    if not after:
+        return "; notification webhook removed"
+    return f"; notifications sent to a webhook at {webhook_host(after)}"
 
 
 def _seconds(stored: str) -> str:

@@ -1,0 +1,105 @@
+"""Notifications outside the portal: a webhook that hears of token status changes and expiry reminders.
+
+Renewing a token is easy to forget, and a revoked one stops everything until someone looks at the
+portal. The admin may set a webhook URL (Configuration › Apple); each event is then POSTed to it as
+JSON by a worker, never by a web request. Its "text" line is what the incoming webhooks of chat
+tools (Slack, Mattermost, Microsoft Teams workflows) show as is; the other fields are for scripts.
+
+Events are handed to the queue only when the transaction that recorded them commits: a change rolled
+back is never announced. The job reads the URL when it runs, so a URL removed meanwhile sends nothing.
+A webhook URL often carries a secret (Slack's does), so only its host is ever shown or logged.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from urllib.parse import urlsplit
+
+import redis
+import requests
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from .models.setting import get_setting
+from .url_checks import port_problem, url_text_problem
+
+log = logging.getLogger(__name__)
+WEBHOOK_SETTING = "notification_webhook_url"
+PENDING_KEY = "notifications"
+MAX_URL_LENGTH = 1000  # Setting.value's length
+TIMEOUT_S = (5, 10)  # connect, read: a hung webhook holds a worker for seconds, not for ever
+
+
+def webhook_url() -> str:
+    """The configured webhook URL, or "" when notifications are off."""
+    return get_setting(WEBHOOK_SETTING).strip()
+
+
+def webhook_host(url: str) -> str:
+    """What may be shown of a webhook URL: its host (the path may hold the secret)."""
+    return urlsplit(url).hostname or "the webhook"
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` cannot be a webhook URL, in words for the field; None when it can."""
+    if len(url) > MAX_URL_LENGTH:
+        return f"A webhook URL has at most {MAX_URL_LENGTH:,} characters."
+    problem = url_text_problem(url)
+    if problem or any(ch.isspace() for ch in url):
+        return problem or "A URL cannot hold spaces: encode them as %20 or remove them."
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        return "This is not a URL: give the address the chat tool or script gave you, starting with https://."
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return "Give an http:// or https:// address, as the chat tool or script gave it (https://hooks.example.com/…)."
+    return port_problem(parts)
+
+
+def notify(db_session: Session, kind: str, text: str, **fields) -> None:
+    """Announce an event on the webhook once `db_session` commits (nothing when no webhook is set)."""
+    if not webhook_url():
+        return
+    payload = {"event": kind, "text": text, "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               **fields}
+    db_session.info.setdefault(PENDING_KEY, []).append(payload)
+
+
+def post(url: str, payload: dict) -> str | None:
+    """POST the payload to the webhook; None when it accepted it (2xx), else why not, in plain words.
+
+    Redirects are not followed: a webhook that moved is reported, not chased to wherever it points."""
+    from .apple.client import default_user_agent
+
+    host = webhook_host(url)
+    try:
+        response = requests.post(url, json=payload, timeout=TIMEOUT_S, allow_redirects=False,
+                                 headers={"User-Agent": default_user_agent()})
+    except requests.Timeout:
+        return f"{host} did not answer within {TIMEOUT_S[1]} s."
+    except requests.RequestException as exc:
+        return f"{host} could not be reached ({type(exc).__name__})."
+    if 200 <= response.status_code < 300:
+        return None
+    moved = " (a redirect: give the address it points to)" if 300 <= response.status_code < 400 else ""
+    return f"{host} answered HTTP {response.status_code}{moved}."
+
+
+@event.listens_for(Session, "after_commit")
+def _send_pending(db_session: Session) -> None:
+    pending = db_session.info.pop(PENDING_KEY, None)
+    if not pending:
+        return
+    from .queue import enqueue
+
+    for payload in pending:
+        try:
+            enqueue("jobs.notifications.deliver", payload, job_timeout=60)
+        except (redis.RedisError, OSError, RuntimeError):  # the change itself is committed and logged
+            log.warning("a notification could not be queued: %s", payload.get("text"), exc_info=True)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_pending(db_session: Session, previous_transaction) -> None:
+    db_session.info.pop(PENDING_KEY, None)
