@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import requests
 from requests_oauthlib import OAuth1
+from urllib3.exceptions import NewConnectionError
 
 from portal.apple.errors import (BODY_LIMIT, AppleError, ClockSkew, TransientError, error_from_response,
                                  parse_error_code, parse_retry_after)
@@ -215,8 +216,13 @@ class DEPClient:
         return details
 
     def define_profile(self, profile: dict) -> dict:
-        """``POST /profile``: ``{"profile_uuid": ..., "devices": {serial: status}}``."""
-        data = _as_dict(self._request("POST", "/profile", profile))
+        """``POST /profile``: ``{"profile_uuid": ..., "devices": {serial: status}}``.
+
+        Sent again only when Apple surely did not act on it (see ``_send``): every definition is a
+        new profile at Apple, which has no call to list or delete them, and Apple has answered 500
+        for a profile it will never accept (reference §3.6), so a blind retry only adds duplicates.
+        """
+        data = _as_dict(self._request("POST", "/profile", profile, repeatable=False))
         data["devices"] = status_map(data.get("devices"))
         return data
 
@@ -279,12 +285,14 @@ class DEPClient:
         return self.session_token
 
     def _request(self, method: str, path: str, payload: Any = None,
-                 params: dict | None = None) -> Any:
-        """One data call: ensure a session, replace it if Apple refused it (at most twice), parse JSON."""
+                 params: dict | None = None, *, repeatable: bool = True) -> Any:
+        """One data call: ensure a session, replace it if Apple refused it (at most twice), parse JSON.
+
+        ``repeatable``: whether sending the call twice does no harm (see ``_send``)."""
         body = None if payload is None else json.dumps(payload, separators=(",", ":")).encode()
         if not self.session_token:
             self.authenticate()
-        response = self._send(method, path, body, params)
+        response = self._send(method, path, body, params, repeatable=repeatable)
         # A refused session is replaced by the one another client kept meanwhile, if any (it may
         # have signed in since), and otherwise by signing in again; the call is replayed each time.
         for renew, kind in ((self._kept_newer_session, "kept"), (self.authenticate, "new")):
@@ -294,14 +302,19 @@ class DEPClient:
                 continue
             log.info("%s %s: session refused (%d), replayed on a %s session", method, path,
                      response.status_code, kind)
-            response = self._send(method, path, body, params)  # body is buffered bytes: replayable
+            # Replaying is safe even when not repeatable: a refused session means Apple did nothing.
+            response = self._send(method, path, body, params, repeatable=repeatable)  # body: buffered bytes
         if not 200 <= response.status_code < 300:
             raise self._error(response, path)
         return self._json(response, path)
 
     def _send(self, method: str, path: str, body: bytes | None, params: dict | None,
-              auth: OAuth1 | None = None) -> requests.Response:
-        """Send with retries on network errors, 429 and 5xx (capped exponential backoff)."""
+              auth: OAuth1 | None = None, *, repeatable: bool = True) -> requests.Response:
+        """Send with retries on network errors, 429 and 5xx (capped exponential backoff).
+
+        A call that is not ``repeatable`` is retried only when Apple surely did not act on it: the
+        connection could not be opened, or Apple answered 429 (refused before any work). A 5xx or a
+        connection lost after sending leaves it unknown, so the error goes to the caller instead."""
         delays = backoff_delays(self.max_retries, self.backoff, self.max_backoff)
         for attempt in range(self.max_retries + 1):
             started = time.monotonic()
@@ -312,24 +325,24 @@ class DEPClient:
             except NETWORK_ERRORS as exc:
                 log.warning("%s %s failed: %s (attempt %d of %d)", method, path,
                             type(exc).__name__, attempt + 1, self.max_retries + 1)
-                if attempt >= self.max_retries:
+                if attempt >= self.max_retries or not (repeatable or _never_sent(exc)):
                     raise TransientError(_network_message(exc, attempt + 1)) from exc
                 self._sleep(delays[attempt])
                 continue
             log.info("%s %s -> %d in %.0f ms", method, path, response.status_code,
                      (time.monotonic() - started) * 1000)
             self._remember_session(response)
-            wait = self._retry_wait(response, attempt, delays)
+            wait = self._retry_wait(response, attempt, delays, repeatable)
             if wait is None:
                 return response
             self._sleep(wait)
         raise AssertionError("unreachable")  # the last attempt always returns or raises
 
     def _retry_wait(self, response: requests.Response, attempt: int,
-                    delays: list[float]) -> float | None:
+                    delays: list[float], repeatable: bool = True) -> float | None:
         """Seconds to wait before retrying this response, or None to stop retrying."""
         status = response.status_code
-        if (status != 429 and status < 500) or attempt >= self.max_retries:
+        if (status != 429 and (status < 500 or not repeatable)) or attempt >= self.max_retries:
             return None
         if status in (429, 503):
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
@@ -425,7 +438,18 @@ def _as_dict(data: Any) -> dict:
     return dict(data) if isinstance(data, dict) else {}
 
 
+def _never_sent(exc: Exception) -> bool:
+    """True when the request cannot have reached Apple: the connection itself was never opened
+    (refused, unresolvable, or timed out while connecting). A read timeout or a connection dropped
+    mid-exchange may come after Apple acted."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None  # urllib3's MaxRetryError
+    return isinstance(exc, requests.ConnectionError) and isinstance(reason, NewConnectionError)
+
+
 def _network_message(exc: Exception, attempts: int) -> str:
     what = "timed out" if isinstance(exc, requests.Timeout) else "could not be reached"
-    return (f"Apple's device enrollment service {what} ({attempts} attempts): check the network "
+    tries = f"{attempts} attempts" if attempts > 1 else "1 attempt"
+    return (f"Apple's device enrollment service {what} ({tries}): check the network "
             "connection and try again in a few minutes.")

@@ -4,6 +4,7 @@ import importlib.metadata
 import json
 import logging
 import re
+import time
 
 import pytest
 import requests
@@ -519,6 +520,67 @@ def test_read_timeout_is_retried_then_transient(dep):
         bench.state.set_fault(bench.name, "latency", None)
     assert isinstance(info.value.__cause__, requests.Timeout)
     assert "timed out" in info.value.message and len(bench.sleep.calls) == 1
+
+
+
+# ----- a profile definition is never sent twice on a guess -----
+# Every POST /profile defines a new profile at Apple (reference §3.6) and Apple has no call to list
+# or delete them: resending after an answer that does not say whether Apple acted would leave
+# duplicates, and Apple has answered 500 for a profile it will never accept (§3.6, MM#838).
+
+def test_a_profile_definition_answered_with_a_server_error_is_not_sent_again(dep):
+    bench = dep(backoff=0.25)
+    bench.client.account()
+    bench.state.set_fault(bench.name, "server_error", {"count": 1, "status": 500})
+    with pytest.raises(TransientError) as info:
+        bench.client.define_profile(PROFILE)
+    assert info.value.status == 500
+    assert [c for c in bench.calls() if c[1] == "/profile"] == [("POST", "/profile", 500)]
+    assert bench.sleep.calls == []
+    assert bench.client.define_profile(PROFILE)["profile_uuid"]  # the admin's next attempt goes through
+
+
+def test_a_profile_definition_that_timed_out_is_not_defined_twice(dep):
+    bench = dep(timeout=(5, 0.3), max_retries=2)
+    bench.client.account()
+    bench.state.set_fault(bench.name, "latency", 1.0)
+    try:
+        with pytest.raises(TransientError) as info:
+            bench.client.define_profile(PROFILE)
+        time.sleep(2.5)  # the simulator finishes what it was sent after the client gave up waiting
+    finally:
+        bench.state.set_fault(bench.name, "latency", None)
+    assert isinstance(info.value.__cause__, requests.Timeout) and bench.sleep.calls == []
+    assert len(bench.state.profiles(bench.name)) == 1
+
+
+def test_a_profile_definition_is_retried_when_apple_surely_did_not_act():
+    sleep = SleepRecorder()  # nothing listens: the request never left this machine
+    client = DEPClient(FakeToken(), closed_port_url(), max_retries=2, backoff=0.5, timeout=(2, 2),
+                       sleep=sleep, session_token="ab" * 24)
+    with pytest.raises(TransientError):
+        client.define_profile(PROFILE)
+    assert sleep.calls == [0.5, 1.0]
+
+
+def test_a_profile_definition_refused_with_429_is_waited_out(dep):
+    bench = dep(max_backoff=5.0)
+    bench.client.account()
+    bench.state.set_fault(bench.name, "server_error", {"count": 1, "status": 429, "retry_after": 2})
+    assert bench.client.define_profile(PROFILE)["profile_uuid"]
+    assert bench.sleep.calls == [2.0] and len(bench.state.profiles(bench.name)) == 1
+
+
+def test_other_calls_are_still_retried_after_a_server_error(dep):
+    bench = dep(devices=1, backoff=0.25)
+    bench.client.account()
+    uuid = bench.client.define_profile(PROFILE)["profile_uuid"]
+    serial = bench.client.fetch_devices().devices[0]["serial_number"]
+    bench.state.set_fault(bench.name, "server_error", {"count": 1, "status": 502})
+    assert bench.client.get_profile(uuid)["profile_uuid"] == uuid
+    bench.state.set_fault(bench.name, "server_error", {"count": 1, "status": 502})
+    assert bench.client.assign_profile(uuid, [serial]).devices == {serial: "SUCCESS"}
+    assert bench.sleep.calls == [0.25, 0.25]
 
 
 # ----- secrets -----
