@@ -223,6 +223,12 @@ class DEPClient:
         for a profile it will never accept (reference §3.6), so a blind retry only adds duplicates.
         """
         data = _as_dict(self._request("POST", "/profile", profile, repeatable=False))
+        uuid = data.get("profile_uuid")
+        if not isinstance(uuid, str) or not uuid.strip():
+            # Without it there is nothing to assign: taking the answer as a success would be a lie.
+            raise AppleError("Apple's answer to the profile definition did not contain a profile UUID; "
+                             "try again later.")
+        data["profile_uuid"] = uuid.strip()
         data["devices"] = status_map(data.get("devices"))
         return data
 

@@ -11,7 +11,7 @@ import requests
 
 from portal.apple.client import (AssignResult, DEPClient, DevicePage, backoff_delays, chunked,
                                  default_user_agent, status_map)
-from portal.apple.errors import (AccessDenied, ClockSkew, CursorExhausted, CursorExpired, CursorInvalid,
+from portal.apple.errors import (AccessDenied, AppleError, ClockSkew, CursorExhausted, CursorExpired, CursorInvalid,
                                  CursorRequired, NotFound, ProfileInvalid, TermsNotSigned, Throttled,
                                  TokenRejected, TransientError)
 
@@ -581,6 +581,37 @@ def test_other_calls_are_still_retried_after_a_server_error(dep):
     bench.state.set_fault(bench.name, "server_error", {"count": 1, "status": 502})
     assert bench.client.assign_profile(uuid, [serial]).devices == {serial: "SUCCESS"}
     assert bench.sleep.calls == [0.25, 0.25]
+
+
+
+class CannedAdapter(requests.adapters.BaseAdapter):
+    """Answers every request with the same status and body: for answers the simulator never gives."""
+
+    def __init__(self, status: int, body: bytes) -> None:
+        super().__init__()
+        self.status, self.body, self.requests = status, body, []
+
+    def send(self, request, **kwargs):
+        self.requests.append(request)
+        response = requests.Response()
+        response.status_code, response._content, response.request = self.status, self.body, request
+        response.headers["Content-Type"] = "application/json;charset=UTF8"
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("body", [b'{"devices":{}}', b'{"profile_uuid":""}', b'{"profile_uuid":42}', b""])
+def test_a_profile_definition_answered_without_a_uuid_is_an_error(body):
+    http = requests.Session()
+    http.mount("http://", CannedAdapter(200, body))
+    client = DEPClient(FakeToken(), "http://apple.invalid", http=http, session_token="ab" * 24,
+                       sleep=SleepRecorder())
+    with pytest.raises(AppleError) as info:  # nothing to assign: "configured" would be a lie
+        client.define_profile(PROFILE)
+    assert "profile UUID" in info.value.message
+    assert len(http.adapters["http://"].requests) == 1  # not sent again: Apple may have defined it
 
 
 # ----- secrets -----
