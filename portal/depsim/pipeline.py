@@ -62,6 +62,10 @@ def data_call(view):
         state = get_state()
         use = state.use_session(request.headers.get("X-ADM-Auth-Session", "").strip())
         if use is None:
+            # Apple answers 401 for an expired session and 403 FORBIDDEN for an invalid one (reference
+            # §2.3); a client must sign in again on both, so both can be had here.
+            if state.settings()["refused_session_status"] == 403:
+                raise ApiError(403, "FORBIDDEN")
             raise ApiError(401, "UNAUTHORIZED")
         g.session_header = use.header_token
         g.server = state.server_row_by_id(use.server_id)

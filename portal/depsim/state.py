@@ -29,6 +29,7 @@ DEFAULT_SETTINGS = {
     "session_rotate_every": 20,     # data calls per session before a new X-ADM-Auth-Session is handed out
     "session_grace_seconds": 120,   # how long a rotated-out session keeps working
     "session_idle_seconds": 1800,   # inactivity after which a session is gone (sim clock)
+    "refused_session_status": 401,  # 401 UNAUTHORIZED, or 403 FORBIDDEN (Apple documents both)
     "oauth_skew_seconds": 600,      # accepted distance of oauth_timestamp from the wall or sim clock
     "cursor_max_age_days": 7,       # sync cursors older than this → EXPIRED_CURSOR
     "move_op_type": "added",        # what the destination server's sync reports for a moved device

@@ -193,6 +193,15 @@ class DictSessionStore:
         self.saved.append(session_token)
 
 
+def test_a_session_refused_as_forbidden_is_renewed_and_the_call_replayed(dep, sim_settings):
+    # Apple documents 403 FORBIDDEN for an invalid session besides 401 for an expired one (§2.3).
+    sim_settings.update_settings(refused_session_status=403)
+    bench = dep()
+    client, _, wire = bench.new_client(session_token="0" * 48)
+    assert client.account()["server_name"] == bench.name
+    assert [(r.request.path_url, r.status_code) for r in wire] == [
+        ("/account", 403), ("/session", 200), ("/account", 200)]
+
 def test_a_session_kept_by_one_client_is_used_by_the_next(dep):
     bench = dep()
     store = DictSessionStore()

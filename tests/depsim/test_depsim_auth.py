@@ -94,6 +94,17 @@ def test_data_call_without_or_with_unknown_session_is_401(make_caller):
     assert caller.call("POST", "/server/devices", {}).status_code == 401
 
 
+def test_unknown_session_can_answer_forbidden_as_apple_documents_too(make_caller, depsim):
+    # Apple: 401 for an expired session, 403 FORBIDDEN for an invalid one (reference §2.3).
+    depsim.state.update_settings(refused_session_status=403)
+    caller = make_caller()
+    good = caller.token
+    caller.token = "0" * 48
+    response = caller.call("GET", "/account")
+    assert (response.status_code, response.content) == (403, b"FORBIDDEN")
+    caller.token = good
+    assert caller.call("GET", "/account").status_code == 200
+
 def test_session_rotates_and_old_token_has_a_grace_period(make_caller, depsim):
     depsim.state.update_settings(session_rotate_every=3, session_grace_seconds=60)
     caller = make_caller()
