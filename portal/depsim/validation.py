@@ -21,6 +21,8 @@ V2_FIELDS = ("auto_advance_setup", "await_device_configured", "is_multi_user", "
 STRING_FIELDS = ("profile_name", "url", "configuration_web_url", "department", "support_phone_number",
                  "support_email_address", "org_magic", "language", "region")
 LIST_FIELDS = ("anchor_certs", "supervising_host_certs", "skip_setup_items", "devices")
+# The Profile object's fields (reference §3.6) that GET /profile can return; Apple ignores others.
+PROFILE_FIELDS = (frozenset(BOOLEAN_DEFAULTS) | frozenset(STRING_FIELDS) | frozenset(LIST_FIELDS)) - {"devices"}
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _LANGUAGE = re.compile(r"[a-z]{2,3}")
 _REGION = re.compile(r"[A-Z]{2}")
@@ -107,8 +109,10 @@ def _is_der_certificate(item: str) -> bool:
 
 
 def profile_for_get(body: dict, uuid: str, version: int) -> dict:
-    """GET /profile shape: stored fields, explicit booleans, `profile_uuid`, no `devices`."""
-    result = {**BOOLEAN_DEFAULTS, **{k: v for k, v in body.items() if k != "devices"}}
+    """GET /profile shape: stored Profile fields, explicit booleans, `profile_uuid`, no `devices`.
+
+    Keys Apple does not know are left out, so a misspelt key a client sent cannot look accepted."""
+    result = {**BOOLEAN_DEFAULTS, **{k: v for k, v in body.items() if k in PROFILE_FIELDS}}
     if version < 2:  # these fields arrived with protocol version 2
         for key in V2_FIELDS:
             result.pop(key, None)

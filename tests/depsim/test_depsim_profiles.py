@@ -70,6 +70,15 @@ def test_define_and_get_profile(make_caller):
     assert (response.status_code, response.text) == (400, "NOT_FOUND")
 
 
+def test_get_profile_shows_only_the_fields_apple_knows(make_caller, depsim):
+    # A misspelt key (petarov's "supervised" for "is_supervised", §3.6) must not come back from GET
+    # as if Apple had taken it: the device would never see it.
+    caller = make_caller("Spelling")
+    uuid = caller.call("POST", "/profile", {**PROFILE, "supervised": True, "department": "IT"}).json()["profile_uuid"]
+    fetched = caller.call("GET", f"/profile?profile_uuid={uuid}").json()
+    assert "supervised" not in fetched and fetched["is_supervised"] is False and fetched["department"] == "IT"
+    assert depsim.state.profiles("Spelling")[0]["supervised"] is True  # what was sent stays visible to tests
+
 def test_define_with_devices_assigns_them(make_caller):
     caller = make_caller(devices=1)
     (device,), _ = caller.all_devices()
