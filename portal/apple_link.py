@@ -23,6 +23,7 @@ def client_for(server: ManagedServer, **options) -> DEPClient:
     options.setdefault("max_retries", config["APPLE_MAX_RETRIES"])
     options.setdefault("backoff", config["APPLE_RETRY_BACKOFF"])
     options.setdefault("session_store", RedisSessionStore(token))
+    options.setdefault("user_agent", config.get("APPLE_USER_AGENT"))
     return DEPClient(token, config["APPLE_DEP_URL"], protocol_version=config["DEP_PROTOCOL_VERSION"], **options)
 
 

@@ -34,6 +34,9 @@ def load_config(instance_path: str) -> dict:
         "EMBEDDED_REDIS_DIR": str(instance / "redis"),
         "APPLE_DEP_URL": env.get("APPLE_DEP_URL", APPLE_DEP_URL).rstrip("/"),
         "DEP_PROTOCOL_VERSION": int(env.get("DEP_PROTOCOL_VERSION", "10")),
+        # Apple refuses some User-Agents (USER_AGENT_INVALID, which ones is undocumented): replaceable
+        # without a release. None: ade-portal/<version>.
+        "APPLE_USER_AGENT": env.get("APPLE_USER_AGENT", "").strip() or None,
         "APPLE_MAX_RETRIES": int(env.get("APPLE_MAX_RETRIES", "4")),
         "APPLE_RETRY_BACKOFF": float(env.get("APPLE_RETRY_BACKOFF", "1.0")),
         "TOKEN_EXPIRY_WARNING_DAYS": _warning_days(env.get("TOKEN_EXPIRY_WARNING_DAYS", "30")),

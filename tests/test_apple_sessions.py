@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import redis
+import requests
 
 import portal.servers  # noqa: F401 - first: portal.apple_link and portal.servers import each other
 from portal import vault
@@ -75,3 +76,13 @@ def test_without_redis_the_client_signs_in(app, apple, paris, monkeypatch):  # n
     client = client_for(server)
     assert client.session_token is None  # nothing could be loaded
     assert client.account()["server_name"] == "Paris MDM"  # signed in; keeping the session failed quietly
+
+
+def test_the_configured_user_agent_goes_to_apple(app, apple, paris):  # noqa: F811
+    server, _ = paris(devices=1)
+    app.config["APPLE_USER_AGENT"] = "acme-mdm/2.1"
+    sent = []
+    http = requests.Session()
+    http.hooks["response"].append(lambda response, *args, **kwargs: sent.append(response.request.headers))
+    assert client_for(server, http=http).account()["server_name"] == "Paris MDM"
+    assert sent and all(headers["User-Agent"] in ("acme-mdm/2.1", b"acme-mdm/2.1") for headers in sent)

@@ -59,6 +59,14 @@ def test_environment_values_win(tmp_path, monkeypatch):
     assert not (tmp_path / "secret_key").exists()
 
 
+def test_the_user_agent_sent_to_apple_can_be_replaced(tmp_path, monkeypatch):
+    # Apple refuses some User-Agents (USER_AGENT_INVALID, reference §2.4): changing it needs no release.
+    monkeypatch.delenv("APPLE_USER_AGENT", raising=False)
+    assert load_config(str(tmp_path))["APPLE_USER_AGENT"] is None  # the client's ade-portal/<version>
+    monkeypatch.setenv("APPLE_USER_AGENT", "  acme-mdm/2.1 ")
+    assert load_config(str(tmp_path))["APPLE_USER_AGENT"] == "acme-mdm/2.1"
+
+
 def test_database_url_forms(tmp_path):
     assert database_url(None, tmp_path) == f"sqlite:///{tmp_path / 'portal.db'}"
     assert database_url("postgres://u@h/db", tmp_path) == "postgresql+psycopg://u@h/db"

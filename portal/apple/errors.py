@@ -256,7 +256,8 @@ CURSOR_ERRORS: dict[str, type[CursorError]] = {
 NOT_FOUND_CODES = {"NOT_FOUND", "PROFILE_NOT_FOUND", "DEVICE_NOT_FOUND"}
 BAD_REQUEST_MESSAGES = {
     "USER_AGENT_MISSING": "Apple requires a User-Agent header and none was sent.",
-    "USER_AGENT_INVALID": "Apple refused this portal's User-Agent header.",
+    "USER_AGENT_INVALID": ("Apple refused this portal's User-Agent header: the operator can send another "
+                           "with the APPLE_USER_AGENT setting."),
     "MALFORMED_REQUEST_BODY": "Apple could not read the request body.",
     "DEVICE_ID_REQUIRED": "Apple needs at least one device serial number for this action.",
     "PROFILE_UUID_REQUIRED": "Apple needs a profile UUID for this action.",
