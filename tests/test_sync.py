@@ -603,8 +603,8 @@ def test_daily_status_refresh_records_changes(app, htmx, apple, paris, run_jobs)
     server = paris(devices=1)
     db.session.execute(ManagedServer.__table__.update().values(token_expiry=datetime.now(timezone.utc) + timedelta(days=3)))
     db.session.commit()
-    assert refresh_token_statuses() == {"changed": 1}
-    assert refresh_token_statuses() == {"changed": 0}
+    assert refresh_token_statuses() == {"changed": 1, "reminded": 1}  # 3 days left: the 7-day reminder too
+    assert refresh_token_statuses() == {"changed": 0, "reminded": 0}
     assert server_named("Paris").token_status == "about_to_expire"
     entry = db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "server.token_status")
                                .order_by(ActivityEntry.id.desc())).scalars().first()
