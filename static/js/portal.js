@@ -282,6 +282,10 @@
   function staleSelectAll(e) {
     var form = e.target.closest ? e.target.closest("form[id]") : null;
     if (!form) return;
+    // A text field's every edit came as an input event already. Its change event comes when the keyboard (or a
+    // click) leaves it, long after the list followed what was typed: Select all must then stay usable.
+    if (e.type === "change" && (e.target.tagName === "TEXTAREA" ||
+        (e.target.tagName === "INPUT" && !/^(checkbox|radio|file)$/.test(e.target.type)))) return;
     document.querySelectorAll('input[data-select-all-of="' + form.id + '"]').forEach(function (box) {
       box.checked = false;
       box.disabled = true;

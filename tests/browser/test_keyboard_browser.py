@@ -8,6 +8,9 @@ import re
 
 import pytest
 from playwright.sync_api import Page, expect
+from sqlalchemy import select
+
+from portal.extensions import db
 
 from tests.servers_helpers import add_simulated_server, server_named
 from tests.test_assignments import SIM, configured_profile, devices_of
@@ -280,3 +283,39 @@ def test_the_server_page_header_keeps_focus_when_it_refreshes_after_a_synchroniz
         expect(page.locator("#sync-panel")).to_contain_text("Succeeded", timeout=10_000)
     page.wait_for_timeout(300)
     expect(toolbar.get_by_role("button", name="Synchronize")).to_be_focused()
+
+
+def test_select_all_is_reachable_with_tab_after_a_search(signed_in_page: Page, server, run_jobs):
+    """Typed in Search, then Tab towards "Select all N matching the filter": leaving the field (its change event,
+    after the list has followed what was typed) must not untick and disable Select all again; it was skipped by Tab
+    (and unclickable) until another filter was changed."""
+    from portal.models import AssignmentBatch
+
+    assert run_jobs() == []
+    profile = configured_profile(server_named("Paris"))
+    first = sorted(devices_of(profile.server_id))[0]
+    page = signed_in_page
+    page.goto(f"/profiles/{profile.id}")
+    page.locator("#profile-devices").get_by_role("link", name="Add Devices", exact=True).focus()
+    page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog", name="Select the Managed Devices")
+    expect(dialog.get_by_label("Search")).to_be_focused()
+    settled(page)
+    page.keyboard.type(first)
+    select_all = dialog.get_by_role("checkbox", name="Select all 1 device matching the filter")
+    expect(select_all).to_be_enabled()
+    settled(page)
+
+    for _ in range(15):
+        page.keyboard.press("Tab")
+        if select_all.evaluate("box => box === document.activeElement"):
+            break
+    expect(select_all).to_be_focused()
+    page.keyboard.press(" ")
+    expect(select_all).to_be_checked()
+    dialog.get_by_role("button", name="OK").focus()
+    page.keyboard.press("Enter")
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#toasts")).to_contain_text("Assigning 1 device")
+    batch = db.session.execute(select(AssignmentBatch)).scalar_one()
+    assert [task.serial_number for task in batch.tasks] == [first]
