@@ -23,7 +23,9 @@
 
   function focusables(scope) {
     return Array.prototype.filter.call(scope.querySelectorAll(FOCUSABLE), function (el) {
-      return !el.disabled && el.tabIndex >= 0 && el.getClientRects().length > 0;
+      // checkVisibility(): the content of a closed <details> still has boxes, but cannot take focus.
+      return !el.disabled && el.tabIndex >= 0 && el.getClientRects().length > 0 &&
+        (!el.checkVisibility || el.checkVisibility());
     });
   }
 
@@ -86,11 +88,13 @@
   }
 
   // The pop-up's first field, not the header's Close button (which comes first in the DOM); an [autofocus] element
-  // wins wherever it is.
+  // wins wherever it is. Only a control that can take focus: not one inside a closed <details> (or otherwise not
+  // rendered), whose focus() does nothing and leaves the keyboard on the ✕.
   function focusFirst(dlg) {
     var body = dlg.querySelector(".dialog-body") || dlg;
-    var first = body.querySelector("[autofocus]") ||
-      body.querySelector("input:not([type=hidden]):not([disabled]), select:not([disabled]), textarea:not([disabled]), button:not([disabled]), a[href]");
+    var first = body.querySelector("[autofocus]") || focusables(body).filter(function (el) {
+      return el.matches("input, select, textarea, button, a[href]");
+    })[0];
     if (first) first.focus();
   }
 

@@ -319,3 +319,28 @@ def test_select_all_is_reachable_with_tab_after_a_search(signed_in_page: Page, s
     expect(page.locator("#toasts")).to_contain_text("Assigning 1 device")
     batch = db.session.execute(select(AssignmentBatch)).scalar_one()
     assert [task.serial_number for task in batch.tasks] == [first]
+
+
+def test_a_pop_up_opens_on_a_control_the_keyboard_can_reach(signed_in_page: Page, server, htmx, run_jobs):
+    """Remove Devices with devices ticked keeps "Also remove by serial number" closed: its text box is the first
+    field of the pop-up but cannot take focus, and the keyboard was left on the header's ✕ instead of the body."""
+    from tests.test_assignments import pick
+
+    assert run_jobs() == []
+    profile = configured_profile(server_named("Paris"))
+    first = sorted(devices_of(profile.server_id))[0]
+    assert pick(htmx, profile, [devices_of(profile.server_id)[first].id]).status_code == 204
+    assert run_jobs() == []
+    page = signed_in_page
+    page.goto(f"/profiles/{profile.id}")
+    section = page.locator("#profile-devices")
+    section.get_by_role("checkbox", name=f"Select {first}").focus()
+    page.keyboard.press(" ")
+    section.get_by_role("button", name="Remove Devices").focus()
+    page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog", name="Remove Devices")
+    expect(dialog).to_contain_text(first)
+    expect(dialog.get_by_role("button", name="Cancel")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(section.get_by_role("button", name="Remove Devices")).to_be_focused()
