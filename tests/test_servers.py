@@ -287,6 +287,21 @@ def test_key_pair_names_are_normalised_and_bad_input_gets_one_plain_message_per_
     assert db.session.execute(select(PendingKeyPair.label)).scalar_one() == "Lyon key"
 
 
+def test_a_key_pair_name_of_64_characters_that_take_more_than_64_bytes_is_a_field_error(htmx):
+    """A certificate's name is limited to 64 bytes of UTF-8 (what cryptography checks), not 64 characters: 64
+    accented letters were a 500."""
+    for name in ("é" * 64, "東" * 22, "\U0001F600" * 17):
+        response = htmx.post("/servers/keys/new", data={"common_name": name, "days": "400"})
+        assert response.status_code == 422
+        assert field_error(response.get_data(as_text=True), "common_name") == (
+            "The certificate name can be at most 64 bytes: accented letters and other non-ASCII characters count as "
+            "2 to 4 bytes each.")
+    assert db.session.execute(select(PendingKeyPair)).first() is None
+    response = htmx.post("/servers/keys/new", data={"common_name": "é" * 32, "days": "400"})
+    assert response.status_code == 200
+    assert db.session.execute(select(PendingKeyPair.label)).scalar_one() == "é" * 32
+
+
 def test_key_pair_names_are_unique_whatever_their_case_and_spacing(htmx, apple, run_jobs):
     assert htmx.post("/servers/keys/new", data={"common_name": "K", "days": "400"}).status_code == 200
     response = htmx.post("/servers/keys/new", data={"common_name": " k ", "days": "400"})

@@ -54,8 +54,13 @@ class KeyPairForm(FlaskForm):
     days = WholeNumberField("Valid for (days)", 30, 3650, "Enter a number of days from 30 to 3650.", default=365 * 3)
 
     def validate_common_name(self, field) -> None:
-        """Unique whatever its case and spacing, as other names: Add Server lists key pairs by name."""
-        clash = key_pair_name_clash(field.data or "")
+        """Unique whatever its case and spacing, as other names: Add Server lists key pairs by name. And at most
+        64 bytes of UTF-8, the limit of a certificate's common name (64 characters are checked above)."""
+        name = field.data or ""
+        if len(name) <= 64 < len(name.encode("utf-8")):
+            raise ValidationError("The certificate name can be at most 64 bytes: accented letters and other non-ASCII "
+                                  "characters count as 2 to 4 bytes each.")
+        clash = key_pair_name_clash(name)
         if clash:
             raise ValidationError(clash)
 
