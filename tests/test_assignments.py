@@ -1295,3 +1295,11 @@ def test_select_all_matching_keeps_the_devices_ticked_under_another_filter(htmx,
     assert pick(htmx, profile, [elsewhere.id], all_matching="1", family=family).status_code == 204
     assert latest_batch().total == len(members) + 1
     assert elsewhere.serial_number in tasks_of(latest_batch().id)
+
+
+def test_select_all_of_the_associated_devices_counts_one_device_in_the_singular(htmx, apple, paris, run_jobs):
+    server, profile = paris(devices=2)
+    pick(htmx, profile, [devices_of(server.id)[sim_serials(apple)[0]].id])
+    assert run_jobs() == []
+    section = " ".join(htmx.get(f"/profiles/{profile.id}/devices").get_data(as_text=True).split())
+    assert "Select all 1 associated device</label>" in section
