@@ -156,6 +156,22 @@ def test_a_migration_run_in_process_leaves_the_portals_loggers_enabled(tmp_path,
     assert not logging.getLogger("portal.apple.client").disabled
 
 
+def _tasks_marked_by_upgrade(before: str, after: str, tasks, column: str) -> dict[int, bool]:
+    """Upgrade to `before`, store one task per (id, state, detail) of `tasks` (with the rows they need), upgrade
+    to `after`, and return each task's `column`."""
+    upgrade(revision=before)
+    with db.engine.begin() as conn:
+        for table in ("server_configuration", "managed_server", "enrollment_profile", "device", "assignment_batch"):
+            model = db.metadata.tables[table]
+            conn.execute(_as_at_that_revision(conn, model).insert(), ROWS[table][:1])
+        task = _as_at_that_revision(conn, db.metadata.tables["assignment_task"])
+        conn.execute(task.insert(), [dict(id=i, batch_id=1, device_id=1, serial_number="S1", state=state,
+                                          detail=detail) for i, state, detail in tasks])
+    upgrade(revision=after)
+    with db.engine.connect() as conn:
+        return {row[0]: bool(row[1]) for row in conn.execute(text(f"SELECT id, {column} FROM assignment_task"))}
+
+
 def test_an_upgrade_keeps_the_holds_for_apples_wait_that_were_found_by_their_words(tmp_path, redis_url):
     """d0e1f2a3b4c5: a queued task whose reason starts with the words a hold for Apple's wait had is marked
     held; a task with any other reason, or no longer queued, is not."""
@@ -164,18 +180,7 @@ def test_an_upgrade_keeps_the_holds_for_apples_wait_that_were_found_by_their_wor
     tasks = [(1, "queued", hold), (2, "superseded", hold), (3, "queued", "Waiting for the server's token"),
              (4, "queued", None), (5, "done", "Apple assigned the profile.")]
     with app.app_context():
-        upgrade(revision="c9d0e1f2a3b4")
-        with db.engine.begin() as conn:
-            for table in ("server_configuration", "managed_server", "enrollment_profile", "device",
-                          "assignment_batch"):
-                model = db.metadata.tables[table]
-                conn.execute(_as_at_that_revision(conn, model).insert(), ROWS[table][:1])
-            task = _as_at_that_revision(conn, db.metadata.tables["assignment_task"])
-            conn.execute(task.insert(), [dict(id=i, batch_id=1, device_id=1, serial_number="S1", state=state,
-                                              detail=detail) for i, state, detail in tasks])
-        upgrade(revision="d0e1f2a3b4c5")
-        with db.engine.connect() as conn:
-            held = dict(conn.execute(text("SELECT id, held_for_apple_wait FROM assignment_task")).all())
+        held = _tasks_marked_by_upgrade("c9d0e1f2a3b4", "d0e1f2a3b4c5", tasks, "held_for_apple_wait")
         assert held == {1: True, 2: False, 3: False, 4: False, 5: False}
         upgrade()
         db.engine.dispose()
@@ -183,24 +188,13 @@ def test_an_upgrade_keeps_the_holds_for_apples_wait_that_were_found_by_their_wor
 
 def test_an_upgrade_keeps_the_holds_for_the_token_that_were_found_by_their_words(tmp_path, redis_url):
     """0a1b2c3d4e5f: a queued task whose reason starts with the words a hold for the token had is marked held
-    for it; a task with any other reason, or no longer queued, is not."""
+    for it; a task with any other reason, or no longer queued, is not. Downgrading drops the column only."""
     app = create_app(_test_config(tmp_path, f"sqlite:///{tmp_path / 'holds.db'}", redis_url))
     hold = "Waiting for the server's token (Terms Not Accepted): accept the terms in Apple Business Manager."
     tasks = [(1, "queued", hold), (2, "superseded", hold), (3, "queued", "Apple asked to wait before this device "
              "is sent again"), (4, "queued", None), (5, "done", "Apple assigned the profile.")]
     with app.app_context():
-        upgrade(revision="f2a3b4c5d6e7")
-        with db.engine.begin() as conn:
-            for table in ("server_configuration", "managed_server", "enrollment_profile", "device",
-                          "assignment_batch"):
-                model = db.metadata.tables[table]
-                conn.execute(_as_at_that_revision(conn, model).insert(), ROWS[table][:1])
-            task = _as_at_that_revision(conn, db.metadata.tables["assignment_task"])
-            conn.execute(task.insert(), [dict(id=i, batch_id=1, device_id=1, serial_number="S1", state=state,
-                                              detail=detail) for i, state, detail in tasks])
-        upgrade(revision="0a1b2c3d4e5f")
-        with db.engine.connect() as conn:
-            held = dict(conn.execute(text("SELECT id, held_for_token FROM assignment_task")).all())
+        held = _tasks_marked_by_upgrade("f2a3b4c5d6e7", "0a1b2c3d4e5f", tasks, "held_for_token")
         assert held == {1: True, 2: False, 3: False, 4: False, 5: False}
         downgrade(revision="f2a3b4c5d6e7")
         with db.engine.connect() as conn:

@@ -8,7 +8,7 @@ from ..activity.record import record_activity
 from ..apple_link import warning_days
 from ..config import SYNC_INTERVAL_MAX, SYNC_INTERVAL_MIN
 from ..extensions import db
-from ..htmx import STOP_POLLING, is_htmx
+from ..htmx import is_htmx, polled_job
 from ..models.setting import get_setting, set_setting, sync_interval_seconds
 from ..notifications import WEBHOOK_SETTING, webhook_host, webhook_url
 from ..queue import enqueue, fetch_job, new_job_id
@@ -67,10 +67,7 @@ def test_notification():
 @bp.route("/apple/test-notification/<job_id>")
 def test_notification_status(job_id: str):
     """The test notification's outcome, polled until its job ends."""
-    job = fetch_job(job_id)
-    html = render_template("settings/_test_notification.html", job=job, job_id=job_id, error=None)
-    finished = job is None or job.get_status(refresh=False) in ("finished", "failed", "stopped", "canceled")
-    return html, (STOP_POLLING if finished else 200)
+    return polled_job("settings/_test_notification.html", job_id)
 
 
 def _webhook_change(before: str, after: str) -> str:

@@ -7,7 +7,7 @@ from rq import Worker
 
 from ..activity.record import record_activity
 from ..extensions import db
-from ..htmx import STOP_POLLING
+from ..htmx import polled_job
 from ..queue import enqueue, fetch_job, get_queue, get_redis, new_job_id
 from . import bp
 
@@ -44,7 +44,4 @@ def test_job():
 @bp.route("/jobs/<job_id>")
 def job_status(job_id: str):
     """The status of a job, polled by the page until it ends."""
-    job = fetch_job(job_id)
-    html = render_template("system/_job.html", job=job, job_id=job_id, error=None)
-    finished = job is None or job.get_status(refresh=False) in ("finished", "failed", "stopped", "canceled")
-    return html, (STOP_POLLING if finished else 200)
+    return polled_job("system/_job.html", job_id)
