@@ -236,6 +236,22 @@ def test_every_bad_file_is_named(htmx):
     assert "one.txt" in message and "two.txt" in message
 
 
+def test_a_bad_file_is_named_together_with_the_other_fields_errors(htmx, cert_a):
+    """Files are not kept after an error: a bad one must be named on the first refusal, not after the others are fixed."""
+    create(htmx, "Main MDM")
+    for path in ("/configurations/new", f"/configurations/{configuration_named('Main MDM').id}/edit"):
+        name = "main mdm" if path.endswith("new") else ""
+        response = post(htmx, path, name=name, url="http://mdm.example.com/enroll",
+                        files=[("good.pem", pem(cert_a)), ("junk.cer", b"junk")], pasted="not a certificate")
+        assert response.status_code == 422
+        page = response.get_data(as_text=True)
+        assert field_error(page, "name") and "Use https://" in field_error(page, "url"), path
+        assert "junk.cer" in field_error(page, "certificate_files") and "good.pem" not in field_error(
+            page, "certificate_files"), path
+        assert "pasted" in field_error(page, "certificates_pem"), path
+    assert count(ServerConfiguration) == 1 and actions() == ["configuration.created"]
+
+
 @pytest.mark.parametrize("url,expected", [
     ("http://mdm.example.com/enroll", "Use https://"),
     ("not a url", "spaces"),

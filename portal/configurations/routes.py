@@ -15,7 +15,7 @@ from ..views import form_done, render_form
 from . import bp
 from .forms import ConfigurationForm, ConfirmForm
 from .services import (FieldErrors, InUse, Upload, all_configurations, create_configuration, delete_configuration,
-                       servers_using, update_configuration)
+                       read_upload, servers_using, update_configuration)
 
 EVENT = "configurationsChanged"
 
@@ -45,6 +45,15 @@ def _upload(form: ConfigurationForm) -> Upload:
 def _apply_errors(form, errors: dict[str, list[str]]) -> None:
     for name, messages in errors.items():
         getattr(form, name).errors = list(getattr(form, name).errors or []) + messages
+
+
+def _upload_errors(form: ConfigurationForm) -> None:
+    """A form refused for another field also names its unreadable certificates: files are not kept after an
+    error, so a bad one said only on the next attempt would cost a second round of choosing them again."""
+    try:
+        read_upload(_upload(form))
+    except FieldErrors as exc:
+        _apply_errors(form, exc.errors)
 
 
 def _name_taken(form) -> None:
@@ -79,6 +88,8 @@ def create():
         else:
             configuration = saved.configuration
             return _done(saved.summary("created"), url_for("configurations.detail", configuration_id=configuration.id))
+    elif form.is_submitted():
+        _upload_errors(form)
     return render_form("configurations/_form.html", "Create Configuration", status=422 if form.errors else 200,
                        form=form, configuration=None)
 
@@ -132,6 +143,8 @@ def edit(configuration_id: int):
             _name_taken(form)
         else:
             return _done(saved.summary("updated"), url_for("configurations.detail", configuration_id=configuration_id))
+    elif form.is_submitted():
+        _upload_errors(form)
     # After a rollback the instance is expired: reload it so the form shows what is stored.
     configuration = _configuration_or_404(configuration_id)
     return render_form("configurations/_form.html", f"Edit {configuration.name}", status=422 if form.errors else 200,
