@@ -2,6 +2,7 @@
 input, Generate key pair, renew, Apple-reported states, delete."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -609,6 +610,20 @@ def _server_expiring(name: str, days: float, apple_state: str | None = None) -> 
     db.session.add(server)
     db.session.commit()
     return server
+
+
+def test_an_expired_token_is_said_to_have_expired_not_to_expire(admin_client):
+    """Device Assignment and the server page say "expired" for a date already past, "expires" for one to come."""
+    gone = _server_expiring("Lyon", -2)
+    _server_expiring("Paris", 200)
+    listing = admin_client.get("/servers").get_data(as_text=True)
+    lyon = listing[listing.index(f'id="server-{gone.id}"'):]
+    lyon = lyon[:lyon.index("</tr>")]
+    assert f'expired <span class="nowrap">{gone.token_expiry:%Y-%m-%d}</span>' in lyon
+    assert "expires" not in lyon
+    assert re.search(r'>expires <span class="nowrap">\d{4}-\d{2}-\d{2}</span>', listing)  # Paris, still valid
+    page = admin_client.get(f"/servers/{gone.id}").get_data(as_text=True)
+    assert "<dt>Expired</dt>" in page and "<dt>Expires</dt>" not in page
 
 
 def test_tokens_that_need_an_admin_are_named_on_every_page(admin_client):
