@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser.shots import shot
 from tests.test_configurations import _server_row, make_cert, pem
 
 pytestmark = pytest.mark.browser
@@ -45,3 +46,25 @@ def test_create_a_configuration_then_assign_it_to_a_server(signed_in_page: Page,
     expect(page.get_by_text("https://mdm.example.com/enroll").first).to_be_visible()
     expect(page.get_by_text("CN=MDM Test CA").first).to_be_visible()
     expect(page.get_by_role("link", name="Unassign Server Configuration").first).to_be_visible()
+
+
+def test_the_pem_download_link_of_a_certificate_stays_on_one_line(signed_in_page: Page, configured_paris):
+    """On the server page at desktop width the last column was squeezed by the fingerprint: "PEM" broke as "PE/M"."""
+    page = signed_in_page
+    page.set_viewport_size({"width": 1280, "height": 900})
+    configuration_id = _assigned_configuration(configured_paris)
+    for url in (f"/servers/{configured_paris}", f"/configurations/{configuration_id}"):
+        page.goto(url)
+        links = page.locator("table.certificates").get_by_role("link", name="(PEM)")
+        expect(links.first).to_be_visible()
+        shot(page, f"certificates{url.replace('/', '-')}.png")
+        for i in range(links.count()):
+            lines = links.nth(i).evaluate("a => a.getClientRects().length")
+            assert lines == 1, f"the PEM link {i} of {url} is broken over {lines} lines"
+
+
+def _assigned_configuration(server_id: int) -> int:
+    from portal.extensions import db
+    from portal.models import ManagedServer
+
+    return db.session.get(ManagedServer, server_id).configuration_id
