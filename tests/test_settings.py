@@ -69,6 +69,14 @@ def test_warning_days_out_of_range_are_refused(admin_client, value):
     assert _save(admin_client, "86400", "180").status_code == 302 and _stored() == ("86400", "180")
 
 
+def test_both_fields_say_their_range_before_anything_is_refused(admin_client):
+    """The interval's help gave its limits; the warning's did not, so its range was learnt from an error."""
+    page = admin_client.get("/settings/apple").get_data(as_text=True)
+    assert "at least 300 (5 minutes), at most 2,592,000 (30 days)" in page
+    help_text = page[page.index('id="warning_days-help"'):]
+    assert "from 1 to 180 days" in help_text[:help_text.index("</p>")]
+
+
 def test_a_stored_interval_below_the_minimum_runs_at_the_minimum(admin_client):
     set_setting("sync_interval_seconds", "1")  # saved before the minimum existed
     db.session.commit()

@@ -6,7 +6,7 @@ from flask import current_app, flash, redirect, render_template, url_for
 
 from ..activity.record import record_activity
 from ..apple_link import warning_days
-from ..config import SYNC_INTERVAL_MAX, SYNC_INTERVAL_MIN
+from ..config import SYNC_INTERVAL_MAX, SYNC_INTERVAL_MIN, WARNING_DAYS_MAX, WARNING_DAYS_MIN
 from ..extensions import db
 from ..htmx import is_htmx, polled_job
 from ..models.setting import get_setting, set_setting, sync_interval_seconds
@@ -41,6 +41,7 @@ def apple():
     saved = webhook_url()
     return render_template("settings/apple.html", form=form, interval_notice=_interval_notice(stored, in_force),
                            min_interval=SYNC_INTERVAL_MIN, max_interval=SYNC_INTERVAL_MAX,
+                           min_days=WARNING_DAYS_MIN, max_days=WARNING_DAYS_MAX,
                            saved_webhook=webhook_host(saved) if saved else None), status
 
 
