@@ -297,6 +297,15 @@ def test_global_create_asks_for_the_server_and_the_list_filters_by_server(htmx, 
     assert f'<option selected value="{lyon}">Lyon</option>' in preselected
 
 
+def test_create_profile_opens_bmcs_add_an_enrollment_profile_pop_up(htmx, apple, identity, run_jobs):
+    """BMC's Create Profile opens "Add an enrollment profile", as Add Server opens "Add a Server"."""
+    server_id = add_server(htmx, apple, identity, run_jobs)
+    for url in (f"/servers/{server_id}/profiles/new", "/profiles/new"):
+        html = htmx.get(url).get_data(as_text=True)
+        assert '<h2 id="modal-title">Add an enrollment profile</h2>' in html, url
+        assert '<button type="submit" class="primary">Create Profile</button>' in html, url
+
+
 def test_plain_pages_work_without_javascript(admin_client, apple, identity, run_jobs):
     server_id = add_server(admin_client, apple, identity, run_jobs)
     page = admin_client.get(f"/servers/{server_id}/profiles/new").get_data(as_text=True)

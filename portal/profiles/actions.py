@@ -19,6 +19,7 @@ from .services import (FieldErrors, configure_running, create_profile, delete_pr
                        edited_fields, name_clash, start_configure, update_profile)
 
 REFRESH = "profilesChanged"
+ADD_TITLE = "Add an enrollment profile"  # the pop-up Create Profile opens, named as in BMC
 
 
 def _apply_errors(form, errors: dict[str, str]) -> None:
@@ -62,7 +63,7 @@ def create(server_id: int):
     profile = _save_new(form, lambda _form: server)
     if profile is not None:
         return _created(profile)
-    return render_form("profiles/_form.html", "Create Profile", status=422 if form.errors else 200, form=form,
+    return render_form("profiles/_form.html", ADD_TITLE, status=422 if form.errors else 200, form=form,
                        server=server, action=url_for("profiles.create", server_id=server.id), url_error=None)
 
 
@@ -86,7 +87,7 @@ def create_any():
     profile = _save_new(form, server_for)
     if profile is not None:
         return _created(profile)
-    return render_form("profiles/_form.html", "Create Profile", status=422 if form.errors else 200, form=form,
+    return render_form("profiles/_form.html", ADD_TITLE, status=422 if form.errors else 200, form=form,
                        server=None, servers=servers, action=url_for("profiles.create_any"), url_error=None)
 
 

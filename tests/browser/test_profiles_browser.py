@@ -26,7 +26,7 @@ def test_create_then_configure_a_profile(signed_in_page, server_id, apple, run_j
     expect(page.get_by_role("heading", name="No enrollment profiles on Paris yet")).to_be_visible()
 
     page.get_by_role("toolbar", name="Enrollment profiles").get_by_role("link", name="Create Profile").click()
-    dialog = page.get_by_role("dialog", name="Create Profile")
+    dialog = page.get_by_role("dialog", name="Add an enrollment profile")
     expect(dialog).to_be_visible()
     expect(dialog.get_by_label("Profile name")).to_be_focused()
     expect(dialog.get_by_text(MDM_URL)).to_be_visible()  # the URL Apple will get, from the server configuration
