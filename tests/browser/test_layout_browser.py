@@ -62,3 +62,21 @@ def test_back_to_all_profiles_shows_the_server_filter_as_the_url_says(signed_in_
     page.go_forward()
     expect(page).to_have_url(re.compile(rf"server={configured_paris}"))
     expect(page.get_by_label("Managed server")).to_have_value(str(configured_paris))
+
+
+def test_the_device_search_shows_its_whole_hint(signed_in_page: Page, configured_paris):
+    """At desktop width the search box cut its placeholder to "Serial number, model or descr"."""
+    page = signed_in_page
+    page.set_viewport_size({"width": 1280, "height": 800})
+    for url in ("/devices", f"/servers/{configured_paris}/devices"):
+        page.goto(url)
+        search = page.get_by_label("Search")
+        expect(search).to_have_attribute("placeholder", "Serial number, model or description")
+        room, needed = search.evaluate("""input => {
+            const style = getComputedStyle(input);
+            const context = document.createElement("canvas").getContext("2d");
+            context.font = style.font;
+            return [input.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight),
+                    context.measureText(input.placeholder).width];
+        }""")
+        assert needed <= room, f"{url}: the hint needs {needed:.0f} px, the box has {room:.0f}"
