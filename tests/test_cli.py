@@ -201,3 +201,17 @@ def test_demo_runs_its_simulator_on_the_port_asked_for(tmp_path):
         assert "SIGTERM: stopping everything" in out, out[-2000:]
     finally:
         stop_embedded_redis(instance / "redis")
+
+
+def test_the_readme_names_every_option_of_demo_and_dev():
+    """An admin reading Commands learns every option (the demo's --simulator-port was missing)."""
+    from pathlib import Path
+
+    from portal.cli import demo, dev
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = {line.split("`")[1].split()[0]: line for line in readme.splitlines() if line.startswith("| `")}
+    for command in (demo, dev):
+        for option in command.params:
+            for name in option.opts + option.secondary_opts:
+                assert name in rows[command.name], f"README's row of {command.name} does not name {name}"
