@@ -626,6 +626,16 @@ def test_an_expired_token_is_said_to_have_expired_not_to_expire(admin_client):
     assert "<dt>Expired</dt>" in page and "<dt>Expires</dt>" not in page
 
 
+def test_every_tab_of_a_server_shows_its_device_count(admin_client):
+    """Overview, Enrollment Profiles and Managed Devices: the tab says "Managed Devices (N)" on all three."""
+    server = _server_expiring("Paris", 200)
+    server.device_count = 1234
+    db.session.commit()
+    for url in (f"/servers/{server.id}", f"/servers/{server.id}/profiles", f"/servers/{server.id}/devices"):
+        page = admin_client.get(url).get_data(as_text=True)
+        assert ">Managed Devices (1,234)</a>" in page, url
+
+
 def test_tokens_that_need_an_admin_are_named_on_every_page(admin_client):
     from datetime import datetime, timedelta, timezone
 
