@@ -2,6 +2,7 @@
 input, Generate key pair, renew, Apple-reported states, delete."""
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from sqlalchemy import func, select, text
 from portal.extensions import db
 from portal.htmx import STOP_POLLING
 from portal.models import ActivityEntry, Device, EnrollmentProfile, ManagedServer, PendingKeyPair, SyncRun
-from tests.servers_helpers import Identity, TakenJob, field_error, post_add_server, server_named
+from tests.servers_helpers import Identity, TakenJob, field_error, post_add_server, post_renew, server_named
 
 VECTOR = Path(__file__).resolve().parents[1].parent / "shared" / "vectors" / "abm-token-2025"
 
@@ -264,6 +265,28 @@ def test_generate_key_pair_then_add_server_with_it(htmx, apple, run_jobs):
     for garbage in ("99999999999999999999", "x"):  # not a key pair: the key is then expected below
         odd = post_add_server(htmx, "Lyon 3", token, None, pending_key=garbage)
         assert odd.status_code == 422 and field_error(odd.get_data(as_text=True), "private_key")
+
+
+def test_a_generated_key_pair_and_a_key_of_ones_own_together_are_refused(htmx, apple, identity, run_jobs):
+    """Both chosen was silently decided for the generated one: the admin is asked to pick, nothing is saved."""
+    htmx.post("/servers/keys/new", data={"common_name": "Lyon key", "days": "400"})
+    pending = db.session.execute(select(PendingKeyPair)).scalar_one()
+    token = apple.state.issue_token("Lyon MDM", pending.certificate_pem.encode(), devices=3)
+    for key, pasted in ((identity.key_pem, ""), (None, identity.key_pem.decode())):
+        response = post_add_server(htmx, "Lyon", token, key, pasted=pasted, pending_key=pending.id)
+        assert response.status_code == 422
+        page = response.get_data(as_text=True)
+        assert "not both" in field_error(page, "pending_key")
+        assert 'value="Lyon"' in page
+        assert server_named("Lyon") is None
+    assert post_add_server(htmx, "Lyon", token, None, pending_key=pending.id).status_code == 204
+    server = server_named("Lyon")
+    htmx.post("/servers/keys/new", data={"common_name": "Lyon key 2", "days": "400"})
+    second = db.session.execute(select(PendingKeyPair).where(PendingKeyPair.used_by_server_id.is_(None))).scalar_one()
+    renewed = apple.state.issue_token("Lyon MDM", second.certificate_pem.encode())
+    response = post_renew(htmx, server.id, renewed, pending_key=str(second.id),
+                          private_key=(io.BytesIO(identity.key_pem), "key.pem"))
+    assert response.status_code == 422 and "not both" in field_error(response.get_data(as_text=True), "pending_key")
 
 
 def test_key_pair_form_validates(htmx):

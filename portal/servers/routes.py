@@ -61,6 +61,10 @@ def row(server_id: int):
 
 def _key_choice(form, required: bool) -> KeyChoice | None:
     if form.pending_key.data:
+        if form.private_key.data or (form.private_key_pem.data or "").strip():
+            # Which one the token was encrypted for is not for the portal to guess: the other would be dropped.
+            raise FieldErrors({"pending_key": "Choose one private key: a key pair generated here, or your own key "
+                                              "below, not both."})
         pending = db.session.get(PendingKeyPair, form.pending_key.data)
         if pending is None or pending.used_by_server_id is not None:
             raise FieldErrors({"pending_key": "That generated key pair is no longer available."})
