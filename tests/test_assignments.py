@@ -713,6 +713,25 @@ def test_retry_now_without_javascript_is_a_page_and_a_redirect(admin_client, app
     assert done.status_code == 302 and done.headers["Location"].endswith(f"/assignments/{batch.id}")
 
 
+def test_the_navigation_marks_a_profiles_requests_as_enrollment_profiles_not_the_retry_queue(
+        admin_client, apple, paris, run_jobs):
+    """A request's page sits under its profile (the breadcrumbs say so): the retry queue was marked current."""
+    server, profile = paris(devices=3)
+    admin_client.environ_base.pop("HTTP_HX_REQUEST", None)
+    admin_client.post(f"/profiles/{profile.id}/devices/add", data={"device": [str(devices_of(server.id)[
+        sim_serials(apple)[0]].id)]})
+    run_jobs()
+    batch = latest_batch()
+    for url in (f"/assignments/{batch.id}", f"/assignments/{batch.id}/retry", f"/profiles/{profile.id}/devices",
+                f"/profiles/{profile.id}/devices/add", f"/profiles/{profile.id}/devices/remove"):
+        page = admin_client.get(url).get_data(as_text=True)
+        current = re.findall(r'<a href="[^"]*" aria-current="page">([^<]+)</a>', page)
+        assert current == ["Enrollment Profiles"], (url, current)
+    for url in ("/assignments/retries", "/assignments/retries/retry"):
+        page = admin_client.get(url).get_data(as_text=True)
+        assert re.findall(r'<a href="[^"]*" aria-current="page">([^<]+)</a>', page) == ["Assignment retry queue"], url
+
+
 # ----- Select the Managed Devices: search, filters, select all matching ---------------------
 
 def test_pop_up_search_filters_and_select_all_matching(htmx, apple, paris, run_jobs):
