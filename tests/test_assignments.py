@@ -732,6 +732,21 @@ def test_the_navigation_marks_a_profiles_requests_as_enrollment_profiles_not_the
         assert re.findall(r'<a href="[^"]*" aria-current="page">([^<]+)</a>', page) == ["Assignment retry queue"], url
 
 
+def test_a_requests_breadcrumbs_pass_through_the_servers_enrollment_profiles(admin_client, apple, paris, run_jobs):
+    """As the profile's own page does: Device Assignment › Paris › Enrollment Profiles › Sales › Add Devices #N."""
+    server, profile = paris(devices=3)
+    admin_client.environ_base.pop("HTTP_HX_REQUEST", None)
+    admin_client.post(f"/profiles/{profile.id}/devices/add", data={"device": [str(devices_of(server.id)[
+        sim_serials(apple)[0]].id)]})
+    run_jobs()
+    batch = latest_batch()
+    page = admin_client.get(f"/assignments/{batch.id}").get_data(as_text=True)
+    trail = page[page.index('<nav class="breadcrumbs"'):]
+    trail = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", trail[:trail.index("</nav>")]))
+    assert trail.strip() == f"Device Assignment › Paris › Enrollment Profiles › {profile.name} › Add Devices #{batch.id}"
+    assert f'<a href="/servers/{server.id}/profiles">Enrollment Profiles</a>' in page
+
+
 # ----- Select the Managed Devices: search, filters, select all matching ---------------------
 
 def test_pop_up_search_filters_and_select_all_matching(htmx, apple, paris, run_jobs):
