@@ -123,7 +123,7 @@ def test_empty_states_say_what_to_do(htmx, apple, identity, run_jobs):
 def test_create_profile_pop_up_then_both_lists_show_it_not_configured(htmx, server_id):
     popup = htmx.get(f"/servers/{server_id}/profiles/new")
     html = popup.get_data(as_text=True)
-    assert popup.status_code == 200 and '<dialog' not in html and 'id="modal-title">Create Profile' in html
+    assert popup.status_code == 200 and '<dialog' not in html and 'id="modal-title">Add an enrollment profile' in html
     for label in ("Profile name", "Organization", "Department", "Support Email Address", "Support Phone Number",
                   "Is MDM Removable", "Default profile for new devices of this server"):
         assert label in html
