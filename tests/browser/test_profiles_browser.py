@@ -109,3 +109,27 @@ def test_add_devices_follows_the_profile_status_on_its_page(signed_in_page, serv
     expect(dialog).to_be_hidden()
     expect(page.locator("#profile-status")).to_contain_text("Changed — configure again")
     expect(section.get_by_role("button", name="Add Devices")).to_be_disabled()
+
+
+def test_a_configured_profiles_actions_fit_a_desktop_screen(signed_in_page, server_id):
+    """Apple's 32-character UUID beside a Changed reason pushed Configure profile / Delete out of a 1280 px screen."""
+    from datetime import datetime, timezone
+
+    from portal.extensions import db
+    from portal.models import EnrollmentProfile
+
+    db.session.add(EnrollmentProfile(
+        server_id=server_id, name="Staff iPads", organization="ACME", status="changed",
+        status_detail="its settings were edited after it was last configured",
+        apple_profile_uuid="F4C3A4459567D6C1FBBD4ADAA6DBE559", configured_at=datetime.now(timezone.utc)))
+    db.session.commit()
+    page = signed_in_page
+    page.set_viewport_size({"width": 1280, "height": 800})
+    for url in (f"/servers/{server_id}/profiles", "/profiles"):
+        page.goto(url)
+        row = _profile_row(page, "Staff iPads")
+        expect(row.get_by_text("Changed — configure again")).to_be_visible()
+        shot(page, f"configured-profile{url.replace('/', '-')}.png")
+        wrap = page.locator(".table-wrap").filter(has=row)
+        widths = wrap.evaluate("w => [w.scrollWidth, w.clientWidth]")
+        assert widths[0] <= widths[1], f"{url}: the profile table is {widths[0]} px wide in a {widths[1]} px box"
