@@ -80,3 +80,18 @@ def test_the_device_search_shows_its_whole_hint(signed_in_page: Page, configured
                     context.measureText(input.placeholder).width];
         }""")
         assert needed <= room, f"{url}: the hint needs {needed:.0f} px, the box has {room:.0f}"
+
+
+def test_the_profiles_server_filter_is_styled_as_the_other_filter_bars(signed_in_page: Page, configured_paris):
+    """Enrollment Profiles' "Managed server" select was the browser's bare one: small text, 19 px tall, grey frame."""
+    page = signed_in_page
+    page.goto("/devices")
+    reference = page.locator("#f-server").evaluate("s => getComputedStyle(s).borderTopColor")
+    page.goto("/profiles")
+    select = page.get_by_label("Managed server")
+    expect(select).to_be_visible()
+    style = select.evaluate("""s => [getComputedStyle(s).borderTopColor, s.getBoundingClientRect().height,
+                                      getComputedStyle(s).fontSize, getComputedStyle(s.form).fontSize]""")
+    assert style[0] == reference, f"frame {style[0]}, the device list's {reference}"
+    assert style[1] >= 28, f"{style[1]} px tall"
+    assert style[2] == style[3], f"text {style[2]} in a form written in {style[3]}"
