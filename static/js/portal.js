@@ -262,6 +262,9 @@
     var was = focusBeforeSwap;
     focusBeforeSwap = null;
     if (e.detail.target && e.detail.target.id === "modal-content") {
+      if (e.detail.requestConfig && e.detail.requestConfig.verb === "get") {
+        popupUrl = e.detail.pathInfo.finalRequestPath || e.detail.pathInfo.requestPath;
+      }
       if (!dlg.open) {
         opener = focusLost() ? null : describeFocus(document.activeElement);
         edited = false;
@@ -323,6 +326,104 @@
       kept.forEach(function (value) { data.append(name, value); });
     });
   });
+  // Nothing typed is lost when the session ends: a pop-up's form sent after it ended goes to the sign-in page
+  // (security.sign_in_first answers 401 + HX-Redirect). What was typed in the form is kept in this tab (sessionStorage,
+  // gone with the tab; never a password, a file or a hidden field such as the CSRF token) and, once the same admin
+  // signed in again and is back on the page, the pop-up opens again with it, to be checked and sent.
+  var DRAFT_KEY = "portal.unsentForm", DRAFT_MAX_AGE_MS = 24 * 3600 * 1000;
+  var popupUrl = null;  // where the open pop-up was loaded from
+
+  function pageKey() { return location.pathname + location.search; }
+
+  function keptFields(form) {
+    var fields = [];
+    Array.prototype.forEach.call(form.elements, function (el) {
+      if (!el.name || el.disabled || /^(hidden|password|file|submit|button|reset|image)$/.test(el.type) ||
+          el.tagName === "BUTTON") return;
+      if (el.type === "checkbox" || el.type === "radio") fields.push({ name: el.name, value: el.value, checked: el.checked });
+      else if (el.tagName === "SELECT" && el.multiple) {
+        fields.push({ name: el.name, values: Array.prototype.filter.call(el.options, function (o) { return o.selected; })
+          .map(function (o) { return o.value; }) });
+      } else fields.push({ name: el.name, value: el.value });
+    });
+    return fields;
+  }
+
+  function putBack(form, fields) {
+    fields.forEach(function (kept) {
+      Array.prototype.forEach.call(form.elements, function (el) {
+        if (el.name !== kept.name || /^(hidden|password|file)$/.test(el.type)) return;
+        if (el.type === "checkbox" || el.type === "radio") {
+          if (el.value === kept.value) el.checked = kept.checked;
+        } else if (kept.values) {
+          Array.prototype.forEach.call(el.options, function (o) { o.selected = kept.values.indexOf(o.value) >= 0; });
+        } else {
+          el.value = kept.value;
+        }
+      });
+    });
+    var note = document.createElement("p");
+    note.className = "alert alert-info unsent-form-note";
+    note.setAttribute("role", "status");
+    note.textContent = "Your session ended before this was sent. What you entered is back (files and passwords " +
+      "must be given again): check it and send it again.";
+    form.prepend(note);
+  }
+
+  document.body.addEventListener("htmx:beforeOnLoad", function (e) {
+    var form = e.detail.elt, xhr = e.detail.xhr;
+    if (!xhr || xhr.status !== 401 || !form || form.tagName !== "FORM") return;
+    var inPopup = !!form.closest("#modal-content");
+    var fields = keptFields(form);
+    if (!fields.length || (inPopup && !popupUrl)) return;
+    try {
+      sessionStorage.setItem(DRAFT_KEY, JSON.stringify({
+        page: pageKey(), popup: inPopup ? popupUrl : null, action: form.getAttribute("hx-post") || form.getAttribute("action"),
+        admin: document.body.getAttribute("data-admin"), fields: fields, at: Date.now(),
+      }));
+    } catch (err) { /* storage full or refused: the sign-in page still comes */ }
+  });
+
+  function restoreUnsentForm() {
+    var draft;
+    try {
+      draft = JSON.parse(sessionStorage.getItem(DRAFT_KEY) || "null");
+    } catch (err) { draft = null; }
+    var admin = document.body.getAttribute("data-admin");
+    if (!draft) return;
+    if (!admin) {  // the sign-in page: kept for after it, and said so
+      var signIn = document.querySelector("main form, form");
+      if (signIn && Date.now() - draft.at <= DRAFT_MAX_AGE_MS) {
+        var note = document.createElement("p");
+        note.className = "help unsent-form-note";
+        note.textContent = "What you entered before your session ended is kept in this tab: it comes back once you " +
+          "have signed in.";
+        signIn.append(note);
+      }
+      return;
+    }
+    sessionStorage.removeItem(DRAFT_KEY);
+    if (draft.page !== pageKey() || draft.admin !== admin || Date.now() - draft.at > DRAFT_MAX_AGE_MS) return;
+    function formIn(scope) {
+      return Array.prototype.filter.call(scope.querySelectorAll("form"), function (f) {
+        return (f.getAttribute("hx-post") || f.getAttribute("action")) === draft.action;
+      })[0];
+    }
+    var onPage = !draft.popup && formIn(document.getElementById("main") || document.body);
+    if (onPage) {
+      putBack(onPage, draft.fields);
+      return;
+    }
+    if (!draft.popup) return;
+    htmx.ajax("GET", draft.popup, { target: "#modal-content" }).then(function () {
+      var form = formIn(document.getElementById("modal-content"));
+      if (!form) return;
+      putBack(form, draft.fields);
+      edited = true;  // closing now asks first, as after typing
+    });
+  }
+  document.addEventListener("DOMContentLoaded", restoreUnsentForm);  // this script is deferred: still to come
+
   document.body.addEventListener("closeModal", closeModal);
   document.body.addEventListener("toast", function (e) { showToast(e.detail.message, e.detail.category); });
   document.body.addEventListener("htmx:responseError", function (e) {

@@ -133,3 +133,78 @@ def test_a_configured_profiles_actions_fit_a_desktop_screen(signed_in_page, serv
         wrap = page.locator(".table-wrap").filter(has=row)
         widths = wrap.evaluate("w => [w.scrollWidth, w.clientWidth]")
         assert widths[0] <= widths[1], f"{url}: the profile table is {widths[0]} px wide in a {widths[1]} px box"
+
+
+def _end_session_in_another_tab(page: Page) -> None:
+    other_tab = page.context.new_page()
+    other_tab.goto("/servers")
+    other_tab.get_by_role("button", name="Sign out").click()
+    other_tab.wait_for_url("**/login")
+    other_tab.close()
+
+
+def _sign_in_again(page: Page) -> None:
+    from tests.conftest import ADMIN_NAME, ADMIN_PASSWORD
+
+    page.get_by_label("User name").fill(ADMIN_NAME)
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def test_what_was_typed_in_a_pop_up_comes_back_after_the_session_ended_and_sign_in(signed_in_page, server_id):
+    """The session ended while the pop-up was open: OK goes to the sign-in page, and after signing in the
+    pop-up opens again on the same page with what was typed, to be checked and sent."""
+    from portal.models import EnrollmentProfile
+    from portal.extensions import db
+    from sqlalchemy import select
+
+    page = signed_in_page
+    page.goto(f"/servers/{server_id}/profiles")
+    page.get_by_role("toolbar", name="Enrollment profiles").get_by_role("link", name="Create Profile").click()
+    dialog = page.get_by_role("dialog", name="Add an enrollment profile")
+    dialog.get_by_label("Profile name").fill("Lab Macs")
+    dialog.get_by_label("Organization").fill("Acme Corp")
+    dialog.get_by_label("Support Email Address").fill("help@acme.example")
+    dialog.get_by_text("Advanced", exact=True).click()
+    dialog.get_by_label("Apple Account (Apple ID)").check()
+    _end_session_in_another_tab(page)
+
+    dialog.get_by_role("button", name="Create Profile").click()
+    page.wait_for_url(f"**/login?next=/servers/{server_id}/profiles")
+    assert db.session.execute(select(EnrollmentProfile)).first() is None  # nothing was created
+    expect(page.get_by_text("What you entered before your session ended is kept in this tab")).to_be_visible()
+    _sign_in_again(page)
+    page.wait_for_url(f"**/servers/{server_id}/profiles")
+
+    dialog = page.get_by_role("dialog", name="Add an enrollment profile")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_role("status")).to_contain_text("Your session ended before this was sent")
+    expect(dialog.get_by_label("Profile name")).to_have_value("Lab Macs")
+    expect(dialog.get_by_label("Organization")).to_have_value("Acme Corp")
+    expect(dialog.get_by_label("Support Email Address")).to_have_value("help@acme.example")
+    expect(dialog.get_by_label("Apple Account (Apple ID)")).to_be_checked()
+    shot(page, "profile-create-after-session-end.png")
+
+    dialog.get_by_role("button", name="Create Profile").click()  # the new session's CSRF token: accepted
+    expect(dialog).to_be_hidden()
+    expect(page.get_by_role("status")).to_contain_text("Profile Lab Macs created on Paris")
+    page.reload()
+    expect(page.get_by_role("dialog", name="Add an enrollment profile")).to_be_hidden()  # restored once only
+
+
+def test_an_unsent_pop_up_is_not_shown_to_another_admin_signing_in_in_the_same_tab(signed_in_page, server_id, auth):
+    auth.create_admin("bob", "another long passphrase")
+    page = signed_in_page
+    page.goto(f"/servers/{server_id}/profiles")
+    page.get_by_role("toolbar", name="Enrollment profiles").get_by_role("link", name="Create Profile").click()
+    dialog = page.get_by_role("dialog", name="Add an enrollment profile")
+    dialog.get_by_label("Profile name").fill("Secret plans")
+    _end_session_in_another_tab(page)
+    dialog.get_by_role("button", name="Create Profile").click()
+    page.wait_for_url(f"**/login?next=/servers/{server_id}/profiles")
+    page.get_by_label("User name").fill("bob")
+    page.get_by_label("Password").fill("another long passphrase")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"**/servers/{server_id}/profiles")
+    expect(page.get_by_role("heading", name="No enrollment profiles on Paris yet")).to_be_visible()
+    expect(page.get_by_role("dialog", name="Add an enrollment profile")).to_be_hidden()
