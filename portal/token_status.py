@@ -32,6 +32,15 @@ class Status:
         return self.key in (VALID, ABOUT_TO_EXPIRE)
 
     @property
+    def sync_off(self) -> str:
+        """Why Synchronize is disabled, in words (a disabled button's tooltip reaches neither keyboard nor touch)."""
+        if self.can_sync:
+            return ""
+        if self.needs_renewal:
+            return "Synchronize is off until the server is renewed."
+        return "Synchronize is off until Apple's new terms are accepted (then Check now)."
+
+    @property
     def needs_renewal(self) -> bool:
         """Renew a server is the fix (not accepting Apple's terms, which Check now clears afterwards)."""
         return not self.can_sync and self.key != TERMS_NOT_SIGNED

@@ -748,3 +748,30 @@ def test_the_first_synchronization_waits_for_the_account_check(htmx, apple, iden
     db.session.expire_all()
     run = db.session.get(SyncRun, run.id)
     assert run.status == "failed" and "Terms Not Accepted" in run.error_message  # never sent to Apple
+
+
+@pytest.mark.parametrize("apple_state, words", [
+    (None, "Synchronize is off until the server is renewed."),  # expired
+    ("terms_not_signed", "Synchronize is off until Apple's new terms are accepted (then Check now)."),
+])
+def test_why_synchronize_is_disabled_is_said_in_words_on_the_list_and_the_server_page(
+        admin_client, apple, identity, token, run_jobs, apple_state, words):
+    """Not only in the disabled button's tooltip, which neither the keyboard nor a touch screen reaches."""
+    from datetime import datetime, timedelta, timezone
+
+    post_add_server(admin_client, "Paris", token, identity.key_pem)
+    run_jobs()
+    server = server_named("Paris")
+    for page in ("/servers", f"/servers/{server.id}"):
+        assert "Synchronize is off" not in admin_client.get(page).get_data(as_text=True)
+    if apple_state:
+        server.apple_state = apple_state
+    else:
+        server.token_expiry = datetime.now(timezone.utc) - timedelta(days=2)
+    db.session.commit()
+    for page, described_by in (("/servers", f"sync-off-{server.id}"), (f"/servers/{server.id}", "sync-off")):
+        html = admin_client.get(page).get_data(as_text=True)
+        assert f'<span class="muted{" sync-off" if described_by == "sync-off" else ""}" id="{described_by}">{words}</span>' \
+            in html.replace("&#39;", "'")
+        button = re.search(r'<button type="submit"[^>]*>Synchronize</button>', html).group(0)
+        assert "disabled" in button and f'aria-describedby="{described_by}"' in button
