@@ -103,12 +103,20 @@ def assignment_label(state: str | None) -> str:
     return ASSIGNMENT_LABELS.get(state or "none") or str(state).replace("_", " ").capitalize()
 
 
+def device_family_label(family: str) -> str:
+    """Apple's device_family as the portal names it ("AppleTV" → "Apple TV")."""
+    from .models.profile import DEVICE_FAMILIES
+
+    return DEVICE_FAMILIES.get(family, family)
+
+
 def init_app(app: Flask) -> None:
     """Register the filters and globals."""
     app.jinja_env.filters["datetime"] = format_datetime
     app.jinja_env.filters["ago"] = relative_time
     app.jinja_env.filters["duration"] = format_duration
     app.jinja_env.filters["assignment_label"] = assignment_label
+    app.jinja_env.filters["device_family_label"] = device_family_label
     app.jinja_env.globals.update(url_with=url_with, server_status=server_status, sync_schedule=sync_schedule,
                                  files_sent=files_sent, htmx_cdn_url=HTMX_CDN_URL, htmx_sri=HTMX_SRI,
                                  htmx_vendored=f"vendor/htmx-{HTMX_VERSION}.min.js")

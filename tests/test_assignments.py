@@ -1010,18 +1010,18 @@ def test_default_profile_assigns_new_devices(htmx, apple, paris, run_jobs):
 
     server, profile = paris(devices=6)
     serials = sim_serials(apple)
-    assert assign_to_default_profile(server.id, serials[:2]) is None  # no default profile: nothing
+    assert assign_to_default_profile(server.id, serials[:2]) == []  # no default profile: nothing
     profile.is_default = True
     db.session.commit()
-    batch = assign_to_default_profile(server.id, serials[:2] + ["NOT-A-DEVICE"])
+    [batch] = assign_to_default_profile(server.id, serials[:2] + ["NOT-A-DEVICE"])
     assert (batch.origin, batch.actor, batch.total) == ("default profile", "system", 2)
-    assert assign_to_default_profile(server.id, ["NOT-A-DEVICE"]) is None
+    assert assign_to_default_profile(server.id, ["NOT-A-DEVICE"]) == []
     assert run_jobs() == []
     after = devices_of(server.id)
     assert {s for s, d in after.items() if d.profile_id == profile.id} == set(serials[:2])
     profile.status = "configuring"
     db.session.commit()
-    assert assign_to_default_profile(server.id, serials[2:3]) is None  # not configured: no default
+    assert assign_to_default_profile(server.id, serials[2:3]) == []  # not configured: no default
 
 
 def test_devices_new_in_a_sync_get_the_default_profile(htmx, apple, paris, run_jobs):
@@ -1039,6 +1039,52 @@ def test_devices_new_in_a_sync_get_the_default_profile(htmx, apple, paris, run_j
     assert {apple.state.device(s)["profile_uuid"] for s in new} == {profile.apple_profile_uuid}
     batch = db.session.execute(select(AssignmentBatch).where(AssignmentBatch.origin == "default profile")).scalar_one()
     assert (batch.total, batch.succeeded, batch.actor) == (3, 3, "system")
+
+
+def test_devices_new_in_a_sync_get_the_default_profile_of_their_family(htmx, apple, paris, run_jobs):
+    """iPhones to the profile for iPhones, every other family to the profile for every family."""
+    server, everything = paris(devices=5)
+    everything.is_default = True
+    phones = configured_profile(server, "Phones")
+    phones.is_default, phones.default_families = True, ["iPhone"]
+    db.session.commit()
+    existing = set(devices_of(server.id))
+    new = apple.state.add_devices(SIM, 24)
+    assert htmx.post(f"/servers/{server.id}/sync").status_code == 200
+    assert run_jobs() == []  # the sync, then the batches it queued
+    after = devices_of(server.id)
+    iphones = {s for s in new if after[s].device_family == "iPhone"}
+    others = set(new) - iphones
+    assert iphones and others  # both kinds arrived: each route is exercised
+    assert {s for s, d in after.items() if d.profile_id == phones.id} == iphones
+    assert {s for s, d in after.items() if d.profile_id == everything.id} == others
+    assert all(after[s].profile_id is None for s in existing)
+    assert {apple.state.device(s)["profile_uuid"] for s in iphones} == {phones.apple_profile_uuid}
+    batches = db.session.execute(select(AssignmentBatch).where(AssignmentBatch.origin == "default profile")
+                                 .order_by(AssignmentBatch.id)).scalars().all()
+    assert [(b.profile_id, b.total) for b in batches] == [(everything.id, len(others)), (phones.id, len(iphones))]
+
+
+def test_a_family_whose_default_profile_is_not_configured_waits_rather_than_taking_the_other_default(
+        htmx, apple, paris, run_jobs):
+    from portal.assignments.auto import assign_to_default_profile
+
+    server, everything = paris(devices=30)
+    everything.is_default = True
+    phones = EnrollmentProfile(server_id=server.id, name="Phones", is_default=True, default_families=["iPhone"])
+    db.session.add(phones)
+    db.session.commit()
+    devices = devices_of(server.id)
+    iphones = [s for s, d in devices.items() if d.device_family == "iPhone"]
+    others = [s for s, d in devices.items() if d.device_family != "iPhone"]
+    assert iphones and others
+    [batch] = assign_to_default_profile(server.id, iphones + others)
+    assert (batch.profile_id, batch.total) == (everything.id, len(others))
+    warning = db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "assignment.default_skipped")
+                                 ).scalar_one()
+    count = len(iphones)
+    assert warning.summary.startswith(f"{count:,} new iPhone device{'s' if count != 1 else ''} of Paris did not get "
+                                      "the default profile “Phones”: it is not configured at Apple.")
 
 
 def test_devices_new_in_a_fetch_after_the_cursor_expired_get_the_default_profile(htmx, apple, paris, run_jobs):

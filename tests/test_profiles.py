@@ -274,6 +274,53 @@ def test_at_most_one_default_profile_per_server(htmx, server_id):
     assert profile_named("First").status == "not_configured"  # a portal-side flag: nothing for Apple
 
 
+def _defaults(server_id: int) -> dict[str, list[str] | None]:
+    db.session.expire_all()
+    return {p.name: p.default_families for p in db.session.execute(select(EnrollmentProfile).where(
+        EnrollmentProfile.server_id == server_id, EnrollmentProfile.is_default.is_(True))).scalars()}
+
+
+def test_default_profiles_per_device_family_take_their_families_from_the_others(htmx, server_id):
+    """One default per device family and server: iPhones to one profile, Macs to another, the rest to a third."""
+    assert create(htmx, server_id, name="Everything", is_default="y").status_code == 204
+    assert create(htmx, server_id, name="Phones", is_default="y", default_families=["iPhone", "iPad"]).status_code == 204
+    assert create(htmx, server_id, name="Macs", is_default="y", default_families=["Mac"]).status_code == 204
+    # A profile for some families leaves the one for every family in place: it takes the rest.
+    assert _defaults(server_id) == {"Everything": None, "Phones": ["iPhone", "iPad"], "Macs": ["Mac"]}
+
+    tablets = profile_named("Macs")
+    assert htmx.post(f"/profiles/{tablets.id}/edit", data=profile_form(
+        name="Macs", is_default="y", default_families=["Mac", "iPad"])).status_code == 204
+    assert _defaults(server_id) == {"Everything": None, "Phones": ["iPhone"], "Macs": ["iPad", "Mac"]}
+    assert htmx.post(f"/profiles/{profile_named('Phones').id}/edit", data=profile_form(
+        name="Phones", is_default="y", default_families=["iPhone", "iPad", "Mac"])).status_code == 204
+    assert _defaults(server_id) == {"Everything": None, "Phones": ["iPhone", "iPad", "Mac"]}  # Macs lost them all
+    assert profile_named("Macs").default_families is None
+    entries = [e.summary for e in db.session.execute(select(ActivityEntry).order_by(ActivityEntry.id)).scalars()]
+    assert ("Enrollment profile Phones is no longer the default profile for new iPad devices (it stays the default "
+            "for iPhone): Macs is the default now") in entries
+    assert "Enrollment profile Macs is no longer the default profile for new iPad and Mac devices: Phones is the " \
+           "default now" in entries
+
+    # A second profile for every family replaces the first one; the ones for some families keep theirs.
+    assert create(htmx, server_id, name="Fallback", is_default="y").status_code == 204
+    assert _defaults(server_id) == {"Phones": ["iPhone", "iPad", "Mac"], "Fallback": None}
+
+    page = htmx.get(f"/profiles/{profile_named('Phones').id}").get_data(as_text=True)
+    assert "Default for new iPhone, iPad and Mac devices" in page
+    listed = htmx.get(f"/servers/{server_id}/profiles").get_data(as_text=True)
+    assert "iPhone, iPad, Mac" in listed
+
+
+def test_device_families_without_default_are_refused_next_to_the_field(htmx, server_id):
+    response = create(htmx, server_id, name="Phones", default_families=["iPhone"])
+    assert response.status_code == 422
+    assert "Tick “Default profile for new devices of this server” too" in response.get_data(as_text=True)
+    response = create(htmx, server_id, name="Phones", is_default="y", default_families=["Watch"])
+    assert response.status_code == 422 and "Apple has no device family Watch" in response.get_data(as_text=True)
+    assert profile_count() == 0
+
+
 def test_global_create_chooses_the_only_managed_server_already(htmx, server_id):
     html = htmx.get("/profiles/new").get_data(as_text=True)
     assert f'<option selected value="{server_id}">' in html

@@ -1,7 +1,10 @@
-"""Default profile: devices new to a managed server get its configured default profile.
+"""Default profiles: devices new to a managed server get the configured default profile of their family.
 
-Called by the sync engine after each committed page with that page's new serials; it only
-queues a batch (origin "default profile", actor "system"), Apple is called by the batch job.
+A server has at most one default profile per device family (profiles/services._make_default): one for some
+families (say iPhone and iPad) takes those, and one for every family takes the devices no other default names.
+
+Called by the sync engine after each committed page with that page's new serials; it only queues batches
+(origin "default profile", actor "system"), Apple is called by the batch jobs.
 """
 from __future__ import annotations
 
@@ -9,48 +12,52 @@ from sqlalchemy import or_, select
 
 from ..activity.record import record_activity
 from ..extensions import db
-from ..models import Device, EnrollmentProfile, ManagedServer
-from ..models.profile import CONFIGURED
+from ..models import AssignmentBatch, Device, EnrollmentProfile, ManagedServer
+from ..models.profile import CONFIGURED, family_words
 from .services import ID_CHUNK, count_devices, request_matching
 
 
-def default_profile(server_id: int) -> EnrollmentProfile | None:
-    """The server's configured default profile, if it has one."""
-    return db.session.execute(select(EnrollmentProfile).where(
-        EnrollmentProfile.server_id == server_id, EnrollmentProfile.is_default.is_(True),
-        EnrollmentProfile.status == CONFIGURED, EnrollmentProfile.apple_profile_uuid.is_not(None))
-        .order_by(EnrollmentProfile.id).limit(1)).scalar_one_or_none()
+def default_profiles(server_id: int) -> list[EnrollmentProfile]:
+    """The server's default profiles, configured or not, in id order."""
+    return list(db.session.execute(select(EnrollmentProfile).where(
+        EnrollmentProfile.server_id == server_id, EnrollmentProfile.is_default.is_(True))
+        .order_by(EnrollmentProfile.id)).scalars())
 
 
-def assign_to_default_profile(server_id: int, serials: list[str]):
-    """Queue the default profile for these serials' current devices; nothing without a default."""
+def assign_to_default_profile(server_id: int, serials: list[str]) -> list[AssignmentBatch]:
+    """Queue each default profile for these serials' current devices of its families: the batches queued."""
     serials = list(dict.fromkeys(s for s in serials if s))
-    if not serials:
-        return None
-    server = db.session.get(ManagedServer, server_id)
+    server = db.session.get(ManagedServer, server_id) if serials else None
     if server is None:
-        return None
+        return []
     chunks = [serials[i:i + ID_CHUNK] for i in range(0, len(serials), ID_CHUNK)]
-    conditions = [or_(*(Device.serial_number.in_(chunk) for chunk in chunks))]
-    profile = default_profile(server_id)
-    if profile is None:
-        _report_unconfigured_default(server, conditions)
-        return None
-    if not count_devices(server_id, conditions):
-        return None  # none is a current device: checked first, so the sync's session is left alone
-    return request_matching(server, profile, conditions, origin="default profile", actor="system")
+    these = or_(*(Device.serial_number.in_(chunk) for chunk in chunks))
+    defaults = default_profiles(server_id)
+    named = sorted({family for profile in defaults for family in profile.default_families or []})
+    batches = []
+    for profile in defaults:
+        if profile.default_families:
+            conditions = [these, Device.device_family.in_(profile.default_families)]
+        elif named:  # every family no other default names (a device Apple gave no family included)
+            conditions = [these, or_(Device.device_family.is_(None), Device.device_family.not_in(named))]
+        else:
+            conditions = [these]
+        if profile.status != CONFIGURED or not profile.apple_profile_uuid:
+            _report_unconfigured_default(server, profile, conditions)
+        elif count_devices(server_id, conditions):  # checked first, so the sync's session is left alone
+            batches.append(request_matching(server, profile, conditions, origin="default profile", actor="system"))
+    return batches
 
 
-def _report_unconfigured_default(server: ManagedServer, conditions: list) -> None:
-    """A default profile Apple does not know (yet, or any more) is said so, not skipped silently."""
-    chosen = db.session.execute(select(EnrollmentProfile).where(
-        EnrollmentProfile.server_id == server.id, EnrollmentProfile.is_default.is_(True))
-        .order_by(EnrollmentProfile.id).limit(1)).scalar_one_or_none()
-    count = count_devices(server.id, conditions) if chosen else 0
+def _report_unconfigured_default(server: ManagedServer, profile: EnrollmentProfile, conditions: list) -> None:
+    """A default profile Apple does not know (yet, or any more) is said so, not skipped silently. Its devices do
+    not fall back to another default: the admin chose this profile for them."""
+    count = count_devices(server.id, conditions)
     if not count:
         return
-    record_activity("assignment.default_skipped", chosen, level="warning", actor="system",
-                    summary=f"{count:,} new device{'s' if count != 1 else ''} of {server.name} did not get the "
-                            f"default profile “{chosen.name}”: it is not configured at Apple. Use Configure "
+    which = f"{family_words(profile.default_families)} " if profile.default_families else ""
+    record_activity("assignment.default_skipped", profile, level="warning", actor="system",
+                    summary=f"{count:,} new {which}device{'s' if count != 1 else ''} of {server.name} did not get the "
+                            f"default profile “{profile.name}”: it is not configured at Apple. Use Configure "
                             "profile, then Add Devices.")
     db.session.commit()

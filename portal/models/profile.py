@@ -16,6 +16,17 @@ CONFIGURED = "configured"
 FAILED = "failed"
 CHANGED = "changed"  # configured, then edited: Apple still has the old version
 PROFILE_STATUSES = (NOT_CONFIGURED, CONFIGURING, CONFIGURED, FAILED, CHANGED)
+# Apple's device_family values (reference §4, the Device record) and how the portal names them.
+DEVICE_FAMILIES = {"iPhone": "iPhone", "iPad": "iPad", "Mac": "Mac", "AppleTV": "Apple TV", "Vision": "Apple Vision",
+                   "iPod": "iPod"}
+
+
+def family_words(families: list[str] | None) -> str:
+    """"iPhone and iPad", or "every device family" for a default profile without families."""
+    names = [DEVICE_FAMILIES.get(f, f) for f in families or []]
+    if not names:
+        return "every device family"
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 class EnrollmentProfile(db.Model):
@@ -45,8 +56,18 @@ class EnrollmentProfile(db.Model):
     region: Mapped[str | None] = mapped_column(String(8))
     skip_setup_items: Mapped[list | None] = mapped_column(JSON)
     configuration_web_url: Mapped[str | None] = mapped_column(String(2000))
-    # Devices new to the server (sync "added", or "modified" and unknown) get this profile.
+    # Devices new to the server (sync "added", or "modified" and unknown) get this profile: those of
+    # default_families only, or (NULL) of every family that no other default profile of the server names.
     is_default: Mapped[bool] = mapped_column(default=False)
+    default_families: Mapped[list | None] = mapped_column(JSON(none_as_null=True))
+
+    @property
+    def default_label(self) -> str:
+        """"Default for new devices", or "Default for new iPhone and iPad devices"; "" if not a default."""
+        if not self.is_default:
+            return ""
+        return "Default for new " + (family_words(self.default_families) + " " if self.default_families else "") + \
+            "devices"
 
     status: Mapped[str] = mapped_column(String(20), default=NOT_CONFIGURED)
     status_detail: Mapped[str | None] = mapped_column(Text)  # failure reason in plain words

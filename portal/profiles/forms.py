@@ -14,6 +14,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..names import name_field
 from ..url_checks import port_problem, url_text_problem
+from ..models.profile import DEVICE_FAMILIES
 from .codes import LANGUAGES, REGIONS, SKIP_SETUP_ITEMS
 
 # What a phone number is written with: digits, spaces, + ( ) - . /, then an optional extension ("ext. 12",
@@ -93,6 +94,14 @@ class ProfileForm(FlaskForm):
         invalid_choice_message="Apple does not know the Setup Assistant pane %(value)s: untick it.")
     configuration_web_url = URLField("Configuration web URL", filters=[_strip], validators=[Optional()])
     is_default = BooleanField("Default profile for new devices of this server", default=False)
+    default_families = MultiCheckboxField(
+        "Only for new devices of these families",
+        choices=[SelectChoice(key, label) for key, label in DEVICE_FAMILIES.items()],
+        invalid_choice_message="Apple has no device family %(value)s: untick it.")
+
+    def validate_default_families(self, field) -> None:
+        if field.data and not self.is_default.data:
+            raise ValidationError("Tick “Default profile for new devices of this server” too, or untick the families.")
 
     def validate_support_email(self, field) -> None:
         if field.data and not EMAIL.fullmatch(field.data):

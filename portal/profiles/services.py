@@ -8,7 +8,8 @@ from ..activity.record import record_activity
 from ..device_locks import lock_device_writes
 from ..extensions import db
 from ..models import ActivityEntry, Device, EnrollmentProfile, ManagedServer
-from ..models.profile import CHANGED, CONFIGURED, CONFIGURING, FAILED, NOT_CONFIGURED
+from ..models.profile import (CHANGED, CONFIGURED, CONFIGURING, DEVICE_FAMILIES, FAILED, NOT_CONFIGURED,
+                              family_words)
 from ..names import taken_name
 from ..queue import enqueue, fetch_job, job_alive, new_job_id
 from ..servers.services import FieldErrors
@@ -16,7 +17,8 @@ from .payload import FORM_FIELD_FOR_APPLE, apple_snapshot
 
 EDITABLE = ("name", "organization", "department", "support_email", "support_phone", "is_mdm_removable",
             "is_supervised", "is_mandatory", "await_device_configured", "allow_pairing", "auto_advance_setup",
-            "is_multi_user", "language", "region", "skip_setup_items", "configuration_web_url", "is_default")
+            "is_multi_user", "language", "region", "skip_setup_items", "configuration_web_url", "is_default",
+            "default_families")
 CONFIGURE_FAILED = "profile.configure_failed"
 EDITED = "its settings were edited after it was last configured"  # shown as "Changed because …"
 NO_CONFIGURATION = "This managed server has no MDM server configuration: assign one and configure again."
@@ -31,7 +33,11 @@ def _clean(data: dict) -> dict:
             value = value.strip() or None
         if name == "skip_setup_items":
             value = sorted(value or []) or None
+        elif name == "default_families":  # in the order the form lists them: "iPhone and iPad", "Mac and Apple TV"
+            value = [family for family in DEVICE_FAMILIES if family in (value or [])] or None
         values[name] = value
+    if not values.get("is_default"):
+        values["default_families"] = None  # families only mean something for a default profile
     return values
 
 
@@ -52,10 +58,32 @@ def _check_name(server: ManagedServer, name: str, profile_id: int | None = None)
 
 
 def _make_default(profile: EnrollmentProfile) -> None:
-    """At most one default per server: this one, and no other."""
-    db.session.execute(update(EnrollmentProfile).where(EnrollmentProfile.server_id == profile.server_id,
-                                                       EnrollmentProfile.id != profile.id)
-                       .values(is_default=False).execution_options(synchronize_session="fetch"))
+    """At most one default per device family and server: the other defaults of the server lose what this one takes.
+
+    A profile for every family (no families) replaces the server's other profile for every family; one for some
+    families takes those from the others, and a profile left with none of its families is no longer a default.
+    Each profile that lost something is said in the activity log.
+    """
+    others = db.session.execute(select(EnrollmentProfile).where(
+        EnrollmentProfile.server_id == profile.server_id, EnrollmentProfile.id != profile.id,
+        EnrollmentProfile.is_default.is_(True))).scalars().all()
+    taken = set(profile.default_families or [])
+    for other in others:
+        if not taken:
+            if other.default_families:
+                continue  # its families stay its own: this profile takes the rest
+            other.is_default = False
+            lost = "is no longer the default profile for new devices"
+        elif not other.default_families or not taken & set(other.default_families):
+            continue  # for every family: it keeps the families this profile does not name
+        else:
+            lost_families = [family for family in other.default_families if family in taken]
+            left = [family for family in other.default_families if family not in taken]
+            other.default_families, other.is_default = left or None, bool(left)
+            lost = (f"is no longer the default profile for new {family_words(lost_families)} devices"
+                    + (f" (it stays the default for {family_words(left)})" if left else ""))
+        record_activity("profile.updated", other, summary=f"Enrollment profile {other.name} {lost}: "
+                                                          f"{profile.name} is the default now")
 
 
 def create_profile(server: ManagedServer, data: dict) -> EnrollmentProfile:
@@ -68,7 +96,7 @@ def create_profile(server: ManagedServer, data: dict) -> EnrollmentProfile:
     if profile.is_default:
         _make_default(profile)
     record_activity("profile.created", profile, summary=f"Created enrollment profile {profile.name} on {server.name}"
-                    + (" (default for new devices)" if profile.is_default else ""))
+                    + (f" ({profile.default_label.lower()})" if profile.is_default else ""))
     return profile
 
 

@@ -208,3 +208,27 @@ def test_an_unsent_pop_up_is_not_shown_to_another_admin_signing_in_in_the_same_t
     page.wait_for_url(f"**/servers/{server_id}/profiles")
     expect(page.get_by_role("heading", name="No enrollment profiles on Paris yet")).to_be_visible()
     expect(page.get_by_role("dialog", name="Add an enrollment profile")).to_be_hidden()
+
+
+def test_a_default_profile_for_some_device_families(signed_in_page, server_id):
+    page = signed_in_page
+    page.goto(f"/servers/{server_id}/profiles")
+    page.get_by_role("toolbar", name="Enrollment profiles").get_by_role("link", name="Create Profile").click()
+    dialog = page.get_by_role("dialog", name="Add an enrollment profile")
+    dialog.get_by_label("Profile name").fill("Phones")
+    families = dialog.get_by_role("group", name="Only for new devices of these families")
+    families.get_by_label("iPhone").check()
+    families.get_by_label("Apple TV").check()
+    dialog.get_by_role("button", name="Create Profile").click()
+    error = families.get_by_role("alert")
+    expect(error).to_contain_text("Tick “Default profile for new devices of this server” too")
+    expect(families.get_by_label("iPhone")).to_be_checked()  # nothing ticked is lost
+    dialog.get_by_label("Default profile for new devices of this server").check()
+    families.scroll_into_view_if_needed()
+    shot(page, "profile-default-families.png")
+    dialog.get_by_role("button", name="Create Profile").click()
+    expect(dialog).to_be_hidden()
+    row = _profile_row(page, "Phones")
+    expect(row).to_contain_text("iPhone, Apple TV")
+    row.get_by_role("link", name="Phones", exact=True).click()
+    expect(page.get_by_text("Default for new iPhone and Apple TV devices")).to_be_visible()
