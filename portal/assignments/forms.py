@@ -1,6 +1,22 @@
-"""Forms of the assignment pages: they carry only the CSRF token (the choices are checkboxes)."""
+"""Forms of the assignment pages: most carry only the CSRF token (the choices are checkboxes)."""
 from flask_wtf import FlaskForm
+from wtforms import StringField, TextAreaField
+from wtforms.validators import ValidationError
+
+CONFIRMATION_WORD = "RELEASE"
 
 
 class ConfirmForm(FlaskForm):
     """OK / Remove Devices / Retry now: a confirmation that only needs CSRF protection."""
+
+
+class ReleaseForm(FlaskForm):
+    """Release Devices: the serial numbers, and the typed word that confirms a change Apple does not undo."""
+
+    serials = TextAreaField("Serial numbers", render_kw={"spellcheck": "false", "autocomplete": "off", "rows": 5})
+    confirmation = StringField("Type RELEASE to confirm", filters=[lambda v: v.strip() if isinstance(v, str) else v],
+                               render_kw={"autocomplete": "off"})
+
+    def validate_confirmation(self, field) -> None:
+        if (field.data or "").upper() != CONFIRMATION_WORD:
+            raise ValidationError(f"Type {CONFIRMATION_WORD} to confirm: Apple does not undo a release.")

@@ -23,13 +23,13 @@ from ..apple_link import client_for, note_apple_error, note_apple_success, statu
 from ..device_locks import lock_device_writes
 from ..extensions import db
 from ..models import AssignmentBatch, AssignmentTask, Device, EnrollmentProfile, ManagedServer
-from ..models.assignment import (ASSIGN, DONE, FAILED, NOT_ACCESSIBLE, NOT_HELD, QUEUED, SENDING, SUPERSEDED,
-                                 THROTTLED)
+from ..models.assignment import (ACTION_WORDS, ASSIGN, DONE, DONE_WORDS, FAILED, NOT_ACCESSIBLE, NOT_HELD, QUEUED,
+                                 RELEASE, SENDING, SUPERSEDED, THROTTLED)
 from ..models.profile import CONFIGURED
 from ..profiles.services import note_profile_unknown_at_apple
 from . import timing
 from .retries import TOKEN_HOLD
-from .services import ACTION_WORDS, refresh_counts
+from .services import refresh_counts
 from .turns import Turn, TurnBusy
 
 log = logging.getLogger(__name__)
@@ -278,6 +278,8 @@ def _call(client, action: str, uuid: str | None, serials: list[str]) -> tuple[di
     if action == ASSIGN:
         result = client.assign_profile(uuid, serials)
         return result.devices, result.retry_after_seconds
+    if action == RELEASE:
+        return client.disown_devices(serials), None
     return client.remove_profile(serials), None
 
 
@@ -328,6 +330,11 @@ def _outcome(batch, state, answer, now, retry_after, uuid, attempt=1) -> tuple[d
         still_there = select(EnrollmentProfile.id).where(EnrollmentProfile.id == batch.profile_id).scalar_subquery()
         device.update(profile_id=still_there, profile_uuid=uuid, profile_status="assigned",
                       profile_assign_time=now, profile_push_time=None)
+    elif state == DONE and batch.action == RELEASE:
+        task["detail"] = ("Apple released the device from the organization: it is no longer in Apple Business "
+                          "Manager, and no longer a device of this server.")
+        # Apple sends no change for a released device: it leaves the server's current devices here and now.
+        device.update(profile_id=None, profile_status="removed", removed_at=now)
     elif state == DONE:
         task["detail"] = "Apple removed the profile from the device."
         device.update(profile_id=None, profile_status="removed")
@@ -408,7 +415,7 @@ def _profile(batch: AssignmentBatch) -> EnrollmentProfile | None:
 
 def _record_summary(batch: AssignmentBatch, sent: Counter, again: bool, waiting: int) -> None:
     words = ACTION_WORDS[batch.action]
-    done_word = "assigned" if batch.action == ASSIGN else "removed"
+    done_word = DONE_WORDS[batch.action].lower()
     parts = [f"{sent[DONE]:,} {done_word}"]
     if sent[NOT_ACCESSIBLE]:
         parts.append(f"{sent[NOT_ACCESSIBLE]:,} not accessible")

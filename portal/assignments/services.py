@@ -1,4 +1,4 @@
-"""Add Devices / Remove Devices requests: one batch, one task per device, then the job that calls Apple.
+"""Add Devices / Remove Devices / Release Devices requests: one batch, one task per device, then the job that calls Apple.
 
 A request never calls Apple itself (that happens in jobs.assignments.run_batch). Tasks are created
 with INSERT … SELECT straight from the device table, so "all 10,000 devices matching the filter"
@@ -14,8 +14,8 @@ from ..activity.record import record_activity
 from ..device_locks import lock_assignment_requests, lock_device_writes
 from ..extensions import db
 from ..models import AssignmentBatch, AssignmentTask, Device, EnrollmentProfile, ManagedServer
-from ..models.assignment import (ASSIGN, DONE, FAILED, NOT_ACCESSIBLE, NOT_HELD, QUEUED, REMOVE, RETRY_STATES,
-                                 SENDING, SUPERSEDED, THROTTLED)
+from ..models.assignment import (ACTION_WORDS, ACTIONS, ASSIGN, DONE, FAILED, NOT_ACCESSIBLE, NOT_HELD, QUEUED,
+                                 RELEASE, RETRY_STATES, SENDING, SUPERSEDED, THROTTLED)
 from ..models.profile import CONFIGURED
 from ..models.types import UTCDateTime
 from ..queue import enqueue, new_job_id
@@ -26,7 +26,6 @@ OPEN_STATES = (QUEUED, SENDING, FAILED, THROTTLED)  # a newer request replaces t
 # or THROTTLED). Words only: a later request finds such holds by AssignmentTask.held_for_apple_wait.
 APPLE_WAIT_HOLD = "Apple asked to wait before this device is sent again"
 ID_CHUNK = 500  # ids per IN (...) list: far below every database's bound-parameter limit
-ACTION_WORDS = {ASSIGN: "Add Devices", REMOVE: "Remove Devices"}
 
 
 def check_assignable(profile: EnrollmentProfile | None) -> None:
@@ -79,7 +78,7 @@ def count_devices(server_id: int, conditions: list) -> int:
 
 
 def _create(server, profile, condition_sets, action, origin, actor, empty_message=None) -> AssignmentBatch:
-    if action not in (ASSIGN, REMOVE):
+    if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}")
     if action == ASSIGN:
         check_assignable(profile)
@@ -110,12 +109,13 @@ def _create(server, profile, condition_sets, action, origin, actor, empty_messag
     lock_device_writes(server.id)
     batch.held_for_apple = _keep_apple_waits(batch, now)
     _supersede_older(batch, now)  # the devices show as queued from their tasks (devices/pending.py)
-    words = ACTION_WORDS[action]
+    words, devices = ACTION_WORDS[action], f"{batch.total:,} device{'s' if batch.total != 1 else ''}"
     label = f"“{profile.name}”" if profile else "its profile"
+    what = (f"{devices} of {server.name} from Apple Business Manager" if action == RELEASE
+            else f"{devices} {'to' if action == ASSIGN else 'from'} {label}")
     record_activity(f"assignment.{action}_requested", profile or server, actor=batch.actor,
-                    summary=f"{words}: {batch.total:,} device{'s' if batch.total != 1 else ''} "
-                            f"{'to' if action == ASSIGN else 'from'} {label} requested ({origin})",
-                    details={"batch_id": batch.id, "origin": origin})
+                    level="warning" if action == RELEASE else "info",
+                    summary=f"{words}: {what} requested ({origin})", details={"batch_id": batch.id, "origin": origin})
     db.session.commit()
     enqueue("jobs.assignments.run_batch", batch.id, job_id=batch.job_id)
     return batch

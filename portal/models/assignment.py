@@ -1,4 +1,5 @@
-"""Add Devices / Remove Devices requests and each device's result (also the retry queue and history)."""
+"""Add Devices / Remove Devices / Release Devices requests and each device's result (also the retry queue and
+history)."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -11,6 +12,10 @@ from .types import IDS_NEVER_REUSED, UTCDateTime, utcnow
 
 ASSIGN = "assign"
 REMOVE = "remove"
+RELEASE = "release"  # disown: Apple takes the devices out of the organization for good
+ACTIONS = (ASSIGN, REMOVE, RELEASE)
+ACTION_WORDS = {ASSIGN: "Add Devices", REMOVE: "Remove Devices", RELEASE: "Release Devices"}
+DONE_WORDS = {ASSIGN: "Assigned", REMOVE: "Removed", RELEASE: "Released"}  # what Apple's SUCCESS did
 
 # Task states. Apple's per-device answers are stored in AssignmentTask.result as sent.
 QUEUED = "queued"          # waiting for the batch job (or for its retry time)
@@ -35,7 +40,7 @@ class AssignmentBatch(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     server_id: Mapped[int] = mapped_column(ForeignKey("managed_server.id", ondelete="CASCADE"), index=True)
     profile_id: Mapped[int | None] = mapped_column(ForeignKey("enrollment_profile.id", ondelete="SET NULL"), index=True)
-    action: Mapped[str] = mapped_column(String(10))  # assign | remove
+    action: Mapped[str] = mapped_column(String(10))  # assign | remove | release
     origin: Mapped[str] = mapped_column(String(20), default="manual")  # manual | default profile | reassign | retry
     actor: Mapped[str | None] = mapped_column(String(80))
     # queued | running | waiting (devices held for a retry) | finished | interrupted

@@ -1,0 +1,41 @@
+"""Release Devices: Apple takes devices out of the organization for good (POST /devices/disown).
+
+The request is a batch like Add Devices, with the same per-device results and retries. Releasing
+cannot be undone from an MDM server, so the pop-up says what it means and asks for a typed word.
+"""
+from __future__ import annotations
+
+from flask import request, url_for
+from flask_login import current_user
+
+from ..extensions import db
+from ..models import ManagedServer
+from ..models.assignment import RELEASE
+from ..views import form_done, render_form
+from . import bp
+from .forms import ReleaseForm
+from .serials import SerialsError, devices_for_serials, parse_serials
+from .services import request_assignment
+
+
+@bp.route("/servers/<int:server_id>/devices/release", methods=["GET", "POST"])
+def release_devices(server_id: int):
+    """The pop-up (serial numbers, typed confirmation); OK queues the release. ?serials= fills the list."""
+    server = db.get_or_404(ManagedServer, server_id)
+    form = ReleaseForm(data={"serials": request.args.get("serials", "")} if request.method == "GET" else None)
+    if form.validate_on_submit():
+        try:
+            ids = devices_for_serials(server, parse_serials(form.serials.data))
+            if not ids:
+                raise SerialsError("Paste the serial numbers of the devices to release.")
+            batch = request_assignment(server, None, ids, action=RELEASE, actor=current_user.username)
+        except SerialsError as exc:
+            form.serials.errors = [str(exc)]
+        except ValueError as exc:
+            form.form_errors.append(str(exc))
+        else:
+            return form_done(f"Releasing {batch.total:,} device{'s' if batch.total != 1 else ''} of {server.name} from "
+                             "Apple Business Manager: results follow on the request's page.",
+                             url_for("assignments.batch", batch_id=batch.id), "assignmentsChanged", category="warning")
+    status = 422 if request.method == "POST" else 200
+    return render_form("assignments/_release_form.html", "Release Devices", status=status, form=form, server=server)

@@ -1,0 +1,133 @@
+"""Release Devices (Apple's disown) through the web UI against the Apple simulator: the typed confirmation,
+per-device results (released, not accessible, failed then retried), devices leaving the server, the pop-up
+filled from a device's page, and pasted serial numbers that are not devices of the server."""
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from portal.assignments import timing
+from portal.extensions import db
+from portal.models import ActivityEntry, AssignmentBatch, AssignmentTask, Device
+from tests.servers_helpers import add_simulated_server
+
+SIM = "Paris MDM"
+
+
+@pytest.fixture
+def paris(htmx, apple, run_jobs):
+    return add_simulated_server(htmx, apple, 8, run_jobs=run_jobs, apple_server=SIM)
+
+
+def _serials(apple) -> list[str]:
+    return [d["serial"] for d in apple.state.devices(SIM, limit=100)]
+
+
+def _device(serial: str) -> Device:
+    db.session.expire_all()
+    return db.session.execute(select(Device).where(Device.serial_number == serial)).scalar_one()
+
+
+def release(client, server_id: int, serials, confirmation="RELEASE"):
+    return client.post(f"/servers/{server_id}/devices/release",
+                       data={"serials": "\n".join(serials), "confirmation": confirmation})
+
+
+def test_release_devices_with_mixed_results_then_the_failed_one_after_24_hours(htmx, apple, paris, run_jobs,
+                                                                                monkeypatch):
+    serials = _serials(apple)
+    ok, gone, failing, kept = serials[:4]
+    apple.state.create_server("Other MDM")
+    apple.state.move_devices([gone], "Other MDM")  # the portal has not synchronized the move yet
+    apple.state.set_fault(SIM, "assign_failed", [failing])
+
+    popup = htmx.get(f"/servers/{paris.id}/devices/release").get_data(as_text=True)
+    assert "Release Devices" in popup and "out of your organization for good" in popup
+    response = release(htmx, paris.id, [ok, gone, failing])
+    assert response.status_code == 204, response.get_data(as_text=True)
+    assert "Releasing 3 devices of Paris from Apple Business Manager" in response.headers["HX-Trigger"]
+    batch = db.session.execute(select(AssignmentBatch)).scalar_one()
+    assert (batch.action, batch.profile_id, batch.total) == ("release", None, 3)
+    assert run_jobs() == []
+
+    db.session.expire_all()
+    results = {t.serial_number: (t.state, t.result) for t in db.session.execute(select(AssignmentTask)).scalars()}
+    assert results == {ok: ("done", "SUCCESS"), gone: ("not_accessible", "NOT_ACCESSIBLE"),
+                       failing: ("failed", "FAILED")}
+    assert _device(ok).removed_at is not None and _device(ok).profile_id is None  # no longer a device of Paris
+    assert _device(gone).removed_at is None and _device(kept).removed_at is None
+    assert apple.state.device(ok)["removed"] and not apple.state.device(kept)["removed"]
+    page = htmx.get(f"/assignments/{batch.id}").get_data(as_text=True)
+    assert "Release Devices #" in page and "Released" in page and "Release from Apple Business Manager" in page
+    summary = db.session.execute(select(ActivityEntry.summary).where(
+        ActivityEntry.action == "assignment.release_finished")).scalar_one()
+    assert summary == f"Release Devices, request #{batch.id}: 1 released, 1 not accessible, 1 failed (retried in 24 h)"
+    listed = htmx.get(f"/servers/{paris.id}/devices").get_data(as_text=True)
+    assert ok not in listed and kept in listed
+
+    # The FAILED device waits Apple's 24 hours in the retry queue, then goes again.
+    apple.state.set_fault(SIM, "assign_failed", None)
+    real = timing.now
+    monkeypatch.setattr(timing, "now", lambda: real() + timedelta(hours=24, minutes=1))
+    from jobs.assignments import retry_due
+
+    retry_due()
+    assert run_jobs() == []
+    assert _device(failing).removed_at is not None
+
+
+@pytest.mark.parametrize("confirmation", ["", "yes", "RELEASE ALL"])
+def test_release_needs_the_typed_word_and_keeps_the_list(htmx, apple, paris, confirmation):
+    serial = _serials(apple)[0]
+    response = release(htmx, paris.id, [serial], confirmation)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "Type RELEASE to confirm: Apple does not undo a release." in html
+    assert serial in html  # nothing typed is lost
+    assert db.session.execute(select(AssignmentBatch)).first() is None
+    assert not apple.state.device(serial)["removed"]
+
+
+def test_the_typed_word_may_be_in_small_letters(htmx, apple, paris, run_jobs):
+    serial = _serials(apple)[0]
+    assert release(htmx, paris.id, [serial], " release ").status_code == 204
+    assert run_jobs() == []
+    assert _device(serial).removed_at is not None
+
+
+def test_serials_that_are_not_devices_of_the_server_are_named_and_nothing_is_sent(htmx, apple, paris):
+    serial = _serials(apple)[0]
+    response = release(htmx, paris.id, [serial, "NOTADEVICE1"])
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "This serial number is not a device of Paris: NOTADEVICE1." in html
+    empty = release(htmx, paris.id, [])
+    assert empty.status_code == 422 and "Paste the serial numbers of the devices to release." in \
+        empty.get_data(as_text=True)
+    assert db.session.execute(select(AssignmentBatch)).first() is None
+
+
+def test_a_device_page_opens_release_with_its_serial_number(htmx, apple, paris):
+    device = _device(_serials(apple)[0])
+    page = htmx.get(f"/devices/{device.id}").get_data(as_text=True)
+    assert f"/servers/{paris.id}/devices/release?serials={device.serial_number}" in page
+    popup = htmx.get(f"/servers/{paris.id}/devices/release", query_string={"serials": device.serial_number})
+    assert re.search(rf">\s*{device.serial_number}</textarea>", popup.get_data(as_text=True))
+    assert "Release Devices…" in htmx.get(f"/servers/{paris.id}/devices").get_data(as_text=True)
+
+
+def test_release_works_as_a_plain_page_without_javascript(admin_client, apple, paris, run_jobs):
+    serial = _serials(apple)[0]
+    admin_client.environ_base.pop("HTTP_HX_REQUEST", None)  # `paris` was added with htmx's header
+    page = admin_client.get(f"/servers/{paris.id}/devices/release")
+    assert page.status_code == 200 and "Type RELEASE to confirm" in page.get_data(as_text=True)
+    response = release(admin_client, paris.id, [serial])
+    batch = db.session.execute(select(AssignmentBatch)).scalar_one()
+    assert response.status_code == 302 and response.headers["Location"].endswith(f"/assignments/{batch.id}")
+
+
+def test_release_of_a_missing_server_is_a_404(htmx):
+    assert htmx.get("/servers/999/devices/release").status_code == 404
