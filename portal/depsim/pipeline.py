@@ -77,10 +77,16 @@ def data_call(view):
 
 
 def read_json() -> dict:
-    """The request body as a JSON object; an absent body counts as {} (DEPy posted none)."""
+    """The request body as a JSON object; an absent body counts as {} (DEPy posted none).
+
+    A body must be declared JSON (reference §2.4: Apple's pages ask for `application/json`, clients
+    send `application/json;charset=UTF8`); anything else is refused like a body that is not JSON,
+    the only body error Apple documents (§3.0)."""
     raw = request.get_data(cache=True)
     if not raw.strip():
         return {}
+    if not json_content_type(request.headers.get("Content-Type", "")):
+        raise ApiError(400, "MALFORMED_REQUEST_BODY")
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, ValueError):
@@ -88,6 +94,18 @@ def read_json() -> dict:
     if not isinstance(body, dict):
         raise ApiError(400, "MALFORMED_REQUEST_BODY")
     return body
+
+
+def json_content_type(header: str) -> bool:
+    """`application/json`, optionally with a UTF-8 charset (`UTF8` is Apple's own spelling)."""
+    media, _, params = header.partition(";")
+    if media.strip().lower() != "application/json":
+        return False
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf8", "utf-8"):
+            return False
+    return True
 
 
 def serial_list(body: dict, key: str = "devices") -> list[str]:

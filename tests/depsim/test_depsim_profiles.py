@@ -180,3 +180,22 @@ def test_non_json_bodies_are_malformed(make_caller):
         assert (response.status_code, response.text) == (400, "MALFORMED_REQUEST_BODY"), path
     response = caller.call("POST", "/devices", [1, 2])
     assert response.text == "MALFORMED_REQUEST_BODY"
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded",
+                                          "application/json;charset=latin-1"])
+def test_json_bodies_must_be_declared_json(make_caller, content_type):
+    # reference §2.4: bodies are `application/json` (clients add charset=UTF8); §3.0: the only body error
+    caller = make_caller(devices=1)
+    uuid = caller.call("POST", "/profile", PROFILE).json()["profile_uuid"]
+    (device,), _ = caller.all_devices()
+    body = ('{"profile_uuid":"%s","devices":["%s"]}' % (uuid, device["serial_number"])).encode()
+    headers = {"Content-Type": content_type} if content_type else {}
+    for method, path in (("POST", "/profile/devices"), ("PUT", "/profile/devices"), ("DELETE", "/profile/devices"),
+                         ("POST", "/devices"), ("POST", "/devices/disown"), ("POST", "/profile"),
+                         ("POST", "/server/devices"), ("POST", "/devices/sync")):
+        response = caller.call(method, path, data=body, headers=headers)
+        assert (response.status_code, response.text) == (400, "MALFORMED_REQUEST_BODY"), (method, path)
+    for accepted in ("application/json", "application/json;charset=UTF8", "application/json; charset=utf-8"):
+        response = caller.call("POST", "/profile/devices", data=body, headers={"Content-Type": accepted})
+        assert response.status_code == 200, accepted
