@@ -20,11 +20,17 @@ def get_state():
 
 
 def protocol_version() -> int:
-    """`X-Server-Protocol-Version` as an int; absent or garbled counts as 1 (the oldest shapes)."""
-    try:
-        return max(1, int(request.headers.get("X-Server-Protocol-Version", "1")))
-    except ValueError:
-        return 1
+    """`X-Server-Protocol-Version` as a positive int; absent or garbled is refused.
+
+    Apple's answer to a data call without it is undocumented (reference §2.5); every client in the
+    reference sends it (§2.4), the portal's too, so the simulator takes the strict reading and
+    refuses it the way Apple refuses a missing or bad User-Agent (the token names are its own)."""
+    value = request.headers.get("X-Server-Protocol-Version", "").strip()
+    if not value:
+        raise ApiError(400, "PROTOCOL_VERSION_MISSING")
+    if not value.isascii() or not value.isdigit() or int(value) < 1:
+        raise ApiError(400, "PROTOCOL_VERSION_INVALID")
+    return int(value)
 
 
 def require_user_agent() -> None:
@@ -59,6 +65,7 @@ def data_call(view):
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
         require_user_agent()
+        version = protocol_version()
         state = get_state()
         use = state.use_session(request.headers.get("X-ADM-Auth-Session", "").strip())
         if use is None:
@@ -70,7 +77,7 @@ def data_call(view):
         g.session_header = use.header_token
         g.server = state.server_row_by_id(use.server_id)
         apply_faults(g.server)
-        g.version = protocol_version()
+        g.version = version
         return view(*args, **kwargs)
 
     return wrapper

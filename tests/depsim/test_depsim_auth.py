@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import requests
 
 from .conftest import USER_AGENT, AppleCaller
@@ -82,6 +83,20 @@ def test_user_agent_required_everywhere(make_caller):
     assert (response.status_code, response.text) == (400, "USER_AGENT_MISSING")
     response = caller.call("GET", "/account", headers={"User-Agent": ""})
     assert (response.status_code, response.text) == (400, "USER_AGENT_MISSING")
+
+
+@pytest.mark.parametrize("value, token", [("", "PROTOCOL_VERSION_MISSING"), ("ten", "PROTOCOL_VERSION_INVALID"),
+                                          ("0", "PROTOCOL_VERSION_INVALID"), ("-3", "PROTOCOL_VERSION_INVALID"),
+                                          ("\u00b2", "PROTOCOL_VERSION_INVALID")])
+def test_protocol_version_is_required_on_data_calls(make_caller, value, token):
+    # Every client sends it (reference §2.4); Apple's answer without it is undocumented (§2.5): refused.
+    caller = make_caller(devices=1)
+    for method, path, body in (("GET", "/account", None), ("POST", "/server/devices", {}),
+                               ("POST", "/devices", {"devices": ["X"]})):
+        response = caller.call(method, path, body, headers={"X-Server-Protocol-Version": value})
+        assert (response.status_code, response.text) == (400, token), (method, path)
+    response = caller.session(headers={"X-Server-Protocol-Version": value})
+    assert response.status_code == 200  # /session: Apple's own example sends only the OAuth header (§2.2)
 
 
 def test_data_call_without_or_with_unknown_session_is_401(make_caller):
