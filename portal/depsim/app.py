@@ -10,7 +10,7 @@ import time
 from flask import Blueprint, g, request
 
 from . import cursors, oauth
-from .pipeline import apply_faults, data_call, get_state, read_json, require_user_agent, serial_list
+from .pipeline import apply_faults, check_device_count, data_call, get_state, read_json, require_user_agent, serial_list
 from .records import DEFAULT_LIMIT, MAX_LIMIT, account_detail, device_record, sync_record
 from .responses import ApiError, json_response
 from .timefmt import iso
@@ -171,6 +171,7 @@ def define_profile():
         validate_profile(body)
     except ProfileError as error:
         raise ApiError(400, error.code) from None
+    check_device_count(body.get("devices", []))
     state = get_state()
     uuid = state.store_profile(g.server["id"], body)
     serials = list(dict.fromkeys(s for s in body.get("devices", []) if s.strip()))

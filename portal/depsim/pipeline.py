@@ -115,6 +115,19 @@ def json_content_type(header: str) -> bool:
     return True
 
 
+MAX_DEVICES = 1000  # Apple: at most 1000 devices per request (reference §6.3)
+
+
+def check_device_count(serials: list) -> None:
+    """Refuse more than 1000 serials in one request, counted as sent (duplicates and blanks too).
+
+    Apple asks for at most 1000 on Assign Profile (§3.8) and documents no maximum, nor the answer
+    above it, for the other device lists (§3.4, §3.5, §3.9, §9); the portal's client never sends
+    more than 1000 anywhere, so the simulator refuses more everywhere (the token is its own)."""
+    if len(serials) > MAX_DEVICES:
+        raise ApiError(400, "TOO_MANY_DEVICES")
+
+
 def serial_list(body: dict, key: str = "devices") -> list[str]:
     """A required, non-empty list of serials (400 DEVICE_ID_REQUIRED / MALFORMED_REQUEST_BODY)."""
     serials = body.get(key)
@@ -122,6 +135,7 @@ def serial_list(body: dict, key: str = "devices") -> list[str]:
         raise ApiError(400, "DEVICE_ID_REQUIRED")
     if not isinstance(serials, list) or not all(isinstance(s, str) for s in serials):
         raise ApiError(400, "MALFORMED_REQUEST_BODY")
+    check_device_count(serials)
     serials = [s for s in serials if s.strip()]
     if not serials:
         raise ApiError(400, "DEVICE_ID_REQUIRED")

@@ -349,6 +349,26 @@ def test_assign_more_than_1000_serials_in_chunks(dep):
     assert {(d["profile_uuid"], d["profile_status"]) for d in details.values()} == {(uuid, "assigned")}
 
 
+@pytest.mark.parametrize("count, calls", [(1000, [1000]), (1001, [1000, 1])])
+def test_every_device_call_stays_within_apples_1000_serials(dep, count, calls):
+    # The simulator refuses more than 1000 serials on every device list (README, reference §6.3).
+    bench = dep(devices=2)
+    mine = [d["serial_number"] for d in bench.client.fetch_devices().devices]
+    serials = mine + [f"ZZ{i:08d}" for i in range(count - 2)] + mine  # duplicates are sent once
+    uuid = bench.client.define_profile(PROFILE)["profile_uuid"]
+    results = {"/devices": bench.client.device_details(serials),
+               "/profile/devices": bench.client.assign_profile(uuid, serials).devices}
+    results["/profile/devices DELETE"] = bench.client.remove_profile(serials, profile_uuid=uuid)
+    results["/devices/disown"] = bench.client.disown_devices(serials)
+    assert {name: len(found) for name, found in results.items()} == dict.fromkeys(results, count)
+    for method, path in (("POST", "/devices"), ("POST", "/profile/devices"), ("DELETE", "/profile/devices"),
+                         ("POST", "/devices/disown")):
+        sent = [json.loads(r.request.body) for r in bench.wire
+                if (r.request.method, r.request.path_url) == (method, path)]
+        assert [len(body["devices"]) for body in sent] == calls, (method, path)
+        assert all(r.status_code == 200 for r in bench.wire), bench.calls()
+
+
 def test_throttled_and_failed_devices_are_results(dep):
     bench = dep(devices=3)
     a, b, c = [d["serial_number"] for d in bench.client.fetch_devices().devices]

@@ -199,3 +199,28 @@ def test_json_bodies_must_be_declared_json(make_caller, content_type):
     for accepted in ("application/json", "application/json;charset=UTF8", "application/json; charset=utf-8"):
         response = caller.call("POST", "/profile/devices", data=body, headers={"Content-Type": accepted})
         assert response.status_code == 200, accepted
+
+
+def test_at_most_1000_serials_per_request(make_caller):
+    # Apple asks for ≤1000 devices per call (reference §6.3, §3.8); other device lists: same rule (§9).
+    caller = make_caller(devices=1)
+    (device,), _ = caller.all_devices()
+    uuid = caller.call("POST", "/profile", PROFILE).json()["profile_uuid"]
+    full = [device["serial_number"]] + [f"ZZ{i:08d}" for i in range(999)]
+    over = full + ["ZZ99999999"]
+    bodies = {("POST", "/profile/devices"): {"profile_uuid": uuid}, ("PUT", "/profile/devices"): {"profile_uuid": uuid},
+              ("DELETE", "/profile/devices"): {}, ("POST", "/devices"): {}, ("POST", "/devices/disown"): {},
+              ("POST", "/profile"): PROFILE}
+    for (method, path), extra in bodies.items():
+        response = caller.call(method, path, {**extra, "devices": over})
+        assert (response.status_code, response.text) == (400, "TOO_MANY_DEVICES"), (method, path)
+        response = caller.call(method, path, {**extra, "devices": [device["serial_number"]] * 1001})
+        assert (response.status_code, response.text) == (400, "TOO_MANY_DEVICES"), (method, path)  # counted as sent
+    for (method, path), extra in bodies.items():  # exactly 1000: answered for each serial (disown last)
+        if path == "/devices/disown":
+            continue
+        response = caller.call(method, path, {**extra, "devices": full})
+        assert response.status_code == 200, (method, path)
+        assert len(response.json()["devices"]) == 1000
+    response = caller.call("POST", "/devices/disown", {"devices": full})
+    assert response.status_code == 200 and len(response.json()["devices"]) == 1000
