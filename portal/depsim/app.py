@@ -186,8 +186,10 @@ def define_profile():
 @data_call
 def get_profile():
     """A stored profile plus profile_uuid, booleans explicit, no devices."""
-    uuid = request.args.get("profile_uuid", "").strip().upper()
-    if not uuid:
+    # Taken as sent: Apple's UUIDs are upper-case hex (reference §3.6) and a lower-cased one is
+    # another string, not a spelling of the same profile.
+    uuid = request.args.get("profile_uuid", "")
+    if not uuid.strip():
         raise ApiError(400, "PROFILE_UUID_REQUIRED")
     body = get_state().profile_body(g.server["id"], uuid)
     if body is None:
@@ -207,7 +209,6 @@ def assign_profile():
         raise ApiError(400, "MALFORMED_REQUEST_BODY")
     serials = serial_list(body)
     state = get_state()
-    uuid = uuid.strip().upper()
     if state.profile_body(g.server["id"], uuid) is None:
         raise ApiError(404, "NOT_FOUND")
     results, retry_after = state.assign_profile(g.server["id"], uuid, serials,

@@ -5,6 +5,7 @@ import base64
 import re
 
 import pytest
+import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -224,3 +225,18 @@ def test_at_most_1000_serials_per_request(make_caller):
         assert len(response.json()["devices"]) == 1000
     response = caller.call("POST", "/devices/disown", {"devices": full})
     assert response.status_code == 200 and len(response.json()["devices"]) == 1000
+
+
+def test_profile_uuids_are_taken_as_sent(make_caller):
+    # Apple's UUIDs are 32 upper-case hex (reference §3.6): another spelling is an unknown profile.
+    caller = make_caller(devices=1)
+    (device,), _ = caller.all_devices()
+    uuid = caller.call("POST", "/profile", PROFILE).json()["profile_uuid"]
+    for spelling in (uuid.lower(), f" {uuid}", f"{uuid}\n", uuid[:8] + "-" + uuid[8:]):
+        response = caller.call("GET", f"/profile?profile_uuid={requests.utils.quote(spelling)}")
+        assert (response.status_code, response.text) == (400, "NOT_FOUND"), spelling
+        response = caller.call("POST", "/profile/devices", {"profile_uuid": spelling, "devices": [device["serial_number"]]})
+        assert (response.status_code, response.text) == (404, "NOT_FOUND"), spelling
+    assert caller.call("GET", f"/profile?profile_uuid={uuid}").json()["profile_uuid"] == uuid
+    response = caller.call("POST", "/profile/devices", {"profile_uuid": uuid, "devices": [device["serial_number"]]})
+    assert response.json()["devices"] == {device["serial_number"]: "SUCCESS"}
