@@ -2,13 +2,17 @@
 
 Type errors (a string where a boolean belongs, a list that is not a list) are what Apple's JSON
 reader rejects before any field rule runs, so they answer MALFORMED_REQUEST_BODY.
+
+Lengths: Apple gives its limits in "UTF-8 characters" (§3.6) without saying whether a character
+is a code point or a byte. The strict reading is taken: bytes of UTF-8 (é counts 2, 日 3, 😀 4),
+and the URL's 2000 "URL-encoded characters" count each non-ASCII byte as its %XX escape.
 """
 from __future__ import annotations
 
 import base64
 import binascii
 import re
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from cryptography import x509
 
@@ -44,7 +48,7 @@ def validate_profile(profile) -> dict:
     name = profile.get("profile_name")
     if not name:
         raise ProfileError("CONFIG_NAME_REQUIRED")
-    if len(name) > 125:
+    if utf8_length(name) > 125:
         raise ProfileError("CONFIG_NAME_INVALID")
     url = profile.get("url")
     if not url:
@@ -56,7 +60,7 @@ def validate_profile(profile) -> dict:
     _check_optional_text(profile, "support_phone_number", 50, "SUPPORT_PHONE_INVALID")
     _check_optional_text(profile, "org_magic", 256, "MAGIC_INVALID")
     email = profile.get("support_email_address")
-    if email is not None and (len(email) > 250 or (email and not _EMAIL.fullmatch(email))):
+    if email is not None and (utf8_length(email) > 250 or (email and not _EMAIL.fullmatch(email))):
         raise ProfileError("SUPPORT_EMAIL_INVALID")
     if profile.get("is_mdm_removable") is False and profile.get("is_supervised") is not True:
         raise ProfileError("FLAGS_INVALID")
@@ -74,23 +78,42 @@ def _check_types(profile: dict) -> None:
         if key in profile and not isinstance(profile[key], bool):
             raise ProfileError("MALFORMED_REQUEST_BODY")
     for key in STRING_FIELDS:
-        if key in profile and not isinstance(profile[key], str):
+        if key in profile and not (isinstance(profile[key], str) and _is_unicode(profile[key])):
             raise ProfileError("MALFORMED_REQUEST_BODY")
     for key in LIST_FIELDS:
         value = profile.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        if not isinstance(value, list) or not all(isinstance(v, str) and _is_unicode(v) for v in value):
             raise ProfileError("MALFORMED_REQUEST_BODY")
+
+
+def _is_unicode(text: str) -> bool:
+    """False for a lone surrogate (JSON's "\\ud800"), which no UTF-8 reader accepts."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def utf8_length(text: str) -> int:
+    """Length as Apple's limits are read here: bytes of UTF-8 (see module docstring)."""
+    return len(text.encode("utf-8"))
+
+
+def url_encoded_length(url: str) -> int:
+    """Length once percent-encoded: ASCII as typed, each non-ASCII UTF-8 byte as %XX."""
+    return len(quote(url, safe="".join(chr(c) for c in range(128))))
 
 
 def _check_optional_text(profile: dict, key: str, limit: int, code: str) -> None:
     """Present means non-empty and at most `limit` characters."""
-    if key in profile and not 0 < len(profile[key]) <= limit:
+    if key in profile and not 0 < utf8_length(profile[key]) <= limit:
         raise ProfileError(code)
 
 
 def _valid_url(url: str) -> bool:
-    """≤2000 chars, absolute http(s) URL with a host, no whitespace (RFC 2396 syntax)."""
-    if len(url) > 2000 or any(ch.isspace() for ch in url):
+    """≤2000 URL-encoded chars, absolute http(s) URL with a host, no whitespace (RFC 2396 syntax)."""
+    if url_encoded_length(url) > 2000 or any(ch.isspace() for ch in url):
         return False
     try:
         parts = urlsplit(url)

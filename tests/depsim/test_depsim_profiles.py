@@ -34,6 +34,18 @@ PROFILE = {"profile_name": "Corporate", "url": "https://mdm.example.com/enroll"}
     ({"support_phone_number": "1" * 51}, "SUPPORT_PHONE_INVALID"),
     ({"is_supervised": "yes"}, "MALFORMED_REQUEST_BODY"),
     ({"anchor_certs": ["bm90IGEgY2VydA=="]}, "MALFORMED_REQUEST_BODY"),
+    # wrong types and text no UTF-8 reader takes
+    ({"department": 5}, "MALFORMED_REQUEST_BODY"),
+    ({"profile_name": ["Corporate"]}, "MALFORMED_REQUEST_BODY"),
+    ({"skip_setup_items": "Siri"}, "MALFORMED_REQUEST_BODY"),
+    ({"profile_name": "Corporate \ud800"}, "MALFORMED_REQUEST_BODY"),
+    # limits counted in bytes of UTF-8 (é 2, 日 3, 😀 4) and the URL percent-encoded
+    ({"profile_name": "é" * 63}, "CONFIG_NAME_INVALID"),
+    ({"department": "日" * 42}, "DEPARTMENT_INVALID"),
+    ({"support_phone_number": "\u0661" * 26}, "SUPPORT_PHONE_INVALID"),
+    ({"org_magic": "😀" * 65}, "MAGIC_INVALID"),
+    ({"support_email_address": "é" * 120 + "@example.com"}, "SUPPORT_EMAIL_INVALID"),
+    ({"url": "https://mdm.example.com/" + "é" * 330}, "CONFIG_URL_INVALID"),
 ])
 def test_define_profile_validation(make_caller, changes, code):
     caller = make_caller()
@@ -240,3 +252,14 @@ def test_profile_uuids_are_taken_as_sent(make_caller):
     assert caller.call("GET", f"/profile?profile_uuid={uuid}").json()["profile_uuid"] == uuid
     response = caller.call("POST", "/profile/devices", {"profile_uuid": uuid, "devices": [device["serial_number"]]})
     assert response.json()["devices"] == {device["serial_number"]: "SUCCESS"}
+
+
+def test_limits_in_bytes_of_utf8_are_accepted_at_the_maximum(make_caller):
+    caller = make_caller()
+    profile = {"profile_name": "é" * 62 + "x", "url": "https://mdm.example.com/" + "é" * 329 + "x" * 2,
+               "department": "日" * 41 + "xx", "support_phone_number": "\u0661" * 25,
+               "org_magic": "😀" * 64, "support_email_address": "é" * 119 + "@example.com"}
+    response = caller.call("POST", "/profile", profile)
+    assert response.status_code == 200, response.text
+    stored = caller.call("GET", f"/profile?profile_uuid={response.json()['profile_uuid']}").json()
+    assert {key: stored[key] for key in profile} == profile
