@@ -79,16 +79,18 @@ def refuse_invisible(form, field) -> None:
         raise StopValidation(f"{INVISIBLE} It contains {', '.join(_describe(c) for c in found)}.")
 
 
-def name_field(label: str, *, required: str, max_length: int, too_long: str | None = None, **kwargs) -> StringField:
+def name_field(label: str, *, required: str, max_length: int, too_long: str | None = None,
+               length: type[Length] = Length, **kwargs) -> StringField:
     """A StringField for a name: normalised, required, visible characters only, at most `max_length` characters.
 
     `required` and `too_long` are the messages shown next to the field; by default the latter is
-    "The name can be at most N characters.". The length is counted after normalising.
+    "The name can be at most N characters.". The length is counted after normalising, with `length`
+    (a Length validator class: portal.apple_text.AppleLength for a name sent to Apple).
     """
     return StringField(label, filters=[normalize_name], validators=[
         DataRequired(required),
         refuse_invisible,
-        Length(max=max_length, message=too_long or f"The name can be at most {max_length} characters."),
+        length(max=max_length, message=too_long or f"The name can be at most {max_length} characters."),
     ], **kwargs)
 
 

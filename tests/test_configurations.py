@@ -264,6 +264,9 @@ def test_a_bad_file_is_named_together_with_the_other_fields_errors(htmx, cert_a)
     ("https://mdm.example.com:0/enroll", "Port 0 is not a port"),
     ('https://mdm.example.com/enroll?a=<b>&c="x"', 'cannot hold these characters as typed: " < >'),
     ("https://mdm.example.com/" + "a" * 2000, "at most 2,000"),
+    # Apple counts the URL percent-encoded (README, reference §3.6): 24 + 330 × 6 characters
+    ("https://mdm.example.com/" + "é" * 330, "The URL is 2,004 characters long; at most 2,000 are allowed. "
+                                             "Apple counts the URL percent-encoded"),
     ("", "Enter the MDM server URL"),
 ])
 def test_bad_urls_are_refused_with_a_clear_message(htmx, cert_a, url, expected):

@@ -174,6 +174,13 @@ LONG = "x" * 126
     ({"configuration_web_url": "https://x:0"}, "configuration_web_url", "Port 0 is not a port"),
     ({"configuration_web_url": "https://sso.acme.example/{x}"}, "configuration_web_url", "as typed: { }"),
     ({"configuration_web_url": "https://sso.acme.example/" + "a" * 2000}, "configuration_web_url", "2000"),
+    # Apple's limits counted as the simulator counts them: bytes of UTF-8, the URL percent-encoded (README)
+    ({"name": "é" * 63}, "name", "at most 125 characters (Apple&#39;s limit). Apple counts accented letters as 2"),
+    ({"department": "日" * 42}, "department", "at most 125 characters (Apple&#39;s limit). Apple counts"),
+    ({"support_phone": "\u0661" * 26}, "support_phone", "at most 50 characters (Apple&#39;s limit). Apple counts"),
+    ({"support_email": "é" * 120 + "@example.com"}, "support_email", "this counts 252"),
+    ({"configuration_web_url": "https://sso.acme.example/" + "é" * 330}, "configuration_web_url",
+     "At most 2000 characters. Apple counts the URL percent-encoded"),
 ])
 def test_bad_fields_are_refused_next_to_the_field_and_nothing_is_saved(htmx, server_id, overrides, field, words):
     response = create(htmx, server_id, **{"name": "Kept name", "department": "Kept department", **overrides})
@@ -221,6 +228,22 @@ def test_limits_themselves_are_accepted(htmx, server_id):
     assert response.status_code == 204, response.get_data(as_text=True)
     profile = profile_named("n" * 125)
     assert profile.is_mdm_removable is False and profile.is_supervised is True and profile.language == "deu"
+
+
+def test_non_ascii_fields_at_apples_limits_are_accepted_and_configured(htmx, apple, server_id, run_jobs):
+    # At the maximum as Apple counts (bytes of UTF-8; the URL percent-encoded), through the client to the
+    # strict simulator: Apple accepts every field as typed.
+    fields = {"name": "é" * 62 + "x", "department": "日" * 41 + "xx", "support_phone": "\u0661" * 25,
+              "support_email": "é" * 119 + "@example.com",
+              "configuration_web_url": "https://sso.acme.example/" + "é" * 329 + "x" * 1}
+    profile = _configured(htmx, apple, server_id, run_jobs, **fields)
+    stored = apple.state.profiles("Paris MDM")[-1]
+    assert stored["profile_uuid"] == profile.apple_profile_uuid
+    assert {key: stored[key] for key in ("profile_name", "department", "support_phone_number",
+                                         "support_email_address", "configuration_web_url")} == {
+        "profile_name": fields["name"], "department": fields["department"],
+        "support_phone_number": fields["support_phone"], "support_email_address": fields["support_email"],
+        "configuration_web_url": fields["configuration_web_url"]}
 
 
 def test_profile_name_is_unique_per_server(htmx, apple, identity, run_jobs, server_id):

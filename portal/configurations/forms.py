@@ -9,6 +9,7 @@ from wtforms import RadioField, SelectMultipleField, StringField, TextAreaField
 from wtforms.validators import DataRequired, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from ..apple_text import counting_note, url_encoded_length
 from ..converters import small_int
 from ..models import ServerConfiguration
 from ..names import name_field, taken_name
@@ -22,8 +23,9 @@ def url_problem(url: str) -> str | None:
     """Why ``url`` cannot be an MDM enrollment URL, or None when it can."""
     if not url:
         return f"Enter the MDM server URL, e.g. {URL_EXAMPLE}."
-    if len(url) > MAX_URL:
-        return f"The URL is {len(url):,} characters long; at most {MAX_URL:,} are allowed."
+    if (counted := url_encoded_length(url)) > MAX_URL:  # Apple's 2000 count the URL percent-encoded (§3.6)
+        return (f"The URL is {counted:,} characters long; at most {MAX_URL:,} are allowed."
+                + counting_note(url, counted, url=True))
     if any(ch.isspace() for ch in url):
         return "The URL cannot contain spaces. Encode them as %20 or remove them."
     if problem := url_text_problem(url):

@@ -12,6 +12,7 @@ from wtforms.fields import EmailField, TelField, URLField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from ..apple_text import AppleLength, counting_note, url_encoded_length
 from ..names import name_field
 from ..url_checks import port_problem, url_text_problem
 from ..models.profile import DEVICE_FAMILIES
@@ -46,9 +47,9 @@ class MultiCheckboxField(SelectMultipleField):
 
 
 def https_url_problem(url: str) -> str | None:
-    """Why `url` is not an https URL Apple accepts (≤2000 characters, a host, no spaces), or None."""
-    if len(url) > 2000:
-        return "At most 2000 characters."
+    """Why `url` is not an https URL Apple accepts (≤2000 characters percent-encoded, a host, no spaces), or None."""
+    if (counted := url_encoded_length(url)) > 2000:
+        return "At most 2000 characters." + counting_note(url, counted, url=True)
     if any(ch.isspace() for ch in url):
         return "A URL cannot contain spaces."
     if problem := url_text_problem(url):
@@ -68,16 +69,16 @@ def https_url_problem(url: str) -> str | None:
 class ProfileForm(FlaskForm):
     """Create Profile / Edit: BMC's attributes, then Apple's other settings under Advanced."""
 
-    name = name_field("Profile name", required="Give the profile a name.", max_length=125,
+    name = name_field("Profile name", required="Give the profile a name.", max_length=125, length=AppleLength,
                       too_long="The name can be at most 125 characters (Apple's limit).")
     organization = StringField("Organization", filters=[_strip], validators=[
         Optional(), Length(max=255, message="The organization can be at most 255 characters.")])
     department = StringField("Department", filters=[_strip], validators=[
-        Optional(), Length(max=125, message="The department can be at most 125 characters (Apple's limit).")])
-    support_email = EmailField("Support Email Address", filters=[_strip], validators=[Optional(), Length(
+        Optional(), AppleLength(max=125, message="The department can be at most 125 characters (Apple's limit).")])
+    support_email = EmailField("Support Email Address", filters=[_strip], validators=[Optional(), AppleLength(
         max=250, message="The support email address can be at most 250 characters (Apple's limit).")])
     support_phone = TelField("Support Phone Number", filters=[_strip], validators=[
-        Optional(), Length(max=50, message="The support phone number can be at most 50 characters (Apple's limit).")])
+        Optional(), AppleLength(max=50, message="The support phone number can be at most 50 characters (Apple's limit).")])
     is_mdm_removable = BooleanField("Is MDM Removable", default=True)
 
     is_supervised = BooleanField("Supervised", default=True)
