@@ -63,19 +63,24 @@ def account():
 
 
 def _limit(body: dict) -> int:
-    """`limit`: default 100; above the 1000 maximum it is clamped (Apple documents no error)."""
+    """`limit`: default 100; above the 1000 maximum it is clamped (Apple documents no error).
+
+    It is an int32 (reference §3.2): a JSON string, even of digits, or a boolean is a body Apple's
+    JSON reader cannot map, so MALFORMED_REQUEST_BODY (the portal's client sends a number)."""
     value = body.get("limit")
     if value is None:
         return DEFAULT_LIMIT
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, int) or not -2**31 <= value < 2**31:
         raise ApiError(400, "MALFORMED_REQUEST_BODY")
     return DEFAULT_LIMIT if value < 1 else min(value, MAX_LIMIT)
 
 
 def _cursor(text, server_id: int) -> cursors.Cursor:
-    """Decode a client cursor that this server issued, else 400 INVALID_CURSOR."""
+    """Decode a client cursor that this server issued, else 400 INVALID_CURSOR.
+
+    A cursor is a string (reference §3.2, §6.2): another JSON type is a malformed body."""
+    if not isinstance(text, str):
+        raise ApiError(400, "MALFORMED_REQUEST_BODY")
     try:
         cursor = cursors.decode(text)
     except cursors.CursorError:

@@ -72,6 +72,22 @@ def test_bad_cursors(make_caller):
     assert (response.status_code, response.text) == (400, "CURSOR_REQUIRED")
 
 
+def test_cursor_and_limit_of_the_wrong_type_are_malformed(make_caller):
+    # FetchDeviceRequest: cursor a string of ≤1000 characters, limit an int32 (reference §3.2, §6.2)
+    caller = make_caller(devices=2)
+    _, cursor = caller.all_devices()
+    for body in ({"limit": "5"}, {"limit": True}, {"limit": 2.5}, {"limit": 2**31}, {"cursor": 5},
+                 {"cursor": [cursor]}, {"cursor": {"c": cursor}}):
+        for path in ("/server/devices", "/devices/sync"):
+            sent = {"cursor": cursor, **body} if path == "/devices/sync" else body
+            response = caller.call("POST", path, sent)
+            assert (response.status_code, response.text) == (400, "MALFORMED_REQUEST_BODY"), (path, body)
+    for bad in ("x" * 1001, cursor + "=", cursor + " ", cursor + "é"):
+        response = caller.call("POST", "/devices/sync", {"cursor": bad})
+        assert (response.status_code, response.text) == (400, "INVALID_CURSOR"), bad
+    assert caller.call("POST", "/devices/sync", {"cursor": cursor, "limit": 5}).status_code == 200
+
+
 def test_sync_reports_inventory_changes(make_caller, depsim):
     state = depsim.state
     source = make_caller("Source", devices=4)
