@@ -3,7 +3,8 @@
 A job used to open its own session (`GET /session`, a round trip to Apple before its first call)
 and leave it unused when it ended. Now the session a client signs in to, or that Apple rotates, is
 kept in Redis for a few minutes and taken up by the next client of the same server token, on any
-worker; a session Apple refuses is replaced by signing in again (portal/apple/client.py). Fewer
+worker; a session Apple refuses is replaced by the newest kept one (another job's call may have
+rotated it) or by signing in again (portal/apple/client.py). Fewer
 sessions is also the cautious side of an open question: Apple may not support several sessions of
 one token at the same time (reference §2.3, UNCERTAIN).
 

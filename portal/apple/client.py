@@ -292,7 +292,7 @@ class DEPClient:
 
     def _request(self, method: str, path: str, payload: Any = None,
                  params: dict | None = None, *, repeatable: bool = True) -> Any:
-        """One data call: ensure a session, replace it if Apple refused it (at most twice), parse JSON.
+        """One data call: ensure a session, replace it if Apple refused it (up to three times), parse JSON.
 
         ``repeatable``: whether sending the call twice does no harm (see ``_send``)."""
         body = None if payload is None else json.dumps(payload, separators=(",", ":")).encode()
@@ -300,11 +300,19 @@ class DEPClient:
             self.authenticate()
         response = self._send(method, path, body, params, repeatable=repeatable)
         # A refused session is replaced by the one another client kept meanwhile, if any (it may
-        # have signed in since), and otherwise by signing in again; the call is replayed each time.
-        for renew, kind in ((self._kept_newer_session, "kept"), (self.authenticate, "new")):
+        # have signed in since, or Apple rotated it), and otherwise by signing in again; the call is
+        # replayed each time. After the sign-in the newest kept session gets one more chance: jobs
+        # share the session, and Apple may rotate it on any answer and refuse the old one at once
+        # (reference §2.3, undocumented), so another job's call can retire the new session before
+        # this replay reaches Apple. Bounded: one sign-in and three replays at most after a refusal.
+        refused: set[str | None] = set()
+        sign_in = lambda _refused: self.authenticate()  # noqa: E731
+        for renew, kind in ((self._kept_newer_session, "kept"), (sign_in, "new"),
+                            (self._kept_newer_session, "kept")):
             if not self._session_refused(response):
                 break
-            if renew() is None:
+            refused.add(self.session_token)
+            if renew(refused) is None:
                 continue
             log.info("%s %s: session refused (%d), replayed on a %s session", method, path,
                      response.status_code, kind)
@@ -373,10 +381,10 @@ class DEPClient:
             self._use_session(rotated.strip())
             log.debug("session token rotated by the server")
 
-    def _kept_newer_session(self) -> str | None:
-        """The kept session, if it is not the one just refused (then it is used from now on)."""
+    def _kept_newer_session(self, refused: set[str | None]) -> str | None:
+        """The kept session, if Apple has not refused it to this call (then it is used from now on)."""
         kept = self._session_store.load() if self._session_store is not None else None
-        if not kept or kept == self.session_token:
+        if not kept or kept in refused:
             return None
         self.session_token = kept
         return kept

@@ -3,7 +3,9 @@
 Apple hands out a new session token in responses "periodically" and expires sessions after
 inactivity. The simulator rotates deterministically every `session_rotate_every` data calls
 (so tests can count on it) and keeps the rotated-out token working for a short grace period,
-as concurrent requests of a real client may still carry it.
+as concurrent requests of a real client may still carry it. Whether Apple does is undocumented
+(reference §2.3, §9): `session_rotate_every=1, session_grace_seconds=0` is the strictest reading,
+a new token on every answer and the previous one refused at once.
 """
 from __future__ import annotations
 
@@ -82,6 +84,6 @@ class SessionMixin:
             return False
         if row["token_expiry"] is not None and now >= row["token_expiry"]:
             return False
-        if row["retired_until"] is not None:
-            return now <= row["retired_until"]
+        if row["retired_until"] is not None:  # a grace of 0: dead from the rotation on
+            return now < row["retired_until"]
         return now - row["last_used"] <= settings["session_idle_seconds"]

@@ -246,6 +246,75 @@ def test_a_kept_session_apple_refuses_is_replaced_in_the_store(dep):
     assert store.saved == [client.session_token] and client.session_token != "0" * 48
 
 
+def test_jobs_sharing_a_session_that_rotates_on_every_answer_follow_each_other(dep, sim_settings):
+    # The strictest reading of reference §2.3: every answer hands out a new session and the old one is
+    # refused at once. A job still holding the old one takes the newest kept one instead of signing in.
+    sim_settings.update_settings(session_rotate_every=1, session_grace_seconds=0)
+    bench = dep()
+    store = DictSessionStore()
+    first, _, first_wire = bench.new_client(session_store=store)
+    first.account()
+    second, _, second_wire = bench.new_client(session_store=store)  # takes the kept session...
+    first.account()  # ...which this answer rotates away
+    assert second.account()["server_name"] == bench.name
+    assert [(r.request.path_url, r.status_code) for r in second_wire] == [("/account", 401), ("/account", 200)]
+    assert first.account()["server_name"] == bench.name
+    assert [(r.request.path_url, r.status_code) for r in first_wire][-2:] == [("/account", 401), ("/account", 200)]
+    sign_ins = [r for r in first_wire + second_wire if r.request.path_url == "/session"]
+    assert len(sign_ins) == 1 and store.session_token == first.session_token
+
+
+class RacingSessionStore(DictSessionStore):
+    """Another job takes up each session kept after a sign-in and uses it before its signer replays
+    its call: with sessions rotating on every answer, the signer's new session is already gone."""
+
+    def __init__(self, bench, session_token=None):
+        super().__init__(session_token)
+        self.bench, self.racing, self.races = bench, False, 0
+
+    def save(self, session_token):
+        super().save(session_token)
+        if self.racing or self.races >= 1:
+            return
+        self.racing, self.races = True, self.races + 1
+        try:
+            other, _, _ = self.bench.new_client(session_store=self)
+            other.account()  # rotates the session just kept; saves the successor
+        finally:
+            self.racing = False
+
+
+def test_a_session_rotated_away_between_sign_in_and_replay_gives_way_to_the_newest_kept(dep, sim_settings):
+    sim_settings.update_settings(session_rotate_every=1, session_grace_seconds=0)
+    bench = dep()
+    store = RacingSessionStore(bench, "0" * 48)
+    client, _, wire = bench.new_client(session_store=store)
+    assert client.account()["server_name"] == bench.name
+    assert [(r.request.path_url, r.status_code) for r in wire] == [
+        ("/account", 401), ("/session", 200), ("/account", 401), ("/account", 200)]
+    assert store.races == 1 and client.session_token == store.session_token
+
+
+class EverNewSessionStore(DictSessionStore):
+    """Other jobs keep saving sessions: each load finds another one (all refused by Apple here)."""
+
+    def load(self):
+        self.loads = getattr(self, "loads", 0) + 1
+        return f"{self.loads:048d}"
+
+
+def test_sessions_refused_again_and_again_end_in_an_error_not_a_loop(dep, sim_settings):
+    # Apple refuses every session (here: each one idles out at once), and the store always offers another:
+    # one sign-in and three replays at most, then the refusal is the caller's.
+    sim_settings.update_settings(session_idle_seconds=-1)
+    bench = dep()
+    client, _, wire = bench.new_client(session_store=EverNewSessionStore())
+    with pytest.raises(AppleError) as refused:
+        client.account()
+    assert refused.value.status == 401
+    assert [r.request.path_url for r in wire] == ["/account", "/account", "/session", "/account", "/account"]
+
+
 # ----- devices -----
 
 def test_fetch_pages_then_sync_and_cursor_errors(dep):

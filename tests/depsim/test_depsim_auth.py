@@ -120,6 +120,20 @@ def test_unknown_session_can_answer_forbidden_as_apple_documents_too(make_caller
     caller.token = good
     assert caller.call("GET", "/account").status_code == 200
 
+
+def test_session_can_rotate_on_every_answer_and_refuse_the_old_one_at_once(make_caller, depsim):
+    # The strictest reading of reference §2.3 (rotation and the old session's fate are undocumented).
+    depsim.state.update_settings(session_rotate_every=1, session_grace_seconds=0)
+    caller = make_caller()
+    first = caller.token
+    response = caller.call("GET", "/account")
+    assert response.status_code == 200 and caller.token != first
+    stale = AppleCaller(caller.url, caller.credentials)
+    stale.token = first
+    assert stale.call("GET", "/account").status_code == 401
+    assert caller.call("GET", "/account").status_code == 200
+
+
 def test_session_rotates_and_old_token_has_a_grace_period(make_caller, depsim):
     depsim.state.update_settings(session_rotate_every=3, session_grace_seconds=60)
     caller = make_caller()
