@@ -48,8 +48,10 @@ def test_release_devices_with_mixed_results_then_the_failed_one_after_24_hours(h
     assert "Release Devices" in popup and "out of your organization for good" in popup
     response = release(htmx, paris.id, [ok, gone, failing])
     assert response.status_code == 204, response.get_data(as_text=True)
-    assert "Releasing 3 devices of Paris from Apple Business Manager" in response.headers["HX-Trigger"]
     batch = db.session.execute(select(AssignmentBatch)).scalar_one()
+    assert response.headers["HX-Redirect"] == f"/assignments/{batch.id}"  # to the results, pop-up or not
+    assert "Releasing 3 devices of Paris from Apple Business Manager" in htmx.get(response.headers["HX-Redirect"]) \
+        .get_data(as_text=True)
     assert (batch.action, batch.profile_id, batch.total) == ("release", None, 3)
     assert run_jobs() == []
 

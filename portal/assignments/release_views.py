@@ -5,13 +5,14 @@ cannot be undone from an MDM server, so the pop-up says what it means and asks f
 """
 from __future__ import annotations
 
-from flask import request, url_for
+from flask import flash, make_response, redirect, request, url_for
 from flask_login import current_user
 
 from ..extensions import db
 from ..models import ManagedServer
 from ..models.assignment import RELEASE
-from ..views import form_done, render_form
+from ..htmx import hx_redirect, is_htmx
+from ..views import render_form
 from . import bp
 from .forms import ReleaseForm
 from .serials import SerialsError, devices_for_serials, parse_serials
@@ -34,8 +35,11 @@ def release_devices(server_id: int):
         except ValueError as exc:
             form.form_errors.append(str(exc))
         else:
-            return form_done(f"Releasing {batch.total:,} device{'s' if batch.total != 1 else ''} of {server.name} from "
-                             "Apple Business Manager: results follow on the request's page.",
-                             url_for("assignments.batch", batch_id=batch.id), "assignmentsChanged", category="warning")
+            # To the request's page, pop-up or not: its results are what the admin watches next, and the device
+            # page or list the pop-up came from no longer shows the devices released.
+            flash(f"Releasing {batch.total:,} device{'s' if batch.total != 1 else ''} of {server.name} from Apple "
+                  "Business Manager: each device's answer follows below.", "warning")
+            target = url_for("assignments.batch", batch_id=batch.id)
+            return hx_redirect(make_response("", 204), target) if is_htmx() else redirect(target)
     status = 422 if request.method == "POST" else 200
     return render_form("assignments/_release_form.html", "Release Devices", status=status, form=form, server=server)

@@ -63,3 +63,32 @@ def test_a_filtered_list_pushes_a_url_with_only_the_filters_in_use(signed_in_pag
     expect(page.locator("#device-table .list-summary")).to_contain_text("match the filters")
     page.reload()  # the short URL is a bookmark of the same list
     expect(page.get_by_label("Device family")).to_have_value("Mac")
+
+
+def test_release_a_device_from_its_page_with_the_keyboard(signed_in_page: Page, htmx, apple, run_jobs):
+    from sqlalchemy import select
+
+    from portal.extensions import db
+    from portal.models import Device
+
+    server = add_simulated_server(htmx, apple, 3, run_jobs=run_jobs, apple_server=SIM)
+    device = db.session.execute(select(Device).where(Device.server_id == server.id).order_by(Device.id)).scalars().first()
+    page = signed_in_page
+    page.goto(f"/devices/{device.id}")
+    page.get_by_role("link", name="Release from Apple Business Manager…").click()
+    dialog = page.get_by_role("dialog", name="Release Devices")
+    expect(dialog).to_contain_text("out of your organization for good")
+    expect(dialog.get_by_label("Serial numbers")).to_have_value(device.serial_number)
+    dialog.get_by_role("button", name="Release Devices").click()
+    field = dialog.locator(".field").filter(has=page.get_by_label("Type RELEASE to confirm"))
+    expect(field.get_by_role("alert")).to_contain_text("Apple does not undo a release")
+    expect(dialog.get_by_label("Type RELEASE to confirm")).to_be_focused()
+    page.keyboard.type("RELEASE")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/assignments/*")
+    expect(page.get_by_role("heading", name=re.compile(r"^Release Devices #\d+$"))).to_be_visible()
+    expect(page.get_by_role("status").first).to_contain_text("Releasing 1 device of Paris")
+    assert run_jobs() == []
+    page.reload()
+    expect(page.locator("#batch-tasks, table").first).to_contain_text("Released")
+    assert apple.state.device(device.serial_number)["removed"]
