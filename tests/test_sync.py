@@ -738,7 +738,7 @@ def test_an_expired_server_page_offers_renew_a_server_first_and_no_full_synchron
     toolbar = page[page.index('aria-label="Server actions"'):page.index("</header>")]
     assert re.search(r'<a class="button primary" href="/servers/\d+/renew"', toolbar)
     assert toolbar.index("Renew a server") < toolbar.index("Synchronize")
-    assert re.search(r'<button type="submit" disabled title="[^"]+">Synchronize', toolbar)
+    assert re.search(r'<button type="submit" disabled aria-describedby="sync-off" title="[^"]+">Synchronize', toolbar)
     assert 'class="primary"' not in toolbar
     panel = page[page.index('id="sync-panel"'):page.index("Synchronization history")]
     assert "/full-sync" not in panel  # no pop-up whose button is disabled
