@@ -43,6 +43,9 @@ def load_config(instance_path: str) -> dict:
         # Every this many days a scheduled synchronization is a full one, which also catches devices
         # released in Apple Business Manager (Apple sends no change for them); 0: only on request.
         "FULL_SYNC_DAYS": _full_sync_days(env.get("FULL_SYNC_DAYS", "7")),
+        # A notification delivery that failed for a reason that may pass is tried again after each of
+        # these delays (seconds), then given up (portal/notification_retries.py).
+        "NOTIFICATION_RETRY_DELAYS": _retry_delays(env.get("NOTIFICATION_RETRY_DELAYS", "60,300,1800")),
         "DEPSIM_STATE_DIR": env.get("DEPSIM_STATE_DIR") or str(instance / "depsim"),
         "RQ_QUEUES": ["default"],
         "TRUSTED_PROXIES": int(env.get("TRUSTED_PROXIES", "0")),
@@ -90,6 +93,15 @@ def _full_sync_days(value: str) -> int:
     if text.isascii() and text.isdecimal() and int(text) <= 365:
         return int(text)
     raise RuntimeError(f"FULL_SYNC_DAYS must be a whole number of days from 0 to 365, not {value!r}")
+
+
+def _retry_delays(value: str) -> tuple[int, ...]:
+    """NOTIFICATION_RETRY_DELAYS: up to 10 comma-separated seconds (0 to 86,400); empty: no retries."""
+    parts = [part.strip() for part in value.split(",")] if value.strip() else []
+    if len(parts) <= 10 and all(p.isascii() and p.isdecimal() and int(p) <= 86_400 for p in parts):
+        return tuple(int(p) for p in parts)
+    raise RuntimeError("NOTIFICATION_RETRY_DELAYS must be up to 10 comma-separated whole numbers of seconds "
+                       f"from 0 to 86,400 (e.g. 60,300,1800), not {value!r}")
 
 
 def _whole_number(name: str, value: str, low: int, high: int) -> int:

@@ -21,6 +21,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from .models.setting import get_setting
+from .notification_retries import DELIVERED, Outcome
 from .url_checks import port_problem, url_text_problem
 
 log = logging.getLogger(__name__)
@@ -57,33 +58,47 @@ def url_problem(url: str) -> str | None:
     return port_problem(parts)
 
 
+def channels() -> list[str]:
+    """The ways notifications leave the portal that are set up now (each one is delivered and retried apart)."""
+    return ["webhook"] if webhook_url() else []
+
+
 def notify(db_session: Session, kind: str, text: str, **fields) -> None:
-    """Announce an event on the webhook once `db_session` commits (nothing when no webhook is set)."""
-    if not webhook_url():
+    """Announce an event on every channel set up, once `db_session` commits (nothing when none is)."""
+    targets = channels()
+    if not targets:
         return
     payload = {"event": kind, "text": text, "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                **fields}
-    db_session.info.setdefault(PENDING_KEY, []).append(payload)
+    db_session.info.setdefault(PENDING_KEY, []).append((payload, targets))
 
 
-def post(url: str, payload: dict) -> str | None:
-    """POST the payload to the webhook; None when it accepted it (2xx), else why not, in plain words.
+def post(url: str, payload: dict) -> Outcome:
+    """POST the payload to the webhook; how it went, with why not in plain words when it was not accepted (2xx).
 
-    Redirects are not followed: a webhook that moved is reported, not chased to wherever it points."""
+    Redirects are not followed: a webhook that moved is reported, not chased to wherever it points. No
+    connection, no answer in time, 5xx and 429 may pass and are worth another try (notification_retries)."""
     from .apple.client import default_user_agent
+    from .apple.errors import parse_retry_after
 
     host = webhook_host(url)
     try:
         response = requests.post(url, json=payload, timeout=TIMEOUT_S, allow_redirects=False,
                                  headers={"User-Agent": default_user_agent()})
     except requests.Timeout:
-        return f"{host} did not answer within {TIMEOUT_S[1]} s."
+        return Outcome(f"{host} did not answer within {TIMEOUT_S[1]} s.", retryable=True)
+    except requests.exceptions.SSLError:  # a certificate the admin must fix: trying again changes nothing
+        return Outcome(f"{host} could not be reached (SSLError).")
+    except requests.ConnectionError as exc:  # refused, reset, name not resolved: a webhook restarting
+        return Outcome(f"{host} could not be reached ({type(exc).__name__}).", retryable=True)
     except requests.RequestException as exc:
-        return f"{host} could not be reached ({type(exc).__name__})."
-    if 200 <= response.status_code < 300:
-        return None
-    moved = " (a redirect: give the address it points to)" if 300 <= response.status_code < 400 else ""
-    return f"{host} answered HTTP {response.status_code}{moved}."
+        return Outcome(f"{host} could not be reached ({type(exc).__name__}).")
+    status = response.status_code
+    if 200 <= status < 300:
+        return DELIVERED
+    moved = " (a redirect: give the address it points to)" if 300 <= status < 400 else ""
+    return Outcome(f"{host} answered HTTP {status}{moved}.", retryable=status >= 500 or status == 429,
+                   retry_after=parse_retry_after(response.headers.get("Retry-After")) if status == 429 else None)
 
 
 @event.listens_for(Session, "after_commit")
@@ -93,11 +108,12 @@ def _send_pending(db_session: Session) -> None:
         return
     from .queue import enqueue
 
-    for payload in pending:
-        try:
-            enqueue("jobs.notifications.deliver", payload, job_timeout=60)
-        except (redis.RedisError, OSError, RuntimeError):  # the change itself is committed and logged
-            log.warning("a notification could not be queued: %s", payload.get("text"), exc_info=True)
+    for payload, targets in pending:
+        for channel in targets:
+            try:
+                enqueue("jobs.notifications.deliver", payload, channel, job_timeout=60)
+            except (redis.RedisError, OSError, RuntimeError):  # the change itself is committed and logged
+                log.warning("a notification could not be queued: %s", payload.get("text"), exc_info=True)
 
 
 @event.listens_for(Session, "after_soft_rollback")

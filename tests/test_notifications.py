@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -22,18 +23,24 @@ SECRET_PATH = "/services/T000/B000/s3cr3t"
 
 
 class Webhook:
-    """A webhook that records what it is sent and answers `status`."""
+    """A webhook that records what it is sent and answers `status` (or the next of `answers`: status, headers)."""
 
     def __init__(self):
         self.received: list[dict] = []
         self.status = 200
+        self.answers: list[tuple[int, dict]] = []
+        self.delay = 0.0  # seconds before answering
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 - http.server's name
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 hook.received.append({"path": self.path, "headers": dict(self.headers), "json": json.loads(body)})
-                self.send_response(hook.status)
+                time.sleep(hook.delay)
+                status, headers = hook.answers.pop(0) if hook.answers else (hook.status, {})
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
