@@ -1,8 +1,9 @@
-"""Notifications outside the portal: a webhook that hears of token status changes and expiry reminders.
+"""Notifications outside the portal: a webhook and e-mail that hear of token status changes and expiry reminders.
 
 Renewing a token is easy to forget, and a revoked one stops everything until someone looks at the
-portal. The admin may set a webhook URL (Configuration › Apple); each event is then POSTed to it as
-JSON by a worker, never by a web request. Its "text" line is what the incoming webhooks of chat
+portal. The admin may set a webhook URL and an SMTP server (Configuration › Apple); each event is then
+POSTed to the webhook as JSON and e-mailed (portal/email_delivery.py) by a worker, never by a web
+request, each channel delivered and retried on its own (portal/notification_retries.py). Its "text" line is what the incoming webhooks of chat
 tools (Slack, Mattermost, Microsoft Teams workflows) show as is; the other fields are for scripts.
 
 Events are handed to the queue only when the transaction that recorded them commits: a change rolled
@@ -60,7 +61,9 @@ def url_problem(url: str) -> str | None:
 
 def channels() -> list[str]:
     """The ways notifications leave the portal that are set up now (each one is delivered and retried apart)."""
-    return ["webhook"] if webhook_url() else []
+    from .email_settings import email_enabled
+
+    return [name for name, on in (("webhook", bool(webhook_url())), ("email", email_enabled())) if on]
 
 
 def notify(db_session: Session, kind: str, text: str, **fields) -> None:

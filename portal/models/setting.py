@@ -12,6 +12,14 @@ DEFAULTS = {
     "sync_interval_seconds": "86400",
     "token_warning_days": "",  # empty: the TOKEN_EXPIRY_WARNING_DAYS configuration value
     "notification_webhook_url": "",  # empty: no notifications outside the portal (portal/notifications.py)
+    # E-mail notifications (portal/email_settings.py): off while no SMTP server is set.
+    "smtp_host": "",
+    "smtp_port": "587",
+    "smtp_tls": "starttls",
+    "smtp_username": "",
+    "smtp_password": "",  # Fernet ciphertext (portal/vault.py), never the password itself
+    "smtp_sender": "",
+    "smtp_recipients": "",
 }
 
 

@@ -2,16 +2,24 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import URLField
+from wtforms import PasswordField, SelectField, StringField, TextAreaField, URLField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
 
 from ..config import SYNC_INTERVAL_MAX, SYNC_INTERVAL_MIN, WARNING_DAYS_MAX, WARNING_DAYS_MIN
 from ..converters import WholeNumberField
+from ..email_settings import (MAX_PASSWORD, MAX_RECIPIENTS, MAX_RECIPIENTS_TEXT, TLS_MODES, address_problem, has_password,
+                              host_problem, secret_text_problem, split_recipients)
 from ..notifications import url_problem
 
 INTERVAL_MESSAGE = (f"Enter 0 (disabled) or a number of seconds from {SYNC_INTERVAL_MIN} to {SYNC_INTERVAL_MAX:,} "
                     f"({SYNC_INTERVAL_MAX // 86400} days).")
 WARNING_DAYS_MESSAGE = f"Enter a number of days from {WARNING_DAYS_MIN} to {WARNING_DAYS_MAX}."
+PORT_MESSAGE = "Enter a port from 1 to 65535: usually 587 with STARTTLS, 465 with SSL/TLS, 25 without encryption."
+
+
+def _strip(value):
+    return value.strip() if isinstance(value, str) else value
 
 
 class AppleSettingsForm(FlaskForm):
@@ -23,6 +31,69 @@ class AppleSettingsForm(FlaskForm):
                                     WARNING_DAYS_MESSAGE)
     webhook_url = URLField("Notification webhook URL", filters=[lambda v: v.strip() if isinstance(v, str) else v],
                            render_kw={"placeholder": "https://hooks.example.com/…", "autocomplete": "off"})
+
+    smtp_host = StringField("SMTP server", filters=[_strip],
+                            render_kw={"placeholder": "smtp.example.com", "autocomplete": "off"})
+    smtp_port = WholeNumberField("Port", 1, 65535, PORT_MESSAGE, default=587)
+    smtp_tls = SelectField("Encryption", choices=[SelectChoice(key, label) for key, label in TLS_MODES.items()], default="starttls",
+                           invalid_choice_message="Choose STARTTLS, SSL/TLS or None.")
+    smtp_username = StringField("User name", filters=[_strip], render_kw={"autocomplete": "off"})
+    smtp_password = PasswordField("Password", render_kw={"autocomplete": "new-password"})
+    smtp_sender = StringField("Sender address", filters=[_strip],
+                              render_kw={"placeholder": "ade-portal@example.com", "autocomplete": "off"})
+    smtp_recipients = TextAreaField("Recipients", filters=[_strip], render_kw={"rows": 2,
+                                    "placeholder": "it-admins@example.com, oncall@example.com"})
+
+    def recipients(self) -> list[str]:
+        """The recipients typed, one each."""
+        return split_recipients(self.smtp_recipients.data or "")
+
+    def validate_smtp_host(self, field) -> None:
+        problem = host_problem(field.data) if field.data else None
+        if problem:
+            raise ValidationError(problem)
+
+    def validate_smtp_tls(self, field) -> None:
+        if field.data == "none" and self.smtp_username.data and self.smtp_host.data:
+            raise ValidationError("A password is only sent over an encrypted connection: choose STARTTLS or "
+                                  "SSL/TLS, or empty the user name if the server needs no sign-in.")
+
+    def validate_smtp_username(self, field) -> None:
+        problem = secret_text_problem(field.data or "", "user name")
+        if problem:
+            raise ValidationError(problem)
+        if not field.data and self.smtp_password.data:
+            raise ValidationError("Give the user name that goes with the password.")
+        if field.data and not self.smtp_password.data and not has_password():
+            raise ValidationError("Give the password of this user name too (or empty the user name).")
+
+    def validate_smtp_password(self, field) -> None:
+        problem = secret_text_problem(field.data or "", "password", MAX_PASSWORD)
+        if problem:
+            raise ValidationError(problem)
+
+    def validate_smtp_sender(self, field) -> None:
+        if not field.data:
+            if self.smtp_host.data:
+                raise ValidationError("Give the address the e-mails come from, one the SMTP server lets you send as.")
+            return
+        problem = address_problem(field.data)
+        if problem:
+            raise ValidationError(problem)
+
+    def validate_smtp_recipients(self, field) -> None:
+        addresses = self.recipients()
+        if not addresses:
+            if self.smtp_host.data:
+                raise ValidationError("Give at least one address to send the notifications to.")
+            return
+        bad = [problem for problem in map(address_problem, addresses) if problem]
+        if bad:
+            raise ValidationError(bad[0] + (f" ({len(bad) - 1} more such)" if len(bad) > 1 else ""))
+        if len(addresses) > MAX_RECIPIENTS:
+            raise ValidationError(f"Give at most {MAX_RECIPIENTS} addresses: a mailing list address reaches more.")
+        if len(", ".join(addresses)) > MAX_RECIPIENTS_TEXT:
+            raise ValidationError(f"The recipients have at most {MAX_RECIPIENTS_TEXT:,} characters in all.")
 
     def validate_webhook_url(self, field) -> None:
         problem = url_problem(field.data) if field.data else None

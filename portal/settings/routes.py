@@ -1,4 +1,4 @@
-"""The Server Synchronization Interval, the token expiry warning threshold and the notification webhook."""
+"""The Server Synchronization Interval, the token expiry warning threshold and the notifications (webhook, e-mail)."""
 from __future__ import annotations
 
 import redis
@@ -10,6 +10,7 @@ from ..config import SYNC_INTERVAL_MAX, SYNC_INTERVAL_MIN, WARNING_DAYS_MAX, WAR
 from ..extensions import db
 from ..htmx import is_htmx, polled_job
 from ..models.setting import get_setting, set_setting, sync_interval_seconds
+from ..email_settings import email_enabled, has_password, save_smtp
 from ..notifications import WEBHOOK_SETTING, webhook_host, webhook_url
 from ..queue import enqueue, fetch_job, new_job_id
 from . import bp
@@ -25,15 +26,20 @@ def apple():
         form.sync_interval.data = in_force  # what the scheduler runs, even when something else is stored
         form.warning_days.data = warning_days()
         form.webhook_url.data = webhook_url()
+        _fill_smtp(form)
     if form.validate_on_submit():
-        webhook_before = webhook_url()
+        webhook_before, email_before = webhook_url(), _email_summary()
         set_setting("sync_interval_seconds", str(form.sync_interval.data))
         set_setting("token_warning_days", str(form.warning_days.data))
         set_setting(WEBHOOK_SETTING, form.webhook_url.data or "")
+        save_smtp(form.smtp_host.data or "", form.smtp_port.data, form.smtp_tls.data, form.smtp_username.data or "",
+                  form.smtp_password.data or None, form.smtp_sender.data or "", form.recipients())
         record_activity("settings.apple", summary=(
             f"Server Synchronization Interval {_seconds(stored)} → {form.sync_interval.data:,} s; "
             f"token warning {form.warning_days.data:,} days"
-            f"{_webhook_change(webhook_before, form.webhook_url.data or '')}"))
+            f"{_webhook_change(webhook_before, form.webhook_url.data or '')}"
+            f"{_email_change(email_before, _email_summary())}"
+            f"{'; SMTP password changed' if form.smtp_username.data and form.smtp_password.data else ''}"))
         db.session.commit()
         _reschedule()
         return redirect(url_for("settings.apple"))
@@ -42,7 +48,8 @@ def apple():
     return render_template("settings/apple.html", form=form, interval_notice=_interval_notice(stored, in_force),
                            min_interval=SYNC_INTERVAL_MIN, max_interval=SYNC_INTERVAL_MAX,
                            min_days=WARNING_DAYS_MIN, max_days=WARNING_DAYS_MAX,
-                           saved_webhook=webhook_host(saved) if saved else None), status
+                           saved_webhook=webhook_host(saved) if saved else None, email_on=email_enabled(),
+                           password_saved=has_password()), status
 
 
 @bp.route("/apple/test-notification", methods=["POST"])
@@ -69,6 +76,58 @@ def test_notification():
 def test_notification_status(job_id: str):
     """The test notification's outcome, polled until its job ends."""
     return polled_job("settings/_test_notification.html", job_id)
+
+
+@bp.route("/apple/test-email", methods=["POST"])
+def test_email():
+    """Send a test e-mail with the saved SMTP settings; the server's answer is polled into the page."""
+    error, status, job_id = None, 200, new_job_id()
+    if not email_enabled():
+        error, status, job_id = "Save an SMTP server and recipients first, then send a test e-mail.", 422, None
+    else:
+        try:
+            enqueue("jobs.notifications.send_test_email", job_id, job_id=job_id, job_timeout=120, result_ttl=3600)
+        except (redis.RedisError, OSError, RuntimeError):
+            error, status = "Redis cannot be reached: background work cannot run.", 503
+    if not is_htmx():
+        flash(error or f"A test e-mail is on its way through {get_setting('smtp_host')}: see whether it arrives "
+                       "(with JavaScript on, this page shows the server's answer).", "error" if error else "success")
+        return redirect(url_for("settings.apple"))
+    job = fetch_job(job_id) if job_id and not error else None
+    return render_template("settings/_test_email.html", job=job, job_id=job_id, error=error), status
+
+
+@bp.route("/apple/test-email/<job_id>")
+def test_email_status(job_id: str):
+    """The test e-mail's outcome, polled until its job ends."""
+    return polled_job("settings/_test_email.html", job_id)
+
+
+def _fill_smtp(form: AppleSettingsForm) -> None:
+    """The saved SMTP settings into the form (never the password: its field stays empty and keeps it)."""
+    form.smtp_host.data = get_setting("smtp_host")
+    port = get_setting("smtp_port")
+    form.smtp_port.data = int(port) if port.isdecimal() else 587
+    form.smtp_tls.data = get_setting("smtp_tls")
+    form.smtp_username.data = get_setting("smtp_username")
+    form.smtp_sender.data = get_setting("smtp_sender")
+    form.smtp_recipients.data = get_setting("smtp_recipients")
+
+
+def _email_summary() -> str:
+    """The e-mail settings as the activity log shows them (no password, only whether one is saved)."""
+    if not email_enabled():
+        return ""
+    user = get_setting("smtp_username")
+    return (f"{get_setting('smtp_host')}:{get_setting('smtp_port')} ({get_setting('smtp_tls')}"
+            f"{', as ' + user if user else ''}) from {get_setting('smtp_sender')} to {get_setting('smtp_recipients')}")
+
+
+def _email_change(before: str, after: str) -> str:
+    """The e-mail notifications' change for the activity log."""
+    if before == after:
+        return ""
+    return f"; e-mail notifications sent through {after}" if after else "; e-mail notifications turned off"
 
 
 def _webhook_change(before: str, after: str) -> str:

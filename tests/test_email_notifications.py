@@ -1,0 +1,258 @@
+"""E-mail notifications (Configuration › Apple): SMTP settings checked next to their fields, the password stored
+encrypted and never shown, token status changes and the 7/1-day reminders sent as plain-text e-mails by a worker
+with the webhook's retry rules, and Send a test e-mail polled into the page. The mail server is a real SMTP server
+(aiosmtpd) on a free local port, with STARTTLS or SSL/TLS behind a throwaway certificate authority."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import select
+
+from jobs.servers import refresh_token_statuses
+from portal import vault
+from portal.extensions import db
+from portal.models.setting import Setting, get_setting
+from tests.servers_helpers import field_error
+from tests.smtp_helpers import PASSWORD, USER, Mailbox, make_certificates, start_server
+from tests.test_notification_retries import QUICK, _revoke_terms, _run_due_retries, _summaries
+from tests.test_notifications import _activity, paris, webhook  # noqa: F401 - fixtures
+
+# aiosmtpd warns of AUTH without STARTTLS on the implicit-TLS server, whose connection is TLS throughout.
+pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+BASE = {"sync_interval": "86400", "warning_days": "30", "webhook_url": ""}
+
+
+@pytest.fixture
+def certificates(tmp_path, monkeypatch):
+    paths = make_certificates(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(paths[0]))  # what ssl.create_default_context() trusts
+    return paths
+
+
+@pytest.fixture
+def mail():
+    """A plain SMTP server (no encryption, no sign-in), as a relay on a trusted network."""
+    mailbox = Mailbox()
+    controller = start_server(mailbox, "none")
+    mailbox.port = controller.port
+    yield mailbox
+    controller.stop()
+
+
+def _save(client, **smtp):
+    return client.post("/settings/apple", data={**BASE, **{f"smtp_{k}": v for k, v in smtp.items()}})
+
+
+def _plain(client, mail, **more):
+    return _save(client, host="127.0.0.1", port=str(mail.port), tls="none", sender="ade@example.com",
+                 recipients="it@example.com,\n oncall@example.com", **more)
+
+
+def test_a_token_status_change_and_the_reminders_are_emailed_as_plain_text(htmx, apple, paris, run_jobs, mail):
+    from portal.models import ManagedServer
+
+    assert _plain(htmx, mail).status_code == 302
+    _revoke_terms(htmx, apple, paris)
+    assert run_jobs() == []
+    [envelope] = mail.envelopes
+    assert envelope.mail_from == "ade@example.com"
+    assert envelope.rcpt_tos == ["it@example.com", "oncall@example.com"]
+    [message] = mail.messages()
+    assert message["Subject"] == "[ADE portal] Token of Paris: Terms Not Accepted"
+    assert message["From"] == "ade@example.com" and message["To"] == "it@example.com, oncall@example.com"
+    assert message.get_content_type() == "text/plain" and not message.is_multipart()
+    body = message.get_content()
+    assert body.startswith("Token status of Paris is now Terms Not Accepted.")
+    assert "Managed server: Paris" in body and "Token status: Terms Not Accepted" in body
+
+    apple.state.set_fault("Paris MDM", "terms_not_signed", False)
+    htmx.post(f"/servers/{paris.id}/check")
+    assert run_jobs() == [] and len(mail.envelopes) == 2  # Valid again: said too
+    server = db.session.get(ManagedServer, paris.id)
+    server.token_expiry = datetime.now(timezone.utc) + timedelta(days=20)
+    db.session.commit()
+    refresh_token_statuses()  # About to Expire: a status change
+    server = db.session.get(ManagedServer, paris.id)
+    server.token_expiry = datetime.now(timezone.utc) + timedelta(days=6, hours=12)
+    db.session.commit()
+    assert refresh_token_statuses()["reminded"] == 1
+    assert run_jobs() == []
+    subjects = [m["Subject"] for m in mail.messages()]
+    assert subjects[-1] == "[ADE portal] Token of Paris expires in 7 days"
+    assert "Days left: 7" in mail.messages()[-1].get_content()
+    assert _activity("notification.failed") == [] and _activity("notification.retrying") == []
+
+
+@pytest.mark.parametrize("mode", ["starttls", "ssl"])
+def test_an_encrypted_server_that_asks_to_sign_in_gets_the_password_stored_encrypted(htmx, apple, paris, run_jobs,
+                                                                                     certificates, mode):
+    mailbox = Mailbox()
+    controller = start_server(mailbox, mode, certificates)
+    try:
+        assert _save(htmx, host="localhost", port=str(controller.port), tls=mode, username=USER, password=PASSWORD,
+                     sender="ade@example.com", recipients="it@example.com").status_code == 302
+        stored = db.session.get(Setting, "smtp_password").value
+        assert PASSWORD not in stored and vault.decrypt(stored.encode()) == PASSWORD.encode()
+        page = htmx.get("/settings/apple").get_data(as_text=True)
+        assert PASSWORD not in page and stored not in page and "A password is saved, encrypted" in page
+        log = " ".join(_summaries("settings.apple"))
+        assert "e-mail notifications sent through localhost" in log and PASSWORD not in log and stored not in log
+        _revoke_terms(htmx, apple, paris)
+        assert run_jobs() == []
+        assert mailbox.logins == [(USER, PASSWORD)]
+        assert [m["Subject"] for m in mailbox.messages()] == ["[ADE portal] Token of Paris: Terms Not Accepted"]
+        # Saved again with the password field empty: the password is kept.
+        assert _save(htmx, host="localhost", port=str(controller.port), tls=mode, username=USER, password="",
+                     sender="ade@example.com", recipients="it@example.com").status_code == 302
+        db.session.expire_all()
+        assert vault.decrypt(get_setting("smtp_password").encode()) == PASSWORD.encode()
+    finally:
+        controller.stop()
+
+
+def test_a_certificate_that_does_not_verify_is_not_retried(app, htmx, apple, paris, run_jobs, tmp_path):
+    app.config["NOTIFICATION_RETRY_DELAYS"] = QUICK
+    mailbox = Mailbox()
+    controller = start_server(mailbox, "starttls", make_certificates(tmp_path))  # its CA is not trusted
+    try:
+        assert _save(htmx, host="localhost", port=str(controller.port), tls="starttls", username=USER,
+                     password=PASSWORD, sender="ade@example.com", recipients="it@example.com").status_code == 302
+        _revoke_terms(htmx, apple, paris)
+        assert run_jobs() == [] and _run_due_retries(run_jobs) == 0
+    finally:
+        controller.stop()
+    [failed] = _summaries("notification.failed")
+    assert failed.startswith("Notification not delivered by e-mail through localhost: localhost's certificate could "
+                             "not be verified (")
+    assert mailbox.logins == [] and _activity("notification.retrying") == []
+
+
+def test_a_temporary_refusal_is_retried_and_a_permanent_one_is_not(app, htmx, apple, paris, run_jobs, mail):
+    app.config["NOTIFICATION_RETRY_DELAYS"] = QUICK
+    assert _plain(htmx, mail).status_code == 302
+    mail.answers = ["451 4.3.0 Mailbox busy, try later", "452 4.3.1 Still busy"]
+    _revoke_terms(htmx, apple, paris)
+    assert run_jobs() == []
+    assert _run_due_retries(run_jobs) == 1 and _run_due_retries(run_jobs) == 1
+    assert len(mail.envelopes) == 1
+    [retrying] = _summaries("notification.retrying")
+    assert retrying.startswith("Notification not delivered by e-mail through 127.0.0.1: 127.0.0.1 answered 451 4.3.0 "
+                               "Mailbox busy, try later. Trying again in 0 s (3 more attempts at most).")
+    assert _summaries("notification.delivered")[0].startswith(
+        "Notification delivered by e-mail through 127.0.0.1 on attempt 3.")
+
+    mail.answers = ["554 5.7.1 Rejected by policy"]
+    apple.state.set_fault("Paris MDM", "terms_not_signed", False)
+    htmx.post(f"/servers/{paris.id}/check")
+    assert run_jobs() == [] and _run_due_retries(run_jobs) == 0
+    [failed] = _summaries("notification.failed")
+    assert "127.0.0.1 answered 554 5.7.1 Rejected by policy. It said: Token status of Paris is now Valid" in failed
+    assert len(_summaries("notification.retrying")) == 1
+
+
+def test_a_mail_server_that_is_down_is_retried_then_given_up(app, htmx, apple, paris, run_jobs):
+    from tests.smtp_helpers import free_port
+
+    app.config["NOTIFICATION_RETRY_DELAYS"] = (0,)
+    assert _save(htmx, host="127.0.0.1", port=str(free_port()), tls="none", sender="ade@example.com",
+                 recipients="it@example.com").status_code == 302
+    _revoke_terms(htmx, apple, paris)
+    assert run_jobs() == [] and _run_due_retries(run_jobs) == 1 and _run_due_retries(run_jobs) == 0
+    assert "127.0.0.1 could not be reached (ConnectionRefusedError). Trying again in 0 s (1 more attempt at most)" \
+        in _summaries("notification.retrying")[0]
+    assert "Given up after 2 attempts." in _summaries("notification.failed")[0]
+
+
+def test_the_webhook_and_e_mail_are_retried_apart(app, htmx, apple, paris, run_jobs, mail, webhook):
+    app.config["NOTIFICATION_RETRY_DELAYS"] = QUICK
+    assert htmx.post("/settings/apple", data={**BASE, "webhook_url": webhook.url, "smtp_host": "127.0.0.1",
+                                       "smtp_port": str(mail.port), "smtp_tls": "none",
+                                       "smtp_sender": "ade@example.com", "smtp_recipients": "it@example.com"}).status_code == 302
+    mail.answers = ["421 4.4.2 Too many connections"]
+    _revoke_terms(htmx, apple, paris)
+    assert run_jobs() == [] and _run_due_retries(run_jobs) == 1
+    assert len(webhook.received) == 1 and len(mail.envelopes) == 1  # the webhook is not sent twice
+
+
+@pytest.mark.parametrize("fields, field, message", [
+    ({"host": "smtp://mail.example.com"}, "smtp_host", "without smtp:// or a port"),
+    ({"host": "mail.example.com:587"}, "smtp_host", "without smtp:// or a port"),
+    ({"host": "mail example.com"}, "smtp_host", "This is not a server name"),
+    ({"port": "0"}, "smtp_port", "Enter a port from 1 to 65535"),
+    ({"port": "smtp"}, "smtp_port", "Enter a port from 1 to 65535"),
+    ({"tls": "tls1.0"}, "smtp_tls", "Choose STARTTLS, SSL/TLS or None."),
+    ({"sender": ""}, "smtp_sender", "Give the address the e-mails come from"),
+    ({"sender": "ade at example.com"}, "smtp_sender", "ade at example.com is not an e-mail address"),
+    ({"recipients": ""}, "smtp_recipients", "Give at least one address"),
+    ({"recipients": "it@example.com, oncall"}, "smtp_recipients", "oncall is not an e-mail address"),
+    ({"recipients": ", ".join(f"u{n}@example.com" for n in range(21))}, "smtp_recipients", "at most 20 addresses"),
+    ({"tls": "none", "username": "u", "password": "p"}, "smtp_tls", "only sent over an encrypted connection"),
+    ({"username": "u"}, "smtp_username", "Give the password of this user name too"),
+    ({"password": "p"}, "smtp_username", "Give the user name that goes with the password."),
+    ({"username": "u\r\nRCPT TO:<x@evil.example>", "password": "p"}, "smtp_username", "cannot hold line breaks"),
+    ({"username": "u", "password": "p" * 129}, "smtp_password", "at most 128 characters"),
+])
+def test_smtp_settings_that_cannot_work_are_refused_next_to_the_field_and_nothing_changes(admin_client, fields, field,
+                                                                                         message):
+    good = {"host": "mail.example.com", "port": "587", "tls": "starttls", "sender": "ade@example.com",
+            "recipients": "it@example.com"}
+    assert _save(admin_client, **good).status_code == 302
+    before = {row.key: row.value for row in db.session.execute(select(Setting)).scalars()}
+    response = _save(admin_client, **{**good, **fields})
+    assert response.status_code == 422
+    assert message in field_error(response.get_data(as_text=True), field)
+    db.session.expire_all()
+    assert {row.key: row.value for row in db.session.execute(select(Setting)).scalars()} == before
+
+
+def test_the_longest_password_fits_the_setting_encrypted(admin_client):
+    longest = "\U0001d11e" * 128  # four bytes each in UTF-8: the longest ciphertext a password can have
+    assert _save(admin_client, host="mail.example.com", username=USER, password=longest, sender="ade@example.com",
+                 recipients="it@example.com").status_code == 302
+    db.session.expire_all()
+    assert vault.decrypt(get_setting("smtp_password").encode()).decode() == longest
+
+
+def test_emptying_the_server_turns_e_mail_off_and_the_user_name_takes_the_password_with_it(admin_client, mail):
+    assert _save(admin_client, host="mail.example.com", tls="ssl", port="465", username=USER, password=PASSWORD,
+                 sender="ade@example.com", recipients="it@example.com").status_code == 302
+    assert "Send a test e-mail</button>" in admin_client.get("/settings/apple").get_data(as_text=True)
+    assert _save(admin_client, host="mail.example.com", tls="ssl", port="465", username="", password="",
+                 sender="ade@example.com", recipients="it@example.com").status_code == 302
+    db.session.expire_all()
+    assert get_setting("smtp_password") == ""
+    assert _save(admin_client, host="", port="587", tls="starttls").status_code == 302
+    assert "Send a test e-mail</button>" not in admin_client.get("/settings/apple").get_data(as_text=True)
+    assert _summaries("settings.apple")[-1].endswith("; e-mail notifications turned off")
+
+
+def test_send_a_test_e_mail_shows_the_servers_answer(htmx, run_jobs, mail):
+    refused = htmx.post("/settings/apple/test-email")
+    assert refused.status_code == 422 and "Save an SMTP server and recipients first" in refused.get_data(as_text=True)
+
+    assert _plain(htmx, mail).status_code == 302
+    queued = htmx.post("/settings/apple/test-email").get_data(as_text=True)
+    assert "Waiting for a worker" in queued and 'hx-trigger="every 1s"' in queued
+    job_id = queued.split("/settings/apple/test-email/")[1].split('"')[0]
+    assert run_jobs() == []
+    done = htmx.get(f"/settings/apple/test-email/{job_id}")
+    assert done.status_code == 286
+    assert "127.0.0.1 accepted the test e-mail for it@example.com, oncall@example.com" in done.get_data(as_text=True)
+    assert mail.messages()[0]["Subject"] == "[ADE portal] Test e-mail"
+
+    mail.answers = ["550 5.1.1 No such user"]
+    queued = htmx.post("/settings/apple/test-email").get_data(as_text=True)
+    job_id = queued.split("/settings/apple/test-email/")[1].split('"')[0]
+    assert run_jobs() == []
+    answer = htmx.get(f"/settings/apple/test-email/{job_id}").get_data(as_text=True)
+    assert "Not sent" in answer and "127.0.0.1 answered 550 5.1.1 No such user." in answer
+    assert _activity("notification.failed") == []  # a test's answer is on the page, not in the log
+
+
+def test_send_a_test_e_mail_without_javascript_says_so_on_the_settings_page(admin_client, run_jobs, mail):
+    assert _plain(admin_client, mail).status_code == 302
+    response = admin_client.post("/settings/apple/test-email", follow_redirects=True)
+    assert response.status_code == 200 and "A test e-mail is on its way through 127.0.0.1" in \
+        response.get_data(as_text=True)
+    assert run_jobs() == [] and len(mail.envelopes) == 1
