@@ -110,8 +110,21 @@ def rotate_keys() -> None:
                 if value is not None:
                     setattr(row, column, rotate(value))
                     count += 1
+    count += _rotate_secret_settings(rotate)
     db.session.commit()
     click.echo(f"Re-encrypted {count} secret(s) with the first key.")
+
+
+def _rotate_secret_settings(rotate) -> int:
+    """Secrets kept as settings (the SMTP password) rotate with the rest; how many there were."""
+    from .email_settings import PASSWORD_SETTING
+    from .models.setting import get_setting, set_setting
+
+    stored = get_setting(PASSWORD_SETTING)
+    if not stored:
+        return 0
+    set_setting(PASSWORD_SETTING, rotate(stored.encode()).decode("ascii"))
+    return 1
 
 
 @click.command("dev")

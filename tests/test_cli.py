@@ -100,6 +100,7 @@ def test_rotate_keys_reencrypts_every_secret_with_the_first_key(app, runner):
 
     from portal import vault
     from portal.models import ManagedServer, PendingKeyPair
+    from portal.models.setting import get_setting, set_setting
 
     old = app.config["ENCRYPTION_KEYS"]
     server = ManagedServer(name="S", token_ciphertext=vault.encrypt(b"token json"), key_ciphertext=vault.encrypt(b"key"),
@@ -107,18 +108,20 @@ def test_rotate_keys_reencrypts_every_secret_with_the_first_key(app, runner):
     pending = PendingKeyPair(label="k", certificate_pem="-", key_ciphertext=vault.encrypt(b"pending key"),
                              not_after=datetime.now(timezone.utc))
     db.session.add_all([server, pending])
+    set_setting("smtp_password", vault.encrypt("smtp password").decode())
     db.session.commit()
 
     new = Fernet.generate_key().decode()
     app.config["ENCRYPTION_KEYS"] = [new, *old]
     result = runner.invoke(args=["rotate-keys"])
-    assert result.exit_code == 0 and "Re-encrypted 3 secret(s)" in result.output
+    assert result.exit_code == 0 and "Re-encrypted 4 secret(s)" in result.output
 
     db.session.expire_all()
     server, pending = db.session.get(ManagedServer, server.id), db.session.get(PendingKeyPair, pending.id)
     assert vault.decrypt(server.token_ciphertext, [new]) == b"token json"
     assert vault.decrypt(server.key_ciphertext, [new]) == b"key"
     assert vault.decrypt(pending.key_ciphertext, [new]) == b"pending key"
+    assert vault.decrypt(get_setting("smtp_password").encode(), [new]) == b"smtp password"
 
 
 def _free_port() -> int:
