@@ -60,9 +60,8 @@ def send_mail(settings: SmtpSettings, payload: dict) -> Outcome:
     except smtplib.SMTPResponseException as exc:
         reply = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
         return Outcome(f"{host} answered {exc.smtp_code} {reply.strip()[:200]}.", retryable=400 <= exc.smtp_code < 500)
-    except smtplib.SMTPNotSupportedError:
-        return Outcome(f"{host} does not offer {'STARTTLS' if settings.tls == 'starttls' else 'login'}: "
-                       "check the encryption and user name settings.")
+    except smtplib.SMTPNotSupportedError as exc:  # no STARTTLS, no AUTH: a setting to change, not a moment to wait
+        return Outcome(f"{host}: {str(exc).rstrip('.')}. Check the encryption and user name settings.")
     except ssl.SSLCertVerificationError as exc:  # before OSError: a certificate to fix, not a network hiccup
         return Outcome(f"{host}'s certificate could not be verified ({exc.verify_message}).")
     except ssl.SSLError as exc:

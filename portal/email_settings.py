@@ -22,7 +22,8 @@ MAX_RECIPIENTS = 20
 MAX_RECIPIENTS_TEXT = 1000  # Setting.value's length
 # One "@", no spaces, commas, quotes or angle brackets, a dot in the domain: an address one can write on an
 # envelope as is. Display names ("Ops <ops@example.com>") are left out: they would need quoting rules.
-ADDRESS = re.compile(r"[^@\s,;<>\"()\[\]]+@[^@\s,;<>\"()\[\]]+\.[^@\s,;<>\"()\[\].]+")
+_ATOM = r"[^@\s,;<>\"()\[\]\x00-\x1f\x7f"  # control characters too: a header cannot carry them
+ADDRESS = re.compile(_ATOM + r"]+@" + _ATOM + r"]+\." + _ATOM + r".]+")
 HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 
 
@@ -100,8 +101,11 @@ def host_problem(host: str) -> str | None:
 
 def address_problem(address: str) -> str | None:
     """Why `address` cannot be written on an envelope as is."""
+    shown = "".join(ch for ch in address[:60] if ch.isprintable())
     if len(address) > 254 or not ADDRESS.fullmatch(address):
-        return f"{address[:60]} is not an e-mail address: write it like alerts@example.com."
+        return f"{shown} is not an e-mail address: write it like alerts@example.com."
+    if not address.isascii():  # most servers refuse them (SMTPUTF8): say so here rather than at the first alert
+        return f"{shown} holds non-ASCII characters: give an ASCII address (punycode for the domain, xn--…)."
     return None
 
 

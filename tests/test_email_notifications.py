@@ -128,6 +128,18 @@ def test_a_certificate_that_does_not_verify_is_not_retried(app, htmx, apple, par
     assert mailbox.logins == [] and _activity("notification.retrying") == []
 
 
+def test_a_server_without_starttls_is_named_and_not_retried(app, htmx, apple, paris, run_jobs, mail):
+    app.config["NOTIFICATION_RETRY_DELAYS"] = QUICK
+    assert _save(htmx, host="127.0.0.1", port=str(mail.port), tls="starttls", sender="ade@example.com",
+                 recipients="it@example.com").status_code == 302  # the plain server offers no STARTTLS
+    _revoke_terms(htmx, apple, paris)
+    assert run_jobs() == [] and _run_due_retries(run_jobs) == 0
+    [failed] = _summaries("notification.failed")
+    assert failed.startswith("Notification not delivered by e-mail through 127.0.0.1: 127.0.0.1: STARTTLS extension "
+                             "not supported by server. Check the encryption and user name settings. It said:")
+    assert mail.envelopes == []
+
+
 def test_a_temporary_refusal_is_retried_and_a_permanent_one_is_not(app, htmx, apple, paris, run_jobs, mail):
     app.config["NOTIFICATION_RETRY_DELAYS"] = QUICK
     assert _plain(htmx, mail).status_code == 302
@@ -184,8 +196,10 @@ def test_the_webhook_and_e_mail_are_retried_apart(app, htmx, apple, paris, run_j
     ({"tls": "tls1.0"}, "smtp_tls", "Choose STARTTLS, SSL/TLS or None."),
     ({"sender": ""}, "smtp_sender", "Give the address the e-mails come from"),
     ({"sender": "ade at example.com"}, "smtp_sender", "ade at example.com is not an e-mail address"),
+    ({"sender": "ade\x07@example.com"}, "smtp_sender", "is not an e-mail address"),
     ({"recipients": ""}, "smtp_recipients", "Give at least one address"),
     ({"recipients": "it@example.com, oncall"}, "smtp_recipients", "oncall is not an e-mail address"),
+    ({"recipients": "it@exämple.com"}, "smtp_recipients", "holds non-ASCII characters"),
     ({"recipients": ", ".join(f"u{n}@example.com" for n in range(21))}, "smtp_recipients", "at most 20 addresses"),
     ({"tls": "none", "username": "u", "password": "p"}, "smtp_tls", "only sent over an encrypted connection"),
     ({"username": "u"}, "smtp_username", "Give the password of this user name too"),
