@@ -179,3 +179,26 @@ def test_a_token_the_stored_key_cannot_decrypt_does_not_blame_a_key_never_given(
     assert refused.status_code == 422 and "provided" not in message
     assert "the private key this managed server already has" in message and "new-cert" in message
     assert "Use a new private key" in message
+
+
+def _as_pem(token: bytes) -> bytes:
+    """The token converted by `openssl smime -pk7out` / `openssl cms -outform PEM`: a PEM PKCS7 block."""
+    import base64
+    der = base64.b64decode(token.replace(b"\r\n", b"\n").split(b"\n\n", 1)[1])
+    body = base64.encodebytes(der).replace(b"\n", b"\r\n")
+    return b"-----BEGIN PKCS7-----\r\n" + body + b"-----END PKCS7-----\r\n"
+
+
+def test_add_and_renew_accept_a_token_re_saved_by_an_editor_or_openssl(htmx, apple, identity, run_jobs):
+    """A byte order mark and Windows line ends (an editor), a PEM block (openssl): still the token."""
+    token = apple.state.issue_token("Paris MDM", identity.certificate_pem, devices=2)
+    resaved = b"\xef\xbb\xbf" + token.replace(b"\n", b"\r\n") + b"\r\n\r\n"
+    added = post_add_server(htmx, "Paris", resaved, identity.key_pem)
+    assert added.status_code == 204, added.get_data(as_text=True)
+    assert run_jobs() == [] and server_named("Paris").apple_server_name == "Paris MDM"
+    server = server_named("Paris")
+    old_expiry = server.token_expiry
+    apple.state.advance_clock(100 * DAY)
+    renewed = post_renew(htmx, server.id, _as_pem(apple.state.issue_token("Paris MDM", identity.certificate_pem)))
+    assert renewed.status_code == 204, renewed.get_data(as_text=True)
+    assert (server_named("Paris").token_expiry - old_expiry).days >= 99

@@ -8,8 +8,6 @@ the structure and cryptography does the RSA and symmetric decryption.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
 from dataclasses import dataclass, field
@@ -23,11 +21,10 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from .certs import pem_blocks, readable_name
+from .certs import readable_name
 from .errors import CorruptToken, NotATokenFile, UnexpectedContent, WrongRecipient
+from .token_unwrap import ENVELOPED_DATA_OID, looks_like_token, unwrap_token_file  # noqa: F401 (re-exported)
 
-# DER of the envelopedData OID (1.2.840.113549.1.7.3): how we recognise a damaged token.
-ENVELOPED_DATA_OID = bytes.fromhex("06092a864886f70d010703")
 FIELDS = ("consumer_key", "consumer_secret", "access_token", "access_secret", "access_token_expiry")
 PREFIXES = {"consumer_key": "CK_", "consumer_secret": "CS_", "access_token": "AT_", "access_secret": "AS_"}
 # asn1crypto algorithm name -> (cryptography cipher class, key length in bytes)
@@ -117,7 +114,7 @@ def parse_token_plaintext(text: bytes | str) -> ServerToken:
 
 
 def decrypt_token(data: bytes, private_key: RSAPrivateKey) -> ServerToken:
-    """Decrypt a token file (MIME, bare base64 or DER/BER) with the private key and parse it."""
+    """Decrypt a token file (MIME, bare base64, PEM or DER/BER: see token_unwrap) with the private key and parse it."""
     return parse_token_plaintext(decrypt_token_plaintext(data, private_key))
 
 
@@ -152,47 +149,6 @@ def decrypt_token_plaintext(data: bytes, private_key: RSAPrivateKey) -> bytes:
     if plaintext is None:
         raise WrongRecipient(issuer, serial)
     return plaintext
-
-
-def unwrap_token_file(data: bytes) -> bytes:
-    """The CMS bytes of a token file given as MIME (CRLF or LF), bare base64 or raw DER/BER."""
-    data = data or b""
-    if data[:1] == b"\x30":  # a SEQUENCE: raw DER/BER (never strip it: its last bytes may be 0x20)
-        return data
-    data = data.strip()
-    if not data:
-        raise NotATokenFile("The token file is empty.")
-    if b"-----BEGIN" in data:
-        raise NotATokenFile(_describe_pem(data))
-    try:
-        text = data.decode("ascii")
-    except UnicodeDecodeError:
-        raise NotATokenFile("This file is not an Apple server token (expected a *_smime.p7m "
-                            "file downloaded from Apple Business Manager).") from None
-    lines = text.splitlines()
-    has_headers = bool(_HEADER_LINE.match(lines[0]))
-    if has_headers:
-        header_end = next((i for i, line in enumerate(lines) if not line.strip()), len(lines))
-        headers, lines = lines[:header_end], lines[header_end + 1:]
-        if not any("pkcs7-mime" in line.lower() for line in headers):
-            raise NotATokenFile("This file is a MIME message but not an S/MIME encrypted server token.")
-    try:
-        der = base64.b64decode("".join("".join(lines).split()), validate=True)
-    except (binascii.Error, ValueError):
-        der = b""
-    if der[:1] != b"\x30":
-        if has_headers or looks_like_token(data):
-            raise CorruptToken("The server token's encoded content is damaged; download the token "
-                               "again from Apple Business Manager.")
-        raise NotATokenFile("This file is not an Apple server token.")
-    return der
-
-
-def looks_like_token(data: bytes) -> bool:
-    """True when ``data`` starts like a server token (MIME S/MIME, its base64 or the CMS bytes)."""
-    head = (data or b"")[:200].lstrip()
-    return (b"pkcs7-mime" in head.lower() or head.startswith(b"MIAGCSqGSIb3DQEHA")
-            or ENVELOPED_DATA_OID in head[:20])
 
 
 def _enveloped_data(der: bytes) -> cms.EnvelopedData:
@@ -265,18 +221,6 @@ def _decrypt_content(cipher_algorithm, algorithm, ciphertext: bytes | None) -> b
     except ValueError:  # bad padding or bytes that are not text: the content key was wrong
         return None
     return plaintext
-
-
-def _describe_pem(data: bytes) -> str:
-    """Say what a PEM file holds instead of a token."""
-    labels = [label for label, _ in pem_blocks(data)]
-    if any("CERTIFICATE" in label for label in labels):
-        return ("This file is a certificate, not a server token. Upload the *_smime.p7m token "
-                "file downloaded from Apple Business Manager.")
-    if any("PRIVATE KEY" in label for label in labels):
-        return ("This file is a private key, not a server token. Upload the *_smime.p7m token "
-                "file downloaded from Apple Business Manager.")
-    return "This PEM file is not an Apple server token."
 
 
 def _describe_der(der: bytes) -> str:
