@@ -163,6 +163,18 @@ def test_pasted_chain_and_duplicates_are_kept_once(htmx, cert_a):
     assert [c.sha256 for c in configuration.certificates] == [sha256(cert_a), sha256(leaf), sha256(root)]
 
 
+def test_certificates_re_saved_by_an_editor_or_pasted_on_one_line_are_read(htmx, cert_a):
+    root, root_key = make_cert("Root")
+    leaf, _ = make_cert("leaf", issuer=(root, root_key))
+    response = post(htmx, "/configurations/new",
+                    files=[("a.pem", b"\xef\xbb\xbf" + pem(cert_a).replace(b"\n", b"\r")),
+                           ("chain.pem", (pem(leaf) + pem(root)).decode().encode("utf-16"))],
+                    pasted=" ".join(pem(root).decode().split("\n")))
+    assert response.status_code == 204, response.get_data(as_text=True)
+    configuration = configuration_named("Production MDM")
+    assert [c.sha256 for c in configuration.certificates] == [sha256(cert_a), sha256(leaf), sha256(root)]
+
+
 def test_configuration_without_certificates_is_allowed(htmx):
     configuration = create(htmx)
     assert configuration.certificates == []

@@ -136,6 +136,19 @@ def test_pasted_pem_key(htmx, apple, identity, token, run_jobs):
     assert response.status_code == 204
 
 
+@pytest.mark.parametrize("how", ["pasted_on_one_line", "file_in_utf16", "file_with_certificate_and_cr_line_ends"])
+def test_a_key_re_saved_or_pasted_otherwise_is_read(htmx, apple, identity, token, run_jobs, how):
+    pem = identity.key_pem
+    if how == "pasted_on_one_line":  # as a web page or chat gives it back
+        response = post_add_server(htmx, "Paris", token, None, pasted=" ".join(pem.decode().split("\n")))
+    else:
+        key = (pem.decode().encode("utf-16") if how == "file_in_utf16"
+               else (identity.certificate_pem + pem).replace(b"\n", b"\r"))
+        response = post_add_server(htmx, "Paris", token, key)
+    assert response.status_code == 204, response.get_data(as_text=True)
+    assert server_named("Paris") is not None
+
+
 def test_secrets_are_encrypted_at_rest_and_never_shown(htmx, app, apple, identity, token, run_jobs):
     post_add_server(htmx, "Paris", token, identity.key_pem)
     creds = apple.state.credentials("Paris MDM")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -13,14 +14,44 @@ from cryptography.x509.oid import NameOID
 
 from .errors import CertificateError, format_serial
 
-_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----", re.DOTALL)
+# Liberal on purpose: any line ends (or none, as when a web page pasted the block onto one line).
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.DOTALL)
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 # Spell out emailAddress: cryptography would print its bare OID (1.2.840.113549.1.9.1=...).
 _NAME_OVERRIDES = {NameOID.EMAIL_ADDRESS: "emailAddress"}
 
 
+def without_bom(data: bytes) -> bytes:
+    """An uploaded file's bytes without a UTF-8 byte order mark, and UTF-16 text (Windows editors'
+    "Unicode") as UTF-8; anything else, DER included (it starts with 0x30), unchanged."""
+    if data.startswith(codecs.BOM_UTF8):
+        return data[len(codecs.BOM_UTF8):]
+    if data.startswith(_UTF16_BOMS):
+        try:
+            return data.decode("utf-16").encode("utf-8")
+        except UnicodeDecodeError:
+            return data
+    return data
+
+
 def pem_blocks(data: bytes) -> list[tuple[str, bytes]]:
-    """Every PEM block in ``data`` as (label, block bytes including its BEGIN/END lines)."""
-    return [(m.group(1).decode("ascii"), m.group(0)) for m in _PEM_BLOCK.finditer(data)]
+    """Every PEM block in ``data`` as (label, block bytes including its BEGIN/END lines), rewritten the way
+    cryptography reads them: LF line ends, no spaces around lines, base64 in 64 columns. So a block saved
+    with CR line ends, trailing spaces or pasted onto one line reads as the original."""
+    return [(m.group(1).decode("ascii"), _canonical_block(m.group(1), m.group(2)))
+            for m in _PEM_BLOCK.finditer(data)]
+
+
+def _canonical_block(label: bytes, body: bytes) -> bytes:
+    """One PEM block rebuilt from its label and body; RFC 1421 headers (the Proc-Type and DEK-Info of an
+    encrypted PKCS#1 key) are kept on their lines, followed by the blank line they need."""
+    lines = [line.strip() for line in _LINE_END.split(body) if line.strip()]
+    headers = [line for line in lines if b":" in line]
+    encoded = b"".join(b"".join(line.split()) for line in lines if b":" not in line)
+    wrapped = b"\n".join(encoded[i:i + 64] for i in range(0, len(encoded), 64))
+    head = b"\n".join(headers) + b"\n\n" if headers else b""
+    return b"-----BEGIN %s-----\n%s%s\n-----END %s-----\n" % (label, head, wrapped, label)
 
 
 def readable_name(name: x509.Name) -> str:
@@ -77,7 +108,7 @@ def describe(cert: x509.Certificate) -> CertificateInfo:
 
 def certificate_info(cert_pem_or_der: bytes) -> list[CertificateInfo]:
     """Parse one PEM/DER certificate or a PEM chain into CertificateInfo items (file order)."""
-    data = cert_pem_or_der or b""
+    data = without_bom(cert_pem_or_der or b"")
     if not data.strip():  # strip only to test: trailing DER bytes may look like whitespace
         raise CertificateError("The certificate file is empty.")
     if b"-----BEGIN" not in data:

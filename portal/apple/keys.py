@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, r
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
-from .certs import CertificateInfo, certificate_info, pem_blocks  # noqa: F401  (re-exported)
+from .certs import CertificateInfo, certificate_info, pem_blocks, without_bom  # noqa: F401  (re-exported)
 from .errors import NotAPrivateKey, PasswordRequired, UnsupportedKey, WrongPassword
 from .tokens import looks_like_token
 
@@ -42,8 +42,9 @@ class KeyPair:
 
 
 def load_private_key(data: bytes, password: str | None = None) -> RSAPrivateKey:
-    """Load an RSA private key from PEM (PKCS#1/PKCS#8, encrypted or not, bundles), DER or PKCS#12."""
-    data = data or b""
+    """Load an RSA private key from PEM (PKCS#1/PKCS#8, encrypted or not, bundles, any line ends, a byte
+    order mark), DER or PKCS#12."""
+    data = without_bom(data or b"")
     secret = password.encode("utf-8") if password else None
     if not data.strip():  # strip only to test: trailing DER bytes may look like whitespace
         raise NotAPrivateKey("The private key file is empty.")

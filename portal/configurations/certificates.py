@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_der_private_key
 
-from ..apple.certs import CertificateInfo, describe, pem_blocks
+from ..apple.certs import CertificateInfo, describe, pem_blocks, without_bom
 
 # Certificates that expire within this window get a warning badge: devices enrolling after the
 # date would no longer trust the MDM server.
@@ -40,7 +40,8 @@ class UnreadableCertificate(ValueError):
 
 def read_certificates(data: bytes, source: str) -> list[CertificateInfo]:
     """Every certificate in one upload or paste (PEM, PEM chain or DER), in file order."""
-    if not data or not data.strip():
+    data = without_bom(data or b"")
+    if not data.strip():
         raise UnreadableCertificate(source, "the file is empty.")
     if b"-----BEGIN" in data:
         return _read_pem(data, source)
@@ -55,7 +56,8 @@ def read_certificates(data: bytes, source: str) -> list[CertificateInfo]:
 
 
 def _read_pem(data: bytes, source: str) -> list[CertificateInfo]:
-    labels = [label for label, _ in pem_blocks(data)]
+    blocks = pem_blocks(data)
+    labels = [label for label, _ in blocks]
     if any("PRIVATE KEY" in label for label in labels):
         # Even next to certificates: a key pasted into a trust list is a mistake worth stopping.
         raise UnreadableCertificate(source, "it contains a private key. Upload or paste only certificates, "
@@ -69,7 +71,8 @@ def _read_pem(data: bytes, source: str) -> list[CertificateInfo]:
         raise UnreadableCertificate(source, "no complete PEM certificate block (-----BEGIN CERTIFICATE----- … "
                                             "-----END CERTIFICATE-----) was found.")
     try:
-        certificates = x509.load_pem_x509_certificates(data)
+        certificates = x509.load_pem_x509_certificates(b"".join(block for label, block in blocks
+                                                                if label in _CERT_LABELS))
     except ValueError:
         raise UnreadableCertificate(source, "a certificate in it is damaged and cannot be read.") from None
     begun = sum(data.count(b"-----BEGIN %s-----" % label.encode()) for label in _CERT_LABELS)
