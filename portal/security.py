@@ -38,15 +38,6 @@ def init_app(app: Flask) -> None:
             return None
         return login_manager.unauthorized()
 
-    @app.before_request
-    def refuse_nul_characters():
-        # No admin types a NUL, and PostgreSQL cannot store one: refuse it plainly, not with a 500.
-        if request.method == "POST" and any("\x00" in value for value in request.form.values()):
-            from .errors import render_error
-
-            return render_error(400, "The form contained an invalid (NUL) character: remove it and send it again.")
-        return None
-
     @app.after_request
     def harden(response):
         response.headers.setdefault("X-Content-Type-Options", "nosniff")

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import url_for
-from sqlalchemy import func, select
+from sqlalchemy import false, func, select
 
 from ..converters import small_int
 from ..extensions import db
 from ..models import (ActivityEntry, AssignmentBatch, Device, EnrollmentProfile, ManagedServer, PendingKeyPair,
                       ServerConfiguration)
+from ..typed_text import control_characters, controls_message
 
 LEVELS = ("info", "warning", "error")
 # object_type (a table name) → (what an admin calls it, the model, the page of one)
@@ -43,11 +44,18 @@ class ActivityQuery:
         return cls(actor=_text(args.get("actor")).strip()[:80], level=level if level in LEVELS else "",
                    kind=kind if kind in KINDS else "",
                    object_id=small_int(args.get("object")) if kind in KINDS else None,
-                   q=" ".join(_text(args.get("q")).split())[:TEXT_LIMIT])
+                   q=" ".join(_typed(args.get("q")).split())[:TEXT_LIMIT])
 
     @property
     def is_filtered(self) -> bool:
         return bool(self.actor or self.level or self.kind or self.q)
+
+    @property
+    def q_problem(self) -> str:
+        """Why the search matches nothing (control characters, which no entry holds and PostgreSQL refuses
+        as NUL in a query), for the page to say; "" when it can match."""
+        found = control_characters(self.q)
+        return controls_message(found, "The search") if found else ""
 
     def to_args(self) -> dict:
         args = {"actor": self.actor, "level": self.level, "kind": self.kind, "object": self.object_id, "q": self.q}
@@ -63,11 +71,18 @@ class ActivityQuery:
             conditions.append(ActivityEntry.object_type == self.kind)
             if self.object_id is not None:
                 conditions.append(ActivityEntry.object_id == self.object_id)
-        if self.q:
+        if self.q_problem:
+            conditions.append(false())
+        elif self.q:
             pattern = "%" + self.q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             conditions.append(func.lower(ActivityEntry.summary).like(pattern, escape="\\"))
         return (select(ActivityEntry).where(*conditions)
                 .order_by(ActivityEntry.created_at.desc(), ActivityEntry.id.desc()))
+
+
+def _typed(value) -> str:
+    """Typed text as it was typed (a non-text value: "")."""
+    return value if isinstance(value, str) else ""
 
 
 def _text(value) -> str:

@@ -1,16 +1,17 @@
 """Forms of the assignment pages: most carry only the CSRF token (the choices are checkboxes)."""
-from flask_wtf import FlaskForm
 from wtforms import StringField, TextAreaField
 from wtforms.validators import ValidationError
+
+from ..typed_text import PortalForm
 
 CONFIRMATION_WORD = "RELEASE"
 
 
-class ConfirmForm(FlaskForm):
+class ConfirmForm(PortalForm):
     """OK / Remove Devices / Retry now: a confirmation that only needs CSRF protection."""
 
 
-class ReleaseForm(FlaskForm):
+class ReleaseForm(PortalForm):
     """Release Devices: the serial numbers, and the typed word that confirms a change Apple does not undo."""
 
     serials = TextAreaField("Serial numbers", render_kw={"spellcheck": "false", "autocomplete": "off", "rows": 5})

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Device
+from ..typed_text import control_characters, controls_message
 
 MAX_SERIALS = 10_000
 SEPARATORS = re.compile(r"[\s,;]+")
@@ -26,6 +27,9 @@ class SerialsError(ValueError):
 
 def parse_serials(text: str | None) -> list[str]:
     """The serial numbers in `text`, upper-cased, duplicates dropped, in the order given."""
+    found = control_characters(text or "")
+    if found:  # a NUL would also be refused by PostgreSQL in the query
+        raise SerialsError(controls_message(found, "The list"))
     lines = [line for line in (text or "").splitlines() if line.strip()]
     if lines and re.sub(r"[\s_#.-]", "", lines[0]).lower() in HEADER_WORDS:
         lines = lines[1:]

@@ -1,10 +1,11 @@
 """The login form."""
-from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length
 
+from ..typed_text import PortalForm
 
-class LoginForm(FlaskForm):
+
+class LoginForm(PortalForm):
     """User name and password."""
 
     username = StringField("User name", validators=[

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask_wtf import FlaskForm
 from flask_wtf.file import MultipleFileField
 from wtforms import RadioField, SelectMultipleField, StringField, TextAreaField
 from wtforms.validators import DataRequired, ValidationError
@@ -13,6 +12,7 @@ from ..apple_text import counting_note, url_encoded_length
 from ..converters import small_int
 from ..models import ServerConfiguration
 from ..names import name_field, taken_name
+from ..typed_text import PortalForm
 from ..url_checks import port_problem, url_text_problem
 
 URL_EXAMPLE = "https://mdm.example.com/enroll"
@@ -55,7 +55,7 @@ def _certificate_id(value) -> int:
     return small_int(value) or 0
 
 
-class ConfigurationForm(FlaskForm):
+class ConfigurationForm(PortalForm):
     """Create / edit an MDM server configuration."""
 
     name = name_field("Name", required="Give the configuration a name.", max_length=120)
@@ -92,12 +92,12 @@ class ConfigurationForm(FlaskForm):
             raise ValidationError(problem)
 
 
-class AssignForm(FlaskForm):
+class AssignForm(PortalForm):
     """Select the Server Configuration (choices are filled by the view)."""
 
     configuration = RadioField("Server configuration", coerce=int, choices=[], validate_choice=False,
                                validators=[DataRequired("Select a server configuration.")])
 
 
-class ConfirmForm(FlaskForm):
+class ConfirmForm(PortalForm):
     """A confirmation button that only needs CSRF protection."""

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from sqlalchemy import or_
+from sqlalchemy import false, or_
 
 from ..converters import small_int
 from ..models import Device
+from ..typed_text import control_characters, controls_message
 from .pending import assignment_condition
 from .search import search_condition
 
@@ -65,7 +66,7 @@ class DeviceQuery:
             return value if value in allowed else default
 
         q = args.get("q")
-        query = cls(q=q.replace("\x00", "").strip()[:100] if isinstance(q, str) else "",
+        query = cls(q=q.strip()[:100] if isinstance(q, str) else "",  # control characters: see q_problem
                     profile_status=choice("profile_status", APPLE_PROFILE_STATUSES),
                     family=text("family"), os=text("os"),
                     assignment=choice("assignment", ASSIGNMENT_STATES),
@@ -94,6 +95,13 @@ class DeviceQuery:
         return args
 
     @property
+    def q_problem(self) -> str:
+        """Why the search cannot match anything (it holds control characters, a NUL included, which no
+        device attribute holds and PostgreSQL refuses in a query), for the list to say; "" when it can."""
+        found = control_characters(self.q)
+        return controls_message(found, "The search") if found else ""
+
+    @property
     def only_current_devices(self) -> bool:
         """True when the query selects every current device (of its server, if it has one)."""
         return not any(getattr(self, name) for name in NARROWING)
@@ -115,7 +123,9 @@ class DeviceQuery:
             conditions.append(Device.removed_at.is_not(None))
         if self.server_id is not None:
             conditions.append(Device.server_id == self.server_id)
-        if self.q:
+        if self.q_problem:
+            conditions.append(false())
+        elif self.q:
             conditions.append(search_condition(self.q))
         if self.profile_status:
             if self.profile_status == "empty":  # Apple leaves the field out as well as sending "empty"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, SelectField, SelectMultipleField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.fields import EmailField, TelField, URLField
@@ -14,6 +13,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..apple_text import AppleLength, counting_note, url_encoded_length
 from ..names import name_field
+from ..typed_text import PortalForm
 from ..url_checks import port_problem, url_text_problem
 from ..models.profile import DEVICE_FAMILIES
 from .codes import LANGUAGES, REGIONS, SKIP_SETUP_ITEMS
@@ -66,7 +66,7 @@ def https_url_problem(url: str) -> str | None:
     return None
 
 
-class ProfileForm(FlaskForm):
+class ProfileForm(PortalForm):
     """Create Profile / Edit: BMC's attributes, then Apple's other settings under Advanced."""
 
     name = name_field("Profile name", required="Give the profile a name.", max_length=125, length=AppleLength,
@@ -146,12 +146,12 @@ class NewProfileForm(ProfileForm):
                             invalid_choice_message="That managed server no longer exists: choose another.")
 
 
-class ConfigureForm(FlaskForm):
+class ConfigureForm(PortalForm):
     """Configure profile confirmation."""
 
     # Ticked when the pop-up is shown (see the view); a POST without it (unticked) means no.
     reassign = BooleanField("Re-assign them now", default=False)
 
 
-class ConfirmForm(FlaskForm):
+class ConfirmForm(PortalForm):
     """A confirmation that only needs CSRF protection (Delete)."""

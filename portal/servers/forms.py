@@ -1,10 +1,10 @@
 """Forms of the Device Assignment area."""
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import BooleanField, PasswordField, SelectField, StringField, TextAreaField, ValidationError
 
 from ..converters import WholeNumberField, small_int
 from ..names import name_field
+from ..typed_text import PortalForm
 from .services import key_pair_name_clash
 
 NAME_HELP = "Use the name of the MDM server in Apple Business Manager, so both are easy to match."
@@ -26,27 +26,27 @@ class _KeyFields:
     password = PasswordField("Password", render_kw={"autocomplete": "off"})
 
 
-class AddServerForm(_KeyFields, FlaskForm):
+class AddServerForm(_KeyFields, PortalForm):
     """Add a Server."""
 
     name = name_field("Name", required="Give the managed server a name.", max_length=120)
     token = FileField("Authentication token", render_kw={"accept": ".p7m"})
 
 
-class RenewServerForm(_KeyFields, FlaskForm):
+class RenewServerForm(_KeyFields, PortalForm):
     """Renew a server: a new token, optionally a new key."""
 
     token = FileField("New authentication token", render_kw={"accept": ".p7m"})
     confirm_replace = BooleanField("Replace anyway: connect this managed server to the other Apple MDM server")
 
 
-class DeleteServerForm(FlaskForm):
+class DeleteServerForm(PortalForm):
     """Typed confirmation of a deletion."""
 
     confirm_name = StringField("Type the server name to confirm", render_kw={"autocomplete": "off"})
 
 
-class KeyPairForm(FlaskForm):
+class KeyPairForm(PortalForm):
     """Generate key pair."""
 
     common_name = name_field("Certificate name", default="ADE Portal", required="Give the certificate a name.",
@@ -65,5 +65,5 @@ class KeyPairForm(FlaskForm):
             raise ValidationError(clash)
 
 
-class ActionForm(FlaskForm):
+class ActionForm(PortalForm):
     """A button that only needs CSRF protection."""

@@ -1,7 +1,6 @@
 """The form of Configuration › Apple: each number keeps to its range, with one message saying it."""
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectField, StringField, TextAreaField, URLField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
@@ -11,6 +10,7 @@ from ..converters import WholeNumberField
 from ..email_settings import (MAX_PASSWORD, MAX_RECIPIENTS, MAX_RECIPIENTS_TEXT, TLS_MODES, address_problem, has_password,
                               host_problem, secret_text_problem, split_recipients)
 from ..notifications import url_problem
+from ..typed_text import PortalForm
 
 INTERVAL_MESSAGE = (f"Enter 0 (disabled) or a number of seconds from {SYNC_INTERVAL_MIN} to {SYNC_INTERVAL_MAX:,} "
                     f"({SYNC_INTERVAL_MAX // 86400} days).")
@@ -22,7 +22,7 @@ def _strip(value):
     return value.strip() if isinstance(value, str) else value
 
 
-class AppleSettingsForm(FlaskForm):
+class AppleSettingsForm(PortalForm):
     """Device Assignment settings."""
 
     sync_interval = WholeNumberField("Server Synchronization Interval (seconds)", SYNC_INTERVAL_MIN,
