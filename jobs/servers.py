@@ -12,10 +12,10 @@ from portal.apple_link import client_for, note_apple_error, note_apple_success, 
 from portal.assignments.retries import release_token_holds
 from portal.extensions import db
 from portal.models import ManagedServer
+from portal.models.setting import reminder_days
 from portal.notifications import notify
 from portal.token_status import ABOUT_TO_EXPIRE, SERVER_MISMATCH, SERVER_TAKEN, VALID
 
-REMINDER_DAYS = (7, 1)  # besides the status changes (About to Expire, Expired): reminders this close to expiry
 
 ACCOUNT_FIELDS = {"apple_server_name": "server_name", "apple_server_uuid": "server_uuid", "org_name": "org_name",
                   "org_email": "org_email", "org_phone": "org_phone", "org_address": "org_address",
@@ -65,21 +65,22 @@ def check_token(server_id: int) -> dict:
 def refresh_token_statuses() -> dict:
     """Daily: re-evaluate every server's token status and log each change; remind of a near expiry."""
     changed = reminded = 0
-    now = datetime.now(timezone.utc)
+    now, steps = datetime.now(timezone.utc), reminder_days()
     for server in db.session.execute(select(ManagedServer)).scalars():
         changed += _refresh_status(server)
-        reminded += _remind_of_expiry(server, now)
+        reminded += _remind_of_expiry(server, now, steps)
     db.session.commit()
     return {"changed": changed, "reminded": reminded}
 
 
-def _remind_of_expiry(server: ManagedServer, now: datetime) -> int:
-    """A reminder in the activity log (and on the webhook) when the token has REMINDER_DAYS days left or fewer,
-    once per step and token: the daily job runs at any hour, and a renewal's new expiry starts over."""
+def _remind_of_expiry(server: ManagedServer, now: datetime, steps: list[int]) -> int:
+    """A reminder in the activity log (and on the webhook and by e-mail) when the token has one of the reminder days
+    (Configuration › Apple; 7 and 1 by default) left or fewer, once per step and token: the daily job runs at any
+    hour, and a renewal's new expiry starts over. Besides the status changes (About to Expire, Expired)."""
     if status_of(server, now).key not in (VALID, ABOUT_TO_EXPIRE):
         return 0  # expired, or a problem Apple reported: its status change said so, and Renew is the fix
     days_left = max(1, math.ceil((server.token_expiry - now) / timedelta(days=1)))
-    step = min((days for days in REMINDER_DAYS if days_left <= days), default=None)
+    step = min((days for days in steps if days_left <= days), default=None)
     mark = f"{server.token_expiry:%Y-%m-%dT%H:%M:%S}/{step}"
     if step is None or server.token_reminded == mark:
         return 0

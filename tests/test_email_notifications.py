@@ -196,7 +196,7 @@ def test_the_webhook_and_e_mail_are_retried_apart(app, htmx, apple, paris, run_j
     ({"tls": "tls1.0"}, "smtp_tls", "Choose STARTTLS, SSL/TLS or None."),
     ({"sender": ""}, "smtp_sender", "Give the address the e-mails come from"),
     ({"sender": "ade at example.com"}, "smtp_sender", "ade at example.com is not an e-mail address"),
-    ({"sender": "ade\x07@example.com"}, "smtp_sender", "is not an e-mail address"),
+    ({"sender": "ade\x07@example.com"}, "smtp_sender", "control characters, which are not allowed: U+0007 (BEL)"),
     ({"recipients": ""}, "smtp_recipients", "Give at least one address"),
     ({"recipients": "it@example.com, oncall"}, "smtp_recipients", "oncall is not an e-mail address"),
     ({"recipients": "it@exämple.com"}, "smtp_recipients", "holds non-ASCII characters"),

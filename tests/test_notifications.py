@@ -243,3 +243,60 @@ def test_send_a_test_notification_without_javascript_says_so_on_the_settings_pag
     assert response.status_code == 200 and "A test notification is on its way to 127.0.0.1" in \
         response.get_data(as_text=True)
     assert run_jobs() == [] and webhook.received[0]["json"]["event"] == "test"
+
+
+def test_the_reminder_days_are_a_setting(htmx, paris, run_jobs, webhook, monkeypatch):
+    """Escalating reminders (peers.md idea 3): 30, 14 and 2 days before, in any order typed; none when emptied."""
+    import jobs.servers
+    from portal.models import ManagedServer
+
+    page = htmx.get("/settings/apple").get_data(as_text=True)
+    assert 'name="reminder_days"' in page and 'value="7, 1"' in page  # the default
+    data = {"sync_interval": "86400", "warning_days": "30", "webhook_url": webhook.url, "reminder_days": "2 30;14, 14"}
+    assert htmx.post("/settings/apple", data=data).status_code == 302
+    assert 'value="30, 14, 2"' in htmx.get("/settings/apple").get_data(as_text=True)
+    assert "token expiry reminders 30, 14 and 2 days before expiry" in _activity("settings.apple")[-1].summary
+
+    def expires_in(delta: timedelta) -> None:
+        server = db.session.get(ManagedServer, paris.id)
+        server.token_expiry = datetime.now(timezone.utc).replace(microsecond=0) + delta
+        db.session.commit()
+
+    # One token, the days going by: the daily job's clock moves, the expiry stays (a new expiry starts over).
+    expires_in(timedelta(days=40))
+    real_now, offset = datetime.now, {"days": 0.0}
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return real_now(tz) + timedelta(days=offset["days"])
+
+    monkeypatch.setattr(jobs.servers, "datetime", Clock)
+    reminded = []
+    for days_left in (40, 29.5, 20, 13.5, 7, 1.5, 0.5):
+        offset["days"] = 40 - days_left
+        reminded.append(refresh_token_statuses()["reminded"])
+    assert reminded == [0, 1, 0, 1, 0, 1, 0]  # at 30, 14 and 2 days; not at 7 or 1 any more
+    assert [e.details["days_left"] for e in _activity("server.token_reminder")] == [30, 14, 2]
+    monkeypatch.setattr(jobs.servers, "datetime", datetime)
+
+    data["reminder_days"] = ""
+    assert htmx.post("/settings/apple", data=data).status_code == 302
+    expires_in(timedelta(days=300))
+    refresh_token_statuses()
+    expires_in(timedelta(days=1))
+    assert refresh_token_statuses()["reminded"] == 0  # no reminders
+
+
+@pytest.mark.parametrize("typed, words", [
+    ("7, a week", "Give whole numbers of days separated by commas, e.g. 30, 14, 7, 1."),
+    ("0", "Each number of days is from 1 to 365."),
+    ("400, 7", "Each number of days is from 1 to 365."),
+    ("1 2 3 4 5 6 7 8 9 10 11", "Give at most 10 reminders."),
+])
+def test_reminder_days_that_cannot_be_used_are_refused_next_to_the_field(htmx, typed, words):
+    response = htmx.post("/settings/apple", data={"sync_interval": "86400", "warning_days": "30", "webhook_url": "",
+                                                  "reminder_days": typed})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422 and words in html and f'value="{typed}"' in html
+    assert 'value="7, 1"' in htmx.get("/settings/apple").get_data(as_text=True)  # nothing changed

@@ -9,6 +9,7 @@ from ..config import SYNC_INTERVAL_MAX, SYNC_INTERVAL_MIN, WARNING_DAYS_MAX, WAR
 from ..converters import WholeNumberField
 from ..email_settings import (MAX_PASSWORD, MAX_RECIPIENTS, MAX_RECIPIENTS_TEXT, TLS_MODES, address_problem, has_password,
                               host_problem, secret_text_problem, split_recipients)
+from ..models.setting import parse_reminder_days
 from ..notifications import url_problem
 from ..typed_text import PortalForm
 
@@ -29,6 +30,8 @@ class AppleSettingsForm(PortalForm):
                                      SYNC_INTERVAL_MAX, INTERVAL_MESSAGE, also=(0,))
     warning_days = WholeNumberField("Token expiry warning (days)", WARNING_DAYS_MIN, WARNING_DAYS_MAX,
                                     WARNING_DAYS_MESSAGE)
+    reminder_days = StringField("Token expiry reminders (days before expiry)", filters=[_strip],
+                                render_kw={"placeholder": "7, 1", "autocomplete": "off"})
     webhook_url = URLField("Notification webhook URL", filters=[lambda v: v.strip() if isinstance(v, str) else v],
                            render_kw={"placeholder": "https://hooks.example.com/…", "autocomplete": "off"})
 
@@ -94,6 +97,12 @@ class AppleSettingsForm(PortalForm):
             raise ValidationError(f"Give at most {MAX_RECIPIENTS} addresses: a mailing list address reaches more.")
         if len(", ".join(addresses)) > MAX_RECIPIENTS_TEXT:
             raise ValidationError(f"The recipients have at most {MAX_RECIPIENTS_TEXT:,} characters in all.")
+
+    def validate_reminder_days(self, field) -> None:
+        try:
+            parse_reminder_days(field.data or "")
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
 
     def validate_webhook_url(self, field) -> None:
         problem = url_problem(field.data) if field.data else None

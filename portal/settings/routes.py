@@ -9,7 +9,8 @@ from ..apple_link import warning_days
 from ..config import SYNC_INTERVAL_MAX, SYNC_INTERVAL_MIN, WARNING_DAYS_MAX, WARNING_DAYS_MIN
 from ..extensions import db
 from ..htmx import is_htmx, polled_job
-from ..models.setting import get_setting, set_setting, sync_interval_seconds
+from ..models.setting import (get_setting, parse_reminder_days, reminder_days, reminder_words, set_setting,
+                              sync_interval_seconds)
 from ..email_settings import email_enabled, has_password, save_smtp
 from ..notifications import WEBHOOK_SETTING, webhook_host, webhook_url
 from ..queue import enqueue, fetch_job, new_job_id
@@ -25,10 +26,13 @@ def apple():
     if not form.is_submitted():
         form.sync_interval.data = in_force  # what the scheduler runs, even when something else is stored
         form.warning_days.data = warning_days()
+        form.reminder_days.data = ", ".join(map(str, reminder_days()))
         form.webhook_url.data = webhook_url()
         _fill_smtp(form)
     if form.validate_on_submit():
-        webhook_before, email_before = webhook_url(), _email_summary()
+        webhook_before, email_before, reminders_before = webhook_url(), _email_summary(), reminder_days()
+        if form.reminder_days.raw_data:  # a post without the field (a script) leaves the reminders as they are
+            set_setting("token_reminder_days", ", ".join(map(str, parse_reminder_days(form.reminder_days.data or ""))))
         set_setting("sync_interval_seconds", str(form.sync_interval.data))
         set_setting("token_warning_days", str(form.warning_days.data))
         set_setting(WEBHOOK_SETTING, form.webhook_url.data or "")
@@ -37,6 +41,7 @@ def apple():
         record_activity("settings.apple", summary=(
             f"Server Synchronization Interval {_seconds(stored)} → {form.sync_interval.data:,} s; "
             f"token warning {form.warning_days.data:,} days"
+            f"{_reminders_change(reminders_before, reminder_days())}"
             f"{_webhook_change(webhook_before, form.webhook_url.data or '')}"
             f"{_email_change(email_before, _email_summary())}"
             f"{'; SMTP password changed' if form.smtp_username.data and form.smtp_password.data else ''}"))
@@ -121,6 +126,11 @@ def _email_summary() -> str:
     user = get_setting("smtp_username")
     return (f"{get_setting('smtp_host')}:{get_setting('smtp_port')} ({get_setting('smtp_tls')}"
             f"{', as ' + user if user else ''}) from {get_setting('smtp_sender')} to {get_setting('smtp_recipients')}")
+
+
+def _reminders_change(before: list[int], after: list[int]) -> str:
+    """The reminders' change for the activity log."""
+    return "" if before == after else f"; token expiry reminders {reminder_words(after)} before expiry"
 
 
 def _email_change(before: str, after: str) -> str:
