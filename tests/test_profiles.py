@@ -539,8 +539,22 @@ def test_a_configuration_edited_while_apple_answers_leaves_the_profile_changed(h
     assert "now says https://moved.example.com/mdm" in profile.status_detail
 
 
-@pytest.mark.parametrize("case", ["url", "flags"])
+@pytest.mark.parametrize("case", ["url", "flags", "name"])
 def test_apple_refusing_a_profile_shows_failed_and_the_message_next_to_the_field(htmx, apple, server_id, run_jobs, case):
+    if case == "name":
+        # A name of 125 characters but more bytes (the form counts bytes now), written past the form's own check.
+        create_with_a_configuration(htmx, server_id)
+        db.session.execute(update(EnrollmentProfile).values(name="é" * 125))
+        db.session.commit()
+        profile = db.session.execute(select(EnrollmentProfile)).scalar_one()
+        configure(htmx, profile.id)
+        assert run_jobs() == []
+        db.session.expire_all()
+        assert profile.status == "failed"
+        edit = htmx.get(f"/profiles/{profile.id}/edit").get_data(as_text=True)
+        assert ("The profile name must be 1 to 125 characters long (Apple may count a letter outside plain ASCII as "
+                "2 to 4).") in field_error(edit, "name")
+        return
     if case == "url":
         # A configuration URL Apple refuses (an out-of-range port). A's form refuses it too, so it is written
         # directly, like a configuration saved before that check existed.

@@ -171,22 +171,26 @@ class NotFound(AppleError):
     default_message = "Apple could not find the requested profile or device."
 
 
+# Apple's limits are in "UTF-8 characters", which may mean bytes (reference §3.6): said, since the portal's own
+# check counts bytes too (portal/apple_text.py) and an admin could not tell why a short accented name is refused.
+_BYTES = " (Apple may count a letter outside plain ASCII as 2 to 4)"
+
 PROFILE_CODES: dict[str, tuple[str, str]] = {
     # Apple code -> (profile field, what the admin must fix); limits from Apple's Profile object page.
     "CONFIG_NAME_REQUIRED": ("profile_name", "The enrollment profile needs a name."),
-    "CONFIG_NAME_INVALID": ("profile_name", "The profile name must be 1 to 125 characters long."),
+    "CONFIG_NAME_INVALID": ("profile_name", "The profile name must be 1 to 125 characters long" + _BYTES + "."),
     "CONFIG_URL_REQUIRED": ("url", "The enrollment profile needs an MDM server URL."),
     "CONFIG_URL_INVALID": ("url", "The MDM server URL is not valid: it must be a well-formed URL "
                                   "of at most 2000 characters."),
-    "DEPARTMENT_INVALID": ("department", "The department must be 1 to 125 characters long."),
+    "DEPARTMENT_INVALID": ("department", "The department must be 1 to 125 characters long" + _BYTES + "."),
     "FLAGS_INVALID": ("is_mdm_removable", "The profile options conflict: the MDM profile can only be "
                                           "made non-removable when the device is supervised."),
     "LOCALE_INVALID": ("language", "The language and region are not a valid combination."),
     "MAGIC_INVALID": ("org_magic", "The organisation magic string must be 1 to 256 characters long."),
     "SUPPORT_EMAIL_INVALID": ("support_email_address",
-                              "The support email address must be at most 250 characters long."),
+                              "The support email address must be at most 250 characters long" + _BYTES + "."),
     "SUPPORT_PHONE_INVALID": ("support_phone_number",
-                              "The support phone number must be 1 to 50 characters long."),
+                              "The support phone number must be 1 to 50 characters long" + _BYTES + "."),
 }
 
 
