@@ -61,20 +61,10 @@ def apple():
 def test_notification():
     """Send a test notification to the saved webhook; the answer is polled into the page."""
     url = webhook_url()
-    error, status, job_id = None, 200, new_job_id()
-    if not url:
-        error, status, job_id = "Save a webhook URL first, then send a test notification.", 422, None
-    else:
-        try:
-            enqueue("jobs.notifications.send_test", job_id, job_id=job_id, job_timeout=60, result_ttl=3600)
-        except (redis.RedisError, OSError, RuntimeError):
-            error, status = "Redis cannot be reached: background work cannot run.", 503
-    if not is_htmx():  # a plain form post: say it with a message on the settings page
-        flash(error or f"A test notification is on its way to {webhook_host(url)}: see whether it arrives "
-                       "(with JavaScript on, this page shows the webhook's answer).", "error" if error else "success")
-        return redirect(url_for("settings.apple"))
-    job = fetch_job(job_id) if job_id and not error else None
-    return render_template("settings/_test_notification.html", job=job, job_id=job_id, error=error), status
+    return _send_test("jobs.notifications.send_test", 60, "settings/_test_notification.html",
+                      missing=None if url else "Save a webhook URL first, then send a test notification.",
+                      on_its_way=lambda: f"A test notification is on its way to {webhook_host(url)}: see whether it "
+                                         "arrives (with JavaScript on, this page shows the webhook's answer).")
 
 
 @bp.route("/apple/test-notification/<job_id>")
@@ -86,26 +76,35 @@ def test_notification_status(job_id: str):
 @bp.route("/apple/test-email", methods=["POST"])
 def test_email():
     """Send a test e-mail with the saved SMTP settings; the server's answer is polled into the page."""
-    error, status, job_id = None, 200, new_job_id()
-    if not email_enabled():
-        error, status, job_id = "Save an SMTP server and recipients first, then send a test e-mail.", 422, None
-    else:
-        try:
-            enqueue("jobs.notifications.send_test_email", job_id, job_id=job_id, job_timeout=120, result_ttl=3600)
-        except (redis.RedisError, OSError, RuntimeError):
-            error, status = "Redis cannot be reached: background work cannot run.", 503
-    if not is_htmx():
-        flash(error or f"A test e-mail is on its way through {get_setting('smtp_host')}: see whether it arrives "
-                       "(with JavaScript on, this page shows the server's answer).", "error" if error else "success")
-        return redirect(url_for("settings.apple"))
-    job = fetch_job(job_id) if job_id and not error else None
-    return render_template("settings/_test_email.html", job=job, job_id=job_id, error=error), status
+    return _send_test("jobs.notifications.send_test_email", 120, "settings/_test_email.html",
+                      missing=None if email_enabled() else "Save an SMTP server and recipients first, then send a test "
+                                                           "e-mail.",
+                      on_its_way=lambda: f"A test e-mail is on its way through {get_setting('smtp_host')}: see whether "
+                                         "it arrives (with JavaScript on, this page shows the server's answer).")
 
 
 @bp.route("/apple/test-email/<job_id>")
 def test_email_status(job_id: str):
     """The test e-mail's outcome, polled until its job ends."""
     return polled_job("settings/_test_email.html", job_id)
+
+
+def _send_test(job_name: str, timeout: int, template: str, *, missing: str | None, on_its_way) -> tuple:
+    """Queue a test delivery whose answer the page polls (`template`); `missing`: why it cannot be sent yet. Without
+    JavaScript (a plain form post) the outcome is a message on the settings page instead."""
+    error, status, job_id = None, 200, new_job_id()
+    if missing:
+        error, status, job_id = missing, 422, None
+    else:
+        try:
+            enqueue(job_name, job_id, job_id=job_id, job_timeout=timeout, result_ttl=3600)
+        except (redis.RedisError, OSError, RuntimeError):
+            error, status = "Redis cannot be reached: background work cannot run.", 503
+    if not is_htmx():
+        flash(error or on_its_way(), "error" if error else "success")
+        return redirect(url_for("settings.apple"))
+    job = fetch_job(job_id) if job_id and not error else None
+    return render_template(template, job=job, job_id=job_id, error=error), status
 
 
 def _fill_smtp(form: AppleSettingsForm) -> None:
