@@ -22,7 +22,9 @@ class _KeyFields:
     # gets its own message next to the field from the view, not WTForms' "Not a valid choice".
     pending_key = SelectField("Private key", coerce=_key_pair_id, default=0, validate_choice=False)
     private_key = FileField("Private key file", render_kw={"accept": ".pem,.key,.der,.p12,.pfx"})
-    private_key_pem = TextAreaField("…or paste the private key (PEM)", render_kw={"spellcheck": "false", "rows": 4})
+    # data-secret: never kept in the browser's storage when a session ends before it is sent (static/js/portal.js).
+    private_key_pem = TextAreaField("…or paste the private key (PEM)",
+                                    render_kw={"spellcheck": "false", "rows": 4, "data-secret": True})
     password = PasswordField("Password", render_kw={"autocomplete": "off"})
 
 

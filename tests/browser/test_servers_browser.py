@@ -283,3 +283,30 @@ def test_a_pop_up_sent_after_the_session_ended_goes_to_the_sign_in_page_and_back
     page.get_by_label("Password").fill("correct horse battery")
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url("**/servers")
+
+
+def test_a_pasted_private_key_is_not_kept_in_the_tab_when_the_session_ended(signed_in_page, identity):
+    """What was typed is kept in sessionStorage for after signing in again, but never a secret: a private key
+    pasted into Add Server stays out of the browser's storage (like a password), the server's name comes back."""
+    page = signed_in_page
+    dialog = _open_add_server(page)
+    dialog.get_by_label("Name", exact=True).fill("Paris")
+    dialog.get_by_label("…or paste the private key (PEM)").fill(identity.key_pem.decode())
+    other_tab = page.context.new_page()
+    other_tab.goto("/servers")
+    other_tab.get_by_role("button", name="Sign out").click()
+    other_tab.wait_for_url("**/login")
+    other_tab.close()
+
+    dialog.get_by_role("button", name="Add Server").click()
+    page.wait_for_url("**/login?next=/servers")
+    kept = page.evaluate("() => JSON.stringify(Object.assign({}, sessionStorage))")
+    assert "Paris" in kept  # the draft is there…
+    assert "PRIVATE KEY" not in kept  # …without the key
+    page.get_by_label("User name").fill("alice")
+    page.get_by_label("Password").fill("correct horse battery")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/servers")
+    dialog = page.get_by_role("dialog", name="Add a Server")
+    expect(dialog.get_by_label("Name", exact=True)).to_have_value("Paris")
+    expect(dialog.get_by_label("…or paste the private key (PEM)")).to_have_value("")
