@@ -133,3 +133,38 @@ def test_release_works_as_a_plain_page_without_javascript(admin_client, apple, p
 
 def test_release_of_a_missing_server_is_a_404(htmx):
     assert htmx.get("/servers/999/devices/release").status_code == 404
+
+
+def test_a_device_released_while_a_newer_request_replaced_its_task_still_leaves_the_server(
+        app, htmx, apple, paris, run_jobs, monkeypatch):
+    """A second Release of the same device (another tab, another admin) supersedes the first while Apple releases
+    the device: Apple does not undo that, so the device leaves the server all the same, and the newer call, which
+    Apple answers NOT_ACCESSIBLE (no longer in the organization), does not keep it either."""
+    from portal.assignments import runner
+    from portal.assignments.services import request_assignment
+    from portal.models import ManagedServer
+    from portal.models.assignment import RELEASE
+
+    serial = _serials(apple)[0]
+    device_id = _device(serial).id
+    assert release(htmx, paris.id, [serial]).status_code == 204
+    older = db.session.execute(select(AssignmentBatch)).scalar_one()
+    real, calls = runner._call, []
+
+    def released_again_meanwhile(client, action, uuid, serials):
+        calls.append(serials)
+        if len(calls) == 1:
+            with app.app_context():
+                request_assignment(db.session.get(ManagedServer, paris.id), None, [device_id], action=RELEASE,
+                                   actor="bob")
+        return real(client, action, uuid, serials)
+
+    monkeypatch.setattr(runner, "_call", released_again_meanwhile)
+    assert run_jobs() == []
+    assert calls == [[serial], [serial]]
+    assert apple.state.device(serial)["removed"]
+    assert _device(serial).removed_at is not None  # released at Apple: no longer a device of Paris
+    db.session.expire_all()
+    first = db.session.execute(select(AssignmentTask).where(AssignmentTask.batch_id == older.id)).scalar_one()
+    assert (first.state, first.result) == ("done", "SUCCESS")  # what Apple did, not "replaced before Apple accepted"
+    assert serial not in htmx.get(f"/servers/{paris.id}/devices").get_data(as_text=True)

@@ -218,14 +218,16 @@ class _Chunk:
         self.ids = [task_id for task_id, _, _ in rows]
         self.serials = [serial for _, serial, _ in rows]
 
-    def condition(self, ids: list[int] | None = None) -> list:
+    def condition(self, ids: list[int] | None = None, *, superseded_too: bool = False) -> list:
         """Its tasks (or these of them) still queued, i.e. not superseded by a newer request meanwhile.
 
         By id rather than by the time they were read: a task put back by Retry now while this
         chunk was at Apple must not take an answer it was never sent for, and the clocks of the
-        web and worker machines need not agree.
+        web and worker machines need not agree. `superseded_too`: also those superseded while the
+        chunk was at Apple (it read only queued ones, and a superseded task never becomes queued again).
         """
-        return [AssignmentTask.batch_id == self.batch_id, AssignmentTask.state == QUEUED,
+        states = (QUEUED, SUPERSEDED) if superseded_too else (QUEUED,)
+        return [AssignmentTask.batch_id == self.batch_id, AssignmentTask.state.in_(states),
                 AssignmentTask.id.in_(self.ids if ids is None else ids)]
 
 
@@ -297,7 +299,9 @@ def _store_answers(batch: AssignmentBatch, chunk: _Chunk, answers, uuid) -> Coun
     for (answer, attempt), ids in groups.items():
         state = STATE_OF.get(answer, FAILED)
         values, device_values = _outcome(batch, state, answer, now, retry_after, uuid, attempt)
-        mine = chunk.condition(ids)
+        # Apple does not undo a release: a device released while a newer request replaced its task is gone all the
+        # same (the newer call would only hear NOT_ACCESSIBLE), so that answer is stored too.
+        mine = chunk.condition(ids, superseded_too=batch.action == RELEASE and state == DONE)
         db.session.execute(update(Device).where(Device.id.in_(
             select(AssignmentTask.device_id).where(*mine).scalar_subquery())).values(**device_values),
             execution_options=NO_UPDATE)
