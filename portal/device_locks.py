@@ -7,7 +7,8 @@ deadlock, and PostgreSQL then kills one of them. Each takes this server's transa
 advisory lock before its first device write instead, and they wait for each other.
 
 Add Devices / Remove Devices requests of one server take a lock of their own, so a request sees
-the tasks of one made a moment earlier and supersedes them (one action per device).
+the tasks of one made a moment earlier and supersedes them (one action per device). So do saves of
+its default profiles, so that two at once cannot leave two defaults for one device family.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from .extensions import db
 
 DEVICE_WRITES = 1  # first key of the two-key advisory locks: what is locked; the second: the server id
 ASSIGNMENT_REQUESTS = 2
+DEFAULT_PROFILES = 3
 
 
 def lock_device_writes(server_id: int, *, timeout_s: float | None = None) -> None:
@@ -28,6 +30,11 @@ def lock_device_writes(server_id: int, *, timeout_s: float | None = None) -> Non
 def lock_assignment_requests(server_id: int) -> None:
     """Wait for the server's other Add Devices / Remove Devices request being created."""
     _lock(ASSIGNMENT_REQUESTS, server_id, None)
+
+
+def lock_default_profiles(server_id: int) -> None:
+    """Wait for another save of a default profile of the server: each then sees the defaults the other left."""
+    _lock(DEFAULT_PROFILES, server_id, None)
 
 
 class Busy(Exception):

@@ -436,3 +436,44 @@ def test_pages_written_before_a_slow_page_from_apple_are_committed_without_waiti
     assert job == {"stored": True}
     after = devices_of(server_id)
     assert set(new) <= set(after) and after[known].assignment_state == "assigned"
+
+
+def test_two_profiles_made_the_default_at_once_leave_one_default(app, htmx, apple, paris):
+    """Two admins each make a profile the default for every family at the same moment: the later save sees the
+    earlier one and takes its place, rather than both staying defaults (and both being assigned to new devices)."""
+    from portal.profiles import services
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's writers wait on the database's own lock (busy timeout)")
+    server, _ = paris(devices=1)
+    server_id = server.id
+    alice_saved, alice_may_commit = threading.Event(), threading.Event()
+
+    def save(name: str, hold: bool):
+        def work():
+            with app.app_context():
+                try:
+                    profile = services.create_profile(db.session.get(ManagedServer, server_id),
+                                                      {"name": name, "is_default": True})
+                    if hold:
+                        alice_saved.set()
+                        alice_may_commit.wait(10)
+                    db.session.commit()
+                    return profile.id
+                finally:
+                    db.session.remove()
+        return work
+
+    alice, alice_result = _in_thread(save("Alice's", hold=True))
+    assert alice_saved.wait(10)
+    bob, bob_result = _in_thread(save("Bob's", hold=False))
+    bob.join(HOLD_S)
+    assert bob.is_alive() and bob_result == {}  # waiting for Alice's save
+    alice_may_commit.set()
+    alice.join(10)
+    bob.join(10)
+    assert "value" in alice_result and "value" in bob_result, (alice_result, bob_result)
+    db.session.expire_all()
+    defaults = db.session.execute(select(EnrollmentProfile.name).where(
+        EnrollmentProfile.server_id == server_id, EnrollmentProfile.is_default.is_(True))).scalars().all()
+    assert defaults == ["Bob's"]

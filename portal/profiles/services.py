@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select, update
 
 from ..activity.record import record_activity
-from ..device_locks import lock_device_writes
+from ..device_locks import lock_default_profiles, lock_device_writes
 from ..extensions import db
 from ..models import ActivityEntry, Device, EnrollmentProfile, ManagedServer
 from ..models.profile import (CHANGED, CONFIGURED, CONFIGURING, DEVICE_FAMILIES, FAILED, NOT_CONFIGURED,
@@ -64,6 +64,7 @@ def _make_default(profile: EnrollmentProfile) -> None:
     families takes those from the others, and a profile left with none of its families is no longer a default.
     Each profile that lost something is said in the activity log.
     """
+    lock_default_profiles(profile.server_id)  # another save at the same moment: its defaults are seen, not missed
     others = db.session.execute(select(EnrollmentProfile).where(
         EnrollmentProfile.server_id == profile.server_id, EnrollmentProfile.id != profile.id,
         EnrollmentProfile.is_default.is_(True))).scalars().all()
