@@ -16,7 +16,7 @@ class ReleaseForm(PortalForm):
 
     serials = TextAreaField("Serial numbers", render_kw={"spellcheck": "false", "autocomplete": "off", "rows": 5})
     confirmation = StringField("Type RELEASE to confirm", filters=[lambda v: v.strip() if isinstance(v, str) else v],
-                               render_kw={"autocomplete": "off"})
+                               render_kw={"autocomplete": "off", "data-confirmation": True})
 
     def validate_confirmation(self, field) -> None:
         if (field.data or "").upper() != CONFIRMATION_WORD:

@@ -45,7 +45,9 @@ class RenewServerForm(_KeyFields, PortalForm):
 class DeleteServerForm(PortalForm):
     """Typed confirmation of a deletion."""
 
-    confirm_name = StringField("Type the server name to confirm", render_kw={"autocomplete": "off"})
+    # data-confirmation: typed again after a session ends, never kept (static/js/portal.js).
+    confirm_name = StringField("Type the server name to confirm",
+                               render_kw={"autocomplete": "off", "data-confirmation": True})
 
 
 class KeyPairForm(PortalForm):

@@ -328,19 +328,22 @@
   });
   // Nothing typed is lost when the session ends: a pop-up's form sent after it ended goes to the sign-in page
   // (security.sign_in_first answers 401 + HX-Redirect). What was typed in the form is kept in this tab (sessionStorage,
-  // gone with the tab; never a password, a file, a hidden field such as the CSRF token, or a field marked data-secret
-  // such as a pasted private key) and, once the same admin
-  // signed in again and is back on the page, the pop-up opens again with it, to be checked and sent.
+  // gone with the tab; never a password, a file, a hidden field such as the CSRF token, a field marked data-secret
+  // such as a pasted private key, or one marked data-confirmation: a typed RELEASE or server name is typed again, so
+  // that one click after signing in never releases or deletes) and, once the same admin signed in again and is back
+  // on the page, the pop-up opens again with it, to be checked and sent.
   var DRAFT_KEY = "portal.unsentForm", DRAFT_MAX_AGE_MS = 24 * 3600 * 1000;
   var popupUrl = null;  // where the open pop-up was loaded from
 
   function pageKey() { return location.pathname + location.search; }
 
+  function notKept(el) { return el.hasAttribute("data-secret") || el.hasAttribute("data-confirmation"); }
+
   function keptFields(form) {
     var fields = [];
     Array.prototype.forEach.call(form.elements, function (el) {
       if (!el.name || el.disabled || /^(hidden|password|file|submit|button|reset|image)$/.test(el.type) ||
-          el.tagName === "BUTTON" || el.hasAttribute("data-secret")) return;
+          el.tagName === "BUTTON" || notKept(el)) return;
       if (el.type === "checkbox" || el.type === "radio") fields.push({ name: el.name, value: el.value, checked: el.checked });
       else if (el.tagName === "SELECT" && el.multiple) {
         fields.push({ name: el.name, values: Array.prototype.filter.call(el.options, function (o) { return o.selected; })
@@ -353,7 +356,7 @@
   function putBack(form, fields) {
     fields.forEach(function (kept) {
       Array.prototype.forEach.call(form.elements, function (el) {
-        if (el.name !== kept.name || /^(hidden|password|file)$/.test(el.type) || el.hasAttribute("data-secret")) return;
+        if (el.name !== kept.name || /^(hidden|password|file)$/.test(el.type) || notKept(el)) return;
         if (el.type === "checkbox" || el.type === "radio") {
           if (el.value === kept.value) el.checked = kept.checked;
         } else if (kept.values) {

@@ -92,3 +92,28 @@ def test_release_a_device_from_its_page_with_the_keyboard(signed_in_page: Page, 
     page.reload()
     expect(page.locator("#batch-tasks, table").first).to_contain_text("Released")
     assert apple.state.device(device.serial_number)["removed"]
+
+
+def test_a_release_sent_after_the_session_ended_comes_back_without_its_typed_confirmation(
+        signed_in_page: Page, htmx, apple, run_jobs):
+    """The serial numbers come back after signing in again; RELEASE is typed again, so one click never releases."""
+    from tests.browser.test_profiles_browser import _end_session_in_another_tab, _sign_in_again
+
+    server = add_simulated_server(htmx, apple, 2, run_jobs=run_jobs, apple_server=SIM)
+    serial = apple.state.devices(SIM, limit=1)[0]["serial"]
+    page = signed_in_page
+    page.goto(f"/servers/{server.id}/devices")
+    page.get_by_role("link", name="Release Devices…").click()
+    dialog = page.get_by_role("dialog", name="Release Devices")
+    dialog.get_by_label("Serial numbers").fill(serial)
+    dialog.get_by_label("Type RELEASE to confirm").fill("RELEASE")
+    _end_session_in_another_tab(page)
+    dialog.get_by_role("button", name="Release Devices").click()
+    page.wait_for_url("**/login?next=**")
+    assert "RELEASE" not in page.evaluate("JSON.stringify(sessionStorage)")
+    _sign_in_again(page)
+    page.wait_for_url(f"**/servers/{server.id}/devices")
+    dialog = page.get_by_role("dialog", name="Release Devices")
+    expect(dialog.get_by_label("Serial numbers")).to_have_value(serial)
+    expect(dialog.get_by_label("Type RELEASE to confirm")).to_have_value("")
+    assert not apple.state.device(serial)["removed"]
