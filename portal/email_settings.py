@@ -65,6 +65,13 @@ def has_password() -> bool:
     return bool(get_setting(PASSWORD_SETTING))
 
 
+def password_kept_for(host: str, username: str) -> bool:
+    """Whether the saved password may go with this server and user name: the ones it was given for. A password is
+    never sent to another server (a host typed by mistake, or one that is not the organisation's)."""
+    return (has_password() and host.strip().lower() == get_setting("smtp_host").strip().lower()
+            and username == get_setting("smtp_username"))
+
+
 def save_smtp(host: str, port: int, tls: str, username: str, password: str | None, sender: str,
               recipients: list[str]) -> None:
     """Store the SMTP settings (the caller commits). `password` None keeps the saved one; no user name drops it."""

@@ -270,3 +270,20 @@ def test_send_a_test_e_mail_without_javascript_says_so_on_the_settings_page(admi
     assert response.status_code == 200 and "A test e-mail is on its way through 127.0.0.1" in \
         response.get_data(as_text=True)
     assert run_jobs() == [] and len(mail.envelopes) == 1
+
+
+def test_the_saved_password_is_never_sent_to_another_server_or_user_name(admin_client):
+    """Only to the server and user name it was given for: a new host or user name asks for it again."""
+    saved = dict(host="smtp.example.com", port="587", tls="starttls", username=USER, password=PASSWORD,
+                 sender="ade@example.com", recipients="it@example.com")
+    assert _save(admin_client, **saved).status_code == 302
+    for change in ({"host": "smtp.attacker.example"}, {"username": "someone-else"}):
+        response = _save(admin_client, **{**saved, "password": "", **change})
+        assert response.status_code == 422
+        assert field_error(response.get_data(as_text=True), "smtp_password").startswith("Give the password again")
+        db.session.expire_all()
+        assert get_setting("smtp_host") == "smtp.example.com" and get_setting("smtp_username") == USER
+    assert _save(admin_client, **{**saved, "password": "", "host": "SMTP.example.com"}).status_code == 302  # same host
+    assert _save(admin_client, **{**saved, "host": "smtp2.example.com", "password": "new secret"}).status_code == 302
+    db.session.expire_all()
+    assert vault.decrypt(get_setting("smtp_password").encode()) == b"new secret"

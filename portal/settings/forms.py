@@ -8,7 +8,7 @@ from wtforms.validators import ValidationError
 from ..config import SYNC_INTERVAL_MAX, SYNC_INTERVAL_MIN, WARNING_DAYS_MAX, WARNING_DAYS_MIN
 from ..converters import WholeNumberField
 from ..email_settings import (MAX_PASSWORD, MAX_RECIPIENTS, MAX_RECIPIENTS_TEXT, TLS_MODES, address_problem, has_password,
-                              host_problem, secret_text_problem, split_recipients)
+                              host_problem, password_kept_for, secret_text_problem, split_recipients)
 from ..models.setting import parse_reminder_days
 from ..notifications import url_problem
 from ..typed_text import PortalForm
@@ -74,6 +74,10 @@ class AppleSettingsForm(PortalForm):
         problem = secret_text_problem(field.data or "", "password", MAX_PASSWORD)
         if problem:
             raise ValidationError(problem)
+        if (self.smtp_username.data and not field.data and has_password()
+                and not password_kept_for(self.smtp_host.data or "", self.smtp_username.data)):
+            raise ValidationError("Give the password again: the saved one is only sent to the SMTP server and user "
+                                  "name it was given for.")
 
     def validate_smtp_sender(self, field) -> None:
         if not field.data:
