@@ -4,12 +4,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import redis
+
 from portal.activity.record import record_activity
 from portal.email_delivery import send_mail
 from portal.email_settings import load_smtp
 from portal.extensions import db
 from portal.notification_retries import Outcome, retry_delay, tries_left, wait_text
-from portal.notifications import post, webhook_host, webhook_url
+from portal.notifications import DELIVERY_TIMEOUT_S, post, webhook_host, webhook_url
 from portal.queue import schedule_in
 from portal.vault import VaultError
 
@@ -58,6 +60,14 @@ def deliver(payload: dict, channel: str = "webhook", attempt: int = 1) -> dict:
                         summary=f"Notification not delivered {where}: {outcome.problem}{given_up} It said: {said}")
         db.session.commit()
         return {"delivered": False, "problem": outcome.problem, "attempt": attempt}
+    try:  # scheduled before the log promises it: a retry that cannot be scheduled is said to be given up
+        schedule_in(delay, "jobs.notifications.deliver", payload, channel, attempt + 1, job_timeout=DELIVERY_TIMEOUT_S)
+    except (redis.RedisError, OSError, RuntimeError) as exc:
+        record_activity("notification.failed", level="error", actor="system",
+                        summary=f"Notification not delivered {where}: {outcome.problem} It could not be tried again "
+                                f"(Redis: {exc}). It said: {said}")
+        db.session.commit()
+        return {"delivered": False, "problem": outcome.problem, "attempt": attempt}
     if attempt == 1:  # once, not once per attempt
         left = tries_left(attempt)
         record_activity("notification.retrying", level="warning", actor="system",
@@ -65,7 +75,6 @@ def deliver(payload: dict, channel: str = "webhook", attempt: int = 1) -> dict:
                                 f"{wait_text(delay)} ({left} more attempt{'s' if left != 1 else ''} at most). "
                                 f"It said: {said}")
         db.session.commit()
-    schedule_in(delay, "jobs.notifications.deliver", payload, channel, attempt + 1)
     return {"delivered": False, "problem": outcome.problem, "attempt": attempt, "retry_in": delay}
 
 

@@ -30,6 +30,7 @@ WEBHOOK_SETTING = "notification_webhook_url"
 PENDING_KEY = "notifications"
 MAX_URL_LENGTH = 1000  # Setting.value's length
 TIMEOUT_S = (5, 10)  # connect, read: a hung webhook holds a worker for seconds, not for ever
+DELIVERY_TIMEOUT_S = 120  # RQ's limit on one delivery job, its retries too (an SMTP exchange takes the longest)
 
 
 def webhook_url() -> str:
@@ -114,7 +115,7 @@ def _send_pending(db_session: Session) -> None:
     for payload, targets in pending:
         for channel in targets:
             try:
-                enqueue("jobs.notifications.deliver", payload, channel, job_timeout=60)
+                enqueue("jobs.notifications.deliver", payload, channel, job_timeout=DELIVERY_TIMEOUT_S)
             except (redis.RedisError, OSError, RuntimeError):  # the change itself is committed and logged
                 log.warning("a notification could not be queued: %s", payload.get("text"), exc_info=True)
 

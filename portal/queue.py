@@ -84,11 +84,12 @@ def job_alive(job: Job | None) -> bool:
     return False
 
 
-def schedule_in(seconds: int, func: str, *args, job_id: str | None = None) -> None:
-    """Enqueue `func` after a delay (held by rq-scheduler until due)."""
+def schedule_in(seconds: int, func: str, *args, job_id: str | None = None, job_timeout: int | None = None) -> None:
+    """Enqueue `func` after a delay (held by rq-scheduler until due); `job_timeout` as enqueue's."""
     from datetime import timedelta
 
     from rq_scheduler import Scheduler
 
     Scheduler(queue_name="default", connection=get_redis()).enqueue_in(
-        timedelta(seconds=seconds), func, *args, job_id=job_id or new_job_id())
+        timedelta(seconds=seconds), func, *args, job_id=job_id or new_job_id(),
+        **({"timeout": job_timeout} if job_timeout else {}))

@@ -167,3 +167,38 @@ def test_the_retry_delays_come_from_the_environment(tmp_path, monkeypatch):
         monkeypatch.setenv("NOTIFICATION_RETRY_DELAYS", bad)
         with pytest.raises(RuntimeError, match="NOTIFICATION_RETRY_DELAYS must be"):
             load_config(str(tmp_path))
+
+
+def test_a_retry_that_cannot_be_scheduled_is_said_given_up_not_promised(app, htmx, apple, paris, run_jobs, webhook,
+                                                                        monkeypatch):
+    """Redis failing just when the retry is scheduled (a moment a real Redis cannot be made to fail on cue)."""
+    import redis
+
+    import jobs.notifications
+
+    app.config["NOTIFICATION_RETRY_DELAYS"] = (60,)
+    assert _save(htmx, webhook.url).status_code == 302
+    webhook.answers = [(503, {})]
+
+    def redis_gone(*args, **kwargs):
+        raise redis.ConnectionError("Connection refused")
+
+    monkeypatch.setattr(jobs.notifications, "schedule_in", redis_gone)
+    _revoke_terms(htmx, apple, paris)
+    assert run_jobs() == []
+    assert _activity("notification.retrying") == []  # no promise of a retry that will not come
+    [failed] = _summaries("notification.failed")
+    assert failed.startswith("Notification not delivered to 127.0.0.1: 127.0.0.1 answered HTTP 503. It could not be "
+                             "tried again (Redis: Connection refused).")
+
+
+def test_a_scheduled_retry_has_the_delivery_time_limit(app, htmx, apple, paris, run_jobs, webhook):
+    from portal.notifications import DELIVERY_TIMEOUT_S
+
+    app.config["NOTIFICATION_RETRY_DELAYS"] = (60,)
+    assert _save(htmx, webhook.url).status_code == 302
+    webhook.answers = [(503, {})]
+    _revoke_terms(htmx, apple, paris)
+    assert run_jobs() == []
+    [retry] = [job for job in _scheduler().get_jobs() if job.func_name == "jobs.notifications.deliver"]
+    assert retry.timeout == DELIVERY_TIMEOUT_S
