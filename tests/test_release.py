@@ -168,3 +168,32 @@ def test_a_device_released_while_a_newer_request_replaced_its_task_still_leaves_
     first = db.session.execute(select(AssignmentTask).where(AssignmentTask.batch_id == older.id)).scalar_one()
     assert (first.state, first.result) == ("done", "SUCCESS")  # what Apple did, not "replaced before Apple accepted"
     assert serial not in htmx.get(f"/servers/{paris.id}/devices").get_data(as_text=True)
+
+
+def test_an_add_devices_made_while_a_release_waits_does_not_replace_it(htmx, apple, paris, run_jobs):
+    """The release the admin confirmed still goes to Apple; the Add Devices then finds the device released."""
+    from datetime import datetime, timezone
+
+    from portal.apple_link import client_for
+    from portal.models import EnrollmentProfile
+    from portal.models.profile import CONFIGURED
+
+    serial, other = _serials(apple)[:2]
+    uuid = client_for(paris).define_profile({"profile_name": "Sales", "url": "https://mdm.example.com/enroll"})[
+        "profile_uuid"]
+    sales = EnrollmentProfile(server_id=paris.id, name="Sales", status=CONFIGURED, apple_profile_uuid=uuid,
+                              configured_at=datetime.now(timezone.utc))
+    db.session.add(sales)
+    db.session.commit()
+    assert release(htmx, paris.id, [serial]).status_code == 204
+    ids = [str(_device(s).id) for s in (serial, other)]
+    assert htmx.post(f"/profiles/{sales.id}/devices/add", data={"device": ids}).status_code == 204
+    db.session.expire_all()
+    release_task = db.session.execute(select(AssignmentTask).join(AssignmentBatch).where(
+        AssignmentBatch.action == "release")).scalar_one()
+    assert release_task.state == "queued"  # not superseded
+    assert run_jobs() == []
+    db.session.expire_all()
+    assert db.session.get(AssignmentTask, release_task.id).state == "done"
+    assert _device(serial).removed_at is not None and apple.state.device(serial)["removed"]
+    assert _device(other).profile_id == sales.id

@@ -147,9 +147,14 @@ def _keep_apple_waits(batch: AssignmentBatch, now) -> int:
 
 
 def _supersede_older(batch: AssignmentBatch, now) -> None:
-    """Older open tasks of the same devices are replaced by this request (one action per device)."""
+    """Older open tasks of the same devices are replaced by this request (one action per device). A release the admin
+    confirmed by typing RELEASE is replaced by another release only: an Add Devices or Remove Devices made meanwhile
+    goes to Apple after it (and finds the device released)."""
     condition = [AssignmentTask.batch_id != batch.id, AssignmentTask.state.in_(OPEN_STATES),
                  AssignmentTask.device_id.in_(_batch_devices(batch.id))]
+    if batch.action != RELEASE:
+        condition.append(AssignmentTask.batch_id.not_in(select(AssignmentBatch.id).where(
+            AssignmentBatch.action == RELEASE, AssignmentBatch.server_id == batch.server_id)))
     older = list(db.session.execute(select(AssignmentTask.batch_id).where(*condition).distinct()).scalars())
     if not older:
         return
