@@ -49,14 +49,17 @@ ENDED_JOB_STATUSES = ("finished", "failed", "stopped", "canceled")
 """Status code that tells htmx to stop polling and still swap the final markup."""
 
 
-def polled_job(template: str, job_id: str) -> tuple[str, int]:
+def polled_job(template: str, job_id: str, func_name: str | None = None) -> tuple[str, int]:
     """A background job's status fragment, polled by the page: 286 (stop polling) once the job has ended
-    or is no longer known to Redis. The template gets `job` (or None), `job_id` and `error` (None)."""
+    or is no longer known to Redis. The template gets `job` (or None), `job_id` and `error` (None).
+    `func_name`: only a job of that function counts (a test page shows no other job's result)."""
     from flask import render_template
 
     from .queue import fetch_job
 
     job = fetch_job(job_id)
+    if job is not None and func_name and job.func_name != func_name:
+        job = None
     html = render_template(template, job=job, job_id=job_id, error=None)
     ended = job is None or job.get_status(refresh=False) in ENDED_JOB_STATUSES
     return html, (STOP_POLLING if ended else 200)

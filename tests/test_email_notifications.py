@@ -287,3 +287,16 @@ def test_the_saved_password_is_never_sent_to_another_server_or_user_name(admin_c
     assert _save(admin_client, **{**saved, "host": "smtp2.example.com", "password": "new secret"}).status_code == 302
     db.session.expire_all()
     assert vault.decrypt(get_setting("smtp_password").encode()) == b"new secret"
+
+
+def test_a_test_e_mail_status_shows_no_other_job(admin_client, htmx, apple, paris, run_jobs):
+    """The polled status of Send a test e-mail takes only that job's id: another job's result is not shown there."""
+    from portal.models import SyncRun
+
+    htmx.post(f"/servers/{paris.id}/sync")
+    job_id = db.session.execute(select(SyncRun.job_id).order_by(SyncRun.id.desc())).scalars().first()
+    assert job_id and run_jobs() == []
+    for path in ("/settings/apple/test-email/", "/settings/apple/test-notification/"):
+        response = htmx.get(path + job_id)
+        html = response.get_data(as_text=True)
+        assert response.status_code == 286 and "no longer known to Redis" in html and "added" not in html

@@ -70,7 +70,7 @@ def test_notification():
 @bp.route("/apple/test-notification/<job_id>")
 def test_notification_status(job_id: str):
     """The test notification's outcome, polled until its job ends."""
-    return polled_job("settings/_test_notification.html", job_id)
+    return polled_job("settings/_test_notification.html", job_id, "jobs.notifications.send_test")
 
 
 @bp.route("/apple/test-email", methods=["POST"])
@@ -86,7 +86,7 @@ def test_email():
 @bp.route("/apple/test-email/<job_id>")
 def test_email_status(job_id: str):
     """The test e-mail's outcome, polled until its job ends."""
-    return polled_job("settings/_test_email.html", job_id)
+    return polled_job("settings/_test_email.html", job_id, "jobs.notifications.send_test_email")
 
 
 def _send_test(job_name: str, timeout: int, template: str, *, missing: str | None, on_its_way) -> tuple:
