@@ -869,6 +869,10 @@ def test_remove_devices_by_pasted_serial_numbers(htmx, apple, paris, run_jobs):
     refused = htmx.post(url, data={"serials": f"{serials[0]} NOPE"})
     assert refused.status_code == 422 and "not a device of Paris: NOPE." in refused.get_data(as_text=True)
     assert latest_batch().action == "assign"
+    too_many = htmx.post(url, data={"serials": "\n".join(f"S{i:07d}" for i in range(10_001))})
+    assert too_many.status_code == 422
+    assert "at most 10,000 can be removed at once. Split the list." in too_many.get_data(as_text=True)
+    assert latest_batch().action == "assign"
 
     # Ticked rows and pasted serials together.
     ticked = devices_of(server.id)[serials[0]].id

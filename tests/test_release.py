@@ -112,6 +112,16 @@ def test_serials_that_are_not_devices_of_the_server_are_named_and_nothing_is_sen
     assert db.session.execute(select(AssignmentBatch)).first() is None
 
 
+def test_more_than_10000_serials_are_refused_in_release_words(htmx, apple, paris):
+    response = release(htmx, paris.id, [f"S{i:07d}" for i in range(10_001)])
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    # Release has no filter and no "Select all": the message must not send the admin looking for them.
+    assert "10,001 serial numbers were pasted; at most 10,000 can be released at once. Split the list." in html
+    assert "Select all" not in html and "can be added" not in html
+    assert db.session.execute(select(AssignmentBatch)).first() is None
+
+
 def test_a_device_page_opens_release_with_its_serial_number(htmx, apple, paris):
     device = _device(_serials(apple)[0])
     page = htmx.get(f"/devices/{device.id}").get_data(as_text=True)

@@ -190,7 +190,7 @@ def _remove(profile: EnrollmentProfile, ids: list[int], every: bool, serials_tex
     associated = [Device.profile_id == profile.id]
     if every:
         return request_matching(server, profile, associated, action=REMOVE, actor=current_user.username)
-    ids = ids + _associated_pasted(profile, parse_serials(serials_text))
+    ids = ids + _associated_pasted(profile, parse_serials(serials_text, "removed"))
     if not ids:
         raise ValueError("Select the devices to remove first: tick their rows on the profile page, or paste their "
                          "serial numbers.")

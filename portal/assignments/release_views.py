@@ -26,7 +26,7 @@ def release_devices(server_id: int):
     form = ReleaseForm(data={"serials": request.args.get("serials", "")} if request.method == "GET" else None)
     if form.validate_on_submit():
         try:
-            ids = devices_for_serials(server, parse_serials(form.serials.data))
+            ids = devices_for_serials(server, parse_serials(form.serials.data, "released"))
             if not ids:
                 raise SerialsError("Paste the serial numbers of the devices to release.")
             batch = request_assignment(server, None, ids, action=RELEASE, actor=current_user.username)

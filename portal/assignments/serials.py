@@ -25,8 +25,9 @@ class SerialsError(ValueError):
     """The pasted list cannot be used as it is; the message says why, for the field."""
 
 
-def parse_serials(text: str | None) -> list[str]:
-    """The serial numbers in `text`, upper-cased, duplicates dropped, in the order given."""
+def parse_serials(text: str | None, done: str = "added") -> list[str]:
+    """The serial numbers in `text`, upper-cased, duplicates dropped, in the order given. `done` says what the
+    request does to them ("added", "removed", "released"), for the message when there are too many."""
     found = control_characters(text or "")
     if found:  # a NUL would also be refused by PostgreSQL in the query
         raise SerialsError(controls_message(found, "The list"))
@@ -35,8 +36,9 @@ def parse_serials(text: str | None) -> list[str]:
         lines = lines[1:]
     serials = list(dict.fromkeys(token.upper() for line in lines for token in SEPARATORS.split(line) if token))
     if len(serials) > MAX_SERIALS:
-        raise SerialsError(f"{len(serials):,} serial numbers were pasted; at most {MAX_SERIALS:,} can be added at "
-                           "once. Split the list, or use a filter and “Select all”.")
+        other = ", or use a filter and “Select all”" if done == "added" else ""  # Release has neither
+        raise SerialsError(f"{len(serials):,} serial numbers were pasted; at most {MAX_SERIALS:,} can be {done} at "
+                           f"once. Split the list{other}.")
     return serials
 
 
