@@ -122,6 +122,22 @@ def test_more_than_10000_serials_are_refused_in_release_words(htmx, apple, paris
     assert db.session.execute(select(AssignmentBatch)).first() is None
 
 
+def test_a_device_released_already_is_named_as_such_not_as_one_to_synchronize(htmx, apple, paris, run_jobs):
+    released, other = _serials(apple)[:2]
+    assert release(htmx, paris.id, [released]).status_code == 204
+    assert run_jobs() == []
+    first = db.session.execute(select(AssignmentBatch)).scalar_one()
+
+    response = release(htmx, paris.id, [released.lower(), other])
+    text = " ".join(response.get_data(as_text=True).split())
+    assert response.status_code == 422
+    assert (f"This serial number is released from Apple Business Manager already (Release Devices #{first.id}): "
+            f"{released}. Remove it from the list. Nothing was sent.") in text
+    assert "synchronize Paris first" not in text
+    assert db.session.execute(select(AssignmentBatch)).scalars().all() == [first]
+    assert not apple.state.device(other)["removed"]
+
+
 def test_a_device_page_opens_release_with_its_serial_number(htmx, apple, paris):
     device = _device(_serials(apple)[0])
     page = htmx.get(f"/devices/{device.id}").get_data(as_text=True)

@@ -15,7 +15,7 @@ from ..htmx import hx_redirect, is_htmx
 from ..views import render_form
 from . import bp
 from .forms import ReleaseForm
-from .serials import SerialsError, devices_for_serials, parse_serials
+from .serials import SerialsError, devices_for_serials, parse_serials, released_already, released_message
 from .services import request_assignment
 
 
@@ -26,7 +26,11 @@ def release_devices(server_id: int):
     form = ReleaseForm(data={"serials": request.args.get("serials", "")} if request.method == "GET" else None)
     if form.validate_on_submit():
         try:
-            ids = devices_for_serials(server, parse_serials(form.serials.data, "released"))
+            serials = parse_serials(form.serials.data, "released")
+            released = released_already(server, serials)
+            if released:  # not "synchronize first": these were released from here, and Apple does not undo that
+                raise SerialsError(released_message(released))
+            ids = devices_for_serials(server, serials)
             if not ids:
                 raise SerialsError("Paste the serial numbers of the devices to release.")
             batch = request_assignment(server, None, ids, action=RELEASE, actor=current_user.username)

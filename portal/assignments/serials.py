@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ..extensions import db
-from ..models import Device
+from ..models import AssignmentBatch, AssignmentTask, Device
+from ..models.assignment import DONE, RELEASE
 from ..typed_text import control_characters, controls_message
 
 MAX_SERIALS = 10_000
@@ -55,6 +56,30 @@ def devices_for_serials(server, serials: list[str]) -> list[int]:
             f" Remove {_it(unknown)} from the list, or synchronize {server.name} first if Apple Business Manager "
             f"assigned {_it(unknown)} a moment ago. Nothing was sent."))
     return [found[serial] for serial in serials]  # in the order given
+
+
+def released_already(server, serials: list[str]) -> dict[str, int]:
+    """The serial numbers that Release Devices already took out of the organization (a device of the server,
+    removed since, whose release Apple answered SUCCESS), each with that request's id."""
+    found: dict[str, int] = {}
+    for i in range(0, len(serials), ID_CHUNK):
+        chunk = serials[i:i + ID_CHUNK]
+        found.update(db.session.execute(
+            select(Device.serial_number, func.max(AssignmentBatch.id))
+            .join(AssignmentTask, AssignmentTask.device_id == Device.id)
+            .join(AssignmentBatch, AssignmentBatch.id == AssignmentTask.batch_id)
+            .where(Device.server_id == server.id, Device.removed_at.is_not(None), Device.serial_number.in_(chunk),
+                   AssignmentBatch.action == RELEASE, AssignmentTask.state == DONE)
+            .group_by(Device.serial_number)).all())
+    return found
+
+
+def released_message(released: dict[str, int]) -> str:
+    serials = list(released)
+    batches = sorted(set(released.values()))
+    which = ", ".join(f"#{b}" for b in batches[:SHOWN_UNKNOWN])
+    return _listed(serials, f"released from Apple Business Manager already (Release Devices {which})") + (
+        f" Remove {_it(serials)} from the list. Nothing was sent.")
 
 
 def not_associated_message(serials: list[str], profile_name: str) -> str:
