@@ -220,6 +220,22 @@ def test_smtp_settings_that_cannot_work_are_refused_next_to_the_field_and_nothin
     assert {row.key: row.value for row in db.session.execute(select(Setting)).scalars()} == before
 
 
+def test_a_new_password_typed_with_another_field_refused_is_asked_again_not_dropped_unnoticed(admin_client):
+    good = {"host": "mail.example.com", "port": "587", "tls": "starttls", "username": USER, "password": PASSWORD,
+            "sender": "ade@example.com", "recipients": "it@example.com"}
+    assert _save(admin_client, **good).status_code == 302
+    response = _save(admin_client, **{**good, "port": "99999", "password": "the-new-one"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422 and "the-new-one" not in html
+    assert "The password you typed was not saved, and is never shown back: type it again." in field_error(
+        html, "smtp_password")
+    db.session.expire_all()
+    assert vault.decrypt(get_setting("smtp_password").encode()).decode() == PASSWORD
+    # Nothing typed: nothing to say about the password.
+    response = _save(admin_client, **{**good, "port": "99999", "password": ""})
+    assert response.status_code == 422 and "type it again" not in response.get_data(as_text=True)
+
+
 def test_the_longest_password_fits_the_setting_encrypted(admin_client):
     longest = "\U0001d11e" * 128  # four bytes each in UTF-8: the longest ciphertext a password can have
     assert _save(admin_client, host="mail.example.com", username=USER, password=longest, sender="ade@example.com",

@@ -48,6 +48,10 @@ def apple():
         db.session.commit()
         _reschedule()
         return redirect(url_for("settings.apple"))
+    if form.errors and form.smtp_password.data and not form.smtp_password.errors:
+        # Another field is refused: the password typed is not sent back to the browser, so its field comes back
+        # empty. Said next to it, or a Save after fixing the other field would keep the old password unnoticed.
+        form.smtp_password.errors = ["The password you typed was not saved, and is never shown back: type it again."]
     status = 422 if form.errors else 200
     saved = webhook_url()
     return render_template("settings/apple.html", form=form, interval_notice=_interval_notice(stored, in_force),
