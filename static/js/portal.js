@@ -271,6 +271,11 @@
         dlg.showModal();
       }
       focusFirst(dlg);
+    } else if (dlg.open && e.detail.xhr && e.detail.xhr.status === 422 && dlg.contains(document.activeElement) &&
+               document.activeElement.getAttribute("aria-invalid") !== "true" && dlg.querySelector("[aria-invalid=true]")) {
+      // Enter in a field that was fine (htmx keeps the focus on its new copy) while another field has the error:
+      // the keyboard goes to that one, or the admin types on without hearing what to fix.
+      dlg.querySelector("[aria-invalid=true]").focus();
     } else if (dlg.open && !dlg.contains(document.activeElement)) {
       // A pop-up form came back with errors (422): the focused button was replaced, so focus fell to
       // <body>; put the keyboard on the first field to fix instead. Other new content (a page of devices, a key pair

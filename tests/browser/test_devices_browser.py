@@ -117,3 +117,18 @@ def test_a_release_sent_after_the_session_ended_comes_back_without_its_typed_con
     expect(dialog.get_by_label("Serial numbers")).to_have_value(serial)
     expect(dialog.get_by_label("Type RELEASE to confirm")).to_have_value("")
     assert not apple.state.device(serial)["removed"]
+
+
+def test_enter_in_the_typed_word_puts_the_keyboard_on_the_serial_numbers_to_fix(signed_in_page: Page, htmx, apple,
+                                                                                 run_jobs):
+    server = add_simulated_server(htmx, apple, 3, run_jobs=run_jobs, apple_server=SIM)
+    page = signed_in_page
+    page.goto(f"/servers/{server.id}/devices")
+    page.get_by_role("link", name="Release Devices…").click()
+    dialog = page.get_by_role("dialog", name="Release Devices")
+    dialog.get_by_label("Type RELEASE to confirm").fill("RELEASE")
+    dialog.get_by_label("Type RELEASE to confirm").press("Enter")  # no serial number pasted
+    field = dialog.locator(".field").filter(has=page.get_by_label("Serial numbers"))
+    expect(field.get_by_role("alert")).to_contain_text("Paste the serial numbers of the devices to release.")
+    expect(dialog.get_by_label("Serial numbers")).to_be_focused()
+    expect(dialog.get_by_label("Type RELEASE to confirm")).to_have_value("RELEASE")  # nothing typed is lost
