@@ -310,6 +310,12 @@ def test_default_profiles_per_device_family_take_their_families_from_the_others(
     assert create(htmx, server_id, name="Macs", is_default="y", default_families=["Mac"]).status_code == 204
     # A profile for some families leaves the one for every family in place: it takes the rest.
     assert _defaults(server_id) == {"Everything": None, "Phones": ["iPhone", "iPad"], "Macs": ["Mac"]}
+    # …and says so: its page and the list do not claim every new device for it.
+    everything = profile_named("Everything")
+    page = " ".join(htmx.get(f"/profiles/{everything.id}").get_data(as_text=True).split())
+    assert "Default for new devices other than iPhone, iPad and Mac</span>" in page
+    row = htmx.get(f"/servers/{server_id}/profiles").get_data(as_text=True).split(">Everything<")[1].split("</tr>")[0]
+    assert "Other families" in row
 
     tablets = profile_named("Macs")
     assert htmx.post(f"/profiles/{tablets.id}/edit", data=profile_form(

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -63,11 +63,26 @@ class EnrollmentProfile(db.Model):
 
     @property
     def default_label(self) -> str:
-        """"Default for new devices", or "Default for new iPhone and iPad devices"; "" if not a default."""
+        """"Default for new devices", "Default for new iPhone and iPad devices", or for the default of every family
+        beside defaults for some, "Default for new devices other than iPhone and iPad"; "" if not a default."""
         if not self.is_default:
             return ""
-        return "Default for new " + (family_words(self.default_families) + " " if self.default_families else "") + \
-            "devices"
+        if self.default_families:
+            return f"Default for new {family_words(self.default_families)} devices"
+        others = self.families_of_other_defaults
+        return "Default for new devices" + (f" other than {family_words(others)}" if others else "")
+
+    @property
+    def families_of_other_defaults(self) -> list[str]:
+        """The families the server's other default profiles take from this one (a default for every family)."""
+        if not self.is_default or self.default_families or self.server_id is None:
+            return []
+        taken = set()
+        for families in db.session.execute(select(EnrollmentProfile.default_families).where(
+                EnrollmentProfile.server_id == self.server_id, EnrollmentProfile.id != self.id,
+                EnrollmentProfile.is_default.is_(True))).scalars():
+            taken.update(families or [])
+        return [family for family in DEVICE_FAMILIES if family in taken]
 
     status: Mapped[str] = mapped_column(String(20), default=NOT_CONFIGURED)
     status_detail: Mapped[str | None] = mapped_column(Text)  # failure reason in plain words
