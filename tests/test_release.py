@@ -71,6 +71,8 @@ def test_release_devices_with_mixed_results_then_the_failed_one_after_24_hours(h
     assert ok not in listed and kept in listed
 
     # The FAILED device waits Apple's 24 hours in the retry queue, then goes again.
+    queue = htmx.get("/assignments/retries").get_data(as_text=True)
+    assert failing in queue and f"Release Devices #{batch.id}</a>" in queue
     apple.state.set_fault(SIM, "assign_failed", None)
     real = timing.now
     monkeypatch.setattr(timing, "now", lambda: real() + timedelta(hours=24, minutes=1))
@@ -79,6 +81,7 @@ def test_release_devices_with_mixed_results_then_the_failed_one_after_24_hours(h
     retry_due()
     assert run_jobs() == []
     assert _device(failing).removed_at is not None
+    assert "to Add Devices, Remove Devices or Release Devices." in htmx.get("/assignments/retries").get_data(as_text=True)
 
 
 @pytest.mark.parametrize("confirmation", ["", "yes", "RELEASE ALL"])
