@@ -87,6 +87,15 @@
     return false;
   }
 
+  // A field to fix: the keyboard on it, and its message in view. Focus only scrolls the field itself into view, and in
+  // a short window (a phone) the message below it stayed under the pop-up's buttons, which stick to the bottom.
+  function focusInvalid(el) {
+    el.focus();
+    var ids = (el.getAttribute("aria-describedby") || "").split(/\s+/).filter(function (id) { return /-error/.test(id); });
+    var message = ids.length ? document.getElementById(ids[ids.length - 1]) : null;
+    if (message && message.scrollIntoView) message.scrollIntoView({ block: "nearest" });
+  }
+
   // The pop-up's first field, not the header's Close button (which comes first in the DOM); an [autofocus] element
   // wins wherever it is. Only a control that can take focus: not one inside a closed <details> (or otherwise not
   // rendered), whose focus() does nothing and leaves the keyboard on the ✕.
@@ -275,13 +284,13 @@
                document.activeElement.getAttribute("aria-invalid") !== "true" && dlg.querySelector("[aria-invalid=true]")) {
       // Enter in a field that was fine (htmx keeps the focus on its new copy) while another field has the error:
       // the keyboard goes to that one, or the admin types on without hearing what to fix.
-      dlg.querySelector("[aria-invalid=true]").focus();
+      focusInvalid(dlg.querySelector("[aria-invalid=true]"));
     } else if (dlg.open && !dlg.contains(document.activeElement)) {
       // A pop-up form came back with errors (422): the focused button was replaced, so focus fell to
       // <body>; put the keyboard on the first field to fix instead. Other new content (a page of devices, a key pair
       // generated): the counterpart of what had focus, or the first field.
       var invalid = dlg.querySelector("[aria-invalid=true]");
-      if (invalid) invalid.focus();
+      if (invalid) focusInvalid(invalid);
       else if (!restoreFocus(was) || !dlg.contains(document.activeElement)) focusFirst(dlg);
     } else {
       restoreFocus(was);

@@ -132,3 +132,22 @@ def test_enter_in_the_typed_word_puts_the_keyboard_on_the_serial_numbers_to_fix(
     expect(field.get_by_role("alert")).to_contain_text("Paste the serial numbers of the devices to release.")
     expect(dialog.get_by_label("Serial numbers")).to_be_focused()
     expect(dialog.get_by_label("Type RELEASE to confirm")).to_have_value("RELEASE")  # nothing typed is lost
+
+
+def test_on_a_phone_the_message_of_the_field_to_fix_is_not_hidden_under_the_pop_ups_buttons(signed_in_page: Page,
+                                                                                            htmx, apple, run_jobs):
+    server = add_simulated_server(htmx, apple, 3, run_jobs=run_jobs, apple_server=SIM)
+    page = signed_in_page
+    page.set_viewport_size({"width": 360, "height": 740})
+    page.goto(f"/servers/{server.id}/devices")
+    page.get_by_role("link", name="Release Devices…").click()
+    dialog = page.get_by_role("dialog", name="Release Devices")
+    dialog.get_by_label("Serial numbers").fill("NOPE1")
+    dialog.get_by_label("Type RELEASE to confirm").fill("RELEASE")
+    dialog.get_by_role("button", name="Release Devices").click()
+    message = dialog.locator(".field").filter(has=page.get_by_label("Serial numbers")).get_by_role("alert")
+    expect(message).to_contain_text("This serial number is not a device of Paris: NOPE1.")
+    expect(dialog.get_by_label("Serial numbers")).to_be_focused()
+    page.wait_for_timeout(300)  # the scroll
+    shown, buttons = message.bounding_box(), dialog.locator(".form-actions").bounding_box()
+    assert shown["y"] + shown["height"] <= buttons["y"], (shown, buttons)  # above the buttons, readable
