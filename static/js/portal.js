@@ -427,15 +427,25 @@
         return (f.getAttribute("hx-post") || f.getAttribute("action")) === draft.action;
       })[0];
     }
+    // The form may be gone meanwhile (its profile or server deleted, another admin's change): said, not dropped
+    // silently, so that the admin knows to do it again.
+    var gone = "What you entered before your session ended could not be put back: the form it was typed in is " +
+      "no longer there (what it was for may have been deleted or changed meanwhile).";
     var onPage = !draft.popup && formIn(document.getElementById("main") || document.body);
     if (onPage) {
       putBack(onPage, draft.fields);
       return;
     }
-    if (!draft.popup) return;
+    if (!draft.popup) {
+      showToast(gone, "warning");
+      return;
+    }
     htmx.ajax("GET", draft.popup, { target: "#modal-content" }).then(function () {
       var form = formIn(document.getElementById("modal-content"));
-      if (!form) return;
+      if (!form) {
+        showToast(gone, "warning");
+        return;
+      }
       putBack(form, draft.fields);
       edited = true;  // closing now asks first, as after typing
     });

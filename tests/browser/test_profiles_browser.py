@@ -2,6 +2,8 @@
 with the message next to it), then Configure profile and watch the row go Configuring → Configured."""
 from __future__ import annotations
 
+import re
+
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -190,6 +192,29 @@ def test_what_was_typed_in_a_pop_up_comes_back_after_the_session_ended_and_sign_
     expect(page.get_by_role("status")).to_contain_text("Profile Lab Macs created on Paris")
     page.reload()
     expect(page.get_by_role("dialog", name="Add an enrollment profile")).to_be_hidden()  # restored once only
+
+
+def test_an_unsent_pop_up_whose_object_was_deleted_meanwhile_is_said_not_dropped_silently(signed_in_page, server_id):
+    from portal.models import EnrollmentProfile
+    from portal.extensions import db
+
+    profile = EnrollmentProfile(server_id=server_id, name="Lab Macs", organization="ACME", status="not_configured")
+    db.session.add(profile)
+    db.session.commit()
+    page = signed_in_page
+    page.goto(f"/servers/{server_id}/profiles")
+    _profile_row(page, "Lab Macs").get_by_role("link", name="Edit").click()
+    dialog = page.get_by_role("dialog", name=re.compile("Lab Macs"))
+    dialog.get_by_label("Organization").fill("Acme Corp")
+    _end_session_in_another_tab(page)
+    dialog.get_by_role("button", name="Save").click()
+    page.wait_for_url(f"**/login?next=/servers/{server_id}/profiles")
+    db.session.delete(db.session.get(EnrollmentProfile, profile.id))  # another admin deleted it meanwhile
+    db.session.commit()
+    _sign_in_again(page)
+    page.wait_for_url(f"**/servers/{server_id}/profiles")
+    expect(page.locator("#toasts")).to_contain_text("What you entered before your session ended could not be put back")
+    expect(page.locator("dialog[open]")).to_have_count(0)
 
 
 def test_an_unsent_pop_up_is_not_shown_to_another_admin_signing_in_in_the_same_tab(signed_in_page, server_id, auth):
