@@ -141,6 +141,18 @@ def test_a_device_released_already_is_named_as_such_not_as_one_to_synchronize(ht
     assert not apple.state.device(other)["removed"]
 
 
+def test_no_serial_numbers_and_no_typed_word_are_both_named_at_once(htmx, apple, paris):
+    response = release(htmx, paris.id, [], confirmation="")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "Paste the serial numbers of the devices to release." in html
+    assert "Type RELEASE to confirm: Apple does not undo a release." in html
+    heading_only = release(htmx, paris.id, ["Serial Number", ", ;"])  # a pasted column's heading, separators
+    assert heading_only.status_code == 422
+    assert "Paste the serial numbers of the devices to release." in heading_only.get_data(as_text=True)
+    assert db.session.execute(select(AssignmentBatch)).first() is None
+
+
 def test_a_device_page_opens_release_with_its_serial_number(htmx, apple, paris):
     device = _device(_serials(apple)[0])
     page = htmx.get(f"/devices/{device.id}").get_data(as_text=True)

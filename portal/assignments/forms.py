@@ -5,6 +5,7 @@ from wtforms.validators import ValidationError
 from ..typed_text import PortalForm
 
 CONFIRMATION_WORD = "RELEASE"
+NO_SERIALS = "Paste the serial numbers of the devices to release."
 
 
 class ConfirmForm(PortalForm):
@@ -17,6 +18,11 @@ class ReleaseForm(PortalForm):
     serials = TextAreaField("Serial numbers", render_kw={"spellcheck": "false", "autocomplete": "off", "rows": 5})
     confirmation = StringField("Type RELEASE to confirm", filters=[lambda v: v.strip() if isinstance(v, str) else v],
                                render_kw={"autocomplete": "off", "data-confirmation": True})
+
+    def validate_serials(self, field) -> None:
+        # Here, not only after the typed word passed: both fields to fix are named at once.
+        if not (field.data or "").strip():
+            raise ValidationError(NO_SERIALS)
 
     def validate_confirmation(self, field) -> None:
         if (field.data or "").upper() != CONFIRMATION_WORD:

@@ -14,7 +14,7 @@ from ..models.assignment import RELEASE
 from ..htmx import hx_redirect, is_htmx
 from ..views import render_form
 from . import bp
-from .forms import ReleaseForm
+from .forms import NO_SERIALS, ReleaseForm
 from .serials import SerialsError, devices_for_serials, parse_serials, released_already, released_message
 from .services import request_assignment
 
@@ -32,7 +32,7 @@ def release_devices(server_id: int):
                 raise SerialsError(released_message(released))
             ids = devices_for_serials(server, serials)
             if not ids:
-                raise SerialsError("Paste the serial numbers of the devices to release.")
+                raise SerialsError(NO_SERIALS)  # only separators, or the heading of a pasted column
             batch = request_assignment(server, None, ids, action=RELEASE, actor=current_user.username)
         except SerialsError as exc:
             form.serials.errors = [str(exc)]
