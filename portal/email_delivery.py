@@ -73,7 +73,11 @@ def send_mail(settings: SmtpSettings, payload: dict) -> Outcome:
         return Outcome(f"{host} closed the connection ({exc or type(exc).__name__}).", retryable=True)
     except smtplib.SMTPException as exc:  # before OSError, its base: e.g. no login method both sides know
         return Outcome(f"{host} refused the e-mail ({exc or type(exc).__name__}).")
-    except OSError as exc:  # refused, reset, unknown name
+    except ConnectionRefusedError:  # nothing listens there: most often a wrong port
+        return Outcome(f"{host} refused the connection on port {settings.port}: check the port (usually 587 with "
+                       "STARTTLS, 465 with SSL/TLS, 25 without encryption), or whether the mail server runs.",
+                       retryable=True)
+    except OSError as exc:  # reset, unknown name
         return Outcome(f"{host} could not be reached ({type(exc).__name__}).", retryable=True)
     if refused:  # some accepted: a retry would write to them twice, so it is said, not retried
         return _refused(host, refused, some=True)
