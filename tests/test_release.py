@@ -60,6 +60,9 @@ def test_release_devices_with_mixed_results_then_the_failed_one_after_24_hours(h
     assert results == {ok: ("done", "SUCCESS"), gone: ("not_accessible", "NOT_ACCESSIBLE"),
                        failing: ("failed", "FAILED")}
     assert _device(ok).removed_at is not None and _device(ok).profile_id is None  # no longer a device of Paris
+    released_page = " ".join(htmx.get(f"/devices/{_device(ok).id}").get_data(as_text=True).split())
+    assert f"The device was released from Apple Business Manager by Release Devices #{batch.id}" in released_page
+    assert "no longer assigned to this server" not in released_page
     assert _device(gone).removed_at is None and _device(kept).removed_at is None
     assert apple.state.device(ok)["removed"] and not apple.state.device(kept)["removed"]
     page = htmx.get(f"/assignments/{batch.id}").get_data(as_text=True)

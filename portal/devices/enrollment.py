@@ -19,7 +19,8 @@ from __future__ import annotations
 from sqlalchemy import and_, exists, func, not_, or_, select
 
 from ..extensions import db
-from ..models import Device, EnrollmentProfile, ManagedServer
+from ..models import AssignmentBatch, AssignmentTask, Device, EnrollmentProfile, ManagedServer
+from ..models.assignment import DONE, RELEASE
 from ..models.profile import CONFIGURED
 from .pending import shown_state
 
@@ -103,6 +104,12 @@ def _held_words(device: Device) -> str:
 def _readiness(device: Device) -> tuple[bool, str]:
     """(True, why) if the device will enroll automatically, else (False, what is missing)."""
     if device.removed_at is not None:
+        release = db.session.execute(select(AssignmentBatch.id).join(AssignmentTask).where(
+            AssignmentTask.device_id == device.id, AssignmentTask.state == DONE, AssignmentBatch.action == RELEASE)
+            .order_by(AssignmentBatch.id.desc()).limit(1)).scalar()
+        if release is not None:  # not "no longer assigned to this server": it left the organization
+            return False, (f"The device was released from Apple Business Manager by Release Devices #{release} "
+                           f"({device.removed_at:%Y-%m-%d}): it is no longer in your organization.")
         return False, ("The device is no longer assigned to this server in Apple Business Manager "
                        f"(removed {device.removed_at:%Y-%m-%d}).")
     server = db.session.get(ManagedServer, device.server_id)
