@@ -11,7 +11,7 @@ Syncs N devices (default 100,000) from the simulator into a fresh database and p
 * the time of an incremental sync after 1 % of the devices changed (target < 2 s at 100,000),
 * whether the portal then holds exactly the simulator's devices,
 
-and last a line to paste into the README's benchmark table. Figures are printed, never asserted.
+and last a line to paste into bench/README.md's table. Figures are printed, never asserted.
 
 Usage (from the repository root, in the project's virtualenv):
 
