@@ -2,6 +2,7 @@
 and URLs, Assign / Unassign Server Configuration on managed servers, pop-ups and plain pages."""
 from __future__ import annotations
 
+import base64
 import html
 import io
 import json
@@ -11,7 +12,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
 from sqlalchemy import func, select
 
@@ -50,6 +52,16 @@ def der(cert) -> bytes:
 
 def sha256(cert) -> str:
     return cert.fingerprint(hashes.SHA256()).hex()
+
+
+def p7b(certs, encoding=serialization.Encoding.DER) -> bytes:
+    """A PKCS#7 certs-only bundle (.p7b) as cryptography's serializer writes it (the shape of openssl crl2pkcs7)."""
+    return pkcs7.serialize_certificates(list(certs), encoding)
+
+
+# What `openssl crl2pkcs7 -nocrl -outform DER` writes: a well-formed certs-only bundle without certificates
+# (cryptography's serializer refuses to build one).
+EMPTY_P7B = bytes.fromhex("302306092a864886f70d010702a01630140201013100300b06092a864886f70d0107013100")
 
 
 def key_pem(key) -> bytes:
@@ -175,6 +187,35 @@ def test_certificates_re_saved_by_an_editor_or_pasted_on_one_line_are_read(htmx,
     assert [c.sha256 for c in configuration.certificates] == [sha256(cert_a), sha256(leaf), sha256(root)]
 
 
+def test_pkcs7_bundles_are_read_and_stored_like_a_chain(htmx, cert_a):
+    root, root_key = make_cert("Example Root CA", not_after=NOW + timedelta(days=3650))
+    leaf, _ = make_cert("mdm.example.com", issuer=(root, root_key))
+    other = make_cert("other.example.com")[0]
+    pem_bundle = p7b([other], serialization.Encoding.PEM)
+    assert pem_bundle.startswith(b"-----BEGIN PKCS7-----")
+    chain = p7b([leaf, root])
+    in_file = pkcs7.load_der_pkcs7_certificates(chain)  # a DER SET OF: the serializer may reorder them
+    assert sorted(map(sha256, in_file)) == sorted(map(sha256, (leaf, root)))
+    response = post(htmx, "/configurations/new", files=[("chain.p7b", chain), ("a.pem", pem(cert_a)),
+                                                        ("other.p7c", pem_bundle.replace(b"\n", b"\r\n"))])
+    assert response.status_code == 204
+    configuration = configuration_named("Production MDM")
+    stored = [(c.sha256, c.der, c.position, c.subject, c.issuer) for c in configuration.certificates]
+    assert stored == [(sha256(c), der(c), i, c.subject.rfc4514_string(), c.issuer.rfc4514_string())
+                      for i, c in enumerate((*in_file, cert_a, other))]
+    assert "4 certificates added" in events(response)["toast"]["message"]
+
+
+def test_a_pasted_pem_pkcs7_bundle_is_read_next_to_certificates(htmx, cert_a):
+    root, root_key = make_cert("Root")
+    leaf, _ = make_cert("leaf", issuer=(root, root_key))
+    bundle = p7b([leaf, root], serialization.Encoding.PEM)
+    pasted = pem(cert_a) + b"\n" + bundle.replace(b"PKCS7", b"PKCS #7 SIGNED DATA")  # the label older tools write
+    create(htmx, pasted=pasted.decode())
+    assert [c.sha256 for c in configuration_named("Production MDM").certificates] == \
+        [sha256(c) for c in (cert_a, *pkcs7.load_pem_pkcs7_certificates(bundle))]
+
+
 def test_configuration_without_certificates_is_allowed(htmx):
     configuration = create(htmx)
     assert configuration.certificates == []
@@ -197,7 +238,8 @@ def test_expired_and_not_yet_valid_certificates_are_flagged(htmx, cert_a):
 
 
 @pytest.mark.parametrize("case", ["garbage", "private_key_pem", "private_key_der", "empty", "csr", "broken_pem",
-                                  "cert_with_key", "truncated_chain", "pasted_garbage"])
+                                  "cert_with_key", "truncated_chain", "pasted_garbage", "empty_p7b", "empty_pem_p7b",
+                                  "truncated_p7b", "broken_pem_p7b", "encrypted_pkcs7"])
 def test_bad_certificates_are_refused_naming_the_file_and_nothing_is_saved(htmx, cert_a, case):
     cert, key = make_cert("with-key")
     files, pasted, field, expected = [("good.pem", pem(cert_a))], "", "certificate_files", "bad.pem"
@@ -229,6 +271,27 @@ def test_bad_certificates_are_refused_naming_the_file_and_nothing_is_saved(htmx,
         expected = "incomplete"
     elif case == "pasted_garbage":
         pasted, field, expected = "-----BEGIN CERTIFICATE-----\nnot base64 at all\n", "certificates_pem", "pasted"
+    elif case == "empty_p7b":
+        files.append(("bad.pem", EMPTY_P7B))
+        expected = "PKCS#7 bundle (.p7b) holds no certificates"
+    elif case == "empty_pem_p7b":
+        body = base64.encodebytes(EMPTY_P7B)
+        files.append(("bad.pem", b"-----BEGIN PKCS7-----\n" + body + b"-----END PKCS7-----\n"))
+        expected = "PKCS#7 bundle (.p7b) holds no certificates"
+    elif case == "truncated_p7b":  # the download was cut short
+        files.append(("bad.pem", p7b([cert, cert_a])[:-40]))
+        expected = "PKCS#7 bundle (.p7b) is damaged"
+    elif case == "broken_pem_p7b":
+        files.append(("bad.pem", p7b([cert], serialization.Encoding.PEM).replace(b"\n", b"\n*", 1)))
+        expected = "PKCS#7 bundle is damaged"
+    elif case == "encrypted_pkcs7":  # e.g. an Apple server token chosen in the wrong field
+        rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        recipient = (x509.CertificateBuilder().subject_name(cert.subject).issuer_name(cert.subject)
+                     .public_key(rsa_key.public_key()).serial_number(1).not_valid_before(NOW)
+                     .not_valid_after(NOW + timedelta(days=1)).sign(rsa_key, hashes.SHA256()))
+        files.append(("bad.pem", pkcs7.PKCS7EnvelopeBuilder().set_data(b"secret").add_recipient(recipient)
+                      .encrypt(serialization.Encoding.DER, [])))
+        expected = "encrypted PKCS#7 message"
     response = post(htmx, "/configurations/new", name="Typed name", url="https://typed.example.com/mdm",
                     files=files, pasted=pasted)
     assert response.status_code == 422

@@ -1,7 +1,9 @@
-"""X.509 certificates: PEM block splitting, readable names, and certificate_info for the admin pages."""
+"""X.509 certificates: PEM block splitting, PKCS#7 bundles, readable names, and certificate_info for the admin pages."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import codecs
 import re
 from dataclasses import dataclass, field
@@ -9,15 +11,21 @@ from datetime import datetime, timezone
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
 from cryptography.x509.oid import NameOID
 
 from .errors import CertificateError, format_serial
 
-# Liberal on purpose: any line ends (or none, as when a web page pasted the block onto one line).
-_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.DOTALL)
+# Liberal on purpose: any line ends (or none, as when a web page pasted the block onto one line), and labels
+# such as "PKCS #7 SIGNED DATA".
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 #]+)-----(.*?)-----END \1-----", re.DOTALL)
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+# PEM labels of a PKCS#7 bundle: openssl writes PKCS7 (crl2pkcs7, pkcs7) or CMS; older tools spell out "PKCS #7".
+PKCS7_LABELS = ("PKCS7", "CMS", "PKCS #7 SIGNED DATA")
+# A DER ContentInfo opens with its content type, the OID 1.2.840.113549.1.7.x (x = 2 signedData, 3 envelopedData).
+_PKCS7_OID_PREFIX = bytes.fromhex("06092a864886f70d0107")
+_SIGNED_DATA, _ENVELOPED_DATA = 2, 3
 # Spell out emailAddress: cryptography would print its bare OID (1.2.840.113549.1.9.1=...).
 _NAME_OVERRIDES = {NameOID.EMAIL_ADDRESS: "emailAddress"}
 
@@ -52,6 +60,51 @@ def _canonical_block(label: bytes, body: bytes) -> bytes:
     wrapped = b"\n".join(encoded[i:i + 64] for i in range(0, len(encoded), 64))
     head = b"\n".join(headers) + b"\n\n" if headers else b""
     return b"-----BEGIN %s-----\n%s%s\n-----END %s-----\n" % (label, head, wrapped, label)
+
+
+def _pkcs7_content_type(der: bytes) -> int | None:
+    """x of the PKCS#7 content type 1.2.840.113549.1.7.x when ``der`` starts like a ContentInfo, else None.
+    The OID follows the outer SEQUENCE's tag and length: it starts at byte 2 to 6 (2 for BER indefinite length)."""
+    if der[:1] != b"\x30":
+        return None
+    last_arc = der.find(_PKCS7_OID_PREFIX, 2, 6 + len(_PKCS7_OID_PREFIX)) + len(_PKCS7_OID_PREFIX)
+    if last_arc == len(_PKCS7_OID_PREFIX) - 1 or last_arc >= len(der):  # not found, or the file ends there
+        return None
+    return der[last_arc]
+
+
+def is_pkcs7(der: bytes) -> bool:
+    """True when ``der`` looks like a PKCS#7 / CMS structure (a .p7b bundle, a signed or encrypted message)."""
+    return _pkcs7_content_type(der) is not None
+
+
+def pkcs7_certificates(der: bytes) -> list[x509.Certificate]:
+    """The certificates of a PKCS#7 bundle (a .p7b/.p7c "certs-only" SignedData, DER), in bundle order.
+    CertificateError says why there are none: an empty bundle, a damaged one, or an encrypted message."""
+    if _pkcs7_content_type(der) == _ENVELOPED_DATA:
+        raise CertificateError("this is an encrypted PKCS#7 message (such as an Apple server token), "
+                               "not a certificate bundle.")
+    try:
+        certificates = pkcs7.load_der_pkcs7_certificates(der)
+    except ValueError as exc:
+        # cryptography has no exception class of its own for a well-formed bundle without certificates.
+        if "no certificate" in str(exc).lower():
+            certificates = []
+        else:
+            raise CertificateError("the PKCS#7 bundle (.p7b) is damaged and cannot be read.") from None
+    if not certificates:
+        raise CertificateError("the PKCS#7 bundle (.p7b) holds no certificates.")
+    return certificates
+
+
+def pem_pkcs7_certificates(block: bytes) -> list[x509.Certificate]:
+    """The certificates of one PEM PKCS#7 block as ``pem_blocks`` returns it (any label of PKCS7_LABELS)."""
+    lines = block.splitlines()[1:-1]  # the BEGIN and END lines
+    try:
+        der = base64.b64decode(b"".join(line for line in lines if b":" not in line), validate=True)
+    except binascii.Error:
+        raise CertificateError("the PKCS#7 bundle is damaged and cannot be read (its base64 text is broken).") from None
+    return pkcs7_certificates(der)
 
 
 def readable_name(name: x509.Name) -> str:

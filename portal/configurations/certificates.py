@@ -1,7 +1,8 @@
 """Trusted SSL certificates of a configuration: reading uploads and pasted PEM, and their status.
 
 An MDM configuration lists the certificates a device must trust to reach the MDM server (Apple's
-``anchor_certs``). Admins upload PEM or DER files, or paste a PEM chain; anything that is not a
+``anchor_certs``). Admins upload PEM or DER files or PKCS#7 bundles (.p7b, as Windows and many CAs export
+a chain), or paste a PEM chain; anything that is not a
 certificate (garbage, a private key, a CSR) is refused with a message naming the file, so the
 configuration is never saved with half of what the admin meant.
 """
@@ -13,7 +14,9 @@ from datetime import datetime, timedelta, timezone
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_der_private_key
 
-from ..apple.certs import CertificateInfo, describe, pem_blocks, without_bom
+from ..apple.certs import (PKCS7_LABELS, CertificateInfo, describe, is_pkcs7, pem_blocks, pem_pkcs7_certificates,
+                           pkcs7_certificates, without_bom)
+from ..apple.errors import CertificateError
 
 # Certificates that expire within this window get a warning badge: devices enrolling after the
 # date would no longer trust the MDM server.
@@ -39,7 +42,7 @@ class UnreadableCertificate(ValueError):
 
 
 def read_certificates(data: bytes, source: str) -> list[CertificateInfo]:
-    """Every certificate in one upload or paste (PEM, PEM chain or DER), in file order."""
+    """Every certificate in one upload or paste (PEM, PEM chain, DER or PKCS#7 bundle), in file order."""
     data = without_bom(data or b"")
     if not data.strip():
         raise UnreadableCertificate(source, "the file is empty.")
@@ -49,6 +52,8 @@ def read_certificates(data: bytes, source: str) -> list[CertificateInfo]:
         return [describe(x509.load_der_x509_certificate(data))]
     except ValueError:
         pass
+    if is_pkcs7(data):
+        return _read_bundle(pkcs7_certificates, data, source)
     if _is_der_private_key(data):
         raise UnreadableCertificate(source, "this is a private key, not a certificate. Keep private keys secret; "
                                             "upload the server's certificate (or its CA certificate) instead.")
@@ -62,7 +67,7 @@ def _read_pem(data: bytes, source: str) -> list[CertificateInfo]:
         # Even next to certificates: a key pasted into a trust list is a mistake worth stopping.
         raise UnreadableCertificate(source, "it contains a private key. Upload or paste only certificates, "
                                             "and keep the private key secret.")
-    if not any(label in _CERT_LABELS for label in labels):
+    if not any(label in _CERT_LABELS or label in PKCS7_LABELS for label in labels):
         if "TRUSTED CERTIFICATE" in labels:  # OpenSSL's own format, with trust settings appended
             raise UnreadableCertificate(source, "it is an OpenSSL TRUSTED CERTIFICATE. Convert it first: "
                                                 "openssl x509 -in FILE -out certificate.pem")
@@ -70,16 +75,29 @@ def _read_pem(data: bytes, source: str) -> list[CertificateInfo]:
             raise UnreadableCertificate(source, f'it holds a PEM "{labels[0]}" block, not a certificate.')
         raise UnreadableCertificate(source, "no complete PEM certificate block (-----BEGIN CERTIFICATE----- … "
                                             "-----END CERTIFICATE-----) was found.")
-    try:
-        certificates = x509.load_pem_x509_certificates(b"".join(block for label, block in blocks
-                                                                if label in _CERT_LABELS))
-    except ValueError:
-        raise UnreadableCertificate(source, "a certificate in it is damaged and cannot be read.") from None
+    found, single = [], 0  # in file order: a PEM file may mix certificates and PKCS#7 bundles
+    for label, block in blocks:
+        if label in PKCS7_LABELS:
+            found += _read_bundle(pem_pkcs7_certificates, block, source)
+        elif label in _CERT_LABELS:
+            try:
+                found.append(describe(x509.load_pem_x509_certificate(block)))
+            except ValueError:
+                raise UnreadableCertificate(source, "a certificate in it is damaged and cannot be read.") from None
+            single += 1
     begun = sum(data.count(b"-----BEGIN %s-----" % label.encode()) for label in _CERT_LABELS)
-    if len(certificates) != begun:  # a block cut short is skipped silently by cryptography: say so
-        raise UnreadableCertificate(source, f"{begun - len(certificates)} of its {begun} certificates are incomplete "
+    if single != begun:  # a block cut short is not matched by pem_blocks: say so
+        raise UnreadableCertificate(source, f"{begun - single} of its {begun} certificates are incomplete "
                                             "(no matching -----END CERTIFICATE----- line).")
-    return [describe(cert) for cert in certificates]
+    return found
+
+
+def _read_bundle(reader, data: bytes, source: str) -> list[CertificateInfo]:
+    """The certificates of a PKCS#7 bundle read by ``reader``; its CertificateError named after ``source``."""
+    try:
+        return [describe(cert) for cert in reader(data)]
+    except CertificateError as exc:
+        raise UnreadableCertificate(source, str(exc)) from None
 
 
 def _is_der_private_key(data: bytes) -> bool:

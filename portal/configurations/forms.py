@@ -61,7 +61,7 @@ class ConfigurationForm(PortalForm):
     name = name_field("Name", required="Give the configuration a name.", max_length=120)
     url = StringField("MDM server URL", filters=[lambda v: v.strip() if isinstance(v, str) else v],
                       render_kw={"type": "url", "placeholder": URL_EXAMPLE, "spellcheck": "false"})
-    certificate_files = MultipleFileField("Certificate files", render_kw={"accept": ".pem,.crt,.cer,.der"})
+    certificate_files = MultipleFileField("Certificate files", render_kw={"accept": ".pem,.crt,.cer,.der,.p7b,.p7c"})
     certificates_pem = TextAreaField("…or paste certificates (PEM, one or more)",
                                      render_kw={"spellcheck": "false", "rows": 4,
                                                 "placeholder": "-----BEGIN CERTIFICATE-----"})

@@ -10,14 +10,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import serialization as ser
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, rsa
-from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from cryptography.x509.oid import ExtensionOID, NameOID
 
-from portal.apple.certs import certificate_info
+from portal.apple.certs import certificate_info, is_pkcs7, pem_blocks, pem_pkcs7_certificates, pkcs7_certificates
 from portal.apple.errors import (CertificateError, NotAPrivateKey, PasswordRequired, PrivateKeyError,
                                  UnsupportedKey, WrongPassword)
 from portal.apple.keys import generate_key_pair, load_private_key, private_key_to_pem
 from portal.apple.tokenfile import build_token_file, token_credentials
+from portal.apple.token_unwrap import unwrap_token_file
 from portal.apple.tokens import decrypt_token
 
 PASSWORD = "pässwörd with spaces"
@@ -246,3 +247,38 @@ def test_der_certificate_ending_in_a_whitespace_byte(mdm_key):
 def test_certificate_info_refuses_non_certificates(mdm_pair, make, says):
     with pytest.raises(CertificateError, match=says):
         certificate_info(make(mdm_pair))
+
+
+# --- PKCS#7 bundles (.p7b) ------------------------------------------------------------------------
+
+def test_pkcs7_bundle_of_the_real_certificate(abm_vector, mdm_pair):
+    real = x509.load_pem_x509_certificate(abm_vector.certificate_pem)
+    mine = x509.load_pem_x509_certificate(mdm_pair.certificate_pem)
+    bundle = pkcs7.serialize_certificates([real, mine], ser.Encoding.DER)
+    assert is_pkcs7(bundle) and not is_pkcs7(real.public_bytes(ser.Encoding.DER))
+    assert sorted(c.serial_number for c in pkcs7_certificates(bundle)) == sorted([real.serial_number,
+                                                                                  mine.serial_number])
+    pem = pkcs7.serialize_certificates([real], ser.Encoding.PEM)
+    [block] = pem_blocks(pem.replace(b"PKCS7", b"PKCS #7 SIGNED DATA"))  # the label older tools write
+    assert pem_pkcs7_certificates(block[1]) == [real]
+
+
+def test_the_real_token_is_pkcs7_but_no_certificate_bundle(abm_vector):
+    """An admin choosing the *_smime.p7m token (BER, indefinite length) where certificates go."""
+    ber = unwrap_token_file(abm_vector.token)
+    assert ber[:2] == b"\x30\x80" and is_pkcs7(ber)
+    with pytest.raises(CertificateError, match="encrypted PKCS#7 message"):
+        pkcs7_certificates(ber)
+
+
+@pytest.mark.parametrize("data, says", [
+    # `openssl crl2pkcs7 -nocrl -outform DER`: well formed, no certificates
+    (bytes.fromhex("302306092a864886f70d010702a01630140201013100300b06092a864886f70d0107013100"),
+     "holds no certificates"),
+    (bytes.fromhex("302306092a864886f70d010702a016301402010131"), "damaged"),
+    (bytes.fromhex("300b06092a864886f70d010702"), "holds no certificates"),  # a signedData without content
+], ids=["empty", "cut_short", "content_type_only"])
+def test_pkcs7_bundles_without_certificates_are_refused(data, says):
+    assert is_pkcs7(data)
+    with pytest.raises(CertificateError, match=says):
+        pkcs7_certificates(data)
