@@ -5,8 +5,10 @@ Apple Business Manager and the upload field the same bytes can gain a byte order
 UTF-16, from an editor), other line ends, blank lines or indentation, lose the headers (bare base64),
 be decoded to raw DER/BER, be converted to PEM by openssl (``-----BEGIN PKCS7-----`` or ``CMS``), or
 be re-saved by a mail client: more headers, folded ones, names and values in another case, or the
-whole forwarded message with the token as its attachment. Each of those is still the token. MIME is
-read with the standard library's e-mail parser, which already knows folding, case and line ends.
+whole forwarded message with the token as its attachment, and re-encode the token part as
+quoted-printable (the base64 text, or the whole token file as an attachment, wrapped in soft line breaks
+with its ``=`` padding as ``=3D``). Each of those is still the token. MIME is read with the standard
+library's e-mail parser, which already knows folding, case, line ends and transfer encodings.
 """
 
 from __future__ import annotations
@@ -30,10 +32,18 @@ _BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BO
 _HEADER_LINE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*:")
 # openssl writes PKCS7 (smime, pkcs7) or CMS (cms -outform PEM); other tools spell out "PKCS #7".
 _CMS_PEM = re.compile(r"-----BEGIN (PKCS7|CMS|PKCS #7[A-Z ]*)-----(.*?)-----END \1-----", re.DOTALL)
+# A mail around a token file around its base64 is two re-encodings; more is no file Apple or a mail client made
+# (and must not recurse without end).
+_MAX_REENCODINGS = 2
 
 
 def unwrap_token_file(data: bytes) -> bytes:
-    """The CMS bytes of a token file: MIME (any line ends, headers or case), bare base64, PEM or raw DER/BER."""
+    """The CMS bytes of a token file: MIME (any line ends, headers, case or transfer encoding), bare base64,
+    PEM or raw DER/BER."""
+    return _unwrap(data, reencodings=0)
+
+
+def _unwrap(data: bytes, reencodings: int) -> bytes:
     data = data or b""
     if data[:1] == b"\x30":  # a SEQUENCE: raw DER/BER (never strip it: its last bytes may be 0x20)
         return data
@@ -46,7 +56,7 @@ def unwrap_token_file(data: bytes) -> bytes:
     if "-----BEGIN" in text:
         return _from_pem(text)
     if _HEADER_LINE.match(text) or text.startswith("From "):  # "From " starts a message saved from a mailbox
-        return _from_mime(text)
+        return _from_mime(text, reencodings)
     return _from_base64(text, damaged_if_not_cms=looks_like_token(text.encode("utf-8")))
 
 
@@ -87,7 +97,7 @@ def _from_pem(text: str) -> bytes:
     return der
 
 
-def _from_mime(text: str) -> bytes:
+def _from_mime(text: str, reencodings: int) -> bytes:
     """The CMS of the S/MIME part of a MIME entity or of a whole saved e-mail (its attachment)."""
     for part in email.message_from_string(text).walk():
         if part.is_multipart():
@@ -95,8 +105,21 @@ def _from_mime(text: str) -> bytes:
         is_token = part.get_content_type() in TOKEN_TYPES or \
             (part.get_filename() or "").lower().endswith(".p7m")
         if is_token and isinstance(part.get_payload(), str):
+            if part.get("Content-Transfer-Encoding", "").strip().lower() == "quoted-printable":
+                return _from_quoted_printable(part, reencodings)
             return _from_base64(part.get_payload(), damaged_if_not_cms=True)
     raise NotATokenFile("This file is a MIME message but not an S/MIME encrypted server token.")
+
+
+def _from_quoted_printable(part, reencodings: int) -> bytes:
+    """The CMS of a token part a mail client re-encoded as quoted-printable. Decoded by the e-mail package, it
+    is what was encoded: the base64 of the CMS, the whole token file Apple sent (an attachment), or the CMS."""
+    if reencodings >= _MAX_REENCODINGS:
+        raise CorruptToken(DAMAGED)
+    try:
+        return _unwrap(part.get_payload(decode=True), reencodings + 1)
+    except NotATokenFile:  # the part says it is the token: what it holds is a damaged one
+        raise CorruptToken(DAMAGED) from None
 
 
 def _from_base64(text: str, damaged_if_not_cms: bool) -> bytes:

@@ -5,7 +5,9 @@ the same credentials; files that are not tokens keep their messages (test_tokens
 from __future__ import annotations
 
 import base64
+import quopri
 import textwrap
+from email.message import EmailMessage
 
 import pytest
 
@@ -50,6 +52,26 @@ def _multipart_mail(token: bytes) -> bytes:
         b"Here is the token.", b"--XYZ", *headers, b"", body.rstrip(b"\n"), b"--XYZ--", b""])
 
 
+def _quoted_printable_base64(token: bytes, one_line: bool = False) -> bytes:
+    """The token part re-encoded by a mail client as quoted-printable: its '=' padding becomes '=3D' and
+    lines longer than 76 columns (the base64 on one line) get soft line breaks ('=' at the line end)."""
+    headers, body = _split(token)
+    headers = [b"Content-Transfer-Encoding: quoted-printable" if line.lower().startswith(b"content-transfer-encoding")
+               else line for line in headers]
+    return b"\n".join(headers) + b"\n\n" + quopri.encodestring(b"".join(body.split()) if one_line else body)
+
+
+def _quoted_printable_attachment(token: bytes, maintype: str = "application", subtype: str = "pkcs7-mime",
+                                 encode=lambda t: t) -> bytes:
+    """The whole token file forwarded as an attachment the mail client encoded as quoted-printable."""
+    mail = EmailMessage()
+    mail["From"], mail["To"], mail["Subject"] = "it@example.com", "admin@example.com", "Fwd: server token"
+    mail.set_content("Here is the token.")
+    mail.add_attachment(encode(token), maintype=maintype, subtype=subtype, cte="quoted-printable",
+                        filename="Paris_Token_2025-01-17T11-02-21Z_smime.p7m")
+    return mail.as_bytes()
+
+
 VARIANTS = {
     "utf8_bom": lambda t: b"\xef\xbb\xbf" + t,
     "utf8_bom_bare_base64": lambda t: b"\xef\xbb\xbf" + _split(t)[1],
@@ -73,6 +95,13 @@ VARIANTS = {
                                                         b"content-transfer-encoding: Base64"),
     "x_pkcs7_mime": lambda t: t.replace(b"application/pkcs7-mime", b"application/x-pkcs7-mime"),
     "forwarded_mail": _multipart_mail,
+    "quoted_printable_base64": _quoted_printable_base64,
+    "quoted_printable_base64_soft_line_breaks": lambda t: _quoted_printable_base64(t, one_line=True),
+    "quoted_printable_base64_crlf": lambda t: _quoted_printable_base64(t, one_line=True).replace(b"\n", b"\r\n"),
+    "quoted_printable_attachment": _quoted_printable_attachment,
+    "quoted_printable_octet_stream_p7m": lambda t: _quoted_printable_attachment(t, "application", "octet-stream"),
+    "quoted_printable_attachment_of_quoted_printable_token": lambda t: _quoted_printable_attachment(
+        t, encode=_quoted_printable_base64),
 }
 
 
@@ -109,3 +138,17 @@ def test_damaged_base64_in_a_pem_token_is_corrupt(abm_vector):
     pem = _pem(abm_vector.token, b"PKCS7")
     with pytest.raises(CorruptToken):
         decrypt_token(pem.replace(b"A", b"*", 3), abm_vector.private_key)
+
+
+def test_quoted_printable_nested_deeper_than_a_mail_client_does_is_damaged(abm_vector):
+    """Three re-encodings (a mail around a mail around a quoted-printable token) are no file anyone saved."""
+    nested = _quoted_printable_attachment(_quoted_printable_attachment(abm_vector.token,
+                                                                       encode=_quoted_printable_base64))
+    with pytest.raises(CorruptToken):
+        decrypt_token(nested, abm_vector.private_key)
+
+
+def test_a_quoted_printable_token_part_that_holds_no_token_is_damaged(mdm_key):
+    mail = _quoted_printable_attachment(b"just some notes about the MDM server\n")
+    with pytest.raises(CorruptToken, match="damaged"):
+        decrypt_token(mail, mdm_key)
