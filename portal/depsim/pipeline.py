@@ -1,7 +1,11 @@
 """What every simulated Apple call goes through: User-Agent, session, faults, body parsing.
 
 Checks run in the order a client would meet them at Apple: a request without a User-Agent is
-refused before authentication; a bad session before any server-level switch; faults last.
+refused before authentication; a bad session before any server-level switch; faults next; the
+request itself (protocol version, then the body in the view) last. Apple documents no order between
+a bad session and a bad protocol version (reference §2.3, §2.5: UNCERTAIN), so the simulator does
+what HTTP servers usually do: authenticate first, so a client whose session is gone always hears
+401 and signs in again rather than chasing a 400.
 """
 from __future__ import annotations
 
@@ -65,7 +69,6 @@ def data_call(view):
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
         require_user_agent()
-        version = protocol_version()
         state = get_state()
         use = state.use_session(request.headers.get("X-ADM-Auth-Session", "").strip())
         if use is None:
@@ -77,7 +80,7 @@ def data_call(view):
         g.session_header = use.header_token
         g.server = state.server_row_by_id(use.server_id)
         apply_faults(g.server)
-        g.version = version
+        g.version = protocol_version()  # request validation after authentication (module docstring)
         return view(*args, **kwargs)
 
     return wrapper

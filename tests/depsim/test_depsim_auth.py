@@ -99,6 +99,27 @@ def test_protocol_version_is_required_on_data_calls(make_caller, value, token):
     assert response.status_code == 200  # /session: Apple's own example sends only the OAuth header (§2.2)
 
 
+@pytest.mark.parametrize("version", ["", "ten"])
+def test_a_bad_session_is_refused_before_a_bad_protocol_version(make_caller, depsim, version):
+    # Apple documents no order (reference §2.3, §2.5): authentication first, as HTTP servers usually do,
+    # so a client whose session is gone hears 401 (sign in again), not a 400 it cannot act on.
+    caller = make_caller()
+    good = caller.token
+    caller.token = "0" * 48
+    headers = {"X-Server-Protocol-Version": version}
+    response = caller.call("POST", "/server/devices", {}, headers=headers)
+    assert (response.status_code, response.text) == (401, "UNAUTHORIZED")
+    depsim.state.update_settings(refused_session_status=403)
+    assert caller.call("GET", "/account", headers=headers).status_code == 403
+    caller.token = good
+    depsim.state.set_fault("Test Server", "terms_not_signed", True)  # the token's refusal comes first too
+    response = caller.call("GET", "/account", headers=headers)
+    assert (response.status_code, response.text) == (403, "T_C_NOT_SIGNED")
+    depsim.state.set_fault("Test Server", "terms_not_signed", False)
+    response = caller.call("GET", "/account", headers=headers)
+    assert response.status_code == 400 and response.text.startswith("PROTOCOL_VERSION_")
+
+
 def test_data_call_without_or_with_unknown_session_is_401(make_caller):
     caller = make_caller(login=False)
     response = caller.call("GET", "/account")
