@@ -11,11 +11,13 @@ import ssl
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
+from .connection_errors import causes, connection_problem
 from .email_settings import SmtpSettings
 from .notification_retries import DELIVERED, Outcome
 
 TIMEOUT_S = 10  # per SMTP command: a hung server holds a worker for seconds, not for ever
 SUBJECT_PREFIX = "[ADE portal]"
+PORT_HINT = "check the port (usually 587 with STARTTLS, 465 with SSL/TLS, 25 without encryption)"
 
 
 def compose(settings: SmtpSettings, payload: dict) -> EmailMessage:
@@ -58,30 +60,74 @@ def send_mail(settings: SmtpSettings, payload: dict) -> Outcome:
     except smtplib.SMTPRecipientsRefused as exc:  # every recipient refused
         return _refused(host, exc.recipients)
     except smtplib.SMTPResponseException as exc:
-        reply = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
-        return Outcome(f"{host} answered {exc.smtp_code} {reply.strip()[:200]}.", retryable=400 <= exc.smtp_code < 500)
+        return _answer_problem(settings, exc)
     except smtplib.SMTPNotSupportedError as exc:  # no STARTTLS, no AUTH: a setting to change, not a moment to wait
-        return Outcome(f"{host}: {str(exc).rstrip('.')}. Check the encryption and user name settings.")
-    except ssl.SSLCertVerificationError as exc:  # before OSError: a certificate to fix, not a network hiccup
-        return Outcome(f"{host}'s certificate could not be verified ({exc.verify_message}).")
-    except ssl.SSLError as exc:
-        return Outcome(f"{host} could not set up encryption ({exc.reason or type(exc).__name__}): check the "
-                       "encryption setting and the port.")
-    except TimeoutError:
-        return Outcome(f"{host} did not answer within {TIMEOUT_S} s.", retryable=True)
-    except smtplib.SMTPServerDisconnected as exc:  # closed mid-way: a server restarting
-        return Outcome(f"{host} closed the connection ({exc or type(exc).__name__}).", retryable=True)
+        return _unsupported_problem(host, exc)
+    except (TimeoutError, smtplib.SMTPServerDisconnected) as exc:
+        # smtplib turns a reply that never came into SMTPServerDisconnected, the timeout only in its context.
+        if any(isinstance(cause, TimeoutError) for cause in causes(exc)):
+            return Outcome(f"{host} did not answer within {TIMEOUT_S} s: check the server name and the port, and that "
+                           "no firewall blocks this server from reaching it (a server waiting for SSL/TLS, usually on "
+                           "port 465, while STARTTLS or None is chosen looks like this too).", retryable=True)
+        # Closed mid-way: a server restarting, or the wrong encryption for the port.
+        return Outcome(f"{host} closed the connection before the e-mail was sent: {PORT_HINT} with the encryption "
+                       "chosen; the mail server may also be restarting.", retryable=True)
     except smtplib.SMTPException as exc:  # before OSError, its base: e.g. no login method both sides know
-        return Outcome(f"{host} refused the e-mail ({exc or type(exc).__name__}).")
-    except ConnectionRefusedError:  # nothing listens there: most often a wrong port
-        return Outcome(f"{host} refused the connection on port {settings.port}: check the port (usually 587 with "
-                       "STARTTLS, 465 with SSL/TLS, 25 without encryption), or whether the mail server runs.",
+        return _smtp_problem(host, exc)
+    except OSError as exc:  # the network and TLS: unknown name, refused, reset, certificate, handshake
+        problem = connection_problem(exc, host, settings.port, PORT_HINT, "mail server")
+        if problem:
+            return Outcome(problem.words + ".", retryable=problem.retryable)
+        return Outcome(f"{host} could not be reached: {(exc.strerror or 'the connection failed').rstrip('.')}.",
                        retryable=True)
-    except OSError as exc:  # reset, unknown name
-        return Outcome(f"{host} could not be reached ({type(exc).__name__}).", retryable=True)
     if refused:  # some accepted: a retry would write to them twice, so it is said, not retried
         return _refused(host, refused, some=True)
     return DELIVERED
+
+
+def _answer_problem(settings: SmtpSettings, exc: smtplib.SMTPResponseException) -> Outcome:
+    """A refusal by reply code: what was refused, and the server's own words (its code and text help its admin)."""
+    host, reply = settings.host, _reply_text(exc.smtp_code, exc.smtp_error)
+    temporary = 400 <= exc.smtp_code < 500
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        words = (f"{host} refused the user name or password ({reply}): check both, and that this account may send "
+                 "e-mail over SMTP (some providers want an app password)")
+    elif isinstance(exc, smtplib.SMTPSenderRefused):
+        words = f"{host} refused the sender address {settings.sender} ({reply}): give an address this account may send as"
+    elif isinstance(exc, smtplib.SMTPDataError):
+        words = f"{host} refused the message ({reply})"
+    elif isinstance(exc, smtplib.SMTPConnectError):
+        words = f"{host} would not take the connection ({reply})"
+    elif isinstance(exc, smtplib.SMTPHeloError):
+        words = f"{host} refused the portal's greeting, EHLO/HELO ({reply})"
+    else:
+        words = f"{host} answered {reply}"
+    return Outcome(words + ("" if words.endswith(".") else "."), retryable=temporary)
+
+
+def _unsupported_problem(host: str, exc: smtplib.SMTPNotSupportedError) -> Outcome:
+    if "STARTTLS" in str(exc):
+        return Outcome(f"{host} does not offer STARTTLS on this port: choose SSL/TLS if the port is one that encrypts "
+                       "from the start (usually 465), or check the port (usually 587 with STARTTLS).")
+    if "AUTH" in str(exc):
+        return Outcome(f"{host} does not offer sign-in (SMTP AUTH) on this connection: empty the user name if the "
+                       "server needs none, or check the encryption and the port (many servers offer sign-in only "
+                       "over an encrypted connection).")
+    return Outcome(f"{host} does not support what the portal asked of it: check the encryption and user name settings.")
+
+
+def _smtp_problem(host: str, exc: smtplib.SMTPException) -> Outcome:
+    if "authentication method" in str(exc):
+        return Outcome(f"{host} offers no sign-in method the portal knows (CRAM-MD5, PLAIN or LOGIN): ask its admin "
+                       "which one it takes, or empty the user name if it needs none.")
+    return Outcome(f"{host} broke off the exchange: the server did not follow the SMTP protocol as expected. Check "
+                   "the server name and the port.")
+
+
+def _reply_text(code: int, text) -> str:
+    """A reply as the server gave it, "550 5.1.1 No such user", on one line and not too long."""
+    text = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
+    return f"{code} {' '.join(text.split())[:200]}".strip()
 
 
 def _connect(settings: SmtpSettings) -> smtplib.SMTP:
@@ -99,8 +145,8 @@ def _connect(settings: SmtpSettings) -> smtplib.SMTP:
 
 
 def _refused(host: str, recipients: dict, *, some: bool = False) -> Outcome:
-    shown = "; ".join(f"{address} ({code} {(reply.decode(errors='replace') if isinstance(reply, bytes) else reply)[:80]})"
-                      for address, (code, reply) in list(recipients.items())[:5])
-    lead = "accepted the e-mail for the other recipients but refused" if some else "refused the recipients"
+    shown = "; ".join(f"{address} ({_reply_text(code, reply)[:80]})" for address, (code, reply) in
+                      list(recipients.items())[:5])
+    lead = "accepted the e-mail for the other recipients but refused" if some else "refused every recipient:"
     temporary = not some and all(400 <= code < 500 for code, _ in recipients.values())
     return Outcome(f"{host} {lead} {shown}.", retryable=temporary)

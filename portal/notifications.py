@@ -12,6 +12,7 @@ A webhook URL often carries a secret (Slack's does), so only its host is ever sh
 """
 from __future__ import annotations
 
+import http.client
 import logging
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
@@ -89,20 +90,36 @@ def post(url: str, payload: dict) -> Outcome:
     try:
         response = requests.post(url, json=payload, timeout=TIMEOUT_S, allow_redirects=False,
                                  headers={"User-Agent": default_user_agent()})
-    except requests.Timeout:
+    except requests.ReadTimeout:  # connected, then no answer: a webhook overloaded or hung
         return Outcome(f"{host} did not answer within {TIMEOUT_S[1]} s.", retryable=True)
-    except requests.exceptions.SSLError:  # a certificate the admin must fix: trying again changes nothing
-        return Outcome(f"{host} could not be reached (SSLError).")
-    except requests.ConnectionError as exc:  # refused, reset, name not resolved: a webhook restarting
-        return Outcome(f"{host} could not be reached ({type(exc).__name__}).", retryable=True)
     except requests.RequestException as exc:
-        return Outcome(f"{host} could not be reached ({type(exc).__name__}).")
+        return _request_problem(exc, url)
     status = response.status_code
     if 200 <= status < 300:
         return DELIVERED
     moved = " (a redirect: give the address it points to)" if 300 <= status < 400 else ""
     return Outcome(f"{host} answered HTTP {status}{moved}.", retryable=status >= 500 or status == 429,
                    retry_after=parse_retry_after(response.headers.get("Retry-After")) if status == 429 else None)
+
+
+def _request_problem(exc: requests.RequestException, url: str) -> Outcome:
+    """Why the POST never got an answer, in plain words (never the exception's text: it holds the URL's path)."""
+    from .connection_errors import causes, connection_problem
+
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    hint = ("check the port in the webhook URL (https:// needs a port that speaks HTTPS, usually 443; http:// one "
+            "that speaks plain HTTP)")
+    problem = connection_problem(exc, webhook_host(url), port, hint, "receiving service")
+    if problem:
+        return Outcome(problem.words + ".", retryable=problem.retryable)
+    if any(isinstance(cause, http.client.HTTPException) for cause in causes(exc)):
+        return Outcome(f"{webhook_host(url)} answered something that is not HTTP: {hint}.")
+    if isinstance(exc, requests.ConnectionError):  # something else on the way there: worth another try
+        return Outcome(f"{webhook_host(url)} could not be reached: the connection failed before it answered.",
+                       retryable=True)
+    return Outcome(f"The notification could not be sent to {webhook_host(url)}: the request could not be made "
+                   "(check the webhook URL).")
 
 
 @event.listens_for(Session, "after_commit")

@@ -56,12 +56,30 @@ def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
 
 
 class Mailbox:
-    """What the SMTP server received; `answers` are replies to the next DATA commands instead of "250 OK"."""
+    """What the SMTP server received; `answers` are replies to the next DATA commands instead of "250 OK",
+    `sender_answer` the reply to MAIL FROM when set, `recipient_answers` the replies to RCPT TO of some addresses
+    (each address's list is used up one reply per attempt; an empty list accepts it again)."""
 
     def __init__(self):
         self.envelopes = []
         self.answers: list[str] = []
         self.logins: list[tuple[str, str]] = []
+        self.sender_answer: str | None = None
+        self.recipient_answers: dict[str, list[str]] = {}
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):  # noqa: N802 - aiosmtpd's name
+        if self.sender_answer:
+            return self.sender_answer
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 - aiosmtpd's name
+        if self.recipient_answers.get(address):
+            return self.recipient_answers[address].pop(0)
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
         if self.answers:
@@ -75,12 +93,16 @@ class Mailbox:
     def authenticate(self, server, session, envelope, mechanism, auth_data):
         if isinstance(auth_data, LoginPassword):
             self.logins.append((auth_data.login.decode(), auth_data.password.decode()))
-            return AuthResult(success=(auth_data.login.decode(), auth_data.password.decode()) == (USER, PASSWORD))
+            # handled=False: aiosmtpd answers 535 itself (handled=True would leave the client waiting for a reply)
+            success = (auth_data.login.decode(), auth_data.password.decode()) == (USER, PASSWORD)
+            return AuthResult(success=success, handled=success)
         return AuthResult(success=False, handled=False)
 
 
-def start_server(mailbox: Mailbox, mode: str, certificates: tuple[Path, Path, Path] | None = None) -> Controller:
-    """An SMTP server: mode "none" (plain, no sign-in), "starttls" or "ssl" (both asking to sign in)."""
+def start_server(mailbox: Mailbox, mode: str, certificates: tuple[Path, Path, Path] | None = None,
+                 hostname: str = "127.0.0.1") -> Controller:
+    """An SMTP server: mode "none" (plain, no sign-in), "starttls" or "ssl" (both asking to sign in), listening on
+    `hostname` (127.0.0.2 is a loopback address its certificate does not name)."""
     options: dict = {}
     if mode != "none":
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -91,6 +113,6 @@ def start_server(mailbox: Mailbox, mode: str, certificates: tuple[Path, Path, Pa
         else:
             # aiosmtpd only counts STARTTLS as TLS when it decides to offer AUTH: this connection is TLS throughout.
             options |= {"ssl_context": context, "auth_require_tls": False}
-    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port(), **options)
+    controller = Controller(mailbox, hostname=hostname, port=free_port(), **options)
     controller.start()
     return controller

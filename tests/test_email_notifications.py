@@ -123,8 +123,8 @@ def test_a_certificate_that_does_not_verify_is_not_retried(app, htmx, apple, par
     finally:
         controller.stop()
     [failed] = _summaries("notification.failed")
-    assert failed.startswith("Notification not delivered by e-mail through localhost: localhost's certificate could "
-                             "not be verified (")
+    assert failed.startswith("Notification not delivered by e-mail through localhost: localhost's TLS certificate is "
+                             "not trusted (it is self-signed or signed by an authority this server does not know)")
     assert mailbox.logins == [] and _activity("notification.retrying") == []
 
 
@@ -135,8 +135,9 @@ def test_a_server_without_starttls_is_named_and_not_retried(app, htmx, apple, pa
     _revoke_terms(htmx, apple, paris)
     assert run_jobs() == [] and _run_due_retries(run_jobs) == 0
     [failed] = _summaries("notification.failed")
-    assert failed.startswith("Notification not delivered by e-mail through 127.0.0.1: 127.0.0.1: STARTTLS extension "
-                             "not supported by server. Check the encryption and user name settings. It said:")
+    assert failed.startswith("Notification not delivered by e-mail through 127.0.0.1: 127.0.0.1 does not offer "
+                             "STARTTLS on this port: choose SSL/TLS if the port is one that encrypts from the start "
+                             "(usually 465), or check the port (usually 587 with STARTTLS). It said:")
     assert mail.envelopes == []
 
 
@@ -149,8 +150,8 @@ def test_a_temporary_refusal_is_retried_and_a_permanent_one_is_not(app, htmx, ap
     assert _run_due_retries(run_jobs) == 1 and _run_due_retries(run_jobs) == 1
     assert len(mail.envelopes) == 1
     [retrying] = _summaries("notification.retrying")
-    assert retrying.startswith("Notification not delivered by e-mail through 127.0.0.1: 127.0.0.1 answered 451 4.3.0 "
-                               "Mailbox busy, try later. Trying again in 0 s (3 more attempts at most).")
+    assert retrying.startswith("Notification not delivered by e-mail through 127.0.0.1: 127.0.0.1 refused the message "
+                               "(451 4.3.0 Mailbox busy, try later). Trying again in 0 s (3 more attempts at most).")
     assert _summaries("notification.delivered")[0].startswith(
         "Notification delivered by e-mail through 127.0.0.1 on attempt 3.")
 
@@ -159,7 +160,7 @@ def test_a_temporary_refusal_is_retried_and_a_permanent_one_is_not(app, htmx, ap
     htmx.post(f"/servers/{paris.id}/check")
     assert run_jobs() == [] and _run_due_retries(run_jobs) == 0
     [failed] = _summaries("notification.failed")
-    assert "127.0.0.1 answered 554 5.7.1 Rejected by policy. It said: Token status of Paris is now Valid" in failed
+    assert "127.0.0.1 refused the message (554 5.7.1 Rejected by policy). It said: Token status of Paris is now Valid" in failed
     assert len(_summaries("notification.retrying")) == 1
 
 
@@ -279,7 +280,7 @@ def test_send_a_test_e_mail_shows_the_servers_answer(htmx, run_jobs, mail):
     job_id = queued.split("/settings/apple/test-email/")[1].split('"')[0]
     assert run_jobs() == []
     answer = htmx.get(f"/settings/apple/test-email/{job_id}").get_data(as_text=True)
-    assert "Not sent" in answer and "127.0.0.1 answered 550 5.1.1 No such user." in answer
+    assert "Not sent" in answer and "127.0.0.1 refused the message (550 5.1.1 No such user)." in answer
     assert _activity("notification.failed") == []  # a test's answer is on the page, not in the log
 
 

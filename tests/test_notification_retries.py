@@ -75,11 +75,13 @@ def test_a_webhook_that_cannot_be_reached_is_given_up_after_the_last_retry(app, 
     assert run_jobs() == []
     assert [_run_due_retries(run_jobs) for _ in range(4)] == [1, 1, 1, 0]  # three retries, then nothing held
     retrying, failed = _activity("notification.retrying"), _activity("notification.failed")
-    assert len(retrying) == 1 and "127.0.0.1 could not be reached (ConnectionError). Trying again" in \
-        retrying[0].summary
+    assert len(retrying) == 1 and (f"127.0.0.1 refused the connection on port {port}: check the port in the webhook URL"
+                                   in retrying[0].summary and "Error" not in retrying[0].summary)
+    assert "or whether the receiving service runs. Trying again in 0 s" in retrying[0].summary
     assert len(failed) == 1 and failed[0].level == "error"
-    assert failed[0].summary.startswith("Notification not delivered to 127.0.0.1: 127.0.0.1 could not be reached "
-                                        "(ConnectionError). Given up after 4 attempts. It said: Token status of Paris")
+    assert failed[0].summary.startswith(f"Notification not delivered to 127.0.0.1: 127.0.0.1 refused the connection on "
+                                        f"port {port}: check the port")
+    assert "receiving service runs. Given up after 4 attempts. It said: Token status of Paris" in failed[0].summary
 
 
 @pytest.mark.parametrize("answers, attempts, problem", [
