@@ -17,6 +17,7 @@ from .notification_retries import DELIVERED, Outcome
 
 TIMEOUT_S = 10  # per SMTP command: a hung server holds a worker for seconds, not for ever
 SUBJECT_PREFIX = "[ADE portal]"
+SUBJECT_MAX = 120  # characters: what a mail client's list shows is shorter still, and the start says what happened
 PORT_HINT = "check the port (usually 587 with STARTTLS, 465 with SSL/TLS, 25 without encryption)"
 
 
@@ -37,16 +38,32 @@ def compose(settings: SmtpSettings, payload: dict) -> EmailMessage:
 
 
 def subject(payload: dict) -> str:
-    """A subject that says what happened without opening the e-mail."""
+    """A subject that says what happened without opening the e-mail, on one line and short enough to read whole.
+
+    An event the list below does not know takes its text, which may hold line breaks (a header cannot) and be long."""
     server, event = payload.get("server"), payload.get("event")
     if event == "token_status" and server:
-        return f"{SUBJECT_PREFIX} Token of {server}: {payload.get('status', 'status changed')}"
-    if event == "token_reminder" and server:
+        words = f"Token of {server}: {payload.get('status', 'status changed')}"
+    elif event == "token_reminder" and server:
         days = payload.get("days_left")
-        return f"{SUBJECT_PREFIX} Token of {server} expires in {days} day{'s' if days != 1 else ''}"
-    if event == "test":
-        return f"{SUBJECT_PREFIX} Test e-mail"
-    return f"{SUBJECT_PREFIX} {payload.get('text', 'Notification')[:120]}"
+        words = f"Token of {server} expires in {days} day{'s' if days != 1 else ''}"
+    elif event == "test":
+        words = "Test e-mail"
+    else:
+        words = str(payload.get("text") or "Notification")
+    return one_line(f"{SUBJECT_PREFIX} {words}", SUBJECT_MAX)
+
+
+def one_line(text: str, longest: int) -> str:
+    """`text` on one line (line breaks, tabs and other control characters become a space, runs of spaces one) and
+    at most `longest` characters, cut after a word with "…" when it is longer."""
+    text = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+    if len(text) <= longest:
+        return text
+    cut = text[:longest - 1]
+    if " " in cut[longest // 2:]:  # a word boundary not too far back
+        cut = cut[:cut.rindex(" ")]
+    return cut.rstrip(" ,;:.-") + "…"
 
 
 def send_mail(settings: SmtpSettings, payload: dict) -> Outcome:

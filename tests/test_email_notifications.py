@@ -320,3 +320,27 @@ def test_a_test_e_mail_status_shows_no_other_job(admin_client, htmx, apple, pari
         response = htmx.get(path + job_id)
         html = response.get_data(as_text=True)
         assert response.status_code == 286 and "no longer known to Redis" in html and "added" not in html
+
+
+def test_the_subject_of_an_event_with_line_breaks_and_a_long_text_is_one_short_line(admin_client, mail):
+    """An event the subject does not know by kind takes its text: line breaks cannot go into a header (the job
+    would fail, the e-mail unsent) nor smuggle one in, and a long text is cut after a word."""
+    from jobs.notifications import deliver
+
+    assert _plain(admin_client, mail).status_code == 302
+    text = "Line one\r\nBcc: someone@evil.example\n\tLine\x0bthree " + "and more words " * 20
+    assert deliver({"event": "kind_added_later", "text": text}, "email") == {"delivered": True, "attempt": 1}
+    [message] = mail.messages()
+    subject = message["Subject"]
+    assert subject.startswith("[ADE portal] Line one Bcc: someone@evil.example Line three and more words")
+    assert len(subject) <= 120 and subject.endswith("words…") and "  " not in subject
+    assert message["Bcc"] is None and mail.envelopes[0].rcpt_tos == ["it@example.com", "oncall@example.com"]
+    assert message.get_content().splitlines()[:2] == ["Line one", "Bcc: someone@evil.example"]  # the body keeps it
+
+
+def test_a_short_subject_is_kept_whole():
+    from portal.email_delivery import one_line, subject
+
+    assert subject({"event": "kind_added_later", "text": "Disk\nfull"}) == "[ADE portal] Disk full"
+    assert subject({"event": "kind_added_later", "text": ""}) == "[ADE portal] Notification"
+    assert one_line("x" * 130, 120) == "x" * 119 + "…"  # one long word: cut where it must be
