@@ -12,7 +12,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 from .connection_errors import causes, connection_problem
-from .email_settings import SmtpSettings
+from .email_settings import SmtpSettings, parse_address
 from .notification_retries import DELIVERED, Outcome
 
 TIMEOUT_S = 10  # per SMTP command: a hung server holds a worker for seconds, not for ever
@@ -23,12 +23,13 @@ PORT_HINT = "check the port (usually 587 with STARTTLS, 465 with SSL/TLS, 25 wit
 
 def compose(settings: SmtpSettings, payload: dict) -> EmailMessage:
     """The e-mail for one event: its text first, then the fields scripts read from the webhook."""
+    sender = parse_address(settings.sender)
     message = EmailMessage()
-    message["From"] = settings.sender
-    message["To"] = ", ".join(settings.recipients)
+    message["From"] = sender.header()
+    message["To"] = [parse_address(recipient).header() for recipient in settings.recipients]
     message["Subject"] = subject(payload)
     message["Date"] = formatdate(localtime=False, usegmt=True)
-    message["Message-ID"] = make_msgid(domain=settings.sender.rpartition("@")[2])
+    message["Message-ID"] = make_msgid(domain=sender.ascii_domain)
     details = [f"{label}: {payload[key]}" for key, label in (
         ("server", "Managed server"), ("status", "Token status"), ("token_expires_at", "Token expires"),
         ("days_left", "Days left"), ("time", "Sent")) if payload.get(key) not in (None, "")]
@@ -70,10 +71,16 @@ def send_mail(settings: SmtpSettings, payload: dict) -> Outcome:
     """Send one event to every recipient; how it went, with why not in plain words."""
     host = settings.host
     try:
+        [parse_address(address) for address in (settings.sender, *settings.recipients)]
+    except ValueError as exc:  # stored by other means than the settings form, which checks them
+        return Outcome(f"{exc} Correct it in Configuration › Apple.")
+    try:
         with _connect(settings) as smtp:
             if settings.username:
                 smtp.login(settings.username, settings.password)
-            refused = smtp.send_message(compose(settings, payload))
+            # The envelope is ASCII (an internationalised domain as IDNA), whatever the headers' names hold.
+            refused = smtp.send_message(compose(settings, payload), from_addr=parse_address(settings.sender).envelope,
+                                        to_addrs=[parse_address(r).envelope for r in settings.recipients])
     except smtplib.SMTPRecipientsRefused as exc:  # every recipient refused
         return _refused(host, exc.recipients)
     except smtplib.SMTPResponseException as exc:

@@ -9,6 +9,9 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from email.headerregistry import Address
+
+import idna
 
 from .models.setting import get_setting, set_setting
 from .vault import decrypt, encrypt
@@ -21,9 +24,12 @@ MAX_PASSWORD = 128
 MAX_RECIPIENTS = 20
 MAX_RECIPIENTS_TEXT = 1000  # Setting.value's length
 # One "@", no spaces, commas, quotes or angle brackets, a dot in the domain: an address one can write on an
-# envelope as is. Display names ("Ops <ops@example.com>") are left out: they would need quoting rules.
+# envelope as is. A display name goes in front ("IT alerts <alerts@example.com>"); a domain may be internationalised
+# (bücher.example), sent as IDNA (xn--bcher-kva.example), since not every server takes UTF-8 (SMTPUTF8).
 _ATOM = r"[^@\s,;<>\"()\[\]\x00-\x1f\x7f"  # control characters too: a header cannot carry them
 ADDRESS = re.compile(_ATOM + r"]+@" + _ATOM + r"]+\." + _ATOM + r".]+")
+NAMED = re.compile(r'(?P<name>"(?:[^"\\]|\\.)*"|[^"<>]*?)\s*<(?P<address>[^<>]*)>')
+MAX_NAME = 100
 HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 
 
@@ -86,12 +92,87 @@ def save_smtp(host: str, port: int, tls: str, username: str, password: str | Non
 
 
 def split_recipients(text: str) -> list[str]:
-    """The addresses in `text` (separated by commas, semicolons, spaces or lines), each once, in order."""
-    seen: dict[str, None] = {}
-    for part in re.split(r"[\s,;]+", text or ""):
-        if part and part.lower() not in {s.lower() for s in seen}:
-            seen[part] = None
-    return list(seen)
+    """The addresses in `text`, each once (by its address, whatever its name), in order. They are separated by commas,
+    semicolons or lines, and bare ones by spaces too; a name with a comma is quoted ("Ops, Paris" <ops@example.com>)."""
+    seen: dict[str, str] = {}
+    for chunk in _outside_quotes_split(text or ""):
+        entries = [chunk.strip()] if "<" in chunk or '"' in chunk else chunk.split()
+        for entry in filter(None, entries):
+            named = NAMED.fullmatch(entry)
+            seen.setdefault((named.group("address") if named else entry).strip().lower(), entry)
+    return list(seen.values())
+
+
+def _outside_quotes_split(text: str) -> list[str]:
+    """`text` cut at commas, semicolons and line breaks that are neither in quotes nor in angle brackets."""
+    chunks, current, quoted, angled, escaped = [], [], False, False, False
+    for ch in text:
+        if escaped:
+            escaped = False
+        elif quoted and ch == "\\":
+            escaped = True
+        elif ch == '"' and not angled:
+            quoted = not quoted
+        elif ch in "<>" and not quoted:
+            angled = ch == "<"
+        elif ch in ",;\r\n" and not quoted and not angled:
+            chunks.append("".join(current))
+            current = []
+            continue
+        current.append(ch)
+    return chunks + ["".join(current)]
+
+
+@dataclass(frozen=True)
+class EmailAddress:
+    """An address as typed (`text`), its display name, and its parts as they go on the envelope."""
+
+    text: str
+    name: str
+    local: str
+    domain: str  # as typed: bücher.example
+    ascii_domain: str  # as sent: xn--bcher-kva.example
+
+    @property
+    def envelope(self) -> str:
+        """The address in MAIL FROM / RCPT TO: ASCII throughout."""
+        return f"{self.local}@{self.ascii_domain}"
+
+    @property
+    def shown(self) -> str:
+        """The address as the admin wrote it, without its name."""
+        return f"{self.local}@{self.domain}"
+
+    def header(self) -> Address:
+        return Address(display_name=self.name, username=self.local, domain=self.ascii_domain)
+
+
+def parse_address(text: str) -> EmailAddress:
+    """`text` (alerts@example.com, or IT alerts <alerts@example.com>) as an address; ValueError in words if it is not
+    one."""
+    shown = "".join(ch for ch in text[:60] if ch.isprintable())
+    not_one = f"{shown} is not an e-mail address: write it like alerts@example.com or IT alerts <alerts@example.com>."
+    text = text.strip()
+    named = NAMED.fullmatch(text)
+    name, address = (named.group("name").strip(), named.group("address").strip()) if named else ("", text)
+    if name.startswith('"'):
+        name = re.sub(r"\\(.)", r"\1", name[1:-1])
+    if len(text) > 254 + MAX_NAME or len(address) > 254 or "<" in address or ">" in address or "@" not in address:
+        raise ValueError(not_one)
+    if len(name) > MAX_NAME:
+        raise ValueError(f"The name in front of {address[:60]} has at most {MAX_NAME} characters.")
+    local, _, domain = address.rpartition("@")
+    if not local.isascii():  # most servers refuse them (SMTPUTF8): say so here rather than at the first alert
+        raise ValueError(f"{shown} holds non-ASCII characters before the @: give an ASCII user part (the domain may "
+                         "have accents).")
+    try:
+        ascii_domain = domain if domain.isascii() else idna.encode(domain, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError):
+        raise ValueError(f"{shown} is not an e-mail address: its domain, {domain[:60]}, is not a valid "
+                         "internationalised domain name.") from None
+    if not ADDRESS.fullmatch(f"{local}@{ascii_domain}"):
+        raise ValueError(not_one)
+    return EmailAddress(text=text, name=name, local=local, domain=domain, ascii_domain=ascii_domain)
 
 
 def host_problem(host: str) -> str | None:
@@ -108,11 +189,10 @@ def host_problem(host: str) -> str | None:
 
 def address_problem(address: str) -> str | None:
     """Why `address` cannot be written on an envelope as is."""
-    shown = "".join(ch for ch in address[:60] if ch.isprintable())
-    if len(address) > 254 or not ADDRESS.fullmatch(address):
-        return f"{shown} is not an e-mail address: write it like alerts@example.com."
-    if not address.isascii():  # most servers refuse them (SMTPUTF8): say so here rather than at the first alert
-        return f"{shown} holds non-ASCII characters: give an ASCII address (punycode for the domain, xn--…)."
+    try:
+        parse_address(address)
+    except ValueError as exc:
+        return str(exc)
     return None
 
 

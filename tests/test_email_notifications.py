@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from markupsafe import escape
 from sqlalchemy import select
 
 from jobs.servers import refresh_token_statuses
@@ -203,7 +204,12 @@ def test_the_webhook_and_e_mail_are_retried_apart(app, htmx, apple, paris, run_j
     ({"sender": "ade\x07@example.com"}, "smtp_sender", "control characters, which are not allowed: U+0007 (BEL)"),
     ({"recipients": ""}, "smtp_recipients", "Give at least one address"),
     ({"recipients": "it@example.com, oncall"}, "smtp_recipients", "oncall is not an e-mail address"),
-    ({"recipients": "it@exämple.com"}, "smtp_recipients", "holds non-ASCII characters"),
+    ({"recipients": "ït@example.com"}, "smtp_recipients", "holds non-ASCII characters before the @"),
+    ({"recipients": "it@☃.example"}, "smtp_recipients", "its domain, ☃.example, is not a valid internationalised"),
+    ({"recipients": "IT <it@example.com"}, "smtp_recipients", "IT &lt;it@example.com is not an e-mail address"),
+    ({"recipients": "Ops, Paris <ops@example.com>"}, "smtp_recipients", "Ops is not an e-mail address"),
+    ({"sender": "ADE <ade@example.com> x"}, "smtp_sender", "is not an e-mail address: write it like alerts@example.com "
+                                                          "or IT alerts &lt;alerts@example.com&gt;."),
     ({"recipients": ", ".join(f"u{n}@example.com" for n in range(21))}, "smtp_recipients", "at most 20 addresses"),
     ({"tls": "none", "username": "u", "password": "p"}, "smtp_tls", "only sent over an encrypted connection"),
     ({"username": "u"}, "smtp_username", "Give the password of this user name too"),
@@ -220,6 +226,9 @@ def test_smtp_settings_that_cannot_work_are_refused_next_to_the_field_and_nothin
     response = _save(admin_client, **{**good, **fields})
     assert response.status_code == 422
     assert message in field_error(response.get_data(as_text=True), field)
+    typed = fields.get(field.removeprefix("smtp_"))
+    if typed and field in ("smtp_sender", "smtp_recipients") and "\x07" not in typed:  # what was typed comes back
+        assert escape(typed) in response.get_data(as_text=True)
     db.session.expire_all()
     assert {row.key: row.value for row in db.session.execute(select(Setting)).scalars()} == before
 
@@ -344,3 +353,28 @@ def test_a_short_subject_is_kept_whole():
     assert subject({"event": "kind_added_later", "text": "Disk\nfull"}) == "[ADE portal] Disk full"
     assert subject({"event": "kind_added_later", "text": ""}) == "[ADE portal] Notification"
     assert one_line("x" * 130, 120) == "x" * 119 + "…"  # one long word: cut where it must be
+
+
+def test_a_display_name_and_an_internationalised_domain_are_accepted_and_sent_as_idna(admin_client, mail):
+    sender, recipients = "IT alerts <alerts@bücher.example>", '"Ops, Paris" <ops@bücher.example>\nit@example.com'
+    assert _save(admin_client, host="127.0.0.1", port=str(mail.port), tls="none", sender=sender,
+                 recipients=recipients).status_code == 302
+    page = admin_client.get("/settings/apple").get_data(as_text=True)
+    assert str(escape(sender)) in page and str(escape('"Ops, Paris" <ops@bücher.example>, it@example.com')) in page
+    from jobs.notifications import deliver
+
+    assert deliver({"event": "test", "text": "Hello"}, "email")["delivered"] is True
+    [envelope], [message] = mail.envelopes, mail.messages()
+    assert envelope.mail_from == "alerts@xn--bcher-kva.example"
+    assert envelope.rcpt_tos == ["ops@xn--bcher-kva.example", "it@example.com"]
+    assert message["From"].addresses[0].display_name == "IT alerts"
+    assert [(a.display_name, a.addr_spec) for a in message["To"].addresses] == [
+        ("Ops, Paris", "ops@xn--bcher-kva.example"), ("", "it@example.com")]
+    assert message["Message-ID"].endswith("@xn--bcher-kva.example>")
+
+
+def test_the_same_address_under_two_names_is_one_recipient():
+    from portal.email_settings import split_recipients
+
+    assert split_recipients("it@example.com, IT team <IT@example.com>; oncall@example.com") == [
+        "it@example.com", "oncall@example.com"]
