@@ -71,18 +71,18 @@ def send_mail(settings: SmtpSettings, payload: dict) -> Outcome:
     """Send one event to every recipient; how it went, with why not in plain words."""
     host = settings.host
     try:
-        [parse_address(address) for address in (settings.sender, *settings.recipients)]
+        sender, recipients = parse_address(settings.sender), [parse_address(r) for r in settings.recipients]
     except ValueError as exc:  # stored by other means than the settings form, which checks them
         return Outcome(f"{exc} Correct it in Configuration › Apple.")
+    shown = {recipient.envelope: recipient.shown for recipient in recipients}
     try:
         with _connect(settings) as smtp:
             if settings.username:
                 smtp.login(settings.username, settings.password)
             # The envelope is ASCII (an internationalised domain as IDNA), whatever the headers' names hold.
-            refused = smtp.send_message(compose(settings, payload), from_addr=parse_address(settings.sender).envelope,
-                                        to_addrs=[parse_address(r).envelope for r in settings.recipients])
+            refused = smtp.send_message(compose(settings, payload), from_addr=sender.envelope, to_addrs=list(shown))
     except smtplib.SMTPRecipientsRefused as exc:  # every recipient refused
-        return _refused(host, exc.recipients)
+        return _refused(host, exc.recipients, shown)
     except smtplib.SMTPResponseException as exc:
         return _answer_problem(settings, exc)
     except smtplib.SMTPNotSupportedError as exc:  # no STARTTLS, no AUTH: a setting to change, not a moment to wait
@@ -104,8 +104,8 @@ def send_mail(settings: SmtpSettings, payload: dict) -> Outcome:
             return Outcome(problem.words + ".", retryable=problem.retryable)
         return Outcome(f"{host} could not be reached: {(exc.strerror or 'the connection failed').rstrip('.')}.",
                        retryable=True)
-    if refused:  # some accepted: a retry would write to them twice, so it is said, not retried
-        return _refused(host, refused, some=True)
+    if refused:  # some accepted: delivered to them, never again; a retry only for those refused for now
+        return _refused(host, refused, shown)
     return DELIVERED
 
 
@@ -168,9 +168,15 @@ def _connect(settings: SmtpSettings) -> smtplib.SMTP:
     return smtp
 
 
-def _refused(host: str, recipients: dict, *, some: bool = False) -> Outcome:
-    shown = "; ".join(f"{address} ({_reply_text(code, reply)[:80]})" for address, (code, reply) in
-                      list(recipients.items())[:5])
-    lead = "accepted the e-mail for the other recipients but refused" if some else "refused every recipient:"
-    temporary = not some and all(400 <= code < 500 for code, _ in recipients.values())
-    return Outcome(f"{host} {lead} {shown}.", retryable=temporary)
+def _refused(host: str, refused: dict, shown: dict[str, str]) -> Outcome:
+    """Recipients refused (`refused`: envelope address → (code, reply)), the others of `shown` accepted. Those refused
+    with a temporary (4xx) reply are the only ones a retry goes to: the accepted ones have the e-mail already."""
+    listed = "; ".join(f"{shown.get(address, address)} ({_reply_text(code, reply)[:80]})"
+                       for address, (code, reply) in list(refused.items())[:5])
+    listed += f" and {len(refused) - 5} more" if len(refused) > 5 else ""
+    temporary = tuple(address for address, (code, _) in refused.items() if 400 <= code < 500)
+    accepted = [text for address, text in shown.items() if address not in refused]
+    lead = f"accepted the e-mail for {', '.join(accepted)} but refused" if accepted else "refused every recipient:"
+    check = " Check these addresses." if len(temporary) < len(refused) else ""
+    return Outcome(f"{host} {lead} {listed}.{check}", retryable=bool(temporary), partial=bool(accepted),
+                   retry_to=temporary if temporary and (accepted or len(temporary) < len(refused)) else None)

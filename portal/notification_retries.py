@@ -6,6 +6,10 @@ temporary SMTP refusal) is tried again after each of NOTIFICATION_RETRY_DELAYS, 
 that will not pass by itself (another 4xx, a redirect, a permanent SMTP refusal) is not retried: it needs
 the admin. Each retry is a new job held by rq-scheduler, so no worker waits meanwhile.
 
+An e-mail that the server accepts for some recipients and refuses for others is delivered to those: the log
+says which were refused and why, as a warning, and a retry goes only to the ones refused for now (4xx), so no one
+receives it twice.
+
 The activity log hears of a delivery at most twice: once when it first fails (saying whether it will be
 tried again) and once at the end (delivered after all, or given up), never once per attempt.
 """
@@ -25,6 +29,8 @@ class Outcome:
     problem: str | None = None
     retryable: bool = False  # the reason may pass by itself
     retry_after: int | None = None  # seconds the receiver asked us to wait (HTTP 429 Retry-After)
+    partial: bool = False  # delivered to some recipients: `problem` names the others
+    retry_to: tuple[str, ...] | None = None  # the only recipients a retry goes to (those refused for now)
 
 
 DELIVERED = Outcome()

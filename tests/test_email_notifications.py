@@ -378,3 +378,64 @@ def test_the_same_address_under_two_names_is_one_recipient():
 
     assert split_recipients("it@example.com, IT team <IT@example.com>; oncall@example.com") == [
         "it@example.com", "oncall@example.com"]
+
+
+def test_recipients_refused_for_good_are_named_as_a_warning_and_the_others_get_it_once(app, htmx, apple, paris,
+                                                                                       run_jobs, mail):
+    app.config["NOTIFICATION_RETRY_DELAYS"] = QUICK
+    assert _plain(htmx, mail).status_code == 302
+    mail.recipient_answers = {"oncall@example.com": ["550 5.1.1 No such user"]}
+    _revoke_terms(htmx, apple, paris)
+    assert run_jobs() == [] and _run_due_retries(run_jobs) == 0
+    assert [e.rcpt_tos for e in mail.envelopes] == [["it@example.com"]]
+    [partly] = _activity("notification.partly_delivered")
+    assert partly.level == "warning" and partly.summary.startswith(
+        "Notification delivered by e-mail through 127.0.0.1 to only some recipients: 127.0.0.1 accepted the e-mail "
+        "for it@example.com but refused oncall@example.com (550 5.1.1 No such user). Check these addresses. It said: "
+        "Token status of Paris is now Terms Not Accepted.")
+    assert _activity("notification.failed") == [] and _activity("notification.retrying") == []
+
+
+def test_a_recipient_refused_for_now_is_retried_alone(app, htmx, apple, paris, run_jobs, mail):
+    app.config["NOTIFICATION_RETRY_DELAYS"] = QUICK
+    assert _save(htmx, host="127.0.0.1", port=str(mail.port), tls="none", sender="ade@example.com",
+                 recipients="it@example.com, oncall@example.com, gone@example.com").status_code == 302
+    mail.recipient_answers = {"oncall@example.com": ["451 4.2.1 Mailbox busy", "452 4.2.2 Still busy"],
+                              "gone@example.com": ["550 5.1.1 No such user"]}
+    _revoke_terms(htmx, apple, paris)
+    assert run_jobs() == []
+    assert _run_due_retries(run_jobs) == 1 and _run_due_retries(run_jobs) == 1 and _run_due_retries(run_jobs) == 0
+    assert [e.rcpt_tos for e in mail.envelopes] == [["it@example.com"], ["oncall@example.com"]]  # no one twice
+    [retrying] = _summaries("notification.retrying")
+    assert retrying.startswith(
+        "Notification delivered by e-mail through 127.0.0.1 to only some recipients: 127.0.0.1 accepted the e-mail "
+        "for it@example.com but refused oncall@example.com (451 4.2.1 Mailbox busy); gone@example.com (550 5.1.1 No "
+        "such user). Check these addresses. Trying again for oncall@example.com in 0 s (3 more attempts at most).")
+    assert _summaries("notification.delivered")[0].startswith(
+        "Notification delivered by e-mail through 127.0.0.1 to oncall@example.com on attempt 3. It said:")
+    assert _activity("notification.failed") == [] and _activity("notification.partly_delivered") == []
+
+
+def test_every_recipient_refused_retries_only_those_refused_for_now(app, htmx, apple, paris, run_jobs, mail):
+    app.config["NOTIFICATION_RETRY_DELAYS"] = (0,)
+    assert _plain(htmx, mail).status_code == 302
+    mail.recipient_answers = {"it@example.com": ["550 5.1.1 No such user"],
+                              "oncall@example.com": ["451 4.2.1 Mailbox busy", "451 4.2.1 Mailbox busy"]}
+    _revoke_terms(htmx, apple, paris)
+    assert run_jobs() == [] and _run_due_retries(run_jobs) == 1 and _run_due_retries(run_jobs) == 0
+    assert mail.envelopes == [] and mail.recipient_answers["it@example.com"] == []  # asked once, not retried
+    assert "Trying again for oncall@example.com in 0 s" in _summaries("notification.retrying")[0]
+    [failed] = _summaries("notification.failed")
+    assert failed.startswith("Notification not delivered by e-mail through 127.0.0.1 to oncall@example.com: 127.0.0.1 "
+                             "refused every recipient: oncall@example.com (451 4.2.1 Mailbox busy). Given up after 2 "
+                             "attempts.")
+
+
+def test_a_test_e_mail_some_recipients_refused_says_partly_sent(htmx, run_jobs, mail):
+    assert _plain(htmx, mail).status_code == 302
+    mail.recipient_answers = {"oncall@example.com": ["550 5.1.1 No such user"]}
+    queued = htmx.post("/settings/apple/test-email").get_data(as_text=True)
+    job_id = queued.split("/settings/apple/test-email/")[1].split('"')[0]
+    assert run_jobs() == []
+    answer = htmx.get(f"/settings/apple/test-email/{job_id}").get_data(as_text=True)
+    assert "Partly sent" in answer and "accepted the e-mail for it@example.com but refused oncall@example.com" in answer

@@ -255,7 +255,8 @@ def test_a_refused_sender_is_named_with_the_servers_reply(app, mail):
 def test_every_recipient_refused_is_named_with_the_servers_reply(app, mail):
     mail.recipient_answers = {"it@example.com": ["550 5.1.1 No such user"]}
     outcome = send_mail(_smtp(mail.port), PAYLOAD)
-    assert _plain_words(outcome.problem) == "127.0.0.1 refused every recipient: it@example.com (550 5.1.1 No such user)."
+    assert _plain_words(outcome.problem) == ("127.0.0.1 refused every recipient: it@example.com (550 5.1.1 No such "
+                                             "user). Check these addresses.")
     assert not outcome.retryable
 
 
