@@ -18,6 +18,7 @@ from portal.extensions import db
 from portal.htmx import STOP_POLLING
 from portal.models import (ActivityEntry, AssignmentBatch, Device, EnrollmentProfile, ManagedServer,
                            ServerConfiguration, TrustedCertificate)
+from portal.models.profile import DEVICE_FAMILIES
 from tests.conftest import CSRF_INPUT
 from tests.servers_helpers import Identity, TakenJob, field_error, post_add_server, server_named
 
@@ -295,6 +296,22 @@ def test_at_most_one_default_profile_per_server(htmx, server_id):
     assert htmx.post(f"/profiles/{first.id}/edit", data=profile_form(name="First", is_default="y")).status_code == 204
     assert profile_named("First").is_default is True and profile_named("Second").is_default is False
     assert profile_named("First").status == "not_configured"  # a portal-side flag: nothing for Apple
+
+
+def test_a_default_for_every_family_says_when_the_others_take_every_family(htmx, server_id):
+    """With a default for each family, the one for every family only gets devices Apple reports without a family."""
+    assert create(htmx, server_id, name="Everything", is_default="y").status_code == 204
+    assert create(htmx, server_id, name="Apple", is_default="y",
+                  default_families=list(DEVICE_FAMILIES)[:-1]).status_code == 204
+    everything = profile_named("Everything")
+    row = htmx.get(f"/servers/{server_id}/profiles").get_data(as_text=True).split(">Everything<")[1].split("</tr>")[0]
+    assert "Other families" in row and "without a family" not in row
+    assert create(htmx, server_id, name="Last", is_default="y",
+                  default_families=list(DEVICE_FAMILIES)[-1:]).status_code == 204
+    page = " ".join(htmx.get(f"/profiles/{everything.id}").get_data(as_text=True).split())
+    assert "Default for new devices Apple reports without a device family (other defaults take every family)" in page
+    row = htmx.get(f"/servers/{server_id}/profiles").get_data(as_text=True).split(">Everything<")[1].split("</tr>")[0]
+    assert "Devices without a family" in row and "Other families" not in row
 
 
 def _defaults(server_id: int) -> dict[str, list[str] | None]:

@@ -70,7 +70,15 @@ class EnrollmentProfile(db.Model):
         if self.default_families:
             return f"Default for new {family_words(self.default_families)} devices"
         others = self.families_of_other_defaults
+        if self.others_take_every_family:
+            return "Default for new devices Apple reports without a device family (other defaults take every family)"
         return "Default for new devices" + (f" other than {family_words(others)}" if others else "")
+
+    @property
+    def others_take_every_family(self) -> bool:
+        """A default for every family whose server's other defaults name each family: only devices Apple reports
+        without a family are left to it, which its label and the profile list say rather than "other families"."""
+        return len(self.families_of_other_defaults) == len(DEVICE_FAMILIES)
 
     @property
     def families_of_other_defaults(self) -> list[str]:
