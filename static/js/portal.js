@@ -351,6 +351,29 @@
 
   function pageKey() { return location.pathname + location.search; }
 
+  // Which form a draft was typed in: its verb and address. A pop-up's filter form may send to the same address as
+  // its OK form (Select the Managed Devices), but with GET: the draft goes back into the form that was sent.
+  function formKey(form) {
+    if (form.getAttribute("hx-post")) return "post " + form.getAttribute("hx-post");
+    if (form.getAttribute("hx-get")) return "get " + form.getAttribute("hx-get");
+    return (form.getAttribute("method") || "get").toLowerCase() + " " + form.getAttribute("action");
+  }
+
+  // A pop-up's filter (Select the Managed Devices) comes back as part of the address the pop-up is loaded from:
+  // the server then draws the filter and the list it selects (the count, Select all N) together. Put back into
+  // the filter form alone, the list under it would still show what the pop-up opens with.
+  function withFilter(url, filter) {
+    if (!filter || !filter.length) return url;
+    var parts = url.split("?"), params = new URLSearchParams(parts[1] || "");
+    filter.forEach(function (kept) { params.delete(kept.name); });
+    filter.forEach(function (kept) {
+      var values = kept.values || (kept.checked === false ? [] : [kept.value]);
+      values.forEach(function (value) { if (value !== "") params.append(kept.name, value); });
+    });
+    var query = params.toString();
+    return parts[0] + (query ? "?" + query : "");
+  }
+
   function notKept(el) { return el.hasAttribute("data-secret") || el.hasAttribute("data-confirmation"); }
 
   function keptFields(form) {
@@ -394,10 +417,11 @@
     var inPopup = !!form.closest("#modal-content");
     var fields = keptFields(form);
     if (!fields.length || (inPopup && !popupUrl)) return;
+    var filter = inPopup ? document.querySelector("#modal-content form[role=search]") : null;
     try {
       sessionStorage.setItem(DRAFT_KEY, JSON.stringify({
-        page: pageKey(), popup: inPopup ? popupUrl : null, action: form.getAttribute("hx-post") || form.getAttribute("action"),
-        admin: document.body.getAttribute("data-admin"), fields: fields, at: Date.now(),
+        page: pageKey(), popup: inPopup ? withFilter(popupUrl, filter && filter !== form ? keptFields(filter) : null) : null,
+        action: formKey(form), admin: document.body.getAttribute("data-admin"), fields: fields, at: Date.now(),
       }));
     } catch (err) { /* storage full or refused: the sign-in page still comes */ }
   });
@@ -424,7 +448,7 @@
     if (draft.page !== pageKey() || draft.admin !== admin || Date.now() - draft.at > DRAFT_MAX_AGE_MS) return;
     function formIn(scope) {
       return Array.prototype.filter.call(scope.querySelectorAll("form"), function (f) {
-        return (f.getAttribute("hx-post") || f.getAttribute("action")) === draft.action;
+        return formKey(f) === draft.action;
       })[0];
     }
     // The form may be gone meanwhile (its profile or server deleted, another admin's change): said, not dropped

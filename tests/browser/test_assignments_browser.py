@@ -328,3 +328,37 @@ def test_a_requests_page_shows_apples_answers_as_they_come_and_after_retry_now(s
     assert run_jobs() == []
     expect(results.get_by_role("row").filter(has_text=second)).to_contain_text("Assigned", timeout=15_000)
     expect(page.locator("#batch-status")).to_contain_text("Finished")
+
+
+def test_a_pop_up_restored_after_the_session_ended_lists_the_devices_of_its_restored_filter(signed_in_page: Page,
+                                                                                            profile):
+    """Select the Managed Devices sent after the session ended: after signing in again it opens with the filter
+    as typed, and the list under it (its count, Select all N, the rows ticked) follows that filter, not all devices."""
+    from tests.browser.test_profiles_browser import _end_session_in_another_tab, _sign_in_again
+
+    page = signed_in_page
+    devices = sorted(devices_of(profile.server_id))
+    first, second = devices[0], devices[1]
+    page.goto(f"/profiles/{profile.id}")
+    page.locator("#profile-devices").get_by_role("link", name="Add Devices", exact=True).click()
+    dialog = page.get_by_role("dialog", name="Select the Managed Devices")
+    dialog.get_by_label("Search").fill(first)
+    expect(dialog.get_by_role("checkbox", name=f"Select {second}")).to_have_count(0)
+    dialog.get_by_role("checkbox", name=f"Select {first}").check()
+    _end_session_in_another_tab(page)
+
+    dialog.get_by_role("button", name="OK").click()
+    page.wait_for_url(f"**/login?next=/profiles/{profile.id}")
+    _sign_in_again(page)
+    page.wait_for_url(f"**/profiles/{profile.id}")
+
+    dialog = page.get_by_role("dialog", name="Select the Managed Devices")
+    expect(dialog.get_by_role("status").filter(has_text="Your session ended")).to_be_visible()
+    expect(dialog.get_by_label("Search")).to_have_value(first)
+    expect(dialog.get_by_text("1 device matching the filter", exact=True)).to_be_visible()
+    expect(dialog.get_by_role("checkbox", name=re.compile("Select all 1 device matching the filter"))).to_be_visible()
+    expect(dialog.get_by_role("checkbox", name=f"Select {second}")).to_have_count(0)
+    expect(dialog.get_by_role("checkbox", name=f"Select {first}")).to_be_checked()
+    dialog.get_by_role("button", name="OK").click()
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#toasts")).to_contain_text("Assigning 1 device")
