@@ -41,8 +41,8 @@ def register_url_converters(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    """Bind the database, migrations, CSRF, login and Redis to the app."""
-    from . import queue, security
+    """Bind the database, migrations, CSRF, login and Redis to the app; guard forms against a repeated POST."""
+    from . import form_once, queue, security
     from .extensions import csrf, db, login_manager, migrate
 
     db.init_app(app)
@@ -51,6 +51,7 @@ def register_extensions(app: Flask) -> None:
     login_manager.init_app(app)
     queue.init_app(app)
     security.init_app(app)
+    form_once.init_app(app)  # after the CSRF check and the login gate, whose before_request hooks run first
 
 
 def register_blueprints(app: Flask) -> None:
