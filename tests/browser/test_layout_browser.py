@@ -95,3 +95,40 @@ def test_the_profiles_server_filter_is_styled_as_the_other_filter_bars(signed_in
     assert style[0] == reference, f"frame {style[0]}, the device list's {reference}"
     assert style[1] >= 28, f"{style[1]} px tall"
     assert style[2] == style[3], f"text {style[2]} in a form written in {style[3]}"
+
+
+FILTER_CONTROLS = """form => Array.from(form.querySelectorAll(
+        "input:not([type=hidden]):not([type=checkbox]):not([type=radio]), select, button, a.button"))
+    .filter(el => el.getClientRects().length > 0)
+    .map(el => [el.id || el.name || el.textContent.trim(), Math.round(el.getBoundingClientRect().height * 10) / 10])"""
+
+
+def _filter_bar_heights(form) -> dict[str, float]:
+    heights = dict(form.evaluate(FILTER_CONTROLS))
+    assert len(heights) >= 2, heights
+    return heights
+
+
+def test_the_controls_of_every_filter_bar_are_one_height(signed_in_page: Page, configured_paris):
+    """The search box, the selects and Apply/Filter stood a few pixels apart in height on the device lists, the
+    profile list and the Add Devices pop-up: one height for all of them, on every one of those bars."""
+    from tests.test_assignments import configured_profile
+    from portal.extensions import db
+    from portal.models import ManagedServer
+
+    profile = configured_profile(db.session.get(ManagedServer, configured_paris))
+    page = signed_in_page
+    page.set_viewport_size({"width": 1280, "height": 800})
+    bars = {}
+    for url in ("/devices", f"/servers/{configured_paris}/devices", "/profiles", "/activity/"):
+        page.goto(url)
+        bars[url] = _filter_bar_heights(page.locator("main form[role=search]").first)
+        shot(page, f"filter-bar{url.rstrip('/').replace('/', '-')}.png")
+    page.goto(f"/profiles/{profile.id}")
+    page.locator("#profile-devices").get_by_role("link", name="Add Devices", exact=True).click()
+    dialog = page.get_by_role("dialog", name="Select the Managed Devices")
+    bars["Add Devices"] = _filter_bar_heights(dialog.locator("form[role=search]"))
+    shot(page, "filter-bar-add-devices.png")
+
+    every = {height for heights in bars.values() for height in heights.values()}
+    assert max(every) - min(every) <= 0.5, bars
