@@ -106,6 +106,19 @@ def test_the_typed_word_may_be_in_small_letters(htmx, apple, paris, run_jobs):
     assert _device(serial).removed_at is not None
 
 
+def test_released_devices_leave_the_server_counts_at_once(htmx, apple, paris, run_jobs):
+    """The server's device count (Servers page, the Managed Devices tab) drops with the release, not at the next sync."""
+    released, failing = _serials(apple)[:2]
+    apple.state.set_fault(SIM, "assign_failed", [failing])
+    assert release(htmx, paris.id, [released, failing]).status_code == 204
+    assert run_jobs() == []
+    db.session.expire_all()
+    assert db.session.get(type(paris), paris.id).device_count == 7
+    assert "Managed Devices (7)" in htmx.get(f"/servers/{paris.id}").get_data(as_text=True)
+    assert "7 devices" in htmx.get(f"/servers/{paris.id}/devices").get_data(as_text=True)
+    assert re.search(r"<td[^>]*>\s*7\s*</td>", htmx.get("/servers").get_data(as_text=True))
+
+
 def test_serials_that_are_not_devices_of_the_server_are_named_and_nothing_is_sent(htmx, apple, paris):
     serial = _serials(apple)[0]
     response = release(htmx, paris.id, [serial, "NOTADEVICE1"])

@@ -21,6 +21,7 @@ from ..activity.record import record_activity
 from ..apple import errors as apple_errors
 from ..apple_link import client_for, note_apple_error, note_apple_success, status_of
 from ..device_locks import lock_device_writes
+from ..devices.counts import recount
 from ..extensions import db
 from ..models import AssignmentBatch, AssignmentTask, Device, EnrollmentProfile, ManagedServer
 from ..models.assignment import (ACTION_WORDS, ASSIGN, DONE, DONE_WORDS, FAILED, NOT_ACCESSIBLE, NOT_HELD, QUEUED,
@@ -306,6 +307,10 @@ def _store_answers(batch: AssignmentBatch, chunk: _Chunk, answers, uuid) -> Coun
             select(AssignmentTask.device_id).where(*mine).scalar_subquery())).values(**device_values),
             execution_options=NO_UPDATE)
         db.session.execute(update(AssignmentTask).where(*mine).values(**values), execution_options=NO_UPDATE)
+        if batch.action == RELEASE and state == DONE:
+            # Released devices left the server's current devices: its kept count follows now, not at the next
+            # synchronization (exact, since a device may have left already; the device lock is held).
+            recount(batch.server_id)
         counts[state] += len(ids)
     return counts
 
