@@ -187,6 +187,18 @@ def test_filter_choices_come_from_the_data(admin_client, fleet):
     assert "Lyon default" in server_page and "Staff" not in server_page
 
 
+def test_device_families_are_named_as_the_profile_form_names_them(admin_client, fleet):
+    """Apple's "AppleTV" reads "Apple TV" in the lists and their filters, as on a profile's default families."""
+    _seed(fleet["paris"], {"serial_number": "DY3TV01", "model": "Apple TV 4K", "os": "tvOS", "device_family": "AppleTV"})
+    page = admin_client.get("/devices").get_data(as_text=True)
+    assert '<option value="AppleTV" >Apple TV</option>' in page
+    assert re.search(r"<td>Apple TV<br><span class=\"muted\">tvOS</span></td>", page)
+    assert _serials(admin_client.get("/devices?family=AppleTV")) == ["DY3TV01"]  # the value sent is still Apple's
+    popup = admin_client.get(f"/profiles/{fleet['staff'].id}/devices/add").get_data(as_text=True)
+    assert '<option value="AppleTV">Apple TV</option>' in popup
+    assert ">AppleTV<" not in page + popup
+
+
 def test_empty_results_say_what_to_do(admin_client, fleet):
     page = admin_client.get("/devices?q=nothing-like-this").get_data(as_text=True)
     assert "No device matches" in page and "clear them" in page
