@@ -119,6 +119,21 @@ def test_released_devices_leave_the_server_counts_at_once(htmx, apple, paris, ru
     assert re.search(r"<td[^>]*>\s*7\s*</td>", htmx.get("/servers").get_data(as_text=True))
 
 
+def test_delete_server_names_its_release_requests_as_such(htmx, apple, paris, run_jobs):
+    """Delete's confirmation and its activity log line do not call a Release Devices request an Add Devices one."""
+    assert release(htmx, paris.id, _serials(apple)[:1]).status_code == 204
+    assert run_jobs() == []
+    html = " ".join(htmx.get(f"/servers/{paris.id}/delete").get_data(as_text=True).split())
+    assert "with its 7 devices, its synchronization history and its 1 Release Devices request with its results." in html
+    assert "Add Devices / Remove Devices" not in html
+    assert htmx.post(f"/servers/{paris.id}/delete", data={"confirm_name": "Paris"}).status_code == 204
+    summary = db.session.execute(select(ActivityEntry.summary).where(ActivityEntry.action == "server.deleted")).scalar_one()
+    assert summary == ("Deleted managed server Paris with 7 devices, its synchronization history and its "
+                       "1 Release Devices request with its results")
+    # The activity log's kinds of object name release requests too (its filter lists them with the others).
+    assert "Add Devices / Remove Devices / Release Devices requests" in htmx.get("/activity/").get_data(as_text=True)
+
+
 def test_serials_that_are_not_devices_of_the_server_are_named_and_nothing_is_sent(htmx, apple, paris):
     serial = _serials(apple)[0]
     response = release(htmx, paris.id, [serial, "NOTADEVICE1"])

@@ -558,7 +558,7 @@ def test_delete_names_the_profiles_and_requests_that_go_with_the_server(htmx, ap
 
     html = " ".join(htmx.get(f"/servers/{server.id}/delete").get_data(as_text=True).split())
     assert ("with its 25 devices, its synchronization history, its 2 enrollment profiles (1 configured at Apple) and its "
-            "1 Add Devices / Remove Devices request with their results. Nothing changes in Apple Business Manager") in html
+            "1 Add Devices / Remove Devices request with its results. Nothing changes in Apple Business Manager") in html
     assert "<strong>3 devices</strong> are associated with the configured profile." in html
     assert "those devices keep Apple's profile until it is removed from them" in html
 
@@ -566,7 +566,7 @@ def test_delete_names_the_profiles_and_requests_that_go_with_the_server(htmx, ap
     entry = db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "server.deleted")).scalar_one()
     assert entry.summary == ("Deleted managed server Paris with 25 devices, its synchronization history, its "
                              "2 enrollment profiles (1 configured at Apple) and its 1 Add Devices / Remove Devices "
-                             "request with their results; "
+                             "request with its results; "
                              "3 associated devices keep Apple's profile until it is removed from them")
     assert entry.details["profiles"] == 2 and entry.details["associated_devices"] == 3
     assert db.session.execute(select(func.count()).select_from(EnrollmentProfile)).scalar_one() == 0

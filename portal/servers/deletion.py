@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from ..devices.counts import current_counts
 from ..extensions import db
 from ..models import AssignmentBatch, Device, EnrollmentProfile, ManagedServer
+from ..models.assignment import RELEASE
 
 
 def counted(n: int, word: str) -> str:
@@ -24,6 +25,7 @@ class DeletionScope:
     configured: int  # profiles Apple holds a copy of (they have Apple's UUID)
     associated: int  # current devices associated with those profiles: they keep Apple's profile
     requests: int  # Add Devices / Remove Devices requests, with their per-device results
+    releases: int = 0  # Release Devices requests: named apart, since they are not Add Devices ones
 
     def parts(self) -> list[str]:
         """What goes with the server, in words: '25 devices', 'its synchronization history', ..."""
@@ -31,8 +33,9 @@ class DeletionScope:
         if self.profiles:
             configured = f" ({self.configured:,} configured at Apple)" if self.configured else ""
             parts.append(f"its {counted(self.profiles, 'enrollment profile')}{configured}")
-        if self.requests:
-            parts.append(f"its {counted(self.requests, 'Add Devices / Remove Devices request')} with their results")
+        for n, word in ((self.requests, "Add Devices / Remove Devices request"), (self.releases, "Release Devices request")):
+            if n:
+                parts.append(f"its {counted(n, word)} with {'its' if n == 1 else 'their'} results")
         return parts
 
     def summary(self, name: str) -> str:
@@ -47,7 +50,8 @@ class DeletionScope:
 
     def details(self) -> dict:
         return {"devices": self.devices, "profiles": self.profiles, "configured_profiles": self.configured,
-                "associated_devices": self.associated, "requests": self.requests}
+                "associated_devices": self.associated, "requests": self.requests,
+                "release_requests": self.releases}
 
 
 def deletion_scope(server: ManagedServer) -> DeletionScope:
@@ -58,8 +62,11 @@ def deletion_scope(server: ManagedServer) -> DeletionScope:
         .where(EnrollmentProfile.server_id == server.id)).one()
     associated = db.session.execute(select(func.count()).select_from(Device).where(
         Device.server_id == server.id, Device.removed_at.is_(None), Device.profile_id.in_(profile_ids))).scalar_one()
-    requests = db.session.execute(select(func.count()).select_from(AssignmentBatch)
-                                  .where(AssignmentBatch.server_id == server.id)).scalar_one()
+    by_action = dict(db.session.execute(select(AssignmentBatch.action, func.count())
+                                        .where(AssignmentBatch.server_id == server.id)
+                                        .group_by(AssignmentBatch.action)).all())
+    releases = by_action.pop(RELEASE, 0)
     return DeletionScope(devices=current_counts(server.id).get(server.id, 0), profiles=profiles,
-                         configured=configured, associated=associated, requests=requests)
+                         configured=configured, associated=associated, requests=sum(by_action.values()),
+                         releases=releases)
 
