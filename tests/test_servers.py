@@ -216,6 +216,22 @@ def test_an_empty_add_server_form_names_every_missing_part_at_once(htmx):
     assert db.session.execute(select(func.count()).select_from(ManagedServer)).scalar_one() == 0
 
 
+def test_an_empty_token_file_is_called_empty_not_missing(htmx, apple, identity, token, run_jobs):
+    """A 0-byte file (a download cut short, a sync client's placeholder) was chosen: "choose the file" would mislead."""
+    response = post_add_server(htmx, "Paris", b"", identity.key_pem)
+    assert response.status_code == 422
+    message = field_error(response.get_data(as_text=True), "token")
+    assert "Paris_Token_2026-11-26T10-00-00Z_smime.p7m is empty" in message and "Choose the server token" not in message
+    assert server_named("Paris") is None
+
+    assert post_add_server(htmx, "Paris", token, identity.key_pem).status_code == 204
+    run_jobs()
+    server = server_named("Paris")
+    response = post_renew(htmx, server.id, b"")
+    assert response.status_code == 422
+    assert "renew_smime.p7m is empty" in field_error(response.get_data(as_text=True), "token")
+
+
 def test_the_same_name_added_by_two_admins_at_once_is_refused_next_to_the_field(htmx, apple, identity, token,
                                                                                  run_jobs, monkeypatch):
     """Both requests pass the name check before either saves: the database's unique name decides."""

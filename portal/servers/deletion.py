@@ -33,7 +33,8 @@ class DeletionScope:
         if self.profiles:
             configured = f" ({self.configured:,} configured at Apple)" if self.configured else ""
             parts.append(f"its {counted(self.profiles, 'enrollment profile')}{configured}")
-        for n, word in ((self.requests, "Add Devices / Remove Devices request"), (self.releases, "Release Devices request")):
+        for n, word in ((self.requests, "Add Devices / Remove Devices request"),
+                        (self.releases, "Release Devices request")):
             if n:
                 parts.append(f"its {counted(n, word)} with {'its' if n == 1 else 'their'} results")
         return parts

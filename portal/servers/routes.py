@@ -23,7 +23,7 @@ from .deletion import deletion_scope
 from .forms import ActionForm, AddServerForm, DeleteServerForm, RenewServerForm
 from .renewal import renew_server
 from .services import (NO_KEY, NO_TOKEN, FieldErrors, KeyChoice, add_server, after_add, delete_server,
-                       device_counts, latest_run, open_token, request_account, start_sync,
+                       device_counts, latest_run, open_token, read_token_upload, request_account, start_sync,
                        unused_key_pairs)
 
 
@@ -110,7 +110,7 @@ def add():
         _apply_errors(form, missing)
     if form.is_submitted() and valid and not missing:
         try:
-            token_file = form.token.data.read() if form.token.data else b""
+            token_file = read_token_upload(form.token.data)
             opened = open_token(token_file, _key_choice(form, required=True))
             server = add_server(form.name.data, opened)
             db.session.commit()
@@ -266,7 +266,7 @@ def renew(server_id: int):
     _key_options(form)
     if form.validate_on_submit():
         try:
-            token_file = form.token.data.read() if form.token.data else b""
+            token_file = read_token_upload(form.token.data)
             never_fetched = server.sync_cursor is None and not server.fetch_complete
             renewal = renew_server(server, token_file, _key_choice(form, required=False), form.confirm_replace.data)
             db.session.commit()

@@ -64,6 +64,16 @@ NO_KEY = ("Provide the private key of the certificate uploaded to Apple Business
           "paste it.")
 
 
+def read_token_upload(upload) -> bytes:
+    """The chosen token file's bytes. One chosen but empty (a download cut short, a sync client's placeholder) is
+    named as such: "choose the file" would send the admin looking for a file they did choose."""
+    data = upload.read() if upload else b""
+    if upload and not data:
+        raise FieldErrors({"token": f"The file {upload.filename} is empty: download the token (…_smime.p7m) again "
+                                    "from Apple Business Manager."})
+    return data
+
+
 def open_token(token_file: bytes, key: KeyChoice) -> OpenedToken:
     """Decrypt an uploaded token with the chosen key; FieldErrors name the field to fix."""
     if not token_file:
