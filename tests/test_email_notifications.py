@@ -267,7 +267,7 @@ def test_emptying_the_server_turns_e_mail_off_and_the_user_name_takes_the_passwo
     assert get_setting("smtp_password") == ""
     assert _save(admin_client, host="", port="587", tls="starttls").status_code == 302
     assert "Send a test e-mail</button>" not in admin_client.get("/settings/apple").get_data(as_text=True)
-    assert _summaries("settings.apple")[-1].endswith("; e-mail notifications turned off")
+    assert _summaries("settings.apple")[-1] == "Configuration › Apple: e-mail notifications turned off"
 
 
 def test_send_a_test_e_mail_shows_the_servers_answer(htmx, run_jobs, mail):

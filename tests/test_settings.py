@@ -101,7 +101,8 @@ def test_the_activity_log_writes_the_interval_with_thousands_separators(admin_cl
     assert _save(admin_client, "2592000", "120").status_code == 302
     summaries = db.session.execute(select(ActivityEntry.summary).where(ActivityEntry.action == "settings.apple")
                                    .order_by(ActivityEntry.id)).scalars().all()
-    assert summaries[-1] == "Server Synchronization Interval 3,600 → 2,592,000 s; token warning 120 days"
+    assert summaries[-1] == ("Configuration › Apple: Server Synchronization Interval 3,600 → 2,592,000 s; "
+                             "token expiry warning 30 → 120 days")
 
 
 @pytest.mark.parametrize("name,bad,good,limits", [
@@ -114,3 +115,27 @@ def test_day_counts_from_the_environment_are_checked_at_start(tmp_path, monkeypa
         load_config(str(tmp_path))
     monkeypatch.setenv(name, str(good))
     assert load_config(str(tmp_path))[name] == good
+
+
+def _last_settings_entry() -> str:
+    from sqlalchemy import select
+
+    from portal.models import ActivityEntry
+
+    db.session.expire_all()
+    return db.session.execute(select(ActivityEntry.summary).where(ActivityEntry.action == "settings.apple")
+                              .order_by(ActivityEntry.id.desc()).limit(1)).scalar_one()
+
+
+def test_saving_says_so_and_the_activity_log_names_only_what_changed(admin_client):
+    """A Save gets a confirmation; the log line does not list an unchanged interval as "86,400 → 86,400"."""
+    response = _save(admin_client, "86400", "60")
+    assert response.status_code == 302
+    assert "Configuration › Apple saved." in admin_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert _last_settings_entry() == "Configuration › Apple: token expiry warning 30 → 60 days"
+
+    assert _save(admin_client, "3600", "60").status_code == 302
+    assert _last_settings_entry() == "Configuration › Apple: Server Synchronization Interval 86,400 → 3,600 s"
+
+    assert _save(admin_client, "3600", "60").status_code == 302
+    assert _last_settings_entry() == "Configuration › Apple saved: nothing changed"

@@ -31,6 +31,7 @@ def apple():
         _fill_smtp(form)
     if form.validate_on_submit():
         webhook_before, email_before, reminders_before = webhook_url(), _email_summary(), reminder_days()
+        warning_before = warning_days()
         if form.reminder_days.raw_data:  # a post without the field (a script) leaves the reminders as they are
             set_setting("token_reminder_days", ", ".join(map(str, parse_reminder_days(form.reminder_days.data or ""))))
         set_setting("sync_interval_seconds", str(form.sync_interval.data))
@@ -38,15 +39,17 @@ def apple():
         set_setting(WEBHOOK_SETTING, form.webhook_url.data or "")
         save_smtp(form.smtp_host.data or "", form.smtp_port.data, form.smtp_tls.data, form.smtp_username.data or "",
                   form.smtp_password.data or None, form.smtp_sender.data or "", form.recipients())
-        record_activity("settings.apple", summary=(
-            f"Server Synchronization Interval {_seconds(stored)} → {form.sync_interval.data:,} s; "
-            f"token warning {form.warning_days.data:,} days"
-            f"{_reminders_change(reminders_before, reminder_days())}"
-            f"{_webhook_change(webhook_before, form.webhook_url.data or '')}"
-            f"{_email_change(email_before, _email_summary())}"
-            f"{'; SMTP password changed' if form.smtp_username.data and form.smtp_password.data else ''}"))
+        changes = (f"{_interval_change(stored, in_force, form.sync_interval.data)}"
+                   f"{_warning_change(warning_before, form.warning_days.data)}"
+                   f"{_reminders_change(reminders_before, reminder_days())}"
+                   f"{_webhook_change(webhook_before, form.webhook_url.data or '')}"
+                   f"{_email_change(email_before, _email_summary())}"
+                   f"{'; SMTP password changed' if form.smtp_username.data and form.smtp_password.data else ''}")
+        record_activity("settings.apple", summary=f"Configuration › Apple: {changes.removeprefix('; ')}" if changes
+                        else "Configuration › Apple saved: nothing changed")
         db.session.commit()
         _reschedule()
+        flash("Configuration › Apple saved.", "success")
         return redirect(url_for("settings.apple"))
     if form.errors and form.smtp_password.data and not form.smtp_password.errors:
         # Another field is refused: the password typed is not sent back to the browser, so its field comes back
@@ -129,6 +132,20 @@ def _email_summary() -> str:
     user = get_setting("smtp_username")
     return (f"{get_setting('smtp_host')}:{get_setting('smtp_port')} ({get_setting('smtp_tls')}"
             f"{', as ' + user if user else ''}) from {get_setting('smtp_sender')} to {get_setting('smtp_recipients')}")
+
+
+def _interval_change(stored: str, in_force: int, after: int) -> str:
+    """The interval's change for the activity log: none when the one saved is the one that ran already (a log
+    line saying "86,400 → 86,400" would send an admin looking for a change nobody made)."""
+    if stored.strip() == str(after) or (not stored.strip() and in_force == after):
+        return ""
+    before = _seconds(stored) if stored.strip() else f"{in_force:,}"
+    return f"; Server Synchronization Interval {before} → {after:,} s"
+
+
+def _warning_change(before: int, after: int) -> str:
+    """The token expiry warning's change for the activity log."""
+    return "" if before == after else f"; token expiry warning {before:,} → {after:,} days"
 
 
 def _reminders_change(before: list[int], after: list[int]) -> str:
