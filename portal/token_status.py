@@ -55,7 +55,7 @@ STATUSES = {s.key: s for s in [
            "The token has expired and automatic synchronization is disabled. Download a new token for this "
            "MDM server in Apple Business Manager and use Renew a server."),
     Status(TERMS_NOT_SIGNED, "Terms Not Accepted", "error",
-           "Apple has published new terms and conditions. An administrator of the organisation must sign in to "
+           "Apple has published new terms and conditions. An administrator of the organization must sign in to "
            "Apple Business Manager (business.apple.com; Apple School Manager: school.apple.com) and accept them; "
            "then use Check now."),
     Status(TOKEN_REJECTED, "Token Revoked", "error",

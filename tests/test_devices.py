@@ -379,6 +379,19 @@ def test_csv_export_streams_every_row_across_chunks(admin_client, many, monkeypa
 
 # ----- the device page and automatic enrollment -----------------------------------------------------
 
+def test_the_words_are_spelt_as_apple_and_bmc_spell_them(admin_client, fleet):
+    """The portal writes US English as Apple and BMC do ("Organization", "synchronize"): not "Colour" on a device page
+    next to Apple's own "color", nor "organisation" in the remedy of Terms Not Accepted."""
+    from portal.apple.errors import CursorInvalid, PROFILE_CODES
+    from portal.token_status import STATUSES, TERMS_NOT_SIGNED
+
+    page = admin_client.get(f"/devices/{_device('C02AAA1').id}").get_data(as_text=True)
+    assert ">Color<" in page and "Colour" not in page
+    assert "An administrator of the organization must sign in" in STATUSES[TERMS_NOT_SIGNED].remedy
+    assert PROFILE_CODES["MAGIC_INVALID"][1].startswith("The organization magic string")
+    assert "did not recognize" in CursorInvalid.default_message
+
+
 def test_device_page_shows_attributes_server_profile_and_history(admin_client, fleet):
     _seed(fleet["paris"], {"serial_number": "HIST001", "model": "iPhone 15", "color": "MIDNIGHT",
                            "asset_tag": "TAG-9", "profile_id": fleet["staff"].id, "assignment_state": "assigned",

@@ -146,9 +146,9 @@ class CursorExpired(CursorError):
 
 
 class CursorInvalid(CursorError):
-    """Apple did not recognise the cursor (INVALID_CURSOR): a full fetch is needed."""
+    """Apple did not recognize the cursor (INVALID_CURSOR): a full fetch is needed."""
 
-    default_message = ("Apple did not recognise the saved device sync position: "
+    default_message = ("Apple did not recognize the saved device sync position: "
                        "a full device fetch is needed.")
 
 
@@ -186,7 +186,7 @@ PROFILE_CODES: dict[str, tuple[str, str]] = {
     "FLAGS_INVALID": ("is_mdm_removable", "The profile options conflict: the MDM profile can only be "
                                           "made non-removable when the device is supervised."),
     "LOCALE_INVALID": ("language", "The language and region are not a valid combination."),
-    "MAGIC_INVALID": ("org_magic", "The organisation magic string must be 1 to 256 characters long."),
+    "MAGIC_INVALID": ("org_magic", "The organization magic string must be 1 to 256 characters long."),
     "SUPPORT_EMAIL_INVALID": ("support_email_address",
                               "The support email address must be at most 250 characters long" + _BYTES + "."),
     "SUPPORT_PHONE_INVALID": ("support_phone_number",

@@ -13,7 +13,7 @@ HISTORY_LIMIT = 200
 # (label, Device attribute) of every Apple attribute with a column of its own.
 APPLE_ATTRIBUTES = (
     ("Serial number", "serial_number"), ("Model", "model"), ("Description", "description"),
-    ("Colour", "color"), ("Asset tag", "asset_tag"), ("OS", "os"), ("Device family", "device_family"),
+    ("Color", "color"), ("Asset tag", "asset_tag"), ("OS", "os"), ("Device family", "device_family"),
     ("Apple profile status", "profile_status"), ("Apple profile UUID", "profile_uuid"),
     ("Profile assigned at Apple", "profile_assign_time"), ("Profile pushed to the device", "profile_push_time"),
     ("Assigned to the server", "device_assigned_date"), ("Assigned by", "device_assigned_by"),
