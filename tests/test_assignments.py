@@ -901,6 +901,20 @@ def test_one_device_or_serial_number_is_spoken_of_in_the_singular(htmx, apple, p
         in refused
 
 
+def test_remove_devices_with_nothing_chosen_says_so_next_to_the_serial_numbers(htmx, apple, paris, run_jobs):
+    """With nothing ticked, the pasted serial numbers are the pop-up's only field: the message sits next to it."""
+    from tests.servers_helpers import field_error
+
+    server, profile = paris(devices=2)
+    pick(htmx, profile, [d.id for d in devices_of(server.id).values()])
+    run_jobs()
+    nothing = htmx.post(f"/profiles/{profile.id}/devices/remove", data={"serials": " \n"})
+    assert nothing.status_code == 422
+    assert "Select the devices to remove first" in field_error(nothing.get_data(as_text=True), "remove-serials")
+    assert db.session.execute(select(func.count()).select_from(AssignmentBatch)
+                              .where(AssignmentBatch.action == "remove")).scalar_one() == 0
+
+
 def test_remove_devices_with_per_device_results(htmx, apple, paris, run_jobs):
     server, profile = paris(devices=5)
     serials = sim_serials(apple)

@@ -192,8 +192,9 @@ def _remove(profile: EnrollmentProfile, ids: list[int], every: bool, serials_tex
         return request_matching(server, profile, associated, action=REMOVE, actor=current_user.username)
     ids = ids + _associated_pasted(profile, parse_serials(serials_text, "removed"))
     if not ids:
-        raise ValueError("Select the devices to remove first: tick their rows on the profile page, or paste their "
-                         "serial numbers.")
+        # Nothing ticked: the serial numbers are the pop-up's only field, so the message goes next to them.
+        raise SerialsError("Select the devices to remove first: tick their rows on the profile page, or paste their "
+                           "serial numbers.")
     return request_matching(server, profile, associated + [_ids_condition(sorted(set(ids)))], action=REMOVE,
                             actor=current_user.username)
 
