@@ -134,6 +134,16 @@ def test_delete_server_names_its_release_requests_as_such(htmx, apple, paris, ru
     assert "Add Devices / Remove Devices / Release Devices requests" in htmx.get("/activity/").get_data(as_text=True)
 
 
+def test_release_pages_sit_under_device_assignment_in_the_navigation(admin_client, htmx, apple, paris, run_jobs):
+    """A release has no profile: its pages are marked in the navigation where their breadcrumbs start."""
+    assert release(htmx, paris.id, _serials(apple)[:1]).status_code == 204
+    batch = db.session.execute(select(AssignmentBatch)).scalar_one()
+    admin_client.environ_base.pop("HTTP_HX_REQUEST", None)  # `paris` was added with htmx's header
+    for url in (f"/assignments/{batch.id}", f"/servers/{paris.id}/devices/release", f"/assignments/{batch.id}/retry"):
+        current = re.findall(r'<a href="[^"]*" aria-current="page">([^<]+)</a>', admin_client.get(url).get_data(as_text=True))
+        assert current == ["Device Assignment"], (url, current)
+
+
 def test_serials_that_are_not_devices_of_the_server_are_named_and_nothing_is_sent(htmx, apple, paris):
     serial = _serials(apple)[0]
     response = release(htmx, paris.id, [serial, "NOTADEVICE1"])
