@@ -63,7 +63,8 @@ def test_release_devices_with_mixed_results_then_the_failed_one_after_24_hours(h
     released_page = " ".join(htmx.get(f"/devices/{_device(ok).id}").get_data(as_text=True).split())
     assert f"The device was released from Apple Business Manager by Release Devices #{batch.id}" in released_page
     assert "no longer assigned to this server" not in released_page
-    assert _device(gone).removed_at is None and _device(kept).removed_at is None
+    # Apple will not act on the moved device for Paris any more: it leaves Paris's devices (its sync would say so).
+    assert _device(gone).removed_at is not None and _device(kept).removed_at is None
     assert apple.state.device(ok)["removed"] and not apple.state.device(kept)["removed"]
     page = htmx.get(f"/assignments/{batch.id}").get_data(as_text=True)
     assert "Release Devices #" in page and "Released" in page and "Release from Apple Business Manager" in page
@@ -71,7 +72,7 @@ def test_release_devices_with_mixed_results_then_the_failed_one_after_24_hours(h
         ActivityEntry.action == "assignment.release_finished")).scalar_one()
     assert summary == f"Release Devices, request #{batch.id}: 1 released, 1 not accessible, 1 failed (retried in 24 h)"
     listed = htmx.get(f"/servers/{paris.id}/devices").get_data(as_text=True)
-    assert ok not in listed and kept in listed
+    assert ok not in listed and gone not in listed and kept in listed
 
     # The FAILED device waits Apple's 24 hours in the retry queue, then goes again.
     queue = htmx.get("/assignments/retries").get_data(as_text=True)
@@ -85,6 +86,30 @@ def test_release_devices_with_mixed_results_then_the_failed_one_after_24_hours(h
     assert run_jobs() == []
     assert _device(failing).removed_at is not None
     assert "to Add Devices, Remove Devices or Release Devices." in htmx.get("/assignments/retries").get_data(as_text=True)
+
+
+def test_a_release_sent_again_after_its_answer_was_lost_still_takes_the_device_off_the_server(
+        htmx, apple, paris, run_jobs):
+    """Apple released the device but its answer never came back (a killed worker, a timeout): the resend hears
+    NOT_ACCESSIBLE, and the device must not stay listed waiting for a full synchronization."""
+    serial, kept = _serials(apple)[:2]
+    assert release(htmx, paris.id, [serial]).status_code == 204
+    batch = db.session.execute(select(AssignmentBatch)).scalar_one()
+    apple.state.release_devices([serial], silent=True)  # what the lost call did at Apple: no change announced
+    db.session.execute(AssignmentTask.__table__.update().where(AssignmentTask.batch_id == batch.id).values(
+        state="sending", attempts=1))  # the worker died before storing the answer
+    db.session.commit()
+    counted = htmx.get(f"/servers/{paris.id}/devices").get_data(as_text=True)
+    assert serial in counted
+    assert run_jobs() == []
+
+    task = db.session.execute(select(AssignmentTask)).scalar_one()
+    assert (task.state, task.result) == ("not_accessible", "NOT_ACCESSIBLE")
+    assert "an earlier try of this release whose answer was lost released it" in task.detail
+    assert _device(serial).removed_at is not None and _device(kept).removed_at is None
+    listed = htmx.get(f"/servers/{paris.id}/devices").get_data(as_text=True)
+    assert serial not in listed and kept in listed
+    assert "Managed Devices (7)" in " ".join(htmx.get(f"/servers/{paris.id}").get_data(as_text=True).split())
 
 
 @pytest.mark.parametrize("confirmation", ["", "yes", "RELEASE ALL"])

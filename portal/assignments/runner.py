@@ -307,7 +307,7 @@ def _store_answers(batch: AssignmentBatch, chunk: _Chunk, answers, uuid) -> Coun
             select(AssignmentTask.device_id).where(*mine).scalar_subquery())).values(**device_values),
             execution_options=NO_UPDATE)
         db.session.execute(update(AssignmentTask).where(*mine).values(**values), execution_options=NO_UPDATE)
-        if batch.action == RELEASE and state == DONE:
+        if batch.action == RELEASE and state in (DONE, NOT_ACCESSIBLE):
             # Released devices left the server's current devices: its kept count follows now, not at the next
             # synchronization (exact, since a device may have left already; the device lock is held).
             recount(batch.server_id)
@@ -347,6 +347,14 @@ def _outcome(batch, state, answer, now, retry_after, uuid, attempt=1) -> tuple[d
     elif state == DONE:
         task["detail"] = "Apple removed the profile from the device."
         device.update(profile_id=None, profile_status="removed")
+    elif state == NOT_ACCESSIBLE and batch.action == RELEASE:
+        task["detail"] = ("Apple: the device is not, or no longer, assigned to this MDM server: it was moved to another "
+                          "server in Apple Business Manager, or an earlier try of this release whose answer was lost "
+                          "released it. It is no longer a device of this server. Not retried.")
+        # Either way Apple will not act on it for this server any more. After a release whose answer was lost (a
+        # timeout, a 5xx after Apple acted, a killed worker), the resend hears NOT_ACCESSIBLE, and Apple may send no
+        # change for a released device: kept listed, it would wait for a full synchronization to leave.
+        device.update(profile_id=None, removed_at=now)
     elif state == NOT_ACCESSIBLE:
         task["detail"] = ("Apple: the device is not assigned to this MDM server in Apple Business Manager. "
                           "Not retried.")
