@@ -304,3 +304,17 @@ def test_an_add_devices_made_while_a_release_waits_does_not_replace_it(htmx, app
     assert db.session.get(AssignmentTask, release_task.id).state == "done"
     assert _device(serial).removed_at is not None and apple.state.device(serial)["removed"]
     assert _device(other).profile_id == sales.id
+
+
+def test_a_release_made_while_the_terms_are_not_accepted_says_on_its_page_why_it_waits(htmx, apple, paris, run_jobs):
+    from portal.models import ManagedServer
+    from portal.token_status import TERMS_NOT_SIGNED
+
+    db.session.get(ManagedServer, paris.id).apple_state = TERMS_NOT_SIGNED
+    db.session.commit()
+    response = release(htmx, paris.id, _serials(apple)[:1])
+    assert response.status_code == 204
+    page = htmx.get(response.headers["HX-Redirect"]).get_data(as_text=True)
+    assert "Releasing 1 device of Paris from Apple Business Manager (request #" in page
+    assert "Nothing is sent to Apple yet: the token of Paris is Terms Not Accepted." in page
+    assert "each device&#39;s answer follows below" not in page and "each device's answer follows below" not in page

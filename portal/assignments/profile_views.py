@@ -18,6 +18,7 @@ from . import bp, queries
 from .forms import ConfirmForm
 from .serials import SerialsError, devices_for_serials, not_associated_message, parse_serials
 from .services import request_assignment, request_matching
+from .token_wait import to_request_page, token_wait_note
 
 PICK_FILTERS = ("q", "profile", "family", "os", "profile_status", "assignment")
 
@@ -99,9 +100,8 @@ def add_devices(profile_id: int):
         except ValueError as exc:
             error = str(exc)
         else:
-            return form_done(f"Assigning {batch.total:,} device{'s' if batch.total != 1 else ''} to "
-                             f"{profile.name}: results follow on the profile page.{_held_note(batch)}",
-                             url_for("assignments.batch", batch_id=batch.id), "assignmentsChanged")
+            what = f"Assigning {batch.total:,} device{'s' if batch.total != 1 else ''} to {profile.name}"
+            return _done(batch, profile, what, f"{what}: results follow on the profile page.{_held_note(batch)}")
     source = request.form if request.method == "POST" else request.args
     context = _pick_context(profile, source)
     if request.method == "GET" and is_htmx() and request.headers.get("HX-Target") == "pick-list":
@@ -109,6 +109,17 @@ def add_devices(profile_id: int):
     return render_form("assignments/_add_form.html", "Select the Managed Devices",
                        status=422 if error or serials_error else 200, form=form, error=error,
                        serials_error=serials_error, serials_text=source.get("serials", ""), **context)
+
+
+def _done(batch, profile: EnrollmentProfile, what: str, message: str):
+    """After OK: the pop-up closes and the profile page shows the request's progress (toast: `message`). While
+    the server's token cannot be used the request only waits: the admin goes to its page, which says why and
+    what to do, rather than being told "Assigning…" next to a list where nothing happens."""
+    url = url_for("assignments.batch", batch_id=batch.id)
+    waiting = token_wait_note(profile.server)
+    if waiting:
+        return to_request_page(f"{what} (request #{batch.id}) waits. {waiting}", url)
+    return form_done(message, url, "assignmentsChanged")
 
 
 def _held_note(batch) -> str:
@@ -158,9 +169,8 @@ def remove_devices(profile_id: int):
             except ValueError as exc:
                 error = str(exc)
             else:
-                return form_done(f"Removing {profile.name} from {batch.total:,} device{'s' if batch.total != 1 else ''}."
-                                 f"{_held_note(batch)}",
-                                 url_for("assignments.batch", batch_id=batch.id), "assignmentsChanged")
+                what = f"Removing {profile.name} from {batch.total:,} device{'s' if batch.total != 1 else ''}"
+                return _done(batch, profile, what, f"{what}.{_held_note(batch)}")
     chosen = _associated(profile, ids, every)
     if not chosen["count"] and not error and (every or source.getlist("device")):
         error = (f"Select the devices to remove first: none of the chosen devices is associated with “{profile.name}” "

@@ -17,6 +17,7 @@ from . import bp
 from .forms import NO_SERIALS, ReleaseForm
 from .serials import SerialsError, devices_for_serials, parse_serials, released_already, released_message
 from .services import request_assignment
+from .token_wait import token_wait_note
 
 
 @bp.route("/servers/<int:server_id>/devices/release", methods=["GET", "POST"])
@@ -41,8 +42,11 @@ def release_devices(server_id: int):
         else:
             # To the request's page, pop-up or not: its results are what the admin watches next, and the device
             # page or list the pop-up came from no longer shows the devices released.
-            flash(f"Releasing {batch.total:,} device{'s' if batch.total != 1 else ''} of {server.name} from Apple "
-                  "Business Manager: each device's answer follows below.", "warning")
+            releasing = (f"Releasing {batch.total:,} device{'s' if batch.total != 1 else ''} of {server.name} from "
+                         "Apple Business Manager")
+            waiting = token_wait_note(server)  # said now: the page shows the reason only once the job held it
+            flash(f"{releasing} (request #{batch.id}) waits. {waiting}" if waiting
+                  else f"{releasing}: each device's answer follows below.", "warning")
             target = url_for("assignments.batch", batch_id=batch.id)
             return hx_redirect(make_response("", 204), target) if is_htmx() else redirect(target)
     status = 422 if request.method == "POST" else 200

@@ -362,3 +362,40 @@ def test_a_pop_up_restored_after_the_session_ended_lists_the_devices_of_its_rest
     dialog.get_by_role("button", name="OK").click()
     expect(dialog).to_be_hidden()
     expect(page.locator("#toasts")).to_contain_text("Assigning 1 device")
+
+
+def test_ok_while_the_token_needs_the_terms_accepted_leads_to_the_request_saying_why_it_waits(signed_in_page: Page,
+                                                                                           profile, htmx, run_jobs):
+    """Nothing goes to Apple until the terms are accepted: after OK the admin is on the request's page, which
+    names the reason and the remedy, not on the profile page with a toast saying the devices are being sent."""
+    from portal.models import ManagedServer
+    from portal.token_status import TERMS_NOT_SIGNED
+    from tests.test_assignments import pick
+
+    page = signed_in_page
+    first, second = sorted(devices_of(profile.server_id).values(), key=lambda d: d.serial_number)[:2]
+    assert pick(htmx, profile, [first.id]).status_code == 204
+    assert run_jobs() == []
+    db.session.get(ManagedServer, profile.server_id).apple_state = TERMS_NOT_SIGNED
+    db.session.commit()
+
+    page.goto(f"/profiles/{profile.id}")
+    section = page.locator("#profile-devices")
+    section.get_by_role("checkbox", name=f"Select {first.serial_number}").check()
+    section.get_by_role("button", name="Remove Devices").click()
+    page.get_by_role("dialog", name=re.compile("Remove Devices")).get_by_role("button", name="Remove Devices").click()
+    expect(page.get_by_role("heading", name=re.compile(r"Remove Devices #\d+"))).to_be_visible()
+    expect(page.get_by_text("Removing Sales from 1 device (request #", exact=False)).to_contain_text(
+        "the token of Paris is Terms Not Accepted")
+    assert run_jobs() == []
+    page.reload()
+    expect(page.locator("#batch-status")).to_contain_text("Waiting for the server's token (Terms Not Accepted)")
+
+    page.goto(f"/profiles/{profile.id}")
+    section.get_by_role("link", name="Add Devices", exact=True).click()
+    picker = page.get_by_role("dialog", name="Select the Managed Devices")
+    picker.get_by_role("checkbox", name=f"Select {second.serial_number}").check()
+    picker.get_by_role("button", name="OK").click()
+    expect(page.get_by_role("heading", name=re.compile(r"Add Devices #\d+"))).to_be_visible()
+    expect(page.get_by_text("Assigning 1 device to Sales (request #", exact=False)).to_contain_text(
+        "Terms Not Accepted")
