@@ -818,11 +818,11 @@ def test_add_devices_by_pasted_serial_numbers(htmx, apple, paris, run_jobs):
 def test_pasted_serial_numbers_that_are_not_devices_of_the_server_change_nothing(htmx, apple, paris):
     server, profile = paris(devices=3)
     serials = sorted(devices_of(server.id))
-    pasted = f"{serials[0]}\nNOT-MINE-1\nnot-mine-2"
+    pasted = f"{serials[0]}\nNOTMINE1\nnotmine2"  # (a hyphen is no serial number's: its line is named as such)
     response = pick(htmx, profile, serials=pasted)
     text = response.get_data(as_text=True)
     assert response.status_code == 422
-    assert "These 2 serial numbers are not a device of Paris: NOT-MINE-1, NOT-MINE-2." in text
+    assert "These 2 serial numbers are not a device of Paris: NOTMINE1, NOTMINE2." in text
     assert f">{pasted}</textarea>" in text  # kept for the admin to fix
     assert 'aria-describedby="pick-serials-help pick-serials-error"' in text and "<details class=\"paste-serials\" open" in text
     assert db.session.execute(select(func.count()).select_from(AssignmentBatch)).scalar_one() == 0
@@ -1401,3 +1401,34 @@ def test_select_all_of_the_associated_devices_counts_one_device_in_the_singular(
     assert run_jobs() == []
     section = " ".join(htmx.get(f"/profiles/{profile.id}/devices").get_data(as_text=True).split())
     assert "Select all 1 associated device</label>" in section
+
+
+def test_a_pasted_line_that_is_not_serial_numbers_is_named_as_pasted_with_its_number(htmx, apple, paris, run_jobs):
+    """"bad serial!" split on its space would be named as two serial numbers the admin never typed ("BAD",
+    "SERIAL!"): the line is named as pasted, with its number, next to the list, which is kept."""
+    from tests.servers_helpers import field_error
+
+    server, profile = paris(devices=3)
+    serials = sorted(devices_of(server.id))
+    pick(htmx, profile, [devices_of(server.id)[serials[0]].id])
+    assert run_jobs() == []
+    before = latest_batch().id
+    pasted = f"Serial Number\n{serials[0]}\n\nbad serial!\n{serials[1]}; C02 (cracked screen)"
+    expected = ("These 2 lines have something other than serial numbers: line 4 “bad serial!”, line 5 "
+                f"“{serials[1]}; C02 (cracked screen)”.")
+    for url, data, field in [(f"/profiles/{profile.id}/devices/add", {}, "pick-serials"),
+                             (f"/profiles/{profile.id}/devices/remove", {}, "remove-serials"),
+                             (f"/servers/{server.id}/devices/release", {"confirmation": "RELEASE"}, "serials")]:
+        response = htmx.post(url, data={"serials": pasted, **data})
+        html = response.get_data(as_text=True)
+        assert response.status_code == 422, url
+        assert field_error(html, field).startswith(expected), url
+        assert "BAD" not in html and "SERIAL!" not in html
+        kept = re.search(r"<textarea[^>]*>\r?\n?(.*?)</textarea>", html, re.S).group(1)
+        assert kept == pasted, url  # kept as typed
+    assert latest_batch().id == before
+
+    # Every separator accepted before still is: commas, semicolons, tabs and spaces, on one line or several.
+    assert htmx.post(f"/profiles/{profile.id}/devices/add",
+                     data={"serials": f"{serials[1]},{serials[2].lower()}\t{serials[0]} ; {serials[1]}"}).status_code == 204
+    assert latest_batch().total == 3

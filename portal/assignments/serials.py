@@ -17,6 +17,7 @@ from ..typed_text import control_characters, controls_message
 
 MAX_SERIALS = 10_000
 SEPARATORS = re.compile(r"[\s,;]+")
+SERIAL_CHARACTERS = re.compile(r"[A-Za-z0-9]+")  # what a piece between separators may hold (Apple: letters, digits)
 HEADER_WORDS = {"serial", "serialnumber", "serialnumbers", "serialno"}  # a pasted column's heading
 SHOWN_UNKNOWN = 20
 ID_CHUNK = 500  # serials per IN (...) list: far below every database's bound-parameter limit
@@ -32,15 +33,36 @@ def parse_serials(text: str | None, done: str = "added") -> list[str]:
     found = control_characters(text or "")
     if found:  # a NUL would also be refused by PostgreSQL in the query
         raise SerialsError(controls_message(found, "The list"))
-    lines = [line for line in (text or "").splitlines() if line.strip()]
-    if lines and re.sub(r"[\s_#.-]", "", lines[0]).lower() in HEADER_WORDS:
+    lines = [(number, line) for number, line in enumerate((text or "").splitlines(), 1) if line.strip()]
+    if lines and re.sub(r"[\s_#.-]", "", lines[0][1]).lower() in HEADER_WORDS:
         lines = lines[1:]
-    serials = list(dict.fromkeys(token.upper() for line in lines for token in SEPARATORS.split(line) if token))
+    _refuse_odd_lines(lines)
+    serials = list(dict.fromkeys(token.upper() for _, line in lines for token in SEPARATORS.split(line) if token))
     if len(serials) > MAX_SERIALS:
         other = ", or use a filter and “Select all”" if done == "added" else ""  # Release has neither
         raise SerialsError(f"{len(serials):,} serial numbers were pasted; at most {MAX_SERIALS:,} can be {done} at "
                            f"once. Split the list{other}.")
     return serials
+
+
+def _refuse_odd_lines(lines: list[tuple[int, str]]) -> None:
+    """`lines`: (number, text) as pasted. SerialsError naming, by number and as pasted, each line with something that cannot be part of a serial
+    number ("bad serial!", "C02X (broken screen)"): split into pieces it would be named as pieces the admin never
+    typed ("BAD", "SERIAL!"), and looked up as serial numbers it would only be "not a device"."""
+    odd = [(number, line.strip()) for number, line in lines
+           if any(not SERIAL_CHARACTERS.fullmatch(token) for token in SEPARATORS.split(line) if token)]
+    if not odd:
+        return
+    shown = ", ".join(f"line {number} “{_clipped(line)}”" for number, line in odd[:SHOWN_UNKNOWN])
+    more = f" and {len(odd) - SHOWN_UNKNOWN:,} more" if len(odd) > SHOWN_UNKNOWN else ""
+    which = "This line has" if len(odd) == 1 else f"These {len(odd):,} lines have"
+    raise SerialsError(f"{which} something other than serial numbers: {shown}{more}. A serial number has only letters and digits "
+                       "(8 to 14 of them); paste one per line, or separate them with commas, semicolons, tabs or "
+                       "spaces. Nothing was sent.")
+
+
+def _clipped(line: str, limit: int = 60) -> str:
+    return line if len(line) <= limit else line[:limit - 1] + "…"
 
 
 def devices_for_serials(server, serials: list[str]) -> list[int]:
