@@ -1432,3 +1432,7 @@ def test_a_pasted_line_that_is_not_serial_numbers_is_named_as_pasted_with_its_nu
     assert htmx.post(f"/profiles/{profile.id}/devices/add",
                      data={"serials": f"{serials[1]},{serials[2].lower()}\t{serials[0]} ; {serials[1]}"}).status_code == 204
     assert latest_batch().total == 3
+    # A column copied from a CSV file keeps its quotes: "Serial Number", "C02…", straight or curly.
+    assert htmx.post(f"/profiles/{profile.id}/devices/add",
+                     data={"serials": f'"Serial Number"\n"{serials[1]}"\n\'{serials[2]}\'\n“{serials[0]}”'}).status_code == 204
+    assert latest_batch().total == 3

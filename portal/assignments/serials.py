@@ -18,6 +18,7 @@ from ..typed_text import control_characters, controls_message
 MAX_SERIALS = 10_000
 SEPARATORS = re.compile(r"[\s,;]+")
 SERIAL_CHARACTERS = re.compile(r"[A-Za-z0-9]+")  # what a piece between separators may hold (Apple: letters, digits)
+QUOTES = "\"'“”‘’"  # around a value of a pasted CSV column (the portal's own export quotes none, others do)
 HEADER_WORDS = {"serial", "serialnumber", "serialnumbers", "serialno"}  # a pasted column's heading
 SHOWN_UNKNOWN = 20
 ID_CHUNK = 500  # serials per IN (...) list: far below every database's bound-parameter limit
@@ -34,10 +35,10 @@ def parse_serials(text: str | None, done: str = "added") -> list[str]:
     if found:  # a NUL would also be refused by PostgreSQL in the query
         raise SerialsError(controls_message(found, "The list"))
     lines = [(number, line) for number, line in enumerate((text or "").splitlines(), 1) if line.strip()]
-    if lines and re.sub(r"[\s_#.-]", "", lines[0][1]).lower() in HEADER_WORDS:
+    if lines and re.sub(r"[\s_#.\"'“”‘’-]", "", lines[0][1]).lower() in HEADER_WORDS:
         lines = lines[1:]
     _refuse_odd_lines(lines)
-    serials = list(dict.fromkeys(token.upper() for _, line in lines for token in SEPARATORS.split(line) if token))
+    serials = list(dict.fromkeys(token.upper() for _, line in lines for token in _pieces(line)))
     if len(serials) > MAX_SERIALS:
         other = ", or use a filter and “Select all”" if done == "added" else ""  # Release has neither
         raise SerialsError(f"{len(serials):,} serial numbers were pasted; at most {MAX_SERIALS:,} can be {done} at "
@@ -50,7 +51,7 @@ def _refuse_odd_lines(lines: list[tuple[int, str]]) -> None:
     number ("bad serial!", "C02X (broken screen)"): split into pieces it would be named as pieces the admin never
     typed ("BAD", "SERIAL!"), and looked up as serial numbers it would only be "not a device"."""
     odd = [(number, line.strip()) for number, line in lines
-           if any(not SERIAL_CHARACTERS.fullmatch(token) for token in SEPARATORS.split(line) if token)]
+           if any(not SERIAL_CHARACTERS.fullmatch(token) for token in _pieces(line))]
     if not odd:
         return
     shown = ", ".join(f"line {number} “{_clipped(line)}”" for number, line in odd[:SHOWN_UNKNOWN])
@@ -59,6 +60,11 @@ def _refuse_odd_lines(lines: list[tuple[int, str]]) -> None:
     raise SerialsError(f"{which} something other than serial numbers: {shown}{more}. A serial number has only letters and digits "
                        "(8 to 14 of them); paste one per line, or separate them with commas, semicolons, tabs or "
                        "spaces. Nothing was sent.")
+
+
+def _pieces(line: str) -> list[str]:
+    """The pieces of a pasted line between separators, each without the quotes a CSV column puts around it."""
+    return [piece for piece in (token.strip(QUOTES) for token in SEPARATORS.split(line)) if piece]
 
 
 def _clipped(line: str, limit: int = 60) -> str:
