@@ -665,3 +665,77 @@ def test_a_sort_header_sets_the_forms_sort_so_the_next_filter_keeps_it(admin_cli
     # The form's own requests leave its selects alone (one of them may have the keyboard).
     by_form = admin_client.get("/devices?sort=model", headers={**headers, "HX-Trigger": "q"}).get_data(as_text=True)
     assert "hx-swap-oob" not in by_form
+
+
+# ----- the profile a device waits for --------------------------------------------------------------
+
+def _row(page: str, serial: str) -> str:
+    match = re.search(rf"<tr[^>]*>\s*<td><a class=.device-link.[^>]*><code>{serial}</code>.*?</tr>", page, re.S)
+    assert match, serial
+    return match.group(0)
+
+
+def _batch_of(serial: str) -> int:
+    return db.session.execute(select(AssignmentTask.batch_id).where(
+        AssignmentTask.serial_number == serial).order_by(AssignmentTask.id.desc())).scalars().first()
+
+
+def test_a_device_waiting_for_its_first_profile_names_it_in_the_lists(admin_client, fleet):
+    """Queued for Add Devices to Staff: the device row names no profile until Apple accepts, and the
+    lists said "None"; they name the profile it waits for, linked to the request."""
+    waiting = (f'<a class="waiting-for" href="/assignments/{_batch_of("DMQ100_")}" '
+               f'title="Add Devices request #{_batch_of("DMQ100_")}: not accepted by Apple yet">Waiting for “Staff”</a>')
+    for url in ("/devices", f"/servers/{fleet['paris'].id}/devices", "/devices?assignment=queued"):
+        row = _row(admin_client.get(url).get_data(as_text=True), "DMQ100_")
+        assert waiting in row and ">None<" not in row, url
+    untouched = _row(admin_client.get("/devices").get_data(as_text=True), "F17XYZ9")
+    assert ">None<" in untouched and "Waiting for" not in untouched
+
+
+def test_a_device_in_the_retry_queue_names_the_profile_it_waits_for(admin_client, fleet):
+    """Apple answered FAILED: the request sits in the retry queue, and the device keeps its current
+    profile (Kiosk) until Apple accepts; the list says both. Answered, replaced or removal requests do not."""
+    paris, staff = fleet["paris"], fleet["staff"]
+    _queue(paris, staff, "C02AAB2")
+    db.session.execute(update(AssignmentTask).where(AssignmentTask.serial_number == "C02AAB2")
+                       .values(state="failed", retry_at=NOW + timedelta(hours=24)))
+    for serial, state, action in (("F17XYZ9", "done", "assign"), ("C02AAA1", "superseded", "assign"),
+                                  ("LYN0001", "queued", "remove")):
+        _queue(paris, fleet["kiosk"], serial)
+        task = db.session.execute(select(AssignmentTask).where(AssignmentTask.serial_number == serial)).scalar_one()
+        task.state, task.batch.action = state, action
+    db.session.commit()
+    page = admin_client.get("/devices").get_data(as_text=True)
+    row = _row(page, "C02AAB2")
+    assert re.search(rf">Kiosk</a><br><a class=\"waiting-for\" href=\"/assignments/{_batch_of('C02AAB2')}\"[^>]*>"
+                     r"Waiting for “Staff”</a>", row), row
+    for serial in ("F17XYZ9", "C02AAA1", "LYN0001"):
+        assert "Waiting for" not in _row(page, serial), serial
+    detail = admin_client.get(f"/devices/{_device('C02AAB2').id}").get_data(as_text=True)
+    assert f'href="/assignments/{_batch_of("C02AAB2")}">Waiting for “Staff”</a>' in detail
+
+
+def test_the_profiles_waited_for_cost_one_query_per_page(admin_client, fleet):
+    """A lookup by the page's device ids (≤ 100), never by matching device: the query count does not grow
+    with the number of waiting devices shown."""
+    from sqlalchemy import event
+
+    def task_queries() -> int:
+        statements = []
+
+        def keep(conn, cursor, statement, parameters, context, executemany):
+            statements.append(statement)
+
+        event.listen(db.engine, "before_cursor_execute", keep)
+        try:
+            assert admin_client.get("/devices").status_code == 200
+        finally:
+            event.remove(db.engine, "before_cursor_execute", keep)
+        return sum("assignment_task" in s for s in statements)
+
+    before = task_queries()
+    _seed(fleet["paris"], *({"serial_number": f"WAIT{n:03}"} for n in range(30)))
+    for n in range(30):
+        _queue(fleet["paris"], fleet["staff"], f"WAIT{n:03}")
+    assert task_queries() == before
+    assert admin_client.get("/devices").get_data(as_text=True).count("Waiting for “Staff”") == 31

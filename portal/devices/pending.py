@@ -8,13 +8,27 @@ widest and most indexed table, and on PostgreSQL most of the cost of a 10,000-de
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import and_, any_, func, not_, or_, select
 
 from ..extensions import db
-from ..models import AssignmentTask, Device
-from ..models.assignment import QUEUED, SENDING
+from ..models import AssignmentBatch, AssignmentTask, Device, EnrollmentProfile
+from ..models.assignment import ASSIGN, FAILED, QUEUED, SENDING, THROTTLED
 
 PENDING_STATES = (QUEUED, SENDING)
+# An Add Devices request not answered for good yet: waiting for its job, or in the retry queue
+# (services.OPEN_STATES: a newer request for the device replaces it, so a device has one at most).
+WAITING_STATES = (QUEUED, SENDING, FAILED, THROTTLED)
+
+
+@dataclass(frozen=True)
+class WaitingProfile:
+    """The profile an Add Devices request still waiting to reach Apple is taking the device to."""
+
+    batch_id: int
+    profile_id: int
+    profile_name: str
 
 
 def pending_devices():
@@ -29,6 +43,24 @@ def pending_among(device_ids) -> set[int]:
         return set()
     return set(db.session.execute(select(AssignmentTask.device_id).where(
         AssignmentTask.device_id.in_(ids), AssignmentTask.state.in_(PENDING_STATES)).distinct()).scalars())
+
+
+def waiting_profiles(device_ids) -> dict[int, WaitingProfile]:
+    """{device id: the profile it waits for} among `device_ids` (a page's worth, ≤ 100): one query
+    through ix_assignment_task_device. The device row names its profile only once Apple accepts
+    (runner), so without this a device waiting for its first profile says "None"."""
+    ids = list(device_ids)
+    if not ids:
+        return {}
+    rows = db.session.execute(
+        select(AssignmentTask.device_id, AssignmentBatch.id, EnrollmentProfile.id, EnrollmentProfile.name)
+        .join(AssignmentBatch, AssignmentBatch.id == AssignmentTask.batch_id)
+        .join(EnrollmentProfile, EnrollmentProfile.id == AssignmentBatch.profile_id)  # deleted: nothing to wait for
+        .where(AssignmentTask.device_id.in_(ids), AssignmentTask.state.in_(WAITING_STATES),
+               AssignmentBatch.action == ASSIGN)
+        .order_by(AssignmentTask.id))
+    # Ascending: should two be open for a moment, the newest request wins.
+    return {device_id: WaitingProfile(batch_id, profile_id, name) for device_id, batch_id, profile_id, name in rows}
 
 
 def assignment_condition(value: str, *, for_count: bool = False):

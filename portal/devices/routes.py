@@ -16,7 +16,7 @@ from .enrollment import outlook, will_enroll
 from .export import csv_lines
 from .filters import APPLE_PROFILE_STATUSES, ASSIGNMENT_LABELS, DeviceQuery
 from .listing import list_devices
-from .pending import shown_state
+from .pending import shown_state, waiting_profiles
 
 
 @bp.route("/devices")
@@ -54,7 +54,7 @@ def detail(device_id: int):
     return render_template("devices/detail.html", device=device, server=server, profile=profile,
                            attributes=attributes(device), history=entries, history_total=history_total,
                            ready=ready, outlook=outlook(device, ready), reason=reason,
-                           assignment=shown_state(device))
+                           assignment=shown_state(device), waiting_for=waiting_profiles([device.id]).get(device.id))
 
 
 def _query(server: ManagedServer | None) -> DeviceQuery:
