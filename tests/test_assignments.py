@@ -9,7 +9,7 @@ import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from portal.assignments import timing
 from portal.extensions import db
@@ -1436,3 +1436,33 @@ def test_a_pasted_line_that_is_not_serial_numbers_is_named_as_pasted_with_its_nu
     assert htmx.post(f"/profiles/{profile.id}/devices/add",
                      data={"serials": f'"Serial Number"\n"{serials[1]}"\n\'{serials[2]}\'\n“{serials[0]}”'}).status_code == 204
     assert latest_batch().total == 3
+
+
+def test_the_retry_queue_refreshes_its_next_retry_times_while_devices_wait(htmx, apple, paris, run_jobs):
+    """"Next retry: in 1 minute" went stale on an open page: the table polls every 30 s while devices wait, so
+    the relative times are drawn again, and stops (286) once the queue is empty."""
+    server, profile = paris(devices=2)
+    throttled = sorted(devices_of(server.id))[0]
+    apple.state.set_fault(SIM, "throttle", {"serials": [throttled], "retry_after": 600})
+    pick(htmx, profile, [devices_of(server.id)[throttled].id])
+    assert run_jobs() == []
+    page = " ".join(htmx.get("/assignments/retries").get_data(as_text=True).split())
+    assert re.search(r'<div id="retry-table" hx-get="/assignments/retries\?" hx-trigger="every 30s"', page)
+    assert "in 10 minutes" in page
+
+    # Nine minutes later (the wait moved instead of the clock: relative times are drawn from the real one).
+    db.session.execute(update(AssignmentTask).where(AssignmentTask.serial_number == throttled).values(
+        retry_at=datetime.now(timezone.utc) + timedelta(seconds=70)))
+    db.session.commit()
+    poll = htmx.get("/assignments/retries", headers={"HX-Trigger": "retry-table"})
+    assert poll.status_code == 200 and "every 30s" in poll.get_data(as_text=True)
+    assert "in 1 minute" in poll.get_data(as_text=True)
+
+    apple.state.set_fault(SIM, "throttle", None)
+    assert htmx.post("/assignments/retries/retry").status_code == 204  # Retry now, warning accepted
+    assert run_jobs() == []
+    empty = htmx.get("/assignments/retries", headers={"HX-Trigger": "retry-table"})
+    assert empty.status_code == 286 and "Nothing to retry" in empty.get_data(as_text=True)
+    assert "hx-trigger=\"every" not in empty.get_data(as_text=True)
+    # The first visit to an empty queue is an ordinary page.
+    assert htmx.get("/assignments/retries").status_code == 200

@@ -98,8 +98,12 @@ def retries():
     """The retry queue: failed and throttled devices, and devices held after a failed call."""
     profile = _queue_profile()  # not an id: the whole queue, as an unknown id
     page = queries.retry_queue(profile.id if profile else None, queries.page_number(request.args.get("page")))
-    return render_template("assignments/retries.html", page=page, profile=profile, form=ConfirmForm(),
-                           sending=queries.sending_count(profile.id if profile else None))
+    sending = queries.sending_count(profile.id if profile else None)
+    response = make_response(render_template("assignments/retries.html", page=page, profile=profile,
+                                             form=ConfirmForm(), sending=sending))
+    if request.headers.get("HX-Trigger") == "retry-table" and not page.total and not sending:
+        response.status_code = STOP_POLLING  # the table's own poll, and nothing is left to refresh
+    return response
 
 
 @bp.route("/assignments/retries/retry", methods=["GET", "POST"])
