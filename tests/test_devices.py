@@ -739,3 +739,18 @@ def test_the_profiles_waited_for_cost_one_query_per_page(admin_client, fleet):
         _queue(fleet["paris"], fleet["staff"], f"WAIT{n:03}")
     assert task_queries() == before
     assert admin_client.get("/devices").get_data(as_text=True).count("Waiting for “Staff”") == 31
+
+
+@pytest.mark.parametrize("family, shown", [("AppleTV", "Apple TV (AppleTV)"), ("Vision", "Apple Vision (Vision)"),
+                                           ("iPhone", "iPhone")])
+def test_the_device_page_names_the_family_as_the_lists_with_apples_value_beside_it(admin_client, fleet, family, shown):
+    """The lists say "Apple TV"; the Apple attributes said Apple's "AppleTV" alone. They name it as the lists
+    do and keep Apple's value as sent (what the CSV and ?family= carry) when it differs."""
+    _seed(fleet["paris"], {"serial_number": "FAM0001", "device_family": family})
+    page = admin_client.get(f"/devices/{_device('FAM0001').id}").get_data(as_text=True)
+    assert f"<dt>Device family</dt><dd>{shown}</dd>" in page
+
+
+def test_the_empty_history_names_every_request_that_would_show_in_it(admin_client, fleet):
+    page = admin_client.get(f"/devices/{_device('F17XYZ9').id}").get_data(as_text=True)
+    assert "No Add Devices, Remove Devices or Release Devices request has concerned this device yet." in page

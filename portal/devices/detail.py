@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from ..extensions import db
 from ..models import AssignmentBatch, AssignmentTask, Device, EnrollmentProfile
+from ..templating import device_family_label
 
 HISTORY_LIMIT = 200
 # (label, Device attribute) of every Apple attribute with a column of its own.
@@ -23,7 +24,7 @@ APPLE_ATTRIBUTES = (
 
 @dataclass
 class HistoryEntry:
-    """One device in one Add Devices / Remove Devices request."""
+    """One device in one Add Devices / Remove Devices / Release Devices request."""
 
     when: datetime
     actor: str | None
@@ -43,10 +44,20 @@ ACRONYMS = {"id": "ID", "imei": "IMEI", "meid": "MEID", "mac": "MAC", "os": "OS"
 def attributes(device: Device) -> list[tuple[str, object, str | None]]:
     """(label, value, Apple's key) of every Apple attribute, then the extra ones Apple sent, by name.
     Apple's key is given for the extra ones only, whose label is made from it."""
-    rows = [(label, getattr(device, name), None) for label, name in APPLE_ATTRIBUTES]
+    rows = [(label, _family(device.device_family) if name == "device_family" else getattr(device, name), None)
+            for label, name in APPLE_ATTRIBUTES]
     for key in sorted(device.extra or {}):
         rows.append((_label(key), _shown(device.extra[key]), key))
     return rows
+
+
+def _family(family: str | None) -> str | None:
+    """"Apple TV (AppleTV)": the name the lists and filters use, then Apple's value as sent, which this
+    section promises (and which the API and the CSV export carry). Alone when they are the same (iPhone)."""
+    if not family:
+        return family
+    label = device_family_label(family)
+    return label if label == family else f"{label} ({family})"
 
 
 def _label(key: str) -> str:
