@@ -780,3 +780,16 @@ def test_saving_an_edit_that_changes_nothing_records_nothing_and_keeps_the_statu
     assert "Apple still has the previous version" in response.headers["HX-Trigger"]
     assert profile_named("Staff iPads").status == "changed"
     assert len(db.session.execute(select(ActivityEntry.id)).all()) == entries + 1
+
+
+def test_the_profile_page_says_what_the_organization_is_for_and_hides_it_when_empty(htmx, server_id):
+    """"Organization — (portal only)" left an admin guessing: the page says it is not sent to Apple, and an
+    empty one is not listed at all."""
+    assert create(htmx, server_id).status_code == 204
+    page = " ".join(htmx.get(f"/profiles/{profile_named('Staff iPads').id}").get_data(as_text=True).split())
+    assert ("<dt>Organization</dt><dd>Acme Corp <span class=\"help\">A note kept in this portal, not sent to Apple: "
+            "devices show the organization name registered in Apple Business Manager.</span></dd>") in page
+    assert "(portal only)" not in page
+    assert create(htmx, server_id, name="Kiosks", organization="").status_code == 204
+    page = htmx.get(f"/profiles/{profile_named('Kiosks').id}").get_data(as_text=True)
+    assert "<dt>Organization</dt>" not in page and "<dt>Department</dt>" in page
