@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Flask, flash, g, make_response, redirect, request, url_for
+from flask import Flask, flash, g, make_response, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -70,13 +70,22 @@ def sign_in_first():
     not to the URL of a form's POST, which a GET after sign-in would answer with 405.
     """
     if g.get("session_ended"):
-        flash("Your session has ended (signed out, or unused for too long): sign in again.", "info")
+        _flash_once("Your session has ended (signed out, or unused for too long): sign in again.", "info")
     else:
-        flash(login_manager.login_message, login_manager.login_message_category)
+        _flash_once(login_manager.login_message, login_manager.login_message_category)
     target = url_for("auth.login", next=_page_to_return_to())
     if is_htmx():
         return hx_redirect(make_response("", 401), target)
     return redirect(target)
+
+
+def _flash_once(message: str, category: str) -> None:
+    """Flash unless the same message already waits to be shown. Signed-out requests can come several
+    before a page shows the messages (polls of an open page, other tabs, a link opened after Sign out),
+    and the sign-in page stacked one "Please sign in to continue." per request."""
+    waiting = session.get("_flashes", [])  # where flask.flash() keeps them, as (category, message)
+    if not any(tuple(entry) == (category, message) for entry in waiting):
+        flash(message, category)
 
 
 def _page_to_return_to() -> str | None:

@@ -535,3 +535,16 @@ def test_a_form_of_a_session_that_ended_asks_to_sign_in_not_to_reload(auth, clie
                                                  "HX-Current-URL": "http://localhost/servers"}, csrf=False)
     assert answer.status_code == 401 and answer.headers["HX-Redirect"] == "/login?next=/servers"
     assert "Your session has ended" in client.get("/login").get_data(as_text=True)
+
+
+def test_several_signed_out_requests_say_please_sign_in_once(client):
+    """Polls of an open page, other tabs, links opened while signed out: each flashed the message, and the
+    sign-in page stacked them. It says it once, and again after the next signed-out request."""
+    for _ in range(3):
+        assert client.get("/devices").status_code == 302
+    assert client.get("/assignments/retries", headers={"HX-Request": "true"}).status_code == 401
+    page = client.get("/login").get_data(as_text=True)
+    assert page.count("Please sign in to continue.") == 1
+    assert "Please sign in to continue." not in client.get("/login").get_data(as_text=True)  # shown, then gone
+    client.get("/devices")
+    assert client.get("/login").get_data(as_text=True).count("Please sign in to continue.") == 1
