@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 from email import message_from_bytes, policy
 from pathlib import Path
 
+import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from cryptography import x509
@@ -116,3 +117,14 @@ def start_server(mailbox: Mailbox, mode: str, certificates: tuple[Path, Path, Pa
     controller = Controller(mailbox, hostname=hostname, port=free_port(), **options)
     controller.start()
     return controller
+
+
+@pytest.fixture
+def mail():
+    """A plain SMTP server (no encryption, no sign-in), as a relay on a trusted network; imported by the test
+    modules that use it."""
+    mailbox = Mailbox()
+    controller = start_server(mailbox, "none")
+    mailbox.port = controller.port
+    yield mailbox
+    controller.stop()

@@ -16,6 +16,7 @@ from portal.extensions import db
 from portal.models.setting import Setting, get_setting
 from tests.servers_helpers import field_error
 from tests.smtp_helpers import PASSWORD, USER, Mailbox, make_certificates, start_server
+from tests.smtp_helpers import mail  # noqa: F401 - the fixture
 from tests.test_notification_retries import QUICK, _revoke_terms, _run_due_retries, _summaries
 from tests.test_notifications import _activity, paris, webhook  # noqa: F401 - fixtures
 
@@ -29,16 +30,6 @@ def certificates(tmp_path, monkeypatch):
     paths = make_certificates(tmp_path)
     monkeypatch.setenv("SSL_CERT_FILE", str(paths[0]))  # what ssl.create_default_context() trusts
     return paths
-
-
-@pytest.fixture
-def mail():
-    """A plain SMTP server (no encryption, no sign-in), as a relay on a trusted network."""
-    mailbox = Mailbox()
-    controller = start_server(mailbox, "none")
-    mailbox.port = controller.port
-    yield mailbox
-    controller.stop()
 
 
 def _save(client, **smtp):

@@ -17,6 +17,7 @@ from portal.email_delivery import send_mail
 from portal.email_settings import SmtpSettings
 from portal.notifications import post
 from tests.smtp_helpers import PASSWORD, USER, Mailbox, free_port, make_certificates, start_server
+from tests.smtp_helpers import mail  # noqa: F401 - the fixture
 from tests.test_notifications import SECRET_PATH, Webhook
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
@@ -164,15 +165,6 @@ def _smtp(port: int, host: str = "127.0.0.1", tls: str = "none", username: str =
           sender: str = "ade@example.com", recipients=("it@example.com",)) -> SmtpSettings:
     return SmtpSettings(host=host, port=port, tls=tls, username=username, password=password, sender=sender,
                         recipients=tuple(recipients))
-
-
-@pytest.fixture
-def mail():
-    mailbox = Mailbox()
-    controller = start_server(mailbox, "none")
-    mailbox.port = controller.port
-    yield mailbox
-    controller.stop()
 
 
 def test_a_mail_server_whose_name_does_not_resolve_says_dns_does_not_know_it(app):
