@@ -338,6 +338,21 @@ def test_csv_export_of_the_current_filter(admin_client, fleet):
     assert [r["serial_number"] for r in csv.DictReader(io.StringIO(per_server))] == ["C02AAB2"]
     waiting = list(csv.DictReader(io.StringIO(admin_client.get("/devices.csv?q=DMQ").get_data(as_text=True))))
     assert [(r["serial_number"], r["assignment_state"]) for r in waiting] == [("DMQ100_", "queued")]
+    # The request it waits for, as the lists name it: Add Devices to Staff (the CSV used to say nothing of it).
+    assert (waiting[0]["waiting_request"], waiting[0]["waiting_for_profile"]) == (f"Add Devices #{_batch_of('DMQ100_')}",
+                                                                                "Staff")
+    assert (ipad["waiting_request"], ipad["waiting_for_profile"]) == ("", "")
+
+
+def test_csv_export_names_a_waiting_removal(admin_client, fleet):
+    _queue(fleet["paris"], fleet["kiosk"], "C02AAB2")
+    task = db.session.execute(select(AssignmentTask).where(AssignmentTask.serial_number == "C02AAB2")).scalar_one()
+    task.batch.action = "remove"
+    db.session.commit()
+    rows = {r["serial_number"]: r for r in csv.DictReader(io.StringIO(admin_client.get("/devices.csv").get_data(as_text=True)))}
+    ipad = rows["C02AAB2"]
+    assert (ipad["assignment_state"], ipad["enrollment_profile"]) == ("queued", "Kiosk")
+    assert (ipad["waiting_request"], ipad["waiting_for_profile"]) == (f"Remove Devices #{_batch_of('C02AAB2')}", "")
 
 
 def test_a_device_with_a_request_waiting_shows_as_queued_on_its_page(admin_client, fleet):
@@ -734,11 +749,34 @@ def test_the_profiles_waited_for_cost_one_query_per_page(admin_client, fleet):
         return sum("assignment_task" in s for s in statements)
 
     before = task_queries()
+    assert before == 1  # queued or waiting, and for which profile or request: read together
     _seed(fleet["paris"], *({"serial_number": f"WAIT{n:03}"} for n in range(30)))
     for n in range(30):
         _queue(fleet["paris"], fleet["staff"], f"WAIT{n:03}")
     assert task_queries() == before
     assert admin_client.get("/devices").get_data(as_text=True).count("Waiting for “Staff”") == 31
+
+
+@pytest.mark.parametrize("action, words", [("remove", "Removal waiting"), ("release", "Release waiting")])
+def test_a_waiting_removal_or_release_is_named_beside_queued(admin_client, fleet, action, words):
+    """A device queued for Remove Devices or Release Devices said only "Queued" (its profile column
+    still names the profile it has): the Assignment column names the request waiting, linked to it."""
+    _queue(fleet["paris"], fleet["kiosk"], "C02AAB2")
+    task = db.session.execute(select(AssignmentTask).where(AssignmentTask.serial_number == "C02AAB2")).scalar_one()
+    task.batch.action = action
+    db.session.commit()
+    batch_id = _batch_of("C02AAB2")
+    for url in ("/devices", "/devices?assignment=queued"):
+        row = _row(admin_client.get(url).get_data(as_text=True), "C02AAB2")
+        assert re.search(rf'<td>Queued<br><a class="waiting-for" href="/assignments/{batch_id}"[^>]*>{words} '
+                         rf'\(#{batch_id}\)</a></td>', row), (url, row)
+        assert "Waiting for" not in row  # the profile column: no profile is being assigned
+    other = _row(admin_client.get("/devices").get_data(as_text=True), "DMQ100_")  # queued for Add Devices
+    assert "Assignment waiting" not in other and "Waiting for “Staff”" in other
+    detail = admin_client.get(f"/devices/{_device('C02AAB2').id}").get_data(as_text=True)
+    assert (f'<dt>Assignment</dt><dd>Queued · <a class="waiting-for" href="/assignments/{batch_id}">{words}</a> '
+            f'({ {"remove": "Remove Devices", "release": "Release Devices"}[action]} request #{batch_id}, '
+            "not answered by Apple yet)") in detail
 
 
 @pytest.mark.parametrize("family, shown", [("AppleTV", "Apple TV (AppleTV)"), ("Vision", "Apple Vision (Vision)"),

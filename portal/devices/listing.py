@@ -12,7 +12,7 @@ from .counts import current_counts
 from .enrollment import apple_holds_current, outlook
 from .filters import DeviceQuery
 from .keyset import Cursor, cursor_of, decode_cursor, fetch
-from .pending import WaitingProfile, pending_among, shown_state, waiting_profiles
+from .pending import QueuedRequest, WaitingProfile, page_waits, shown_state
 
 PAGE_SIZE = 100
 # Counting a filtered list stops here: counting 100,000 matching rows through a filter's index costs
@@ -35,6 +35,7 @@ class DeviceRow:
     outlook: str  # yes, outdated (Apple still hands it a profile not as set up here) or no: enrollment.outlook
     assignment: str  # the Assignment column: queued, or the last answer (see pending.shown_state)
     waiting_for: WaitingProfile | None = None  # an Add Devices request not yet accepted by Apple
+    queued_request: QueuedRequest | None = None  # the request it is queued for, whichever its action
 
 
 @dataclass
@@ -132,8 +133,7 @@ def decorate(devices: list[Device]) -> list[DeviceRow]:
         select(EnrollmentProfile.id, EnrollmentProfile.name, EnrollmentProfile.status,
                EnrollmentProfile.apple_profile_uuid)
         .where(EnrollmentProfile.id.in_(profile_ids)))} if profile_ids else {}
-    pending = pending_among(d.id for d in devices)
-    waiting = waiting_profiles(d.id for d in devices)
+    waits = page_waits(d.id for d in devices)
     rows = []
     for device in devices:
         server, profile = servers.get(device.server_id), profiles.get(device.profile_id)
@@ -142,5 +142,6 @@ def decorate(devices: list[Device]) -> list[DeviceRow]:
                  and server is not None and server.configuration_id is not None
                  and apple_holds_current(device, profile.apple_profile_uuid))
         rows.append(DeviceRow(device, server.name if server else "—", profile.name if profile else None, ready,
-                              outlook(device, ready), shown_state(device, pending), waiting.get(device.id)))
+                              outlook(device, ready), shown_state(device, waits.pending),
+                              waits.profiles.get(device.id), waits.requests.get(device.id)))
     return rows

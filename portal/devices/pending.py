@@ -45,22 +45,49 @@ def pending_among(device_ids) -> set[int]:
         AssignmentTask.device_id.in_(ids), AssignmentTask.state.in_(PENDING_STATES)).distinct()).scalars())
 
 
-def waiting_profiles(device_ids) -> dict[int, WaitingProfile]:
-    """{device id: the profile it waits for} among `device_ids` (a page's worth, ≤ 100): one query
-    through ix_assignment_task_device. The device row names its profile only once Apple accepts
-    (runner), so without this a device waiting for its first profile says "None"."""
+@dataclass(frozen=True)
+class QueuedRequest:
+    """The newest Add Devices / Remove Devices / Release Devices request waiting to be sent for a device."""
+
+    batch_id: int
+    action: str  # models.assignment.ACTIONS
+
+
+@dataclass
+class PageWaits:
+    """What a page's devices wait for, from one query (page_waits)."""
+
+    pending: set[int]                      # ids with a request waiting to be sent: shown as "queued"
+    profiles: dict[int, WaitingProfile]    # the profile an Add Devices request is taking the device to
+    requests: dict[int, QueuedRequest]     # the newest request waiting to be sent, whichever its action
+
+
+def page_waits(device_ids) -> PageWaits:
+    """The requests not answered for good yet of `device_ids` (a page's worth, ≤ 100), in one query
+    through ix_assignment_task_device (two used to cost the PostgreSQL list page 2.5 ms more).
+
+    The device row names its profile only once Apple accepts (runner), so without this a device
+    waiting for its first profile would say "None", and a waiting removal only "Queued"."""
+    waits = PageWaits(set(), {}, {})
     ids = list(device_ids)
     if not ids:
-        return {}
+        return waits
     rows = db.session.execute(
-        select(AssignmentTask.device_id, AssignmentBatch.id, EnrollmentProfile.id, EnrollmentProfile.name)
+        select(AssignmentTask.device_id, AssignmentTask.state, AssignmentBatch.id, AssignmentBatch.action,
+               EnrollmentProfile.id, EnrollmentProfile.name)
         .join(AssignmentBatch, AssignmentBatch.id == AssignmentTask.batch_id)
-        .join(EnrollmentProfile, EnrollmentProfile.id == AssignmentBatch.profile_id)  # deleted: nothing to wait for
-        .where(AssignmentTask.device_id.in_(ids), AssignmentTask.state.in_(WAITING_STATES),
-               AssignmentBatch.action == ASSIGN)
+        .outerjoin(EnrollmentProfile, EnrollmentProfile.id == AssignmentBatch.profile_id)
+        .where(AssignmentTask.device_id.in_(ids), AssignmentTask.state.in_(WAITING_STATES))
         .order_by(AssignmentTask.id))
-    # Ascending: should two be open for a moment, the newest request wins.
-    return {device_id: WaitingProfile(batch_id, profile_id, name) for device_id, batch_id, profile_id, name in rows}
+    # Ascending: should two be open for a moment (a release is replaced by another release only),
+    # the newest request wins.
+    for device_id, state, batch_id, action, profile_id, name in rows:
+        if state in PENDING_STATES:
+            waits.pending.add(device_id)
+            waits.requests[device_id] = QueuedRequest(batch_id, action)
+        if action == ASSIGN and profile_id is not None:  # a deleted profile: nothing to wait for
+            waits.profiles[device_id] = WaitingProfile(batch_id, profile_id, name)
+    return waits
 
 
 def assignment_condition(value: str, *, for_count: bool = False):

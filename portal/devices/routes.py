@@ -16,7 +16,7 @@ from .enrollment import outlook, will_enroll
 from .export import csv_lines
 from .filters import APPLE_PROFILE_STATUSES, ASSIGNMENT_LABELS, DeviceQuery
 from .listing import list_devices
-from .pending import shown_state, waiting_profiles
+from .pending import page_waits, shown_state
 
 
 @bp.route("/devices")
@@ -51,10 +51,12 @@ def detail(device_id: int):
     profile = db.session.get(EnrollmentProfile, device.profile_id) if device.profile_id else None
     entries, history_total = history(device.id)
     ready, reason = will_enroll(device)
+    waits = page_waits([device.id])
     return render_template("devices/detail.html", device=device, server=server, profile=profile,
                            attributes=attributes(device), history=entries, history_total=history_total,
                            ready=ready, outlook=outlook(device, ready), reason=reason,
-                           assignment=shown_state(device), waiting_for=waiting_profiles([device.id]).get(device.id))
+                           assignment=shown_state(device, waits.pending), waiting_for=waits.profiles.get(device.id),
+                           queued_request=waits.requests.get(device.id))
 
 
 def _query(server: ManagedServer | None) -> DeviceQuery:

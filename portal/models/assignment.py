@@ -16,6 +16,7 @@ RELEASE = "release"  # disown: Apple takes the devices out of the organization f
 ACTIONS = (ASSIGN, REMOVE, RELEASE)
 ACTION_WORDS = {ASSIGN: "Add Devices", REMOVE: "Remove Devices", RELEASE: "Release Devices"}
 DONE_WORDS = {ASSIGN: "Assigned", REMOVE: "Removed", RELEASE: "Released"}  # what Apple's SUCCESS did
+QUEUED_WORDS = {ASSIGN: "Assignment waiting", REMOVE: "Removal waiting", RELEASE: "Release waiting"}  # not sent yet
 
 # Task states. Apple's per-device answers are stored in AssignmentTask.result as sent.
 QUEUED = "queued"          # waiting for the batch job (or for its retry time)
