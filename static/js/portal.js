@@ -107,6 +107,22 @@
     if (first) first.focus();
   }
 
+  // The keyboard stays in an open pop-up: Tab from its last control goes to its first (the ✕), Shift+Tab from the first
+  // to the last. A modal <dialog> alone lets Tab leave the page for the browser's address bar at either end. The
+  // controls are counted at each key press, so that what htmx swapped in, an error message or a field revealed since
+  // the pop-up opened counts, and a disabled or hidden control does not. Between the ends, the browser moves as usual.
+  function keepTabInside(e) {
+    if (e.key !== "Tab" || e.altKey || e.ctrlKey || e.metaKey) return;
+    var active = document.activeElement, stops = focusables(e.currentTarget);
+    // "Beyond" in document order, not by index: the focus may be on the pop-up itself (a click on its text), on none
+    // of its controls; Shift+Tab from there would leave too.
+    var beyond = e.shiftKey ? Node.DOCUMENT_POSITION_PRECEDING : Node.DOCUMENT_POSITION_FOLLOWING;
+    if (stops.some(function (el) { return active.compareDocumentPosition(el) & beyond; })) return;
+    e.preventDefault();
+    var other = e.shiftKey ? stops[stops.length - 1] : stops[0];
+    if (other) other.focus();
+  }
+
   var opener = null;  // describeFocus() of what had focus when the pop-up opened
 
   function closeModal() {
@@ -158,6 +174,7 @@
       });
       // A click on the backdrop (the dialog itself, outside its content) closes it.
       dlg.addEventListener("click", function (e) { if (e.target === dlg) closeUnlessKept(); });
+      dlg.addEventListener("keydown", keepTabInside);
       dlg.addEventListener("input", noteEdit);
       dlg.addEventListener("change", noteEdit);
       dlg.addEventListener("cancel", function (e) {  // Escape

@@ -1,7 +1,7 @@
 """The keyboard's place survives htmx: an admin working with the keyboard (or a screen reader) stays where they
 were when a polled row refreshes, a list is sorted or paged, a pop-up's work refreshes the list behind it, or the
 button that opened a pop-up is replaced while it is open. Focus must never fall back to <body> (the top of the
-page, and out of the pop-up)."""
+page, and out of the pop-up), and Tab goes round an open pop-up, never out of it."""
 from __future__ import annotations
 
 import re
@@ -344,3 +344,107 @@ def test_a_pop_up_opens_on_a_control_the_keyboard_can_reach(signed_in_page: Page
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
     expect(section.get_by_role("button", name="Remove Devices")).to_be_focused()
+
+
+def tab_round(page: Page, dialog, key: str) -> list[str]:
+    """Presses `key` until the focus is back on the control it started on (at most 150 times), checking after each
+    press that the focus is still in the pop-up, not on the page behind or in the browser's own bar: what had focus
+    after each press, the start last."""
+    start = page.evaluate_handle("() => document.activeElement")
+    trail = []
+    for _ in range(150):
+        page.keyboard.press(key)
+        assert dialog.evaluate("d => d.contains(document.activeElement)"), f"{key} left the pop-up after {trail}"
+        trail.append(focused(page))
+        if start.evaluate("el => el === document.activeElement"):
+            return trail
+    raise AssertionError(f"{key} never came back round: {trail}")
+
+
+def goes_round(page: Page, dialog, first, last) -> None:
+    """Tab from the pop-up's last control goes to its first, Shift+Tab from the first to the last, and a whole round
+    each way from the control that has focus stays in the pop-up, through both ends."""
+    start = page.evaluate_handle("() => document.activeElement")
+    first.focus()
+    page.keyboard.press("Shift+Tab")
+    expect(last).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(first).to_be_focused()
+    start.evaluate("el => el.focus()")
+    forth = tab_round(page, dialog, "Tab")
+    back = tab_round(page, dialog, "Shift+Tab")
+    assert len(forth) == len(back) > 2, (forth, back)
+    assert back[:-1] == list(reversed(forth[:-1])), (forth, back)  # the same controls, the other way round
+
+
+def test_tab_goes_round_a_pop_up_as_it_changes_never_out_of_it(signed_in_page: Page):
+    """Add a Server: Tab past its last control (Add Server) and Shift+Tab before its first (the ✕) stay in the pop-up,
+    also once the form came back with errors (all new controls), and while it is being sent (Add Server disabled,
+    skipped)."""
+    page = signed_in_page
+    page.get_by_role("toolbar", name="Managed servers").get_by_role("link", name="Add Server").click()
+    dialog = page.get_by_role("dialog", name="Add a Server")
+    close = dialog.locator("header").get_by_role("button", name="Close")
+    add = dialog.get_by_role("button", name="Add Server")
+    expect(dialog.get_by_label("Name", exact=True)).to_be_focused()
+    settled(page)
+    goes_round(page, dialog, close, add)
+    dialog.get_by_text("The …_smime.p7m file").click()  # a click on words, not a control: the pop-up has focus
+    page.keyboard.press("Shift+Tab")
+    expect(add).to_be_focused()
+
+    add.click()  # nothing filled in: the form comes back with its errors
+    expect(dialog.get_by_label("Name", exact=True)).to_have_attribute("aria-invalid", "true")
+    expect(dialog.get_by_label("Name", exact=True)).to_be_focused()
+    settled(page)
+    goes_round(page, dialog, close, add)
+
+    # Sent, with the answer held back: Add Server is disabled meanwhile, so Cancel is the last control.
+    held = []
+    page.route("**/servers/add",
+               lambda route: held.append(route) if route.request.method == "POST" else route.continue_())
+    dialog.get_by_label("Name", exact=True).fill("Paris")
+    add.click()
+    expect(add).to_be_disabled()
+    close.focus()
+    goes_round(page, dialog, close, dialog.get_by_role("button", name="Cancel"))
+    held[0].continue_()  # no token chosen: the form comes back with its error, Add Server usable again
+    expect(add).to_be_enabled()
+
+
+def test_tab_goes_round_other_pop_ups_and_their_new_content(signed_in_page: Page, server):
+    """Create Profile (its Advanced settings revealed while it is open) and Generate key pair (its form replaced by
+    the key pair it made, whose last control is Close)."""
+    page = signed_in_page
+    page.goto("/profiles")
+    page.get_by_role("toolbar", name="Enrollment profiles").get_by_role("link", name="Create Profile").click()
+    dialog = page.get_by_role("dialog", name="Add an enrollment profile")
+    close = dialog.locator("header").get_by_role("button", name="Close")
+    create = dialog.get_by_role("button", name="Create Profile")
+    expect(dialog).to_be_visible()
+    settled(page)
+    goes_round(page, dialog, close, create)
+    rounds = len(tab_round(page, dialog, "Tab"))
+    dialog.get_by_text("Advanced", exact=True).click()
+    dialog.get_by_text("Advanced", exact=True).focus()
+    assert len(tab_round(page, dialog, "Tab")) > rounds  # the settings revealed are on the way round
+    goes_round(page, dialog, close, create)
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+
+    opener = page.get_by_role("link", name="Generate key pair")
+    page.goto("/servers")
+    opener.click()
+    dialog = page.get_by_role("dialog", name="Generate key pair")
+    close = dialog.locator("header").get_by_role("button", name="Close")
+    expect(dialog).to_be_visible()
+    settled(page)
+    goes_round(page, dialog, close, dialog.get_by_role("button", name="Generate"))
+    dialog.get_by_role("button", name="Generate").click()
+    done = dialog.locator(".form-actions").get_by_role("button", name="Close")
+    expect(done).to_be_visible()
+    settled(page)
+    goes_round(page, dialog, close, done)
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(opener).to_be_focused()  # still back where the pop-up was opened from
