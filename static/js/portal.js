@@ -23,9 +23,10 @@
 
   function focusables(scope) {
     return Array.prototype.filter.call(scope.querySelectorAll(FOCUSABLE), function (el) {
-      // checkVisibility(): the content of a closed <details> still has boxes, but cannot take focus.
-      return !el.disabled && el.tabIndex >= 0 && el.getClientRects().length > 0 &&
-        (!el.checkVisibility || el.checkVisibility());
+      // checkVisibility(): the content of a closed <details> still has boxes, but cannot take focus; nor can a control
+      // made invisible (visibility: hidden), under [inert], or in a disabled <fieldset> (:disabled, not .disabled).
+      return !el.matches(":disabled") && el.tabIndex >= 0 && !el.closest("[inert]") && el.getClientRects().length > 0 &&
+        (!el.checkVisibility || el.checkVisibility({ visibilityProperty: true }));
     });
   }
 
@@ -110,7 +111,8 @@
   // The keyboard stays in an open pop-up: Tab from its last control goes to its first (the ✕), Shift+Tab from the first
   // to the last. A modal <dialog> alone lets Tab leave the page for the browser's address bar at either end. The
   // controls are counted at each key press, so that what htmx swapped in, an error message or a field revealed since
-  // the pop-up opened counts, and a disabled or hidden control does not. Between the ends, the browser moves as usual.
+  // the pop-up opened counts, and a disabled, hidden or inert control does not (focusables() skips what the browser
+  // skips). Between the ends, the browser moves as usual.
   function keepTabInside(e) {
     if (e.key !== "Tab" || e.altKey || e.ctrlKey || e.metaKey) return;
     var active = document.activeElement, stops = focusables(e.currentTarget);
