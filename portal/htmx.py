@@ -12,6 +12,16 @@ def is_htmx() -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
+# Set by portal.js on the requests a page sends by itself to follow background work (polls, and what their
+# answers trigger), never on what the admin does: those do not keep the session alive (auth/sessions.py).
+POLL_HEADER = "X-Background-Poll"
+
+
+def is_background_poll() -> bool:
+    """True when the page sent the request by itself to follow background work, not because the admin did something."""
+    return request.headers.get(POLL_HEADER) == "true"
+
+
 def current_path() -> str:
     """The path of the page an htmx request was made from (HX-Current-URL), without a trailing slash.
 

@@ -498,6 +498,48 @@ def test_a_session_ends_after_the_idle_limit_and_after_the_absolute_limit(app, a
     assert client.get("/servers").status_code == 302
 
 
+POLL = {"HX-Request": "true", "X-Background-Poll": "true"}  # what portal.js sends with a poll
+
+
+def test_a_poll_does_not_refresh_the_idle_time_while_an_ordinary_request_does(app, auth, client, monkeypatch):
+    """A tab left open on a polling page (the retry queue, a synchronization) must not keep the session alive."""
+    from portal.auth import sessions
+
+    idle = app.config["SESSION_IDLE_MINUTES"] * 60
+
+    def still_signed_in_after(headers) -> bool:
+        """Signed in afresh, a request just before the idle limit, then one just after it: still signed in?"""
+        monkeypatch.undo()
+        auth.logout()
+        auth.login()
+        clock = sessions.time.time()
+        monkeypatch.setattr(sessions.time, "time", lambda: clock + idle - 30)
+        assert client.get("/assignments/retries", headers=headers).status_code == 200  # in time: answered
+        monkeypatch.setattr(sessions.time, "time", lambda: clock + idle + 30)
+        return client.get("/servers").status_code == 200
+
+    assert still_signed_in_after({})  # a page load
+    assert still_signed_in_after({"HX-Request": "true"})  # a request the admin made with htmx (a search, a pop-up)
+    assert not still_signed_in_after(POLL)  # idle time still counts from the sign-in
+
+
+def test_a_session_idle_past_the_limit_ends_though_polls_kept_coming(app, auth, client, monkeypatch):
+    """The header can only keep a request from counting: a poll after the limit is refused like any request."""
+    from portal.auth import sessions
+
+    auth.login()
+    clock = sessions.time.time()
+    idle = app.config["SESSION_IDLE_MINUTES"] * 60
+    for at in range(120, idle, 120):  # a poll every two minutes, all answered
+        monkeypatch.setattr(sessions.time, "time", lambda: clock + at)
+        assert client.get("/assignments/retries", headers=POLL).status_code == 200
+    monkeypatch.setattr(sessions.time, "time", lambda: clock + idle + 1)
+    ended = client.get("/assignments/retries", headers={**POLL, "HX-Current-URL": "http://localhost/assignments/retries"})
+    assert ended.status_code == 401 and ended.headers["HX-Redirect"] == "/login?next=/assignments/retries"
+    assert client.get("/servers").status_code == 302
+    assert "Your session has ended" in client.get("/login").get_data(as_text=True)
+
+
 def test_a_signed_out_htmx_request_sends_the_whole_page_to_the_sign_in_page(auth, client):
     """Not the sign-in page inside a pop-up: htmx follows HX-Redirect, back to the page afterwards."""
     client.fetch_csrf_token()

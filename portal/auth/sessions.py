@@ -7,6 +7,9 @@ token only the cookie holds, every request checks it, and sign-out deletes it.
 - Idle limit (SESSION_IDLE_MINUTES): the cookie carries the time of its last request, refreshed
   at most once a minute. A copy replayed later carries an older time, never a newer one (the
   cookie is signed), so keeping it in the cookie is safe and spares the database a write per request.
+  A background poll (htmx.is_background_poll) is checked like any request but does not refresh that time:
+  a tab left open on a polling page would otherwise keep the session alive up to the absolute limit. The
+  header can only keep a request from counting, so a client sending it gains nothing.
 - Absolute limit (SESSION_MAX_HOURS): counted from the sign-in stored in the row.
 """
 from __future__ import annotations
@@ -20,6 +23,7 @@ from flask import current_app, g, session
 from sqlalchemy import delete
 
 from ..extensions import db
+from ..htmx import is_background_poll
 from ..models import AdminSession
 from ..models.types import utcnow
 
@@ -49,7 +53,7 @@ def is_current(admin_id: int) -> bool:
     if row is None or row.admin_id != admin_id or now - seen > idle_s or utcnow() - row.created_at > _max_age():
         g.session_ended = True  # the sign-in page says why
         return False
-    if now - seen >= SEEN_EVERY_S:
+    if now - seen >= SEEN_EVERY_S and not is_background_poll():
         session[SEEN_KEY] = now
     return True
 
