@@ -359,6 +359,70 @@
       kept.forEach(function (value) { data.append(name, value); });
     });
   });
+  // Background polls do not keep the session alive (portal/auth/sessions.py): a tab left open on a polling page
+  // would otherwise never reach the idle limit. Polls are marked here, once for every polling element: htmx sends a
+  // poll ("every 2s") without a triggering event, and the events a poll's answer sends (HX-Trigger: batchProgress
+  // refreshes the device list under a request's progress) are dispatched by htmx on the polling element. The header
+  // only ever keeps a request from counting as activity, so a request wrongly left unmarked still works as before.
+  var POLL_HEADER = "X-Background-Poll";
+  var sessionEnded = false;  // a poll found the session ended: the page polls no more
+
+  function polls(el) {
+    return !!(el && el.getAttribute) && /(^|,)\s*every\s/.test(el.getAttribute("hx-trigger") || "");
+  }
+
+  function isPoll(detail) {
+    var cause = detail.triggeringEvent;
+    if (!cause) return polls(detail.elt);
+    // Not trusted: sent by a script (htmx answering a request), not by the admin's click, key or typing.
+    return !cause.isTrusted && !!cause.detail && polls(cause.detail.elt);
+  }
+
+  document.body.addEventListener("htmx:configRequest", function (e) {
+    if (!isPoll(e.detail)) return;
+    if (sessionEnded) e.preventDefault();
+    else e.detail.headers[POLL_HEADER] = "true";
+  });
+
+  // A poll that finds the session ended does not follow the server's HX-Redirect to the sign-in page: that would take
+  // away what the admin is typing in an open pop-up (files and passwords are never kept). The page stays, polls stop,
+  // and the page says so with a link to sign in; an open pop-up says what sending it will do. What the admin sends
+  // next goes to the sign-in page as before, and a pop-up's form is kept for after it (below).
+  document.body.addEventListener("htmx:beforeOnLoad", function (e) {
+    var xhr = e.detail.xhr, config = e.detail.requestConfig;
+    var signIn = xhr && xhr.status === 401 && xhr.getResponseHeader("HX-Redirect");
+    if (!signIn || !config || !config.headers[POLL_HEADER]) return;
+    e.preventDefault();
+    if (!sessionEnded) showSessionEnded(signIn);
+    sessionEnded = true;
+  });
+
+  function alertBox(text) {
+    var box = document.createElement("div");
+    box.className = "alert alert-warning session-ended";
+    box.setAttribute("role", "alert");
+    var line = document.createElement("p");
+    line.textContent = text;
+    box.append(line);
+    return box;
+  }
+
+  function showSessionEnded(signIn) {
+    var banner = alertBox("Your session has ended (signed out, or unused for too long): this page is no longer " +
+      "updated. ");
+    var link = document.createElement("a");
+    link.href = signIn;
+    link.textContent = "Sign in again";
+    banner.firstChild.append(link, ".");
+    var main = document.getElementById("main");
+    if (main) main.prepend(banner);
+    var dlg = modal(), body = dlg && dlg.open && dlg.querySelector(".dialog-body");
+    if (body && body.querySelector("form")) {
+      body.prepend(alertBox("Your session has ended: sending this takes you to the sign-in page first. What you " +
+        "entered comes back once you have signed in, except files, passwords, private keys and typed confirmations."));
+    }
+  }
+
   // Nothing typed is lost when the session ends: a pop-up's form sent after it ended goes to the sign-in page
   // (security.sign_in_first answers 401 + HX-Redirect). What was typed in the form is kept in this tab (sessionStorage,
   // gone with the tab; never a password, a file, a hidden field such as the CSRF token, a field marked data-secret
