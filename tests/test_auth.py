@@ -100,6 +100,15 @@ def test_next_only_follows_local_paths(auth, client):
     assert evil.headers["Location"] == "/"
 
 
+def test_the_sign_in_page_of_an_admin_signed_in_meanwhile_follows_next(auth, client):
+    """A page left with "Sign in again" (a poll found the session ended) links to /login?next=<that page>;
+    an admin who signed in again in another tab meanwhile is taken to that page, not home."""
+    auth.login()
+    assert client.get("/login?next=/assignments/retries").headers["Location"] == "/assignments/retries"
+    assert client.get("/login?next=https://evil.example/").headers["Location"] == "/"
+    assert client.get("/login").headers["Location"] == "/"
+
+
 @pytest.mark.parametrize("target", ["/%0D%0ASet-Cookie:%20x=1", "/activity/%0A", "/%00", "/%09/evil.example", "/%7F"])
 def test_next_with_control_characters_goes_home(auth, client, target):
     """A line break in `next` would be a line break in the Location header: werkzeug refuses it

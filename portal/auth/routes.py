@@ -21,8 +21,8 @@ log = logging.getLogger(__name__)
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     """Sign in; failures never say whether the name or the password was wrong, nor do locks."""
-    if current_user.is_authenticated:
-        return redirect(url_for("areas.home"))
+    if current_user.is_authenticated:  # signed in again meanwhile (another tab): on to where the link led
+        return redirect(_safe_next(request.args.get("next")))
     form = LoginForm()
     if not form.validate_on_submit():
         return render_template("auth/login.html", form=form), (422 if form.errors else 200)
