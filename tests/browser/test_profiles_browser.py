@@ -257,3 +257,28 @@ def test_a_default_profile_for_some_device_families(signed_in_page, server_id):
     expect(row).to_contain_text("iPhone, Apple TV")
     row.get_by_role("link", name="Phones", exact=True).click()
     expect(page.get_by_text("Default for new iPhone and Apple TV devices")).to_be_visible()
+
+
+def test_an_edit_on_the_profile_page_renames_its_heading_and_breadcrumbs(signed_in_page, server_id):
+    """Edit on a profile's page: the new name (and a new default) shows in the heading and the breadcrumbs,
+    not only in Settings, without a reload."""
+    from portal.extensions import db
+    from portal.models import EnrollmentProfile
+
+    page = signed_in_page
+    profile = EnrollmentProfile(server_id=server_id, name="Staff iPads", department="IT")
+    db.session.add(profile)
+    db.session.commit()
+    page.goto(f"/profiles/{profile.id}")
+    page.get_by_role("toolbar", name="Profile actions").get_by_role("link", name="Edit").click()
+    dialog = page.get_by_role("dialog", name="Edit Staff iPads")
+    dialog.get_by_label("Profile name").fill("Teacher iPads")
+    dialog.get_by_label("Default profile for new devices of this server").check()
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#profile-settings")).to_contain_text("Teacher iPads")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Teacher iPads")
+    expect(page.get_by_role("navigation", name="Breadcrumb")).to_contain_text("Enrollment Profiles › Teacher iPads")
+    expect(page.get_by_role("navigation", name="Breadcrumb")).not_to_contain_text("Staff iPads")
+    expect(page.locator("#profile-title")).to_contain_text("not applied until configured")
+    expect(page).to_have_title(re.compile("^Teacher iPads"))
