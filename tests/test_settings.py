@@ -139,3 +139,30 @@ def test_saving_says_so_and_the_activity_log_names_only_what_changed(admin_clien
 
     assert _save(admin_client, "3600", "60").status_code == 302
     assert _last_settings_entry() == "Configuration › Apple saved: nothing changed"
+
+
+def _toasts(html: str) -> list[str]:
+    import re
+
+    return re.findall(r'<div class="toast toast-(\w+)">', html)
+
+
+def test_a_save_says_so_once(admin_client):
+    """One toast per Save: not "Settings saved; the schedule was updated" and "Configuration › Apple saved" together."""
+    response = _save(admin_client, "3600")
+    assert _toasts(admin_client.get(response.headers["Location"]).get_data(as_text=True)) == ["success"]
+
+
+def test_a_save_the_scheduler_cannot_follow_says_only_that(admin_client, monkeypatch):
+    """Redis out of reach: the one toast is the warning, which says the settings were saved all the same."""
+    import redis
+
+    def unreachable():
+        raise redis.ConnectionError("no Redis")
+
+    monkeypatch.setattr("jobs.schedule.reconcile_now", unreachable)
+    response = _save(admin_client, "3600")
+    page = admin_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert _toasts(page) == ["warning"]
+    assert "Configuration › Apple saved, but Redis cannot be reached" in page
+    assert _stored()[0] == "3600"

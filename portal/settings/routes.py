@@ -48,8 +48,8 @@ def apple():
         record_activity("settings.apple", summary=f"Configuration › Apple: {changes.removeprefix('; ')}" if changes
                         else "Configuration › Apple saved: nothing changed")
         db.session.commit()
-        _reschedule()
-        flash("Configuration › Apple saved.", "success")
+        if _reschedule():  # one toast: the warning alone says it was saved when the schedule could not follow
+            flash("Configuration › Apple saved.", "success")
         return redirect(url_for("settings.apple"))
     if form.errors and form.smtp_password.data and not form.smtp_password.errors:
         # Another field is refused: the password typed is not sent back to the browser, so its field comes back
@@ -184,14 +184,15 @@ def _interval_notice(stored: str, in_force: int) -> str | None:
     return f"The stored interval, {stored} seconds, {why}: {runs}. Save to store that."
 
 
-def _reschedule() -> None:
+def _reschedule() -> bool:
+    """Bring the scheduler in line with the saved interval; False (with a warning flashed) when Redis is out of reach."""
     from jobs.schedule import reconcile_now
 
     try:
         reconcile_now()
     except (redis.RedisError, OSError, RuntimeError):
         current_app.logger.warning("settings saved but the scheduler could not be updated", exc_info=True)
-        flash("Settings saved, but Redis cannot be reached: the schedule changes when the scheduler next starts.",
-              "warning")
-    else:
-        flash("Settings saved; the synchronization schedule was updated.", "success")
+        flash("Configuration › Apple saved, but Redis cannot be reached: the schedule changes when the scheduler "
+              "next starts.", "warning")
+        return False
+    return True

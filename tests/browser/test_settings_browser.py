@@ -22,7 +22,7 @@ def test_save_a_webhook_and_send_a_test_notification(signed_in_page, run_jobs, w
 
     page.get_by_label("Notification webhook URL").fill(webhook.url)
     page.get_by_role("button", name="Save").click()
-    page.get_by_text("Settings saved").wait_for()
+    page.get_by_text("Configuration › Apple saved.").wait_for()
     page.get_by_role("button", name="Send a test notification").click()
     page.get_by_text("Waiting for a worker").wait_for()
     assert run_jobs() == []
@@ -45,7 +45,7 @@ def test_set_up_e_mail_and_send_a_test_e_mail(signed_in_page, run_jobs, mail):  
 
     page.get_by_label("Recipients").fill("it@example.com")
     page.get_by_role("button", name="Save").click()
-    page.get_by_text("Settings saved").wait_for()
+    page.get_by_text("Configuration › Apple saved.").wait_for()
     page.get_by_role("button", name="Send a test e-mail").click()
     page.get_by_text("Waiting for a worker").wait_for()
     assert run_jobs() == []
