@@ -93,7 +93,7 @@ def _certificate_words(error: ssl.SSLCertVerificationError, host: str) -> str:
         return f"{host}'s TLS certificate {EXPIRED_CODES[code]}: have it renewed on that server"
     if code in UNTRUSTED_CODES:
         return (f"{host}'s TLS certificate is not trusted (it is self-signed or signed by an authority this server "
-                "does not know): have it replaced by one from a public authority, or add the organisation's "
+                "does not know): have it replaced by one from a public authority, or add the organization's "
                 "authority to this server's trusted certificates")
     return f"{host}'s TLS certificate could not be verified ({error.verify_message or 'no reason given'})"
 

@@ -257,3 +257,15 @@ def test_a_refused_message_is_named_with_the_servers_reply(app, mail):
     outcome = send_mail(_smtp(mail.port), PAYLOAD)
     assert _plain_words(outcome.problem) == "127.0.0.1 refused the message (554 5.7.1 Rejected by policy)."
     assert not outcome.retryable
+
+
+def test_the_untrusted_certificate_remedy_is_in_us_english():
+    """The remedy says "organization", as the rest of the portal (Apple and BMC write US English)."""
+    import ssl
+
+    from portal.connection_errors import _certificate_words
+
+    error = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    error.verify_code, error.verify_message = 19, "self-signed certificate in certificate chain"
+    words = _certificate_words(error, "smtp.example.com")
+    assert "add the organization's authority" in words and "organisation" not in words
