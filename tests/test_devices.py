@@ -792,3 +792,20 @@ def test_the_device_page_names_the_family_as_the_lists_with_apples_value_beside_
 def test_the_empty_history_names_every_request_that_would_show_in_it(admin_client, fleet):
     page = admin_client.get(f"/devices/{_device('F17XYZ9').id}").get_data(as_text=True)
     assert "No Add Devices, Remove Devices or Release Devices request has concerned this device yet." in page
+
+
+def test_each_request_in_the_device_history_links_to_its_results(admin_client, fleet):
+    """From a device's page an admin follows a request to every device's answer: "Remove Devices #7" links there."""
+    _seed(fleet["paris"], {"serial_number": "HIST003", "profile_id": fleet["staff"].id, "assignment_state": "assigned"})
+    device = _device("HIST003")
+    batch = AssignmentBatch(server_id=fleet["paris"].id, profile_id=fleet["staff"].id, action="remove", actor="alice")
+    db.session.add(batch)
+    db.session.flush()
+    db.session.add(AssignmentTask(batch_id=batch.id, device_id=device.id, serial_number="HIST003", state="done",
+                                  updated_at=NOW))
+    db.session.commit()
+    page = admin_client.get(f"/devices/{device.id}").get_data(as_text=True)
+    history = page[page.index('id="history"'):]
+    link = re.search(rf'<a href="(/assignments/{batch.id})"[^>]*>Remove Devices #{batch.id}</a>', history)
+    assert link is not None
+    assert f"Remove Devices #{batch.id}" in admin_client.get(link.group(1)).get_data(as_text=True)

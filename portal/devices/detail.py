@@ -26,6 +26,7 @@ APPLE_ATTRIBUTES = (
 class HistoryEntry:
     """One device in one Add Devices / Remove Devices / Release Devices request."""
 
+    batch_id: int        # the request, whose page has every device's answer
     when: datetime
     actor: str | None
     action: str
@@ -88,8 +89,8 @@ def history(device_id: int) -> tuple[list[HistoryEntry], int]:
         .order_by(AssignmentTask.id.desc()).limit(HISTORY_LIMIT)).all()
     total = db.session.execute(select(func.count()).select_from(AssignmentTask)
                                .where(AssignmentTask.device_id == device_id)).scalar_one()
-    entries = [HistoryEntry(when=task.updated_at, actor=batch.actor, action=batch.action, origin=batch.origin,
-                            profile_id=batch.profile_id, profile_name=profile_name, state=task.state,
+    entries = [HistoryEntry(batch_id=batch.id, when=task.updated_at, actor=batch.actor, action=batch.action,
+                            origin=batch.origin, profile_id=batch.profile_id, profile_name=profile_name, state=task.state,
                             result=task.result, detail=task.detail)
                for task, batch, profile_name in rows]
     return entries, total
