@@ -249,3 +249,36 @@ def test_signed_in_answers_are_not_stored_by_any_cache_but_static_files_are_cach
     admin_client.post("/logout")
     login = client.get("/login")
     assert "no-store" not in login.headers.get("Cache-Control", "")  # nothing private on it
+
+
+def test_activity_log_links_an_add_devices_request_to_its_results(app, admin_client):
+    """An Add Devices / Remove Devices entry's object is its profile; "request #N" in it leads to the request's page
+    (every device's answer), and a request that no longer exists stays plain text."""
+    from portal import vault
+    from portal.extensions import db
+    from portal.models import ActivityEntry, AssignmentBatch, ManagedServer
+
+    db.session.execute(ActivityEntry.__table__.delete())
+    server = ManagedServer(name="Paris", token_ciphertext=vault.encrypt("{}"), key_ciphertext=vault.encrypt("k"),
+                           consumer_key="CK_P", token_expiry=datetime.now(timezone.utc) + timedelta(days=300))
+    db.session.add(server)
+    db.session.flush()
+    batch = AssignmentBatch(server_id=server.id, action="assign", actor="alice")
+    db.session.add(batch)
+    db.session.flush()
+    base = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    for i, (summary, batch_id) in enumerate([
+            ("Add Devices: 3 devices to “Staff” requested (manual)", batch.id),
+            (f"Add Devices “Staff”, request #{batch.id}: 1 assigned, 2 failed (retried in 24 h)", batch.id),
+            ("Add Devices “Staff”, request #999: 3 assigned", 999)]):
+        db.session.add(ActivityEntry(actor="alice", level="info", action="assignment.assign_finished",
+                                     object_type="managed_server", object_id=server.id, object_label="Paris",
+                                     summary=summary, details={"batch_id": batch_id},
+                                     created_at=base + timedelta(minutes=i)))
+    db.session.commit()
+
+    html = admin_client.get("/activity/").get_data(as_text=True)
+    link = f'<a href="/assignments/{batch.id}">request #{batch.id}</a>'
+    assert f"Add Devices “Staff”, {link}: 1 assigned, 2 failed (retried in 24 h)" in html
+    assert f"Add Devices: 3 devices to “Staff” requested (manual) ({link})" in html
+    assert "Add Devices “Staff”, request #999: 3 assigned" in html and 'href="/assignments/999"' not in html

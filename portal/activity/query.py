@@ -113,3 +113,16 @@ def object_links(entries) -> dict[int, str]:
             _, _, endpoint, arg = KINDS[entry.object_type]
             links[entry.id] = url_for(endpoint, **{arg: entry.object_id})
     return links
+
+
+def request_links(entries) -> dict[int, tuple[int, str]]:
+    """{entry id: (request number, URL of its results page)} for the entries about an Add Devices, Remove Devices
+    or Release Devices request that still exists: whose object is the profile (or server), not the request."""
+    numbers = {entry.id: entry.details["batch_id"] for entry in entries
+               if isinstance(entry.details, dict) and type(entry.details.get("batch_id")) is int}
+    if not numbers:
+        return {}
+    existing = set(db.session.execute(select(AssignmentBatch.id)
+                                      .where(AssignmentBatch.id.in_(set(numbers.values())))).scalars())
+    return {entry_id: (number, url_for("assignments.batch", batch_id=number))
+            for entry_id, number in numbers.items() if number in existing}

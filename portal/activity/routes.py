@@ -10,7 +10,7 @@ from ..downloads import attachment
 from ..extensions import db
 from ..models import ActivityEntry
 from . import bp
-from .query import KINDS, LEVELS, ActivityQuery, actors, object_links
+from .query import KINDS, LEVELS, ActivityQuery, actors, object_links, request_links
 
 # Far beyond the last page, yet its OFFSET still fits the database's integers.
 MAX_PAGE = 1_000_000
@@ -24,7 +24,8 @@ def index():
     page = db.paginate(query.statement(), page=min(request.args.get("page", type=small_int) or 1, MAX_PAGE),
                        per_page=50, error_out=False)
     return render_template("activity/index.html", page=page, query=query, filters=query.to_args(),
-                           actors=actors(), levels=LEVELS, kinds=KINDS, links=object_links(page.items))
+                           actors=actors(), levels=LEVELS, kinds=KINDS, links=object_links(page.items),
+                           requests=request_links(page.items))
 
 
 @bp.route("/activity.csv")
