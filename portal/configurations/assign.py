@@ -25,12 +25,13 @@ def _server_or_404(server_id: int) -> ManagedServer:
 
 
 def _done(server: ManagedServer, message: str, category: str = "success"):
-    """Close the pop-up and refresh the server list; on the server's own page (htmx), reload it."""
+    """Close the pop-up and refresh the server list; on the server's own page or its Enrollment Profiles tab
+    (htmx), reload that page: both say what the server configuration allows (Configure profile)."""
     page = url_for("servers.detail", server_id=server.id)
     current = current_path()
-    if is_htmx() and current == page:
+    if is_htmx() and current in (page, url_for("profiles.server_profiles", server_id=server.id)):
         flash(message, category)
-        return hx_redirect(make_response("", 204), page)
+        return hx_redirect(make_response("", 204), current)
     # Without htmx, the server page is where the result shows (its "Server configuration" card).
     return form_done(message, page, SERVERS_EVENT, category=category)
 

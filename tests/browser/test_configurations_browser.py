@@ -68,3 +68,23 @@ def _assigned_configuration(server_id: int) -> int:
     from portal.models import ManagedServer
 
     return db.session.get(ManagedServer, server_id).configuration_id
+
+
+def test_the_enrollment_profiles_tab_of_a_server_without_configuration_leads_to_assigning_one(signed_in_page: Page):
+    """The tab's warning ("Configure profile fails until you use Assign Server Configuration") opens that pop-up;
+    once OK is pressed the tab reloads without the warning, and the admin is still on the tab."""
+    from tests.test_profiles import make_configuration
+
+    page = signed_in_page
+    server = _server_row("Paris")
+    make_configuration(name="Production MDM")
+    page.goto(f"/servers/{server.id}/profiles")
+    warning = page.locator(".alert-warning").filter(has_text="has no MDM server configuration yet")
+    warning.get_by_role("link", name="Assign Server Configuration").click()
+    chooser = page.get_by_role("dialog", name="Select the Server Configuration")
+    chooser.get_by_label("Production MDM").check()
+    chooser.get_by_role("button", name="OK").click()
+    expect(chooser).to_be_hidden()
+    expect(page.get_by_role("status")).to_contain_text("Server configuration Production MDM assigned to Paris")
+    expect(page.get_by_text("has no MDM server configuration yet")).to_have_count(0)
+    assert page.url.endswith(f"/servers/{server.id}/profiles")
