@@ -809,3 +809,13 @@ def test_each_request_in_the_device_history_links_to_its_results(admin_client, f
     link = re.search(rf'<a href="(/assignments/{batch.id})"[^>]*>Remove Devices #{batch.id}</a>', history)
     assert link is not None
     assert f"Remove Devices #{batch.id}" in admin_client.get(link.group(1)).get_data(as_text=True)
+
+
+def test_a_device_without_a_profile_leads_to_its_servers_profiles(admin_client, fleet):
+    """"Add Devices to a profile" is done from a profile's page: a device without one links to its server's
+    Enrollment Profiles; a removed device (nothing to add) does not."""
+    paris = fleet["paris"].id
+    page = admin_client.get(f"/devices/{_device('F17XYZ9').id}").get_data(as_text=True)
+    assert f'<a href="/servers/{paris}/profiles">Enrollment Profiles of Paris</a>: open a profile, then Add Devices' in page
+    removed = admin_client.get(f"/devices/{_device('F17OLD0').id}").get_data(as_text=True)
+    assert f'href="/servers/{paris}/profiles"' not in removed
