@@ -202,3 +202,23 @@ def test_add_and_renew_accept_a_token_re_saved_by_an_editor_or_openssl(htmx, app
     renewed = post_renew(htmx, server.id, _as_pem(apple.state.issue_token("Paris MDM", identity.certificate_pem)))
     assert renewed.status_code == 204, renewed.get_data(as_text=True)
     assert (server_named("Paris").token_expiry - old_expiry).days >= 99
+
+
+@pytest.mark.parametrize("pasted, expected", [
+    ("my key", "The pasted text is not a private key: paste the whole PEM block"),
+    ("-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----", "The pasted text holds a public key"),
+])
+def test_a_pasted_key_that_is_not_one_is_spoken_of_as_pasted_text(htmx, apple, identity, pasted, expected):
+    """Under "…or paste the private key (PEM)" the error said "This file is not a private key (expected PEM, DER or a
+    .p12/.pfx file)": there is no file. Said of pasted text, in Add Server and in Renew a server alike."""
+    token = apple.state.issue_token("Paris MDM", identity.certificate_pem, devices=1)
+    added = post_add_server(htmx, "Paris", token, None, pasted=pasted)
+    assert added.status_code == 422
+    assert field_error(added.get_data(as_text=True), "private_key_pem").startswith(expected)
+    assert "file" not in field_error(added.get_data(as_text=True), "private_key_pem").split(",")[0]
+
+    server = _add(htmx, apple, identity, "Lyon", "Lyon MDM", 1)
+    renewed = post_renew(htmx, server.id, apple.state.issue_token("Lyon MDM", identity.certificate_pem),
+                         private_key_pem=pasted)
+    assert renewed.status_code == 422
+    assert field_error(renewed.get_data(as_text=True), "private_key_pem").startswith(expected)

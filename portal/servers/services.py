@@ -64,6 +64,19 @@ NO_KEY = ("Provide the private key of the certificate uploaded to Apple Business
           "paste it.")
 
 
+PASTED_KEY_FIELD = "private_key_pem"
+PASTED_NOT_A_KEY = ("The pasted text is not a private key: paste the whole PEM block, from its “-----BEGIN … PRIVATE "
+                    "KEY-----” line to its “-----END … PRIVATE KEY-----” line, or choose the key file instead.")
+
+
+def pasted_key_words(message: str) -> str:
+    """A key error said of pasted text: the loader's sentences speak of a file (one chosen under Private key file)."""
+    if message.startswith(("This file is not a private key", "This file does not contain")):
+        return PASTED_NOT_A_KEY
+    return (message.replace("This file", "The pasted text").replace("upload a file with just one", "paste just one")
+            .replace("Upload the private key", "Paste the private key"))
+
+
 def read_token_upload(upload) -> bytes:
     """The chosen token file's bytes. One chosen but empty (a download cut short, a sync client's placeholder) is
     named as such: "choose the file" would send the admin looking for a file they did choose."""
@@ -88,7 +101,8 @@ def open_token(token_file: bytes, key: KeyChoice) -> OpenedToken:
         except (apple_errors.PasswordRequired, apple_errors.WrongPassword) as exc:
             raise FieldErrors({"password": str(exc)}) from None
         except apple_errors.PrivateKeyError as exc:
-            raise FieldErrors({key.field: str(exc)}) from None
+            raise FieldErrors({key.field: pasted_key_words(str(exc)) if key.field == PASTED_KEY_FIELD
+                               else str(exc)}) from None
     try:
         token = decrypt_token(token_file, private_key)
     except apple_errors.WrongRecipient as exc:
