@@ -222,3 +222,34 @@ def test_a_pasted_key_that_is_not_one_is_spoken_of_as_pasted_text(htmx, apple, i
                          private_key_pem=pasted)
     assert renewed.status_code == 422
     assert field_error(renewed.get_data(as_text=True), "private_key_pem").startswith(expected)
+
+
+def test_the_activity_log_tells_a_renewal_on_the_same_day_from_no_change(htmx, apple, identity, run_jobs):
+    """A new token downloaded the day the old one was: "token expiry 2027-12-04 → 2027-12-04" read as if
+    nothing had changed. The times show when both expiries fall on the same day."""
+    from datetime import datetime, timezone
+
+    from portal.models import ActivityEntry
+    from portal.servers.renewal import _expiry_change
+
+    server = _add(htmx, apple, identity, "Paris", "Paris MDM", 1)
+    run_jobs()
+    old = server.token_expiry
+    apple.state.advance_clock(60)  # the token downloaded again a minute later
+    try:
+        assert post_renew(htmx, server.id, apple.state.issue_token("Paris MDM", identity.certificate_pem)).status_code == 204
+    finally:
+        apple.state.advance_clock(-60)
+    new = server_named("Paris").token_expiry
+    summary = db.session.execute(select(ActivityEntry.summary).where(ActivityEntry.action == "server.renewed")).scalar_one()
+    assert summary == f"Renewed Paris: token expiry {_expiry_change(old, new)}"
+    if old.date() == new.date():
+        assert summary == f"Renewed Paris: token expiry {old:%Y-%m-%d %H:%M} → {new:%H:%M} UTC"
+
+    utc = timezone.utc
+    assert _expiry_change(datetime(2026, 12, 4, 9, tzinfo=utc), datetime(2027, 12, 4, 17, 30, tzinfo=utc)) == \
+        "2026-12-04 → 2027-12-04"
+    assert _expiry_change(datetime(2027, 12, 4, 9, tzinfo=utc), datetime(2027, 12, 4, 17, 30, tzinfo=utc)) == \
+        "2027-12-04 09:00 → 17:30 UTC"
+    assert _expiry_change(datetime(2027, 12, 4, 9, tzinfo=utc), datetime(2027, 12, 4, 9, tzinfo=utc)) == \
+        "unchanged (2027-12-04 09:00 UTC)"

@@ -56,9 +56,21 @@ def renew_server(server: ManagedServer, token_file: bytes, key: KeyChoice | None
 
     server.token_status = status_of(server).key
     record_activity("server.renewed", server, summary=(
-        f"Renewed {server.name}: token expiry {old_expiry:%Y-%m-%d} → {server.token_expiry:%Y-%m-%d}"
+        f"Renewed {server.name}: token expiry {_expiry_change(old_expiry, server.token_expiry)}"
         + (" (replaced by another Apple MDM server's token, confirmed)" if replaced else "")))
     return Renewal(new, replaced)
+
+
+def _expiry_change(old, new) -> str:
+    """"2026-12-04 → 2027-12-04"; with the times (UTC) when both fall on the same day, which would
+    otherwise read as no change at all."""
+    if old is None:
+        return f"{new:%Y-%m-%d}"
+    if old == new:
+        return f"unchanged ({new:%Y-%m-%d %H:%M} UTC)"
+    if old.date() == new.date():
+        return f"{old:%Y-%m-%d %H:%M} → {new:%H:%M} UTC"
+    return f"{old:%Y-%m-%d} → {new:%Y-%m-%d}"
 
 
 def _refuse_unusable(server: ManagedServer, new: ServerToken, confirm_replace: bool) -> bool:
