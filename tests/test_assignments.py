@@ -346,6 +346,10 @@ def test_more_than_1000_devices_are_sent_in_calls_of_at_most_1000(htmx, apple, p
     db.session.expire_all()
     assert db.session.execute(select(func.count()).select_from(Device).where(
         Device.profile_id == profile.id)).scalar_one() == 0
+    # The device page says what Apple's last answer did, not "None · <time>" alone.
+    removed = db.session.execute(select(Device).where(Device.server_id == server.id).limit(1)).scalar_one()
+    page = htmx.get(f"/devices/{removed.id}").get_data(as_text=True)
+    assert re.search(r"<dt>Assignment</dt><dd>None · profile removed \d{4}-\d\d-\d\d", page), page
 
 
 def test_a_profile_deleted_while_its_devices_are_at_apple(app, htmx, apple, paris, run_jobs, monkeypatch):
