@@ -70,7 +70,7 @@
   // false otherwise, and the caller focuses the pop-up's first field.
   function restoreFocus(was) {
     if (!was || !focusLost()) return true;
-    if (was.elt.isConnected) was.elt.focus();
+    if (was.elt && was.elt.isConnected) was.elt.focus();  // no element when kept across a reload (keepFocusAcross)
     if (!focusLost()) return true;
     for (var i = 0; i < was.scopes.length; i++) {
       var scope = document.querySelector(was.scopes[i].selector);
@@ -558,6 +558,42 @@
     });
   }
   document.addEventListener("DOMContentLoaded", restoreUnsentForm);  // this script is deferred: still to come
+
+  // A pop-up whose OK shows its page again (HX-Redirect to the address it was opened on: Assign Server Configuration,
+  // Renew a server on the server's page) reloads that page, and the keyboard would start again on <body>, at the top.
+  // So what it goes back to on closing (its opener), or what had focus on the page, is described before the page goes
+  // (the element itself cannot be kept) and its counterpart on the new page is focused, as after a swap: the same
+  // button, or, when the page no longer has it (a warning that is gone), whatever now stands at its place.
+  var FOCUS_KEY = "portal.focusAfterReload", FOCUS_MAX_AGE_MS = 30 * 1000;
+
+  function samePage(url) {
+    try {
+      var to = new URL(url, location.href);
+      return to.origin === location.origin && to.pathname + to.search === pageKey();
+    } catch (err) { return false; }
+  }
+
+  document.body.addEventListener("htmx:beforeOnLoad", function (e) {
+    var xhr = e.detail.xhr, redirect = xhr && xhr.status < 300 && xhr.getResponseHeader("HX-Redirect");
+    if (!redirect || !samePage(redirect)) return;
+    var dlg = modal(), was = dlg && dlg.open && dlg.contains(e.detail.elt) ? opener
+      : (focusLost() ? busyFocus : describeFocus(document.activeElement));
+    if (!was) return;
+    try {
+      sessionStorage.setItem(FOCUS_KEY, JSON.stringify({
+        page: pageKey(), at: Date.now(), focus: { scopes: was.scopes, tag: was.tag, words: was.words },
+      }));
+    } catch (err) { /* storage full or refused: the page still comes, with the keyboard at its top */ }
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var kept;
+    try {
+      kept = JSON.parse(sessionStorage.getItem(FOCUS_KEY) || "null");
+      sessionStorage.removeItem(FOCUS_KEY);
+    } catch (err) { kept = null; }
+    if (kept && kept.page === pageKey() && Date.now() - kept.at <= FOCUS_MAX_AGE_MS) restoreFocus(kept.focus);
+  });
 
   document.body.addEventListener("closeModal", closeModal);
   document.body.addEventListener("toast", function (e) { showToast(e.detail.message, e.detail.category); });

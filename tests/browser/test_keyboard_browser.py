@@ -468,3 +468,69 @@ def test_tab_skips_the_controls_the_browser_skips_at_the_ends_of_a_pop_up(signed
     goes_round(page, dialog, close, dialog.get_by_label("Password"))
     dialog.get_by_label("Password").evaluate("el => { el.style.visibility = 'hidden'; }")
     goes_round(page, dialog, close, dialog.get_by_label("…or paste the private key (PEM)"))
+
+
+def test_select_the_server_configuration_keeps_tab_inside_and_focus_goes_back_to_its_opener(signed_in_page: Page):
+    """Assign Server Configuration: Tab goes round the pop-up (its radio buttons included), and OK, which reloads the
+    page to show what the configuration changes, leaves the keyboard on the button that opened it, not on <body>.
+    On the Enrollment Profiles tab the opener is the warning, gone once a configuration is assigned: the keyboard is
+    left where it stood on the page."""
+    from tests.test_configurations import _server_row
+    from tests.test_profiles import make_configuration
+
+    page = signed_in_page
+    server = _server_row("Paris")
+    make_configuration(name="Production MDM")
+    make_configuration(name="Staging MDM")
+    page.goto(f"/servers/{server.id}")
+    opener = page.get_by_role("toolbar", name="Server actions").get_by_role("link", name="Assign Server Configuration",
+                                                                                         exact=True)
+    opener.focus()
+    page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog", name="Select the Server Configuration")
+    close = dialog.locator("header").get_by_role("button", name="Close")
+    ok = dialog.get_by_role("button", name="OK")
+    expect(dialog.get_by_label("Production MDM")).to_be_focused()
+    settled(page)
+    goes_round(page, dialog, close, ok)
+    dialog.get_by_label("Production MDM").focus()
+    page.keyboard.press(" ")
+    expect(dialog.get_by_label("Production MDM")).to_be_checked()
+    ok.focus()
+    page.keyboard.press("Enter")
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#toasts")).to_contain_text("Server configuration Production MDM assigned to Paris")
+    expect(page.get_by_role("link", name="Unassign Server Configuration")).to_be_visible()  # the page was reloaded
+    expect(opener).to_be_focused()
+
+    # Again, once the page is there: Tab from OK straight to the ✕, and back to the opener after OK once more.
+    page.keyboard.press("Enter")
+    expect(dialog.get_by_label("Production MDM")).to_be_focused()
+    settled(page)
+    ok.focus()
+    page.keyboard.press("Tab")
+    expect(close).to_be_focused()
+    page.keyboard.press("Shift+Tab")
+    expect(ok).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#toasts")).to_contain_text("Production MDM is already the server configuration of Paris")
+    expect(opener).to_be_focused()
+
+    # The Enrollment Profiles tab of a server without one: its warning opens the pop-up, and goes with OK.
+    other = _server_row("Lyon")
+    page.goto(f"/servers/{other.id}/profiles")
+    warning = page.locator(".alert-warning").filter(has_text="has no MDM server configuration yet")
+    warning.get_by_role("link", name="Assign Server Configuration").focus()
+    page.keyboard.press("Enter")
+    expect(dialog.get_by_label("Staging MDM")).to_be_visible()
+    settled(page)
+    dialog.get_by_label("Staging MDM").focus()
+    page.keyboard.press(" ")
+    ok.focus()
+    page.keyboard.press("Enter")
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#toasts")).to_contain_text("Server configuration Staging MDM assigned to Lyon")
+    expect(warning).to_have_count(0)
+    # What now stands where the warning's button stood: the first control of the (empty) list of profiles.
+    expect(page.locator("#profile-table").get_by_role("link", name="Create Profile")).to_be_focused()
