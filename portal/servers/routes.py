@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..activity.record import record_activity
 from ..apple_link import status_of
+from ..converters import small_int
 from ..device_locks import Busy
 from ..devices.enrollment import not_ready_counts
 from ..extensions import db
@@ -83,6 +84,17 @@ def _key_options(form) -> None:
         (p.id, f"Generated here: {p.label} ({p.created_at:%Y-%m-%d %H:%M})") for p in unused_key_pairs()]
 
 
+def _suggest_key(form, key_id: int | None) -> None:
+    """Add Server opened from the key pair just generated (its pop-up's Add Server, ?key=): that key pair is chosen
+    in the list. Only a suggestion: the page gives it up for a key file or pasted key the admin gives
+    (data-suggested, static/js/portal.js), which the server would otherwise refuse with it ("not both")."""
+    if key_id is None or key_id not in dict(form.pending_key.choices):
+        return  # used by a server since, or never generated: the list starts on "Upload or paste" as usual
+    form.pending_key.data = key_id
+    form.pending_key.render_kw = {"data-suggested": str(key_id),
+                                  "data-yields-to": f"#{form.private_key.id}, #{form.private_key_pem.id}"}
+
+
 def _missing_files(form) -> dict[str, str]:
     """Add Server's token and private key when not given at all."""
     missing = {}
@@ -104,6 +116,8 @@ def add():
     """Add a Server: name, authentication token, private key (and its password)."""
     form = AddServerForm()
     _key_options(form)
+    if not form.is_submitted():
+        _suggest_key(form, request.args.get("key", type=small_int))
     if form.is_submitted():
         valid = form.validate()
         missing = _missing_files(form)  # said together with the other fields' errors, not one per attempt

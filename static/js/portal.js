@@ -149,6 +149,26 @@
     return false;
   }
 
+  // Add Server opened from the key pair just generated has that key pair chosen for the admin (a select marked
+  // data-suggested). A key file chosen or a key pasted (the fields its data-yields-to names) is the admin's own
+  // choice: the suggestion gives way to it, instead of both being sent and refused ("Choose one private key"). A
+  // choice the admin makes in the list itself stands, and then both are refused as before.
+  function yieldSuggestion(e) {
+    var form = e.target.form;
+    if (!e.isTrusted || !form) return;
+    Array.prototype.forEach.call(form.querySelectorAll("select[data-suggested]"), function (select) {
+      if (e.target !== select && !(e.target.matches(select.getAttribute("data-yields-to")) && e.target.value.trim())) {
+        return;
+      }
+      if (e.target !== select && select.value === select.getAttribute("data-suggested")) {
+        select.value = select.options[0].value;
+      }
+      select.removeAttribute("data-suggested");
+    });
+  }
+  document.addEventListener("input", yieldSuggestion);
+  document.addEventListener("change", yieldSuggestion);
+
   // Back or Forward may show a page from the back-forward cache as it was left, a filter changed but not applied
   // included, though its URL says otherwise: plain filter forms (no htmx) go back to what the page was rendered
   // with, which is what its URL says. (Signed-in pages are sent no-store, so this is a second line of defence.)

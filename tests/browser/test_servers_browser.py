@@ -310,3 +310,70 @@ def test_a_pasted_private_key_is_not_kept_in_the_tab_when_the_session_ended(sign
     dialog = page.get_by_role("dialog", name="Add a Server")
     expect(dialog.get_by_label("Name", exact=True)).to_have_value("Paris")
     expect(dialog.get_by_label("…or paste the private key (PEM)")).to_have_value("")
+
+
+def test_a_key_pair_just_generated_leads_to_add_server_with_it_chosen(signed_in_page, apple, tmp_path, key_file,
+                                                                     identity):
+    """Generate key pair ends on an Add Server button (Enter or Space), which opens Add Server with that key pair
+    chosen as the private key. Add Server opened otherwise chooses none, and a key file or pasted key the admin gives
+    wins over the suggestion (sent together, both would be refused)."""
+    from sqlalchemy import select
+
+    from portal.extensions import db
+    from portal.models import PendingKeyPair
+
+    page = signed_in_page
+    generate = page.get_by_role("toolbar", name="Managed servers").get_by_role("link", name="Generate key pair")
+
+    def generated(name: str):
+        generate.click()
+        dialog = page.get_by_role("dialog", name="Generate key pair")
+        dialog.get_by_label("Certificate name").fill(name)
+        dialog.get_by_role("button", name="Generate").click()
+        expect(dialog).to_contain_text(f"Key pair “{name}” generated")
+        db.session.expire_all()
+        pending = db.session.execute(select(PendingKeyPair).where(PendingKeyPair.label == name)).scalar_one()
+        return dialog.get_by_role("link", name="Add Server", exact=True), pending
+
+    add, lyon = generated("Lyon key")
+    add.focus()
+    page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog", name="Add a Server")
+    expect(dialog.get_by_label("Name", exact=True)).to_be_focused()
+    chosen = dialog.get_by_label("Private key", exact=True)
+    expect(chosen).to_have_value(str(lyon.id))
+    token = tmp_path / "Lyon_Token_smime.p7m"
+    token.write_bytes(apple.state.issue_token("Lyon MDM", lyon.certificate_pem.encode(), devices=3))
+    page.keyboard.type("Lyon")
+    dialog.get_by_label("Authentication token", exact=True).set_input_files(token)
+    dialog.get_by_role("button", name="Add Server").click()
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#toasts")).to_contain_text("Managed server Lyon added")
+    db.session.expire_all()
+    assert db.session.get(PendingKeyPair, lyon.id).used_by_server_id is not None
+
+    add, paris = generated("Paris key")
+    add.focus()
+    page.keyboard.press(" ")
+    expect(chosen).to_have_value(str(paris.id))
+    dialog.get_by_label("Private key file", exact=True).set_input_files(key_file)
+    expect(chosen).to_have_value("0")  # "Upload or paste the private key below": the admin's own file
+    page.once("dialog", lambda confirm: confirm.accept())  # "Close without saving?"
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+
+    page.get_by_role("toolbar", name="Managed servers").get_by_role("link", name="Add Server").click()
+    expect(chosen).to_be_visible()
+    expect(chosen).to_have_value("0")  # not opened from the key pair: nothing chosen for the admin
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+
+    # The button as a plain page (no pop-up): the same suggestion, which gives way to a pasted key too.
+    page.goto(f"/servers/add?key={paris.id}")
+    chosen = page.get_by_label("Private key", exact=True)
+    expect(chosen).to_have_value(str(paris.id))
+    page.get_by_label("…or paste the private key (PEM)").fill(identity.key_pem.decode())
+    expect(chosen).to_have_value("0")
+    chosen.select_option(str(paris.id))  # chosen by the admin afterwards: it stands, and both are refused
+    page.get_by_label("…or paste the private key (PEM)").fill(identity.key_pem.decode() + "\n")
+    expect(chosen).to_have_value(str(paris.id))
