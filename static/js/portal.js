@@ -309,15 +309,21 @@
     if (!dlg) return;
     var was = focusBeforeSwap;
     focusBeforeSwap = null;
+    if (dlg.open && dlg.contains(e.target) && e.detail.requestConfig && e.detail.requestConfig.verb !== "get" &&
+        e.detail.xhr && e.detail.xhr.status < 300) {
+      // A form sent and answered with its result in the pop-up (Generate key pair): what was typed is saved, so
+      // closing no longer asks. (A form sent back with its errors is a 422 and keeps what was typed: it still asks.)
+      edited = false;
+    }
     if (e.detail.target && e.detail.target.id === "modal-content") {
       if (e.detail.requestConfig && e.detail.requestConfig.verb === "get") {
         popupUrl = e.detail.pathInfo.finalRequestPath || e.detail.pathInfo.requestPath;
       }
       if (!dlg.open) {
         opener = focusLost() ? null : describeFocus(document.activeElement);
-        edited = false;
         dlg.showModal();
       }
+      edited = false;  // another pop-up, or another one opened in its place (Generate key pair → Add Server)
       focusFirst(dlg);
     } else if (dlg.open && e.detail.xhr && e.detail.xhr.status === 422 && dlg.contains(document.activeElement) &&
                document.activeElement.getAttribute("aria-invalid") !== "true" && dlg.querySelector("[aria-invalid=true]")) {

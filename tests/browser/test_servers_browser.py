@@ -377,3 +377,33 @@ def test_a_key_pair_just_generated_leads_to_add_server_with_it_chosen(signed_in_
     chosen.select_option(str(paris.id))  # chosen by the admin afterwards: it stands, and both are refused
     page.get_by_label("…or paste the private key (PEM)").fill(identity.key_pem.decode() + "\n")
     expect(chosen).to_have_value(str(paris.id))
+
+
+def test_a_pop_up_whose_form_was_sent_closes_without_asking(signed_in_page):
+    """Typing in a pop-up makes closing it ask "Close without saving?". Once the form is sent and the pop-up shows its
+    result (Generate key pair), nothing is left unsaved: closing must not ask. A form sent back with errors (422) still
+    holds what was typed, so closing that one asks."""
+    page = signed_in_page
+    asked = []
+
+    def answer(confirm):
+        asked.append(confirm.message)
+        confirm.accept()
+
+    page.on("dialog", answer)
+    page.get_by_role("toolbar", name="Managed servers").get_by_role("link", name="Generate key pair").click()
+    dialog = page.get_by_role("dialog", name="Generate key pair")
+    dialog.get_by_label("Valid for (days)").fill("5")  # refused: 30 to 3650
+    dialog.get_by_role("button", name="Generate").click()
+    expect(dialog).to_contain_text("Enter a number of days from 30 to 3650.")
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    assert len(asked) == 1 and "Close without saving?" in asked[0]
+
+    page.get_by_role("toolbar", name="Managed servers").get_by_role("link", name="Generate key pair").click()
+    dialog.get_by_label("Certificate name").fill("Nantes key")
+    dialog.get_by_role("button", name="Generate").click()
+    expect(dialog).to_contain_text("Key pair “Nantes key” generated")
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    assert len(asked) == 1  # nothing asked this time
