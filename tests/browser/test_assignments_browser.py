@@ -224,13 +224,13 @@ def test_devices_ticked_on_another_page_of_the_profile_stay_ticked_for_remove_de
     first, second = devices[0].serial_number, devices[1].serial_number
     section.get_by_role("checkbox", name=f"Select {first}").check()
     section.get_by_role("checkbox", name=f"Select {second}").check()
-    section.get_by_role("link", name="Next →").click()
+    section.get_by_role("link", name="Next page ›").click()
     expect(section.get_by_text("Page 2 of 3")).to_be_visible()
     expect(section.get_by_text("2 ticked")).to_be_visible()
     third = devices[10].serial_number
     section.get_by_role("checkbox", name=f"Select {third}").check()
 
-    section.get_by_role("link", name="← Previous").click()
+    section.get_by_role("link", name="‹ Previous page").click()
     expect(section.get_by_text("Page 1 of 3")).to_be_visible()
     expect(section.get_by_role("checkbox", name=f"Select {first}")).to_be_checked()
     expect(section.get_by_role("checkbox", name=f"Select {devices[2].serial_number}")).not_to_be_checked()

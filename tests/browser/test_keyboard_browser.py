@@ -139,7 +139,7 @@ def test_the_pop_up_keeps_focus_when_it_pages_and_the_page_gets_it_back_after_ok
     expect(dialog.get_by_label("Search")).to_be_focused()
 
     settled(page)
-    dialog.get_by_role("link", name="Next →").focus()
+    dialog.get_by_role("link", name="Next page ›").focus()
     page.keyboard.press("Enter")
     expect(dialog.get_by_text(re.compile(r"Page 2 of"))).to_be_visible()
     assert dialog.evaluate("d => d.contains(document.activeElement)"), focused(page)  # not out of the pop-up
