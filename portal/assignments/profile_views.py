@@ -76,6 +76,8 @@ def _pick_context(profile: EnrollmentProfile, source) -> dict:
                                 all_current=query.only_current_devices)
     return {"profile": profile, "server": server, "query": query, "filters": query.to_args(), "page": page,
             "selected": selected, "all_matching": bool(source.get("all_matching")),
+            "outside": len(selected) - queries.count_among(selected, [Device.server_id == server.id,
+                                                                      Device.removed_at.is_(None), *query.conditions()]),
             "families": queries.distinct_values(server.id, Device.device_family),
             "oses": queries.distinct_values(server.id, Device.os), "apple_statuses": APPLE_PROFILE_STATUSES,
             "assignment_labels": ASSIGNMENT_LABELS,

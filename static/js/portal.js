@@ -242,13 +242,47 @@
     Object.keys(now).forEach(function (key) {
       if (before[key] === now[key]) return;
       before[key] = now[key];  // said once, even when htmx:afterSwap comes again for this swap
-      var line = document.createElement("p");
-      line.textContent = (key ? key + " " : "") + now[key];
-      var box = document.getElementById("announcer");
-      if (!box) return;
-      box.appendChild(line);
-      setTimeout(function () { line.remove(); }, 6000);
+      say((key ? key + " " : "") + now[key]);
     });
+  }
+
+  function say(text) {
+    var box = document.getElementById("announcer");
+    if (!box) return;
+    var line = document.createElement("p");
+    line.textContent = text;
+    box.appendChild(line);
+    setTimeout(function () { line.remove(); }, 6000);
+  }
+
+  // "N devices · 2 ticked" (Select the Managed Devices, a profile's devices) follows each tick, not only the next
+  // page or filter the server draws. The count is the server's rule: the devices sent, i.e. those ticked here and
+  // on other pages (hidden inputs), or with Select all [data-ticks-all] every device listed [data-ticks-total] plus
+  // those ticked that the list leaves out [data-ticks-outside]. The line's text changes in place, so a screen
+  // reader hears it through the announcer (once the ticking pauses, not at every box); its [data-announce] copy
+  // then already says the same, so the next swap does not say it again.
+  var tickTimer = null;
+
+  function tickedCount(list) {
+    var all = list.querySelector("input[data-ticks-all]");
+    if (all && all.checked) return Number(list.getAttribute("data-ticks-total")) + Number(list.getAttribute("data-ticks-outside") || 0);
+    return list.querySelectorAll("input[name=device][type=hidden], input[name=device][type=checkbox]:checked").length;
+  }
+
+  function followTicks() {
+    var changed = [];
+    document.querySelectorAll("[data-ticks-total]").forEach(function (list) {
+      var span = list.querySelector("[data-ticked]"), count = tickedCount(list);
+      var text = count ? " · " + count.toLocaleString("en-US") + " ticked" : "";
+      if (!span || span.textContent === text) return;
+      span.textContent = text;
+      changed.push(span.parentElement);
+    });
+    if (!changed.length) return;
+    clearTimeout(tickTimer);
+    tickTimer = setTimeout(function () {
+      changed.forEach(function (line) { if (line.isConnected) say(statusText(line)); });
+    }, 500);
   }
 
   // Swap 422 (form with errors) into the page; other errors become a toast.
@@ -372,6 +406,9 @@
   }
   document.addEventListener("input", staleSelectAll);
   document.addEventListener("change", staleSelectAll);
+  // After staleSelectAll, which may untick Select all.
+  document.addEventListener("input", followTicks);
+  document.addEventListener("change", followTicks);
   // A search or filter form sends only the fields that say something: the URL it pushes (a bookmark, a link to
   // share) reads "?family=Mac", not every empty field. The pages treat a missing field as an empty one.
   document.body.addEventListener("htmx:configRequest", function (e) {

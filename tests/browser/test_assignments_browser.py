@@ -43,7 +43,7 @@ def test_add_devices_from_the_pop_up_to_the_results(signed_in_page: Page, apple,
     dialog.get_by_label("Search").fill(second)
     expect(dialog.get_by_role("checkbox", name=f"Select {first}")).to_have_count(0)
     dialog.get_by_role("checkbox", name=f"Select {second}").check()
-    expect(dialog.get_by_text("1 ticked")).to_be_visible()  # the hidden one, carried over
+    expect(dialog.get_by_text("2 ticked")).to_be_visible()  # the hidden one, carried over, and this one
     dialog.get_by_role("button", name="OK").click()
     expect(dialog).to_be_hidden()
     expect(page.locator("#toasts")).to_contain_text("Assigning 2 devices")
@@ -399,3 +399,57 @@ def test_ok_while_the_token_needs_the_terms_accepted_leads_to_the_request_saying
     expect(page.get_by_role("heading", name=re.compile(r"Add Devices #\d+"))).to_be_visible()
     expect(page.get_by_text("Assigning 1 device to Sales (request #", exact=False)).to_contain_text(
         "Terms Not Accepted")
+
+
+def test_the_ticked_count_follows_each_tick_and_select_all(signed_in_page: Page, profile):
+    """"30 devices · 2 ticked" used to change only when the list was filtered or paged."""
+    page = signed_in_page
+    first, second, third = sorted(devices_of(profile.server_id))[:3]
+    page.goto(f"/profiles/{profile.id}")
+    page.locator("#profile-devices").get_by_role("link", name="Add Devices", exact=True).click()
+    dialog = page.get_by_role("dialog", name="Select the Managed Devices")
+    line = dialog.locator("#pick-list p.muted").first
+    expect(line).to_have_text("30 devices")
+
+    dialog.get_by_role("checkbox", name=f"Select {first}").check()
+    dialog.get_by_role("checkbox", name=f"Select {second}").check()
+    expect(line).to_have_text("30 devices · 2 ticked")
+    # Said to a screen reader too, once the ticking pauses.
+    expect(page.locator("#announcer")).to_contain_text("30 devices · 2 ticked")
+    dialog.get_by_role("checkbox", name=f"Select {second}").uncheck()
+    expect(line).to_have_text("30 devices · 1 ticked")
+    select_all = dialog.get_by_role("checkbox", name=re.compile("Select all 30 devices"))
+    select_all.check()
+    expect(line).to_have_text("30 devices · 30 ticked")
+    select_all.uncheck()
+    expect(line).to_have_text("30 devices · 1 ticked")
+
+    # Under a filter, Select all adds the devices it matches to those ticked outside it, as OK sends them.
+    dialog.get_by_label("Search").fill(third)
+    expect(line).to_have_text("1 device matching the filter · 1 ticked")
+    dialog.get_by_role("checkbox", name=re.compile("Select all 1 device")).check()
+    expect(line).to_have_text("1 device matching the filter · 2 ticked")
+    dialog.get_by_role("checkbox", name=f"Select {third}").uncheck()  # still sent: Select all covers it
+    expect(line).to_have_text("1 device matching the filter · 2 ticked")
+    dialog.get_by_role("checkbox", name=re.compile("Select all 1 device")).uncheck()
+    expect(line).to_have_text("1 device matching the filter · 1 ticked")
+
+
+def test_the_profile_pages_ticked_count_follows_each_tick(signed_in_page: Page, profile, htmx, run_jobs):
+    from tests.test_assignments import pick
+
+    devices = sorted(devices_of(profile.server_id).values(), key=lambda d: d.serial_number)
+    assert pick(htmx, profile, [d.id for d in devices[:3]]).status_code == 204
+    assert run_jobs() == []
+    page = signed_in_page
+    page.goto(f"/profiles/{profile.id}")
+    section = page.locator("#profile-devices")
+    line = section.locator("#profile-devices-form p.muted")
+    expect(line).to_contain_text("3 devices associated with this profile. Tick")
+    section.get_by_role("checkbox", name=f"Select {devices[0].serial_number}").check()
+    expect(line).to_contain_text("3 devices associated with this profile · 1 ticked.")
+    section.get_by_role("checkbox", name="Select all 3 associated devices").check()
+    expect(line).to_contain_text("· 3 ticked.")
+    section.get_by_role("checkbox", name="Select all 3 associated devices").uncheck()
+    section.get_by_role("checkbox", name=f"Select {devices[0].serial_number}").uncheck()
+    expect(line).to_contain_text("3 devices associated with this profile. Tick")
