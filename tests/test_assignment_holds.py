@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import update
 
 from portal.assignments import timing
@@ -15,6 +16,15 @@ from portal.extensions import db
 from portal.models import AssignmentTask
 from tests.test_assignments import paris  # noqa: F401 - a fixture
 from tests.test_assignments import SIM, CallLog, devices_of, latest_batch, pick, sim_serials, tasks_of
+
+
+@pytest.fixture
+def still_clock(monkeypatch):
+    """The portal's clock stopped at the test's start: a whole-call error holds the devices for a minute, and on a
+    machine busy enough (CI beside other work) a minute of real time could pass before the test looks at the hold,
+    which would then be over. What is tested is the hold's kind, not the wall clock."""
+    stopped = timing.now()
+    monkeypatch.setattr(timing, "now", lambda: stopped)
 
 
 def _reword(task_id: int, detail: str) -> None:
@@ -56,7 +66,7 @@ def test_a_hold_for_apples_wait_is_kept_by_a_newer_request_whatever_its_reason_s
 
 
 def test_a_reason_starting_with_the_same_words_is_no_hold_for_apples_wait(htmx, apple, paris,  # noqa: F811
-                                                                          run_jobs):
+                                                                          run_jobs, still_clock):
     server, profile = paris(devices=4)
     serial = sim_serials(apple)[0]
     device_id = devices_of(server.id)[serial].id
@@ -95,7 +105,7 @@ def test_a_hold_for_the_token_is_released_by_a_token_check_whatever_its_reason_s
 
 
 def test_a_reason_starting_with_the_same_words_is_no_hold_for_the_token(htmx, apple, paris,  # noqa: F811
-                                                                        run_jobs):
+                                                                        run_jobs, still_clock):
     server, profile = paris(devices=4)
     serial = sim_serials(apple)[0]
     apple.state.set_fault(SIM, "server_error", 50)  # the call fails as a whole: queued for a minute or so
