@@ -72,8 +72,9 @@ def test_the_select_the_managed_devices_pager_is_worded_as_managed_devices(htmx,
     html = htmx.get(f"/profiles/{profile.id}/devices/add?page=2&q=SN").get_data(as_text=True)
     label, links = pager(html)
     assert (label, links) == ("Device pages", MIDDLE)
-    # The filter rides along in every link, and the ticks of other pages with each click.
-    assert re.search(r'rel="next" href="[^"]*q=SN[^"]*"[^>]*hx-include="#pick-form \[name=device\]"', html)
+    # The filter rides along in every link, and the ticks of other pages (and Select all) with each click.
+    assert re.search(r'rel="next" href="[^"]*q=SN[^"]*"[^>]*'
+                     r'hx-include="#pick-form \[name=device\], #pick-form \[name=all_matching\]"', html)
 
 
 def test_a_requests_results_pager_is_worded_as_managed_devices(admin_client, profile, monkeypatch):

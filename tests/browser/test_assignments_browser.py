@@ -453,3 +453,25 @@ def test_the_profile_pages_ticked_count_follows_each_tick(signed_in_page: Page, 
     section.get_by_role("checkbox", name="Select all 3 associated devices").uncheck()
     section.get_by_role("checkbox", name=f"Select {devices[0].serial_number}").uncheck()
     expect(line).to_contain_text("3 devices associated with this profile. Tick")
+
+
+def test_select_all_matching_stays_ticked_on_the_next_page(signed_in_page: Page, htmx, apple, run_jobs):
+    """Select the Managed Devices shows 50 devices a page. "Select all 60 devices" was silently unticked by going to
+    the next page (its pager carried the ticked rows only): OK then sent the rows ticked, not the 60."""
+    from portal.models import AssignmentBatch
+
+    profile = configured_profile(add_simulated_server(htmx, apple, 60, run_jobs=run_jobs, apple_server=SIM))
+    page = signed_in_page
+    page.goto(f"/profiles/{profile.id}")
+    page.locator("#profile-devices").get_by_role("link", name="Add Devices", exact=True).click()
+    dialog = page.get_by_role("dialog", name="Select the Managed Devices")
+    dialog.get_by_role("checkbox", name=re.compile("Select all 60 devices")).check()
+    dialog.get_by_role("link", name="Next page ›").click()
+    expect(dialog.get_by_text("Page 2 of 2")).to_be_visible()
+    expect(dialog.get_by_role("checkbox", name=re.compile("Select all 60 devices"))).to_be_checked()
+    expect(dialog.locator("#pick-list p.muted").first).to_have_text("60 devices · 60 ticked")
+    dialog.get_by_role("button", name="OK").click()
+    expect(dialog).to_be_hidden()
+    db.session.expire_all()
+    batch = db.session.execute(select(AssignmentBatch).order_by(AssignmentBatch.id.desc()).limit(1)).scalar_one()
+    assert batch.total == 60
