@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.shots import shot
+from tests.browser.test_keyboard_browser import settled
 from tests.servers_helpers import Identity, post_add_server
 
 pytestmark = pytest.mark.browser
@@ -331,6 +332,7 @@ def test_a_key_pair_just_generated_leads_to_add_server_with_it_chosen(signed_in_
         dialog.get_by_label("Certificate name").fill(name)
         dialog.get_by_role("button", name="Generate").click()
         expect(dialog).to_contain_text(f"Key pair “{name}” generated")
+        settled(page)  # Enter sooner would follow the new Add Server link as a plain link, before htmx takes it
         db.session.expire_all()
         pending = db.session.execute(select(PendingKeyPair).where(PendingKeyPair.label == name)).scalar_one()
         return dialog.get_by_role("link", name="Add Server", exact=True), pending
