@@ -599,3 +599,25 @@ def test_several_signed_out_requests_say_please_sign_in_once(client):
     assert "Please sign in to continue." not in client.get("/login").get_data(as_text=True)  # shown, then gone
     client.get("/devices")
     assert client.get("/login").get_data(as_text=True).count("Please sign in to continue.") == 1
+
+
+def test_a_page_whose_session_ended_learns_when_it_is_back_and_its_new_csrf_token(app, auth, client):
+    """GET /session, asked by a page whose poll found the session ended when the admin comes back to its tab: signed
+    in again, the admin and the token the new session's forms need; signed out, refused like a poll."""
+    from portal.models import Admin
+
+    auth.login()
+    first = client.csrf_token
+    auth.logout()
+    refused = client.get("/session", headers={**POLL, "HX-Current-URL": "http://localhost/servers"})
+    assert refused.status_code == 401 and refused.headers["HX-Redirect"] == "/login?next=/servers"
+    auth.login()
+    back = client.get("/session", headers=POLL)
+    assert back.status_code == 200 and back.headers["Cache-Control"] == "no-store"
+    alice = db.session.execute(select(Admin).where(Admin.username == "alice")).scalar_one()
+    assert back.json["admin"] == alice.id
+    assert back.json["csrf_token"] != first
+    # The token given works for a form of the new session, as the page's old one does not.
+    assert client.post("/settings/apple", data={"csrf_token": first}, csrf=False).status_code == 400
+    accepted = client.post("/settings/apple", data={"csrf_token": back.json["csrf_token"]}, csrf=False)
+    assert accepted.status_code == 422 and "The form expired" not in accepted.get_data(as_text=True)

@@ -4,8 +4,9 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_user, logout_user
+from flask_wtf.csrf import generate_csrf
 
 from ..activity.record import record_activity
 from ..extensions import db
@@ -48,6 +49,14 @@ def login():
         return _refused(form, max(locks, key=lambda lock: lock.seconds))
     form.password.errors.append("Incorrect user name or password.")
     return render_template("auth/login.html", form=form), 422
+
+
+@bp.route("/session")
+def session_state():
+    """Asked by a page whose poll found the session ended, when the admin comes back to its tab: signed in again
+    meanwhile (in another tab), the page goes on, with the CSRF token of the new session (signing in starts a new
+    one, so the token the page holds is refused). Signed out, the login gate answers as for any request."""
+    return jsonify(admin=current_user.id, csrf_token=generate_csrf())
 
 
 @bp.route("/logout", methods=["POST"])

@@ -486,6 +486,52 @@
     }
   }
 
+  // Signed in again meanwhile, in another tab: when the admin comes back to this one, it asks whether the session is
+  // back. For the same admin the page goes on: the banners go, the polls' timers (never stopped, only refused above)
+  // send again, and forms take the new session's CSRF token (signing in starts a new session, whose token differs).
+  // For another admin the page asks to be reloaded: what it shows, and what an open pop-up would send, were the
+  // other admin's. Signed out still, nothing changes.
+  var checkingSession = false;
+
+  function checkSessionBack() {
+    var url = document.body.getAttribute("data-session-url");
+    if (!sessionEnded || checkingSession || document.hidden || !url || !window.fetch) return;
+    checkingSession = true;
+    var headers = { "HX-Request": "true", "Accept": "application/json" };
+    headers[POLL_HEADER] = "true";  // asking is no activity of the admin's
+    fetch(url, { headers: headers, credentials: "same-origin", cache: "no-store", redirect: "manual" })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (info) { if (info && sessionEnded) sessionBack(info); })
+      .catch(function () { /* not reachable now: asked again next time the tab is back */ })
+      .then(function () { checkingSession = false; });
+  }
+
+  function sessionBack(info) {
+    var boxes = document.querySelectorAll(".session-ended");
+    if (String(info.admin) !== document.body.getAttribute("data-admin")) {
+      boxes.forEach(function (box) { box.remove(); });
+      var banner = alertBox("Another admin is signed in now (in another tab): this page is still the previous " +
+        "admin's and is no longer updated. ");
+      var link = document.createElement("a");
+      link.href = location.href;
+      link.textContent = "Reload the page";
+      banner.firstChild.append(link, " to go on as the admin signed in.");
+      var main = document.getElementById("main");
+      if (main) main.prepend(banner);
+      return;
+    }
+    sessionEnded = false;
+    var headers = JSON.parse(document.body.getAttribute("hx-headers") || "{}");
+    headers["X-CSRFToken"] = info.csrf_token;
+    document.body.setAttribute("hx-headers", JSON.stringify(headers));
+    document.querySelectorAll('input[name="csrf_token"]').forEach(function (input) { input.value = info.csrf_token; });
+    boxes.forEach(function (box) { box.remove(); });
+    showToast("You are signed in again: this page is updated again.", "info");
+  }
+
+  document.addEventListener("visibilitychange", checkSessionBack);
+  window.addEventListener("focus", checkSessionBack);
+
   // Nothing typed is lost when the session ends: a pop-up's form sent after it ended goes to the sign-in page
   // (security.sign_in_first answers 401 + HX-Redirect). What was typed in the form is kept in this tab (sessionStorage,
   // gone with the tab; never a password, a file, a hidden field such as the CSRF token, a field marked data-secret

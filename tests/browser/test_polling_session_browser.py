@@ -2,6 +2,8 @@
 ended leaves the page (and what is typed in an open pop-up) where it is and says so, instead of going to sign-in."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -26,6 +28,13 @@ def _recorded(page: Page) -> list:
 
 def _marked(request) -> bool:
     return request.all_headers().get("x-background-poll") == "true"
+
+
+def _come_back_to(page: Page) -> None:
+    """The admin comes back to the page's tab. Headless Chromium keeps every tab visible and focused, so the events a
+    browser sends then (the page becomes visible, the window gets focus) are sent here."""
+    page.bring_to_front()
+    page.evaluate("document.dispatchEvent(new Event('visibilitychange')); window.dispatchEvent(new Event('focus'))")
 
 
 def test_polls_and_what_their_answers_trigger_are_marked_and_what_the_admin_does_is_not(signed_in_page,
@@ -94,4 +103,73 @@ def test_a_poll_that_finds_the_session_ended_keeps_the_page_and_the_pop_up(signe
     page.wait_for_url("**/servers")
     dialog = page.get_by_role("dialog", name="Add a Server")
     expect(dialog.get_by_label("Name", exact=True)).to_have_value("Lyon 2")
+    expect(page.locator(".session-ended")).to_have_count(0)
+
+
+def test_signing_in_again_in_another_tab_brings_the_page_and_its_pop_up_back(signed_in_page, syncing_paris):
+    """The admin signs in again in another tab and comes back: the banners go, the polls resume, and the pop-up left
+    open is sent as it is (with the new session's CSRF token: the one the page held belonged to the ended session)."""
+    page = signed_in_page
+    requests = _recorded(page)
+    page.goto("/servers")
+    page.get_by_role("link", name="Unassign Server Configuration").click()
+    dialog = page.get_by_role("dialog", name="Unassign Server Configuration")
+    expect(dialog.get_by_role("button", name="Unassign Server Configuration")).to_be_visible()
+    _end_session_in_another_tab(page)
+    expect(page.locator("#main > .session-ended")).to_be_visible(timeout=5_000)
+    expect(dialog.get_by_role("alert")).to_contain_text("Your session has ended")
+
+    other_tab = page.context.new_page()
+    other_tab.goto("/login")
+    _sign_in_again(other_tab)
+    other_tab.wait_for_url(lambda url: "/login" not in url)
+    other_tab.close()
+    _come_back_to(page)
+
+    expect(page.locator(".session-ended")).to_have_count(0)
+    expect(page.locator("#toasts")).to_contain_text("You are signed in again: this page is updated again.")
+    polls = lambda: len([r for r in requests if r.url.endswith(f"/servers/{syncing_paris}/row")])  # noqa: E731
+    before = polls()
+    page.wait_for_timeout(2_500)  # longer than the 2 s between polls
+    assert polls() > before, "the page does not poll again"
+
+    dialog.get_by_role("button", name="Unassign Server Configuration").click()
+    expect(page.locator("#toasts")).to_contain_text("Server configuration")
+    expect(page.locator("#toasts")).to_contain_text("unassigned from Paris.")
+    assert page.url.endswith("/servers")
+
+
+def test_another_admin_signing_in_in_another_tab_asks_for_a_reload(signed_in_page, syncing_paris):
+    """What the page shows, and what its pop-up would send, were the previous admin's: it does not carry on as the
+    new one, it asks for a reload."""
+    from portal.extensions import db
+    from portal.models import Admin
+
+    other = Admin(username="second-admin")
+    other.set_password("another long password 42")
+    db.session.add(other)
+    db.session.commit()
+    page = signed_in_page
+    requests = _recorded(page)
+    page.goto("/servers")
+    _end_session_in_another_tab(page)
+    expect(page.locator("#main > .session-ended")).to_contain_text("Your session has ended", timeout=5_000)
+
+    other_tab = page.context.new_page()
+    other_tab.goto("/login")
+    other_tab.get_by_label("User name").fill("second-admin")
+    other_tab.get_by_label("Password").fill("another long password 42")
+    other_tab.get_by_role("button", name="Sign in").click()
+    other_tab.wait_for_url(lambda url: "/login" not in url)
+    other_tab.close()
+    _come_back_to(page)
+
+    banner = page.locator("#main > .session-ended")
+    expect(banner).to_contain_text("Another admin is signed in now (in another tab)")
+    expect(banner.get_by_role("link", name="Reload the page")).to_have_attribute("href", re.compile(r"/servers$"))
+    polls = lambda: len([r for r in requests if r.url.endswith(f"/servers/{syncing_paris}/row")])  # noqa: E731
+    before = polls()
+    page.wait_for_timeout(2_500)
+    assert polls() == before, "the page polls as the other admin"
+    banner.get_by_role("link", name="Reload the page").click()
     expect(page.locator(".session-ended")).to_have_count(0)
