@@ -460,9 +460,9 @@
     sessionEnded = true;
   });
 
-  function alertBox(text) {
+  function alertBox(text, kind) {
     var box = document.createElement("div");
-    box.className = "alert alert-warning session-ended";
+    box.className = "alert alert-warning " + (kind || "session-ended");
     box.setAttribute("role", "alert");
     var line = document.createElement("p");
     line.textContent = text;
@@ -706,6 +706,28 @@
 
   document.body.addEventListener("closeModal", closeModal);
   document.body.addEventListener("toast", function (e) { showToast(e.detail.message, e.detail.category); });
+  // A poll that fails (the portal restarting, the network gone) says so once, in a notice that stays while polls keep
+  // failing and goes when one is answered again: a toast for each poll, every two seconds, buried the page.
+  var pollTrouble = null;
+
+  function fromPoll(detail) {
+    var config = detail && detail.requestConfig;
+    return !!(config && config.headers && config.headers[POLL_HEADER]);
+  }
+
+  function pollFailed(text) {
+    if (pollTrouble && pollTrouble.isConnected) return;
+    pollTrouble = alertBox(text + " This page is not updated meanwhile; it tries again by itself.", "poll-trouble");
+    var main = document.getElementById("main");
+    if (main) main.prepend(pollTrouble);
+  }
+
+  document.body.addEventListener("htmx:afterRequest", function (e) {
+    if (e.detail.successful && pollTrouble && fromPoll(e.detail)) {
+      pollTrouble.remove();
+      pollTrouble = null;
+    }
+  });
   document.body.addEventListener("htmx:responseError", function (e) {
     var text = "";
     try {
@@ -713,9 +735,12 @@
       var p = doc.querySelector(".error-page p");
       text = p ? p.textContent : "";
     } catch (err) { /* fall through to the generic message */ }
-    showToast(text || ("The request failed (" + e.detail.xhr.status + ")."), "error");
+    text = text || ("The request failed (" + e.detail.xhr.status + ").");
+    if (fromPoll(e.detail)) pollFailed(text);
+    else showToast(text, "error");
   });
-  document.body.addEventListener("htmx:sendError", function () {
-    showToast("The portal cannot be reached. Check your connection and try again.", "error");
+  document.body.addEventListener("htmx:sendError", function (e) {
+    if (fromPoll(e.detail)) pollFailed("The portal cannot be reached: check your connection.");
+    else showToast("The portal cannot be reached. Check your connection and try again.", "error");
   });
 })();

@@ -173,3 +173,33 @@ def test_another_admin_signing_in_in_another_tab_asks_for_a_reload(signed_in_pag
     assert polls() == before, "the page polls as the other admin"
     banner.get_by_role("link", name="Reload the page").click()
     expect(page.locator(".session-ended")).to_have_count(0)
+
+
+def test_polls_that_fail_say_so_once_and_the_notice_goes_when_they_are_answered_again(signed_in_page, syncing_paris):
+    """The portal unreachable for a while (a restart, the network): one notice while the polls fail, not a toast every
+    two seconds, and the page updates again by itself afterwards. Playwright cuts the polls' connections here: the
+    portal itself cannot be made unreachable for one page only."""
+    page = signed_in_page
+    page.goto("/servers")
+    cut = []
+    page.route(f"**/servers/{syncing_paris}/row", lambda route: (cut.append(route.request.url), route.abort()))
+    notice = page.locator("#main > .poll-trouble")
+    expect(notice).to_contain_text("The portal cannot be reached: check your connection. This page is not updated "
+                                   "meanwhile; it tries again by itself.", timeout=5_000)
+    page.wait_for_timeout(4_500)  # two more polls, refused too
+    assert len(cut) >= 3
+    expect(notice).to_have_count(1)
+    expect(page.locator("#toasts .toast")).to_have_count(0)
+
+    page.unroute(f"**/servers/{syncing_paris}/row")
+    expect(notice).to_have_count(0, timeout=5_000)
+    expect(page.locator("#toasts .toast")).to_have_count(0)
+
+    # An error page instead of the row (the portal's database restarting, say): its words, once, the same way.
+    page.route(f"**/servers/{syncing_paris}/row", lambda route: route.fulfill(
+        status=503, content_type="text/html",
+        body='<main class="error-page"><h1>Unavailable</h1><p>The database is not answering.</p></main>'))
+    expect(notice).to_contain_text("The database is not answering. This page is not updated meanwhile", timeout=5_000)
+    page.wait_for_timeout(2_500)
+    expect(notice).to_have_count(1)
+    expect(page.locator("#toasts .toast")).to_have_count(0)
