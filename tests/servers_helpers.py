@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import re
 
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 from sqlalchemy import select
@@ -112,3 +113,16 @@ def add_simulated_server(htmx, apple, devices: int, *, run_jobs=None, identity: 
     if run_jobs is not None:
         assert run_jobs() == []
     return server_named(name)
+
+
+# Fixtures: imported by the test modules that use them.
+
+@pytest.fixture
+def identity():
+    return Identity()
+
+
+@pytest.fixture
+def token(apple, identity):
+    """A server token issued by the simulator for `identity`, for a server with 25 devices."""
+    return apple.state.issue_token("Paris MDM", identity.certificate_pem, devices=25)

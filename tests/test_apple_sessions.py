@@ -14,7 +14,7 @@ from portal.apple.tokens import ServerToken
 from portal.apple_link import client_for
 from portal.apple_sessions import RedisSessionStore
 from portal.queue import get_redis
-from tests.test_assignments import CallLog, paris, pick  # noqa: F401 - paris is a fixture
+from tests.assignments_helpers import CallLog, paris, pick  # noqa: F401 - paris is a fixture
 
 
 class SignInLog(CallLog):

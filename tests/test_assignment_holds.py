@@ -14,8 +14,8 @@ from portal.assignments.retries import TOKEN_HOLD
 from portal.assignments.services import APPLE_WAIT_HOLD
 from portal.extensions import db
 from portal.models import AssignmentTask
-from tests.test_assignments import paris  # noqa: F401 - a fixture
-from tests.test_assignments import SIM, CallLog, devices_of, latest_batch, pick, sim_serials, tasks_of
+from tests.assignments_helpers import paris  # noqa: F401 - a fixture
+from tests.assignments_helpers import SIM, CallLog, devices_of, latest_batch, pick, sim_serials, tasks_of
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from portal.extensions import db
 from portal.models import AssignmentBatch, ManagedServer, SyncRun
 from portal.queue import get_redis
 from tests.servers_helpers import Identity, add_server_form, add_simulated_server, server_named
-from tests.test_assignments import SIM, configured_profile, devices_of
+from tests.assignments_helpers import SIM, configured_profile, devices_of
 from tests.test_profiles import profile_count, profile_form
 
 TOKEN = re.compile(r'name="form_once" value="([^"]+)"')

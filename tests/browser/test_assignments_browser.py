@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from portal.extensions import db
 
 from tests.servers_helpers import add_simulated_server
-from tests.test_assignments import SIM, configured_profile, devices_of
+from tests.assignments_helpers import SIM, configured_profile, devices_of
 
 pytestmark = pytest.mark.browser
 
@@ -109,7 +109,7 @@ def test_every_pop_up_of_the_profile_page_opens_again_after_add_and_remove_devic
                                                                                     htmx, run_jobs):
     """The device section swaps itself (outerHTML): its pop-up buttons must still fill the pop-up, not
     replace it, or no pop-up of the page opens again until a reload."""
-    from tests.test_assignments import pick
+    from tests.assignments_helpers import pick
 
     page = signed_in_page
     first = sorted(devices_of(profile.server_id).values(), key=lambda d: d.serial_number)[0]
@@ -194,7 +194,7 @@ def test_the_status_card_counts_the_associated_devices_once_apple_answered(signe
 
 def test_the_managed_devices_table_fits_a_1280_pixel_screen(signed_in_page: Page, profile, htmx, run_jobs):
     """Every column of Managed Devices, "Enrolls automatically" last, in view on a 1280 × 800 screen."""
-    from tests.test_assignments import pick
+    from tests.assignments_helpers import pick
 
     first = sorted(devices_of(profile.server_id).values(), key=lambda d: d.serial_number)[0]
     assert pick(htmx, profile, [first.id]).status_code == 204
@@ -212,7 +212,7 @@ def test_devices_ticked_on_another_page_of_the_profile_stay_ticked_for_remove_de
     """Ticking devices on page 1 of the profile's devices, then more on page 2, used to send page 2's only:
     the pager replaced the section and the first ticks with it."""
     from portal.assignments import queries
-    from tests.test_assignments import pick
+    from tests.assignments_helpers import pick
 
     monkeypatch.setattr(queries, "PROFILE_PAGE", 10)
     devices = sorted(devices_of(profile.server_id).values(), key=lambda d: d.serial_number)
@@ -245,7 +245,7 @@ def test_devices_ticked_on_another_page_of_the_profile_stay_ticked_for_remove_de
 def test_the_request_page_follows_retry_now_without_a_reload(signed_in_page: Page, apple, profile, htmx, run_jobs):
     """After Retry now, the request's Status kept saying Finished with the old counts (and the time of the first
     run) until a reload: it polled only while the page was loaded during a run."""
-    from tests.test_assignments import pick
+    from tests.assignments_helpers import pick
 
     devices = devices_of(profile.server_id)
     failing = sorted(devices)[0]
@@ -302,7 +302,7 @@ def test_select_all_matching_never_sends_a_filter_being_edited(signed_in_page: P
 def test_a_requests_page_shows_apples_answers_as_they_come_and_after_retry_now(signed_in_page: Page, apple, profile,
                                                                              htmx, run_jobs):
     """The request's device list follows the job without a reload: while it runs, and again after Retry now."""
-    from tests.test_assignments import latest_batch
+    from tests.assignments_helpers import latest_batch
 
     page = signed_in_page
     first, second = sorted(devices_of(profile.server_id))[:2]
@@ -370,7 +370,7 @@ def test_ok_while_the_token_needs_the_terms_accepted_leads_to_the_request_saying
     names the reason and the remedy, not on the profile page with a toast saying the devices are being sent."""
     from portal.models import ManagedServer
     from portal.token_status import TERMS_NOT_SIGNED
-    from tests.test_assignments import pick
+    from tests.assignments_helpers import pick
 
     page = signed_in_page
     first, second = sorted(devices_of(profile.server_id).values(), key=lambda d: d.serial_number)[:2]
@@ -436,7 +436,7 @@ def test_the_ticked_count_follows_each_tick_and_select_all(signed_in_page: Page,
 
 
 def test_the_profile_pages_ticked_count_follows_each_tick(signed_in_page: Page, profile, htmx, run_jobs):
-    from tests.test_assignments import pick
+    from tests.assignments_helpers import pick
 
     devices = sorted(devices_of(profile.server_id).values(), key=lambda d: d.serial_number)
     assert pick(htmx, profile, [d.id for d in devices[:3]]).status_code == 204

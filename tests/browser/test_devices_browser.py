@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.servers_helpers import add_simulated_server
-from tests.test_assignments import SIM
+from tests.assignments_helpers import SIM
 
 pytestmark = pytest.mark.browser
 

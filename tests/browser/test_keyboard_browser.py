@@ -13,7 +13,7 @@ from sqlalchemy import select
 from portal.extensions import db
 
 from tests.servers_helpers import add_simulated_server, server_named
-from tests.test_assignments import SIM, configured_profile, devices_of
+from tests.assignments_helpers import SIM, configured_profile, devices_of
 
 pytestmark = pytest.mark.browser
 
@@ -324,7 +324,7 @@ def test_select_all_is_reachable_with_tab_after_a_search(signed_in_page: Page, s
 def test_a_pop_up_opens_on_a_control_the_keyboard_can_reach(signed_in_page: Page, server, htmx, run_jobs):
     """Remove Devices with devices ticked keeps "Also remove by serial number" closed: its text box is the first
     field of the pop-up but cannot take focus, and the keyboard was left on the header's ✕ instead of the body."""
-    from tests.test_assignments import pick
+    from tests.assignments_helpers import pick
 
     assert run_jobs() == []
     profile = configured_profile(server_named("Paris"))

@@ -112,7 +112,7 @@ def _filter_bar_heights(form) -> dict[str, float]:
 def test_the_controls_of_every_filter_bar_are_one_height(signed_in_page: Page, configured_paris):
     """The search box, the selects and Apply/Filter stood a few pixels apart in height on the device lists, the
     profile list and the Add Devices pop-up: one height for all of them, on every one of those bars."""
-    from tests.test_assignments import configured_profile
+    from tests.assignments_helpers import configured_profile
     from portal.extensions import db
     from portal.models import ManagedServer
 

@@ -1,0 +1,232 @@
+"""The Add Devices pop-up (Select the Managed Devices) and a profile's device pages through the web UI against
+the Apple simulator: search, filters, select all matching, pasted serial numbers and what is refused, pages
+without JavaScript and empty states, a request page's words, a profile's device count, 404s."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import func, select
+
+from portal.extensions import db
+from portal.models import AssignmentBatch, Device, EnrollmentProfile
+from portal.models.profile import NOT_CONFIGURED
+from tests.assignments_helpers import configured_profile, devices_of, latest_batch, pick, sim_serials, tasks_of
+from tests.assignments_helpers import paris  # noqa: F401 - a fixture
+
+
+def test_pop_up_search_filters_and_select_all_matching(htmx, apple, paris, run_jobs):
+    server, profile = paris(devices=30)
+    other = configured_profile(server, "Labs")
+    devices = devices_of(server.id)
+    by_family: dict[str, list[Device]] = {}
+    for d in devices.values():
+        by_family.setdefault(d.device_family, []).append(d)
+    family, members = max(by_family.items(), key=lambda kv: len(kv[1]))
+    assert 0 < len(members) < 30
+
+    # A device already on another profile is listed, with that profile's name.
+    pick(htmx, other, [members[0].id])
+    run_jobs()
+    html = htmx.get(f"/profiles/{profile.id}/devices/add").get_data(as_text=True)
+    row = re.search(r"<tr>(?:(?!</tr>).)*%s(?:(?!</tr>).)*</tr>" % members[0].serial_number, html, re.S).group(0)
+    assert "Labs" in row
+
+    listed = htmx.get(f"/profiles/{profile.id}/devices/add", query_string={"family": family},
+                      headers={"HX-Target": "pick-list"})
+    part = listed.get_data(as_text=True)
+    assert listed.status_code == 200 and part.lstrip().startswith('<div id="pick-list" ')  # only the list
+    assert all(m.serial_number in part for m in members)
+    assert not any(d.serial_number in part for d in devices.values() if d.device_family != family)
+    assert f"Select all {len(members)} device" in part and "matching the filter" in part
+
+    target = members[1].serial_number
+    searched = htmx.get(f"/profiles/{profile.id}/devices/add", query_string={"q": target, "device": str(members[2].id)},
+                        headers={"HX-Target": "pick-list"}).get_data(as_text=True)
+    assert target in searched and members[3].serial_number not in searched
+    assert f'<input type="hidden" name="device" value="{members[2].id}">' in searched  # ticked elsewhere: kept
+
+    none = htmx.get(f"/profiles/{profile.id}/devices/add", query_string={"profile": str(other.id)},
+                    headers={"HX-Target": "pick-list"}).get_data(as_text=True)
+    assert members[0].serial_number in none and members[1].serial_number not in none
+
+    # All devices matching "family, no profile yet": the one on Labs is left out.
+    assert pick(htmx, profile, all_matching="1", family=family, profile="none").status_code == 204
+    assert latest_batch().total == len(members) - 1
+    run_jobs()
+    after = devices_of(server.id)
+    assert {s for s, d in after.items() if d.profile_id == profile.id} == {m.serial_number for m in members[1:]}
+    assert after[members[0].serial_number].profile_id == other.id
+
+
+def test_add_devices_by_pasted_serial_numbers(htmx, apple, paris, run_jobs):
+    """A column pasted from a spreadsheet (heading, any case, commas, blank lines, repeats) adds its
+    devices to the ticked ones."""
+    server, profile = paris(devices=8)
+    serials = sorted(devices_of(server.id))
+    ticked = devices_of(server.id)[serials[0]].id
+    pasted = f"Serial Number\n{serials[1].lower()}\n\n{serials[2]}, {serials[3]};{serials[1]}\t{serials[0]}\n"
+    assert "Add by serial number" in htmx.get(f"/profiles/{profile.id}/devices/add").get_data(as_text=True)
+    assert pick(htmx, profile, [ticked], serials=pasted).status_code == 204
+    assert latest_batch().total == 4
+    assert run_jobs() == []
+    after = devices_of(server.id)
+    assert {s for s, d in after.items() if d.profile_id == profile.id} == set(serials[:4])
+
+    # With "Select all matching": the matching devices and the pasted ones.
+    other = configured_profile(server, "Labs")
+    family = after[serials[4]].device_family
+    matching = {s for s, d in after.items() if d.device_family == family}
+    assert pick(htmx, other, all_matching="1", family=family, serials=serials[5]).status_code == 204
+    assert latest_batch().total == len(matching | {serials[5]})
+
+
+def test_pasted_serial_numbers_that_are_not_devices_of_the_server_change_nothing(htmx, apple, paris):
+    server, profile = paris(devices=3)
+    serials = sorted(devices_of(server.id))
+    pasted = f"{serials[0]}\nNOTMINE1\nnotmine2"  # (a hyphen is no serial number's: its line is named as such)
+    response = pick(htmx, profile, serials=pasted)
+    text = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "These 2 serial numbers are not a device of Paris: NOTMINE1, NOTMINE2." in text
+    assert f">{pasted}</textarea>" in text  # kept for the admin to fix
+    assert 'aria-describedby="pick-serials-help pick-serials-error"' in text and "<details class=\"paste-serials\" open" in text
+    assert db.session.execute(select(func.count()).select_from(AssignmentBatch)).scalar_one() == 0
+
+    many = "\n".join(f"S{i:07d}" for i in range(10_001))
+    response = pick(htmx, profile, serials=many)
+    assert response.status_code == 422 and "10,001 serial numbers were pasted; at most 10,000" in response.get_data(
+        as_text=True)
+    assert db.session.execute(select(func.count()).select_from(AssignmentBatch)).scalar_one() == 0
+
+
+def test_nothing_selected_or_profile_not_configured_is_refused_plainly(htmx, apple, paris):
+    server, profile = paris(devices=3)
+    empty = pick(htmx, profile, [])
+    assert empty.status_code == 422 and "No device was selected" in empty.get_data(as_text=True)
+    stranger = pick(htmx, profile, [999999])
+    assert stranger.status_code == 422
+    draft = EnrollmentProfile(server_id=server.id, name="Draft", status=NOT_CONFIGURED)
+    db.session.add(draft)
+    db.session.commit()
+    popup = htmx.get(f"/profiles/{draft.id}/devices/add").get_data(as_text=True)
+    assert "not configured at Apple yet" in popup and ">OK<" not in popup
+    refused = pick(htmx, draft, [d.id for d in devices_of(server.id).values()])
+    assert refused.status_code == 422 and "not configured at Apple yet" in refused.get_data(as_text=True)
+    section = htmx.get(f"/profiles/{draft.id}/devices").get_data(as_text=True)
+    assert "disabled" in section and "Configure profile" in section
+    db.session.expire_all()
+    assert db.session.execute(select(func.count()).select_from(AssignmentBatch)).scalar_one() == 0
+
+
+def test_pages_without_javascript_and_empty_states(admin_client, apple, paris):
+    server, profile = paris(devices=3)
+    admin_client.environ_base.pop("HTTP_HX_REQUEST", None)
+    page = admin_client.get(f"/profiles/{profile.id}/devices/add")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "<h1>Select the Managed Devices</h1>" in html
+    section = admin_client.get(f"/profiles/{profile.id}/devices").get_data(as_text=True)
+    assert "No devices yet" in section and "Add Devices" in section
+    done = admin_client.post(f"/profiles/{profile.id}/devices/add",
+                             data={"device": [str(d.id) for d in devices_of(server.id).values()]})
+    assert done.status_code == 302 and re.search(r"/assignments/\d+$", done.headers["Location"])
+    results = admin_client.get(done.headers["Location"]).get_data(as_text=True)
+    assert "Add Devices #" in results and 'hx-trigger="every 2s"' in results
+
+
+@pytest.mark.parametrize("url", ["/assignments/999999", "/assignments/999999/status", "/assignments/999999/retry",
+                                 "/profiles/999999/devices", "/profiles/999999/devices/add",
+                                 "/profiles/999999/devices/remove", "/profiles/999999/devices/requests"])
+def test_missing_ids_are_404_pages(admin_client, url):
+    response = admin_client.get(url)
+    assert response.status_code == 404 and "Page not found" in response.get_data(as_text=True)
+
+
+def test_a_profiles_device_count_leaves_out_devices_apple_no_longer_assigns(htmx, apple, paris, run_jobs):
+    """Profile list, status card and Delete dialog count the devices its device list shows."""
+    server, profile = paris(devices=6)
+    assert pick(htmx, profile, all_matching="1").status_code == 204
+    assert run_jobs() == []
+    released = sim_serials(apple, 2)
+    apple.state.release_devices(released)
+    htmx.post(f"/servers/{server.id}/sync")
+    assert run_jobs() == []
+    assert "4 devices associated" in htmx.get(f"/profiles/{profile.id}/devices").get_data(as_text=True)
+    card = htmx.get(f"/profiles/{profile.id}").get_data(as_text=True)
+    assert re.search(r"<dt>Associated devices</dt><dd>4</dd>", card)
+    dialog = htmx.get(f"/profiles/{profile.id}/delete").get_data(as_text=True)
+    assert re.search(r"<strong>4 devices</strong> are associated", dialog)
+
+
+def test_ok_with_only_devices_no_longer_on_the_server_says_so(htmx, apple, paris, run_jobs):
+    server, profile = paris(devices=3)
+    gone = devices_of(server.id)[sim_serials(apple, 1)[0]]
+    apple.state.release_devices([gone.serial_number])
+    htmx.post(f"/servers/{server.id}/sync")
+    assert run_jobs() == []
+    response = pick(htmx, profile, [gone.id])
+    assert response.status_code == 422
+    assert "None of the ticked devices is still assigned to Paris" in response.get_data(as_text=True)
+    assert db.session.execute(select(func.count()).select_from(AssignmentBatch)).scalar_one() == 0
+
+
+def test_a_request_page_reads_the_words_of_its_action(htmx, paris, run_jobs):
+    server, profile = paris(devices=2)
+    pick(htmx, profile, [d.id for d in devices_of(server.id).values()][:1])
+    batch = latest_batch()
+    assert run_jobs() == []
+    page = " ".join(htmx.get(f"/assignments/{batch.id}").get_data(as_text=True).split())
+    assert re.search(rf"› Add Devices #{batch.id}</nav>", page)  # the breadcrumb names it as the heading does
+    tabs = page.split('<nav class="tabs" aria-label="Show">')[1].split("</nav>")[0]
+    assert ">Assigned</a>" in tabs and "Succeeded" not in tabs  # the tab reads like its rows' badges
+    popup = htmx.get(f"/profiles/{profile.id}/devices/add").get_data(as_text=True)
+    assert ">Device family</label>" in popup and '<span class="muted">None</span>' in popup  # as in Managed Devices
+    assert "No (won’t enroll)" in htmx.get("/devices").get_data(as_text=True)  # as the table's badge says
+
+
+def test_select_all_matching_keeps_the_devices_ticked_under_another_filter(htmx, paris):
+    server, profile = paris(devices=12)
+    by_family: dict[str, list[Device]] = {}
+    for device in sorted(devices_of(server.id).values(), key=lambda d: d.serial_number):
+        by_family.setdefault(device.device_family, []).append(device)
+    family, members = max(by_family.items(), key=lambda item: len(item[1]))
+    elsewhere = next(d for f, ds in by_family.items() if f != family for d in ds)
+    # Ticked while the list showed another family, then every device of this family selected: both are sent.
+    assert pick(htmx, profile, [elsewhere.id], all_matching="1", family=family).status_code == 204
+    assert latest_batch().total == len(members) + 1
+    assert elsewhere.serial_number in tasks_of(latest_batch().id)
+
+
+def test_a_pasted_line_that_is_not_serial_numbers_is_named_as_pasted_with_its_number(htmx, apple, paris, run_jobs):
+    """"bad serial!" split on its space would be named as two serial numbers the admin never typed ("BAD",
+    "SERIAL!"): the line is named as pasted, with its number, next to the list, which is kept."""
+    from tests.servers_helpers import field_error
+
+    server, profile = paris(devices=3)
+    serials = sorted(devices_of(server.id))
+    pick(htmx, profile, [devices_of(server.id)[serials[0]].id])
+    assert run_jobs() == []
+    before = latest_batch().id
+    pasted = f"Serial Number\n{serials[0]}\n\nbad serial!\n{serials[1]}; C02 (cracked screen)"
+    expected = ("These 2 lines have something other than serial numbers: line 4 “bad serial!”, line 5 "
+                f"“{serials[1]}; C02 (cracked screen)”.")
+    for url, data, field in [(f"/profiles/{profile.id}/devices/add", {}, "pick-serials"),
+                             (f"/profiles/{profile.id}/devices/remove", {}, "remove-serials"),
+                             (f"/servers/{server.id}/devices/release", {"confirmation": "RELEASE"}, "serials")]:
+        response = htmx.post(url, data={"serials": pasted, **data})
+        html = response.get_data(as_text=True)
+        assert response.status_code == 422, url
+        assert field_error(html, field).startswith(expected), url
+        assert "BAD" not in html and "SERIAL!" not in html
+        kept = re.search(r"<textarea[^>]*>\r?\n?(.*?)</textarea>", html, re.S).group(1)
+        assert kept == pasted, url  # kept as typed
+    assert latest_batch().id == before
+
+    # Every separator accepted before still is: commas, semicolons, tabs and spaces, on one line or several.
+    assert htmx.post(f"/profiles/{profile.id}/devices/add",
+                     data={"serials": f"{serials[1]},{serials[2].lower()}\t{serials[0]} ; {serials[1]}"}).status_code == 204
+    assert latest_batch().total == 3
+    # A column copied from a CSV file keeps its quotes: "Serial Number", "C02…", straight or curly.
+    assert htmx.post(f"/profiles/{profile.id}/devices/add",
+                     data={"serials": f'"Serial Number"\n"{serials[1]}"\n\'{serials[2]}\'\n“{serials[0]}”'}).status_code == 204
+    assert latest_batch().total == 3

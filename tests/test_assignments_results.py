@@ -1,0 +1,302 @@
+"""Add Devices through the web UI against the Apple simulator: Apple's per-device results (success, not
+accessible, failed, throttled), the waits Apple asks for and the retries after them, whole-call errors that keep
+devices queued with a reason, a device Apple keeps throttling, a profile Apple no longer knows."""
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from portal.assignments import timing
+from portal.extensions import db
+from portal.models import ActivityEntry, EnrollmentProfile
+from tests.assignments_helpers import (SIM, CallLog, configured_profile, devices_of, latest_batch, pick, sim_serials,
+                                       tasks_of)
+from tests.servers_helpers import server_named
+from tests.assignments_helpers import clock, paris  # noqa: F401 - fixtures
+
+
+def _filtered(client, query: str) -> list[str]:
+    """Serial numbers on the Managed Devices list with this filter."""
+    return re.findall(r"<td><a class=.device-link.[^>]*><code>([^<]+)</code></a></td>", client.get(f"/devices?{query}").get_data(as_text=True))
+
+
+def test_add_devices_with_mixed_results_then_retries_after_the_wait(htmx, apple, paris, run_jobs, clock):
+    server, profile = paris(devices=12)
+    serials = sim_serials(apple)
+    ok, gone, failing, throttled = serials[0], serials[1], serials[2], serials[3]
+    apple.state.create_server("Other MDM")
+    apple.state.move_devices([gone], "Other MDM")  # the portal has not synchronized the move yet
+    apple.state.set_fault(SIM, "assign_failed", [failing])
+    apple.state.set_fault(SIM, "throttle", {"serials": [throttled], "retry_after": 45})
+    devices = devices_of(server.id)
+
+    popup = htmx.get(f"/profiles/{profile.id}/devices/add")
+    html = popup.get_data(as_text=True)
+    assert popup.status_code == 200 and "Select the Managed Devices" in html
+    assert all(s in html for s in serials)  # every synchronized device, with its serial number
+    response = pick(htmx, profile, [devices[s].id for s in (ok, gone, failing, throttled)])
+    assert response.status_code == 204 and "closeModal" in response.headers["HX-Trigger"]
+    batch = latest_batch()
+    assert (batch.total, batch.status, batch.actor, batch.action) == (4, "queued", "alice", "assign")
+    queued = devices_of(server.id)[ok]
+    assert queued.assignment_state is None  # the device row waits for Apple's answer ...
+    row = htmx.get(f"/devices?q={ok}").get_data(as_text=True)
+    assert re.search(r"<td>Queued</td>", row)  # ... and shows as queued from its task
+    assert ok in _filtered(htmx, "assignment=queued") and ok not in _filtered(htmx, "assignment=none")
+    assert htmx.get(f"/assignments/{batch.id}/status").status_code == 200  # keeps polling while queued
+
+    assert run_jobs() == []
+    final = htmx.get(f"/assignments/{batch.id}/status")
+    assert final.status_code == 286  # polling stops
+    tasks = tasks_of(batch.id)
+    assert {s: (tasks[s].state, tasks[s].result) for s in (ok, gone, failing, throttled)} == {
+        ok: ("done", "SUCCESS"), gone: ("not_accessible", "NOT_ACCESSIBLE"),
+        failing: ("failed", "FAILED"), throttled: ("throttled", "THROTTLED")}
+    now = timing.now()
+    assert timedelta(hours=23) < tasks[failing].retry_at - now <= timedelta(hours=24)
+    assert timedelta(seconds=30) < tasks[throttled].retry_at - now <= timedelta(seconds=45)
+    assert tasks[gone].retry_at is None  # final
+    after = devices_of(server.id)
+    assert after[ok].profile_id == profile.id and after[ok].assignment_state == "assigned"
+    assert after[failing].profile_id is None and after[failing].assignment_state == "failed"
+    assert after[gone].assignment_state == "not_accessible" and after[throttled].assignment_state == "throttled"
+    at_apple = apple.state.device(ok)
+    assert at_apple["profile_status"] == "assigned" and at_apple["profile_uuid"] == profile.apple_profile_uuid
+    assert apple.state.device(failing)["profile_status"] != "assigned"
+
+    page = htmx.get(f"/assignments/{batch.id}").get_data(as_text=True)
+    assert "Not accessible" in page and "Throttled" in page and "retried after 24 hours" in page
+    section = htmx.get(f"/profiles/{profile.id}/devices").get_data(as_text=True)
+    assert ok in section and failing not in section.split("Latest requests")[0]
+    assert "retry queue" in section
+    entry = db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "assignment.assign_finished")).scalar_one()
+    assert "1 assigned, 1 not accessible, 1 failed" in entry.summary and "1 throttled" in entry.summary
+    assert entry.level == "warning"
+
+    queue = htmx.get("/assignments/retries").get_data(as_text=True)
+    assert failing in queue and throttled in queue and gone not in queue and ok not in queue
+
+    # Not before Apple's wait is over.
+    from portal.assignments.retries import retry_due
+    assert retry_due()["requeued"] == 0
+    apple.state.set_fault(SIM, "throttle", None)
+    clock(seconds=46)
+    assert retry_due()["requeued"] == 1  # the throttled device only: FAILED waits 24 hours
+    assert run_jobs() == []
+    tasks = tasks_of(batch.id)
+    assert (tasks[throttled].state, tasks[throttled].attempts) == ("done", 2)
+    assert tasks[failing].state == "failed" and tasks[failing].attempts == 1
+    assert devices_of(server.id)[throttled].profile_id == profile.id
+
+    clock(hours=24)
+    assert retry_due()["requeued"] == 1
+    assert run_jobs() == []
+    tasks = tasks_of(batch.id)
+    assert (tasks[failing].state, tasks[failing].attempts) == ("failed", 2)  # Apple still fails it
+    assert tasks[failing].retry_at - timing.now() > timedelta(hours=23)
+    apple.state.set_fault(SIM, "assign_failed", None)
+    clock(hours=24, seconds=1)
+    retry_due()
+    assert run_jobs() == []
+    assert tasks_of(batch.id)[failing].state == "done" and latest_batch().status == "finished"
+    assert "Nothing to retry" in htmx.get("/assignments/retries").get_data(as_text=True)
+
+
+def test_a_new_request_for_devices_apple_asked_to_wait_for_keeps_the_wait(htmx, apple, paris, run_jobs, clock):
+    """Add Devices again (or moving to another profile) is no way around retry_after_seconds or the
+    24 hours after FAILED: the devices wait in the retry queue, and Retry now (with its warning) sends them."""
+    from portal.assignments.retries import retry_due
+
+    server, profile = paris(devices=6)
+    labs = configured_profile(server, "Labs")
+    serials = sim_serials(apple)
+    failing, throttled, fine = serials[0], serials[1], serials[2]
+    devices = devices_of(server.id)
+    apple.state.set_fault(SIM, "assign_failed", [failing])
+    apple.state.set_fault(SIM, "throttle", {"serials": [throttled], "retry_after": 45})
+    pick(htmx, profile, [devices[s].id for s in (failing, throttled)])
+    assert run_jobs() == []
+    first = latest_batch()
+    apple.state.set_fault(SIM, "assign_failed", None)
+    apple.state.set_fault(SIM, "throttle", None)
+
+    # The admin selects them again (one to another profile), with a device that has no wait.
+    log = CallLog(apple.app)
+    response = pick(htmx, profile, [devices[s].id for s in (failing, throttled, fine)])
+    assert response.status_code == 204 and "2 of them wait for the retry time Apple asked for" in json.dumps(
+        json.loads(response.headers["HX-Trigger"]))
+    again = latest_batch()
+    assert run_jobs() == []
+    assert log.calls == [("POST", 1)]  # the device without a wait only
+    tasks = tasks_of(again.id)
+    now = timing.now()
+    assert tasks[fine].state == "done"
+    assert tasks[failing].state == "queued" and timedelta(hours=23) < tasks[failing].retry_at - now
+    assert tasks[throttled].state == "queued" and tasks[throttled].retry_at - now <= timedelta(seconds=45)
+    assert {t.state for t in tasks_of(first.id).values()} == {"superseded"}
+    assert latest_batch().status == "waiting"
+    queue = htmx.get("/assignments/retries").get_data(as_text=True)
+    assert failing in queue and throttled in queue and "Apple asked to wait" in queue
+    pick(htmx, labs, [devices[failing].id])  # moved meanwhile: still Apple's 24 hours
+    moved = latest_batch()
+    assert run_jobs() == [] and len(log.calls) == 1
+    assert timedelta(hours=23) < tasks_of(moved.id)[failing].retry_at - timing.now()
+
+    # Apple's wait for the throttled device is over: sent by the periodic job.
+    clock(seconds=46)
+    assert retry_due()["started"] == [again.id]
+    assert run_jobs() == []
+    assert log.calls == [("POST", 1), ("POST", 1)] and tasks_of(again.id)[throttled].state == "done"
+
+    # Retry now sends the failed one before its 24 hours, after the warning.
+    assert "24 hours" in htmx.get(f"/assignments/{moved.id}/retry").get_data(as_text=True)
+    assert htmx.post(f"/assignments/{moved.id}/retry").status_code == 204
+    assert run_jobs() == []
+    assert len(log.calls) == 3 and tasks_of(moved.id)[failing].state == "done"
+    assert devices_of(server.id)[failing].profile_id == labs.id
+
+
+def test_a_call_failing_as_a_whole_never_shortens_the_wait_apple_asked_for_a_device(htmx, apple, paris, run_jobs,
+                                                                                     clock):
+    from portal.assignments.retries import retry_due
+
+    server, profile = paris(devices=4)
+    serials = sim_serials(apple)
+    failing, fine = serials[0], serials[1]
+    devices = devices_of(server.id)
+    apple.state.set_fault(SIM, "assign_failed", [failing])
+    pick(htmx, profile, [devices[failing].id])
+    assert run_jobs() == []
+    apple.state.set_fault(SIM, "assign_failed", None)
+
+    apple.state.set_fault(SIM, "server_error", 50)  # the next request's call fails as a whole
+    pick(htmx, profile, [devices[s].id for s in (failing, fine)])
+    assert run_jobs() == []
+    batch = latest_batch()
+    tasks, now = tasks_of(batch.id), timing.now()
+    assert "HTTP 500" in tasks[fine].detail and tasks[fine].retry_at - now <= timedelta(minutes=1)
+    assert "Apple asked to wait" in tasks[failing].detail and tasks[failing].retry_at - now > timedelta(hours=23)
+
+    apple.state.set_fault(SIM, "server_error", None)
+    clock(minutes=2)
+    retry_due()
+    assert run_jobs() == []
+    tasks = tasks_of(batch.id)
+    assert tasks[fine].state == "done"
+    assert tasks[failing].state == "queued" and tasks[failing].retry_at - timing.now() > timedelta(hours=23)
+
+
+def test_whole_call_errors_keep_devices_queued_with_a_reason(htmx, apple, paris, run_jobs, clock):
+    from portal.assignments.retries import retry_due
+
+    server, profile = paris(devices=5)
+    ids = [d.id for d in devices_of(server.id).values()]
+    apple.state.set_fault(SIM, "server_error", 50)  # more than the client's own retries
+    pick(htmx, profile, ids)
+    assert run_jobs() == []
+    batch = latest_batch()
+    tasks = tasks_of(batch.id)
+    assert batch.status == "waiting" and {t.state for t in tasks.values()} == {"queued"}
+    assert len(tasks) == 5 and all(t.retry_at and "HTTP 500" in t.detail and "Sent again in 1 min" in t.detail
+                                   for t in tasks.values())
+    queue = htmx.get("/assignments/retries").get_data(as_text=True)
+    assert "5 devices waiting for a retry" in queue
+
+    apple.state.set_fault(SIM, "server_error", {"count": 50, "status": 429, "retry_after": 120})
+    clock(minutes=2)
+    retry_due()
+    assert run_jobs() == []
+    tasks = tasks_of(batch.id)
+    assert all(t.state == "queued" and "limiting requests" in t.detail for t in tasks.values())
+    assert all(timedelta(seconds=100) < t.retry_at - timing.now() <= timedelta(seconds=120) for t in tasks.values())
+
+    apple.state.set_fault(SIM, "server_error", None)
+    apple.state.set_fault(SIM, "terms_not_signed", True)
+    clock(seconds=121)
+    retry_due()
+    assert run_jobs() == []
+    assert server_named("Paris").apple_state == "terms_not_signed"
+    assert all("terms and conditions" in t.detail for t in tasks_of(batch.id).values())
+
+    # Retry now cannot help while Apple refuses the token: it says why and sends nothing.
+    confirm = htmx.get(f"/assignments/{batch.id}/retry").get_data(as_text=True)
+    assert "is Terms Not Accepted" in confirm and ">Retry now</button>" not in confirm
+    refused = htmx.post(f"/assignments/{batch.id}/retry")
+    assert refused.status_code == 204 and "Until then nothing can be sent to Apple" in refused.headers["HX-Trigger"]
+    assert run_jobs() == [] and {t.state for t in tasks_of(batch.id).values()} == {"queued"}
+
+    # Once a token check succeeds, the held devices are sent at once, not at the end of their 15-minute wait.
+    apple.state.set_fault(SIM, "terms_not_signed", None)
+    htmx.post(f"/servers/{server.id}/check")
+    assert run_jobs() == []
+    assert {t.state for t in tasks_of(batch.id).values()} == {"done"}
+    assert latest_batch().status == "finished" and latest_batch().error_message is None
+
+
+def test_a_device_apple_keeps_throttling_waits_longer_each_time_and_fills_no_log(htmx, apple, paris, run_jobs, clock):
+    from portal.assignments.retries import retry_due
+
+    server, profile = paris(devices=3)
+    throttled, fine = sorted(devices_of(server.id))[:2]
+    apple.state.set_fault(SIM, "throttle", {"serials": [throttled], "retry_after": 45})
+    pick(htmx, profile, [devices_of(server.id)[s].id for s in (throttled, fine)])
+    batch = latest_batch()
+    assert run_jobs() == []
+    waits = []
+    for _ in range(4):
+        task = tasks_of(batch.id)[throttled]
+        assert task.state == "throttled"
+        waits.append(round((task.retry_at - task.updated_at).total_seconds()))  # as stored: no clock drift
+        clock(seconds=waits[-1] + 1)
+        assert retry_due()["requeued"] == 1
+        assert run_jobs() == []
+    assert waits == [45, 90, 180, 360]  # Apple's wait, then twice as long after each attempt
+    assert "attempt 5, retried after 720 s" in tasks_of(batch.id)[throttled].detail
+    summaries = db.session.execute(select(ActivityEntry.summary).where(
+        ActivityEntry.action == "assignment.assign_finished")).scalars().all()
+    assert len(summaries) == 1 and "1 assigned" in summaries[0]  # the retries throttled again add no line
+
+    apple.state.set_fault(SIM, "throttle", None)
+    clock(seconds=721)
+    assert retry_due()["requeued"] == 1 and run_jobs() == []
+    assert tasks_of(batch.id)[throttled].state == "done"
+    assert db.session.execute(select(func.count()).select_from(ActivityEntry).where(
+        ActivityEntry.action == "assignment.assign_finished")).scalar_one() == 2  # the retry that assigned it
+
+
+@pytest.mark.parametrize("retry_after, attempts, wait", [
+    (45, 1, 45), (45, 2, 90), (None, 1, 60), (None, 3, 240), (60, 10, 3600), (7200, 1, 7200), (7200, 4, 7200)])
+def test_throttled_wait_starts_at_apples_and_doubles_up_to_an_hour(retry_after, attempts, wait):
+    assert timing.throttled_wait(retry_after, attempts) == wait
+
+
+def test_a_profile_apple_no_longer_knows_waits_for_configure_instead_of_hourly_calls(htmx, apple, paris, run_jobs,
+                                                                                      clock):
+    from portal.assignments.retries import retry_due
+
+    server, profile = paris(devices=2)
+    profile.apple_profile_uuid = "0D0C0B0A09080706050403020100FFEE"  # deleted at Apple, say
+    db.session.commit()
+    device = sorted(devices_of(server.id).values(), key=lambda d: d.serial_number)[0]
+    log = CallLog(apple.app)
+    pick(htmx, profile, [device.id])
+    batch = latest_batch()
+    assert run_jobs() == []
+    assert log.calls == [("POST", 1)]
+    task = tasks_of(batch.id)[device.serial_number]
+    assert task.state == "queued" and "does not know the profile “Sales” any more" in task.detail
+    db.session.expire_all()
+    changed = db.session.get(EnrollmentProfile, profile.id)
+    assert changed.status == "changed" and "profile not found" in changed.status_detail
+    entry = db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "profile.unknown_at_apple")).scalar_one()
+    assert entry.level == "warning" and "Configure profile again" in entry.summary
+
+    clock(minutes=10)
+    retry_due()
+    assert run_jobs() == []
+    assert log.calls == [("POST", 1)]  # no call to Apple until the profile is configured again
+    assert tasks_of(batch.id)[device.serial_number].state == "queued"
