@@ -230,3 +230,38 @@ def test_a_pasted_line_that_is_not_serial_numbers_is_named_as_pasted_with_its_nu
     assert htmx.post(f"/profiles/{profile.id}/devices/add",
                      data={"serials": f'"Serial Number"\n"{serials[1]}"\n\'{serials[2]}\'\n“{serials[0]}”'}).status_code == 204
     assert latest_batch().total == 3
+
+
+def test_a_pasted_piece_too_short_or_too_long_for_a_serial_number_is_named_so(htmx, apple, paris, run_jobs):
+    """A serial number cut off ("C02X") or two run together is not "not a device of the server": the admin is told it
+    cannot be a serial number at all, next to the list, which is kept; nothing is sent, on every path."""
+    from html import unescape
+
+    from tests.servers_helpers import field_error
+
+    server, profile = paris(devices=3)
+    serials = sorted(devices_of(server.id))
+    assert pick(htmx, profile, [devices_of(server.id)[serials[0]].id]).status_code == 204
+    assert run_jobs() == []
+    before = latest_batch().id
+    too_long = serials[1] + serials[2]
+    cases = [(f"{serials[0]}\nc02x", "“C02X” is not a serial number: it has fewer than 8 or more than 14 letters and "
+                                     "digits (Apple's serial numbers have 10 to 12). Correct it or remove it from the "
+                                     "list. Nothing was sent."),
+             (f"{serials[0]} C02X {too_long} C02X", f"These 2 pieces are not serial numbers, having fewer than 8 or "
+                                                   "more than 14 letters and digits (Apple's serial numbers have 10 to "
+                                                   f"12): C02X, {too_long}. Correct them or remove them from the list.")]
+    for pasted, expected in cases:
+        for url, data, field in [(f"/profiles/{profile.id}/devices/add", {}, "pick-serials"),
+                                 (f"/profiles/{profile.id}/devices/remove", {}, "remove-serials"),
+                                 (f"/servers/{server.id}/devices/release", {"confirmation": "RELEASE"}, "serials")]:
+            response = htmx.post(url, data={"serials": pasted, **data})
+            html = response.get_data(as_text=True)
+            assert response.status_code == 422, url
+            assert unescape(field_error(html, field)).startswith(expected), url
+            kept = re.search(r"<textarea[^>]*>\r?\n?(.*?)</textarea>", html, re.S).group(1)
+            assert kept == pasted, url
+    assert latest_batch().id == before
+    # 8 and 14 characters are still taken as serial numbers (and looked up as such).
+    response = htmx.post(f"/profiles/{profile.id}/devices/add", data={"serials": "ABCD1234 ABCDEFGH123456"})
+    assert "These 2 serial numbers are not a device of Paris: ABCD1234, ABCDEFGH123456." in response.get_data(as_text=True)

@@ -20,6 +20,7 @@ SEPARATORS = re.compile(r"[\s,;]+")
 SERIAL_CHARACTERS = re.compile(r"[A-Za-z0-9]+")  # what a piece between separators may hold (Apple: letters, digits)
 QUOTES = "\"'“”‘’"  # around a value of a pasted CSV column (the portal's own export quotes none, others do)
 HEADER_WORDS = {"serial", "serialnumber", "serialnumbers", "serialno"}  # a pasted column's heading
+SERIAL_LENGTHS = range(8, 15)  # Apple's serial numbers have 10 to 12; a little room either side, for any older or newer
 SHOWN_UNKNOWN = 20
 ID_CHUNK = 500  # serials per IN (...) list: far below every database's bound-parameter limit
 
@@ -39,6 +40,9 @@ def parse_serials(text: str | None, done: str = "added") -> list[str]:
         lines = lines[1:]
     _refuse_odd_lines(lines)
     serials = list(dict.fromkeys(token.upper() for _, line in lines for token in _pieces(line)))
+    odd_lengths = [serial for serial in serials if len(serial) not in SERIAL_LENGTHS]
+    if odd_lengths:  # a piece cut off or two run together: named as such, not as "not a device of the server"
+        raise SerialsError(_wrong_length_message(odd_lengths))
     if len(serials) > MAX_SERIALS:
         other = ", or use a filter and “Select all”" if done == "added" else ""  # Release has neither
         raise SerialsError(f"{len(serials):,} serial numbers were pasted; at most {MAX_SERIALS:,} can be {done} at "
@@ -60,6 +64,17 @@ def _refuse_odd_lines(lines: list[tuple[int, str]]) -> None:
     raise SerialsError(f"{which} something other than serial numbers: {shown}{more}. A serial number has only letters and digits "
                        "(8 to 14 of them); paste one per line, or separate them with commas, semicolons, tabs or "
                        "spaces. Nothing was sent.")
+
+
+def _wrong_length_message(pieces: list[str]) -> str:
+    lengths = "fewer than 8 or more than 14 letters and digits (Apple's serial numbers have 10 to 12)"
+    if len(pieces) == 1:
+        return (f"“{_clipped(pieces[0])}” is not a serial number: it has {lengths}. Correct it or remove it from the "
+                "list. Nothing was sent.")
+    shown = ", ".join(_clipped(piece) for piece in pieces[:SHOWN_UNKNOWN])
+    more = f" and {len(pieces) - SHOWN_UNKNOWN:,} more" if len(pieces) > SHOWN_UNKNOWN else ""
+    return (f"These {len(pieces):,} pieces are not serial numbers, having {lengths}: {shown}{more}. Correct them or "
+            "remove them from the list. Nothing was sent.")
 
 
 def _pieces(line: str) -> list[str]:

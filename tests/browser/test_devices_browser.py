@@ -142,11 +142,11 @@ def test_on_a_phone_the_message_of_the_field_to_fix_is_not_hidden_under_the_pop_
     page.goto(f"/servers/{server.id}/devices")
     page.get_by_role("link", name="Release Devices…").click()
     dialog = page.get_by_role("dialog", name="Release Devices")
-    dialog.get_by_label("Serial numbers").fill("NOPE1")
+    dialog.get_by_label("Serial numbers").fill("NOPE1234")
     dialog.get_by_label("Type RELEASE to confirm").fill("RELEASE")
     dialog.get_by_role("button", name="Release Devices").click()
     message = dialog.locator(".field").filter(has=page.get_by_label("Serial numbers")).get_by_role("alert")
-    expect(message).to_contain_text("This serial number is not a device of Paris: NOPE1.")
+    expect(message).to_contain_text("This serial number is not a device of Paris: NOPE1234.")
     expect(dialog.get_by_label("Serial numbers")).to_be_focused()
     page.wait_for_timeout(300)  # the scroll
     shown, buttons = message.bounding_box(), dialog.locator(".form-actions").bounding_box()
