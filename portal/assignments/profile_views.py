@@ -26,9 +26,21 @@ PICK_FILTERS = ("q", "profile", "family", "os", "profile_status", "assignment")
 @bp.app_context_processor
 def _helpers():
     """`assignment_panel(profile)` for the fragment B's profile page includes."""
-    return {"assignment_panel": lambda profile: queries.panel(profile, queries.page_number(request.args.get("page"))
-                                                              if request.endpoint == "assignments.profile_devices"
-                                                              else 1)}
+    return {"assignment_panel": _panel}
+
+
+def _panel(profile: EnrollmentProfile) -> dict:
+    """The section as its own URL asks (page, search, ticks); inside the profile page, its first page unsearched."""
+    if request.endpoint != "assignments.profile_devices":
+        return queries.panel(profile)
+    return queries.panel(profile, queries.page_number(request.args.get("page")), _search(request.args),
+                         sorted(set(_device_ids(request.args))))
+
+
+def _search(source) -> DeviceQuery:
+    """The section's search box: DeviceQuery's `q` alone, so the list, its Select all and Remove Devices select the
+    same devices as the Managed Devices search would; the section has no other filter."""
+    return DeviceQuery.from_args({"q": source.get("q")})
 
 
 def _profile_or_404(profile_id: int) -> EnrollmentProfile:
@@ -159,13 +171,14 @@ def remove_devices(profile_id: int):
     source = request.form if request.method == "POST" else request.args
     every = bool(source.get("all"))
     ids = sorted(set(_device_ids(source)))
+    search = _search(source)
     error = serials_error = None
     if request.method == "POST":
         if not form.validate_on_submit():
             error = "The form expired. Select the devices again and use Remove Devices."
         else:
             try:
-                batch = _remove(profile, ids, every, request.form.get("serials"))
+                batch = _remove(profile, ids, every, search, request.form.get("serials"))
             except SerialsError as exc:
                 serials_error = str(exc)
             except ValueError as exc:
@@ -173,13 +186,13 @@ def remove_devices(profile_id: int):
             else:
                 what = f"Removing {profile.name} from {batch.total:,} device{'s' if batch.total != 1 else ''}"
                 return _done(batch, profile, what, f"{what}.{_held_note(batch)}")
-    chosen = _associated(profile, ids, every)
+    chosen = _associated(profile, ids, every, search)
     if not chosen["count"] and not error and (every or source.getlist("device")):
         error = (f"Select the devices to remove first: none of the chosen devices is associated with “{profile.name}” "
                  "now. Tick others on the profile page, or paste their serial numbers.")
     return render_form("assignments/_remove_form.html", "Remove Devices", status=422 if error or serials_error else 200,
-                       form=form, profile=profile, ids=ids, every=every, error=error, serials_error=serials_error,
-                       serials_text=source.get("serials", ""), **chosen)
+                       form=form, profile=profile, ids=ids, every=every, search=search, error=error,
+                       serials_error=serials_error, serials_text=source.get("serials", ""), **chosen)
 
 
 def _ids_condition(ids: list[int]):
@@ -187,28 +200,39 @@ def _ids_condition(ids: list[int]):
     return or_(*(Device.id.in_(ids[i:i + 500]) for i in range(0, len(ids), 500))) if ids else Device.id.is_(None)
 
 
-def _associated(profile: EnrollmentProfile, ids: list[int], every: bool) -> dict:
-    """How many of the chosen devices are associated with the profile, and the first serials."""
-    conditions = [Device.profile_id == profile.id, Device.removed_at.is_(None)]
+def _removal_conditions(profile: EnrollmentProfile, ids: list[int], every: bool, search: DeviceQuery) -> list:
+    """The devices Remove Devices removes, for the confirmation and its OK alike: associated with the profile and
+    either ticked, or (Select all) matching the section's search, all of them without one. With a search, Select
+    all stands for the devices the list showed, never those it left out: a device outside it goes only if ticked."""
+    conditions = queries.associated_conditions(profile)
     if not every:
-        conditions.append(_ids_condition(ids))
+        return conditions + [_ids_condition(ids)]
+    matching = queries.search_conditions(search)
+    if matching and ids:
+        return conditions + [or_(and_(true(), *matching), _ids_condition(ids))]
+    return conditions + matching
+
+
+def _associated(profile: EnrollmentProfile, ids: list[int], every: bool, search: DeviceQuery) -> dict:
+    """How many of the chosen devices are associated with the profile, and the first serials."""
+    conditions = _removal_conditions(profile, ids, every, search)
     page = queries.paged(select(Device.serial_number).where(*conditions).order_by(Device.serial_number),
                          select(func.count()).select_from(Device).where(*conditions), 1, 10)
     return {"count": page.total, "sample": [r[0] for r in page.items]}
 
 
-def _remove(profile: EnrollmentProfile, ids: list[int], every: bool, serials_text: str | None):
+def _remove(profile: EnrollmentProfile, ids: list[int], every: bool, search: DeviceQuery, serials_text: str | None):
     server: ManagedServer = profile.server
-    associated = [Device.profile_id == profile.id]
     if every:
-        return request_matching(server, profile, associated, action=REMOVE, actor=current_user.username)
+        return request_matching(server, profile, _removal_conditions(profile, ids, every, search), action=REMOVE,
+                                actor=current_user.username)
     ids = ids + _associated_pasted(profile, parse_serials(serials_text, "removed"))
     if not ids:
         # Nothing ticked: the serial numbers are the pop-up's only field, so the message goes next to them.
         raise SerialsError("Select the devices to remove first: tick their rows on the profile page, or paste their "
                            "serial numbers.")
-    return request_matching(server, profile, associated + [_ids_condition(sorted(set(ids)))], action=REMOVE,
-                            actor=current_user.username)
+    return request_matching(server, profile, _removal_conditions(profile, sorted(set(ids)), False, search),
+                            action=REMOVE, actor=current_user.username)
 
 
 def _associated_pasted(profile: EnrollmentProfile, serials: list[str]) -> list[int]:

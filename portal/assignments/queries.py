@@ -9,6 +9,7 @@ from ..extensions import db
 from ..models import AssignmentBatch, AssignmentTask, Device, EnrollmentProfile
 from ..models.assignment import QUEUED, SENDING
 from ..devices.counts import current_counts
+from ..devices.filters import DeviceQuery
 from ..devices.pending import pending_among
 from .retries import in_queue_condition
 
@@ -65,9 +66,19 @@ def paged(query, count_query, page: int, per_page: int, total: int | None = None
     return Page(items=items, page=page, per_page=per_page, total=total)
 
 
-def profile_devices(profile: EnrollmentProfile, page: int = 1) -> Page:
-    """The devices associated with the profile (Apple accepted it for them), by serial number."""
-    conditions = [Device.profile_id == profile.id, Device.removed_at.is_(None)]
+def associated_conditions(profile: EnrollmentProfile) -> list:
+    """The devices associated with the profile (Apple accepted it for them) that are still on the server."""
+    return [Device.profile_id == profile.id, Device.removed_at.is_(None)]
+
+
+def search_conditions(search: DeviceQuery | None) -> list:
+    """The search box's conditions (DeviceQuery's `q`: serial prefix, model or description); none without a search."""
+    return search.conditions() if search is not None and search.q else []
+
+
+def profile_devices(profile: EnrollmentProfile, page: int = 1, search: DeviceQuery | None = None) -> Page:
+    """The devices associated with the profile that match the search, by serial number."""
+    conditions = associated_conditions(profile) + search_conditions(search)
     query = select(Device).where(*conditions).order_by(Device.serial_number, Device.id)
     return paged(query, select(func.count()).select_from(Device).where(*conditions), page, PROFILE_PAGE)
 
@@ -97,12 +108,23 @@ def queue_count(profile_id: int | None = None, batch_id: int | None = None) -> i
     return db.session.execute(query).scalar_one()
 
 
-def panel(profile: EnrollmentProfile, page: int = 1) -> dict:
-    """Everything the profile page's device section shows."""
+def panel(profile: EnrollmentProfile, page: int = 1, search: DeviceQuery | None = None,
+          ticked: list[int] = ()) -> dict:
+    """Everything the profile page's device section shows. With a search, `associated` counts every device of the
+    profile and `outside` the ticked ones the search leaves out (Select all sends them too: "· N ticked")."""
+    search = search or DeviceQuery()
     batches = recent_batches(profile)
-    devices = profile_devices(profile, page)
+    devices = profile_devices(profile, page, search)
+    associated, outside = devices.total, 0
+    if search.q:
+        associated = db.session.execute(select(func.count()).select_from(Device).where(
+            *associated_conditions(profile))).scalar_one()
+        ticked = list(ticked)
+        outside = (count_among(ticked, associated_conditions(profile))
+                   - count_among(ticked, associated_conditions(profile) + search_conditions(search)))
     return {"devices": devices, "pending": pending_among(row[0].id for row in devices.items), "batches": batches,
-            "active": any(b.status in ACTIVE for b in batches), "queue_count": queue_count(profile.id)}
+            "active": any(b.status in ACTIVE for b in batches), "queue_count": queue_count(profile.id),
+            "search": search, "associated": associated, "outside": outside}
 
 
 def pick_devices(server_id: int, conditions: list, page: int, *, all_current: bool = False) -> Page:
