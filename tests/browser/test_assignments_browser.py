@@ -475,3 +475,35 @@ def test_select_all_matching_stays_ticked_on_the_next_page(signed_in_page: Page,
     db.session.expire_all()
     batch = db.session.execute(select(AssignmentBatch).order_by(AssignmentBatch.id.desc()).limit(1)).scalar_one()
     assert batch.total == 60
+
+
+def test_typing_in_the_profiles_device_search_narrows_the_list_and_select_all(signed_in_page: Page, profile, htmx,
+                                                                             run_jobs):
+    """The profile's devices can be searched as one types; Select all then names, and Remove Devices takes, the
+    matching devices only."""
+    from tests.test_assignments import pick
+
+    devices = sorted(devices_of(profile.server_id).values(), key=lambda d: d.serial_number)
+    assert pick(htmx, profile, [d.id for d in devices[:6]]).status_code == 204
+    assert run_jobs() == []
+    page = signed_in_page
+    page.goto(f"/profiles/{profile.id}")
+    section = page.locator("#profile-devices")
+    wanted, other = devices[2].serial_number, devices[3].serial_number
+    box = section.get_by_label("Search devices")
+    box.press_sequentially(wanted.lower(), delay=40)
+    expect(section.locator("#profile-devices-form p.muted")).to_contain_text(
+        f"1 of 6 devices associated with this profile matches “{wanted.lower()}”")
+    expect(box).to_have_value(wanted.lower())  # nothing typed was lost to the refresh, and the box kept the keyboard
+    expect(box).to_be_focused()
+    expect(section.get_by_role("checkbox", name=f"Select {other}")).to_have_count(0)
+    section.get_by_role("checkbox", name="Select all 1 matching device").check()
+    expect(section.locator("#profile-devices-form p.muted")).to_contain_text("· 1 ticked")
+    section.get_by_role("button", name="Remove Devices").click()
+    remove = page.get_by_role("dialog", name=re.compile("Remove Devices"))
+    expect(remove).to_contain_text("from 1 device at Apple")
+    expect(remove).to_contain_text(f"match “{wanted.lower()}”: {wanted}")
+    remove.get_by_role("button", name="Cancel").click()
+    section.get_by_role("link", name="Clear search").click()
+    expect(section.get_by_role("checkbox", name="Select all 6 associated devices")).to_be_visible()
+    expect(box).to_have_value("")
