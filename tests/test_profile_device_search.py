@@ -68,7 +68,7 @@ def test_a_search_by_serial_number_prefix_or_by_model_narrows_the_list(htmx, par
     assert '<label for="profile-devices-q">Search devices</label>' in html
     assert f'id="profile-devices-q" name="q" type="search" value="{model.lower()}"' in html
     assert 'placeholder="Serial number, model or description"' in html
-    assert re.search(r'<p class="muted" data-announce="">\d+ of 12 devices', html)
+    assert re.search(r'<p class="muted"><span data-announce="">\d+ of 12 devices', html)
 
     everything = section(htmx, profile)
     assert len(ROW.findall(everything)) == 12 and "12 devices associated with this profile" in words(everything)
