@@ -19,7 +19,7 @@ from portal.models import AssignmentBatch, AssignmentTask, Device, EnrollmentPro
 from portal.queue import get_redis
 from tests.assignments_helpers import (clock, configured_profile, devices_of, latest_batch, paris,  # noqa: F401
                                        pick, tasks_of)
-from tests.test_devices import _seed, _server
+from tests.devices_helpers import _seed, _server
 
 HOLD_S = 0.5  # how long the first writer keeps its transaction open once the second one has started
 

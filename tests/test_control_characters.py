@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from portal.extensions import db
 from portal.models import ActivityEntry, EnrollmentProfile, ManagedServer, PendingKeyPair, ServerConfiguration
 from tests.servers_helpers import field_error
-from tests.test_devices import _profile, _seed, _server
+from tests.devices_helpers import _profile, _seed, _server
 
 NUL = "\x00"
 

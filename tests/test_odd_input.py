@@ -13,7 +13,7 @@ from sqlalchemy import select
 from portal.devices.search import serial_prefix_condition
 from portal.extensions import db
 from portal.models import Device, ManagedServer
-from tests.test_devices import _profile, _seed, _server
+from tests.devices_helpers import _profile, _seed, _server
 
 SUPERSCRIPT_TWO = "%C2%B2"          # '²': str.isdigit() says yes, int() says no
 LAST_CHARACTER = "%F4%8F%BF%BF"     # U+10FFFF: there is no character after it

@@ -1,6 +1,6 @@
 """The sync's page feed: pages in Apple's order, fetched ahead within a bound, errors handed over,
 and no thread left behind when the writer stops early (a unit test: the feed takes any callables;
-whole syncs through it run against the simulator in test_sync.py)."""
+whole syncs through it run against the simulator in test_sync.py and test_sync_failures.py)."""
 from __future__ import annotations
 
 import threading

@@ -28,7 +28,7 @@ from portal.extensions import db
 from portal.models import (ActivityEntry, AssignmentBatch, AssignmentTask, Device, PendingKeyPair, SyncRun,
                            TrustedCertificate)
 from tests.conftest import ADMIN_NAME, ADMIN_PASSWORD, AuthActions
-from tests.test_devices import _device, _profile, _queue, _seed, _server
+from tests.devices_helpers import _device, _profile, _queue, _seed, _server
 
 PORTAL = ROOT / "portal"
 TEMPLATES = ROOT / "templates"
