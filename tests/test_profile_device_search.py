@@ -8,7 +8,7 @@ import re
 
 from portal.assignments import queries
 from portal.models import Device
-from tests.test_assignments import devices_of, latest_batch, paris, pick, tasks_of  # noqa: F401 - paris is a fixture
+from tests.assignments_helpers import devices_of, latest_batch, paris, pick, tasks_of  # noqa: F401 - paris is a fixture
 
 ROW = re.compile(r'<label for="pd-\d+"><code>([^<]+)</code></label>')
 

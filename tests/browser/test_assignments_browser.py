@@ -481,7 +481,7 @@ def test_typing_in_the_profiles_device_search_narrows_the_list_and_select_all(si
                                                                              run_jobs):
     """The profile's devices can be searched as one types; Select all then names, and Remove Devices takes, the
     matching devices only."""
-    from tests.test_assignments import pick
+    from tests.assignments_helpers import pick
 
     devices = sorted(devices_of(profile.server_id).values(), key=lambda d: d.serial_number)
     assert pick(htmx, profile, [d.id for d in devices[:6]]).status_code == 204
