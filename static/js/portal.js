@@ -297,15 +297,19 @@
   // would otherwise inherit that swap and replace the pop-up's container: no pop-up could open again.
   // And what has focus in the content about to be replaced is noted, for htmx:afterSwap.
   var focusBeforeSwap = null;
+  // A control that goes with the content it replaces names where the keyboard goes instead (data-focus-after-swap):
+  // Clear search, gone with the search it clears, hands it to the emptied search box.
+  var focusAfterSwap = null;
   var statusBeforeSwap = null;  // what each [data-announce] said before the swap, by its data-announce
   document.body.addEventListener("htmx:beforeSwap", function (e) {
     statusBeforeSwap = e.detail.target && e.detail.target.id !== "modal-content" ? statuses(e.detail.target) : null;
     if (e.detail.target && e.detail.target.id === "modal-content") e.detail.swapOverride = "innerHTML";
     var target = e.detail.target;
-    focusBeforeSwap = null;
+    focusBeforeSwap = focusAfterSwap = null;
     if (!target) return;
     if (!focusLost()) {
       if (target.contains(document.activeElement)) focusBeforeSwap = describeFocus(document.activeElement);
+      if (target.contains(document.activeElement)) focusAfterSwap = document.activeElement.getAttribute("data-focus-after-swap");
     } else if (busyFocus && target.contains(busyFocus.elt)) {
       focusBeforeSwap = busyFocus;  // the button pressed, disabled meanwhile (which drops focus)
     }
@@ -371,9 +375,12 @@
       var invalid = dlg.querySelector("[aria-invalid=true]");
       if (invalid) focusInvalid(invalid);
       else if (!restoreFocus(was) || !dlg.contains(document.activeElement)) focusFirst(dlg);
+    } else if (focusAfterSwap && document.getElementById(focusAfterSwap)) {
+      document.getElementById(focusAfterSwap).focus();
     } else {
       restoreFocus(was);
     }
+    focusAfterSwap = null;
   });
   // "Select all N matching the filter" names the filter the list shows. Once the filter is edited (the list
   // follows only after a pause), the tick would stand for the old filter: OK pressed meanwhile must not send
