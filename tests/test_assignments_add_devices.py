@@ -197,6 +197,13 @@ def test_select_all_matching_keeps_the_devices_ticked_under_another_filter(htmx,
     assert elsewhere.serial_number in tasks_of(latest_batch().id)
 
 
+def _pasting_paths(server, profile) -> list[tuple[str, dict, str]]:
+    """Every form that takes pasted serial numbers: (URL, the other fields it needs, the id of its serials field)."""
+    return [(f"/profiles/{profile.id}/devices/add", {}, "pick-serials"),
+            (f"/profiles/{profile.id}/devices/remove", {}, "remove-serials"),
+            (f"/servers/{server.id}/devices/release", {"confirmation": "RELEASE"}, "serials")]
+
+
 def test_a_pasted_line_that_is_not_serial_numbers_is_named_as_pasted_with_its_number(htmx, apple, paris, run_jobs):
     """"bad serial!" split on its space would be named as two serial numbers the admin never typed ("BAD",
     "SERIAL!"): the line is named as pasted, with its number, next to the list, which is kept."""
@@ -210,9 +217,7 @@ def test_a_pasted_line_that_is_not_serial_numbers_is_named_as_pasted_with_its_nu
     pasted = f"Serial Number\n{serials[0]}\n\nbad serial!\n{serials[1]}; C02 (cracked screen)"
     expected = ("These 2 lines have something other than serial numbers: line 4 “bad serial!”, line 5 "
                 f"“{serials[1]}; C02 (cracked screen)”.")
-    for url, data, field in [(f"/profiles/{profile.id}/devices/add", {}, "pick-serials"),
-                             (f"/profiles/{profile.id}/devices/remove", {}, "remove-serials"),
-                             (f"/servers/{server.id}/devices/release", {"confirmation": "RELEASE"}, "serials")]:
+    for url, data, field in _pasting_paths(server, profile):
         response = htmx.post(url, data={"serials": pasted, **data})
         html = response.get_data(as_text=True)
         assert response.status_code == 422, url
@@ -252,9 +257,7 @@ def test_a_pasted_piece_too_short_or_too_long_for_a_serial_number_is_named_so(ht
                                                    "more than 14 letters and digits (Apple's serial numbers have 10 to "
                                                    f"12): C02X, {too_long}. Correct them or remove them from the list.")]
     for pasted, expected in cases:
-        for url, data, field in [(f"/profiles/{profile.id}/devices/add", {}, "pick-serials"),
-                                 (f"/profiles/{profile.id}/devices/remove", {}, "remove-serials"),
-                                 (f"/servers/{server.id}/devices/release", {"confirmation": "RELEASE"}, "serials")]:
+        for url, data, field in _pasting_paths(server, profile):
             response = htmx.post(url, data={"serials": pasted, **data})
             html = response.get_data(as_text=True)
             assert response.status_code == 422, url

@@ -153,15 +153,20 @@ def test_retry_now_without_javascript_is_a_page_and_a_redirect(admin_client, app
     assert done.status_code == 302 and done.headers["Location"].endswith(f"/assignments/{batch.id}")
 
 
-def test_the_navigation_marks_a_profiles_requests_as_enrollment_profiles_not_the_retry_queue(
-        admin_client, apple, paris, run_jobs):
-    """A request's page sits under its profile (the breadcrumbs say so): the retry queue was marked current."""
+def _one_device_added_without_htmx(admin_client, apple, paris, run_jobs):
+    """Paris's profile Sales with one device added by a plain form post, answered: (server, profile, the batch)."""
     server, profile = paris(devices=3)
     admin_client.environ_base.pop("HTTP_HX_REQUEST", None)
     admin_client.post(f"/profiles/{profile.id}/devices/add", data={"device": [str(devices_of(server.id)[
         sim_serials(apple)[0]].id)]})
     run_jobs()
-    batch = latest_batch()
+    return server, profile, latest_batch()
+
+
+def test_the_navigation_marks_a_profiles_requests_as_enrollment_profiles_not_the_retry_queue(
+        admin_client, apple, paris, run_jobs):
+    """A request's page sits under its profile (the breadcrumbs say so): the retry queue was marked current."""
+    server, profile, batch = _one_device_added_without_htmx(admin_client, apple, paris, run_jobs)
     for url in (f"/assignments/{batch.id}", f"/assignments/{batch.id}/retry", f"/profiles/{profile.id}/devices",
                 f"/profiles/{profile.id}/devices/add", f"/profiles/{profile.id}/devices/remove"):
         page = admin_client.get(url).get_data(as_text=True)
@@ -174,12 +179,7 @@ def test_the_navigation_marks_a_profiles_requests_as_enrollment_profiles_not_the
 
 def test_a_requests_breadcrumbs_pass_through_the_servers_enrollment_profiles(admin_client, apple, paris, run_jobs):
     """As the profile's own page does: Device Assignment › Paris › Enrollment Profiles › Sales › Add Devices #N."""
-    server, profile = paris(devices=3)
-    admin_client.environ_base.pop("HTTP_HX_REQUEST", None)
-    admin_client.post(f"/profiles/{profile.id}/devices/add", data={"device": [str(devices_of(server.id)[
-        sim_serials(apple)[0]].id)]})
-    run_jobs()
-    batch = latest_batch()
+    server, profile, batch = _one_device_added_without_htmx(admin_client, apple, paris, run_jobs)
     page = admin_client.get(f"/assignments/{batch.id}").get_data(as_text=True)
     trail = page[page.index('<nav class="breadcrumbs"'):]
     trail = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", trail[:trail.index("</nav>")]))

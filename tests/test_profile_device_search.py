@@ -33,6 +33,16 @@ def words(html: str) -> str:
     return " ".join(htmllib.unescape(re.sub(r"<[^>]+>", " ", html)).split())
 
 
+def searched_fleet(htmx, run_jobs, paris, at_least: int = 2):
+    """Paris's 14 devices all associated with Sales, and a model word some of them match:
+    (server, profile, the devices by serial number, the word, the matching devices' serial numbers)."""
+    server, profile = paris(devices=14)
+    devices = sorted(devices_of(server.id).values(), key=lambda d: d.serial_number)
+    associate(htmx, run_jobs, profile, devices)
+    model = a_model(devices, at_least=at_least)
+    return server, profile, devices, model, sorted(d.serial_number for d in devices if matches(d, model))
+
+
 def a_model(devices: list[Device], at_least: int = 2) -> str:
     """A model name's word that some of the devices (not all) match: the search narrows by it."""
     for word in ("iPhone", "iPad", "Mac", "Apple"):
@@ -76,11 +86,7 @@ def test_a_search_by_serial_number_prefix_or_by_model_narrows_the_list(htmx, par
 
 
 def test_the_search_is_in_the_page_url_and_its_pager(htmx, paris, run_jobs, monkeypatch):
-    server, profile = paris(devices=14)
-    devices = sorted(devices_of(server.id).values(), key=lambda d: d.serial_number)
-    associate(htmx, run_jobs, profile, devices)
-    model = a_model(devices, at_least=3)
-    expected = [d.serial_number for d in devices if matches(d, model)]
+    server, profile, devices, model, expected = searched_fleet(htmx, run_jobs, paris, at_least=3)
     monkeypatch.setattr(queries, "PROFILE_PAGE", 2)
 
     # Without JavaScript: the section's own page, bookmarkable, its search a plain GET form to itself.
@@ -117,11 +123,7 @@ def test_a_search_matching_nothing_is_not_a_profile_without_devices(htmx, paris,
 
 
 def test_select_all_with_a_search_removes_only_the_matching_devices(htmx, apple, paris, run_jobs):
-    server, profile = paris(devices=14)
-    devices = sorted(devices_of(server.id).values(), key=lambda d: d.serial_number)
-    associate(htmx, run_jobs, profile, devices)
-    model = a_model(devices)
-    matching = sorted(d.serial_number for d in devices if matches(d, model))
+    server, profile, devices, model, matching = searched_fleet(htmx, run_jobs, paris)
     kept = sorted(d.serial_number for d in devices if not matches(d, model))
 
     # The Remove Devices form of the searched list carries the search with Select all.
@@ -150,11 +152,7 @@ def test_select_all_with_a_search_removes_only_the_matching_devices(htmx, apple,
 
 
 def test_ticked_devices_outside_the_search_go_only_when_ticked(htmx, apple, paris, run_jobs):
-    server, profile = paris(devices=14)
-    devices = sorted(devices_of(server.id).values(), key=lambda d: d.serial_number)
-    associate(htmx, run_jobs, profile, devices)
-    model = a_model(devices)
-    matching = sorted(d.serial_number for d in devices if matches(d, model))
+    server, profile, devices, model, matching = searched_fleet(htmx, run_jobs, paris)
     outside = [d for d in devices if not matches(d, model)]
     ticked_outside = outside[0]
 

@@ -435,15 +435,21 @@ def test_the_ticked_count_follows_each_tick_and_select_all(signed_in_page: Page,
     expect(line).to_have_text("1 device matching the filter · 1 ticked")
 
 
-def test_the_profile_pages_ticked_count_follows_each_tick(signed_in_page: Page, profile, htmx, run_jobs):
+def _profile_page_with(page: Page, htmx, run_jobs, profile, n: int):
+    """The profile's page once its first `n` devices (by serial number) are associated: (all the server's devices by
+    serial number, the page's device section)."""
     from tests.assignments_helpers import pick
 
     devices = sorted(devices_of(profile.server_id).values(), key=lambda d: d.serial_number)
-    assert pick(htmx, profile, [d.id for d in devices[:3]]).status_code == 204
+    assert pick(htmx, profile, [d.id for d in devices[:n]]).status_code == 204
     assert run_jobs() == []
-    page = signed_in_page
     page.goto(f"/profiles/{profile.id}")
-    section = page.locator("#profile-devices")
+    return devices, page.locator("#profile-devices")
+
+
+def test_the_profile_pages_ticked_count_follows_each_tick(signed_in_page: Page, profile, htmx, run_jobs):
+    page = signed_in_page
+    devices, section = _profile_page_with(page, htmx, run_jobs, profile, 3)
     line = section.locator("#profile-devices-form p.muted")
     expect(line).to_contain_text("3 devices associated with this profile. Tick")
     section.get_by_role("checkbox", name=f"Select {devices[0].serial_number}").check()
@@ -481,14 +487,8 @@ def test_typing_in_the_profiles_device_search_narrows_the_list_and_select_all(si
                                                                              run_jobs):
     """The profile's devices can be searched as one types; Select all then names, and Remove Devices takes, the
     matching devices only."""
-    from tests.assignments_helpers import pick
-
-    devices = sorted(devices_of(profile.server_id).values(), key=lambda d: d.serial_number)
-    assert pick(htmx, profile, [d.id for d in devices[:6]]).status_code == 204
-    assert run_jobs() == []
     page = signed_in_page
-    page.goto(f"/profiles/{profile.id}")
-    section = page.locator("#profile-devices")
+    devices, section = _profile_page_with(page, htmx, run_jobs, profile, 6)
     wanted, other = devices[2].serial_number, devices[3].serial_number
     box = section.get_by_label("Search devices")
     box.press_sequentially(wanted.lower(), delay=40)
