@@ -81,12 +81,12 @@ def test_add_devices_by_pasting_serial_numbers_with_a_mistake_fixed_in_place(sig
     dialog = page.get_by_role("dialog", name="Select the Managed Devices")
     dialog.get_by_text("Add by serial number").click()
     box = dialog.get_by_role("textbox", name="Serial numbers")
-    box.fill(f"{devices[0]}\n{devices[1].lower()}\nTYPO123")
+    box.fill(f"{devices[0]}\n{devices[1].lower()}\nTYPO1234")
     dialog.get_by_role("button", name="OK").click()
 
     # The list stays as typed, with the error next to it; the pop-up stays open.
-    expect(dialog.get_by_text("This serial number is not a device of Paris: TYPO123.", exact=False)).to_be_visible()
-    expect(box).to_have_value(f"{devices[0]}\n{devices[1].lower()}\nTYPO123")
+    expect(dialog.get_by_text("This serial number is not a device of Paris: TYPO1234.", exact=False)).to_be_visible()
+    expect(box).to_have_value(f"{devices[0]}\n{devices[1].lower()}\nTYPO1234")
     expect(box).to_have_attribute("aria-invalid", "true")
     box.fill(f"{devices[0]}\n{devices[1].lower()}")
     dialog.get_by_role("button", name="OK").click()
