@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import make_response, render_template, request, url_for
 from flask_login import current_user
+from sqlalchemy import select
 
 from ..converters import small_int
 from ..extensions import db
@@ -100,7 +101,7 @@ def retries():
     page = queries.retry_queue(profile.id if profile else None, queries.page_number(request.args.get("page")))
     sending = queries.sending_count(profile.id if profile else None)
     response = make_response(render_template("assignments/retries.html", page=page, profile=profile,
-                                             form=ConfirmForm(), sending=sending))
+                                             form=ConfirmForm(), sending=sending, servers=_server_names(page.items)))
     if request.headers.get("HX-Trigger") == "retry-table" and not page.total and not sending:
         response.status_code = STOP_POLLING  # the table's own poll, and nothing is left to refresh
     return response
@@ -123,6 +124,14 @@ def retry_all():
     return render_form("assignments/_retry_form.html", "Retry now", form=form, count=count, batch=None,
                        action=url_for("assignments.retry_all", profile=profile.id if profile else None),
                        interrupted=False, queue=queue_words(profile), queue_url=queue_url)
+
+
+def _server_names(items) -> dict[int, str]:
+    """The managed server of each request on the page, by id: a release has no profile to tell them apart."""
+    ids = {batch.server_id for _, batch, _ in items}
+    if not ids:
+        return {}
+    return dict(db.session.execute(select(ManagedServer.id, ManagedServer.name).where(ManagedServer.id.in_(ids))).all())
 
 
 def _queue_profile() -> EnrollmentProfile | None:

@@ -364,7 +364,7 @@ def _outcome(batch, state, answer, now, retry_after, uuid, attempt=1) -> tuple[d
                 f"as this was attempt {attempt}, retried after {wait:,} s (the wait doubles with each attempt, "
                 "up to an hour).")
         task.update(retry_at=now + timedelta(seconds=wait),
-                    detail=f"Apple throttled this device and asked to wait {asked} s; {then}")
+                    detail=f"Apple throttled this device and asked to wait {asked:,} s; {then}")
     else:
         task.update(retry_at=now + timing.FAILED_WAIT,
                     detail=("Apple did not answer for this device" if answer not in STATE_OF

@@ -1,0 +1,53 @@
+"""The Assignment retry queue as an admin with several managed servers reads it: which server each device waits
+for, and Apple's waits written the way the rest of the portal writes numbers."""
+from __future__ import annotations
+
+import re
+
+from tests.servers_helpers import add_simulated_server
+from tests.test_assignments import configured_profile, devices_of, pick, tasks_of, latest_batch
+from tests.test_release import release
+
+
+def _rows(html: str) -> dict[str, str]:
+    """The queue's rows by serial number, as text."""
+    rows = re.findall(r"<tr>(.*?)</tr>", html, re.S)
+    text = {}
+    for row in rows:
+        serial = re.search(r"<code>([^<]+)</code>", row)
+        if serial:
+            text[serial.group(1)] = " ".join(re.sub(r"<[^>]+>", " ", row).split())
+    return text
+
+
+def test_the_retry_queue_names_the_managed_server_of_each_device(htmx, apple, run_jobs):
+    """A release has no profile: with two servers, its rows said "—" and nothing told them apart."""
+    paris = add_simulated_server(htmx, apple, 2, run_jobs=run_jobs, name="Paris", apple_server="Paris MDM")
+    lyon = add_simulated_server(htmx, apple, 2, run_jobs=run_jobs, name="Lyon", apple_server="Lyon MDM")
+    paris_serial, lyon_serial = sorted(devices_of(paris.id))[0], sorted(devices_of(lyon.id))[0]
+    apple.state.set_fault("Paris MDM", "assign_failed", [paris_serial])
+    apple.state.set_fault("Lyon MDM", "assign_failed", [lyon_serial])
+    assert release(htmx, paris.id, [paris_serial]).status_code == 204
+    assert release(htmx, lyon.id, [lyon_serial]).status_code == 204
+    assert run_jobs() == []
+
+    html = htmx.get("/assignments/retries").get_data(as_text=True)
+    assert '<th scope="col">Managed server</th>' in html
+    rows = _rows(html)
+    assert "Paris" in rows[paris_serial] and "Lyon" not in rows[paris_serial]
+    assert "Lyon" in rows[lyon_serial] and "Paris" not in rows[lyon_serial]
+    assert f'href="/servers/{paris.id}"' in html and f'href="/servers/{lyon.id}"' in html
+
+
+def test_apples_throttle_wait_has_a_thousands_separator(htmx, apple, run_jobs):
+    """"asked to wait 3600 s; retried after 3,600 s": the same number written two ways in one sentence."""
+    server = add_simulated_server(htmx, apple, 2, run_jobs=run_jobs)
+    profile = configured_profile(server)
+    serial = sorted(devices_of(server.id))[0]
+    apple.state.set_fault("Paris MDM", "throttle", {"serials": [serial], "retry_after": 3600})
+    assert pick(htmx, profile, [devices_of(server.id)[serial].id]).status_code == 204
+    assert run_jobs() == []
+
+    detail = tasks_of(latest_batch().id)[serial].detail
+    assert "asked to wait 3,600 s" in detail, detail
+    assert "asked to wait 3,600 s" in htmx.get("/assignments/retries").get_data(as_text=True)
