@@ -97,8 +97,13 @@ def create_profile(server: ManagedServer, data: dict) -> EnrollmentProfile:
     if profile.is_default:
         _make_default(profile)
     record_activity("profile.created", profile, summary=f"Created enrollment profile {profile.name} on {server.name}"
-                    + (f" ({profile.default_label.lower()})" if profile.is_default else ""))
+                    + (f" ({_lower_first(profile.default_label)})" if profile.is_default else ""))
     return profile
+
+
+def _lower_first(label: str) -> str:
+    """"Default for new iPhone devices" inside a sentence: only its first letter lowered (iPhone, Apple TV stay)."""
+    return label[:1].lower() + label[1:]
 
 
 def edited_fields(profile: EnrollmentProfile, data: dict) -> list[str]:
