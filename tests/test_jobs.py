@@ -82,3 +82,34 @@ def test_a_worker_waits_for_jobs_longer_than_a_web_request_waits_for_redis(app):
     assert get_redis(app).connection_pool.connection_kwargs["socket_timeout"] == READ_TIMEOUT_S
     worker = make_worker(app, ["default"])  # as `flask worker` builds it: on the same connection
     assert worker.connection.connection_pool.connection_kwargs["socket_timeout"] > worker.dequeue_timeout
+
+
+def _page(htmx) -> str:
+    return " ".join(htmx.get("/system/").get_data(as_text=True).split())
+
+
+def test_jobs_waiting_has_a_thousands_separator(app, htmx):
+    from portal.queue import get_queue
+
+    get_redis().rpush(get_queue().key, *[f"job-{i}" for i in range(1234)])  # ids only: no worker takes them here
+    assert "<dt>Jobs waiting</dt><dd>1,234</dd>" in _page(htmx)
+
+
+def test_the_page_says_when_no_scheduler_runs_and_what_waits_for_it(app, htmx):
+    """Workers alone run nothing periodic: without rq-scheduler no server synchronizes by itself and the retry
+    queue never drains, and the page that says whether background work can run said nothing about it."""
+    from jobs.schedule import reconcile_now
+
+    reconcile_now()
+    html = _page(htmx)
+    assert "Not running" in html and "flask --app wsgi scheduler" in html
+    assert "Automatic synchronization of every managed server: every 86,400 seconds (1 day)" in html
+    assert "Assignment retries (the retry queue): every 60 seconds (1 minute); next when the scheduler runs" in html
+
+    scheduler = Scheduler(queue_name="default", connection=get_redis(), interval=30)
+    scheduler.register_birth()
+    html = _page(htmx)
+    assert '<span class="badge badge-ok">Running</span>' in html and "Not running" not in html
+    assert "next when the scheduler runs" not in html
+    scheduler.register_death()
+    assert "Not running" in _page(htmx)

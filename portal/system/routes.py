@@ -1,30 +1,61 @@
 """Show whether background work can run, and let an admin prove it with a test job."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import redis
 from flask import render_template, url_for
 from rq import Worker
+from rq_scheduler import Scheduler
+
+from jobs.schedule import PREFIX
 
 from ..activity.record import record_activity
 from ..extensions import db
 from ..htmx import polled_job
 from ..queue import enqueue, fetch_job, get_queue, get_redis, new_job_id
+from ..servers.schedule import interval_text
 from . import bp
+
+
+# What each periodic job of jobs/schedule.py does, in the admin's words (the page says what stops without a scheduler).
+PERIODIC_WORDS = {"server-sync": "Automatic synchronization of every managed server",
+                  "assignment-retries": "Assignment retries (the retry queue)",
+                  "token-status": "Token status check and expiry reminders"}
 
 
 @bp.route("/")
 def index():
-    """Redis, workers and queue status."""
-    status = {"redis": False, "workers": [], "queued": None, "error": None}
+    """Redis, workers, the scheduler and its periodic jobs, and queue status."""
+    status = {"redis": False, "workers": [], "queued": None, "error": None, "scheduler": False, "periodic": []}
     try:
         conn = get_redis()
         conn.ping()
         status["redis"] = True
         status["workers"] = Worker.all(connection=conn)
         status["queued"] = len(get_queue())
+        status["scheduler"] = scheduler_running(conn)
+        status["periodic"] = periodic_runs(conn)
     except (redis.RedisError, OSError, RuntimeError) as exc:
         status["error"] = str(exc)
-    return render_template("system/index.html", status=status)
+    return render_template("system/index.html", status=status, periodic_words=PERIODIC_WORDS, interval_text=interval_text)
+
+
+def scheduler_running(conn) -> bool:
+    """Whether an rq-scheduler process is alive: its key (refreshed each poll, gone a little after) without a death."""
+    for key in conn.scan_iter(match=Scheduler.redis_scheduler_namespace_prefix + "*"):
+        if not conn.hexists(key, "death"):
+            return True
+    return False
+
+
+def periodic_runs(conn) -> list[tuple[str, int, datetime]]:
+    """The periodic jobs rq-scheduler holds: (name, interval in seconds, next run in UTC), in the order they run."""
+    runs = []
+    for job, when in Scheduler(queue_name="default", connection=conn).get_jobs(with_times=True):
+        if job.id.startswith(PREFIX):
+            runs.append((job.id[len(PREFIX):], int(job.meta.get("interval") or 0), when.replace(tzinfo=timezone.utc)))
+    return runs
 
 
 @bp.route("/test-job", methods=["POST"])
