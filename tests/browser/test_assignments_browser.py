@@ -509,3 +509,26 @@ def test_typing_in_the_profiles_device_search_narrows_the_list_and_select_all(si
     expect(section.get_by_role("checkbox", name="Select all 6 associated devices")).to_be_visible()
     expect(box).to_have_value("")
     expect(box).to_be_focused()  # the link went with the search it cleared: the keyboard is back in the box
+
+
+def test_retry_now_on_the_retry_queue_opens_its_warning_and_sends(signed_in_page: Page, apple, profile, htmx, run_jobs):
+    """The queue's Retry now opened an empty pop-up: the link inherited the table's hx-select="#retry-table", which
+    picked nothing out of the warning. By keyboard, as an admin who tabs to it."""
+    page = signed_in_page
+    serial = sorted(devices_of(profile.server_id))[0]
+    apple.state.set_fault(SIM, "throttle", [serial])
+    assert htmx.post(f"/profiles/{profile.id}/devices/add",
+                     data={"device": [str(devices_of(profile.server_id)[serial].id)]}).status_code == 204
+    assert run_jobs() == []
+    apple.state.set_fault(SIM, "throttle", None)
+
+    page.goto("/assignments/retries")
+    page.get_by_role("toolbar", name="Assignment retry queue").get_by_role("link", name="Retry now").focus()
+    page.keyboard.press("Enter")
+    confirm = page.get_by_role("dialog", name="Retry now")
+    expect(confirm.get_by_text("Send 1 device of the retry queue to Apple again now?")).to_be_visible()
+    confirm.get_by_role("button", name="Retry now").click()
+    expect(confirm).to_be_hidden()
+    expect(page.locator("#toasts")).to_contain_text("Sending 1 device of the retry queue again now.")
+    assert run_jobs() == []
+    expect(page.get_by_role("heading", name="Nothing to retry")).to_be_visible(timeout=15_000)
