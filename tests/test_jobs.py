@@ -102,6 +102,7 @@ def test_the_page_says_when_no_scheduler_runs_and_what_waits_for_it(app, htmx):
 
     reconcile_now()
     html = _page(htmx)
+    assert "This page shows whether both are running." in html
     assert "Not running" in html and "flask --app wsgi scheduler" in html
     assert "Automatic synchronization of every managed server: every 86,400 seconds (1 day)" in html
     assert "Assignment retries (the retry queue): every 60 seconds (1 minute); next when the scheduler runs" in html
