@@ -28,6 +28,18 @@ KINDS = {
 TEXT_LIMIT = 100
 
 
+def _object_id(value, kind: str) -> int | None:
+    """The one object's id: "5" (a link of the log), or "managed_server:5" as the filter form carries it, which
+    counts only while the Object select still names that kind: another choice there means every object of it,
+    not the object of the same number in another table."""
+    value = _text(value)
+    if ":" in value:
+        object_kind, _, value = value.partition(":")
+        if object_kind != kind:
+            return None
+    return small_int(value)
+
+
 @dataclass(frozen=True)
 class ActivityQuery:
     actor: str = ""
@@ -43,7 +55,7 @@ class ActivityQuery:
         kind = args.get("kind", "")
         return cls(actor=_text(args.get("actor")).strip()[:80], level=level if level in LEVELS else "",
                    kind=kind if kind in KINDS else "",
-                   object_id=small_int(args.get("object")) if kind in KINDS else None,
+                   object_id=_object_id(args.get("object"), kind) if kind in KINDS else None,
                    q=" ".join(_typed(args.get("q")).split())[:TEXT_LIMIT])
 
     @property

@@ -1,0 +1,48 @@
+"""The activity log's filter form as an admin uses it after following an entry's "(all)" link: the one object it
+narrows to belongs to the kind of object chosen, and goes when another kind is chosen."""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+from portal.extensions import db
+from portal.models import ActivityEntry
+
+
+def _entries(rows) -> None:
+    base = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    for i, (kind, object_id, label, summary) in enumerate(rows):
+        db.session.add(ActivityEntry(actor="admin", level="info", action="test.thing", object_type=kind,
+                                     object_id=object_id, object_label=label, summary=summary,
+                                     created_at=base + timedelta(minutes=i)))
+    db.session.commit()
+
+
+def _form_submission(html: str, **changed) -> str:
+    """The query string the filter form sends: its hidden fields and selects as the page set them, some changed."""
+    form = re.search(r'<form class="filters.*?</form>', html, re.S).group(0)
+    fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form))
+    for name, options in re.findall(r'<select id="[^"]+" name="(\w+)">(.*?)</select>', form, re.S):
+        chosen = re.search(r'<option value="([^"]*)" selected', options) or re.search(r'<option value="([^"]*)"', options)
+        fields[name] = chosen.group(1)
+    fields.update(changed)
+    return "&".join(f"{k}={v}" for k, v in fields.items() if k != "csrf_token")
+
+
+def test_choosing_another_object_kind_shows_all_of_it_not_the_same_number_of_another_table(admin_client):
+    """Server #1's entries, then Object: Enrollment profiles, Apply: it showed profile #1's entries only, under
+    "Only the entries of …", since the form carried the server's number along as a bare id."""
+    _entries([("managed_server", 1, "Paris", "Synchronized Paris"),
+              ("managed_server", 2, "Lyon", "Synchronized Lyon"),
+              ("enrollment_profile", 1, "Sales", "Edited Sales"),
+              ("enrollment_profile", 2, "Staff", "Edited Staff")])
+    one_server = admin_client.get("/activity/?kind=managed_server&object=1").get_data(as_text=True)
+    assert "Synchronized Paris" in one_server and "Synchronized Lyon" not in one_server
+
+    same_kind = admin_client.get("/activity/?" + _form_submission(one_server, level="info")).get_data(as_text=True)
+    assert "Synchronized Paris" in same_kind and "Synchronized Lyon" not in same_kind  # still the one server
+
+    url = "/activity/?" + _form_submission(one_server, kind="enrollment_profile")
+    profiles = admin_client.get(url).get_data(as_text=True)
+    assert "Edited Sales" in profiles and "Edited Staff" in profiles, url
+    assert "<p class=\"muted\">Only the entries of" not in profiles and "Synchronized Paris" not in profiles
