@@ -1,5 +1,6 @@
 """The activity log's filter form as an admin uses it after following an entry's "(all)" link: the one object it
-narrows to belongs to the kind of object chosen, and goes when another kind is chosen."""
+narrows to belongs to the kind of object chosen, and goes when another kind is chosen; a server's page leads to
+all of its entries."""
 from __future__ import annotations
 
 import re
@@ -7,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 from portal.extensions import db
 from portal.models import ActivityEntry
+from tests.servers_helpers import add_simulated_server
 
 
 def _entries(rows) -> None:
@@ -46,3 +48,12 @@ def test_choosing_another_object_kind_shows_all_of_it_not_the_same_number_of_ano
     profiles = admin_client.get(url).get_data(as_text=True)
     assert "Edited Sales" in profiles and "Edited Staff" in profiles, url
     assert "<p class=\"muted\">Only the entries of" not in profiles and "Synchronized Paris" not in profiles
+
+
+def test_a_servers_activity_card_leads_to_all_of_its_entries_in_the_log(htmx, apple, run_jobs):
+    """The card shows the latest 20 entries and stopped there: nothing led to the older ones."""
+    paris = add_simulated_server(htmx, apple, 1, run_jobs=run_jobs)
+    html = htmx.get(f"/servers/{paris.id}").get_data(as_text=True)
+    link = f'<a href="/activity/?kind=managed_server&amp;object={paris.id}">All activity of Paris</a>'
+    assert link in html
+    assert "Added managed server Paris" in htmx.get(f"/activity/?kind=managed_server&object={paris.id}").get_data(as_text=True)
