@@ -35,3 +35,9 @@ def test_a_server_whose_devices_were_all_released_says_where_they_are_and_offers
 def test_the_list_of_every_server_still_says_no_devices_yet_before_any_server(admin_client):
     html = _page(admin_client, "/devices")
     assert "No devices yet" in html and "Removed devices</a>" not in html
+
+
+def test_the_enrolls_automatically_filter_names_the_outdated_badge_of_the_table(admin_client):
+    """The table's badge says "Outdated profile"; its filter said "With a profile not as set up here"."""
+    html = _page(admin_client, "/devices")
+    assert '<option value="outdated" >Outdated profile (not as set up here)</option>' in html
