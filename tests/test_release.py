@@ -318,3 +318,20 @@ def test_a_release_made_while_the_terms_are_not_accepted_says_on_its_page_why_it
     assert "Releasing 1 device of Paris from Apple Business Manager (request #" in page
     assert "Nothing is sent to Apple yet: the token of Paris is Terms Not Accepted." in page
     assert "each device&#39;s answer follows below" not in page and "each device's answer follows below" not in page
+
+
+def test_a_device_whose_release_waits_for_a_retry_says_so_instead_of_add_devices(htmx, apple, paris, run_jobs):
+    """Its page said "No enrollment profile is associated with the device: Add Devices to a profile. Apple's last
+    answer was a failure": advice to give a profile to a device the admin is taking out of the organization."""
+    failing = _serials(apple)[0]
+    apple.state.set_fault(SIM, "assign_failed", [failing])
+    assert release(htmx, paris.id, [failing]).status_code == 204
+    batch = db.session.execute(select(AssignmentBatch)).scalar_one()
+    waiting = " ".join(htmx.get(f"/devices/{_device(failing).id}").get_data(as_text=True).split())
+    assert f"Its release from Apple Business Manager (Release Devices #{batch.id}) waits to be sent to Apple" in waiting
+
+    assert run_jobs() == []
+    page = " ".join(htmx.get(f"/devices/{_device(failing).id}").get_data(as_text=True).split())
+    assert (f"Its release from Apple Business Manager (Release Devices #{batch.id}) was answered FAILED by Apple and "
+            "is sent again after 24 hours: once Apple releases it, the device leaves your organization") in page
+    assert "Add Devices to a profile" not in page

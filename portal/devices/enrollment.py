@@ -20,7 +20,7 @@ from sqlalchemy import and_, exists, func, not_, or_, select
 
 from ..extensions import db
 from ..models import AssignmentBatch, AssignmentTask, Device, EnrollmentProfile, ManagedServer
-from ..models.assignment import DONE, RELEASE
+from ..models.assignment import DONE, FAILED, QUEUED, RELEASE, SENDING, THROTTLED
 from ..models.profile import CONFIGURED
 from .pending import shown_state
 
@@ -115,6 +115,9 @@ def _readiness(device: Device) -> tuple[bool, str]:
     server = db.session.get(ManagedServer, device.server_id)
     profile = db.session.get(EnrollmentProfile, device.profile_id) if device.profile_id else None
     if profile is None:
+        release = _release_under_way(device)
+        if release is not None:  # not "Add Devices to a profile": the admin is taking it out of the organization
+            return False, release
         pending = {"queued": " A request is waiting to be sent to Apple.",
                    "throttled": " Apple throttled the last request; it will be retried.",
                    "failed": " Apple's last answer was a failure; it will be retried.",
@@ -137,6 +140,22 @@ def _readiness(device: Device) -> tuple[bool, str]:
                        f"portal. {again}")
     return True, (f"Apple hands it the profile “{profile.name}”, which sends it to the server configuration "
                   f"“{server.configuration_name}”.")
+
+
+RELEASE_WAITS = {QUEUED: "waits to be sent to Apple", SENDING: "is being sent to Apple",
+                 FAILED: "was answered FAILED by Apple and is sent again after 24 hours",
+                 THROTTLED: "was throttled by Apple and is sent again after Apple's wait"}
+
+
+def _release_under_way(device: Device) -> str | None:
+    """Why a device without a profile is not ready, when a Release Devices of it has not been answered for good."""
+    row = db.session.execute(select(AssignmentBatch.id, AssignmentTask.state).join(AssignmentTask).where(
+        AssignmentTask.device_id == device.id, AssignmentBatch.action == RELEASE,
+        AssignmentTask.state.in_(tuple(RELEASE_WAITS))).order_by(AssignmentBatch.id.desc()).limit(1)).first()
+    if row is None:
+        return None
+    return (f"Its release from Apple Business Manager (Release Devices #{row.id}) {RELEASE_WAITS[row.state]}: "
+            "once Apple releases it, the device leaves your organization and never enrolls automatically again.")
 
 
 def not_ready_counts(server_id: int) -> dict[str, int]:
