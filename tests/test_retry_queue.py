@@ -1,11 +1,14 @@
 """The Assignment retry queue as an admin with several managed servers reads it: which server each device waits
-for, and Apple's waits written the way the rest of the portal writes numbers."""
+for, Apple's waits written the way the rest of the portal writes numbers, and Retry now naming the servers whose
+token keeps their devices waiting."""
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta, timezone
 
+from portal.extensions import db
 from tests.servers_helpers import add_simulated_server
-from tests.test_assignments import configured_profile, devices_of, pick, tasks_of, latest_batch
+from tests.test_assignments import configured_profile, devices_of, latest_batch, pick, tasks_of
 from tests.test_release import release
 
 
@@ -51,3 +54,22 @@ def test_apples_throttle_wait_has_a_thousands_separator(htmx, apple, run_jobs):
     detail = tasks_of(latest_batch().id)[serial].detail
     assert "asked to wait 3,600 s" in detail, detail
     assert "asked to wait 3,600 s" in htmx.get("/assignments/retries").get_data(as_text=True)
+
+
+def test_retry_now_of_the_whole_queue_names_the_servers_whose_token_holds_their_devices(htmx, apple, run_jobs):
+    """Retry now of one request says nothing can be sent while its server's token does not work; Retry now of the
+    whole queue counted those devices among the ones "sent again now", and they only went back to waiting."""
+    server = add_simulated_server(htmx, apple, 2, run_jobs=run_jobs)
+    profile = configured_profile(server)
+    serial = sorted(devices_of(server.id))[0]
+    apple.state.set_fault("Paris MDM", "assign_failed", [serial])
+    assert pick(htmx, profile, [devices_of(server.id)[serial].id]).status_code == 204
+    assert run_jobs() == []
+    warning = " ".join(htmx.get("/assignments/retries/retry").get_data(as_text=True).split())
+    assert "Send 1 device of the retry queue to Apple again now?" in warning and "stay held" not in warning
+
+    server.token_expiry = datetime.now(timezone.utc) - timedelta(days=1)
+    db.session.commit()
+    warning = " ".join(htmx.get("/assignments/retries/retry").get_data(as_text=True).split())
+    assert "The devices of Paris stay held: its token is Expired." in warning
+    assert "use Renew a server" in warning

@@ -80,6 +80,15 @@ def retry_now(batch: AssignmentBatch | None = None, actor: str | None = None, *,
     return count
 
 
+def queue_server_ids(profile=None) -> list[int]:
+    """The managed servers with devices in the retry queue (of `profile`'s requests), in id order."""
+    batches = select(AssignmentTask.batch_id).where(in_queue_condition())
+    query = select(AssignmentBatch.server_id).where(AssignmentBatch.id.in_(batches))
+    if profile is not None:
+        query = query.where(AssignmentBatch.profile_id == profile.id)
+    return sorted(set(db.session.execute(query.distinct()).scalars()))
+
+
 def queue_words(profile=None) -> str:
     """"the retry queue", or "the retry queue of “Sales”" when it is shown for one profile."""
     return f"the retry queue of “{profile.name}”" if profile is not None else "the retry queue"

@@ -14,7 +14,7 @@ from ..queue import fetch_job, job_alive
 from ..views import form_done, render_form
 from . import bp, queries
 from .forms import ConfirmForm
-from .retries import queue_words, retry_now
+from .retries import queue_server_ids, queue_words, retry_now
 
 RUNNING = ("queued", "running")
 
@@ -123,7 +123,22 @@ def retry_all():
                          queue_url, "assignmentsChanged", category="warning")
     return render_form("assignments/_retry_form.html", "Retry now", form=form, count=count, batch=None,
                        action=url_for("assignments.retry_all", profile=profile.id if profile else None),
-                       interrupted=False, queue=queue_words(profile), queue_url=queue_url)
+                       interrupted=False, queue=queue_words(profile), queue_url=queue_url,
+                       held=_held_for_token(profile))
+
+
+def _held_for_token(profile) -> list[str]:
+    """Why some devices of the queue go nowhere now: their server's token (Retry now of one request refuses;
+    the whole queue sends the others, and says these stay held until the token works again)."""
+    from ..apple_link import status_of  # imported here: apple_link imports the servers blueprint
+
+    held = []
+    for server_id in queue_server_ids(profile):
+        server = db.session.get(ManagedServer, server_id)
+        token = status_of(server)
+        if not token.can_sync:
+            held.append(f"The devices of {server.name} stay held: its token is {token.label}. {token.remedy}")
+    return held
 
 
 def _server_names(items) -> dict[int, str]:
