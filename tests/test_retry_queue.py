@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 from portal.extensions import db
 from tests.servers_helpers import add_simulated_server
-from tests.test_assignments import configured_profile, devices_of, latest_batch, pick, tasks_of
+from tests.assignments_helpers import configured_profile, devices_of, latest_batch, pick, tasks_of
 from tests.test_release import release
 
 
