@@ -11,6 +11,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 
 def init_app(app: Flask) -> None:
@@ -86,7 +87,11 @@ def scheduler(poll: int) -> None:
 
     from .queue import get_redis
 
-    report = reconcile_now()
+    try:
+        report = reconcile_now()
+    except DBAPIError as error:
+        raise click.ClickException(f"the database is not ready ({error.orig}); "
+                                   "run `flask --app wsgi db upgrade` first") from None
     click.echo("Periodic jobs: " + ", ".join(f"{k}: {', '.join(v) or '-'}" for k, v in report.items()))
     Scheduler(queue_name="default", connection=get_redis(), interval=poll).run()
 
@@ -135,11 +140,16 @@ def _rotate_secret_settings(rotate) -> int:
 @click.option("--simulator-port", default=5050, show_default=True)
 @with_appcontext
 def dev(host: str, port: int, simulator: bool, simulator_port: int) -> None:
-    """Start web, worker, scheduler and the Apple simulator together; Ctrl-C stops them all."""
+    """Migrate, then start web, worker, scheduler and the Apple simulator together; Ctrl-C stops them all."""
+    from flask_migrate import upgrade
+
     from .devserver import run_processes
     from .queue import get_redis
     from .redis_server import embedded_redis_running, stop_embedded_redis
 
+    # A fresh instance folder has an empty database: the scheduler would die on its first query
+    # and take the others down with it. Alembic skips what is already applied.
+    upgrade()
     redis_dir = None if current_app.config["REDIS_URL"] else current_app.config["EMBEDDED_REDIS_DIR"]
     own_redis = redis_dir is not None and not embedded_redis_running(redis_dir)
     get_redis()  # start the embedded Redis once, before the others race for it

@@ -1,5 +1,6 @@
 """The Flask commands: create-admin, worker, and the process runner behind `dev`."""
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -132,13 +133,27 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _run_dev_until_up_then_sigterm(instance, command=("dev", "--no-simulator"), also_up: str | None = None) -> str:
+def _run_dev_until_up_then_sigterm(instance, command=("dev", "--no-simulator"), also_up: str | None = None,
+                                   wait_until=None) -> str:
     """`flask dev` (no simulator) in its own instance folder: wait for the web page (and `also_up`),
-    then SIGTERM."""
+    then SIGTERM (once `wait_until()` holds, when given); its output.
+
+    The port comes from `_free_port`, which another process may take before the web process binds
+    it: that start is tried again on a new port, since the race is the test's, not the portal's."""
+    for _attempt in range(3):
+        out = _try_dev_until_up_then_sigterm(instance, command, also_up, wait_until)
+        if out is not None:
+            return out
+    raise AssertionError("flask dev found its port taken three times in a row")
+
+
+def _try_dev_until_up_then_sigterm(instance, command, also_up: str | None, wait_until) -> str | None:
+    """One start of `flask dev`; None when its web port was taken before it could bind it."""
     import os
     import signal
     import subprocess
     import time
+    import urllib.error
     import urllib.request
     from pathlib import Path
 
@@ -149,22 +164,46 @@ def _run_dev_until_up_then_sigterm(instance, command=("dev", "--no-simulator"), 
     proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", *command, "--port", str(port)],
                             cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120  # a loaded CI machine starts four Python processes slowly
         for url in (f"http://127.0.0.1:{port}/login", also_up):
-            while url and time.monotonic() < deadline:
+            while url:
                 try:
                     urllib.request.urlopen(url, timeout=2)
                     break
+                except urllib.error.HTTPError as error:  # it answered, wrongly: no point in waiting
+                    raise AssertionError(f"{url} answered {error.code}:\n{_output_after_kill(proc)}") from None
                 except OSError:
+                    if proc.poll() is not None:  # it ended (say, its port was taken): say why
+                        out = proc.stdout.read()
+                        if "Address already in use" in out:
+                            return None
+                        raise AssertionError(f"flask dev ended before {url} answered:\n{out[-3000:]}")
+                    if time.monotonic() > deadline:
+                        raise AssertionError(f"{url} never answered:\n{_output_after_kill(proc)}")
                     time.sleep(0.2)
-            else:
-                assert not url, f"{url} never answered"
+        while wait_until and not wait_until():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"flask dev never got there:\n{_output_after_kill(proc)}")
+            time.sleep(0.2)
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
     return out
+
+
+def _output_after_kill(proc) -> str:
+    """The last of a still-running `flask dev`'s output, for a failure message."""
+    import signal
+
+    proc.send_signal(signal.SIGTERM)
+    try:
+        out, _ = proc.communicate(timeout=30)
+    except Exception:  # noqa: BLE001 - a failure message must not hide the failure
+        proc.kill()
+        out, _ = proc.communicate()
+    return out[-3000:]
 
 
 def test_dev_stops_the_embedded_redis_it_started(tmp_path):
@@ -177,6 +216,49 @@ def test_dev_stops_the_embedded_redis_it_started(tmp_path):
         assert not embedded_redis_running(instance / "redis")  # nothing left running after Ctrl-C or kill
     finally:
         stop_embedded_redis(instance / "redis")
+
+
+def test_dev_on_a_fresh_instance_migrates_so_its_scheduler_stays_up(tmp_path):
+    """A fresh instance folder has an empty database. The scheduler used to die on its first query
+    (no such table) and take web and worker down with it, sometimes before the page had answered."""
+    import redis
+
+    from portal.redis_server import stop_embedded_redis
+
+    instance = tmp_path / "instance"
+
+    def periodic_jobs_scheduled() -> bool:
+        try:
+            return bool(redis.Redis(unix_socket_path=str(instance / "redis" / "redis.sock"))
+                        .zcard("rq:scheduler:scheduled_jobs"))
+        except (redis.ConnectionError, FileNotFoundError):
+            return False
+
+    try:
+        out = _run_dev_until_up_then_sigterm(instance, wait_until=periodic_jobs_scheduled)
+        assert "Periodic jobs: " in out and "SIGTERM: stopping everything" in out, out[-3000:]
+        assert "Traceback" not in out and "stopping the others" not in out, out[-3000:]
+    finally:
+        stop_embedded_redis(instance / "redis")
+
+
+def test_scheduler_on_an_unmigrated_database_says_what_to_run(tmp_path):
+    import os
+    import subprocess
+
+    from portal.redis_server import stop_embedded_redis
+
+    instance = tmp_path / "instance"
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+    env["PORTAL_INSTANCE_PATH"] = str(instance)
+    try:
+        done = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "scheduler"], env=env,
+                              cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=60)
+    finally:
+        stop_embedded_redis(instance / "redis")
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert "the database is not ready" in done.stderr and "db upgrade" in done.stderr, done.stderr
 
 
 def test_dev_leaves_alone_an_embedded_redis_it_found_running(tmp_path):
