@@ -178,7 +178,7 @@ def test_a_request_page_reads_the_words_of_its_action(htmx, paris, run_jobs):
     page = " ".join(htmx.get(f"/assignments/{batch.id}").get_data(as_text=True).split())
     assert re.search(rf"› Add Devices #{batch.id}</nav>", page)  # the breadcrumb names it as the heading does
     tabs = page.split('<nav class="tabs" aria-label="Show">')[1].split("</nav>")[0]
-    assert ">Assigned</a>" in tabs and "Succeeded" not in tabs  # the tab reads like its rows' badges
+    assert '>Assigned <span class="tab-count">1</span></a>' in tabs and "Succeeded" not in tabs  # as its rows' badges
     popup = htmx.get(f"/profiles/{profile.id}/devices/add").get_data(as_text=True)
     assert ">Device family</label>" in popup and '<span class="muted">None</span>' in popup  # as in Managed Devices
     assert "No (won’t enroll)" in htmx.get("/devices").get_data(as_text=True)  # as the table's badge says

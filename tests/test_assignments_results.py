@@ -300,3 +300,31 @@ def test_a_profile_apple_no_longer_knows_waits_for_configure_instead_of_hourly_c
     assert run_jobs() == []
     assert log.calls == [("POST", 1)]  # no call to Apple until the profile is configured again
     assert tasks_of(batch.id)[device.serial_number].state == "queued"
+
+
+def test_a_requests_result_tabs_count_their_devices_and_follow_the_retries(htmx, apple, paris, run_jobs, clock):
+    """Which tab holds the failed devices was only found by opening each one."""
+    server, profile = paris(devices=6)
+    serials = sim_serials(apple)
+    apple.state.set_fault(SIM, "throttle", {"serials": [serials[0]], "retry_after": 30})
+    devices = devices_of(server.id)
+    pick(htmx, profile, [devices[s].id for s in serials[:3]])
+    batch = latest_batch()
+
+    def tab_counts(url: str) -> dict[str, str]:
+        html = htmx.get(url, headers={"HX-Target": "batch-tasks"}).get_data(as_text=True)
+        tabs = html.split('<nav class="tabs"', 1)[1].split("</nav>", 1)[0]
+        return dict(re.findall(r'>([A-Z][a-z ]+) <span class="tab-count">([\d,]+)</span></a>', tabs))
+
+    assert tab_counts(f"/assignments/{batch.id}") == {"All": "3", "Assigned": "0", "Not accessible": "0", "Failed": "0",
+                                                     "Throttled": "0", "Queued": "3", "Superseded": "0"}
+    run_jobs()
+    assert tab_counts(f"/assignments/{batch.id}?state=throttled") == {
+        "All": "3", "Assigned": "2", "Not accessible": "0", "Failed": "0", "Throttled": "1", "Queued": "0",
+        "Superseded": "0"}
+    apple.state.set_fault(SIM, "throttle", None)
+    clock(seconds=31)
+    from portal.assignments.retries import retry_due
+    retry_due()
+    run_jobs()
+    assert tab_counts(f"/assignments/{batch.id}")["Assigned"] == "3"
