@@ -328,3 +328,27 @@ def test_a_requests_result_tabs_count_their_devices_and_follow_the_retries(htmx,
     retry_due()
     run_jobs()
     assert tab_counts(f"/assignments/{batch.id}")["Assigned"] == "3"
+
+
+def test_a_finished_request_with_devices_in_the_retry_queue_says_how_many_are_left_to_retry(htmx, apple, paris,
+                                                                                              run_jobs, clock):
+    """"Finished" alone read as if nothing were left to do while a device waited 24 hours for its retry."""
+    server, profile = paris(devices=4)
+    serials = sim_serials(apple)
+    apple.state.set_fault(SIM, "assign_failed", [serials[1]])
+    devices = devices_of(server.id)
+    pick(htmx, profile, [devices[s].id for s in serials[:2]])
+    batch = latest_batch()
+    run_jobs()
+
+    def badge() -> str:
+        html = htmx.get(f"/assignments/{batch.id}/status").get_data(as_text=True)
+        return re.search(r'<p data-announce="[^"]*">\s*<span class="badge ([^"]*)">([^<]+)</span>', html).group(2, 1)
+
+    assert badge() == ("Finished · 1 to retry", "badge-warning")
+    apple.state.set_fault(SIM, "assign_failed", None)
+    clock(hours=24, seconds=1)
+    from portal.assignments.retries import retry_due
+    retry_due()
+    run_jobs()
+    assert badge() == ("Finished", "badge-ok")

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from portal.extensions import db
 
+from tests.browser.shots import shot
 from tests.servers_helpers import add_simulated_server
 from tests.assignments_helpers import SIM, configured_profile, devices_of
 
@@ -59,6 +60,8 @@ def test_add_devices_from_the_pop_up_to_the_results(signed_in_page: Page, apple,
     results = page.locator("#batch-tasks")
     expect(results.get_by_role("row").filter(has_text=first)).to_contain_text("Assigned")
     expect(results.get_by_role("row").filter(has_text=second)).to_contain_text("Failed")
+    expect(results.get_by_role("link", name=re.compile(r"^Failed 1$"))).to_be_visible()  # each tab counts its devices
+    shot(page, "request-results.png")
 
     # Retry now asks first, in a pop-up.
     apple.state.set_fault(SIM, "assign_failed", None)
