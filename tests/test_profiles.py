@@ -358,6 +358,58 @@ def test_default_profiles_per_device_family_take_their_families_from_the_others(
     assert "iPhone, iPad, Mac" in listed
 
 
+def _default_warnings(client, server_id: int) -> list[str]:
+    """The server page's warnings about default profiles new devices do not get, spacing collapsed."""
+    page = client.get(f"/servers/{server_id}").get_data(as_text=True)
+    return [" ".join(w.split()) for w in re.findall(r'<p class="alert alert-warning default-warning">(.*?)</p>',
+                                                     page, re.S)]
+
+
+def test_the_server_page_warns_of_default_profiles_apple_does_not_have(htmx, apple, server_id, run_jobs):
+    """The sync skips a default profile not configured at Apple (assignment.default_skipped): the server page says
+    so beforehand, linking the profile, until Configure profile gives Apple the profile as set up here."""
+    assert _default_warnings(htmx, server_id) == []
+    assert create(htmx, server_id, name="Staff iPads").status_code == 204
+    assert _default_warnings(htmx, server_id) == []  # not a default: nothing to say
+    assert create(htmx, server_id, name="Phones", is_default="y", default_families=["iPhone", "iPad"]).status_code == 204
+    assert create(htmx, server_id, name="Everything", is_default="y").status_code == 204
+    phones, everything = profile_named("Phones"), profile_named("Everything")
+
+    def link(profile):
+        return f'Default profile <a href="/profiles/{profile.id}">“{profile.name}”</a>'
+
+    not_at_apple = "is not configured at Apple: new devices will not get it until you use Configure profile."
+    assert _default_warnings(htmx, server_id) == [f"{link(phones)} (iPhone, iPad) {not_at_apple}",
+                                                  f"{link(everything)} (other families) {not_at_apple}"]
+
+    configure(htmx, phones.id)  # no server configuration yet: it will fail
+    assert _default_warnings(htmx, server_id)[0] == (f"{link(phones)} (iPhone, iPad) is being configured at Apple: "
+                                                     "devices new to Paris before it is will not get it.")
+    assert run_jobs() == []
+    assert _default_warnings(htmx, server_id)[0] == (
+        f"{link(phones)} (iPhone, iPad) could not be configured at Apple: new devices will not get it until you fix "
+        "the cause on its page and use Configure profile again.")
+
+    configuration_id, _ = make_configuration()
+    assign_configuration(htmx, server_id, configuration_id)
+    configure(htmx, phones.id)
+    assert run_jobs() == []
+    assert profile_named("Phones").status == "configured"
+    assert _default_warnings(htmx, server_id) == [f"{link(everything)} (other families) {not_at_apple}"]
+
+    assert htmx.post(f"/profiles/{phones.id}/edit", data=profile_form(
+        name="Phones", is_default="y", default_families=["iPhone", "iPad"], department="Field")).status_code == 204
+    assert _default_warnings(htmx, server_id) == [
+        f"{link(phones)} (iPhone, iPad) changed since it was configured: Apple still has the previous version, and "
+        "new devices will not get it until you use Configure profile again.",
+        f"{link(everything)} (other families) {not_at_apple}"]
+
+    configure(htmx, phones.id)
+    configure(htmx, everything.id)
+    assert run_jobs() == []
+    assert _default_warnings(htmx, server_id) == []  # Apple has both as set up here
+
+
 def test_device_families_without_default_are_refused_next_to_the_field(htmx, server_id):
     response = create(htmx, server_id, name="Phones", default_families=["iPhone"])
     assert response.status_code == 422

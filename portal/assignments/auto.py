@@ -24,6 +24,17 @@ def default_profiles(server_id: int) -> list[EnrollmentProfile]:
         .order_by(EnrollmentProfile.id)).scalars())
 
 
+def applies_at_apple(profile: EnrollmentProfile) -> bool:
+    """Whether a default profile is given to new devices: Apple must hold it as set up here (Configured, with its
+    UUID). The others are skipped by the sync (and said: _report_unconfigured_default, the server page)."""
+    return profile.status == CONFIGURED and bool(profile.apple_profile_uuid)
+
+
+def unapplied_defaults(server_id: int) -> list[EnrollmentProfile]:
+    """The server's default profiles that new devices do not get until they are configured at Apple."""
+    return [profile for profile in default_profiles(server_id) if not applies_at_apple(profile)]
+
+
 def assign_to_default_profile(server_id: int, serials: list[str]) -> list[AssignmentBatch]:
     """Queue each default profile for these serials' current devices of its families: the batches queued."""
     serials = list(dict.fromkeys(s for s in serials if s))
@@ -42,7 +53,7 @@ def assign_to_default_profile(server_id: int, serials: list[str]) -> list[Assign
             conditions = [these, or_(Device.device_family.is_(None), Device.device_family.not_in(named))]
         else:
             conditions = [these]
-        if profile.status != CONFIGURED or not profile.apple_profile_uuid:
+        if not applies_at_apple(profile):
             _report_unconfigured_default(server, profile, conditions)
         elif count_devices(server_id, conditions):  # checked first, so the sync's session is left alone
             batches.append(request_matching(server, profile, conditions, origin="default profile", actor="system"))

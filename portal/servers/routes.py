@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..activity.record import record_activity
 from ..apple_link import status_of
+from ..assignments.auto import unapplied_defaults
 from ..converters import small_int
 from ..device_locks import Busy
 from ..devices.enrollment import not_ready_counts
@@ -154,7 +155,7 @@ def detail(server_id: int):
     return render_template("servers/detail.html", server=server, status=status_of(server), runs=runs,
                            run=runs[0] if runs else None,
                            activity=activity, count=device_counts(server.id).get(server.id, 0),
-                           not_ready=not_ready_counts(server.id),
+                           not_ready=not_ready_counts(server.id), unapplied_defaults=unapplied_defaults(server.id),
                            account_pending=_account_pending(server), action_form=ActionForm())
 
 
