@@ -576,6 +576,35 @@ def test_assign_needs_a_choice_and_a_configuration_that_still_exists(htmx, serve
     assert server_named("Paris").configuration_id is None
 
 
+def _chosen(popup: str) -> list[str]:
+    """The values of the radio buttons Select the Server Configuration shows ticked."""
+    return [re.search(r'value="([^"]*)"', tag).group(1) for tag in re.findall(r'<input[^>]*type="radio"[^>]*>', popup)
+            if re.search(r"\schecked[\s>=]", tag)]
+
+
+def test_assign_pop_up_chooses_the_only_configuration_or_the_current_one(htmx, server_row):
+    """With one configuration there is nothing to choose: it is ticked. An answer sent back with an error keeps
+    what the admin sent; with several, none is ticked until one is assigned, then that one is."""
+    only = create(htmx, "Only")
+    popup = htmx.get(f"/servers/{server_row.id}/configuration").get_data(as_text=True)
+    assert _chosen(popup) == [str(only.id)]
+    response = htmx.post(f"/servers/{server_row.id}/configuration", data={})
+    assert response.status_code == 422 and _chosen(response.get_data(as_text=True)) == []
+    response = htmx.post(f"/servers/{server_row.id}/configuration", data={"configuration": only.id + 100})
+    assert response.status_code == 422 and "no longer exists" in response.get_data(as_text=True)
+    assert _chosen(response.get_data(as_text=True)) == []
+    assert server_named("Paris").configuration_id is None  # ticked is not assigned: OK does that
+
+    second = create(htmx, "Second", url="https://second.example.com/")
+    assert _chosen(htmx.get(f"/servers/{server_row.id}/configuration").get_data(as_text=True)) == []
+    assert htmx.post(f"/servers/{server_row.id}/configuration", data={"configuration": second.id}).status_code == 204
+    assert _chosen(htmx.get(f"/servers/{server_row.id}/configuration").get_data(as_text=True)) == [str(second.id)]
+    # Unassigned, and the other one deleted: the one left is the only choice again.
+    assert htmx.post(f"/servers/{server_row.id}/configuration/unassign").status_code == 204
+    assert htmx.post(f"/configurations/{only.id}/delete").status_code == 204
+    assert _chosen(htmx.get(f"/servers/{server_row.id}/configuration").get_data(as_text=True)) == [str(second.id)]
+
+
 def test_assign_pop_up_without_configurations_links_to_create_one(htmx, server_row):
     html = htmx.get(f"/servers/{server_row.id}/configuration").get_data(as_text=True)
     assert "There is no MDM server configuration yet" in html and 'href="/configurations/new"' in html

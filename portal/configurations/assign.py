@@ -43,8 +43,13 @@ def assign(server_id: int):
     configurations = all_configurations()
     form = AssignForm()
     form.configuration.choices = [(c.id, c.name) for c in configurations]
-    if request.method == "GET" and server.configuration_id:
-        form.configuration.data = server.configuration_id
+    if request.method == "GET":
+        # Opened: the server's current configuration is chosen, or the only one there is (nothing else to pick).
+        # A choice sent back with an error stays the admin's.
+        if server.configuration_id:
+            form.configuration.data = server.configuration_id
+        elif len(configurations) == 1:
+            form.configuration.data = configurations[0].id
     if form.validate_on_submit():
         configuration_id = small_int(form.configuration.data)  # a number too large for the database is unknown too
         configuration = db.session.get(ServerConfiguration, configuration_id) if configuration_id else None
