@@ -117,9 +117,10 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["duration"] = format_duration
     app.jinja_env.filters["assignment_label"] = assignment_label
     app.jinja_env.filters["device_family_label"] = device_family_label
-    from .models.assignment import ACTION_WORDS, DONE_WORDS, QUEUED_WORDS
+    from .models.assignment import ACTION_WORDS, ANSWER_NEXT, ANSWER_WORDS, DONE_WORDS, QUEUED_WORDS
 
-    app.jinja_env.globals.update(action_names=ACTION_WORDS, done_words=DONE_WORDS, queued_words=QUEUED_WORDS)
+    app.jinja_env.globals.update(action_names=ACTION_WORDS, done_words=DONE_WORDS, queued_words=QUEUED_WORDS,
+                                 answer_words=ANSWER_WORDS, answer_next=ANSWER_NEXT)
     app.jinja_env.globals.update(url_with=url_with, server_status=server_status, sync_schedule=sync_schedule,
                                  files_sent=files_sent, htmx_cdn_url=HTMX_CDN_URL, htmx_sri=HTMX_SRI,
                                  htmx_vendored=f"vendor/htmx-{HTMX_VERSION}.min.js")

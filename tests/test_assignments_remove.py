@@ -3,6 +3,8 @@ per-device results, one device in the singular), moving a device to another prof
 superseding older ones, and drift: a profile removed or replaced at Apple outside the portal."""
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import func, select
 
 from portal.extensions import db
@@ -183,3 +185,47 @@ def test_select_all_of_the_associated_devices_counts_one_device_in_the_singular(
     assert run_jobs() == []
     section = " ".join(htmx.get(f"/profiles/{profile.id}/devices").get_data(as_text=True).split())
     assert "Select all 1 associated device</label>" in section
+
+
+def test_a_failed_removal_is_named_as_such_and_a_failed_add_devices_stays_failed(htmx, apple, paris, run_jobs):
+    """A device whose Remove Devices Apple answered FAILED said only "Failed", just like one whose Add Devices
+    failed: the device page and the list name the removal, link to its request and say what happens next."""
+    server, profile = paris(devices=4)
+    devices = devices_of(server.id)
+    removed, added = sorted(devices)[:2]
+    pick(htmx, profile, [devices[removed].id])
+    run_jobs()
+    apple.state.set_fault(SIM, "assign_failed", [removed, added])
+    pick(htmx, profile, [devices[added].id])
+    run_jobs()
+    assert htmx.post(f"/profiles/{profile.id}/devices/remove",
+                     data={"device": [str(devices[removed].id)]}).status_code == 204
+    batch = latest_batch()
+    assert batch.action == "remove"
+    assert run_jobs() == []
+    assert {s: d.assignment_state for s, d in devices_of(server.id).items() if s in (removed, added)} == {
+        removed: "failed", added: "failed"}
+
+    page = " ".join(htmx.get(f"/devices/{devices[removed].id}").get_data(as_text=True).split())
+    assert re.search(rf'<dt>Assignment</dt><dd>Failed · [^<]+ · <a class="answered-by" href="/assignments/{batch.id}">'
+                     rf"Removal failed</a> \(Remove Devices request #{batch.id}\): Apple answered FAILED and still holds "
+                     r"the profile for the device\. The removal is sent again after 24 hours, as Apple advises", page), page
+    listed = htmx.get(f"/servers/{server.id}/devices?assignment=failed").get_data(as_text=True)
+    assert re.search(rf'<td>Failed<br><a class="answered-by" href="/assignments/{batch.id}" title="Remove Devices '
+                     rf'request #{batch.id}: Apple answered FAILED[^"]*">Removal failed \(#{batch.id}\)</a></td>',
+                     _row(listed, removed))
+    # A failed Add Devices is what "Failed" alone has always meant.
+    assert "<td>Failed</td>" in _row(listed, added)
+    # The profile page's devices too (Remove Devices is made there).
+    panel = htmx.get(f"/profiles/{profile.id}").get_data(as_text=True)
+    assert re.search(rf'<span class="badge badge-error">Failed</span><br><a class="answered-by" href="/assignments/'
+                     rf'{batch.id}" title="Remove Devices request #{batch.id}: [^"]*">Removal failed \(#{batch.id}\)</a>',
+                     panel), panel
+    assert panel.count("answered-by") == 1
+    assert "answered-by" not in htmx.get(f"/devices/{devices[added].id}").get_data(as_text=True)
+
+
+def _row(page: str, serial: str) -> str:
+    match = re.search(rf"<tr[^>]*>\s*<td><a class=.device-link.[^>]*><code>{serial}</code>.*?</tr>", page, re.S)
+    assert match, serial
+    return match.group(0)

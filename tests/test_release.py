@@ -3,6 +3,8 @@ per-device results (released, not accessible, failed then retried), devices leav
 filled from a device's page, and pasted serial numbers that are not devices of the server."""
 from __future__ import annotations
 
+import csv
+import io
 import re
 from datetime import timedelta
 
@@ -335,3 +337,73 @@ def test_a_device_whose_release_waits_for_a_retry_says_so_instead_of_add_devices
     assert (f"Its release from Apple Business Manager (Release Devices #{batch.id}) was answered FAILED by Apple and "
             "is sent again after 24 hours: once Apple releases it, the device leaves your organization") in page
     assert "Add Devices to a profile" not in page
+
+
+def _row(page: str, serial: str) -> str:
+    match = re.search(rf"<tr[^>]*>\s*<td><a class=.device-link.[^>]*><code>{serial}</code>.*?</tr>", page, re.S)
+    assert match, serial
+    return match.group(0)
+
+
+def test_a_failed_release_is_named_as_such_on_the_device_page_in_the_list_and_the_csv(htmx, apple, paris, run_jobs,
+                                                                                    monkeypatch):
+    """A device whose release Apple answered FAILED said only "Failed" (and "Not accessible" likewise), which reads
+    as a failed Add Devices: both name the release, link to its request and say what happens next."""
+    failing, kept = _serials(apple)[:2]
+    apple.state.set_fault(SIM, "assign_failed", [failing])
+    assert release(htmx, paris.id, [failing]).status_code == 204
+    batch = db.session.execute(select(AssignmentBatch)).scalar_one()
+    assert run_jobs() == []
+    device = _device(failing)
+    assert (device.assignment_state, device.removed_at) == ("failed", None)
+
+    page = " ".join(htmx.get(f"/devices/{device.id}").get_data(as_text=True).split())
+    assert re.search(rf'<dt>Assignment</dt><dd>Failed · [^<]+ · <a class="answered-by" href="/assignments/{batch.id}">'
+                     rf"Release failed</a> \(Release Devices request #{batch.id}\): Apple answered FAILED: the device is "
+                     r"still in your organization\. The release is sent again after 24 hours, as Apple advises", page), page
+    for url in (f"/servers/{paris.id}/devices", "/devices?assignment=failed"):
+        listed = htmx.get(url, headers={"HX-Target": "device-table"}).get_data(as_text=True)
+        row = _row(listed, failing)
+        assert re.search(rf'<td>Failed<br><a class="answered-by" href="/assignments/{batch.id}" title="Release Devices '
+                         rf'request #{batch.id}: Apple answered FAILED: the device is still in your organization\. The '
+                         rf'release is sent again after 24 hours[^"]*">Release failed \(#{batch.id}\)</a></td>', row), row
+    assert kept not in htmx.get("/devices?assignment=failed").get_data(as_text=True)  # the filter is unchanged
+    assert "answered-by" not in _row(htmx.get(f"/servers/{paris.id}/devices").get_data(as_text=True), kept)
+
+    exported = {r["serial_number"]: r for r in csv.DictReader(io.StringIO(
+        htmx.get(f"/servers/{paris.id}/devices.csv").get_data(as_text=True)))}
+    assert (exported[failing]["assignment_state"], exported[failing]["answered_request"]) == (
+        "failed", f"Release Devices #{batch.id}")
+    assert exported[kept]["answered_request"] == ""
+    assert list(exported[kept])[-3:] == ["waiting_request", "waiting_for_profile", "answered_request"]
+
+    # Sent again after Apple's 24 hours: the row says "Release waiting" again, not what the last answer was.
+    real = timing.now
+    monkeypatch.setattr(timing, "now", lambda: real() + timedelta(hours=24, minutes=1))
+    from jobs.assignments import retry_due
+
+    retry_due()
+    row = _row(htmx.get(f"/servers/{paris.id}/devices").get_data(as_text=True), failing)
+    assert f"Release waiting (#{batch.id})" in row and "Release failed" not in row
+
+
+def test_a_release_answered_not_accessible_says_that_nothing_more_happens(htmx, apple, paris, run_jobs):
+    gone = _serials(apple)[0]
+    apple.state.create_server("Other MDM")
+    apple.state.move_devices([gone], "Other MDM")  # the portal has not synchronized the move yet
+    assert release(htmx, paris.id, [gone]).status_code == 204
+    batch = db.session.execute(select(AssignmentBatch)).scalar_one()
+    assert run_jobs() == []
+    device = _device(gone)
+    assert device.assignment_state == "not_accessible" and device.removed_at is not None
+
+    page = " ".join(htmx.get(f"/devices/{device.id}").get_data(as_text=True).split())
+    assert (f'<a class="answered-by" href="/assignments/{batch.id}">Release not accessible</a> (Release Devices request '
+            f"#{batch.id}): Apple answered NOT_ACCESSIBLE: the device is not, or no longer, assigned to this MDM server") \
+        in page
+    assert "Nothing more is sent. If it is still in your organization, release it from the MDM server it is assigned " \
+           "to now." in page
+    removed = htmx.get(f"/servers/{paris.id}/devices?removed=removed").get_data(as_text=True)
+    assert re.search(rf'<td>Not accessible<br><a class="answered-by" href="/assignments/{batch.id}" title="Release '
+                     rf'Devices request #{batch.id}: Apple answered NOT_ACCESSIBLE[^"]*Nothing more is sent[^"]*">'
+                     rf"Release not accessible \(#{batch.id}\)</a></td>", _row(removed, gone))

@@ -10,7 +10,7 @@ from ..models import AssignmentBatch, AssignmentTask, Device, EnrollmentProfile
 from ..models.assignment import QUEUED, SENDING
 from ..devices.counts import current_counts
 from ..devices.filters import DeviceQuery
-from ..devices.pending import pending_among
+from ..devices.pending import page_waits
 from .retries import in_queue_condition
 
 PROFILE_PAGE = 50
@@ -122,7 +122,11 @@ def panel(profile: EnrollmentProfile, page: int = 1, search: DeviceQuery | None 
         ticked = list(ticked)
         outside = (count_among(ticked, associated_conditions(profile))
                    - count_among(ticked, associated_conditions(profile) + search_conditions(search)))
-    return {"devices": devices, "pending": pending_among(row[0].id for row in devices.items), "batches": batches,
+    # One query for the page: which devices are queued, and which Remove Devices (or Release Devices) a device's
+    # "Failed" came from (said beside it: alone it reads as a failed Add Devices).
+    waits = page_waits(row[0].id for row in devices.items)
+    answered = {row[0].id: waits.answered_request(row[0]) for row in devices.items}
+    return {"devices": devices, "pending": waits.pending, "answered": answered, "batches": batches,
             "active": any(b.status in ACTIVE for b in batches), "queue_count": queue_count(profile.id),
             "search": search, "associated": associated, "outside": outside}
 

@@ -19,9 +19,11 @@ CHUNK = 1000
 APPLE_COLUMNS = ("serial_number", "model", "description", "color", "asset_tag", "os", "device_family",
                  "profile_status", "profile_uuid", "profile_assign_time", "profile_push_time",
                  "device_assigned_date", "device_assigned_by", "last_op_type", "last_op_date")
-# The request a device waits for comes last: added after the others, which keep their places.
+# The request a device waits for comes last: added after the others, which keep their places. Then the request
+# whose answer assignment_state is when that is failed, throttled or not_accessible ("Release Devices #12").
 HEADER = (*APPLE_COLUMNS, "other_apple_attributes", "managed_server", "enrollment_profile",
-          "assignment_state", "assignment_at", "will_enroll", "removed_at", "waiting_request", "waiting_for_profile")
+          "assignment_state", "assignment_at", "will_enroll", "removed_at", "waiting_request", "waiting_for_profile",
+          "answered_request")
 
 
 def csv_lines(query: DeviceQuery) -> Iterator[str]:
@@ -42,7 +44,7 @@ def csv_lines(query: DeviceQuery) -> Iterator[str]:
             out.row([safe_cell(getattr(d, name)) for name in APPLE_COLUMNS] + [
                 safe_cell(extra), safe_cell(row.server_name), safe_cell(row.profile_name),
                 safe_cell(row.assignment), safe_cell(d.assignment_at),
-                row.outlook, safe_cell(d.removed_at), *_waiting(row)])  # yes, outdated or no
+                row.outlook, safe_cell(d.removed_at), *_waiting(row), _answered(row)])  # yes, outdated or no
         yield out.take()
         if len(devices) < CHUNK:
             return
@@ -61,3 +63,9 @@ def _waiting(row: DeviceRow) -> tuple[str | None, str | None]:
     if queued:  # Add Devices of the profile it already has (a re-assignment)
         return f"{ACTION_WORDS[ASSIGN]} #{queued.batch_id}", safe_cell(row.profile_name)
     return None, None
+
+
+def _answered(row: DeviceRow) -> str | None:
+    """The request Apple answered failed, throttled or not accessible, when assignment_state is that answer."""
+    answered = row.answered_request
+    return f"{ACTION_WORDS[answered.action]} #{answered.batch_id}" if answered else None

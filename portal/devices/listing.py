@@ -12,7 +12,7 @@ from .counts import current_counts
 from .enrollment import apple_holds_current, outlook
 from .filters import DeviceQuery
 from .keyset import Cursor, cursor_of, decode_cursor, fetch
-from .pending import QueuedRequest, WaitingProfile, page_waits, shown_state
+from .pending import AnsweredRequest, QueuedRequest, WaitingProfile, page_waits, shown_state
 
 PAGE_SIZE = 100
 # Counting a filtered list stops here: counting 100,000 matching rows through a filter's index costs
@@ -36,6 +36,7 @@ class DeviceRow:
     assignment: str  # the Assignment column: queued, or the last answer (see pending.shown_state)
     waiting_for: WaitingProfile | None = None  # an Add Devices request not yet accepted by Apple
     queued_request: QueuedRequest | None = None  # the request it is queued for, whichever its action
+    answered_request: AnsweredRequest | None = None  # the request whose failed / throttled / not accessible it shows
 
 
 @dataclass
@@ -143,5 +144,6 @@ def decorate(devices: list[Device]) -> list[DeviceRow]:
                  and apple_holds_current(device, profile.apple_profile_uuid))
         rows.append(DeviceRow(device, server.name if server else "—", profile.name if profile else None, ready,
                               outlook(device, ready), shown_state(device, waits.pending),
-                              waits.profiles.get(device.id), waits.requests.get(device.id)))
+                              waits.profiles.get(device.id), waits.requests.get(device.id),
+                              waits.answered_request(device)))
     return rows

@@ -8,18 +8,21 @@ widest and most indexed table, and on PostgreSQL most of the cost of a 10,000-de
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import and_, any_, func, not_, or_, select
 
 from ..extensions import db
 from ..models import AssignmentBatch, AssignmentTask, Device, EnrollmentProfile
-from ..models.assignment import ASSIGN, FAILED, QUEUED, SENDING, THROTTLED
+from ..models.assignment import ASSIGN, FAILED, NOT_ACCESSIBLE, QUEUED, SENDING, THROTTLED
 
 PENDING_STATES = (QUEUED, SENDING)
 # An Add Devices request not answered for good yet: waiting for its job, or in the retry queue
 # (services.OPEN_STATES: a newer request for the device replaces it, so a device has one at most).
 WAITING_STATES = (QUEUED, SENDING, FAILED, THROTTLED)
+# Apple's answers a device row keeps (Device.assignment_state) that need the request named: "Failed" alone reads
+# as a failed Add Devices when it was the Release Devices (or Remove Devices) that failed.
+ANSWERED_STATES = (FAILED, THROTTLED, NOT_ACCESSIBLE)
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,15 @@ class QueuedRequest:
     action: str  # models.assignment.ACTIONS
 
 
+@dataclass(frozen=True)
+class AnsweredRequest:
+    """The request whose answer the device row keeps (failed, throttled or not_accessible), and its action."""
+
+    batch_id: int
+    action: str  # models.assignment.ACTIONS
+    state: str   # ANSWERED_STATES
+
+
 @dataclass
 class PageWaits:
     """What a page's devices wait for, from one query (page_waits)."""
@@ -60,6 +72,16 @@ class PageWaits:
     pending: set[int]                      # ids with a request waiting to be sent: shown as "queued"
     profiles: dict[int, WaitingProfile]    # the profile an Add Devices request is taking the device to
     requests: dict[int, QueuedRequest]     # the newest request waiting to be sent, whichever its action
+    # (device id, state) → (when Apple answered, request): the newest answer of each kind (see answered_request)
+    answers: dict = field(default_factory=dict)
+
+    def answered_request(self, device: Device) -> AnsweredRequest | None:
+        """The request whose answer the device's Assignment shows (failed, throttled or not accessible): the newest
+        task answered so, as Device.assignment_state is the newest answer. None while a request waits (queued)."""
+        if device.id in self.pending or device.assignment_state not in ANSWERED_STATES:
+            return None
+        found = self.answers.get((device.id, device.assignment_state))
+        return found[1] if found else None
 
 
 def page_waits(device_ids) -> PageWaits:
@@ -73,15 +95,21 @@ def page_waits(device_ids) -> PageWaits:
     if not ids:
         return waits
     rows = db.session.execute(
-        select(AssignmentTask.device_id, AssignmentTask.state, AssignmentBatch.id, AssignmentBatch.action,
-               EnrollmentProfile.id, EnrollmentProfile.name)
+        select(AssignmentTask.device_id, AssignmentTask.state, AssignmentTask.updated_at, AssignmentBatch.id,
+               AssignmentBatch.action, EnrollmentProfile.id, EnrollmentProfile.name)
         .join(AssignmentBatch, AssignmentBatch.id == AssignmentTask.batch_id)
         .outerjoin(EnrollmentProfile, EnrollmentProfile.id == AssignmentBatch.profile_id)
-        .where(AssignmentTask.device_id.in_(ids), AssignmentTask.state.in_(WAITING_STATES))
+        .where(AssignmentTask.device_id.in_(ids), AssignmentTask.state.in_(WAITING_STATES + (NOT_ACCESSIBLE,)))
         .order_by(AssignmentTask.id))
     # Ascending: should two be open for a moment (a release is replaced by another release only),
     # the newest request wins.
-    for device_id, state, batch_id, action, profile_id, name in rows:
+    for device_id, state, answered_at, batch_id, action, profile_id, name in rows:
+        if state in ANSWERED_STATES:  # kept as answered: requeued or superseded tasks leave these states
+            newest = waits.answers.get((device_id, state))
+            if newest is None or answered_at >= newest[0]:  # answered last, as the device row's state was
+                waits.answers[device_id, state] = (answered_at, AnsweredRequest(batch_id, action, state))
+            if state == NOT_ACCESSIBLE:
+                continue  # final: not waiting for anything
         if state in PENDING_STATES:
             waits.pending.add(device_id)
             waits.requests[device_id] = QueuedRequest(batch_id, action)

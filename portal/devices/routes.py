@@ -56,7 +56,7 @@ def detail(device_id: int):
                            attributes=attributes(device), history=entries, history_total=history_total,
                            ready=ready, outlook=outlook(device, ready), reason=reason,
                            assignment=shown_state(device, waits.pending), waiting_for=waits.profiles.get(device.id),
-                           queued_request=waits.requests.get(device.id))
+                           queued_request=waits.requests.get(device.id), answered_request=waits.answered_request(device))
 
 
 def _query(server: ManagedServer | None) -> DeviceQuery:

@@ -26,6 +26,33 @@ NOT_ACCESSIBLE = "not_accessible"  # final: the device is not assigned to this s
 FAILED = "failed"          # retried after 24 hours (Apple's guidance)
 THROTTLED = "throttled"    # retried after retry_after_seconds
 SUPERSEDED = "superseded"  # a newer request for the same device replaced this one
+# What a device's Assignment says beside Apple's answer when a Remove Devices or Release Devices got it (not Add
+# Devices: "Failed" alone would read as a failed profile assignment), and what happens next (devices/pending.py).
+ANSWER_WORDS = {
+    REMOVE: {FAILED: "Removal failed", THROTTLED: "Removal throttled", NOT_ACCESSIBLE: "Removal not accessible"},
+    RELEASE: {FAILED: "Release failed", THROTTLED: "Release throttled", NOT_ACCESSIBLE: "Release not accessible"},
+}
+ANSWER_NEXT = {
+    REMOVE: {
+        FAILED: "Apple answered FAILED and still holds the profile for the device. The removal is sent again after "
+                "24 hours, as Apple advises (Retry now in the Assignment retry queue sends it sooner).",
+        THROTTLED: "Apple throttled it and still holds the profile for the device. The removal is sent again after "
+                   "Apple's wait.",
+        NOT_ACCESSIBLE: "Apple answered NOT_ACCESSIBLE: the device is not assigned to this MDM server in Apple Business "
+                        "Manager, so its profile was not removed. Nothing more is sent: synchronize the server to see "
+                        "where the device is now.",
+    },
+    RELEASE: {
+        FAILED: "Apple answered FAILED: the device is still in your organization. The release is sent again after "
+                "24 hours, as Apple advises (Retry now in the Assignment retry queue sends it sooner).",
+        THROTTLED: "Apple throttled it: the device is still in your organization. The release is sent again after "
+                   "Apple's wait.",
+        NOT_ACCESSIBLE: "Apple answered NOT_ACCESSIBLE: the device is not, or no longer, assigned to this MDM server "
+                        "(moved to another MDM server in Apple Business Manager, or released by an earlier try whose "
+                        "answer was lost). Nothing more is sent. If it is still in your organization, release it from "
+                        "the MDM server it is assigned to now.",
+    },
+}
 TASK_STATES = (QUEUED, SENDING, DONE, NOT_ACCESSIBLE, FAILED, THROTTLED, SUPERSEDED)
 RETRY_STATES = (FAILED, THROTTLED)
 # Values of an UPDATE that writes a task's new reason: whatever held it before holds it no longer.
