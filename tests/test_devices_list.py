@@ -363,3 +363,44 @@ def test_a_waiting_removal_or_release_is_named_beside_queued(admin_client, fleet
     assert (f'<dt>Assignment</dt><dd>Queued · <a class="waiting-for" href="/assignments/{batch_id}">{words}</a> '
             f'({ {"remove": "Remove Devices", "release": "Release Devices"}[action]} request #{batch_id}, '
             "not answered by Apple yet)") in detail
+
+
+def test_the_request_a_failure_came_from_costs_no_query_of_its_own(admin_client, fleet):
+    """"Release failed (#12)" is read with the page's one lookup of its devices' tasks, not one per row; and a
+    device whose newest FAILED answer came from an Add Devices says "Failed" alone, an older failed release or not."""
+    from sqlalchemy import event
+
+    from portal.models import AssignmentBatch
+
+    def answer(serial: str, action: str, state: str, when) -> int:
+        batch = AssignmentBatch(server_id=fleet["paris"].id, action=action, actor="alice", total=1, status="waiting")
+        db.session.add(batch)
+        db.session.flush()
+        db.session.add(AssignmentTask(batch_id=batch.id, device_id=_device(serial).id, serial_number=serial,
+                                      state=state, result=state.upper(), updated_at=when))
+        db.session.commit()
+        return batch.id
+
+    def task_queries() -> int:
+        statements = []
+
+        def keep(conn, cursor, statement, parameters, context, executemany):
+            statements.append(statement)
+
+        event.listen(db.engine, "before_cursor_execute", keep)
+        try:
+            assert admin_client.get("/devices?assignment=failed").status_code == 200
+        finally:
+            event.remove(db.engine, "before_cursor_execute", keep)
+        return sum("assignment_task" in s for s in statements)
+
+    before = task_queries()
+    _seed(fleet["paris"], *({"serial_number": f"GONE{n:03}", "assignment_state": "failed", "assignment_at": NOW}
+                            for n in range(30)))
+    batches = {f"GONE{n:03}": answer(f"GONE{n:03}", "release", "failed", NOW) for n in range(30)}
+    answer("GONE000", "assign", "failed", NOW + timedelta(minutes=1))  # answered after the release
+    assert task_queries() == before  # the filter's own (not queued) and the one lookup of the page
+    page = admin_client.get("/devices?assignment=failed").get_data(as_text=True)
+    assert page.count("Release failed (#") == 29
+    assert "answered-by" not in _row(page, "GONE000") and "<td>Failed</td>" in _row(page, "GONE000")
+    assert f'>Release failed (#{batches["GONE001"]})</a></td>' in _row(page, "GONE001")
