@@ -359,13 +359,13 @@ def test_a_failed_release_is_named_as_such_on_the_device_page_in_the_list_and_th
 
     page = " ".join(htmx.get(f"/devices/{device.id}").get_data(as_text=True).split())
     assert re.search(rf'<dt>Assignment</dt><dd>Failed · [^<]+ · <a class="answered-by" href="/assignments/{batch.id}">'
-                     rf"Release failed</a> \(Release Devices request #{batch.id}\): Apple answered FAILED: the device is "
+                     rf"Release failed</a> \(Release Devices request #{batch.id}\): Apple answered FAILED, so the device is "
                      r"still in your organization\. The release is sent again after 24 hours, as Apple advises", page), page
     for url in (f"/servers/{paris.id}/devices", "/devices?assignment=failed"):
         listed = htmx.get(url, headers={"HX-Target": "device-table"}).get_data(as_text=True)
         row = _row(listed, failing)
         assert re.search(rf'<td>Failed<br><a class="answered-by" href="/assignments/{batch.id}" title="Release Devices '
-                         rf'request #{batch.id}: Apple answered FAILED: the device is still in your organization\. The '
+                         rf'request #{batch.id}: Apple answered FAILED, so the device is still in your organization\. The '
                          rf'release is sent again after 24 hours[^"]*">Release failed \(#{batch.id}\)</a></td>', row), row
     assert kept not in htmx.get("/devices?assignment=failed").get_data(as_text=True)  # the filter is unchanged
     assert "answered-by" not in _row(htmx.get(f"/servers/{paris.id}/devices").get_data(as_text=True), kept)
@@ -399,7 +399,7 @@ def test_a_release_answered_not_accessible_says_that_nothing_more_happens(htmx, 
 
     page = " ".join(htmx.get(f"/devices/{device.id}").get_data(as_text=True).split())
     assert (f'<a class="answered-by" href="/assignments/{batch.id}">Release not accessible</a> (Release Devices request '
-            f"#{batch.id}): Apple answered NOT_ACCESSIBLE: the device is not, or no longer, assigned to this MDM server") \
+            f"#{batch.id}): Apple answered NOT_ACCESSIBLE because the device is not, or no longer, assigned to this MDM server") \
         in page
     assert "Nothing more is sent. If it is still in your organization, release it from the MDM server it is assigned " \
            "to now." in page

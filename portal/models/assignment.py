@@ -38,18 +38,18 @@ ANSWER_NEXT = {
                 "24 hours, as Apple advises (Retry now in the Assignment retry queue sends it sooner).",
         THROTTLED: "Apple throttled it and still holds the profile for the device. The removal is sent again after "
                    "Apple's wait.",
-        NOT_ACCESSIBLE: "Apple answered NOT_ACCESSIBLE: the device is not assigned to this MDM server in Apple Business "
-                        "Manager, so its profile was not removed. Nothing more is sent: synchronize the server to see "
-                        "where the device is now.",
+        NOT_ACCESSIBLE: "Apple answered NOT_ACCESSIBLE because the device is not assigned to this MDM server in Apple "
+                        "Business Manager; its profile was not removed. Nothing more is sent: synchronize the server "
+                        "to see where the device is now.",
     },
     RELEASE: {
-        FAILED: "Apple answered FAILED: the device is still in your organization. The release is sent again after "
+        FAILED: "Apple answered FAILED, so the device is still in your organization. The release is sent again after "
                 "24 hours, as Apple advises (Retry now in the Assignment retry queue sends it sooner).",
-        THROTTLED: "Apple throttled it: the device is still in your organization. The release is sent again after "
+        THROTTLED: "Apple throttled it, so the device is still in your organization. The release is sent again after "
                    "Apple's wait.",
-        NOT_ACCESSIBLE: "Apple answered NOT_ACCESSIBLE: the device is not, or no longer, assigned to this MDM server "
-                        "(moved to another MDM server in Apple Business Manager, or released by an earlier try whose "
-                        "answer was lost). Nothing more is sent. If it is still in your organization, release it from "
+        NOT_ACCESSIBLE: "Apple answered NOT_ACCESSIBLE because the device is not, or no longer, assigned to this MDM "
+                        "server (moved to another MDM server in Apple Business Manager, or released by an earlier try "
+                        "whose answer was lost). Nothing more is sent. If it is still in your organization, release it from "
                         "the MDM server it is assigned to now.",
     },
 }
