@@ -89,7 +89,9 @@ def page_waits(device_ids) -> PageWaits:
     through ix_assignment_task_device (two used to cost the PostgreSQL list page 2.5 ms more).
 
     The device row names its profile only once Apple accepts (runner), so without this a device
-    waiting for its first profile would say "None", and a waiting removal only "Queued"."""
+    waiting for its first profile would say "None", and a waiting removal only "Queued". The same
+    query reads the answers Apple gave as failed, throttled or not accessible (these tasks, and final
+    NOT_ACCESSIBLE ones), so a failed release says "Release failed", not "Failed" alone."""
     waits = PageWaits(set(), {}, {})
     ids = list(device_ids)
     if not ids:
