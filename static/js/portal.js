@@ -200,6 +200,8 @@
       dlg.addEventListener("input", noteEdit);
       dlg.addEventListener("change", noteEdit);
       dlg.addEventListener("cancel", function (e) {  // Escape
+        // A file chooser closed without a choice fires "cancel" on its input, which bubbles here: not an Escape.
+        if (e.target !== dlg) return;
         e.preventDefault();
         closeUnlessKept();
       });

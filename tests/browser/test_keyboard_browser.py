@@ -534,3 +534,25 @@ def test_select_the_server_configuration_keeps_tab_inside_and_focus_goes_back_to
     expect(warning).to_have_count(0)
     # What now stands where the warning's button stood: the first control of the (empty) list of profiles.
     expect(page.locator("#profile-table").get_by_role("link", name="Create Profile")).to_be_focused()
+
+
+def test_a_file_chooser_closed_without_a_file_leaves_the_pop_up_open(signed_in_page: Page):
+    """Closing the file chooser of Authentication token fires "cancel" on its input, which bubbles to the <dialog>:
+    it was taken for Escape, closing an untouched Add Server or asking to throw away what was typed."""
+    page = signed_in_page
+    asked = []
+    page.on("dialog", lambda confirm: (asked.append(confirm.message), confirm.dismiss()))
+    page.get_by_role("toolbar", name="Managed servers").get_by_role("link", name="Add Server").click()
+    dialog = page.get_by_role("dialog", name="Add a Server")
+    expect(dialog).to_be_visible()
+    token = dialog.get_by_label("Authentication token", exact=True)
+    cancel_chooser = "input => input.dispatchEvent(new Event('cancel', {bubbles: true}))"  # as Chromium fires it
+    token.evaluate(cancel_chooser)
+    expect(dialog).to_be_visible()  # untouched: it used to close
+
+    dialog.get_by_label("Name", exact=True).fill("Paris")
+    token.evaluate(cancel_chooser)
+    expect(dialog.get_by_label("Name", exact=True)).to_have_value("Paris")
+    assert asked == []  # no "Close without saving?"
+    page.keyboard.press("Escape")  # Escape still asks
+    assert asked == ["Close without saving? What you entered in this pop-up will be lost."]
