@@ -121,3 +121,32 @@ def test_a_reason_starting_with_the_same_words_is_no_hold_for_the_token(htmx, ap
     assert run_jobs() == []
     task = tasks_of(first.batch_id)[serial]
     assert log.calls == [] and task.state == "queued" and task.retry_at > timing.now()
+
+
+def test_a_request_held_for_a_revoked_token_has_not_finished_and_offers_renew_a_server(htmx, apple, paris,  # noqa: F811
+                                                                                     run_jobs):
+    """The held request's page read "Waiting to retry … Finished <time>", called its devices "Waiting to be sent"
+    beside tabs saying "Queued", and told the admin to upload a new token with no way to do it from there."""
+    import re
+
+    server, profile = paris(devices=4)
+    serials = sim_serials(apple)
+    apple.state.set_fault(SIM, "token_revoked", True)
+    pick(htmx, profile, [devices_of(server.id)[s].id for s in serials[:2]])
+    assert run_jobs() == []
+    batch = latest_batch()
+    page = " ".join(htmx.get(f"/assignments/{batch.id}").get_data(as_text=True).split())
+    renew = f'href="/servers/{server.id}/renew"'
+    toolbar = page.split('id="batch-actions"', 1)[1].split("</div>", 1)[0]
+    assert renew in toolbar and ">Renew a server</a>" in toolbar
+    assert "<dt>Finished</dt><dd>—</dd>" in page
+    assert re.search(r"<dt>Queued</dt><dd>2 <span", page) and "Waiting to be sent" not in page
+    retry = htmx.get(f"/assignments/{batch.id}/retry").get_data(as_text=True)
+    assert renew in retry and "Renew a server</a>" in retry
+
+    apple.state.set_fault(SIM, "token_revoked", None)  # a token that works: no Renew a server pushed at the admin
+    htmx.post(f"/servers/{server.id}/check")
+    assert run_jobs() == []
+    page = " ".join(htmx.get(f"/assignments/{batch.id}").get_data(as_text=True).split())
+    assert renew not in page.split('id="batch-actions"', 1)[1].split("</div>", 1)[0]
+    assert "<dt>Finished</dt><dd>—</dd>" not in page

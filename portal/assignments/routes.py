@@ -24,7 +24,10 @@ def _batch_or_404(batch_id: int) -> AssignmentBatch:
 
 
 def _batch_context(batch: AssignmentBatch) -> dict:
-    return {"batch": batch, "server": db.session.get(ManagedServer, batch.server_id),
+    from ..apple_link import status_of  # imported here: apple_link imports the servers blueprint
+
+    server = db.session.get(ManagedServer, batch.server_id)
+    return {"batch": batch, "server": server, "token": status_of(server) if server else None,
             "profile": db.session.get(EnrollmentProfile, batch.profile_id) if batch.profile_id else None,
             "progress": queries.batch_progress(batch), "queue_count": queries.queue_count(batch_id=batch.id),
             "running": batch.status in RUNNING or _job_waiting(batch)}
@@ -91,7 +94,8 @@ def retry_batch(batch_id: int):
                          category="warning")
     return render_form("assignments/_retry_form.html", "Retry now", form=form, count=count, batch=batch,
                        action=url_for("assignments.retry_batch", batch_id=batch.id),
-                       interrupted=batch.status == "interrupted", blocked=blocked)
+                       interrupted=batch.status == "interrupted", blocked=blocked,
+                       renew_url=url_for("servers.renew", server_id=server.id) if token.needs_renewal else None)
 
 
 @bp.route("/assignments/retries")
