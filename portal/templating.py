@@ -117,6 +117,9 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["duration"] = format_duration
     app.jinja_env.filters["assignment_label"] = assignment_label
     app.jinja_env.filters["device_family_label"] = device_family_label
+    from .activity.labels import action_label
+
+    app.jinja_env.filters["action_label"] = action_label
     from .models.assignment import ACTION_WORDS, ANSWER_NEXT, ANSWER_WORDS, DONE_WORDS, QUEUED_WORDS
 
     app.jinja_env.globals.update(action_names=ACTION_WORDS, done_words=DONE_WORDS, queued_words=QUEUED_WORDS,
