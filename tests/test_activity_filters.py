@@ -1,6 +1,6 @@
-"""The activity log's filter form as an admin uses it after following an entry's "Only this object" link: the one object it
-narrows to belongs to the kind of object chosen, and goes when another kind is chosen; a server's page leads to
-all of its entries."""
+"""The activity log's filter form as an admin uses it after following an entry's "Only this object" link: the one
+object it narrows to belongs to the kind of object chosen, and goes when another kind is chosen; a server's page
+leads to all of its entries."""
 from __future__ import annotations
 
 import re
