@@ -115,8 +115,8 @@ class ProfileForm(PortalForm):
 
     def validate_is_mdm_removable(self, field) -> None:
         if not field.data and not self.is_supervised.data:
-            raise ValidationError("Apple only lets supervised devices keep the MDM profile: tick Supervised "
-                                  "(under Advanced) or leave Is MDM Removable ticked.")
+            raise ValidationError("Only a supervised device can have an MDM profile that cannot be removed: "
+                                  "tick Supervised (under Advanced) or leave Is MDM Removable ticked.")
 
     def validate_language(self, field) -> None:
         if field.data and (not re.fullmatch(r"[a-z]{2,3}", field.data) or field.data not in LANGUAGES):
