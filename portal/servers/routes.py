@@ -1,6 +1,7 @@
 """Device Assignment views: the managed server list, Add Server, Renew, Synchronize, Delete."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 from flask import flash, make_response, redirect, render_template, request, url_for
@@ -25,8 +26,8 @@ from .deletion import deletion_scope
 from .forms import ActionForm, AddServerForm, DeleteServerForm, RenewServerForm
 from .renewal import renew_server
 from .services import (NO_KEY, NO_TOKEN, FieldErrors, KeyChoice, add_server, after_add, delete_server,
-                       device_counts, latest_run, open_token, read_token_upload, request_account, start_sync,
-                       unused_key_pairs)
+                       device_counts, key_pair_users, latest_run, open_token, read_token_upload, request_account,
+                       start_sync, usable_key_pairs)
 
 
 @bp.route("")
@@ -68,8 +69,13 @@ def _key_choice(form, required: bool) -> KeyChoice | None:
             raise FieldErrors({"pending_key": "Choose one private key: a key pair generated here, or your own key "
                                               "below, not both."})
         pending = db.session.get(PendingKeyPair, form.pending_key.data)
-        if pending is None or pending.used_by_server_id is not None:
+        if pending is None:
             raise FieldErrors({"pending_key": "That generated key pair is no longer available."})
+        if pending.not_after <= datetime.now(timezone.utc):  # expired since the form was opened
+            raise FieldErrors({"pending_key": (
+                f"The certificate of key pair “{pending.label}” expired on {pending.not_after:%Y-%m-%d}: use Generate "
+                "key pair for a new one, upload its certificate to the MDM server in Apple Business Manager and "
+                "download a new token.")})
         return KeyChoice(pending=pending)
     data = form.private_key.data.read() if form.private_key.data else b""
     field = "private_key"
@@ -81,8 +87,18 @@ def _key_choice(form, required: bool) -> KeyChoice | None:
 
 
 def _key_options(form) -> None:
+    """Every key pair generated here whose certificate is valid, used ones too: one certificate may be uploaded to
+    several MDM servers in Apple Business Manager. The servers using one are named, so the admin can tell."""
+    pairs = usable_key_pairs()
+    users = key_pair_users(pairs)
     form.pending_key.choices = [(0, "Upload or paste the private key below")] + [
-        (p.id, f"Generated here: {p.label} ({p.created_at:%Y-%m-%d %H:%M})") for p in unused_key_pairs()]
+        (p.id, f"Generated here: {p.label} ({_key_pair_note(p, users.get(p.id))})") for p in pairs]
+
+
+def _key_pair_note(pending: PendingKeyPair, users: list[str] | None) -> str:
+    if not users:
+        return f"{pending.created_at:%Y-%m-%d %H:%M}"
+    return "used by " + ", ".join(users)
 
 
 def _suggest_key(form, key_id: int | None) -> None:
@@ -90,7 +106,7 @@ def _suggest_key(form, key_id: int | None) -> None:
     in the list. Only a suggestion: the page gives it up for a key file or pasted key the admin gives
     (data-suggested, static/js/portal.js), which the server would otherwise refuse with it ("not both")."""
     if key_id is None or key_id not in dict(form.pending_key.choices):
-        return  # used by a server since, or never generated: the list starts on "Upload or paste" as usual
+        return  # its certificate expired since, or never generated: the list starts on "Upload or paste" as usual
     form.pending_key.data = key_id
     form.pending_key.render_kw = {"data-suggested": str(key_id),
                                   "data-yields-to": f"#{form.private_key.id}, #{form.private_key_pem.id}"}

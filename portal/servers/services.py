@@ -288,31 +288,60 @@ def create_key_pair(common_name: str, days: int) -> PendingKeyPair:
 
 
 def key_pair_name_clash(name: str) -> str | None:
-    """Why a new key pair cannot have this name, naming the key pair that has it (and its server), or None.
+    """Why a new key pair cannot have this name, naming the key pair that has it (and its servers), or None.
 
-    Every generated key pair counts, used ones too: deleting its server offers it again in Add Server."""
+    Every generated key pair counts, used ones too: Add Server and Renew a server keep offering them."""
     taken = taken_name(PendingKeyPair.label, name)
     if taken is None:
         return None
-    user = db.session.execute(select(ManagedServer.name).join(
-        PendingKeyPair, PendingKeyPair.used_by_server_id == ManagedServer.id).where(PendingKeyPair.label == taken)).scalar()
-    used = f" (used by {user})" if user else ""
+    pending = db.session.execute(select(PendingKeyPair).where(PendingKeyPair.label == taken).limit(1)).scalar()
+    users = key_pair_users([pending]).get(pending.id) if pending is not None else None
+    used = f" (used by {', '.join(users)})" if users else ""
     return f"A key pair named “{taken}” was already generated here{used}. Choose another name."
 
 
 def free_key_pair_name(base: str) -> str:
     """`base`, or the first of "base 2", "base 3"... no key pair has yet: the form's suggestion."""
     name, number = base, 1
-    while key_pair_name_clash(name):
+    while taken_name(PendingKeyPair.label, name) is not None:
         number += 1
         name = f"{base} {number}"
     return name
 
 
-def unused_key_pairs() -> list[PendingKeyPair]:
-    """Generated key pairs still waiting for their token."""
-    return list(db.session.execute(select(PendingKeyPair).where(PendingKeyPair.used_by_server_id.is_(None))
+def usable_key_pairs() -> list[PendingKeyPair]:
+    """Generated key pairs whose certificate is still valid, newest first: the Private key choices of Add Server
+    and Renew a server. One certificate may be uploaded to several MDM servers in Apple Business Manager, so a key
+    pair stays offered once a server uses it (its private key stays here, encrypted; each server keeps its copy)."""
+    return list(db.session.execute(select(PendingKeyPair).where(PendingKeyPair.not_after > datetime.now(timezone.utc))
                                    .order_by(PendingKeyPair.id.desc())).scalars())
+
+
+def key_pair_users(pairs: list[PendingKeyPair]) -> dict[int, list[str]]:
+    """The names of the managed servers whose private key is that of each key pair (key pair id -> names).
+
+    Read from the keys themselves, not from a link kept on the side: a server renewed with another key drops
+    out, one deleted is gone, and a server given the same key as a file counts too. Both are stored as
+    private_key_to_pem wrote them, so equal keys are equal bytes. Unreadable secrets (a removed encryption key)
+    match nothing."""
+    keys = {}
+    for pair in pairs:
+        try:
+            keys.setdefault(vault.decrypt(pair.key_ciphertext), []).append(pair.id)
+        except vault.VaultError:
+            continue
+    users: dict[int, list[str]] = {}
+    if not keys:
+        return users
+    for name, ciphertext in db.session.execute(select(ManagedServer.name, ManagedServer.key_ciphertext)
+                                               .order_by(ManagedServer.name)):
+        try:
+            key = vault.decrypt(ciphertext)
+        except vault.VaultError:
+            continue
+        for pair_id in keys.get(key, ()):
+            users.setdefault(pair_id, []).append(name)
+    return users
 
 
 def device_counts(server_id: int | None = None) -> dict[int, int]:
