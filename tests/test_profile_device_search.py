@@ -182,3 +182,23 @@ def test_ticked_devices_outside_the_search_go_only_when_ticked(htmx, apple, pari
     after = devices_of(server.id)
     assert {s for s, d in after.items() if d.profile_id == profile.id} == \
         {d.serial_number for d in outside[2:]}
+
+
+def test_the_profile_pages_address_keeps_the_search_for_a_reload_or_a_bookmark(htmx, paris, run_jobs):
+    """Searching on the profile page left its address at /profiles/<id>: Reload or Back lost the search."""
+    server, profile, devices, model, matching = searched_fleet(htmx, run_jobs, paris)
+    page_url = f"http://localhost/profiles/{profile.id}"
+    searched = htmx.get(f"/profiles/{profile.id}/devices", query_string={"q": model},
+                        headers={"HX-Current-URL": page_url})
+    assert searched.headers["HX-Replace-Url"] == f"/profiles/{profile.id}?q={model}"  # replaced: no history entry
+    cleared = htmx.get(f"/profiles/{profile.id}/devices", headers={"HX-Current-URL": f"{page_url}?q={model}"})
+    assert cleared.headers["HX-Replace-Url"] == f"/profiles/{profile.id}"
+    own_page = htmx.get(f"/profiles/{profile.id}/devices", query_string={"q": model},
+                        headers={"HX-Current-URL": f"http://localhost/profiles/{profile.id}/devices"})
+    assert "HX-Replace-Url" not in own_page.headers  # the section's own page has its own address already
+
+    reloaded = htmx.get(f"/profiles/{profile.id}", query_string={"q": model}).get_data(as_text=True)
+    assert sorted(ROW.findall(reloaded)) == matching
+    assert f'value="{model}"' in reloaded  # the box shows the search it keeps
+    assert sorted(ROW.findall(htmx.get(f"/profiles/{profile.id}").get_data(as_text=True))) == sorted(
+        d.serial_number for d in devices)

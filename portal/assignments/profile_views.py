@@ -9,7 +9,7 @@ from sqlalchemy import and_, func, or_, select, true
 from ..converters import small_ints
 from ..devices.filters import APPLE_PROFILE_STATUSES, ASSIGNMENT_LABELS, DeviceQuery
 from ..extensions import db
-from ..htmx import STOP_POLLING, hx_trigger, is_htmx
+from ..htmx import STOP_POLLING, current_path, hx_trigger, is_htmx
 from ..models import Device, EnrollmentProfile, ManagedServer
 from ..models.assignment import REMOVE
 from ..models.profile import CONFIGURED
@@ -30,7 +30,10 @@ def _helpers():
 
 
 def _panel(profile: EnrollmentProfile) -> dict:
-    """The section as its own URL asks (page, search, ticks); inside the profile page, its first page unsearched."""
+    """The section as its own URL asks (page, search, ticks); inside the profile page, as the page's URL asks (page
+    and search, which profile_devices writes there), so a reload or a bookmark keeps the search."""
+    if request.endpoint == "profiles.detail":
+        return queries.panel(profile, queries.page_number(request.args.get("page")), _search(request.args))
     if request.endpoint != "assignments.profile_devices":
         return queries.panel(profile)
     return queries.panel(profile, queries.page_number(request.args.get("page")), _search(request.args),
@@ -65,6 +68,14 @@ def profile_devices(profile_id: int):
                                              selected=sorted(set(_device_ids(request.args))),
                                              every=bool(request.args.get("all"))))
     response.headers["Vary"] = "HX-Request"
+    profile_page = url_for("profiles.detail", profile_id=profile.id)
+    if is_htmx() and current_path() == profile_page:
+        # The profile page's address follows the section's search and page (replaced, not pushed: the section also
+        # refreshes by itself, which must not fill the history).
+        search = _search(request.args)
+        page = queries.page_number(request.args.get("page"))
+        response.headers["HX-Replace-Url"] = url_for("profiles.detail", profile_id=profile.id, q=search.q or None,
+                                                     page=page if page > 1 else None)
     return response
 
 

@@ -499,6 +499,7 @@ def test_typing_in_the_profiles_device_search_narrows_the_list_and_select_all(si
         f"1 of 6 devices associated with this profile matches “{wanted.lower()}”")
     expect(box).to_have_value(wanted.lower())  # nothing typed was lost to the refresh, and the box kept the keyboard
     expect(box).to_be_focused()
+    expect(page).to_have_url(re.compile(rf"/profiles/{profile.id}\?q={wanted.lower()}$"))  # a reload keeps it
     expect(section.get_by_role("checkbox", name=f"Select {other}")).to_have_count(0)
     section.get_by_role("checkbox", name="Select all 1 matching device").check()
     expect(section.locator("#profile-devices-form p.muted")).to_contain_text("· 1 ticked")
@@ -512,6 +513,7 @@ def test_typing_in_the_profiles_device_search_narrows_the_list_and_select_all(si
     expect(section.get_by_role("checkbox", name="Select all 6 associated devices")).to_be_visible()
     expect(box).to_have_value("")
     expect(box).to_be_focused()  # the link went with the search it cleared: the keyboard is back in the box
+    expect(page).to_have_url(re.compile(rf"/profiles/{profile.id}$"))
 
 
 def test_retry_now_on_the_retry_queue_opens_its_warning_and_sends(signed_in_page: Page, apple, profile, htmx, run_jobs):
