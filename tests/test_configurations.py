@@ -78,8 +78,8 @@ def form_data(name="Production MDM", url=URL, files=(), pasted="", remove=()) ->
     return data
 
 
-def post(client, path, **kwargs):
-    return client.post(path, data=form_data(**kwargs), content_type="multipart/form-data")
+def post(client, path, headers=None, **kwargs):
+    return client.post(path, data=form_data(**kwargs), content_type="multipart/form-data", headers=headers or {})
 
 
 def configuration_named(name: str) -> ServerConfiguration | None:
@@ -607,7 +607,8 @@ def test_assign_pop_up_chooses_the_only_configuration_or_the_current_one(htmx, s
 
 def test_assign_pop_up_without_configurations_links_to_create_one(htmx, server_row):
     html = htmx.get(f"/servers/{server_row.id}/configuration").get_data(as_text=True)
-    assert "There is no MDM server configuration yet" in html and 'href="/configurations/new"' in html
+    assert "There is no MDM server configuration yet" in html
+    assert f'href="/configurations/new?server={server_row.id}"' in html  # back to the server after saving
     assert 'type="radio"' not in html
 
 
@@ -819,3 +820,120 @@ def test_files_must_be_chosen_again_only_when_some_were(htmx, cert_a):
     assert without.status_code == 422 and "choose them again" not in without.get_data(as_text=True)
     with_file = post(htmx, "/configurations/new", url="http://mdm.example.com/enroll", files=[("a.pem", pem(cert_a))])
     assert with_file.status_code == 422 and "Files are not kept after an error: choose them again." in with_file.get_data(as_text=True)
+
+
+# ----- editing a configuration that configured profiles depend on ---------------------------------
+
+def _shared_with_two_servers(htmx, cert_a):
+    configuration = create(htmx, "Shared", files=[("a.pem", pem(cert_a))])
+    servers = [_server_row("Paris"), _server_row("Lyon")]
+    for server in servers:
+        htmx.post(f"/servers/{server.id}/configuration", data={"configuration": configuration.id})
+    profiles = [_configured_profile(server, f"Staff {server.name}") for server in servers]
+    return configuration, servers, profiles
+
+
+def test_the_edit_pop_up_warns_which_configured_profiles_a_new_url_puts_out_of_date(htmx, cert_a):
+    configuration, servers, profiles = _shared_with_two_servers(htmx, cert_a)
+    popup = " ".join(htmx.get(f"/configurations/{configuration.id}/edit").get_data(as_text=True).split())
+    assert ("2 configured enrollment profiles on 2 servers will need <strong>Configure profile</strong> again if you "
+            "change the MDM server URL or the certificates") in popup
+    assert "Staff Paris" in popup and "Staff Lyon" in popup and "A new name changes nothing at Apple" in popup
+
+    # Nothing configured with it: no warning.
+    other = create(htmx, "Unused", url="https://unused.example.com/")
+    assert "will need <strong>Configure profile</strong>" not in \
+        htmx.get(f"/configurations/{other.id}/edit").get_data(as_text=True)
+
+
+def test_saving_a_new_url_says_how_many_profiles_became_changed_and_lists_them(htmx, cert_a):
+    configuration, servers, profiles = _shared_with_two_servers(htmx, cert_a)
+    response = post(htmx, f"/configurations/{configuration.id}/edit", name="Shared",
+                    url="https://moved.example.com/mdm", headers={"HX-Current-URL": "http://localhost/configurations"})
+    assert response.status_code == 204, response.get_data(as_text=True)
+    # From the list too, the admin lands on the configuration's page, where the profiles are listed.
+    assert response.headers["HX-Redirect"] == f"/configurations/{configuration.id}"
+    page = " ".join(htmx.get(f"/configurations/{configuration.id}").get_data(as_text=True).split())
+    assert ("Configuration Shared updated. 2 configured enrollment profiles on 2 servers are now Changed — configure "
+            "again") in html.unescape(page)
+    assert "Enrollment profiles to configure again (2)" in page
+    for profile in profiles:
+        assert f'href="/profiles/{profile.id}"' in page and f'hx-get="/profiles/{profile.id}/configure"' in page
+    entry = db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "configuration.updated")
+                               .order_by(ActivityEntry.id.desc()).limit(1)).scalar_one()
+    assert "2 configured enrollment profiles on 2 servers are now Changed" in entry.summary
+    # Now Changed: the pop-up no longer counts them as at stake.
+    assert "will need <strong>Configure profile</strong>" not in \
+        htmx.get(f"/configurations/{configuration.id}/edit").get_data(as_text=True)
+
+
+def test_a_new_name_alone_says_nothing_about_profiles(htmx, cert_a):
+    configuration, servers, profiles = _shared_with_two_servers(htmx, cert_a)
+    response = post(htmx, f"/configurations/{configuration.id}/edit", name="Renamed",
+                    files=[("a-again.pem", pem(cert_a))])
+    assert response.status_code == 204 and "HX-Redirect" not in response.headers
+    message = events(response)["toast"]["message"]
+    assert message == "Configuration Renamed updated (1 duplicate kept once)."
+    assert "to configure again" not in htmx.get(f"/configurations/{configuration.id}").get_data(as_text=True)
+
+
+def test_a_new_certificate_without_htmx_redirects_with_the_message(admin_client, cert_a):
+    configuration, servers, profiles = _shared_with_two_servers(admin_client, cert_a)
+    response = post(admin_client, f"/configurations/{configuration.id}/edit", name="Shared",
+                    files=[("extra.pem", pem(make_cert("extra")[0]))])
+    assert response.status_code == 302 and response.headers["Location"].endswith(f"/configurations/{configuration.id}")
+    page = html.unescape(admin_client.get(response.headers["Location"]).get_data(as_text=True))
+    assert "(1 certificate added). 2 configured enrollment profiles on 2 servers are now Changed" in page
+
+
+# ----- Create Configuration reached from a managed server ---------------------------------------
+
+def test_create_configuration_from_a_server_offers_to_assign_it_there(htmx, server_row, cert_a):
+    popup = htmx.get(f"/servers/{server_row.id}/configuration").get_data(as_text=True)
+    assert f'hx-get="/configurations/new?server={server_row.id}"' in popup  # opens in the same pop-up
+    form = htmx.get(f"/configurations/new?server={server_row.id}").get_data(as_text=True)
+    assert f'action="/configurations/new?server={server_row.id}"' in form
+    assert re.search(r'<input [^>]*checked id="assign" name="assign" type="checkbox" value="y"> Assign to Paris', form)
+
+    page = f"http://localhost/servers/{server_row.id}"
+    response = htmx.post(f"/configurations/new?server={server_row.id}", data={**form_data(files=[
+        ("a.pem", pem(cert_a))]), "assign": "y"}, content_type="multipart/form-data", headers={"HX-Current-URL": page})
+    assert response.status_code == 204, response.get_data(as_text=True)
+    assert response.headers["HX-Redirect"] == f"/servers/{server_row.id}"
+    configuration = configuration_named("Production MDM")
+    assert server_named("Paris").configuration_id == configuration.id
+    assert actions() == ["configuration.created", "server.configuration_assigned"]  # as Assign Server Configuration
+    html_page = htmx.get(page).get_data(as_text=True)
+    assert ("Configuration Production MDM created (1 certificate added). Server configuration Production MDM assigned "
+            "to Paris.") in html_page
+    assert "Unassign Server Configuration" in html_page
+
+
+def test_create_configuration_from_a_server_unticked_leads_back_without_assigning(admin_client, server_row):
+    response = admin_client.post(f"/configurations/new?server={server_row.id}", data=form_data(),
+                                 content_type="multipart/form-data")
+    assert response.status_code == 302 and response.headers["Location"].endswith(f"/servers/{server_row.id}")
+    assert configuration_named("Production MDM") is not None and server_named("Paris").configuration_id is None
+    page = html.unescape(admin_client.get(response.headers["Location"]).get_data(as_text=True))
+    assert ("Configuration Production MDM created. It is not assigned to Paris: use Assign Server Configuration when "
+            "it should be.") in page
+    assert actions() == ["configuration.created"]
+
+
+def test_create_configuration_from_a_server_with_an_error_keeps_the_server(htmx, server_row):
+    response = htmx.post(f"/configurations/new?server={server_row.id}", data={**form_data(url="http://x.example/"),
+                                                                               "assign": "y"},
+                         content_type="multipart/form-data")
+    assert response.status_code == 422
+    form = response.get_data(as_text=True)
+    assert "Use https://" in field_error(form, "url")
+    assert f'action="/configurations/new?server={server_row.id}"' in form and "Assign to Paris" in form
+    assert count(ServerConfiguration) == 0 and server_named("Paris").configuration_id is None
+
+
+@pytest.mark.parametrize("server", ["999", "abc", "99999999999999999999"])
+def test_create_configuration_with_an_unknown_server_is_a_plain_create(htmx, server):
+    form = htmx.get(f"/configurations/new?server={server}").get_data(as_text=True)
+    assert "Assign to" not in form
+    response = post(htmx, f"/configurations/new?server={server}")
+    assert response.status_code == 204 and configuration_named("Production MDM") is not None

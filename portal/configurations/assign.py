@@ -24,7 +24,7 @@ def _server_or_404(server_id: int) -> ManagedServer:
     return db.get_or_404(ManagedServer, server_id)
 
 
-def _done(server: ManagedServer, message: str, category: str = "success"):
+def done_on_server(server: ManagedServer, message: str, category: str = "success"):
     """Close the pop-up and refresh the server list; on the server's own page or its Enrollment Profiles tab
     (htmx), reload that page: both say what the server configuration allows (Configure profile)."""
     page = url_for("servers.detail", server_id=server.id)
@@ -58,8 +58,9 @@ def assign(server_id: int):
         else:
             if assign_configuration(server, configuration):
                 db.session.commit()
-                return _done(server, f"Server configuration {configuration.name} assigned to {server.name}.")
-            return _done(server, f"{configuration.name} is already the server configuration of {server.name}.", "info")
+                return done_on_server(server, f"Server configuration {configuration.name} assigned to {server.name}.")
+            return done_on_server(server, f"{configuration.name} is already the server configuration of {server.name}.",
+                                  "info")
     return render_form("configurations/_assign_form.html", "Select the Server Configuration",
                        status=422 if form.errors else 200, form=form, server=server,
                        configurations={c.id: c for c in configurations})
@@ -73,7 +74,7 @@ def unassign(server_id: int):
     if form.validate_on_submit():
         previous = unassign_configuration(server)
         if previous is None:  # already unassigned (another tab, another admin)
-            return _done(server, f"{server.name} has no server configuration any more.", "info")
+            return done_on_server(server, f"{server.name} has no server configuration any more.", "info")
         db.session.commit()
-        return _done(server, f"Server configuration {previous.name} unassigned from {server.name}.")
+        return done_on_server(server, f"Server configuration {previous.name} unassigned from {server.name}.")
     return render_form("configurations/_unassign_form.html", "Unassign Server Configuration", form=form, server=server)

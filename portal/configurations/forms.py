@@ -4,7 +4,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask_wtf.file import MultipleFileField
-from wtforms import RadioField, SelectMultipleField, StringField, TextAreaField
+from wtforms import BooleanField, RadioField, SelectMultipleField, StringField, TextAreaField
 from wtforms.validators import DataRequired, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -69,6 +69,10 @@ class ConfigurationForm(PortalForm):
     # A value that is no certificate id (a hand-edited form) matches no certificate, like an unknown id.
     remove = SelectMultipleField("Remove these certificates", coerce=_certificate_id, choices=[], validate_choice=False,
                                  widget=ListWidget(prefix_label=False), option_widget=CheckboxInput())
+
+    # Create Configuration reached from a managed server (?server=<id>): assign it there too. The view names the
+    # server in the label ("Assign to Paris") and only shows the box then.
+    assign = BooleanField("Assign to the managed server", default=True)
 
     def __init__(self, *args, configuration: ServerConfiguration | None = None, **kwargs):
         super().__init__(*args, **kwargs)

@@ -7,15 +7,18 @@ from flask import abort, flash, make_response, render_template, request, url_for
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from ..converters import small_int
 from ..downloads import attachment, file_stem
 from ..extensions import db
 from ..htmx import current_path, hx_redirect, is_htmx
-from ..models import ActivityEntry, ServerConfiguration
+from ..models import ActivityEntry, ManagedServer, ServerConfiguration
 from ..views import form_done, render_form
 from . import bp
+from .assign import done_on_server
 from .forms import ConfigurationForm, ConfirmForm
 from .services import (FieldErrors, InUse, Upload, all_configurations, create_configuration, delete_configuration,
-                       read_upload, servers_using, update_configuration)
+                       assign_configuration, profiles_at_stake, profiles_out_of_date, profiles_words, read_upload, servers_using,
+                       update_configuration)
 
 EVENT = "configurationsChanged"
 
@@ -62,10 +65,11 @@ def _name_taken(form) -> None:
         form.name_clash() or "A configuration with this name was just saved: choose another name."]
 
 
-def _done(message: str, page_url: str, category: str = "success"):
-    """Close the pop-up and refresh the list; from any other page (htmx), reload ``page_url`` instead."""
+def _done(message: str, page_url: str, category: str = "success", *, follow: bool = False):
+    """Close the pop-up and refresh the list; from any other page (htmx), reload ``page_url`` instead.
+    ``follow``: go to ``page_url`` from the list too (it shows what the message asks the admin to do)."""
     current = current_path()
-    if is_htmx() and current and current != url_for("configurations.index"):
+    if is_htmx() and (follow or (current and current != url_for("configurations.index"))):
         flash(message, category)
         return hx_redirect(make_response("", 204), page_url)
     return form_done(message, page_url, EVENT, category=category)
@@ -73,11 +77,20 @@ def _done(message: str, page_url: str, category: str = "success"):
 
 @bp.route("/configurations/new", methods=["GET", "POST"])
 def create():
-    """Create Configuration: name, MDM server URL and the SSL certificates to trust."""
+    """Create Configuration: name, MDM server URL and the SSL certificates to trust.
+
+    Reached from a managed server's Assign Server Configuration (?server=<id>), it offers to assign the new
+    configuration to that server (ticked) and leads back there; an unknown server is ignored."""
+    server_id = request.args.get("server", type=small_int)
+    server = db.session.get(ManagedServer, server_id) if server_id else None
     form = ConfigurationForm()
+    if server is not None:
+        form.assign.label.text = f"Assign to {server.name}"
     if form.validate_on_submit():
         try:
             saved = create_configuration(form.name.data, form.url.data, _upload(form))
+            # The same service (and activity entry) as Assign Server Configuration, in the same transaction.
+            assigned = server is not None and form.assign.data and assign_configuration(server, saved.configuration)
             db.session.commit()
         except FieldErrors as exc:
             db.session.rollback()
@@ -87,11 +100,17 @@ def create():
             _name_taken(form)
         else:
             configuration = saved.configuration
+            if assigned:
+                return done_on_server(server, saved.summary("created")
+                                      + f" Server configuration {configuration.name} assigned to {server.name}.")
+            if server is not None:
+                return done_on_server(server, saved.summary("created") + f" It is not assigned to {server.name}: use "
+                                      "Assign Server Configuration when it should be.", "info")
             return _done(saved.summary("created"), url_for("configurations.detail", configuration_id=configuration.id))
     elif form.is_submitted():
         _upload_errors(form)
     return render_form("configurations/_form.html", "Create Configuration", status=422 if form.errors else 200,
-                       form=form, configuration=None)
+                       form=form, configuration=None, server=server)
 
 
 @bp.route("/configurations/<int:configuration_id>")
@@ -103,7 +122,8 @@ def detail(configuration_id: int):
                                     ActivityEntry.object_id == configuration.id)
         .order_by(ActivityEntry.id.desc()).limit(20)).scalars().all()
     return render_template("configurations/detail.html", configuration=configuration,
-                           servers=servers_using(configuration), activity=activity)
+                           servers=servers_using(configuration), activity=activity,
+                           out_of_date=profiles_out_of_date(configuration))
 
 
 @bp.route("/configurations/<int:configuration_id>/certificates.pem")
@@ -142,13 +162,19 @@ def edit(configuration_id: int):
             db.session.rollback()
             _name_taken(form)
         else:
-            return _done(saved.summary("updated"), url_for("configurations.detail", configuration_id=configuration_id))
+            page = url_for("configurations.detail", configuration_id=configuration_id)
+            if saved.outdated:  # its page lists them, each with a link to Configure profile
+                return _done(saved.summary("updated") + " They are listed under Enrollment profiles to configure "
+                             "again.", page, "warning", follow=True)
+            return _done(saved.summary("updated"), page)
     elif form.is_submitted():
         _upload_errors(form)
     # After a rollback the instance is expired: reload it so the form shows what is stored.
     configuration = _configuration_or_404(configuration_id)
+    at_stake = profiles_at_stake(configuration)
     return render_form("configurations/_form.html", f"Edit {configuration.name}", status=422 if form.errors else 200,
-                       form=form, configuration=configuration)
+                       form=form, configuration=configuration, at_stake=at_stake,
+                       at_stake_words=profiles_words(at_stake) if at_stake else "")
 
 
 @bp.route("/configurations/<int:configuration_id>/delete", methods=["GET", "POST"])

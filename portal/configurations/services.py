@@ -13,9 +13,10 @@ from sqlalchemy.orm import selectinload
 from ..activity.record import record_activity
 from ..apple.certs import CertificateInfo
 from ..extensions import db
-from ..models import ManagedServer, ServerConfiguration, TrustedCertificate
+from ..models import EnrollmentProfile, ManagedServer, ServerConfiguration, TrustedCertificate
+from ..models.profile import CHANGED, CONFIGURED
 from ..models.types import utcnow
-from ..profiles.services import note_configuration_changes, note_configuration_unassigned
+from ..profiles.services import note_configuration_changes, note_configuration_unassigned, out_of_date_reason
 from .certificates import UnreadableCertificate, read_certificates
 
 
@@ -92,6 +93,8 @@ class Saved:
     added: int = 0
     removed: int = 0
     duplicates: int = 0
+    # Edit: the configured profiles it put out of date at Apple (now Changed — configure again).
+    outdated: list[EnrollmentProfile] = field(default_factory=list)
 
     def summary(self, verb: str) -> str:
         parts = [f"Configuration {self.configuration.name} {verb}"]
@@ -102,7 +105,21 @@ class Saved:
             details.append(f"{self.removed:,} removed")
         if self.duplicates:
             details.append(f"{self.duplicates:,} duplicate{'s' if self.duplicates != 1 else ''} kept once")
-        return parts[0] + (f" ({', '.join(details)})." if details else ".")
+        return parts[0] + (f" ({', '.join(details)})." if details else ".") + self.outdated_note()
+
+    def outdated_note(self) -> str:
+        """" 2 configured enrollment profiles on 2 servers are now Changed — configure again…", or ""."""
+        if not self.outdated:
+            return ""
+        return " " + profiles_words(self.outdated) + (" is" if len(self.outdated) == 1 else " are") + \
+            " now Changed — configure again: Apple keeps the previous version until you use Configure profile."
+
+
+def profiles_words(profiles: list[EnrollmentProfile]) -> str:
+    """"2 configured enrollment profiles on 2 servers" (or "1 configured enrollment profile on 1 server")."""
+    servers = len({p.server_id for p in profiles})
+    return (f"{len(profiles):,} configured enrollment profile{'s' if len(profiles) != 1 else ''} on "
+            f"{servers:,} server{'s' if servers != 1 else ''}")
 
 
 def create_configuration(name: str, url: str, upload: Upload) -> Saved:
@@ -135,9 +152,10 @@ def update_configuration(configuration: ServerConfiguration, name: str, url: str
     saved = Saved(configuration, added=len(infos) - duplicates, removed=len(doomed), duplicates=duplicates)
     if "url" in changes or saved.added or saved.removed:  # a new name changes nothing at Apple
         db.session.flush()
-        note_configuration_changes([s.id for s in servers_using(configuration)])
+        note_configuration_changes([s.id for s in servers_using(configuration)], into=saved.outdated)
     record_activity("configuration.updated", configuration, summary=saved.summary("updated"),
-                    details={"changes": changes, "added": saved.added, "removed": saved.removed})
+                    details={"changes": changes, "added": saved.added, "removed": saved.removed,
+                             "profiles_changed": [p.id for p in saved.outdated]})
     return saved
 
 
@@ -155,6 +173,28 @@ def servers_using(configuration: ServerConfiguration) -> list[ManagedServer]:
     """The managed servers the configuration is assigned to, read fresh from the database."""
     return list(db.session.execute(select(ManagedServer).where(ManagedServer.configuration_id == configuration.id)
                                    .order_by(ManagedServer.name)).scalars())
+
+
+def _profiles_of_servers_using(configuration: ServerConfiguration, *statuses: str) -> list[EnrollmentProfile]:
+    return list(db.session.execute(
+        select(EnrollmentProfile).join(ManagedServer).where(
+            ManagedServer.configuration_id == configuration.id, EnrollmentProfile.status.in_(statuses),
+            EnrollmentProfile.apple_profile_uuid.is_not(None), EnrollmentProfile.configured_url.is_not(None))
+        .order_by(ManagedServer.name, EnrollmentProfile.name)).scalars())
+
+
+def profiles_at_stake(configuration: ServerConfiguration) -> list[EnrollmentProfile]:
+    """The Configured profiles that Apple has as this configuration says now: a new MDM server URL or other
+    certificates would put them out of date (Changed — configure again); a new name would not."""
+    return [p for p in _profiles_of_servers_using(configuration, CONFIGURED)
+            if out_of_date_reason(p, configuration) is None]
+
+
+def profiles_out_of_date(configuration: ServerConfiguration) -> list[EnrollmentProfile]:
+    """The Changed profiles of the servers using this configuration that Apple has with another URL or other
+    certificates than it says now: Configure profile sends them again."""
+    return [p for p in _profiles_of_servers_using(configuration, CHANGED)
+            if out_of_date_reason(p, configuration) is not None]
 
 
 def all_configurations() -> list[ServerConfiguration]:

@@ -167,10 +167,11 @@ def out_of_date_reason(profile: EnrollmentProfile, configuration) -> str | None:
     return None
 
 
-def note_configuration_changes(server_ids: list[int]) -> int:
+def note_configuration_changes(server_ids: list[int], into: list | None = None) -> int:
     """After a server configuration was assigned or edited: the configured profiles of these servers
     that Apple has with another URL or other certificates become Changed, with the reason (Apple keeps
-    sending their devices to what it was given). Returns how many changed (the caller commits)."""
+    sending their devices to what it was given). Returns how many changed (the caller commits); each
+    of them is appended to ``into`` when given."""
     profiles = db.session.execute(select(EnrollmentProfile).where(
         EnrollmentProfile.server_id.in_(server_ids), EnrollmentProfile.status.in_((CONFIGURED, CHANGED)))).scalars()
     changed = 0
@@ -187,6 +188,8 @@ def note_configuration_changes(server_ids: list[int]) -> int:
             continue
         profile.status, profile.status_detail = CHANGED, reason
         changed += 1
+        if into is not None:
+            into.append(profile)
         record_activity("profile.configuration_changed", profile, level="warning",
                         summary=f"Enrollment profile {profile.name} is out of date at Apple: {reason} "
                                 "Configure profile again to send it.")
