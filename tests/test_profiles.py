@@ -783,6 +783,47 @@ def test_delete_from_the_profile_page_goes_back_to_the_list(htmx, server_id):
     assert response.status_code == 204 and response.headers["HX-Redirect"].endswith(f"/servers/{server_id}/profiles")
 
 
+def _words(response) -> str:
+    import html
+
+    return " ".join(html.unescape(response.get_data(as_text=True)).split())
+
+
+def test_deleting_a_default_profile_names_its_role_and_what_new_devices_get(htmx, apple, server_id, run_jobs):
+    profile = _configured(htmx, apple, server_id, run_jobs, is_default="y", default_families=["iPhone"])
+    _associate(server_id, profile.id, 3)
+    confirm = _words(htmx.get(f"/profiles/{profile.id}/delete"))
+    assert ("<strong>Staff iPads</strong> is a default profile of Paris (<em>Default for new iPhone devices</em>). "
+            "After deleting it, new iPhone devices get no profile automatically: use Add Devices for them, or make "
+            "another profile the default.") in confirm
+    assert "3 devices</strong> are associated" in confirm  # the devices are still said
+    response = htmx.post(f"/profiles/{profile.id}/delete")
+    assert response.status_code == 204 and profile_named("Staff iPads") is None
+    assert "Profile Staff iPads deleted. From now on, new iPhone devices get no profile automatically" in \
+        response.headers["HX-Trigger"]
+
+
+def test_deleting_a_family_default_says_the_default_for_every_family_takes_them(htmx, server_id):
+    assert create(htmx, server_id, name="Everything", is_default="y").status_code == 204
+    assert create(htmx, server_id, name="Phones", is_default="y", default_families=["iPhone", "iPad"]).status_code == 204
+    phones, everything = profile_named("Phones"), profile_named("Everything")
+    confirm = _words(htmx.get(f"/profiles/{phones.id}/delete"))
+    assert "(<em>Default for new iPhone and iPad devices</em>)" in confirm
+    assert ("After deleting it, new iPhone and iPad devices get Everything instead, the server's default profile for "
+            "every other device family (once it is configured: a default profile is not applied until then).") in confirm
+    # The default for every family: the families another default names keep it.
+    confirm = _words(htmx.get(f"/profiles/{everything.id}/delete"))
+    assert "(<em>Default for new devices other than iPhone and iPad</em>)" in confirm
+    assert ("After deleting it, new devices other than iPhone and iPad (iPhone and iPad keep their default profile) "
+            "get no profile automatically") in confirm
+
+
+def test_deleting_a_profile_that_is_no_default_says_nothing_of_defaults(htmx, server_id):
+    assert create(htmx, server_id).status_code == 204
+    confirm = _words(htmx.get(f"/profiles/{profile_named('Staff iPads').id}/delete"))
+    assert "is a default profile" not in confirm and "get no profile automatically" not in confirm
+
+
 def test_configure_profile_warns_of_an_expired_trusted_certificate(htmx, apple, server_id, run_jobs):
     from datetime import datetime, timedelta, timezone
 

@@ -15,7 +15,7 @@ from ..models.profile import CHANGED
 from ..views import form_done, render_form
 from . import bp
 from .forms import ConfigureForm, ConfirmForm, NewProfileForm, ProfileForm
-from .services import (FieldErrors, configure_running, create_profile, delete_profile, device_counts, failure_field,
+from .services import (FieldErrors, after_default_deleted, configure_running, create_profile, delete_profile, device_counts, failure_field,
                        edited_fields, name_clash, start_configure, update_profile)
 
 REFRESH = "profilesChanged"
@@ -146,17 +146,19 @@ def delete(profile_id: int):
     profile = db.get_or_404(EnrollmentProfile, profile_id)
     count = device_counts([profile.id]).get(profile.id, 0)
     form = ConfirmForm()
+    default_note = after_default_deleted(profile)  # a default profile: what new devices get without it
     if form.validate_on_submit():
         name, server_id = profile.name, profile.server_id
         delete_profile(profile, count)
         db.session.commit()
-        message = f"Profile {name} deleted."
+        message = f"Profile {name} deleted." + (f" From now on, {default_note}" if default_note else "")
         fallback = url_for("profiles.server_profiles", server_id=server_id)
         if is_htmx() and request.headers.get("HX-Current-URL", "").rstrip("/").endswith(f"/profiles/{profile_id}"):
             flash(message, "success")
             return hx_redirect(make_response("", 204), fallback)
         return form_done(message, fallback, REFRESH)
-    return render_form("profiles/_delete_form.html", f"Delete {profile.name}", form=form, profile=profile, count=count)
+    return render_form("profiles/_delete_form.html", f"Delete {profile.name}", form=form, profile=profile, count=count,
+                       default_note=default_note)
 
 
 @bp.route("/profiles/<int:profile_id>/configure", methods=["GET", "POST"])

@@ -248,6 +248,36 @@ def _comparable(snapshot: dict) -> dict:
             for k, v in snapshot.items()}
 
 
+def after_default_deleted(profile: EnrollmentProfile) -> str | None:
+    """What new devices of the server get once this default profile is deleted, as "new iPhone devices get …"
+    (None when it is no default).
+
+    A default for some families leaves them to the server's default for every family, if there is one; the default
+    for every family leaves the families no other default names (or the devices Apple gives no family) without one.
+    """
+    if not profile.is_default:
+        return None
+    if profile.default_families:
+        which = f"new {family_words(profile.default_families)} devices"
+        others = db.session.execute(select(EnrollmentProfile).where(
+            EnrollmentProfile.server_id == profile.server_id, EnrollmentProfile.id != profile.id,
+            EnrollmentProfile.is_default.is_(True)).order_by(EnrollmentProfile.id)).scalars()
+        fallback = next((other for other in others if not other.default_families), None)
+        if fallback is not None:
+            return (f"{which} get {fallback.name} instead, the server's default profile for every other device family"
+                    + ("" if fallback.status == CONFIGURED else
+                       " (once it is configured: a default profile is not applied until then)") + ".")
+    elif profile.others_take_every_family:
+        which = "new devices Apple reports without a device family"
+    elif others := profile.families_of_other_defaults:
+        kept = "keeps its default profile" if len(others) == 1 else "keep their default profile"
+        which = f"new devices other than {family_words(others)} ({family_words(others)} {kept})"
+    else:
+        which = "new devices"
+    return (f"{which} get no profile automatically: use Add Devices for them, or make another "
+            "profile the default.")
+
+
 def delete_profile(profile: EnrollmentProfile, device_count: int) -> None:
     """Delete a profile; its devices' profile_id becomes NULL through the foreign key (caller commits)."""
     note = (f"; {device_count:,} associated device{'s keep' if device_count != 1 else ' keeps'} Apple's profile "
