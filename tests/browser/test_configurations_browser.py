@@ -88,3 +88,24 @@ def test_the_enrollment_profiles_tab_of_a_server_without_configuration_leads_to_
     expect(page.get_by_role("status")).to_contain_text("Server configuration Production MDM assigned to Paris")
     expect(page.get_by_text("has no MDM server configuration yet")).to_have_count(0)
     assert page.url.endswith(f"/servers/{server.id}/profiles")
+
+
+def test_create_configuration_from_assign_server_configuration_assigns_it_and_stays_on_the_server(
+        signed_in_page: Page, app):
+    """With no configuration yet, Assign Server Configuration offers Create Configuration: it opens in the same
+    pop-up with "Assign to Paris" ticked, and saving leads back to the server's page with the configuration assigned."""
+    page = signed_in_page
+    server = _server_row("Paris")
+    page.goto(f"/servers/{server.id}")
+    page.get_by_role("link", name="Assign Server Configuration").first.click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("There is no MDM server configuration yet")
+    dialog.get_by_role("link", name="Create Configuration").click()
+    expect(dialog.get_by_label("Assign to Paris")).to_be_checked()
+    dialog.get_by_label("Name").fill("Production MDM")
+    dialog.get_by_label("URL").fill("https://mdm.example.com/enroll")
+    dialog.get_by_role("button", name="Create Configuration").click()
+    expect(dialog).to_be_hidden()
+    expect(page).to_have_url(f"{page.url.split('/servers/')[0]}/servers/{server.id}")
+    expect(page.get_by_text("Server configuration Production MDM assigned to Paris.")).to_be_visible()
+    expect(page.get_by_role("link", name="Unassign Server Configuration").first).to_be_visible()
