@@ -16,9 +16,9 @@ from ..views import form_done, render_form
 from . import bp
 from .assign import done_on_server
 from .forms import ConfigurationForm, ConfirmForm
-from .services import (FieldErrors, InUse, Upload, all_configurations, create_configuration, delete_configuration,
-                       assign_configuration, profiles_at_stake, profiles_out_of_date, profiles_words, read_upload, servers_using,
-                       update_configuration)
+from .services import (FieldErrors, InUse, Upload, all_configurations, assign_configuration, create_configuration,
+                       delete_configuration, profiles_at_stake, profiles_out_of_date, profiles_words, read_upload,
+                       servers_using, update_configuration)
 
 EVENT = "configurationsChanged"
 

@@ -15,8 +15,8 @@ from ..models.profile import CHANGED
 from ..views import form_done, render_form
 from . import bp
 from .forms import ConfigureForm, ConfirmForm, NewProfileForm, ProfileForm
-from .services import (FieldErrors, after_default_deleted, configure_running, create_profile, delete_profile, device_counts, failure_field,
-                       edited_fields, name_clash, start_configure, update_profile)
+from .services import (FieldErrors, after_default_deleted, configure_running, create_profile, delete_profile,
+                       device_counts, edited_fields, failure_field, name_clash, start_configure, update_profile)
 
 REFRESH = "profilesChanged"
 ADD_TITLE = "Add an enrollment profile"  # the pop-up Create Profile opens, named as in BMC
