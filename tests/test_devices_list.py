@@ -80,6 +80,17 @@ def test_each_filter_and_combinations(admin_client, fleet, query, expected):
         assert label in response.get_data(as_text=True)
 
 
+def test_a_search_finding_only_removed_devices_says_so_and_links_to_them(admin_client, fleet):
+    """Looking for a released device gave a bare "No device matches", though it was under Removed devices."""
+    page = " ".join(admin_client.get("/devices?q=f17old").get_data(as_text=True).split())
+    assert "No device matches" in page
+    assert ("1 removed device (released, or moved to another MDM server) matches: "
+            '<a href="/devices?q=f17old&amp;removed=all">show removed devices too</a>') in page
+    assert _serials(admin_client.get("/devices?q=f17old&removed=all")) == ["F17OLD0"]
+    for nothing in ("/devices?q=zzz", "/devices?q=f17old&removed=removed&family=iPad", "/devices?q=c02aaa1&family=Mac"):
+        assert "removed device" not in admin_client.get(nothing).get_data(as_text=True), nothing
+
+
 def test_profile_and_server_filters(admin_client, fleet):
     assert _serials(admin_client.get(f"/devices?profile={fleet['staff'].id}")) == ["C02AAA1"]
     assert _serials(admin_client.get(f"/devices?server={fleet['lyon'].id}")) == ["LYN0001"]

@@ -1,9 +1,11 @@
 """Managed Devices: every synchronized device, one server's devices, their CSV export, one device."""
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from flask import Response, make_response, render_template, request, stream_with_context, url_for
+from sqlalchemy import func, select
 
 from ..downloads import attachment, file_stem
 from ..extensions import db
@@ -79,6 +81,7 @@ def _render_list(server: ManagedServer | None):
                "csv_url": url_for(csv_endpoint, **path_args, **query.to_args()),
                "choices": filter_choices(server), "profile_statuses": APPLE_PROFILE_STATUSES,
                "assignment_labels": ASSIGNMENT_LABELS}
+    context["removed_matches"] = _removed_matches(query) if not page.rows and not page.prev_cursor else 0
     fragment = is_htmx() and request.headers.get("HX-Target") == "device-table"
     # A sort header (id "sort-…") changed the sort: the filter form's Sort by and Order follow it (out of band).
     # Not for the form's own requests: replacing the select that has the keyboard would drop focus.
@@ -87,6 +90,19 @@ def _render_list(server: ManagedServer | None):
                                              **context))
     response.headers["Vary"] = "HX-Request, HX-Target"
     return response
+
+
+def _removed_matches(query: DeviceQuery) -> int:
+    """How many removed devices (released, or moved to another MDM server) a search of current devices that found
+    none would find, up to REMOVED_SHOWN + 1: the admin looking for a released device learns where it is."""
+    if query.removed or not query.is_filtered or query.q_problem:
+        return 0
+    removed = replace(query, removed="removed")
+    return db.session.execute(select(func.count()).select_from(
+        select(Device.id).where(*removed.conditions()).limit(REMOVED_SHOWN + 1).subquery())).scalar_one()
+
+
+REMOVED_SHOWN = 1000
 
 
 def _csv_stem(server: ManagedServer | None, query: DeviceQuery) -> str:
