@@ -25,6 +25,8 @@ def test_a_job_enqueued_by_a_request_runs_in_a_burst_worker_and_writes_to_the_da
     status = htmx.get(f"/system/jobs/{job_id}")
     assert status.status_code == 286  # htmx stops polling
     assert b"Done" in status.data
+    worker = answered.details["worker"]  # "host (pid N)"
+    assert f"The background worker on {worker} answered." in status.get_data(as_text=True)
 
 
 def test_system_page_shows_redis_and_workers(htmx):
