@@ -8,7 +8,8 @@ from sqlalchemy import select
 
 from portal.activity.record import record_activity
 from portal.apple import errors as apple_errors
-from portal.apple_link import client_for, note_apple_error, note_apple_success, status_of
+from portal.apple_link import (client_for, note_apple_error, note_apple_success, note_status_change, server_fields,
+                               status_of)
 from portal.assignments.retries import release_token_holds
 from portal.extensions import db
 from portal.models import ManagedServer
@@ -94,10 +95,7 @@ def _remind_of_expiry(server: ManagedServer, now: datetime, steps: list[int]) ->
     return 1
 
 
-def _server_fields(server: ManagedServer) -> dict:
-    """What a notification says of the server, besides its text."""
-    return {"server": server.name, "server_id": server.id, "status": status_of(server).label,
-            "token_expires_at": server.token_expiry.isoformat(timespec="seconds")}
+_server_fields = server_fields
 
 
 def _store_account(server: ManagedServer, account: dict) -> None:
@@ -146,12 +144,4 @@ def _check_expected_server(server: ManagedServer) -> None:
 
 
 def _refresh_status(server: ManagedServer) -> int:
-    status = status_of(server)
-    if status.key == server.token_status:
-        return 0
-    summary = f"Token status of {server.name} is now {status.label}"
-    record_activity("server.token_status", server, actor="system",
-                    level="info" if status.badge == "ok" else status.badge, summary=summary)
-    server.token_status = status.key
-    notify(db.session, "token_status", f"{summary}. {status.remedy}", **_server_fields(server))
-    return 1
+    return note_status_change(server)

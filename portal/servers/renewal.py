@@ -52,12 +52,12 @@ def renew_server(server: ManagedServer, token_file: bytes, key: KeyChoice | None
         server.expected_server_uuid = server.expected_server_uuid or server.apple_server_uuid
     if opened.pending is not None:
         opened.pending.used_by_server_id = server.id
-    from ..apple_link import status_of
+    from ..apple_link import note_status_change
 
-    server.token_status = status_of(server).key
     record_activity("server.renewed", server, summary=(
         f"Renewed {server.name}: token expiry {_expiry_change(old_expiry, server.token_expiry)}"
         + (" (replaced by another Apple MDM server's token, confirmed)" if replaced else "")))
+    note_status_change(server, actor=None)  # e.g. Token Revoked → Valid, logged as the admin's
     return Renewal(new, replaced)
 
 
