@@ -31,10 +31,10 @@ def fetch_account(server_id: int) -> dict:
     try:
         account = client_for(server).account()
     except apple_errors.AppleError as exc:
-        changed = note_apple_error(server, exc)
         record_activity("server.account_failed", server, level="error", actor="system",
                         summary=f"Could not read the account details of {server.name} from Apple: {exc.message}",
                         details={"status": exc.status, "code": exc.code})
+        changed = note_apple_error(server, exc)  # logs the status change after (above, newest first) the failure
         _refresh_status(server)
         db.session.commit()
         return {"ok": False, "code": exc.code, "state_changed": changed}
