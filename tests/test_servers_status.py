@@ -203,3 +203,38 @@ def test_why_synchronize_is_disabled_is_said_in_words_on_the_list_and_the_server
             in html.replace("&#39;", "'")
         button = re.search(r'<button type="submit"[^>]*>Synchronize</button>', html).group(0)
         assert "disabled" in button and f'aria-describedby="{described_by}"' in button
+
+
+def _sync_card(html: str) -> str:
+    return html.split('id="sync-panel"', 1)[1].split("</section>", 1)[0]
+
+
+def test_check_now_refreshes_the_synchronization_card_with_the_new_token_status(htmx, apple, identity, token,
+                                                                               run_jobs):
+    """The Synchronization card (Full synchronization…, the next scheduled synchronization) depends on the token
+    status: the answer to Check now (accountChecked) reads it again from the server page, as the header."""
+    post_add_server(htmx, "Paris", token, identity.key_pem)
+    run_jobs()
+    server = server_named("Paris")
+    page = htmx.get(f"/servers/{server.id}").get_data(as_text=True)
+    listener = re.search(r'<div hidden hx-get="([^"]+)" hx-trigger="accountChecked from:body"\s+'
+                         r'hx-select="#sync-panel" hx-target="#sync-panel" hx-swap="outerHTML"></div>', page)
+    assert listener, "no listener refreshes the Synchronization card after Check now"
+    refresh_url = listener.group(1)
+    assert "Reads every device again" in _sync_card(page)
+
+    apple.state.set_fault("Paris MDM", "terms_not_signed", True)
+    htmx.post(f"/servers/{server.id}/check", headers={"HX-Target": "account-panel"})
+    run_jobs()
+    answer = htmx.get(f"/servers/{server.id}/account")
+    assert answer.headers["HX-Trigger"] == "accountChecked"
+    card = _sync_card(htmx.get(refresh_url).get_data(as_text=True))
+    assert "Not possible while the token status is Terms Not Accepted." in card
+    assert "Reads every device again" not in card and "Next scheduled synchronization" not in card
+
+    apple.state.set_fault("Paris MDM", "terms_not_signed", False)
+    htmx.post(f"/servers/{server.id}/check", headers={"HX-Target": "account-panel"})
+    run_jobs()
+    assert htmx.get(f"/servers/{server.id}/account").headers["HX-Trigger"] == "accountChecked"
+    card = _sync_card(htmx.get(refresh_url).get_data(as_text=True))
+    assert "Reads every device again" in card and "Not possible while" not in card

@@ -223,6 +223,10 @@ def test_check_now_shows_what_apple_said_on_the_server_page(signed_in_page, htmx
     expect(page.locator("main header .badge")).to_have_text("Terms Not Accepted")
     expect(page.locator("#token-card")).to_contain_text("accept them")
     expect(page.get_by_role("toolbar", name="Server actions").get_by_role("button", name="Synchronize")).to_be_disabled()
+    # The Synchronization card too: no Full synchronization… nor next scheduled synchronization.
+    expect(page.locator("#sync-panel")).to_contain_text("Not possible while the token status is Terms Not Accepted.")
+    expect(page.locator("#sync-panel").get_by_role("button", name="Full synchronization…")).to_be_disabled()
+    expect(page.locator("#sync-panel")).not_to_contain_text("Next scheduled synchronization")
     expect(page.locator("#server-history").get_by_role("listitem").first).to_contain_text("now Terms Not Accepted")
     toolbar = page.get_by_role("toolbar", name="Server actions")
     expect(toolbar.get_by_role("link", name="Accept the terms in Apple Business Manager")).to_have_attribute(
@@ -237,6 +241,8 @@ def test_check_now_shows_what_apple_said_on_the_server_page(signed_in_page, htmx
     expect(page.locator("main header .badge")).to_have_text("Valid", timeout=10_000)
     expect(toolbar.get_by_role("link", name="Accept the terms in Apple Business Manager")).to_have_count(0)
     expect(toolbar.get_by_role("button", name="Synchronize")).to_be_enabled()
+    expect(page.locator("#sync-panel").get_by_role("link", name="Full synchronization…")).to_be_visible()
+    expect(page.locator("#sync-panel")).not_to_contain_text("Not possible while")
 
 
 def test_the_server_table_fits_a_1280_pixel_screen_with_every_action(signed_in_page, htmx, run_jobs, apple, identity,
