@@ -29,7 +29,7 @@ def configure_profile(profile_id: int, reassign: bool = False, admin_id: int | N
     server = profile.server
     token = status_of(server)
     if not token.can_sync:
-        return _fail(profile, f"The token of {server.name} is {token.label}: {token.remedy}", code=token.key)
+        return _fail(profile, f"{server.name}'s token status is {token.label}: {token.remedy}", code=token.key)
     configuration = server.configuration
     if configuration is None:
         return _fail(profile, NO_CONFIGURATION, code="no_configuration")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import timedelta
+from html import unescape as unescape_html
 
 import pytest
 from sqlalchemy import func, select
@@ -224,7 +225,7 @@ def test_whole_call_errors_keep_devices_queued_with_a_reason(htmx, apple, paris,
 
     # Retry now cannot help while Apple refuses the token: it says why and sends nothing.
     confirm = htmx.get(f"/assignments/{batch.id}/retry").get_data(as_text=True)
-    assert "is Terms Not Accepted" in confirm and ">Retry now</button>" not in confirm
+    assert "Paris's token status is Terms Not Accepted" in unescape_html(confirm) and ">Retry now</button>" not in confirm
     refused = htmx.post(f"/assignments/{batch.id}/retry")
     assert refused.status_code == 204 and "Until then nothing can be sent to Apple" in refused.headers["HX-Trigger"]
     assert run_jobs() == [] and {t.state for t in tasks_of(batch.id).values()} == {"queued"}

@@ -677,9 +677,13 @@ def test_revoked_token_fails_with_the_status_remedy(htmx, apple, server_id, run_
     assert db.session.get(ManagedServer, server_id).apple_state == "token_rejected"  # note_apple_error kept it
     # Next time the portal knows before calling Apple, and says the same.
     apple.state.set_fault("Paris MDM", "token_revoked", False)
+    popup = htmx.get(f"/profiles/{profile.id}/configure").get_data(as_text=True)
+    assert "Paris's token status is Token Revoked: Apple no longer accepts" in popup
     configure(htmx, profile.id)
     assert run_jobs() == []
-    assert "Renew the server with the newest token" in profile_named("Staff iPads").status_detail
+    detail = profile_named("Staff iPads").status_detail
+    assert detail.startswith("Paris's token status is Token Revoked: ")
+    assert "Renew the server with the newest token" in detail
     assert apple.state.profiles("Paris MDM") == []
 
 

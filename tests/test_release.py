@@ -7,6 +7,7 @@ import csv
 import io
 import re
 from datetime import timedelta
+from html import unescape as unescape_html
 
 import pytest
 from sqlalchemy import select
@@ -318,7 +319,7 @@ def test_a_release_made_while_the_terms_are_not_accepted_says_on_its_page_why_it
     assert response.status_code == 204
     page = htmx.get(response.headers["HX-Redirect"]).get_data(as_text=True)
     assert "Releasing 1 device of Paris from Apple Business Manager (request #" in page
-    assert "Nothing is sent to Apple yet: the token of Paris is Terms Not Accepted." in page
+    assert "Nothing is sent to Apple yet: Paris's token status is Terms Not Accepted." in unescape_html(page)
     assert "each device&#39;s answer follows below" not in page and "each device's answer follows below" not in page
 
 

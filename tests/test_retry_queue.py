@@ -71,5 +71,5 @@ def test_retry_now_of_the_whole_queue_names_the_servers_whose_token_holds_their_
     server.token_expiry = datetime.now(timezone.utc) - timedelta(days=1)
     db.session.commit()
     warning = " ".join(htmx.get("/assignments/retries/retry").get_data(as_text=True).split())
-    assert "The devices of Paris stay held: its token is Expired." in warning
+    assert "The devices of Paris stay held: its token status is Expired." in warning
     assert "use Renew a server" in warning

@@ -80,7 +80,7 @@ def retry_batch(batch_id: int):
     server = db.session.get(ManagedServer, batch.server_id)
     token = status_of(server)
     blocked = None if token.can_sync else (
-        f"The token of {server.name} is {token.label}: {token.remedy} Until then nothing can be sent to Apple; "
+        f"{server.name}'s token status is {token.label}: {token.remedy} Until then nothing can be sent to Apple; "
         "the devices of this request are sent as soon as a token check (Check now) succeeds.")
     if form.validate_on_submit():
         if blocked:
@@ -141,7 +141,7 @@ def _held_for_token(profile) -> list[str]:
         server = db.session.get(ManagedServer, server_id)
         token = status_of(server)
         if not token.can_sync:
-            held.append(f"The devices of {server.name} stay held: its token is {token.label}. {token.remedy}")
+            held.append(f"The devices of {server.name} stay held: its token status is {token.label}. {token.remedy}")
     return held
 
 

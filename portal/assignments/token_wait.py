@@ -17,7 +17,7 @@ def token_wait_note(server: ManagedServer) -> str:
     token = status_of(server)
     if token.can_sync:
         return ""
-    return (f"Nothing is sent to Apple yet: the token of {server.name} is {token.label}. {token.remedy} "
+    return (f"Nothing is sent to Apple yet: {server.name}'s token status is {token.label}. {token.remedy} "
             "The devices of this request are sent as soon as a token check succeeds (Check now, or the one "
             "after Renew a server).")
 

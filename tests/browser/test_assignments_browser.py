@@ -389,7 +389,7 @@ def test_ok_while_the_token_needs_the_terms_accepted_leads_to_the_request_saying
     page.get_by_role("dialog", name=re.compile("Remove Devices")).get_by_role("button", name="Remove Devices").click()
     expect(page.get_by_role("heading", name=re.compile(r"Remove Devices #\d+"))).to_be_visible()
     expect(page.get_by_text("Removing Sales from 1 device (request #", exact=False)).to_contain_text(
-        "the token of Paris is Terms Not Accepted")
+        "Paris's token status is Terms Not Accepted")
     assert run_jobs() == []
     page.reload()
     expect(page.locator("#batch-status")).to_contain_text("Waiting for the server's token (Terms Not Accepted)")
