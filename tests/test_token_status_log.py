@@ -58,3 +58,18 @@ def test_a_change_another_job_logged_meanwhile_is_not_logged_again(htmx, apple, 
     db.session.commit()
     assert _status_entries() == []
     assert db.session.get(ManagedServer, server.id).token_status == "token_rejected"
+
+
+def test_a_status_change_found_by_a_synchronization_is_logged_once(htmx, apple, run_jobs):
+    server = add_simulated_server(htmx, apple, 2, run_jobs=run_jobs, apple_server=SIM)
+    apple.state.set_fault(SIM, "access_denied", True)
+    htmx.post(f"/servers/{server.id}/sync")
+    assert run_jobs() == []
+    assert _status_entries() == ["Token status of Paris is now Access Denied"]
+    htmx.post(f"/servers/{server.id}/check")  # Check now finds the same: logged already
+    assert run_jobs() == []
+    assert _status_entries() == ["Token status of Paris is now Access Denied"]
+    apple.state.set_fault(SIM, "access_denied", False)
+    htmx.post(f"/servers/{server.id}/check")
+    assert run_jobs() == []
+    assert _status_entries() == ["Token status of Paris is now Access Denied", "Token status of Paris is now Valid"]
