@@ -327,23 +327,28 @@ def test_a_device_in_the_retry_queue_names_the_profile_it_waits_for(admin_client
     assert f'href="/assignments/{_batch_of("C02AAB2")}">Waiting for “Staff”</a>' in detail
 
 
+def _task_queries(client, url: str) -> int:
+    """How many statements reading assignment_task the page at `url` runs."""
+    from sqlalchemy import event
+
+    statements = []
+
+    def keep(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", keep)
+    try:
+        assert client.get(url).status_code == 200
+    finally:
+        event.remove(db.engine, "before_cursor_execute", keep)
+    return sum("assignment_task" in s for s in statements)
+
+
 def test_the_profiles_waited_for_cost_one_query_per_page(admin_client, fleet):
     """A lookup by the page's device ids (≤ 100), never by matching device: the query count does not grow
     with the number of waiting devices shown."""
-    from sqlalchemy import event
-
     def task_queries() -> int:
-        statements = []
-
-        def keep(conn, cursor, statement, parameters, context, executemany):
-            statements.append(statement)
-
-        event.listen(db.engine, "before_cursor_execute", keep)
-        try:
-            assert admin_client.get("/devices").status_code == 200
-        finally:
-            event.remove(db.engine, "before_cursor_execute", keep)
-        return sum("assignment_task" in s for s in statements)
+        return _task_queries(admin_client, "/devices")
 
     before = task_queries()
     assert before == 1  # queued or waiting, and for which profile or request: read together
@@ -379,8 +384,6 @@ def test_a_waiting_removal_or_release_is_named_beside_queued(admin_client, fleet
 def test_the_request_a_failure_came_from_costs_no_query_of_its_own(admin_client, fleet):
     """"Release failed (#12)" is read with the page's one lookup of its devices' tasks, not one per row; and a
     device whose newest FAILED answer came from an Add Devices says "Failed" alone, an older failed release or not."""
-    from sqlalchemy import event
-
     from portal.models import AssignmentBatch
 
     def answer(serial: str, action: str, state: str, when) -> int:
@@ -393,17 +396,7 @@ def test_the_request_a_failure_came_from_costs_no_query_of_its_own(admin_client,
         return batch.id
 
     def task_queries() -> int:
-        statements = []
-
-        def keep(conn, cursor, statement, parameters, context, executemany):
-            statements.append(statement)
-
-        event.listen(db.engine, "before_cursor_execute", keep)
-        try:
-            assert admin_client.get("/devices?assignment=failed").status_code == 200
-        finally:
-            event.remove(db.engine, "before_cursor_execute", keep)
-        return sum("assignment_task" in s for s in statements)
+        return _task_queries(admin_client, "/devices?assignment=failed")
 
     before = task_queries()
     _seed(fleet["paris"], *({"serial_number": f"GONE{n:03}", "assignment_state": "failed", "assignment_at": NOW}
