@@ -443,6 +443,26 @@ def test_global_create_asks_for_the_server_and_the_list_filters_by_server(htmx, 
     assert f'<option selected value="{lyon}">Lyon</option>' in preselected
 
 
+def test_the_list_filters_by_status_so_the_profiles_to_configure_again_are_found(htmx, apple, identity, run_jobs,
+                                                                                   server_id):
+    """After an edit of a server configuration, the profiles left Changed were only found by reading every row."""
+    lyon = add_server(htmx, apple, Identity("lyon"), run_jobs, name="Lyon")
+    assert create(htmx, server_id, name="Paris staff").status_code == 204
+    assert htmx.post("/profiles/new", data=profile_form(server_id=str(lyon), name="Lyon kiosks")).status_code == 204
+    kiosks = profile_named("Lyon kiosks")
+    kiosks.status = "changed"
+    db.session.commit()
+
+    page = htmx.get("/profiles?status=changed").get_data(as_text=True)
+    assert "Lyon kiosks" in page and "Paris staff" not in page
+    assert '<option value="changed" selected>Changed — configure again</option>' in page
+    assert "Paris staff" in htmx.get("/profiles?status=not_configured").get_data(as_text=True)
+    none = htmx.get(f"/profiles?server={server_id}&status=changed", headers={"HX-Target": "profile-table"})
+    assert "No profile matches" in none.get_data(as_text=True) and "Lyon kiosks" not in none.get_data(as_text=True)
+    everything = htmx.get("/profiles?status=lost").get_data(as_text=True)  # not a status: no filter
+    assert "Lyon kiosks" in everything and "Paris staff" in everything
+
+
 def test_create_profile_opens_bmcs_add_an_enrollment_profile_pop_up(htmx, apple, identity, run_jobs):
     """BMC's Create Profile opens "Add an enrollment profile", as Add Server opens "Add a Server"."""
     server_id = add_server(htmx, apple, identity, run_jobs)

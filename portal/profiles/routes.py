@@ -9,12 +9,12 @@ from ..converters import small_int
 from ..extensions import db
 from ..htmx import STOP_POLLING, is_htmx
 from ..models import EnrollmentProfile, ManagedServer
-from ..models.profile import CONFIGURING
+from ..models.profile import CONFIGURING, PROFILE_STATUSES
 from . import bp
 from .codes import SKIP_SETUP_ITEMS
 from .forms import ConfirmForm
 from .services import device_counts, profiles_of, settle_stale
-from .status import status_of
+from .status import STATUSES, status_of
 
 SKIP_LABELS = dict(SKIP_SETUP_ITEMS)
 
@@ -30,12 +30,14 @@ def _servers() -> list[ManagedServer]:
     return list(db.session.execute(select(ManagedServer).order_by(ManagedServer.name)).scalars())
 
 
-def _list_context(server: ManagedServer | None, show_server: bool) -> dict:
+def _list_context(server: ManagedServer | None, show_server: bool, status: str = "") -> dict:
     profiles = profiles_of(server.id if server else None)
     if any(settle_stale(p) for p in profiles):
         db.session.commit()
+    if status:  # a server has a handful of profiles: filtered here, after settling, so the filter sees the status shown
+        profiles = [p for p in profiles if p.status == status]
     return {"server": server, "profiles": profiles, "counts": device_counts([p.id for p in profiles]),
-            "show_server": show_server, "action_form": ConfirmForm()}
+            "show_server": show_server, "action_form": ConfirmForm(), "status_filter": status}
 
 
 def _render_list(context: dict):
@@ -47,11 +49,13 @@ def _render_list(context: dict):
 
 @bp.route("/profiles")
 def index():
-    """Every managed server's enrollment profiles, with a server filter (?server=<id>)."""
+    """Every managed server's enrollment profiles, with a server filter (?server=<id>) and a status filter
+    (?status=changed: the profiles to configure again after an edit of their server configuration, say)."""
     server_id = request.args.get("server", type=small_int)  # not an id (or too large): no filter
     server = db.session.get(ManagedServer, server_id) if server_id else None
-    context = _list_context(server, show_server=True)
-    context.update(servers=_servers(), filter_id=server.id if server else None)
+    status = request.args.get("status", "")
+    context = _list_context(server, show_server=True, status=status if status in PROFILE_STATUSES else "")
+    context.update(servers=_servers(), filter_id=server.id if server else None, statuses=STATUSES.values())
     return _render_list(context)
 
 
