@@ -57,3 +57,21 @@ def test_a_servers_activity_card_leads_to_all_of_its_entries_in_the_log(htmx, ap
     link = f'<a href="/activity/?kind=managed_server&amp;object={paris.id}">All activity of Paris</a>'
     assert link in html
     assert "Added managed server Paris" in htmx.get(f"/activity/?kind=managed_server&object={paris.id}").get_data(as_text=True)
+
+
+def test_the_log_filters_by_action_named_in_words_with_the_code_in_the_url(admin_client):
+    base = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    for i, (action, summary) in enumerate([("server.added", "Added Paris"), ("server.renewed", "Renewed Paris"),
+                                           ("server.added", "Added Lyon")]):
+        db.session.add(ActivityEntry(actor="admin", level="info", action=action, object_type="managed_server",
+                                     object_id=i + 1, summary=summary, created_at=base + timedelta(minutes=i)))
+    db.session.commit()
+    page = admin_client.get("/activity/?action=server.added").get_data(as_text=True)
+    assert "Added Paris" in page and "Added Lyon" in page and "Renewed Paris" not in page
+    assert '<option value="server.added" selected>Add Server</option>' in page
+    assert '<option value="server.renewed" >Renew a server</option>' in page
+    assert "Clear filters" in page
+    csv = admin_client.get("/activity/activity.csv?action=server.renewed").get_data(as_text=True)
+    assert "Renewed Paris" in csv and "Added" not in csv and ",server.renewed," in csv  # the code, for machines
+    everything = admin_client.get("/activity/?action=server.lost").get_data(as_text=True)  # no such code: no filter
+    assert "Added Paris" in everything and "Renewed Paris" in everything

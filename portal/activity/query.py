@@ -1,4 +1,4 @@
-"""The activity log's filters (who, level, kind of object, one object, text), read from the URL so
+"""The activity log's filters (who, level, action, kind of object, one object, text), read from the URL so
 every filtered view is a bookmark, and the link of each entry's object."""
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from ..extensions import db
 from ..models import (ActivityEntry, AssignmentBatch, Device, EnrollmentProfile, ManagedServer, PendingKeyPair,
                       ServerConfiguration)
 from ..typed_text import control_characters, controls_message
+from .labels import ACTION_LABELS
 
 LEVELS = ("info", "warning", "error")
 # object_type (a table name) → (what an admin calls it, the model, the page of one)
@@ -47,20 +48,23 @@ class ActivityQuery:
     kind: str = ""
     object_id: int | None = None
     q: str = ""
+    action: str = ""  # one action code (labels.ACTION_LABELS)
 
     @classmethod
     def from_args(cls, args) -> "ActivityQuery":
         """Unknown values are ignored (a hand-edited URL shows the whole log, never an error)."""
         level = args.get("level", "")
         kind = args.get("kind", "")
+        action = args.get("action", "")
         return cls(actor=_text(args.get("actor")).strip()[:80], level=level if level in LEVELS else "",
                    kind=kind if kind in KINDS else "",
                    object_id=_object_id(args.get("object"), kind) if kind in KINDS else None,
-                   q=" ".join(_typed(args.get("q")).split())[:TEXT_LIMIT])
+                   q=" ".join(_typed(args.get("q")).split())[:TEXT_LIMIT],
+                   action=action if action in ACTION_LABELS else "")
 
     @property
     def is_filtered(self) -> bool:
-        return bool(self.actor or self.level or self.kind or self.q)
+        return bool(self.actor or self.level or self.kind or self.q or self.action)
 
     @property
     def q_problem(self) -> str:
@@ -70,7 +74,8 @@ class ActivityQuery:
         return controls_message(found, "The search") if found else ""
 
     def to_args(self) -> dict:
-        args = {"actor": self.actor, "level": self.level, "kind": self.kind, "object": self.object_id, "q": self.q}
+        args = {"actor": self.actor, "level": self.level, "kind": self.kind, "object": self.object_id, "q": self.q,
+                "action": self.action}
         return {k: v for k, v in args.items() if v not in (None, "")}
 
     def statement(self):
@@ -79,6 +84,8 @@ class ActivityQuery:
             conditions.append(ActivityEntry.actor == self.actor)
         if self.level:
             conditions.append(ActivityEntry.level == self.level)
+        if self.action:
+            conditions.append(ActivityEntry.action == self.action)
         if self.kind:
             conditions.append(ActivityEntry.object_type == self.kind)
             if self.object_id is not None:

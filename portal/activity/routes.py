@@ -10,6 +10,7 @@ from ..downloads import attachment
 from ..extensions import db
 from ..models import ActivityEntry
 from . import bp
+from .labels import ACTION_LABELS
 from .query import KINDS, LEVELS, ActivityQuery, actors, object_links, request_links
 
 # Far beyond the last page, yet its OFFSET still fits the database's integers.
@@ -25,6 +26,7 @@ def index():
                        per_page=50, error_out=False)
     return render_template("activity/index.html", page=page, query=query, filters=query.to_args(),
                            actors=actors(), levels=LEVELS, kinds=KINDS, links=object_links(page.items),
+                           actions=sorted(ACTION_LABELS.items(), key=lambda item: item[1].lower()),
                            requests=request_links(page.items))
 
 
