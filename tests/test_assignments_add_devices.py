@@ -268,3 +268,24 @@ def test_a_pasted_piece_too_short_or_too_long_for_a_serial_number_is_named_so(ht
     # 8 and 14 characters are still taken as serial numbers (and looked up as such).
     response = htmx.post(f"/profiles/{profile.id}/devices/add", data={"serials": "ABCD1234 ABCDEFGH123456"})
     assert "These 2 serial numbers are not a device of Paris: ABCD1234, ABCDEFGH123456." in response.get_data(as_text=True)
+
+
+def test_select_all_says_how_many_matching_devices_it_moves_from_another_profile(htmx, paris, run_jobs):
+    """OK asks nothing more, so Select all says beforehand how many devices it takes from their profile."""
+    server, sales = paris(devices=6)
+    devices = sorted(devices_of(server.id).values(), key=lambda d: d.serial_number)
+    assert pick(htmx, sales, [d.id for d in devices[:2]]).status_code == 204
+    assert run_jobs() == []
+    kiosk = configured_profile(server, "Kiosk")
+
+    def moving_note(profile, **filters) -> str | None:
+        html = htmx.get(f"/profiles/{profile.id}/devices/add", query_string=filters,
+                        headers={"HX-Target": "pick-list"}).get_data(as_text=True)
+        found = re.search(r'<p class="help pick-moving">([^<]+)</p>', html)
+        return found.group(1) if found else None
+
+    assert moving_note(kiosk) == "2 of them have another profile now: with Select all, OK moves them to “Kiosk”."
+    assert moving_note(kiosk, q=devices[0].serial_number) == (
+        "1 of them has another profile now: with Select all, OK moves it to “Kiosk”.")
+    assert moving_note(kiosk, q=devices[5].serial_number) is None  # no profile yet: nothing moves
+    assert moving_note(sales) is None  # its own devices are not moved

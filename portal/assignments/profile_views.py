@@ -17,7 +17,7 @@ from ..views import form_done, render_form
 from . import bp, queries
 from .forms import ConfirmForm
 from .serials import SerialsError, devices_for_serials, not_associated_message, parse_serials
-from .services import request_assignment, request_matching
+from .services import count_devices, request_assignment, request_matching
 from .token_wait import to_request_page, token_wait_note
 
 PICK_FILTERS = ("q", "profile", "family", "os", "profile_status", "assignment")
@@ -101,6 +101,9 @@ def _pick_context(profile: EnrollmentProfile, source) -> dict:
             "selected": selected, "all_matching": bool(source.get("all_matching")),
             "outside": len(selected) - queries.count_among(selected, [Device.server_id == server.id,
                                                                       Device.removed_at.is_(None), *query.conditions()]),
+            # Select all moves these from their profile: said beside it, since OK asks nothing more.
+            "moving": count_devices(server.id, [*query.conditions(), Device.profile_id.is_not(None),
+                                                Device.profile_id != profile.id]) if page.total else 0,
             "families": queries.distinct_values(server.id, Device.device_family),
             "oses": queries.distinct_values(server.id, Device.os), "apple_statuses": APPLE_PROFILE_STATUSES,
             "assignment_labels": ASSIGNMENT_LABELS,
