@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Response, make_response, redirect, render_template, request
 
-from .htmx import hx_trigger, is_htmx, toast
+from .htmx import current_path, hx_redirect, hx_trigger, is_htmx, toast
 
 
 def render_form(template: str, title: str, *, status: int = 200, **context):
@@ -18,7 +18,16 @@ def render_form(template: str, title: str, *, status: int = 200, **context):
 
 
 def form_done(message: str, fallback_url: str, *events: str, category: str = "success") -> Response:
-    """After a successful form: close the pop-up, refresh lists and toast (htmx), or redirect."""
+    """After a successful form: close the pop-up, refresh lists and toast (htmx), or redirect.
+
+    A form opened as a page of its own (a pop-up's link opened in a tab: form_page.html) still posts with htmx;
+    there is no pop-up to close, and the filled form would stay on screen inviting a second send: it goes to
+    `fallback_url` as without htmx."""
+    if is_htmx() and current_path() == request.path.rstrip("/"):
+        from flask import flash
+
+        flash(message, category)
+        return hx_redirect(make_response("", 204), fallback_url)
     if is_htmx():
         response = make_response("", 204)
         hx_trigger(response, closeModal=True, **{event: True for event in events})

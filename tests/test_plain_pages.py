@@ -97,3 +97,22 @@ def test_a_pop_up_form_sent_back_with_errors_keeps_the_closing_button(htmx):
     response = htmx.post("/servers/keys/new", data={"common_name": "", "days": "5"})
     assert response.status_code == 422
     assert '<button type="button" data-close-modal>Cancel</button>' in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("url, data, lands_on", [
+    ("/servers/{server}/profiles/new", {"name": "Kiosks"}, "/profiles/"),  # the new profile's page
+    ("/configurations/new", {"name": "Lab MDM", "url": "https://lab.example.com/enroll"}, "/configurations/"),
+    ("/profiles/{draft}/edit", {"name": "Draft 2"}, "/profiles/{draft}"),
+])
+def test_a_pop_up_form_opened_in_a_tab_of_its_own_goes_on_after_saving(htmx, things, url, data, lands_on):
+    """The plain page still posts with htmx: it answered with a toast alone (204), leaving the filled form on
+    screen to be sent twice. It goes where the form leads, with the message."""
+    from tests.test_profiles import profile_form
+
+    url = url.format(**things)
+    form = {**profile_form(), **data} if "profile" in url else data
+    response = htmx.post(url, data=form, headers={"HX-Current-URL": f"http://localhost{url}"})
+    assert response.status_code == 204, response.get_data(as_text=True)[:2000]
+    assert response.headers.get("HX-Redirect", "").startswith(lands_on.format(**things))
+    page = htmx.get(response.headers["HX-Redirect"]).get_data(as_text=True)
+    assert "created" in page or "saved" in page or "updated" in page  # the message comes along
