@@ -209,6 +209,13 @@
     document.addEventListener("click", function (e) {
       if (e.target.closest("[data-close-modal]")) { e.preventDefault(); closeUnlessKept(); }
     });
+    // Enter on a checkbox or a radio button would send its form (Chromium's implicit submission): in Select the
+    // Managed Devices that was OK, assigning the ticked devices at Apple. Space ticks; only the form's button sends.
+    document.addEventListener("keydown", function (e) {
+      if (e.key === "Enter" && e.target.matches && e.target.matches("input[type=checkbox], input[type=radio]")) {
+        e.preventDefault();
+      }
+    });
     // Links drawn as buttons (Add Server, Delete, Renew a server…) answer Space like the buttons they look like,
     // instead of scrolling the page.
     document.addEventListener("keydown", function (e) {

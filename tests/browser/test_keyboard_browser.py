@@ -8,9 +8,10 @@ import re
 
 import pytest
 from playwright.sync_api import Page, expect
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from portal.extensions import db
+from portal.models import AssignmentBatch
 
 from tests.servers_helpers import add_simulated_server, server_named
 from tests.assignments_helpers import SIM, configured_profile, devices_of
@@ -556,3 +557,27 @@ def test_a_file_chooser_closed_without_a_file_leaves_the_pop_up_open(signed_in_p
     assert asked == []  # no "Close without saving?"
     page.keyboard.press("Escape")  # Escape still asks
     assert asked == ["Close without saving? What you entered in this pop-up will be lost."]
+
+
+def test_enter_on_a_ticked_device_does_not_send_select_the_managed_devices(signed_in_page: Page, server, run_jobs):
+    """Chromium sends a form when Enter is pressed on one of its checkboxes: in Select the Managed Devices that was
+    OK, assigning the device at Apple with no button pressed."""
+    assert run_jobs() == []
+    profile = configured_profile(server_named("Paris"))
+    page = signed_in_page
+    page.goto(f"/profiles/{profile.id}")
+    page.locator("#profile-devices").get_by_role("link", name="Add Devices").click()
+    dialog = page.get_by_role("dialog", name="Select the Managed Devices")
+    first = sorted(devices_of(profile.server_id))[0]
+    box = dialog.get_by_role("checkbox", name=f"Select {first}")
+    box.focus()
+    page.keyboard.press("Space")
+    expect(box).to_be_checked()
+    page.keyboard.press("Enter")
+    settled(page)
+    expect(dialog).to_be_visible()  # still open: nothing sent
+    expect(box).to_be_checked()
+    db.session.expire_all()
+    assert db.session.execute(select(func.count()).select_from(AssignmentBatch)).scalar_one() == 0
+    dialog.get_by_role("button", name="OK").click()  # the button still sends
+    expect(dialog).to_be_hidden()
