@@ -222,3 +222,22 @@ def test_reassign_profile_devices_after_a_new_uuid(htmx, apple, paris, run_jobs)
     assert (batch.origin, batch.total) == ("reassign", 3)
     assert run_jobs() == []
     assert {apple.state.device(s)["profile_uuid"] for s in serials[:3]} == {profile.apple_profile_uuid}
+
+
+@pytest.mark.parametrize("status, reason", [
+    ("changed", "it changed since it was configured, and Apple still has the previous version. Use Configure profile "
+                "again, then Add Devices."),
+    ("failed", "it could not be configured at Apple."),
+    ("configuring", "it was still being configured at Apple."),
+])
+def test_a_skipped_default_profile_is_logged_with_the_reason_the_server_page_gives(paris, status, reason):
+    """A Changed default was logged as "not configured at Apple", while the server page said it had changed."""
+    from portal.assignments.auto import assign_to_default_profile
+
+    server, profile = paris(devices=3)
+    profile.is_default, profile.status = True, status
+    db.session.commit()
+    assert assign_to_default_profile(server.id, list(devices_of(server.id))) == []
+    warning = db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "assignment.default_skipped")
+                                 ).scalar_one()
+    assert f"did not get the default profile “{profile.name}”: {reason}" in warning.summary

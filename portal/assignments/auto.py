@@ -13,7 +13,7 @@ from sqlalchemy import or_, select
 from ..activity.record import record_activity
 from ..extensions import db
 from ..models import AssignmentBatch, Device, EnrollmentProfile, ManagedServer
-from ..models.profile import CONFIGURED, family_words
+from ..models.profile import CHANGED, CONFIGURED, CONFIGURING, FAILED, family_words
 from .services import ID_CHUNK, count_devices, request_matching
 
 
@@ -60,6 +60,17 @@ def assign_to_default_profile(server_id: int, serials: list[str]) -> list[Assign
     return batches
 
 
+# Why a default profile was skipped, as the server page says it (templates/servers/detail.html), and what to do.
+SKIP_REASONS = {
+    CONFIGURING: "it was still being configured at Apple. Add Devices gives it to them once it is configured.",
+    CHANGED: "it changed since it was configured, and Apple still has the previous version. Use Configure profile "
+             "again, then Add Devices.",
+    FAILED: "it could not be configured at Apple. Fix the cause on its page, use Configure profile again, then "
+            "Add Devices.",
+    "": "it is not configured at Apple. Use Configure profile, then Add Devices.",
+}
+
+
 def _report_unconfigured_default(server: ManagedServer, profile: EnrollmentProfile, conditions: list) -> None:
     """A default profile Apple does not know (yet, or any more) is said so, not skipped silently. Its devices do
     not fall back to another default: the admin chose this profile for them."""
@@ -69,6 +80,5 @@ def _report_unconfigured_default(server: ManagedServer, profile: EnrollmentProfi
     which = f"{family_words(profile.default_families)} " if profile.default_families else ""
     record_activity("assignment.default_skipped", profile, level="warning", actor="system",
                     summary=f"{count:,} new {which}device{'s' if count != 1 else ''} of {server.name} did not get the "
-                            f"default profile “{profile.name}”: it is not configured at Apple. Use Configure "
-                            "profile, then Add Devices.")
+                            f"default profile “{profile.name}”: {SKIP_REASONS.get(profile.status, SKIP_REASONS[''])}")
     db.session.commit()
