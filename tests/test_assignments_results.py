@@ -353,3 +353,29 @@ def test_a_finished_request_with_devices_in_the_retry_queue_says_how_many_are_le
     retry_due()
     run_jobs()
     assert badge() == ("Finished", "badge-ok")
+
+
+def test_deleting_a_profile_closes_its_devices_in_the_retry_queue(htmx, apple, paris, run_jobs):
+    """They stayed in the retry queue for a day, and Retry now offered to send them, until a job found the profile
+    gone; the Delete confirmation never mentioned them."""
+    server, profile = paris(devices=4)
+    serials = sim_serials(apple)
+    apple.state.set_fault(SIM, "assign_failed", serials[:2])
+    pick(htmx, profile, [devices_of(server.id)[s].id for s in serials[:3]])
+    assert run_jobs() == []
+    batch = latest_batch()
+    assert "Finished · 2 to retry" in htmx.get(f"/assignments/{batch.id}/status").get_data(as_text=True)
+
+    confirm = " ".join(htmx.get(f"/profiles/{profile.id}/delete").get_data(as_text=True).split())
+    assert '<strong>2 devices</strong> wait in the <a href="/assignments/retries">retry queue</a> to get this profile' in confirm
+    assert htmx.post(f"/profiles/{profile.id}/delete").status_code == 204
+    tasks = tasks_of(batch.id)
+    assert {tasks[s].state for s in serials[:2]} == {"superseded"} and tasks[serials[2]].state == "done"
+    assert all(tasks[s].retry_at is None for s in serials[:2])
+    assert "Nothing to retry" in htmx.get("/assignments/retries").get_data(as_text=True)
+    status = htmx.get(f"/assignments/{batch.id}/status").get_data(as_text=True)
+    assert "to retry" not in status and "Superseded" in status
+    assert "Nothing is waiting for a retry" in htmx.get(f"/assignments/{batch.id}/retry").get_data(as_text=True)
+    entry = db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "profile.deleted")).scalar_one()
+    assert "2 devices of the retry queue were closed, not sent" in entry.summary
+    assert run_jobs() == [] and apple.state.device(serials[0])["profile_status"] != "assigned"

@@ -166,6 +166,39 @@ def _supersede_older(batch: AssignmentBatch, now) -> None:
         refresh_counts(db.session.get(AssignmentBatch, batch_id))
 
 
+def _unsent_of_profile(profile_id: int) -> list:
+    """A profile's Add Devices tasks in the retry queue (failed, throttled, or held queued with a wait), of requests
+    whose job is not queued or running: such a job sends its queued tasks, which are not marked while in flight,
+    and closes them itself when it finds the profile gone (runner._close_for_deleted_profile)."""
+    return [or_(AssignmentTask.state.in_(RETRY_STATES),
+                and_(AssignmentTask.state == QUEUED, AssignmentTask.retry_at.is_not(None))),
+            AssignmentTask.batch_id.in_(select(AssignmentBatch.id).where(
+                AssignmentBatch.profile_id == profile_id, AssignmentBatch.action == ASSIGN,
+                AssignmentBatch.status.not_in(("queued", "running"))))]
+
+
+def unsent_for_profile(profile_id: int) -> int:
+    """Devices an Add Devices of this profile has not given it yet and would still retry (see _unsent_of_profile)."""
+    return db.session.execute(select(func.count()).select_from(AssignmentTask).where(
+        *_unsent_of_profile(profile_id))).scalar_one()
+
+
+def close_unsent_for_profile(profile_id: int) -> int:
+    """Before the profile is deleted: its devices in the retry queue are closed (Superseded) at once, instead of
+    staying there, offered to Retry now, until a job finds the profile gone."""
+    condition = _unsent_of_profile(profile_id)
+    batch_ids = list(db.session.execute(select(AssignmentTask.batch_id).where(*condition).distinct()).scalars())
+    if not batch_ids:
+        return 0
+    closed = db.session.execute(update(AssignmentTask).where(*condition).values(
+        state=SUPERSEDED, retry_at=None, **NOT_HELD, updated_at=timing.now(),
+        detail="Not sent: the profile was deleted before Apple assigned it."),
+        execution_options={"synchronize_session": False}).rowcount
+    for batch_id in batch_ids:
+        refresh_counts(db.session.get(AssignmentBatch, batch_id))
+    return closed
+
+
 def refresh_counts(batch: AssignmentBatch) -> dict[str, int]:
     """Store the batch's result counters from its tasks; returns {state: count}."""
     counts = dict(db.session.execute(select(AssignmentTask.state, func.count()).where(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select, update
 
 from ..activity.record import record_activity
+from ..assignments.services import close_unsent_for_profile
 from ..device_locks import lock_default_profiles, lock_device_writes
 from ..extensions import db
 from ..models import ActivityEntry, Device, EnrollmentProfile, ManagedServer
@@ -284,9 +285,14 @@ def delete_profile(profile: EnrollmentProfile, device_count: int) -> None:
             "until it is removed from them"
             if device_count else "")
     lock_device_writes(profile.server_id)  # its devices' profile_id becomes NULL: a device write
-    record_activity("profile.deleted", profile, level="warning" if device_count else "info",
+    unsent = close_unsent_for_profile(profile.id)
+    if unsent:
+        note += (f"; {unsent:,} device{'s' if unsent != 1 else ''} of the retry queue "
+                 f"{'were' if unsent != 1 else 'was'} closed, not sent")
+    record_activity("profile.deleted", profile, level="warning" if device_count or unsent else "info",
                     summary=f"Deleted enrollment profile {profile.name} of {profile.server.name}{note}",
-                    details={"apple_profile_uuid": profile.apple_profile_uuid, "devices": device_count})
+                    details={"apple_profile_uuid": profile.apple_profile_uuid, "devices": device_count,
+                             "not_sent": unsent})
     db.session.delete(profile)
 
 
