@@ -68,6 +68,9 @@ def test_retry_now_for_a_request_and_for_the_whole_queue(htmx, apple, paris, run
     assert tasks_of(second.id)[serials[3]].state == "done"
     entries = db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "assignment.retry_now")).scalars().all()
     assert len(entries) == 2 and all(e.actor == "alice" for e in entries)
+    # Written when Retry now is asked for: what is queued, not "sent" (a revoked token may yet hold it).
+    assert entries[0].summary == (f"Retry now: 2 devices of request #{first.id} queued to be sent again before "
+                                  "Apple's wait was over (the request's page has what Apple answers)")
 
     # Again from a second tab, the queue now empty: said so, nothing written, no job started.
     finished_at = latest_batch().finished_at

@@ -74,7 +74,8 @@ def retry_now(batch: AssignmentBatch | None = None, actor: str | None = None, *,
     target = _profile(batch) if batch is not None and batch.profile_id else profile
     record_activity("assignment.retry_now", target, actor=actor,
                     level="warning", summary=f"Retry now: {count:,} device{'s' if count != 1 else ''} of {where} "
-                                             "sent again before Apple's wait was over",
+                                             "queued to be sent again before Apple's wait was over (the request's "
+                                             "page has what Apple answers)",
                     details={"batches": sorted(batch_ids)})
     db.session.commit()
     return count
