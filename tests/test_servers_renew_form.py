@@ -50,6 +50,19 @@ def test_the_renew_pop_up_says_an_expired_token_expired(htmx, apple, identity, t
     assert "automatic synchronization is disabled" in html
 
 
+def test_the_renew_pop_up_of_a_revoked_token_does_not_say_when_it_expires(htmx, apple, identity, token, run_jobs):
+    """A revoked token was said to expire in a year, and renewing to "void the current one", already void."""
+    post_add_server(htmx, "Paris", token, identity.key_pem)
+    run_jobs()
+    server = server_named("Paris")
+    apple.state.set_fault(server.apple_server_name, "token_revoked", True)
+    htmx.post(f"/servers/{server.id}/check")
+    run_jobs()
+    html = " ".join(htmx.get(f"/servers/{server.id}/renew").get_data(as_text=True).split())
+    assert "expires on" not in html and "voids the current one" not in html
+    assert "Apple no longer accepts the current token (Token Revoked): nothing reaches Apple for this server" in html
+
+
 def test_the_renew_pop_up_asks_for_files_again_only_when_some_were_chosen(htmx, apple, identity, token, run_jobs):
     post_add_server(htmx, "Paris", token, identity.key_pem)
     run_jobs()
