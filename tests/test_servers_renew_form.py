@@ -11,12 +11,31 @@ from tests.servers_helpers import Identity, field_error, post_add_server, server
 from tests.servers_helpers import identity, token  # noqa: F401 - fixtures
 
 
-def _renew(client, server_id, token, **extra):
+def _renew(client, server_id, token, headers=None, **extra):
     import io
 
     data = {"token": (io.BytesIO(token), "renew_smime.p7m"), "pending_key": "0", "password": "",
             "private_key_pem": "", **extra}
-    return client.post(f"/servers/{server_id}/renew", data=data, content_type="multipart/form-data")
+    return client.post(f"/servers/{server_id}/renew", data=data, content_type="multipart/form-data",
+                       headers=headers or {})
+
+
+def test_renewed_from_another_page_that_page_comes_back_with_the_new_token(htmx, apple, identity, token, run_jobs):
+    """Renew a server from a held request's page (or the banner of any page) left that page saying Token Revoked,
+    with its Renew a server button, until a reload. The servers list refreshes its row instead; the pop-up opened
+    as a page of its own goes to the server's page."""
+    post_add_server(htmx, "Paris", token, identity.key_pem)
+    run_jobs()
+    server = server_named("Paris")
+    for current, lands_on in ((f"/assignments/7?state=failed", "/assignments/7"), ("/devices", "/devices"),
+                              (f"/servers/{server.id}", f"/servers/{server.id}"),
+                              (f"/servers/{server.id}/renew", f"/servers/{server.id}")):
+        renewed = apple.state.issue_token("Paris MDM", identity.certificate_pem)
+        response = _renew(htmx, server.id, renewed, headers={"HX-Current-URL": f"http://localhost{current}"})
+        assert response.status_code == 204 and response.headers["HX-Redirect"] == lands_on, current
+    renewed = apple.state.issue_token("Paris MDM", identity.certificate_pem)
+    response = _renew(htmx, server.id, renewed, headers={"HX-Current-URL": "http://localhost/servers"})
+    assert "HX-Redirect" not in response.headers and "serversChanged" in response.headers["HX-Trigger"]
 
 
 def test_renew_with_a_new_token_of_the_same_server(htmx, apple, identity, token, run_jobs):

@@ -16,7 +16,7 @@ from ..converters import small_int
 from ..device_locks import Busy
 from ..devices.enrollment import not_ready_counts
 from ..extensions import db
-from ..htmx import STOP_POLLING, hx_redirect, is_htmx, toast
+from ..htmx import STOP_POLLING, current_path, hx_redirect, is_htmx, toast
 from ..models import ActivityEntry, ManagedServer, PendingKeyPair
 from ..names import same_name, shown_name
 from ..queue import enqueue, fetch_job, job_alive, new_job_id
@@ -314,10 +314,13 @@ def renew(server_id: int):
                 message += (" Synchronizing the devices of the new Apple MDM server now." if renewal.replaced
                             else " Synchronizing its devices now.")
             page = url_for("servers.detail", server_id=server.id)
-            if is_htmx() and urlsplit(request.headers.get("HX-Current-URL", "")).path.rstrip("/") == page:
-                # Renewed from the server's own page: show it again, with the new token (status, expiry, actions).
+            current = current_path()
+            if is_htmx() and current.startswith("/") and current != url_for("servers.index").rstrip("/"):
+                # Renewed from the server's page, or from a page that said the token needed it (a held request,
+                # the banner on any page): show that page again, with the new token (status, banner, actions).
+                # The servers list refreshes its row instead (serversChanged).
                 flash(message, "success")
-                return hx_redirect(make_response("", 204), page)
+                return hx_redirect(make_response("", 204), page if current == request.path.rstrip("/") else current)
             return form_done(message, page, "serversChanged")
     status = 422 if form.errors else 200
     return render_form("servers/_renew_form.html", f"Renew a server: {server.name}", status=status,
