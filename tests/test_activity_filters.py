@@ -75,3 +75,10 @@ def test_the_log_filters_by_action_named_in_words_with_the_code_in_the_url(admin
     assert "Renewed Paris" in csv and "Added" not in csv and ",server.renewed," in csv  # the code, for machines
     everything = admin_client.get("/activity/?action=server.lost").get_data(as_text=True)  # no such code: no filter
     assert "Added Paris" in everything and "Renewed Paris" in everything
+
+
+def test_the_object_filter_offers_only_kinds_the_log_records(admin_client):
+    """"Devices" was offered and always found nothing: no entry is recorded for one device."""
+    page = admin_client.get("/activity/").get_data(as_text=True)
+    kinds = re.search(r'<select id="a-kind" name="kind">(.*?)</select>', page, re.S).group(1)
+    assert ">Devices<" not in kinds and ">Managed servers<" in kinds

@@ -9,18 +9,18 @@ from sqlalchemy import false, func, select
 
 from ..converters import small_int
 from ..extensions import db
-from ..models import (ActivityEntry, AssignmentBatch, Device, EnrollmentProfile, ManagedServer, PendingKeyPair,
+from ..models import (ActivityEntry, AssignmentBatch, EnrollmentProfile, ManagedServer, PendingKeyPair,
                       ServerConfiguration)
 from ..typed_text import control_characters, controls_message
 from .labels import ACTION_LABELS
 
 LEVELS = ("info", "warning", "error")
-# object_type (a table name) → (what an admin calls it, the model, the page of one)
+# object_type (a table name) → (what an admin calls it, the model, the page of one). No entry is recorded for one
+# device (a device's history is its page's assignment history): the Object filter offers no Devices, found empty.
 KINDS = {
     "managed_server": ("Managed servers", ManagedServer, "servers.detail", "server_id"),
     "enrollment_profile": ("Enrollment profiles", EnrollmentProfile, "profiles.detail", "profile_id"),
     "server_configuration": ("Server configurations", ServerConfiguration, "configurations.detail", "configuration_id"),
-    "device": ("Devices", Device, "devices.detail", "device_id"),
     "assignment_batch": ("Add Devices / Remove Devices / Release Devices requests", AssignmentBatch, "assignments.batch", "batch_id"),
     # A generated key pair has no page: its link downloads its certificate (never the private key).
     "pending_key_pair": ("Generated key pairs", PendingKeyPair, "servers.key_certificate", "key_id"),
