@@ -408,3 +408,25 @@ def test_a_release_answered_not_accessible_says_that_nothing_more_happens(htmx, 
     assert re.search(rf'<td>Not accessible<br><a class="answered-by" href="/assignments/{batch.id}" title="Release '
                      rf'Devices request #{batch.id}: Apple answered NOT_ACCESSIBLE[^"]*Nothing more is sent[^"]*">'
                      rf"Release not accessible \(#{batch.id}\)</a></td>", _row(removed, gone))
+
+
+def test_select_the_managed_devices_warns_of_devices_waiting_for_release_devices(htmx, apple, paris, run_jobs):
+    """Add Devices does not replace a waiting release: a device given a profile here still left the organization
+    when its failed release was retried the next day, and the pop-up said nothing of it."""
+    from tests.assignments_helpers import configured_profile
+
+    failing, other = _serials(apple)[:2]
+    apple.state.set_fault(SIM, "assign_failed", [failing])
+    assert release(htmx, paris.id, [failing]).status_code == 204
+    assert run_jobs() == []
+    profile = configured_profile(paris, "Kiosk")
+
+    def warning(**filters) -> str | None:
+        html = htmx.get(f"/profiles/{profile.id}/devices/add", query_string=filters,
+                        headers={"HX-Target": "pick-list"}).get_data(as_text=True)
+        found = re.search(r'<p class="alert alert-warning pick-releasing">(.*?)</p>', html, re.S)
+        return " ".join(found.group(1).split()) if found else None
+
+    assert warning() == ("1 of them waits for Release Devices (to be sent or retried): it leaves the organization "
+                         "when it is sent, whatever profile it gets here.")
+    assert warning(q=other) is None

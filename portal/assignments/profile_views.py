@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from flask import make_response, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import and_, func, or_, select, true
+from sqlalchemy import and_, exists, func, or_, select, true
 
 from ..converters import small_ints
 from ..devices.filters import APPLE_PROFILE_STATUSES, ASSIGNMENT_LABELS, DeviceQuery
 from ..extensions import db
 from ..htmx import STOP_POLLING, current_path, hx_trigger, is_htmx
-from ..models import Device, EnrollmentProfile, ManagedServer
-from ..models.assignment import REMOVE
+from ..models import AssignmentBatch, AssignmentTask, Device, EnrollmentProfile, ManagedServer
+from ..models.assignment import RELEASE, REMOVE
 from ..models.profile import CONFIGURED
 from ..views import form_done, render_form
 from . import bp, queries
 from .forms import ConfirmForm
 from .serials import SerialsError, devices_for_serials, not_associated_message, parse_serials
-from .services import count_devices, request_assignment, request_matching
+from .services import OPEN_STATES, count_devices, request_assignment, request_matching
 from .token_wait import to_request_page, token_wait_note
 
 PICK_FILTERS = ("q", "profile", "family", "os", "profile_status", "assignment")
@@ -104,6 +104,12 @@ def _pick_context(profile: EnrollmentProfile, source) -> dict:
             # Select all moves these from their profile: said beside it, since OK asks nothing more.
             "moving": count_devices(server.id, [*query.conditions(), Device.profile_id.is_not(None),
                                                 Device.profile_id != profile.id]) if page.total else 0,
+            # A Release Devices waiting for these devices is not replaced by Add Devices (services._supersede_older):
+            # they leave the organization when it is sent, whatever profile they get now.
+            "releasing": count_devices(server.id, [*query.conditions(), exists().where(
+                AssignmentTask.device_id == Device.id, AssignmentTask.state.in_(OPEN_STATES),
+                AssignmentTask.batch_id.in_(select(AssignmentBatch.id).where(AssignmentBatch.action == RELEASE)))])
+            if page.total else 0,
             "families": queries.distinct_values(server.id, Device.device_family),
             "oses": queries.distinct_values(server.id, Device.os), "apple_statuses": APPLE_PROFILE_STATUSES,
             "assignment_labels": ASSIGNMENT_LABELS,
