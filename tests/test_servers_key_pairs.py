@@ -131,5 +131,5 @@ def test_a_generated_key_pair_is_linked_from_the_activity_log(htmx):
     entry = db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "keypair.generated")).scalar_one()
     assert (entry.object_type, entry.object_id, entry.object_label) == ("pending_key_pair", pending.id, "Lyon key")
     html = htmx.get("/activity/?kind=pending_key_pair").get_data(as_text=True)
-    assert f'href="/servers/keys/{pending.id}/certificate.pem">Lyon key</a>' in html
+    assert f'href="/servers/keys/{pending.id}">Lyon key</a>' in html  # its row of the Key pairs page
     assert "Generated key pairs" in html  # the Object filter offers them

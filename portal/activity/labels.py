@@ -32,6 +32,7 @@ ACTION_LABELS: dict[str, str] = {
     "server.configuration_assigned": "Assign Server Configuration",
     "server.configuration_unassigned": "Unassign Server Configuration",
     "keypair.generated": "Key pair generated",
+    "keypair.deleted": "Key pair deleted",
     # Enrollment profiles
     "profile.created": "Create Profile",
     "profile.updated": "Profile edited",

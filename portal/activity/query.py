@@ -22,8 +22,8 @@ KINDS = {
     "enrollment_profile": ("Enrollment profiles", EnrollmentProfile, "profiles.detail", "profile_id"),
     "server_configuration": ("Server configurations", ServerConfiguration, "configurations.detail", "configuration_id"),
     "assignment_batch": ("Add Devices / Remove Devices / Release Devices requests", AssignmentBatch, "assignments.batch", "batch_id"),
-    # A generated key pair has no page: its link downloads its certificate (never the private key).
-    "pending_key_pair": ("Generated key pairs", PendingKeyPair, "servers.key_certificate", "key_id"),
+    # A generated key pair's link is its row of the Key pairs page.
+    "pending_key_pair": ("Generated key pairs", PendingKeyPair, "servers.key_pair", "key_id"),
     "admin": ("Admins", None, None, None),
 }
 TEXT_LIMIT = 100

@@ -317,6 +317,20 @@ def usable_key_pairs() -> list[PendingKeyPair]:
                                    .order_by(PendingKeyPair.id.desc())).scalars())
 
 
+def all_key_pairs() -> list[PendingKeyPair]:
+    """Every generated key pair, newest first, expired ones too: the Key pairs page."""
+    return list(db.session.execute(select(PendingKeyPair).order_by(PendingKeyPair.id.desc())).scalars())
+
+
+def delete_key_pair(pending: PendingKeyPair) -> None:
+    """Forget a generated key pair (the caller commits). Servers using its key keep their own encrypted copy."""
+    users = key_pair_users([pending]).get(pending.id)
+    keeps = "which keep their copies" if users and len(users) > 1 else "which keeps its copy"
+    used = f"; still used by {', '.join(users)}, {keeps} of the key" if users else ""
+    record_activity("keypair.deleted", pending, summary=f"Deleted key pair “{pending.label}”{used}")
+    db.session.delete(pending)
+
+
 def key_pair_users(pairs: list[PendingKeyPair]) -> dict[int, list[str]]:
     """The names of the managed servers whose private key is that of each key pair (key pair id -> names).
 
