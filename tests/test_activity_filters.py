@@ -1,13 +1,15 @@
 """The activity log's filter form as an admin uses it after following an entry's "Only this object" link: the one
-object it narrows to belongs to the kind of object chosen, and goes when another kind is chosen; a server's page
-leads to all of its entries."""
+object it narrows to belongs to the kind of object chosen, and goes when another kind is chosen; the pages of a
+server, a configuration and a profile lead to all of their entries."""
 from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
 
+from sqlalchemy import select
+
 from portal.extensions import db
-from portal.models import ActivityEntry
+from portal.models import ActivityEntry, EnrollmentProfile, ServerConfiguration
 from tests.servers_helpers import add_simulated_server
 
 
@@ -82,3 +84,23 @@ def test_the_object_filter_offers_only_kinds_the_log_records(admin_client):
     page = admin_client.get("/activity/").get_data(as_text=True)
     kinds = re.search(r'<select id="a-kind" name="kind">(.*?)</select>', page, re.S).group(1)
     assert ">Devices<" not in kinds and ">Managed servers<" in kinds
+
+
+def test_configuration_and_profile_pages_show_their_activity_and_lead_to_all_of_it(htmx, apple, run_jobs):
+    """A configuration's card had no link to the log, and a profile's page no Activity card at all."""
+    paris = add_simulated_server(htmx, apple, 1, run_jobs=run_jobs)
+    assert htmx.post("/configurations/new", data={"name": "Main MDM", "url": "https://mdm.example.com/enroll"}
+                     ).status_code == 204
+    configuration = db.session.execute(select(ServerConfiguration)).scalar_one()
+    html = htmx.get(f"/configurations/{configuration.id}").get_data(as_text=True)
+    assert f'href="/activity/?kind=server_configuration&amp;object={configuration.id}">All activity of Main MDM</a>' in html
+
+    assert htmx.post(f"/servers/{paris.id}/profiles/new", data={"name": "Staff", "is_supervised": "y"}
+                     ).status_code == 204, "Create Profile"
+    profile = db.session.execute(select(EnrollmentProfile)).scalar_one()
+    html = htmx.get(f"/profiles/{profile.id}").get_data(as_text=True)
+    card = html[html.index('id="activity-card"'):]
+    assert "Create Profile" in card and "Staff" in card
+    assert f'href="/activity/?kind=enrollment_profile&amp;object={profile.id}">All activity of Staff</a>' in card
+    # The card comes along when the page's settings refresh after an edit (hx-select-oob).
+    assert "#activity-card" in html[html.index('id="profile-settings"'):html.index('id="profile-settings"') + 400]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import has_request_context
 from flask_login import current_user
+from sqlalchemy import select
 
 from ..extensions import db
 from ..models import ActivityEntry
@@ -37,3 +38,14 @@ def _label(target) -> str | None:
         if value:
             return str(value)[:255]
     return None
+
+
+RECENT_LIMIT = 20
+
+
+def recent_activity(target, limit: int = RECENT_LIMIT) -> list[ActivityEntry]:
+    """The latest entries about one object, newest first: the Activity card of its page (the log has them all)."""
+    return list(db.session.execute(
+        select(ActivityEntry).where(ActivityEntry.object_type == target.__tablename__,
+                                    ActivityEntry.object_id == target.id)
+        .order_by(ActivityEntry.id.desc()).limit(limit)).scalars())

@@ -7,11 +7,12 @@ from flask import abort, flash, make_response, render_template, request, url_for
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from ..activity.record import recent_activity
 from ..converters import small_int
 from ..downloads import attachment, file_stem
 from ..extensions import db
 from ..htmx import current_path, hx_redirect, is_htmx
-from ..models import ActivityEntry, ManagedServer, ServerConfiguration
+from ..models import ManagedServer, ServerConfiguration
 from ..views import form_done, render_form
 from . import bp
 from .assign import done_on_server
@@ -117,10 +118,7 @@ def create():
 def detail(configuration_id: int):
     """A configuration: its URL, certificates, the servers using it and its activity."""
     configuration = _configuration_or_404(configuration_id)
-    activity = db.session.execute(
-        select(ActivityEntry).where(ActivityEntry.object_type == ServerConfiguration.__tablename__,
-                                    ActivityEntry.object_id == configuration.id)
-        .order_by(ActivityEntry.id.desc()).limit(20)).scalars().all()
+    activity = recent_activity(configuration)
     return render_template("configurations/detail.html", configuration=configuration,
                            servers=servers_using(configuration), activity=activity,
                            out_of_date=profiles_out_of_date(configuration))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import make_response, render_template, request
 from sqlalchemy import select
 
+from ..activity.record import recent_activity
 from ..converters import small_int
 from ..extensions import db
 from ..htmx import STOP_POLLING, is_htmx
@@ -103,4 +104,5 @@ def detail(profile_id: int):
     if settle_stale(profile):
         db.session.commit()
     return render_template("profiles/detail.html", profile=profile, server=profile.server,
-                           count=device_counts([profile.id]).get(profile.id, 0), action_form=ConfirmForm())
+                           count=device_counts([profile.id]).get(profile.id, 0), action_form=ConfirmForm(),
+                           activity=recent_activity(profile))

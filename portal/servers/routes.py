@@ -9,7 +9,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from ..activity.record import record_activity
+from ..activity.record import recent_activity, record_activity
 from ..apple_link import status_of
 from ..assignments.auto import unapplied_defaults
 from ..converters import small_int
@@ -17,7 +17,7 @@ from ..device_locks import Busy
 from ..devices.enrollment import not_ready_counts
 from ..extensions import db
 from ..htmx import STOP_POLLING, current_path, hx_redirect, is_htmx, toast
-from ..models import ActivityEntry, ManagedServer, PendingKeyPair
+from ..models import ManagedServer, PendingKeyPair
 from ..names import same_name, shown_name
 from ..queue import enqueue, fetch_job, job_alive, new_job_id
 from ..views import form_done, render_form
@@ -165,9 +165,7 @@ def detail(server_id: int):
     """A managed server: token status, account details, synchronization history, activity."""
     server = _server_or_404(server_id)
     runs = server.sync_runs[:20]
-    activity = db.session.execute(
-        select(ActivityEntry).where(ActivityEntry.object_type == "managed_server", ActivityEntry.object_id == server.id)
-        .order_by(ActivityEntry.id.desc()).limit(20)).scalars().all()
+    activity = recent_activity(server)
     return render_template("servers/detail.html", server=server, status=status_of(server), runs=runs,
                            run=runs[0] if runs else None,
                            activity=activity, count=device_counts(server.id).get(server.id, 0),
