@@ -383,10 +383,16 @@ def test_the_server_page_warns_of_default_profiles_apple_does_not_have(htmx, app
     assert _default_warnings(htmx, server_id) == [f"{link(phones)} (iPhone, iPad) {not_at_apple}",
                                                   f"{link(everything)} (other families) {not_at_apple}"]
 
+    assert 'class="default-poll"' not in htmx.get(f"/servers/{server_id}").get_data(as_text=True)
     configure(htmx, phones.id)  # no server configuration yet: it will fail
     assert _default_warnings(htmx, server_id)[0] == (f"{link(phones)} (iPhone, iPad) is being configured at Apple: "
                                                      "devices new to Paris before it is will not get it.")
+    # The page reads its warnings again until Apple answered (it used to say "being configured" until a reload).
+    poll = re.search(r'<div hidden hx-get="([^"]+)" hx-trigger="every 3s"\s+hx-select="#server-summary"',
+                     htmx.get(f"/servers/{server_id}").get_data(as_text=True))
+    assert poll and poll.group(1) == f"/servers/{server_id}"
     assert run_jobs() == []
+    assert 'class="default-poll"' not in htmx.get(f"/servers/{server_id}").get_data(as_text=True)  # polling stops
     assert _default_warnings(htmx, server_id)[0] == (
         f"{link(phones)} (iPhone, iPad) could not be configured at Apple: new devices will not get it until you fix "
         "the cause on its page and use Configure profile again.")
