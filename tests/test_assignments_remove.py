@@ -84,6 +84,7 @@ def test_remove_devices_with_per_device_results(htmx, apple, paris, run_jobs):
 
     nothing = htmx.get(f"/profiles/{profile.id}/devices/remove")  # nothing ticked: serial numbers can be pasted
     assert nothing.status_code == 200 and '<details class="paste-serials" open' in nothing.get_data(as_text=True)
+    assert "Or read them from a file" in nothing.get_data(as_text=True)
     nothing = htmx.post(f"/profiles/{profile.id}/devices/remove", data={"serials": " \n"})
     assert nothing.status_code == 422 and "Select the devices to remove first" in nothing.get_data(as_text=True)
     chosen = [devices[s].id for s in serials[:3]]

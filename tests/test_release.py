@@ -49,6 +49,7 @@ def test_release_devices_with_mixed_results_then_the_failed_one_after_24_hours(h
 
     popup = htmx.get(f"/servers/{paris.id}/devices/release").get_data(as_text=True)
     assert "Release Devices" in popup and "out of your organization for good" in popup
+    assert 'data-read-serials="#serials"' in popup  # a file of serial numbers is read into the box
     response = release(htmx, paris.id, [ok, gone, failing])
     assert response.status_code == 204, response.get_data(as_text=True)
     batch = db.session.execute(select(AssignmentBatch)).scalar_one()

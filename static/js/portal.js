@@ -760,3 +760,78 @@
     else showToast("The portal cannot be reached. Check your connection and try again.", "error");
   });
 })();
+
+// "Or read them from a file" (assignments/_serials_file.html): a CSV or text file of serial numbers goes into the
+// Serial numbers box, where the admin sees what OK sends; the file itself is never uploaded (the input has no
+// name). A CSV of several columns gives the column whose heading names the serial number; anything else goes in
+// as it is, and the server's check of the box says what it cannot read.
+(function () {
+  var MAX_BYTES = 5 * 1024 * 1024;
+
+  function csvRows(text) {
+    var rows = [], row = [], cell = "", quoted = false, i, ch;
+    for (i = 0; i < text.length; i++) {
+      ch = text[i];
+      if (quoted) {
+        if (ch === '"' && text[i + 1] === '"') { cell += '"'; i++; }
+        else if (ch === '"') quoted = false;
+        else cell += ch;
+      } else if (ch === '"') quoted = true;
+      else if (ch === "," || ch === ";" || ch === "\t") { row.push(cell); cell = ""; }
+      else if (ch === "\n" || ch === "\r") {
+        if (ch === "\r" && text[i + 1] === "\n") i++;
+        row.push(cell); rows.push(row); row = []; cell = "";
+      } else cell += ch;
+    }
+    if (cell !== "" || row.length) { row.push(cell); rows.push(row); }
+    return rows;
+  }
+
+  // The serial numbers of a table with a heading row naming them, one per line; null when there is no such column.
+  function serialColumn(text) {
+    var rows = csvRows(text.replace(/^\uFEFF/, ""));
+    if (!rows.length || rows[0].length < 2) return null;
+    var heading = rows[0].map(function (name) { return name.toLowerCase().replace(/[\s_#."'-]/g, ""); });
+    var column = heading.findIndex(function (name) { return /^serial(number|no)?s?$/.test(name); });
+    if (column < 0) return null;
+    return rows.slice(1).map(function (cells) { return (cells[column] || "").trim(); })
+      .filter(function (serial) { return serial !== ""; }).join("\n");
+  }
+
+  document.addEventListener("change", function (e) {
+    var input = e.target;
+    if (!input.matches || !input.matches("input[type=file][data-read-serials]")) return;
+    var box = document.querySelector(input.getAttribute("data-read-serials"));
+    var note = document.getElementById(input.getAttribute("aria-describedby"));
+    var file = input.files && input.files[0];
+    if (!box || !file) return;
+    function say(text, error) {
+      if (!note) return;
+      note.textContent = text;
+      note.classList.toggle("error", !!error);
+    }
+    if (file.size > MAX_BYTES) {
+      say("“" + file.name + "” is larger than 5 MB: that is not a list of serial numbers. Nothing was added.", true);
+      input.value = "";
+      return;
+    }
+    file.text().then(function (text) {
+      var column = serialColumn(text);
+      var found = (column === null ? text : column).trim();
+      if (!found) {
+        say("“" + file.name + "” holds no serial numbers. Nothing was added.", true);
+      } else {
+        box.value = (box.value.trim() ? box.value.replace(/\s+$/, "") + "\n" : "") + found;
+        box.dispatchEvent(new Event("input", { bubbles: true }));
+        var lines = found.split(/\r\n|\r|\n/).length;
+        say("Read “" + file.name + "”" + (column === null ? "" : " (its serial number column)") + ": " +
+            lines.toLocaleString("en-US") + " line" + (lines === 1 ? "" : "s") + " added to the box above. " +
+            "Check them, then OK.", false);
+      }
+      input.value = "";
+    }, function () {
+      say("“" + file.name + "” could not be read. Nothing was added.", true);
+      input.value = "";
+    });
+  });
+})();

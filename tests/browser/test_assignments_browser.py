@@ -108,6 +108,35 @@ def test_add_devices_by_pasting_serial_numbers_with_a_mistake_fixed_in_place(sig
     expect(page.locator("#toasts")).to_contain_text("Removing Sales from 1 device")
 
 
+def test_add_devices_reads_serial_numbers_from_a_csv_export_into_the_box(signed_in_page: Page, profile, run_jobs):
+    """A Managed Devices CSV (several columns, quoted cells): its serial number column goes into the box, to be
+    checked before OK; a file without such a column goes in as it is, and the usual check says what is wrong."""
+    page = signed_in_page
+    devices = sorted(devices_of(profile.server_id))
+    page.goto(f"/profiles/{profile.id}")
+    page.locator("#profile-devices").get_by_role("link", name="Add Devices").click()
+    dialog = page.get_by_role("dialog", name="Select the Managed Devices")
+    dialog.get_by_text("Add by serial number").click()
+    box = dialog.get_by_role("textbox", name="Serial numbers")
+    box.fill(devices[0])
+    export = ("\ufeffserial_number,model,description\r\n"
+              f'{devices[1]},"iPad Pro, 11-inch",ipad\r\n{devices[2]},"Mac ""mini""",mac\r\n')
+    dialog.get_by_label("Or read them from a file").set_input_files(
+        files=[{"name": "devices.csv", "mimeType": "text/csv", "buffer": export.encode()}])
+    expect(box).to_have_value(f"{devices[0]}\n{devices[1]}\n{devices[2]}")
+    expect(dialog.get_by_text("(its serial number column): 2 lines added")).to_be_visible()
+
+    dialog.get_by_label("Or read them from a file").set_input_files(
+        files=[{"name": "empty.txt", "mimeType": "text/plain", "buffer": b"  \n"}])
+    expect(dialog.get_by_text("“empty.txt” holds no serial numbers. Nothing was added.")).to_be_visible()
+    expect(box).to_have_value(f"{devices[0]}\n{devices[1]}\n{devices[2]}")
+
+    dialog.get_by_role("button", name="OK").click()
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#toasts")).to_contain_text("Assigning 3 devices")
+    assert run_jobs() == []
+
+
 def test_every_pop_up_of_the_profile_page_opens_again_after_add_and_remove_devices(signed_in_page: Page, profile,
                                                                                     htmx, run_jobs):
     """The device section swaps itself (outerHTML): its pop-up buttons must still fill the pop-up, not
