@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.models import ActivityEntry, PendingKeyPair
+from tests.servers_helpers import identity  # noqa: F401 - a fixture
 from tests.servers_helpers import post_add_server, post_renew, server_named
 from tests.test_servers_shared_key_pairs import generated, key_options
 
@@ -100,3 +101,18 @@ def test_a_key_pair_link_leads_to_its_row_and_plain_delete_goes_back_to_the_page
     response = admin_client.post(f"/servers/keys/{spare.id}/delete")
     assert response.status_code == 302 and response.headers["Location"].endswith("/servers/keys")
     assert "Key pair “Spare key” deleted." in admin_client.get("/servers/keys").get_data(as_text=True)
+
+
+def test_a_servers_token_card_names_its_generated_key_pair_and_its_certificates_expiry(htmx, apple, identity,
+                                                                                      run_jobs):
+    branch = generated(htmx)
+    assert post_add_server(htmx, "Paris", apple.state.issue_token("Paris MDM", branch.certificate_pem.encode()),
+                           None, pending_key=branch.id).status_code == 204
+    assert post_add_server(htmx, "Nice", apple.state.issue_token("Nice MDM", identity.certificate_pem),
+                           identity.key_pem).status_code == 204
+    paris = htmx.get(f"/servers/{server_named('Paris').id}").get_data(as_text=True)
+    card = paris[paris.index('id="token-card"'):paris.index("</section>", paris.index('id="token-card"'))]
+    assert f'<a href="/servers/keys/{branch.id}">Branch key</a> (generated here)' in card
+    assert f"certificate valid until {branch.not_after:%Y-%m-%d}" in " ".join(card.split())
+    nice = htmx.get(f"/servers/{server_named('Nice').id}").get_data(as_text=True)
+    assert "(generated here)" not in nice  # a key of the admin's own: no key pair, no certificate here

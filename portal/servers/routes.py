@@ -26,8 +26,8 @@ from .deletion import deletion_scope
 from .forms import ActionForm, AddServerForm, DeleteServerForm, RenewServerForm
 from .renewal import renew_server
 from .services import (NO_KEY, NO_TOKEN, FieldErrors, KeyChoice, add_server, after_add, delete_server,
-                       device_counts, key_pair_users, latest_run, open_token, read_token_upload, request_account,
-                       start_sync, usable_key_pairs)
+                       device_counts, key_pair_of, key_pair_users, latest_run, open_token, read_token_upload,
+                       request_account, start_sync, usable_key_pairs)
 
 
 @bp.route("")
@@ -170,7 +170,8 @@ def detail(server_id: int):
                            run=runs[0] if runs else None,
                            activity=activity, count=device_counts(server.id).get(server.id, 0),
                            not_ready=not_ready_counts(server.id), unapplied_defaults=unapplied_defaults(server.id),
-                           account_pending=_account_pending(server), action_form=ActionForm())
+                           account_pending=_account_pending(server), action_form=ActionForm(),
+                           key_pair=key_pair_of(server), now=datetime.now(timezone.utc))
 
 
 def _account_pending(server: ManagedServer) -> bool:

@@ -331,6 +331,22 @@ def delete_key_pair(pending: PendingKeyPair) -> None:
     db.session.delete(pending)
 
 
+def key_pair_of(server: ManagedServer) -> PendingKeyPair | None:
+    """The key pair generated here whose key the server uses (its certificate's expiry shows beside the token's),
+    or None for a key of the admin's own. Compared by key, as key_pair_users does."""
+    try:
+        key = vault.decrypt(server.key_ciphertext)
+    except vault.VaultError:
+        return None
+    for pair in all_key_pairs():
+        try:
+            if vault.decrypt(pair.key_ciphertext) == key:
+                return pair
+        except vault.VaultError:
+            continue
+    return None
+
+
 def key_pair_users(pairs: list[PendingKeyPair]) -> dict[int, list[str]]:
     """The names of the managed servers whose private key is that of each key pair (key pair id -> names).
 
