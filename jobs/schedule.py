@@ -2,17 +2,24 @@
 
 `periodic_jobs()` says what should run and how often (from the settings); `reconcile()` makes
 rq-scheduler hold exactly that: it adds what is missing, replaces what changed and cancels what
-is no longer wanted. The scheduler command runs it at start, and the settings page runs it
-whenever the Server Synchronization Interval changes.
+is no longer wanted. The scheduler command runs it at start and then every minute (a periodic job
+lost in Redis comes back by itself), and the settings page runs it whenever the Server
+Synchronization Interval changes.
 """
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from rq_scheduler import Scheduler
 
 PREFIX = "periodic-"
+RECONCILE_EVERY_S = 60
+KEPT = -1  # result_ttl of a key that never expires
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -50,8 +57,8 @@ def reconcile(scheduler: Scheduler, wanted: list[Periodic]) -> dict[str, list[st
     existing = {job.id: job for job in scheduler.get_jobs() if job.id.startswith(PREFIX)}
     for periodic in wanted:
         job = existing.pop(periodic.job_id, None)
-        if job is not None and job.meta.get("periodic") == periodic.signature():
-            continue
+        if job is not None and job.meta.get("periodic") == periodic.signature() and job.result_ttl == KEPT:
+            continue  # (one scheduled by an older version, whose key expired, is replaced)
         if job is not None:
             scheduler.cancel(job)
             job.delete()
@@ -63,13 +70,37 @@ def reconcile(scheduler: Scheduler, wanted: list[Periodic]) -> dict[str, list[st
             repeat=None,
             id=periodic.job_id,
             meta={"periodic": periodic.signature()},
-            result_ttl=periodic.interval * 2 + 60,
+            # Kept for good (one key per periodic job): rq-scheduler drops a job whose key has gone, and a key that
+            # expired a while after the last run went while a busy or stuck worker had not reached the next one yet.
+            result_ttl=KEPT,
         )
     for job in existing.values():
         scheduler.cancel(job)
         job.delete()
         report["removed"].append(job.id[len(PREFIX):])
     return report
+
+
+class PortalScheduler(Scheduler):
+    """rq-scheduler that reconciles the periodic jobs every RECONCILE_EVERY_S as well: whatever removed one from
+    Redis (a flush, an operator, a bug), it is scheduled again within a minute instead of never running again."""
+
+    def __init__(self, *args, wanted: Callable[[], list[Periodic]], **kwargs):
+        super().__init__(*args, **kwargs)
+        self._wanted, self._reconciled_at = wanted, time.monotonic()
+
+    def enqueue_jobs(self):  # noqa: D102 - rq-scheduler hook, called each poll while holding its lock
+        jobs = super().enqueue_jobs()
+        if time.monotonic() - self._reconciled_at >= RECONCILE_EVERY_S:
+            self._reconciled_at = time.monotonic()
+            try:
+                report = reconcile(self, self._wanted())
+            except Exception:  # the database or Redis away for a moment: tried again at the next minute
+                log.exception("The periodic jobs could not be checked; tried again in %s s.", RECONCILE_EVERY_S)
+            else:
+                if any(report.values()):
+                    log.warning("Periodic jobs put back: %s", report)
+        return jobs
 
 
 def reconcile_now() -> dict[str, list[str]]:

@@ -80,10 +80,8 @@ def worker(burst: bool, queues: tuple[str, ...], simple: bool) -> None:
 @click.option("--poll", default=5, show_default=True, help="Seconds between checks for due jobs.")
 @with_appcontext
 def scheduler(poll: int) -> None:
-    """Run rq-scheduler after reconciling the periodic jobs declared in jobs/schedule.py."""
-    from rq_scheduler import Scheduler
-
-    from jobs.schedule import reconcile_now
+    """Run rq-scheduler after reconciling the periodic jobs declared in jobs/schedule.py (and every minute)."""
+    from jobs.schedule import PortalScheduler, reconcile_now
 
     from .queue import get_redis
 
@@ -93,7 +91,19 @@ def scheduler(poll: int) -> None:
         raise click.ClickException(f"the database is not ready ({error.orig}); "
                                    "run `flask --app wsgi db upgrade` first") from None
     click.echo("Periodic jobs: " + ", ".join(f"{k}: {', '.join(v) or '-'}" for k, v in report.items()))
-    Scheduler(queue_name="default", connection=get_redis(), interval=poll).run()
+    PortalScheduler(queue_name="default", connection=get_redis(), interval=poll, wanted=_periodic_jobs_now).run()
+
+
+def _periodic_jobs_now():
+    """The periodic jobs wanted now, read without leaving a transaction open in this long-lived process."""
+    from jobs.schedule import periodic_jobs
+
+    from .extensions import db
+
+    try:
+        return periodic_jobs()
+    finally:
+        db.session.remove()
 
 
 @click.command("rotate-keys")

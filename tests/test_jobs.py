@@ -116,3 +116,83 @@ def test_the_page_says_when_no_scheduler_runs_and_what_waits_for_it(app, htmx):
     assert "next when the scheduler runs" not in html
     scheduler.register_death()
     assert "Not running" in _page(htmx)
+
+
+def test_a_periodic_jobs_key_outlives_a_worker_that_reaches_it_late(app, run_jobs):
+    """Its key expired 2 × interval + 60 s after a run: a worker busy or stuck longer than that, and rq-scheduler
+    dropped the job for good (the retry queue stopped until the scheduler was restarted)."""
+    from rq.job import Job
+
+    from jobs.schedule import reconcile_now
+
+    reconcile_now()
+    scheduler = Scheduler(queue_name="default", connection=get_redis())
+    list(scheduler.enqueue_jobs())  # every periodic job is due at once: into the queue
+    assert run_jobs() == []
+    for name in ("assignment-retries", "token-status", "server-sync"):
+        key = Job.key_for(PREFIX + name)
+        assert get_redis().exists(key) and get_redis().ttl(key) == -1, name  # kept: never expires
+    assert set(_scheduled(scheduler)) == {"assignment-retries", "token-status", "server-sync"}
+
+
+def test_the_scheduler_puts_back_a_periodic_job_lost_in_redis_within_a_minute(app):
+    from rq.job import Job
+
+    from jobs.schedule import RECONCILE_EVERY_S, PortalScheduler, reconcile_now
+
+    reconcile_now()
+    scheduler = PortalScheduler(queue_name="default", connection=get_redis(), wanted=periodic_jobs)
+    get_redis().delete(Job.key_for(PREFIX + "assignment-retries"))  # lost, however
+    assert "assignment-retries" not in _scheduled(scheduler)  # rq-scheduler drops what it cannot fetch
+    list(scheduler.enqueue_jobs())
+    assert "assignment-retries" not in _scheduled(scheduler)  # not at every poll: once a minute
+    scheduler._reconciled_at -= RECONCILE_EVERY_S
+    list(scheduler.enqueue_jobs())
+    assert _scheduled(scheduler)["assignment-retries"] == {"func": "jobs.assignments.retry_due", "interval": 60}
+
+    def broken():
+        raise RuntimeError("database away")
+
+    scheduler._wanted, scheduler._reconciled_at = broken, scheduler._reconciled_at - RECONCILE_EVERY_S
+    list(scheduler.enqueue_jobs())  # logged, and the scheduler goes on
+
+
+def test_a_periodic_job_scheduled_with_an_expiring_key_is_replaced(app):
+    """As an older version scheduled them: the next start of the scheduler replaces them, keys kept."""
+    scheduler = Scheduler(queue_name="default", connection=get_redis())
+    periodic = Periodic("a", "jobs.maintenance.heartbeat", 60)
+    scheduler.schedule(datetime.now(timezone.utc), periodic.func, interval=60, repeat=None, id=periodic.job_id,
+                       meta={"periodic": periodic.signature()}, result_ttl=180)
+    assert reconcile(scheduler, [periodic]) == {"added": [], "changed": ["a"], "removed": []}
+    assert [job.result_ttl for job in scheduler.get_jobs()] == [-1]
+    assert reconcile(scheduler, [periodic]) == {"added": [], "changed": [], "removed": []}
+
+
+def test_the_page_says_when_jobs_wait_longer_than_usual(app, htmx):
+    """A frozen or busy worker went unnoticed: "Workers: 1 running" and a growing count of jobs waiting."""
+    from datetime import timedelta
+
+    from portal.queue import enqueue, fetch_job
+
+    enqueue("jobs.maintenance.heartbeat", "late", job_id="late-job")
+    html = _page(htmx)
+    assert "<dt>Jobs waiting</dt><dd>1 · the oldest for" in html and "Waiting longer than usual" not in html
+    job = fetch_job("late-job")
+    job.enqueued_at = datetime.now(timezone.utc) - timedelta(minutes=5)
+    job.save()
+    html = _page(htmx)
+    assert "the oldest for 5 min 0 s" in html or "the oldest for 5 min 1 s" in html
+    assert "Waiting longer than usual" in html and "No worker is running to take them." in html
+
+
+def test_the_page_names_a_periodic_job_the_scheduler_does_not_hold(app, htmx):
+    from rq.job import Job
+
+    from jobs.schedule import reconcile_now
+
+    reconcile_now()
+    assert "Not scheduled" not in _page(htmx)
+    get_redis().delete(Job.key_for(PREFIX + "assignment-retries"))
+    html = _page(htmx)
+    assert ('<span class="badge badge-warning">Not scheduled</span> Assignment retries (the retry queue) (every 60 '
+            "seconds (1 minute)): it is scheduled again when the scheduler starts.") in html

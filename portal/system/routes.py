@@ -8,7 +8,7 @@ from flask import render_template, url_for
 from rq import Worker
 from rq_scheduler import Scheduler
 
-from jobs.schedule import PREFIX
+from jobs.schedule import PREFIX, periodic_jobs
 
 from ..activity.record import record_activity
 from ..extensions import db
@@ -18,6 +18,7 @@ from ..servers.schedule import interval_text
 from . import bp
 
 
+SLOW_QUEUE_S = 120  # the oldest job waiting longer than this: the workers are busy with long work, or stuck
 # What each periodic job of jobs/schedule.py does, in the admin's words (the page says what stops without a scheduler).
 PERIODIC_WORDS = {"server-sync": "Automatic synchronization of every managed server",
                   "assignment-retries": "Assignment retries (the retry queue)",
@@ -27,18 +28,32 @@ PERIODIC_WORDS = {"server-sync": "Automatic synchronization of every managed ser
 @bp.route("/")
 def index():
     """Redis, workers, the scheduler and its periodic jobs, and queue status."""
-    status = {"redis": False, "workers": [], "queued": None, "error": None, "scheduler": False, "periodic": []}
+    status = {"redis": False, "workers": [], "queued": None, "error": None, "scheduler": False, "periodic": [],
+              "missing": [], "oldest_wait_s": None}
     try:
         conn = get_redis()
         conn.ping()
         status["redis"] = True
         status["workers"] = Worker.all(connection=conn)
         status["queued"] = len(get_queue())
+        status["oldest_wait_s"] = oldest_wait_seconds()
         status["scheduler"] = scheduler_running(conn)
         status["periodic"] = periodic_runs(conn)
+        held = {name for name, _, _ in status["periodic"]}
+        status["missing"] = [p for p in periodic_jobs() if p.name not in held]
     except (redis.RedisError, OSError, RuntimeError) as exc:
         status["error"] = str(exc)
-    return render_template("system/index.html", status=status, periodic_words=PERIODIC_WORDS, interval_text=interval_text)
+    return render_template("system/index.html", status=status, periodic_words=PERIODIC_WORDS,
+                           interval_text=interval_text, slow_queue_s=SLOW_QUEUE_S)
+
+
+def oldest_wait_seconds() -> int | None:
+    """How long the job at the head of the queue has waited for a worker (None: none, or not a job RQ knows)."""
+    for job_id in get_queue().get_job_ids(0, 1):
+        job = fetch_job(job_id)
+        if job is not None and job.enqueued_at is not None:
+            return max(0, int((datetime.now(timezone.utc) - job.enqueued_at.replace(tzinfo=timezone.utc)).total_seconds()))
+    return None
 
 
 def scheduler_running(conn) -> bool:
