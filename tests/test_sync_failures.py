@@ -4,6 +4,7 @@ duplicates, a server deleted mid-run, pages committed while Apple is slow, Apple
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 
 from rq_scheduler import Scheduler
 from sqlalchemy import func, select
@@ -56,7 +57,8 @@ def test_a_retried_sync_left_running_by_a_killed_worker_does_not_block_synchroni
     retried = _runs(server.id)[-1]
     assert retried.status == "queued" and retried.retries == 1
     apple.state.set_fault("Paris MDM", "server_error", None)
-    assert "already running" in htmx.post(f"/servers/{server.id}/sync").headers["HX-Trigger"]  # waiting: alive
+    waiting_row = htmx.get(f"/servers/{server.id}/row")
+    assert waiting_row.status_code == 200 and _runs(server.id)[-1].status == "queued"  # waiting: alive, not closed
 
     scheduler = Scheduler(queue_name="default", connection=get_redis())
     job = next(j for j in scheduler.get_jobs() if j.id == retried.job_id)
@@ -260,12 +262,41 @@ def test_transient_errors_are_retried_and_recorded(htmx, apple, paris, run_jobs)
     assert run.status == "queued" and run.retries == 1 and "retry 1 of 3" in run.error_message
     scheduled = [job.func_name for job in Scheduler(queue_name="default", connection=get_redis()).get_jobs()]
     assert "jobs.sync.sync_server" in scheduled
-    row = htmx.get("/servers").get_data(as_text=True)
-    assert "Apple unavailable or busy: retry 1 scheduled" in row and "retry 1 of 3 in 60 s" in row  # title: when
-    again = htmx.post(f"/servers/{server.id}/sync")
-    assert "already running" in again.headers["HX-Trigger"]  # the retry is the running sync
+    assert run.retry_at is not None and 55 <= (run.retry_at - datetime.now(timezone.utc)).total_seconds() <= 60
+    row = " ".join(htmx.get("/servers").get_data(as_text=True).split())
+    assert '<span class="badge badge-warning">Waiting to retry</span>' in row
+    assert "Apple unavailable or busy: retry 1 of 3 <span" in row and ">in 1 minute</span>" in row  # when, in words
+    assert "retry 1 of 3 in 60 s" in row  # the whole message in the title
+    panel = htmx.get(f"/servers/{server.id}/sync-status").get_data(as_text=True)
+    assert "Retry now" in panel and "otherwise it is tried again in 1 minute by itself" in " ".join(panel.split())
     warning = db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "server.sync_retry")).scalar_one()
     assert warning.level == "warning"
+
+
+def test_synchronize_while_a_retry_waits_runs_it_now_once(htmx, apple, paris, run_jobs):
+    """Apple back before the retry time: Synchronize (or the panel's Retry now) answered "already running" and
+    the admin waited out 60 + 300 + 1,800 s. It now runs the waiting synchronization at once, and only once."""
+    server = paris(devices=5)
+    apple.state.set_fault("Paris MDM", "server_error", 50)
+    htmx.post(f"/servers/{server.id}/sync")
+    run_jobs()
+    waiting = _runs(server.id)[-1]
+    assert waiting.waiting_to_retry
+    apple.state.set_fault("Paris MDM", "server_error", None)  # Apple is back
+
+    response = htmx.post(f"/servers/{server.id}/sync")
+    assert "retried now, before its retry time" in response.headers["HX-Trigger"]
+    scheduled = [job.func_name for job in Scheduler(queue_name="default", connection=get_redis()).get_jobs()]
+    assert "jobs.sync.sync_server" not in scheduled  # taken from rq-scheduler: it will not run a second time
+    assert run_jobs() == []
+    runs = _runs(server.id)  # the first synchronization (Add Server's), then the one retried now: no other
+    assert [(r.trigger, r.status) for r in runs] == [("added", "succeeded"), ("manual", "succeeded")]
+    assert runs[-1].id == waiting.id and runs[-1].retry_at is None
+    assert _device_count(server.id) == 5
+    again = htmx.post(f"/servers/{server.id}/sync")  # nothing waits now: a new synchronization, as usual
+    assert "started" in again.headers["HX-Trigger"] and len(_runs(server.id)) == 3
+    entry = db.session.execute(select(ActivityEntry).where(ActivityEntry.summary.like("%retried now%"))).scalar_one()
+    assert entry.action == "server.sync_requested" and entry.actor != "system"
 
 
 def test_the_panel_says_apple_is_retried_while_the_client_waits(htmx, apple, paris, run_jobs, monkeypatch, app):
@@ -285,8 +316,8 @@ def test_the_panel_says_apple_is_retried_while_the_client_waits(htmx, apple, par
     assert run_jobs() == []
     assert _runs(server.id)[-1].status == "succeeded"
     assert len(panels) == 2
-    assert "Apple did not answer the last request: trying again in 1 s (retry 1)." in panels[0]
-    assert "(retry 2)." in panels[1] and 'class="alert alert-warning sync-retry"' in panels[1]
+    assert "Apple did not answer the last request: asking again in 1 s (try 2)." in panels[0]
+    assert "(try 3)." in panels[1] and 'class="alert alert-warning sync-retry"' in panels[1]
     assert "sync-retry" not in htmx.get(f"/servers/{server.id}/sync-status").get_data(as_text=True)
 
 
@@ -309,7 +340,7 @@ def test_a_clock_far_off_apples_is_retried_and_named_not_taken_for_a_revoked_tok
     assert "clock is about 30 minutes behind Apple's" in run.error_message
     assert server_named("Paris").apple_state is None  # the token is not called revoked
     row = htmx.get("/servers").get_data(as_text=True)
-    assert "clock is off: retry 1 scheduled" in row and "Token Revoked" not in row
+    assert "clock is off: retry 1 of 3" in row and "Token Revoked" not in row
 
 
 def test_throttled_sync_waits_at_least_as_long_as_apple_asked(htmx, apple, paris, run_jobs):

@@ -41,6 +41,7 @@ class SyncRun(db.Model):
     updated: Mapped[int] = mapped_column(default=0)
     removed: Mapped[int] = mapped_column(default=0)
     retries: Mapped[int] = mapped_column(default=0)
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # queued again for then (Apple unavailable or busy)
     error_code: Mapped[str | None] = mapped_column(String(60))
     error_message: Mapped[str | None] = mapped_column(Text)
 
@@ -49,6 +50,11 @@ class SyncRun(db.Model):
     @property
     def active(self) -> bool:
         return self.status in ACTIVE
+
+    @property
+    def waiting_to_retry(self) -> bool:
+        """Queued again for later after Apple kept failing (servers.sync._retry_later), not running meanwhile."""
+        return self.status == "queued" and self.retry_at is not None
 
     @property
     def duration(self) -> float | None:

@@ -25,9 +25,9 @@ from . import bp
 from .deletion import deletion_scope
 from .forms import ActionForm, AddServerForm, DeleteServerForm, RenewServerForm
 from .renewal import renew_server
-from .services import (NO_KEY, NO_TOKEN, FieldErrors, KeyChoice, add_server, after_add, delete_server,
+from .services import (NO_KEY, NO_TOKEN, FieldErrors, KeyChoice, active_run, add_server, after_add, delete_server,
                        device_counts, key_pair_of, key_pair_users, latest_run, open_token, read_token_upload,
-                       request_account, start_sync, usable_key_pairs)
+                       request_account, retry_sync_now, start_sync, usable_key_pairs)
 
 
 @bp.route("")
@@ -206,12 +206,16 @@ def sync_status(server_id: int):
 
 @bp.route("/<int:server_id>/sync", methods=["POST"])
 def synchronize(server_id: int):
-    """Synchronize now; a sync already running is shown instead of starting another."""
+    """Synchronize now; a sync already running is shown instead of starting another, and one waiting to be retried
+    (Apple unavailable or busy) is retried now."""
     server = _server_or_404(server_id)
     status = status_of(server)
     if not status.can_sync:
         message = f"{server.name} cannot be synchronized: its token status is {status.label}. {status.remedy}"
         return _after_action(server, message, "error")
+    waiting = active_run(server)
+    if waiting is not None and waiting.waiting_to_retry and retry_sync_now(waiting, current_user.username):
+        return _after_action(server, f"Synchronization of {server.name} retried now, before its retry time.", "success")
     run, started = start_sync(server, trigger="manual", actor=current_user.username)
     message = (f"Synchronization of {server.name} started." if started
                else f"A synchronization of {server.name} is already running; showing it.")

@@ -242,6 +242,28 @@ def _close_if_dead(run: SyncRun) -> bool:
     return True
 
 
+def retry_sync_now(run: SyncRun, actor: str | None) -> bool:
+    """Run a synchronization waiting to be retried now rather than at its retry time (Synchronize pressed while
+    it waits: Apple may be back). Its scheduled job is taken from rq-scheduler first, so that only one job ever
+    runs it; False when rq-scheduler had already handed it to a worker (it is starting anyway)."""
+    from rq_scheduler import Scheduler
+
+    if not run.waiting_to_retry:
+        return False
+    scheduler = Scheduler(queue_name="default", connection=get_redis())
+    if not get_redis().zrem(scheduler.scheduled_jobs_key, run.job_id):
+        return False
+    scheduled = fetch_job(run.job_id)
+    if scheduled is not None:
+        scheduled.delete()
+    run.job_id, run.retry_at = new_job_id(), None
+    record_activity("server.sync_requested", run.server, actor=actor,
+                    summary=f"Synchronization of {run.server.name} retried now, before its retry time")
+    db.session.commit()
+    enqueue("jobs.sync.sync_server", run.id, job_id=run.job_id, job_timeout=6 * 3600)
+    return True
+
+
 def start_sync(server: ManagedServer, trigger: str, actor: str | None, *, full: bool = False,
                after_job: str | None = None) -> tuple[SyncRun, bool]:
     """Start a sync unless one is running; returns (the run, whether it was started now).

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from ..activity.record import record_activity
 from ..apple import errors as apple_errors
@@ -39,7 +39,7 @@ def run_sync(run_id: int, client=None) -> dict:
     if run is None or run.status not in ("queued", "running"):
         return {"skipped": True}
     server = run.server
-    run.status, run.started_at = "running", _now()
+    run.status, run.started_at, run.retry_at = "running", _now(), None
     db.session.commit()
     try:
         status = status_of(server)
@@ -210,7 +210,7 @@ def _retry_later(run: SyncRun, error: Exception) -> bool:
     delay = max(RETRY_DELAYS[run.retries], getattr(error, "retry_after", 0))
     run.job_id = new_job_id()
     run.retries += 1
-    run.status = "queued"
+    run.status, run.retry_at = "queued", _now() + timedelta(seconds=delay)
     retry = f"retry {run.retries} of {len(RETRY_DELAYS)} in {delay:,} s"
     if isinstance(error, apple_errors.ClockSkew):  # not Apple's doing: say what to fix first
         run.error_code, run.error_message = "clock_skew", f"{error} ({retry[0].upper()}{retry[1:]}.)"

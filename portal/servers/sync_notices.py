@@ -26,8 +26,9 @@ def sleep_with_notice(run_id: int) -> Callable[[float], None]:
 
     def notice_then_sleep(seconds: float) -> None:
         retries[0] += 1
-        message = (f"Apple did not answer the last request: trying again in {max(1, round(seconds))} s "
-                   f"(retry {retries[0]}).")
+        # "Try", not "retry": a synchronization that gives up waits for its own "retry N of 3" (sync._retry_later).
+        message = (f"Apple did not answer the last request: asking again in {max(1, round(seconds))} s "
+                   f"(try {retries[0] + 1}).")
         try:
             redis.set(KEY.format(run_id), message, px=int(seconds * 1000) + 1000)
         except RedisError:  # only a notice: the sync goes on
@@ -58,7 +59,9 @@ def _register() -> None:
 
     @bp.app_context_processor
     def _notices():
-        return {"sync_retry_notice": retry_notice}
+        from .sync import RETRY_DELAYS
+
+        return {"sync_retry_notice": retry_notice, "sync_retries": len(RETRY_DELAYS)}
 
 
 _register()
