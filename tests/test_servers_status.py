@@ -113,7 +113,7 @@ def test_tokens_that_need_an_admin_are_named_on_every_page(admin_client):
     soon = _server_expiring("Paris", 6.5)
     page = admin_client.get("/devices").get_data(as_text=True)
     expiry = (datetime.now(timezone.utc) + timedelta(days=6.5)).strftime("%Y-%m-%d")
-    assert 'class="alert alert-warning token-banner"' in page
+    assert '<div class="token-banner" role="status">\n      \n      \n      <p class="alert alert-warning">' in page
     assert (f'The token of <a href="/servers/{soon.id}">Paris</a> is About to Expire: it expires on {expiry}\n'
             "        (in 6 days).") in page
     assert f'<a href="/servers/{soon.id}/renew">Renew a server</a>' in page
@@ -132,7 +132,8 @@ def test_tokens_that_need_an_admin_are_named_on_every_page(admin_client):
     nice = _server_expiring("Nice", 20, apple_state="token_rejected")
     _server_expiring("Brest", 25)
     page = admin_client.get("/devices").get_data(as_text=True)
-    assert 'class="alert alert-error token-banner"' in page
+    lines = re.findall(r'<p class="alert alert-(\w+)">.*?>(\w+)</a>', page.split('class="token-banner"', 1)[1], re.S)
+    assert lines[:3] == [("error", "Lyon"), ("error", "Nice"), ("warning", "Paris")]  # each line its own colour
     assert (page.index(">Lyon</a> has Expired") < page.index(">Nice</a> needs attention: Token Revoked.")
             < page.index(">Paris</a> is"))
     assert f'<a href="/servers/{gone.id}/renew">Renew a server</a>' in page
@@ -149,11 +150,14 @@ def test_each_token_apple_refused_is_named_as_the_others_with_its_action(admin_c
     server = _server_expiring("Nice", 200, apple_state=state)
     page = admin_client.get("/devices").get_data(as_text=True)
     line = page.split('token-banner" role="status">', 1)[1].split("</p>", 1)[0]
+    assert '<p class="alert alert-error">' in line  # each refused token is an error, red
     assert f'The token of <a href="/servers/{server.id}">Nice</a> needs attention: {label}.' in line
     if action == "renew":
         assert line.rstrip().endswith(f'<a href="/servers/{server.id}/renew">Renew a server</a>.')
     else:  # accepting the terms happens at Apple; the server page leads with that link and Check now
-        assert line.rstrip().endswith(f'<a href="/servers/{server.id}">Accept the terms, then Check now</a>.')
+        assert "accept them; then use Check now" in line and "Accept the terms, then Check now" not in line  # once
+        assert '<a href="https://business.apple.com/" target="_blank"' in line
+        assert line.rstrip().endswith(f'Check now is on <a href="/servers/{server.id}">Nice\'s page</a>.')
 
 
 def test_the_banner_and_the_server_page_count_the_days_left_alike(admin_client):
@@ -238,3 +242,15 @@ def test_check_now_refreshes_the_synchronization_card_with_the_new_token_status(
     assert htmx.get(f"/servers/{server.id}/account").headers["HX-Trigger"] == "accountChecked"
     card = _sync_card(htmx.get(refresh_url).get_data(as_text=True))
     assert "Reads every device again" in card and "Not possible while" not in card
+
+
+def test_the_full_page_renew_a_server_leads_back_and_its_banner_does_not_link_to_itself(admin_client):
+    """Opened from the banner's link: the banner said "…then Renew a server" linking to the same page, and the page
+    had no breadcrumbs."""
+    gone = _server_expiring("Lyon", -1)
+    page = admin_client.get(f"/servers/{gone.id}/renew").get_data(as_text=True)
+    assert "<strong>Renew a server</strong> below" in page
+    assert f'<a href="/servers/{gone.id}/renew">Renew a server</a>' not in page
+    assert (f'<nav class="breadcrumbs" aria-label="Breadcrumb"><a href="/servers">Device Assignment</a> › '
+            f'<a href="/servers/{gone.id}">Lyon</a> › Renew a server: Lyon</nav>') in page
+    assert f'<a href="/servers/{gone.id}/renew">Renew a server</a>' in admin_client.get("/devices").get_data(as_text=True)
