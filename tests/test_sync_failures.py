@@ -267,6 +267,7 @@ def test_transient_errors_are_retried_and_recorded(htmx, apple, paris, run_jobs)
     assert '<span class="badge badge-warning">Waiting to retry</span>' in row
     assert "Apple unavailable or busy: retry 1 of 3 <span" in row and ">in 1 minute</span>" in row  # when, in words
     assert "retry 1 of 3 in 60 s" in row  # the whole message in the title
+    assert 'title="Run the waiting synchronization now">Retry now</button>' in row  # the row's Synchronize, enabled
     panel = htmx.get(f"/servers/{server.id}/sync-status").get_data(as_text=True)
     assert "Retry now" in panel and "otherwise it is tried again in 1 minute by itself" in " ".join(panel.split())
     warning = db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "server.sync_retry")).scalar_one()

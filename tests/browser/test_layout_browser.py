@@ -145,3 +145,15 @@ def test_apply_and_clear_filters_are_spaced_alike_on_every_filtered_list(signed_
         gaps[url] = clear.bounding_box()["x"] - (apply.bounding_box()["x"] + apply.bounding_box()["width"])
     assert gaps["/activity/?q=server"] >= 8, gaps
     assert abs(gaps["/activity/?q=server"] - gaps["/devices?q=C02"]) < 1, gaps
+
+
+def test_a_server_rows_actions_stay_in_view_in_a_narrow_window(signed_in_page: Page, configured_paris):
+    """At 800 px the server table scrolled and every action of its rows sat beyond the right edge, with no cue."""
+    page = signed_in_page
+    page.set_viewport_size({"width": 800, "height": 900})
+    page.goto("/servers")
+    row = page.locator(f"#server-{configured_paris}")
+    for name in ("Synchronize", "Renew a server", "Assign Server Configuration", "Delete"):
+        box = row.get_by_role("button", name=name).or_(row.get_by_role("link", name=name)).first.bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= 800, f"{name} is out of view: {box}"
+    shot(page, "servers-800.png")
