@@ -466,6 +466,12 @@ def test_edit_renames_adds_and_removes_certificates(htmx, cert_a):
     assert [x.subject for x in configuration.certificates] == ["CN=mdm-a.example.com", "CN=c", "CN=d"]
     assert count(TrustedCertificate) == 3
     assert actions() == ["configuration.created", "configuration.updated"]
+    # The activity log keeps what changed, before and after (it said only "updated (1 removed)").
+    entry = db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "configuration.updated")).scalar_one()
+    assert entry.summary == (f"Configuration Renamed updated: renamed from “Production MDM”; MDM server URL {URL} → "
+                             "https://new.example.com/mdm; certificate CN=d added; certificate CN=b removed; "
+                             "1 duplicate certificate kept once.")
+    assert entry.details["removed_subjects"] == ["CN=b"] and entry.details["added_subjects"] == ["CN=d"]
 
 
 def test_edit_with_a_bad_file_changes_nothing_and_keeps_what_was_typed(htmx, cert_a):

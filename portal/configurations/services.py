@@ -146,6 +146,8 @@ def update_configuration(configuration: ServerConfiguration, name: str, url: str
         changes["url"] = [configuration.url, url]
     configuration.name, configuration.url = name, url
     doomed = [c for c in configuration.certificates if c.id in set(remove_ids)]
+    known = {c.sha256 for c in configuration.certificates}
+    removed_subjects = [c.subject for c in doomed]
     for certificate in doomed:
         configuration.certificates.remove(certificate)  # delete-orphan deletes the row
     duplicates = _add_certificates(configuration, infos)
@@ -153,10 +155,29 @@ def update_configuration(configuration: ServerConfiguration, name: str, url: str
     if "url" in changes or saved.added or saved.removed:  # a new name changes nothing at Apple
         db.session.flush()
         note_configuration_changes([s.id for s in servers_using(configuration)], into=saved.outdated)
-    record_activity("configuration.updated", configuration, summary=saved.summary("updated"),
+    added_subjects = [c.subject for c in configuration.certificates if c.sha256 not in known]
+    record_activity("configuration.updated", configuration,
+                    summary=_edit_summary(saved, changes, added_subjects, removed_subjects),
                     details={"changes": changes, "added": saved.added, "removed": saved.removed,
+                             "added_subjects": added_subjects, "removed_subjects": removed_subjects,
                              "profiles_changed": [p.id for p in saved.outdated]})
     return saved
+
+
+def _edit_summary(saved: Saved, changes: dict, added: list[str], removed: list[str]) -> str:
+    """The activity log's account of an edit: what each change was, before and after (an audit trail), not only
+    how many certificates it touched as the confirmation says."""
+    parts = []
+    if "name" in changes:
+        parts.append(f"renamed from “{changes['name'][0]}”")
+    if "url" in changes:
+        parts.append(f"MDM server URL {changes['url'][0]} → {changes['url'][1]}")
+    parts += [f"certificate {subject} added" for subject in added]
+    parts += [f"certificate {subject} removed" for subject in removed]
+    if saved.duplicates:
+        parts.append(f"{saved.duplicates:,} duplicate certificate{'s' if saved.duplicates != 1 else ''} kept once")
+    what = "; ".join(parts) if parts else "nothing changed"
+    return f"Configuration {saved.configuration.name} updated: {what}." + saved.outdated_note()
 
 
 def delete_configuration(configuration: ServerConfiguration) -> None:
