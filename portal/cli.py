@@ -215,7 +215,7 @@ def _ensure_demo_token(instance: Path) -> Path | None:
     from .depsim.state import SimState
     from .extensions import db
     from .models import ManagedServer
-    from .servers.services import create_key_pair
+    from .servers.key_pairs import create_key_pair
 
     demo_dir = instance / "demo"
     existing = sorted(demo_dir.glob("*_smime.p7m")) if demo_dir.exists() else []

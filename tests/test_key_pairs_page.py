@@ -116,3 +116,32 @@ def test_a_servers_token_card_names_its_generated_key_pair_and_its_certificates_
     assert f"certificate valid until {branch.not_after:%Y-%m-%d}" in " ".join(card.split())
     nice = htmx.get(f"/servers/{server_named('Nice').id}").get_data(as_text=True)
     assert "(generated here)" not in nice  # a key of the admin's own: no key pair, no certificate here
+
+
+def test_a_token_for_a_key_pair_generated_here_names_it_when_another_key_is_given(htmx, apple, identity, run_jobs):
+    """The error named the certificate's issuer and serial number, while "Generated here: Branch key" sat in the
+    list right above it."""
+    from tests.servers_helpers import field_error
+
+    branch = generated(htmx)
+    token = apple.state.issue_token("Paris MDM", branch.certificate_pem.encode(), devices=1)
+    response = post_add_server(htmx, "Paris", token, identity.key_pem)
+    assert response.status_code == 422
+    assert field_error(response.get_data(as_text=True), "token") == (
+        "This server token was encrypted for the certificate of the key pair “Branch key”, generated here, not for "
+        "the key given: choose “Generated here: Branch key” as the private key (and no key file or pasted key).")
+    assert server_named("Paris") is None
+
+    # Renew a server with no key given (the server's own is tried) or with another key pair chosen: the same.
+    assert post_add_server(htmx, "Nice", apple.state.issue_token("Nice MDM", identity.certificate_pem),
+                           identity.key_pem).status_code == 204
+    nice = server_named("Nice")
+    renewed = apple.state.issue_token("Nice MDM", branch.certificate_pem.encode())
+    response = post_renew(htmx, nice.id, renewed)
+    assert "choose “Generated here: Branch key”" in field_error(response.get_data(as_text=True), "token")
+    spare = generated(htmx, "Spare key")
+    response = post_renew(htmx, nice.id, renewed, pending_key=str(spare.id))
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422 and "choose “Generated here: Branch key”" in field_error(html, "token")
+    assert "<details open>" in " ".join(html.split()).replace("<details open >", "<details open>")  # choice in view
+    assert post_renew(htmx, nice.id, renewed, pending_key=str(branch.id)).status_code == 204

@@ -5,7 +5,7 @@ from wtforms import BooleanField, PasswordField, SelectField, StringField, TextA
 from ..converters import WholeNumberField, small_int
 from ..names import name_field
 from ..typed_text import PortalForm
-from .services import key_pair_name_clash
+from .key_pairs import key_pair_name_clash
 
 NAME_HELP = "Use the name of the MDM server in Apple Business Manager, so both are easy to match."
 

@@ -13,7 +13,7 @@ from ..models import PendingKeyPair
 from ..views import form_done, render_form
 from . import bp
 from .forms import ActionForm, KeyPairForm
-from .services import all_key_pairs, create_key_pair, delete_key_pair, free_key_pair_name, key_pair_users
+from .key_pairs import all_key_pairs, create_key_pair, delete_key_pair, free_key_pair_name, key_pair_users
 
 EVENT = "keyPairsChanged"
 

@@ -25,9 +25,10 @@ from . import bp
 from .deletion import deletion_scope
 from .forms import ActionForm, AddServerForm, DeleteServerForm, RenewServerForm
 from .renewal import renew_server
+from .key_pairs import key_pair_of, key_pair_users, usable_key_pairs
 from .services import (NO_KEY, NO_TOKEN, FieldErrors, KeyChoice, active_run, add_server, after_add, delete_server,
-                       device_counts, key_pair_of, key_pair_users, latest_run, open_token, read_token_upload,
-                       request_account, retry_sync_now, start_sync, usable_key_pairs)
+                       device_counts, latest_run, open_token, read_token_upload, request_account, retry_sync_now,
+                       start_sync)
 
 
 @bp.route("")

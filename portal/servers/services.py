@@ -1,4 +1,4 @@
-"""Managed server operations: add, delete, synchronize, key pairs (renewal: renewal.py).
+"""Managed server operations: add, delete, synchronize (renewal: renewal.py; key pairs: key_pairs.py).
 
 Views call these, then commit. Every secret is encrypted before it reaches a model.
 """
@@ -15,8 +15,7 @@ from .. import vault
 from ..activity.record import record_activity
 from ..apple import errors as apple_errors
 from ..apple.errors import format_serial
-from ..apple.certs import certificate_info
-from ..apple.keys import generate_key_pair, load_private_key, private_key_to_pem
+from ..apple.keys import load_private_key, private_key_to_pem
 from ..apple.tokens import ServerToken, decrypt_token, read_recipient
 from ..device_locks import lock_device_writes
 from ..devices.counts import current_counts
@@ -27,6 +26,7 @@ from ..names import normalize_name, taken_name
 from ..queue import enqueue, fetch_job, get_redis, job_alive, new_job_id
 from ..token_status import SERVER_TAKEN
 from .deletion import DeletionScope, deletion_scope
+from .key_pairs import key_pair_for_certificate
 
 DELETE_WAIT_S = 10  # for a job writing the server's devices to commit; well below web timeouts
 NEW_JOB_GRACE = timedelta(minutes=2)  # a run without an RQ job yet is not taken for dead before this
@@ -106,6 +106,12 @@ def open_token(token_file: bytes, key: KeyChoice) -> OpenedToken:
     try:
         token = decrypt_token(token_file, private_key)
     except apple_errors.WrongRecipient as exc:
+        pair = key_pair_for_certificate(exc.serial)
+        if pair is not None and pair is not key.pending:  # the key is here: name it rather than a bare serial number
+            raise FieldErrors({"token": (
+                f"This server token was encrypted for the certificate of the key pair “{pair.label}”, generated here, "
+                f"not for the key given: choose “Generated here: {pair.label}” as the private key (and no key "
+                "file or pasted key).")}) from None
         if not key.stored:
             raise FieldErrors({"token": str(exc)}) from None
         # The admin gave no key: say which one was tried and where to give the right one.
@@ -294,106 +300,6 @@ def start_sync(server: ManagedServer, trigger: str, actor: str | None, *, full: 
     finally:
         get_redis().delete(f"portal:sync-start:{server.id}")
     return run, True
-
-
-def create_key_pair(common_name: str, days: int) -> PendingKeyPair:
-    """Generate an RSA 2048 key and self-signed certificate; the key waits here, encrypted."""
-    common_name = normalize_name(common_name)
-    pair = generate_key_pair(common_name=common_name, days=days)
-    info = certificate_info(pair.certificate_pem)[0]
-    pending = PendingKeyPair(label=common_name, certificate_pem=pair.certificate_pem.decode(),
-                             key_ciphertext=vault.encrypt(pair.private_key_pem), not_after=info.not_after)
-    db.session.add(pending)
-    db.session.flush()  # its id, for the activity entry's link
-    record_activity("keypair.generated", pending, summary=f"Generated key pair “{common_name}” (valid {days:,} days)")
-    return pending
-
-
-def key_pair_name_clash(name: str) -> str | None:
-    """Why a new key pair cannot have this name, naming the key pair that has it (and its servers), or None.
-
-    Every generated key pair counts, used ones too: Add Server and Renew a server keep offering them."""
-    taken = taken_name(PendingKeyPair.label, name)
-    if taken is None:
-        return None
-    pending = db.session.execute(select(PendingKeyPair).where(PendingKeyPair.label == taken).limit(1)).scalar()
-    users = key_pair_users([pending]).get(pending.id) if pending is not None else None
-    used = f" (used by {', '.join(users)})" if users else ""
-    return f"A key pair named “{taken}” was already generated here{used}. Choose another name."
-
-
-def free_key_pair_name(base: str) -> str:
-    """`base`, or the first of "base 2", "base 3"... no key pair has yet: the form's suggestion."""
-    name, number = base, 1
-    while taken_name(PendingKeyPair.label, name) is not None:
-        number += 1
-        name = f"{base} {number}"
-    return name
-
-
-def usable_key_pairs() -> list[PendingKeyPair]:
-    """Generated key pairs whose certificate is still valid, newest first: the Private key choices of Add Server
-    and Renew a server. One certificate may be uploaded to several MDM servers in Apple Business Manager, so a key
-    pair stays offered once a server uses it (its private key stays here, encrypted; each server keeps its copy)."""
-    return list(db.session.execute(select(PendingKeyPair).where(PendingKeyPair.not_after > datetime.now(timezone.utc))
-                                   .order_by(PendingKeyPair.id.desc())).scalars())
-
-
-def all_key_pairs() -> list[PendingKeyPair]:
-    """Every generated key pair, newest first, expired ones too: the Key pairs page."""
-    return list(db.session.execute(select(PendingKeyPair).order_by(PendingKeyPair.id.desc())).scalars())
-
-
-def delete_key_pair(pending: PendingKeyPair) -> None:
-    """Forget a generated key pair (the caller commits). Servers using its key keep their own encrypted copy."""
-    users = key_pair_users([pending]).get(pending.id)
-    keeps = "which keep their copies" if users and len(users) > 1 else "which keeps its copy"
-    used = f"; still used by {', '.join(users)}, {keeps} of the key" if users else ""
-    record_activity("keypair.deleted", pending, summary=f"Deleted key pair “{pending.label}”{used}")
-    db.session.delete(pending)
-
-
-def key_pair_of(server: ManagedServer) -> PendingKeyPair | None:
-    """The key pair generated here whose key the server uses (its certificate's expiry shows beside the token's),
-    or None for a key of the admin's own. Compared by key, as key_pair_users does."""
-    try:
-        key = vault.decrypt(server.key_ciphertext)
-    except vault.VaultError:
-        return None
-    for pair in all_key_pairs():
-        try:
-            if vault.decrypt(pair.key_ciphertext) == key:
-                return pair
-        except vault.VaultError:
-            continue
-    return None
-
-
-def key_pair_users(pairs: list[PendingKeyPair]) -> dict[int, list[str]]:
-    """The names of the managed servers whose private key is that of each key pair (key pair id -> names).
-
-    Read from the keys themselves, not from a link kept on the side: a server renewed with another key drops
-    out, one deleted is gone, and a server given the same key as a file counts too. Both are stored as
-    private_key_to_pem wrote them, so equal keys are equal bytes. Unreadable secrets (a removed encryption key)
-    match nothing."""
-    keys = {}
-    for pair in pairs:
-        try:
-            keys.setdefault(vault.decrypt(pair.key_ciphertext), []).append(pair.id)
-        except vault.VaultError:
-            continue
-    users: dict[int, list[str]] = {}
-    if not keys:
-        return users
-    for name, ciphertext in db.session.execute(select(ManagedServer.name, ManagedServer.key_ciphertext)
-                                               .order_by(ManagedServer.name)):
-        try:
-            key = vault.decrypt(ciphertext)
-        except vault.VaultError:
-            continue
-        for pair_id in keys.get(key, ()):
-            users.setdefault(pair_id, []).append(name)
-    return users
 
 
 def device_counts(server_id: int | None = None) -> dict[int, int]:
