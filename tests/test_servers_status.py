@@ -3,6 +3,7 @@ denied) and Check now, the banner naming tokens that need an admin on every page
 device counts on every tab, why Synchronize is off, 404s and empty states."""
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -231,7 +232,11 @@ def test_check_now_refreshes_the_synchronization_card_with_the_new_token_status(
     htmx.post(f"/servers/{server.id}/check", headers={"HX-Target": "account-panel"})
     run_jobs()
     answer = htmx.get(f"/servers/{server.id}/account")
-    assert answer.headers["HX-Trigger"] == "accountChecked"
+    events = json.loads(answer.headers["HX-Trigger"])
+    assert events["accountChecked"] is True
+    assert events["toast"]["message"].startswith(  # what Apple answered, said where Check now was pressed
+        "Apple answered the token check: Paris's token status is Terms Not Accepted.")
+    assert events["toast"]["category"] == "error"
     card = _sync_card(htmx.get(refresh_url).get_data(as_text=True))
     assert "Not possible while the token status is Terms Not Accepted." in card
     assert "Reads every device again" not in card and "Next scheduled synchronization" not in card
@@ -239,9 +244,37 @@ def test_check_now_refreshes_the_synchronization_card_with_the_new_token_status(
     apple.state.set_fault("Paris MDM", "terms_not_signed", False)
     htmx.post(f"/servers/{server.id}/check", headers={"HX-Target": "account-panel"})
     run_jobs()
-    assert htmx.get(f"/servers/{server.id}/account").headers["HX-Trigger"] == "accountChecked"
+    events = json.loads(htmx.get(f"/servers/{server.id}/account").headers["HX-Trigger"])
+    assert events["accountChecked"] is True and events["toast"] == {
+        "message": "Apple answered the token check: Paris's token status is Valid.", "category": "success"}
     card = _sync_card(htmx.get(refresh_url).get_data(as_text=True))
     assert "Reads every device again" in card and "Not possible while" not in card
+
+
+def test_check_now_is_on_the_row_of_a_server_whose_terms_are_not_accepted(htmx, apple, identity, token, run_jobs):
+    """The row said "Synchronize is off until Apple's new terms are accepted (then Check now)" with no Check now."""
+    post_add_server(htmx, "Paris", token, identity.key_pem)
+    run_jobs()
+    server = server_named("Paris")
+    assert ">Check now</button>" not in htmx.get("/servers").get_data(as_text=True)  # Valid: nothing to check
+    apple.state.set_fault("Paris MDM", "terms_not_signed", True)
+    htmx.post(f"/servers/{server.id}/check", headers={"HX-Target": "account-panel"})
+    run_jobs()
+    row = htmx.get("/servers").get_data(as_text=True)
+    assert "(then Check now)" in row and ">Check now</button>" in row
+
+    apple.state.set_fault("Paris MDM", "terms_not_signed", False)  # accepted at Apple
+    pressed = htmx.post(f"/servers/{server.id}/check", headers={"HX-Target": f"server-{server.id}"})
+    html = pressed.get_data(as_text=True)
+    assert f'hx-get="/servers/{server.id}/row?checking=1" hx-trigger="every 2s"' in html and "Checking…" in html
+    polled = htmx.get(f"/servers/{server.id}/row?checking=1")
+    assert polled.status_code == 200  # Apple not asked yet: still polling
+    run_jobs()
+    answered = htmx.get(f"/servers/{server.id}/row?checking=1")
+    assert answered.status_code == 286 and ">Check now</button>" not in answered.get_data(as_text=True)
+    assert json.loads(answered.headers["HX-Trigger"])["toast"]["message"] == (
+        "Apple answered the token check: Paris's token status is Valid.")
+    assert "HX-Trigger" not in htmx.get(f"/servers/{server.id}/row").headers  # an ordinary poll says nothing
 
 
 def test_the_full_page_renew_a_server_leads_back_and_its_banner_does_not_link_to_itself(admin_client):

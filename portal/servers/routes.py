@@ -16,7 +16,7 @@ from ..converters import small_int
 from ..device_locks import Busy
 from ..devices.enrollment import not_ready_counts
 from ..extensions import db
-from ..htmx import STOP_POLLING, current_path, hx_redirect, is_htmx, toast
+from ..htmx import STOP_POLLING, current_path, hx_redirect, hx_trigger, is_htmx, toast
 from ..models import ManagedServer, PendingKeyPair
 from ..names import same_name, shown_name
 from ..queue import enqueue, fetch_job, job_alive, new_job_id
@@ -55,12 +55,26 @@ def _server_or_404(server_id: int) -> ManagedServer:
 
 @bp.route("/<int:server_id>/row")
 def row(server_id: int):
-    """One server's row; polled while its sync runs, then polling stops."""
+    """One server's row; polled while its sync runs or its token is being checked (Check now), then polling
+    stops. The row polled during a check (?checking=1) says what Apple answered once it did."""
     server = _server_or_404(server_id)
     run = latest_run(server)
     html = render_template("servers/_row.html", server=server, run=run, counts=device_counts(server.id),
                            action_form=ActionForm())
-    return html, (200 if run is not None and run.active else STOP_POLLING)
+    if (run is not None and run.active) or _account_pending(server):
+        return html, 200
+    response = make_response(html, STOP_POLLING)
+    if request.args.get("checking"):
+        checked_toast(response, server)
+    return response
+
+
+def checked_toast(response, server: ManagedServer):
+    """Say what Apple answered to Check now, where the admin pressed it."""
+    status = status_of(server)
+    message = f"Apple answered the token check: {server.name}'s token status is {status.label}."
+    return toast(response, message if status.can_sync else f"{message} {status.remedy}",
+                 "success" if status.badge == "ok" else ("warning" if status.can_sync else "error"))
 
 
 def _key_choice(form, required: bool) -> KeyChoice | None:
@@ -176,7 +190,13 @@ def detail(server_id: int):
 
 
 def _account_pending(server: ManagedServer) -> bool:
-    return job_alive(fetch_job(server.account_job_id))
+    return bool(server.account_job_id) and job_alive(fetch_job(server.account_job_id))
+
+
+@bp.app_context_processor
+def _account_checks():
+    """`account_pending_of(server)` for the server rows: a Check now under way polls the row."""
+    return {"account_pending_of": _account_pending}
 
 
 @bp.route("/<int:server_id>/account")
@@ -189,8 +209,10 @@ def account(server_id: int):
     if pending:
         return html, 200
     # Apple answered (Check now, or the reading after Add Server / Renew a server): what it said may change the
-    # token status, so the page's header, token card and activity refresh themselves (accountChecked).
-    return html, STOP_POLLING, {"HX-Trigger": "accountChecked"}
+    # token status, so the page's header, token card and activity refresh themselves (accountChecked), and a
+    # message says what it was.
+    response = hx_trigger(make_response(html, STOP_POLLING), accountChecked=True)
+    return checked_toast(response, server)
 
 
 @bp.route("/<int:server_id>/sync-status")
