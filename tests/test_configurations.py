@@ -343,6 +343,14 @@ def test_a_bad_file_is_named_together_with_the_other_fields_errors(htmx, cert_a)
     ("https://mdm.example.com/" + "é" * 330, "The URL is 2,004 characters long; at most 2,000 are allowed. "
                                              "Apple counts the URL percent-encoded"),
     ("", "Enter the MDM server URL"),
+    # To a device, these name the device itself: it could never enroll.
+    ("https://localhost/enroll", "Devices cannot reach localhost: to each device it means the device itself."),
+    ("https://LOCALHOST./enroll", "Devices cannot reach localhost"),
+    ("https://mdm.localhost:8443/", "Devices cannot reach mdm.localhost"),
+    ("https://127.0.0.1/enroll", "Devices cannot reach 127.0.0.1"),
+    ("https://127.1.2.3/enroll", "Devices cannot reach 127.1.2.3"),
+    ("https://[::1]:8443/enroll", "Devices cannot reach ::1"),
+    ("https://0.0.0.0/enroll", "Devices cannot reach 0.0.0.0"),
 ])
 def test_bad_urls_are_refused_with_a_clear_message(htmx, cert_a, url, expected):
     response = post(htmx, "/configurations/new", url=url, files=[("a.pem", pem(cert_a))])
@@ -439,6 +447,14 @@ def test_pop_ups_with_htmx(htmx):
         assert "HX-Request" in response.headers["Vary"]
     table = htmx.get("/configurations/table").get_data(as_text=True)
     assert "Production MDM" in table and "<html" not in table
+
+
+@pytest.mark.parametrize("url", ["https://10.0.0.5/enroll", "https://mdm.corp.local:8443/enroll",
+                                 "https://[fd00::5]/enroll", "https://localhost-mdm.example.com/"])
+def test_addresses_of_a_private_network_are_accepted(htmx, cert_a, url):
+    """Devices in Setup Assistant may well reach an intranet MDM server: only loopback addresses are refused."""
+    response = post(htmx, "/configurations/new", url=url, files=[("a.pem", pem(cert_a))])
+    assert response.status_code in (204, 302), response.get_data(as_text=True)
 
 
 @pytest.mark.parametrize("url", ["/configurations/999", "/configurations/999/edit", "/configurations/999/delete",

@@ -1,6 +1,7 @@
 """Forms of the MDM Server Configurations area and of Assign Server Configuration."""
 from __future__ import annotations
 
+import ipaddress
 from urllib.parse import urlsplit
 
 from flask_wtf.file import MultipleFileField
@@ -48,7 +49,22 @@ def url_problem(url: str) -> str | None:
         return "Do not put a user name or password in the URL: devices would send them to anyone who sees it."
     if parts.fragment or url.endswith("#"):
         return "Remove the #… part: Apple sends devices to the URL without it."
+    if _loopback(parts.hostname):
+        return (f"Devices cannot reach {parts.hostname}: to each device it means the device itself. Enter the name "
+                "or address by which enrolling devices reach the MDM server.")
     return None
+
+
+def _loopback(host: str) -> bool:
+    """localhost, *.localhost, 127.0.0.0/8, ::1 or an unspecified address (0.0.0.0, ::): never an MDM server."""
+    host = host.lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
 
 
 def _certificate_id(value) -> int:
