@@ -352,3 +352,14 @@ def test_daily_status_refresh_records_changes(app, htmx, apple, paris, run_jobs)
     entry = db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "server.token_status")
                                .order_by(ActivityEntry.id.desc())).scalars().first()
     assert "About to Expire" in entry.summary
+
+
+def test_the_history_table_says_each_result_once(htmx, apple, paris, run_jobs):
+    """Its Result column repeated "Succeeded 8 minutes ago · 5 added" beside the Started and Added columns."""
+    server = paris(devices=5)
+    page = htmx.get(f"/servers/{server.id}").get_data(as_text=True)
+    history = page[page.index("<h2>Synchronization history</h2>"):]
+    history = history[:history.index("</table>")]
+    assert '<span class="badge badge-ok">Succeeded</span>' in history
+    assert " ago · " not in history and "5 added" not in history  # Added has its column
+    assert " ago · 5 added" in page[page.index('id="sync-panel"'):]  # the panel above keeps the short account

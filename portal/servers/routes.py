@@ -61,7 +61,7 @@ def row(server_id: int):
     run = latest_run(server)
     html = render_template("servers/_row.html", server=server, run=run, counts=device_counts(server.id),
                            action_form=ActionForm())
-    if (run is not None and run.active) or _account_pending(server):
+    if (run is not None and run.active) or _row_checking(server):
         return html, 200
     response = make_response(html, STOP_POLLING)
     if request.args.get("checking"):
@@ -193,10 +193,16 @@ def _account_pending(server: ManagedServer) -> bool:
     return bool(server.account_job_id) and job_alive(fetch_job(server.account_job_id))
 
 
+def _row_checking(server: ManagedServer) -> bool:
+    """Whether a server row shows a token check under way (and polls it): the Check now of a Terms Not Accepted
+    server, the only status whose row offers it (a check after Add Server or Renew a server shows on the page)."""
+    return status_of(server).key == "terms_not_signed" and _account_pending(server)
+
+
 @bp.app_context_processor
 def _account_checks():
-    """`account_pending_of(server)` for the server rows: a Check now under way polls the row."""
-    return {"account_pending_of": _account_pending}
+    """`row_checking(server)` for the server rows."""
+    return {"row_checking": _row_checking}
 
 
 @bp.route("/<int:server_id>/account")
