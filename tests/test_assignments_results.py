@@ -379,3 +379,19 @@ def test_deleting_a_profile_closes_its_devices_in_the_retry_queue(htmx, apple, p
     entry = db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "profile.deleted")).scalar_one()
     assert "2 devices of the retry queue were closed, not sent" in entry.summary
     assert run_jobs() == [] and apple.state.device(serials[0])["profile_status"] != "assigned"
+
+
+def test_deleting_a_profile_whose_add_devices_is_being_sent_says_so(htmx, apple, paris, run_jobs):
+    """Deleted while its request was at Apple, the profile went, and Apple assigned the devices of the call in
+    flight all the same; the confirmation said "nothing is assigned with it"."""
+    server, profile = paris(devices=4)
+    serials = sim_serials(apple)
+    pick(htmx, profile, [devices_of(server.id)[s].id for s in serials[:3]])  # queued: no worker has run it yet
+    batch = latest_batch()
+    confirm = " ".join(htmx.get(f"/profiles/{profile.id}/delete").get_data(as_text=True).split())
+    assert (f'<a href="/assignments/{batch.id}">Add Devices request #{batch.id}</a> is being sent to Apple: '
+            "<strong>3 devices</strong> not answered yet.") in confirm
+    assert "wait for the request to finish, use <strong>Remove Devices</strong>, then delete" in confirm
+    assert run_jobs() == []
+    after = htmx.get(f"/profiles/{profile.id}/delete").get_data(as_text=True)
+    assert "being sent to Apple" not in after  # answered: its devices are associated, as the page says above

@@ -183,6 +183,16 @@ def unsent_for_profile(profile_id: int) -> int:
         *_unsent_of_profile(profile_id))).scalar_one()
 
 
+def in_flight_for_profile(profile_id: int) -> list[tuple[int, int]]:
+    """The profile's Add Devices requests whose job is queued or sending: [(request id, devices not answered yet)].
+    Deleting the profile meanwhile stops what is not sent yet, but a call already at Apple is assigned all the same."""
+    return [(batch_id, count) for batch_id, count in db.session.execute(
+        select(AssignmentTask.batch_id, func.count()).join(AssignmentBatch, AssignmentBatch.id == AssignmentTask.batch_id)
+        .where(AssignmentBatch.profile_id == profile_id, AssignmentBatch.action == ASSIGN,
+               AssignmentBatch.status.in_(("queued", "running")), AssignmentTask.state.in_((QUEUED, SENDING)))
+        .group_by(AssignmentTask.batch_id).order_by(AssignmentTask.batch_id)).all()]
+
+
 def close_unsent_for_profile(profile_id: int) -> int:
     """Before the profile is deleted: its devices in the retry queue are closed (Superseded) at once, instead of
     staying there, offered to Retry now, until a job finds the profile gone."""

@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from wtforms.fields.choices import SelectChoice
 
 from ..apple_link import status_of as token_status_of
-from ..assignments.services import unsent_for_profile
+from ..assignments.services import in_flight_for_profile, unsent_for_profile
 from ..extensions import db
 from ..htmx import hx_redirect, is_htmx
 from ..models import EnrollmentProfile, ManagedServer
@@ -159,7 +159,8 @@ def delete(profile_id: int):
             return hx_redirect(make_response("", 204), fallback)
         return form_done(message, fallback, REFRESH)
     return render_form("profiles/_delete_form.html", f"Delete {profile.name}", form=form, profile=profile, count=count,
-                       default_note=default_note, unsent=unsent_for_profile(profile.id))
+                       default_note=default_note, unsent=unsent_for_profile(profile.id),
+                       in_flight=in_flight_for_profile(profile.id))
 
 
 @bp.route("/profiles/<int:profile_id>/configure", methods=["GET", "POST"])
