@@ -241,3 +241,36 @@ def test_a_skipped_default_profile_is_logged_with_the_reason_the_server_page_giv
     warning = db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "assignment.default_skipped")
                                  ).scalar_one()
     assert f"did not get the default profile “{profile.name}”: {reason}" in warning.summary
+
+
+def test_devices_that_came_while_the_default_was_not_configured_are_offered_on_its_page(htmx, apple, paris, run_jobs):
+    """Configured again, the default profile gave nothing to the devices the syncs skipped meanwhile, and no page
+    said they would never get it: they showed only as "won't enroll" among all the devices."""
+    server, profile = paris(devices=5)
+    # The 5 devices there before the profile was the default have no profile either: they are counted too.
+    profile.is_default, profile.status = True, "changed"
+    db.session.commit()
+    new = apple.state.add_devices(SIM, 2)
+    htmx.post(f"/servers/{server.id}/sync")
+    assert run_jobs() == []
+    assert all(devices_of(server.id)[s].profile_id is None for s in new)
+    page = htmx.get(f"/profiles/{profile.id}").get_data(as_text=True)
+    assert 'id="default-waiting"' not in page  # not configured: Add Devices is not offered yet
+
+    profile = db.session.get(EnrollmentProfile, profile.id)
+    profile.status = "configured"
+    db.session.commit()
+    page = " ".join(htmx.get(f"/profiles/{profile.id}").get_data(as_text=True).split())
+    assert ('<strong>7 current devices</strong> of Paris for which this is the default profile have no enrollment '
+            "profile and will not enroll automatically") in page
+    assert f'href="/profiles/{profile.id}/devices/add?profile=none"' in page
+    picker = htmx.get(f"/profiles/{profile.id}/devices/add?profile=none").get_data(as_text=True)
+    assert all(serial in picker for serial in new)
+
+    pick(htmx, profile, [devices_of(server.id)[s].id for s in new])
+    assert run_jobs() == []
+    page = " ".join(htmx.get(f"/profiles/{profile.id}").get_data(as_text=True).split())
+    assert "<strong>5 current devices</strong> of Paris" in page  # the others are on their way
+    profile.is_default = False
+    db.session.commit()
+    assert 'id="default-waiting"' not in htmx.get(f"/profiles/{profile.id}").get_data(as_text=True)

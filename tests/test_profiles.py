@@ -917,3 +917,26 @@ def test_the_profile_page_says_what_the_organization_is_for_and_hides_it_when_em
     assert create(htmx, server_id, name="Kiosks", organization="").status_code == 204
     page = htmx.get(f"/profiles/{profile_named('Kiosks').id}").get_data(as_text=True)
     assert "<dt>Organization</dt>" not in page and "<dt>Department</dt>" in page
+
+
+def test_the_profile_form_names_the_current_defaults_and_warns_before_editing_a_configured_default(
+        htmx, apple, server_id, run_jobs):
+    """Create Profile with Default ticked took the role from a configured profile without a word, and editing a
+    configured default stopped new devices from getting it with no warning before saving."""
+    form = htmx.get(f"/servers/{server_id}/profiles/new").get_data(as_text=True)
+    assert "Paris has no default profile now: new devices get no profile until one is." in form
+    create_with_a_configuration(htmx, server_id, name="Staff", is_default="y")
+    staff = profile_named("Staff")
+    form = " ".join(htmx.get(f"/servers/{server_id}/profiles/new").get_data(as_text=True).split())
+    assert "Default profiles of Paris now: “Staff” (new devices, not applied until configured)." in form
+    listed = htmx.get(f"/servers/{server_id}/profiles").get_data(as_text=True)
+    assert 'Default</span> <span class="badge badge-warning">not applied until configured</span>' in listed
+    assert 'id="edit-default-warning"' not in htmx.get(f"/profiles/{staff.id}/edit").get_data(as_text=True)
+
+    configure(htmx, staff.id)
+    assert run_jobs() == []
+    edit = " ".join(htmx.get(f"/profiles/{staff.id}/edit").get_data(as_text=True).split())
+    assert "“Staff” is a default profile of Paris (new devices). Saving a change of what Apple holds" in edit
+    assert "Default profiles of Paris now" not in edit.split('id="current-defaults"')[0]  # itself not listed
+    assert "“Staff” is the only default profile of Paris." in edit
+    assert "not applied until configured" not in htmx.get(f"/servers/{server_id}/profiles").get_data(as_text=True)

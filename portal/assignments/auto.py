@@ -44,20 +44,35 @@ def assign_to_default_profile(server_id: int, serials: list[str]) -> list[Assign
     chunks = [serials[i:i + ID_CHUNK] for i in range(0, len(serials), ID_CHUNK)]
     these = or_(*(Device.serial_number.in_(chunk) for chunk in chunks))
     defaults = default_profiles(server_id)
-    named = sorted({family for profile in defaults for family in profile.default_families or []})
     batches = []
     for profile in defaults:
-        if profile.default_families:
-            conditions = [these, Device.device_family.in_(profile.default_families)]
-        elif named:  # every family no other default names (a device Apple gave no family included)
-            conditions = [these, or_(Device.device_family.is_(None), Device.device_family.not_in(named))]
-        else:
-            conditions = [these]
+        conditions = [these, *_families_of(profile, defaults)]
         if not applies_at_apple(profile):
             _report_unconfigured_default(server, profile, conditions)
         elif count_devices(server_id, conditions):  # checked first, so the sync's session is left alone
             batches.append(request_matching(server, profile, conditions, origin="default profile", actor="system"))
     return batches
+
+
+def _families_of(profile: EnrollmentProfile, defaults: list[EnrollmentProfile]) -> list:
+    """The device conditions of a default profile's families: those it names, or every family no other default
+    names (a device Apple gave no family included)."""
+    if profile.default_families:
+        return [Device.device_family.in_(profile.default_families)]
+    named = sorted({family for other in defaults for family in other.default_families or []})
+    if named:
+        return [or_(Device.device_family.is_(None), Device.device_family.not_in(named))]
+    return []
+
+
+def without_profile_for_default(profile: EnrollmentProfile) -> int:
+    """Current devices of a default profile's families with no profile and no request for one: new devices that
+    came while it was not configured at Apple (skipped, assignment.default_skipped), or before it was the default.
+    Its page offers Add Devices for them."""
+    if not profile.is_default:
+        return 0
+    return count_devices(profile.server_id, [*_families_of(profile, default_profiles(profile.server_id)),
+                                             Device.profile_id.is_(None), Device.assignment_state.is_(None)])
 
 
 # Why a default profile was skipped, as the server page says it (templates/servers/detail.html), and what to do.

@@ -126,9 +126,12 @@ def panel(profile: EnrollmentProfile, page: int = 1, search: DeviceQuery | None 
     # "Failed" came from (said beside it: alone it reads as a failed Add Devices).
     waits = page_waits(row[0].id for row in devices.items)
     answered = {row[0].id: waits.answered_request(row[0]) for row in devices.items}
+    from .auto import without_profile_for_default  # (auto imports services, which imports this module's users)
+
     return {"devices": devices, "pending": waits.pending, "answered": answered, "batches": batches,
             "active": any(b.status in ACTIVE for b in batches), "queue_count": queue_count(profile.id),
-            "search": search, "associated": associated, "outside": outside}
+            "search": search, "associated": associated, "outside": outside,
+            "default_waiting": without_profile_for_default(profile)}
 
 
 def pick_devices(server_id: int, conditions: list, page: int, *, all_current: bool = False) -> Page:

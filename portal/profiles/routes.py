@@ -24,7 +24,9 @@ SKIP_LABELS = dict(SKIP_SETUP_ITEMS)
 def _profile_helpers():
     """`profile_status(profile)` and the Setup Assistant pane names for the profile templates (and C's
     fragment on the profile page)."""
-    return {"profile_status": status_of, "skip_setup_labels": SKIP_LABELS}
+    from ..assignments.auto import default_profiles
+
+    return {"profile_status": status_of, "skip_setup_labels": SKIP_LABELS, "default_profiles_of": default_profiles}
 
 
 def _servers() -> list[ManagedServer]:
