@@ -10,6 +10,7 @@ and a plain reason; nothing is ever dropped.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -384,18 +385,26 @@ def _hold_after_error(batch: AssignmentBatch, server: ManagedServer, exc: apple_
                                           "configured again (Configure profile).")
         return
     if isinstance(exc, apple_errors.Throttled):
-        _hold(batch, timedelta(seconds=exc.retry_after), f"Apple is limiting requests: {exc.message}")
+        _hold(batch, timedelta(seconds=exc.retry_after),
+              f"{_without_advice(exc.message)} and asked to wait {exc.retry_after:,} s: sent again automatically then.")
         return
     if isinstance(exc, apple_errors.TransientError):
         attempts = db.session.execute(select(AssignmentTask.attempts).where(
             AssignmentTask.batch_id == batch.id, AssignmentTask.state == SENDING).limit(1)).scalar()
         wait = timing.call_backoff(attempts or 1)
-        _hold(batch, timedelta(seconds=wait), f"{exc.message} Sent again in {wait // 60} min.")
+        _hold(batch, timedelta(seconds=wait),
+              f"{_without_advice(exc.message)}. Sent again automatically after a wait of {wait // 60} min.")
         return
     if note_apple_error(server, exc):  # the token's state: sent again as soon as a token check succeeds
         _hold(batch, timing.TOKEN_WAIT, f"{TOKEN_HOLD}: Apple refused the call: {exc.message}", for_token=True)
     else:
         _hold(batch, timedelta(hours=1), f"Apple refused the call: {exc.message}")
+
+
+def _without_advice(message: str) -> str:
+    """Apple's error message without its "try again in …" advice, written for a person at a prompt: here the
+    portal tries again by itself, and the page shows when (a time written into the message would go stale)."""
+    return re.split(r"[,:;]?\s*(?:and )?try again\b", message, maxsplit=1)[0].rstrip(" .,:;")
 
 
 def _hold(batch: AssignmentBatch, wait: timedelta, reason: str, *, for_token: bool = False) -> None:
