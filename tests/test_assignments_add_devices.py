@@ -289,3 +289,31 @@ def test_select_all_says_how_many_matching_devices_it_moves_from_another_profile
         "1 of them has another profile now: with Select all, OK moves it to “Kiosk”.")
     assert moving_note(kiosk, q=devices[5].serial_number) is None  # no profile yet: nothing moves
     assert moving_note(sales) is None  # its own devices are not moved
+
+
+def test_pasted_serials_of_released_or_departed_devices_say_what_happened_to_them(htmx, apple, paris, run_jobs):
+    """A device released here, or one Apple stopped listing for the server, was "not a device of Paris: … synchronize
+    Paris first", which a synchronization never fixes."""
+    from datetime import datetime, timezone
+
+    from portal.models import Device
+
+    server, profile = paris(devices=6)
+    serials = sim_serials(apple)
+    released, departed = serials[0], serials[1]
+    assert htmx.post(f"/servers/{server.id}/devices/release", data={"serials": released, "confirmation": "RELEASE"}
+                     ).status_code == 204
+    assert run_jobs() == []
+    device = db.session.execute(select(Device).where(Device.serial_number == departed)).scalar_one()
+    device.removed_at = datetime(2026, 11, 30, tzinfo=timezone.utc)  # as a full synchronization leaves it
+    db.session.commit()
+    batch_id = latest_batch().id
+
+    response = pick(htmx, profile, serials=f"{released}\n{departed}\nNOPE1234")
+    text = " ".join(response.get_data(as_text=True).split())
+    assert response.status_code == 422
+    assert (f"This serial number is released from Apple Business Manager already (Release Devices #{batch_id}): "
+            f"{released}. This serial number is no longer a device of Paris: {departed}. Apple stopped listing it "
+            "(noticed on 2026-11-30): moved to another MDM server in Apple Business Manager, or released there. "
+            "This serial number is not a device of Paris: NOPE1234. Check it, or synchronize Paris first if Apple "
+            "Business Manager assigned it a moment ago. Remove them from the list. Nothing was sent.") in text

@@ -55,8 +55,8 @@ def test_one_device_or_serial_number_is_spoken_of_in_the_singular(htmx, apple, p
     assert "from 1 device at Apple? It will no longer get an enrollment profile during setup, so it will not" in text
     assert "until you add it to a profile again." in text and "They will" not in text
     refused = " ".join(pick(htmx, profile, serials="NOPE1234").get_data(as_text=True).split())
-    assert "Remove it from the list, or synchronize Paris first if Apple Business Manager assigned it a moment ago." \
-        in refused
+    assert ("This serial number is not a device of Paris: NOPE1234. Check it, or synchronize Paris first if Apple "
+            "Business Manager assigned it a moment ago. Remove it from the list. Nothing was sent.") in refused
 
 
 def test_remove_devices_with_nothing_chosen_says_so_next_to_the_serial_numbers(htmx, apple, paris, run_jobs):

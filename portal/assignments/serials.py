@@ -95,10 +95,36 @@ def devices_for_serials(server, serials: list[str]) -> list[int]:
             Device.server_id == server.id, Device.removed_at.is_(None), Device.serial_number.in_(chunk))).all())
     unknown = [serial for serial in serials if serial not in found]
     if unknown:
-        raise SerialsError(_listed(unknown, f"not a device of {server.name}") + (
-            f" Remove {_it(unknown)} from the list, or synchronize {server.name} first if Apple Business Manager "
-            f"assigned {_it(unknown)} a moment ago. Nothing was sent."))
+        raise SerialsError(_not_current_message(server, unknown))
     return [found[serial] for serial in serials]  # in the order given
+
+
+def _not_current_message(server, serials: list[str]) -> str:
+    """Why these serial numbers are not current devices of the server, by what the portal knows of them: released
+    by Release Devices, gone from the server (Apple no longer lists them), or never seen (perhaps not synchronized
+    yet)."""
+    released = released_already(server, serials)
+    removed: dict[str, object] = {}
+    for i in range(0, len(serials), ID_CHUNK):
+        chunk = [s for s in serials[i:i + ID_CHUNK] if s not in released]
+        removed.update(db.session.execute(select(Device.serial_number, Device.removed_at).where(
+            Device.server_id == server.id, Device.removed_at.is_not(None), Device.serial_number.in_(chunk))).all())
+    unknown = [s for s in serials if s not in released and s not in removed]
+    parts = []
+    if released:
+        parts.append(released_message(released, closing=False))
+    if removed:
+        gone = list(removed)
+        when = max(removed.values())
+        parts.append(_listed(gone, f"no longer a device of {server.name}") + (
+            f" Apple stopped listing {_it(gone)} (noticed on {when:%Y-%m-%d}): moved to another MDM server in "
+            "Apple Business Manager, or released there."))
+    if unknown:
+        parts.append(_listed(unknown, f"not a device of {server.name}") + (
+            f" Check {_it(unknown)}, or synchronize {server.name} first if Apple Business Manager assigned "
+            f"{_it(unknown)} a moment ago."))
+    every = list(released) + list(removed) + unknown
+    return " ".join(parts) + f" Remove {_it(every)} from the list. Nothing was sent."
 
 
 def released_already(server, serials: list[str]) -> dict[str, int]:
@@ -117,12 +143,12 @@ def released_already(server, serials: list[str]) -> dict[str, int]:
     return found
 
 
-def released_message(released: dict[str, int]) -> str:
+def released_message(released: dict[str, int], *, closing: bool = True) -> str:
     serials = list(released)
     batches = sorted(set(released.values()))
     which = ", ".join(f"#{b}" for b in batches[:SHOWN_UNKNOWN])
     return _listed(serials, f"released from Apple Business Manager already (Release Devices {which})") + (
-        f" Remove {_it(serials)} from the list. Nothing was sent.")
+        f" Remove {_it(serials)} from the list. Nothing was sent." if closing else "")
 
 
 def not_associated_message(serials: list[str], profile_name: str) -> str:
