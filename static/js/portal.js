@@ -283,6 +283,8 @@
     document.querySelectorAll("[data-ticks-total]").forEach(function (list) {
       var span = list.querySelector("[data-ticked]"), count = tickedCount(list);
       var text = count ? " · " + count.toLocaleString("en-US") + " ticked" : "";
+      var form = list.closest("form");
+      if (count && form) form.querySelectorAll("[data-gone-when-ticked]").forEach(function (stale) { stale.remove(); });
       if (!span || span.textContent === text) return;
       span.textContent = text;
       changed.push(span.parentElement);

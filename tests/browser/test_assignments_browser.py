@@ -137,6 +137,20 @@ def test_add_devices_reads_serial_numbers_from_a_csv_export_into_the_box(signed_
     assert run_jobs() == []
 
 
+def test_nothing_selected_goes_once_a_device_is_ticked(signed_in_page: Page, profile):
+    """OK with nothing ticked, then ticking rows: "No device was selected" stayed beside "· 2 ticked"."""
+    page = signed_in_page
+    page.goto(f"/profiles/{profile.id}")
+    page.locator("#profile-devices").get_by_role("link", name="Add Devices").click()
+    dialog = page.get_by_role("dialog", name="Select the Managed Devices")
+    dialog.get_by_role("button", name="OK").click()
+    error = dialog.get_by_role("alert").filter(has_text="No device was selected")
+    expect(error).to_be_visible()
+    dialog.locator("input[name=device]").first.check()
+    expect(error).to_have_count(0)
+    expect(dialog.get_by_text("· 1 ticked")).to_be_visible()
+
+
 def test_every_pop_up_of_the_profile_page_opens_again_after_add_and_remove_devices(signed_in_page: Page, profile,
                                                                                     htmx, run_jobs):
     """The device section swaps itself (outerHTML): its pop-up buttons must still fill the pop-up, not
