@@ -196,6 +196,16 @@ def test_the_profile_pages_address_keeps_the_search_for_a_reload_or_a_bookmark(h
     own_page = htmx.get(f"/profiles/{profile.id}/devices", query_string={"q": model},
                         headers={"HX-Current-URL": f"http://localhost/profiles/{profile.id}/devices"})
     assert "HX-Replace-Url" not in own_page.headers  # the section's own page has its own address already
+    # Another page of the list is a step Back returns from (pushed); the section refreshing itself is not.
+    paged = htmx.get(f"/profiles/{profile.id}/devices", query_string={"q": model, "page": "2"},
+                     headers={"HX-Current-URL": f"{page_url}?q={model}"})
+    assert paged.headers["HX-Push-Url"] == f"/profiles/{profile.id}?q={model}&page=2" and "HX-Replace-Url" not in paged.headers
+    refreshed = htmx.get(f"/profiles/{profile.id}/devices", query_string={"q": model, "page": "2"},
+                         headers={"HX-Current-URL": f"{page_url}?q={model}&page=2"})
+    assert refreshed.headers["HX-Replace-Url"] == f"/profiles/{profile.id}?q={model}&page=2"
+    first = htmx.get(f"/profiles/{profile.id}/devices", query_string={"q": model},
+                     headers={"HX-Current-URL": f"{page_url}?q={model}&page=2"})
+    assert first.headers["HX-Push-Url"] == f"/profiles/{profile.id}?q={model}"  # « First page: a step too
 
     reloaded = htmx.get(f"/profiles/{profile.id}", query_string={"q": model}).get_data(as_text=True)
     assert sorted(ROW.findall(reloaded)) == matching

@@ -2,6 +2,8 @@
 Remove Devices. Every pop-up is also a plain page; OK queues a batch and shows its results."""
 from __future__ import annotations
 
+from urllib.parse import parse_qs, urlsplit
+
 from flask import make_response, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import and_, exists, func, or_, select, true
@@ -70,12 +72,15 @@ def profile_devices(profile_id: int):
     response.headers["Vary"] = "HX-Request"
     profile_page = url_for("profiles.detail", profile_id=profile.id)
     if is_htmx() and current_path() == profile_page:
-        # The profile page's address follows the section's search and page (replaced, not pushed: the section also
-        # refreshes by itself, which must not fill the history).
+        # The profile page's address follows the section's search and page. Another page of the list is a step Back
+        # returns from (pushed); a search as it is typed, or the section refreshing itself, must not fill the
+        # history (replaced).
         search = _search(request.args)
         page = queries.page_number(request.args.get("page"))
-        response.headers["HX-Replace-Url"] = url_for("profiles.detail", profile_id=profile.id, q=search.q or None,
-                                                     page=page if page > 1 else None)
+        address = url_for("profiles.detail", profile_id=profile.id, q=search.q or None, page=page if page > 1 else None)
+        shown = parse_qs(urlsplit(request.headers.get("HX-Current-URL", "")).query)
+        paged = page != queries.page_number((shown.get("page") or ["1"])[0]) and search.q == (shown.get("q") or [""])[0]
+        response.headers["HX-Push-Url" if paged else "HX-Replace-Url"] = address
     return response
 
 
