@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 from portal.extensions import db
 from tests.servers_helpers import add_simulated_server
 from tests.assignments_helpers import configured_profile, devices_of, latest_batch, pick, tasks_of
+from tests.assignments_helpers import clock  # noqa: F401 - a fixture
 from tests.test_release import release
 
 
@@ -73,3 +74,47 @@ def test_retry_now_of_the_whole_queue_names_the_servers_whose_token_holds_their_
     warning = " ".join(htmx.get("/assignments/retries/retry").get_data(as_text=True).split())
     assert "The devices of Paris stay held: its token status is Expired." in warning
     assert "use Renew a server" in warning
+
+
+def test_stop_retrying_takes_one_device_out_of_the_queue_for_good(htmx, apple, run_jobs, clock):
+    """A device Apple answers FAILED was retried every 24 hours for ever, with no way to give up on it alone."""
+    from sqlalchemy import select
+
+    from portal.models import ActivityEntry
+
+    paris = add_simulated_server(htmx, apple, 3, run_jobs=run_jobs, name="Paris", apple_server="Paris MDM")
+    profile = configured_profile(paris)
+    devices = devices_of(paris.id)
+    stuck, other = sorted(devices)[:2]
+    apple.state.set_fault("Paris MDM", "assign_failed", [stuck, other])
+    pick(htmx, profile, [devices[stuck].id, devices[other].id])
+    assert run_jobs() == []
+    batch = latest_batch()
+    task = tasks_of(batch.id)[stuck]
+    queue = htmx.get("/assignments/retries").get_data(as_text=True)
+    assert f'href="/assignments/tasks/{task.id}/stop"' in queue and f'aria-label="Stop retrying {stuck}"' in queue
+
+    confirm = " ".join(htmx.get(f"/assignments/tasks/{task.id}/stop").get_data(as_text=True).split())
+    assert f"Stop retrying <code>{stuck}</code> of" in confirm and "Apple's last answer (FAILED)" in confirm
+    response = htmx.post(f"/assignments/tasks/{task.id}/stop")
+    assert response.status_code == 204 and "assignmentsChanged" in response.headers["HX-Trigger"]
+    after = tasks_of(batch.id)
+    assert after[stuck].state == "superseded" and after[stuck].retry_at is None
+    assert after[stuck].detail == "Not retried: alice stopped the retries (Apple's last answer: FAILED)."
+    assert after[other].state == "failed"  # the other one still waits
+    assert stuck not in _rows(htmx.get("/assignments/retries").get_data(as_text=True))
+    entry = db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "assignment.retries_stopped")
+                               ).scalar_one()
+    assert entry.actor == "alice" and stuck in entry.summary
+
+    # A day later only the other one is sent again; asking to stop the first again changes nothing.
+    apple.state.set_fault("Paris MDM", "assign_failed", None)
+    clock(hours=25)
+    from portal.assignments.retries import retry_due
+    retry_due()
+    assert run_jobs() == []
+    final = tasks_of(batch.id)
+    assert final[stuck].state == "superseded" and final[other].state == "done"
+    again = htmx.post(f"/assignments/tasks/{task.id}/stop")
+    assert again.status_code == 422 and "is no longer waiting for a retry" in again.get_data(as_text=True)
+    assert htmx.get("/assignments/tasks/999999/stop").status_code == 404

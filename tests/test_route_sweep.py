@@ -185,7 +185,9 @@ def shop(app) -> dict:
     static = sorted(p.relative_to(ROOT / "static").as_posix() for p in (ROOT / "static").rglob("*") if p.is_file())
     return {"server_id": paris.id, "profile_id": staff.id, "configuration_id": paris.configuration_id,
             "certificate_id": certificate.id, "device_id": _device("C02AAA1").id, "batch_id": batch.id,
-            "key_id": key.id, "job_id": job.id, "filename": static[0]}
+            "key_id": key.id, "job_id": job.id, "filename": static[0],
+            "task_id": db.session.execute(select(AssignmentTask.id).where(AssignmentTask.state == "failed")
+                                          .order_by(AssignmentTask.id).limit(1)).scalar_one()}
 
 
 # ----- the values put in URLs ---------------------------------------------------------------------

@@ -49,6 +49,7 @@ ACTION_LABELS: dict[str, str] = {
     **{f"assignment.{action}_requested": f"{words} requested" for action, words in ACTION_WORDS.items()},
     **{f"assignment.{action}_finished": f"{words} finished" for action, words in ACTION_WORDS.items()},
     "assignment.retry_now": "Retry now",
+    "assignment.retries_stopped": "Retries stopped",
     "assignment.default_skipped": "Default profile not assigned",
     # Server configurations
     "configuration.created": "Server configuration created",

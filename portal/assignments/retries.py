@@ -13,7 +13,7 @@ from ..activity.record import record_activity
 from ..device_locks import lock_device_writes
 from ..extensions import db
 from ..models import AssignmentBatch, AssignmentTask
-from ..models.assignment import NOT_HELD, QUEUED, RETRY_STATES, SENDING
+from ..models.assignment import NOT_HELD, QUEUED, RETRY_STATES, SENDING, SUPERSEDED
 from ..queue import enqueue, fetch_job, job_alive, new_job_id
 from . import timing
 
@@ -168,4 +168,26 @@ def ensure_job(batch: AssignmentBatch | None, now, *, force: bool = False) -> bo
     batch.job_id = new_job_id()
     db.session.commit()
     enqueue("jobs.assignments.run_batch", batch.id, job_id=batch.job_id)
+    return True
+
+
+def stop_retrying(task: AssignmentTask, actor: str) -> bool:
+    """Take one device out of the retry queue for good (Stop retrying): its request no longer sends it to Apple.
+    Closed as superseded, with who stopped it and Apple's last answer; False when it is no longer waiting (sent
+    meanwhile, or answered), which changes nothing."""
+    from .services import refresh_counts  # services imports this module
+
+    last = task.result or "no answer"
+    stopped = db.session.execute(update(AssignmentTask).where(
+        AssignmentTask.id == task.id, in_queue_condition()).values(
+        state=SUPERSEDED, retry_at=None, **NOT_HELD, updated_at=timing.now(),
+        detail=f"Not retried: {actor} stopped the retries (Apple's last answer: {last})."),
+        execution_options={"synchronize_session": False}).rowcount
+    if not stopped:
+        return False
+    batch = db.session.get(AssignmentBatch, task.batch_id)
+    refresh_counts(batch)
+    record_activity("assignment.retries_stopped", batch, actor=actor,
+                    summary=f"Stopped retrying {task.serial_number} of request #{batch.id} "
+                            f"(Apple's last answer: {last})", details={"task_id": task.id})
     return True

@@ -1,4 +1,4 @@
-"""Assignment results: one request's page (polled while it runs), the retry queue and Retry now."""
+"""Assignment results: one request's page (polled while it runs), the retry queue, Retry now and Stop retrying."""
 from __future__ import annotations
 
 from flask import make_response, render_template, request, url_for
@@ -8,13 +8,13 @@ from sqlalchemy import select
 from ..converters import small_int
 from ..extensions import db
 from ..htmx import STOP_POLLING, hx_trigger, is_htmx
-from ..models import AssignmentBatch, EnrollmentProfile, ManagedServer
+from ..models import AssignmentBatch, AssignmentTask, EnrollmentProfile, ManagedServer
 from ..models.assignment import TASK_STATES
 from ..queue import fetch_job, job_alive
 from ..views import form_done, render_form
 from . import bp, queries
 from .forms import ConfirmForm
-from .retries import queue_server_ids, queue_words, retry_now
+from .retries import in_queue_condition, queue_server_ids, queue_words, retry_now, stop_retrying
 
 RUNNING = ("queued", "running")
 
@@ -157,3 +157,22 @@ def _queue_profile() -> EnrollmentProfile | None:
     """The profile the retry queue is shown for (?profile=); anything else is the whole queue."""
     profile_id = request.args.get("profile", type=small_int)
     return db.session.get(EnrollmentProfile, profile_id) if profile_id else None
+
+
+@bp.route("/assignments/tasks/<int:task_id>/stop", methods=["GET", "POST"])
+def stop_task(task_id: int):
+    """Stop retrying one device of the retry queue, after saying what that means."""
+    task = db.get_or_404(AssignmentTask, task_id)
+    batch = _batch_or_404(task.batch_id)
+    form = ConfirmForm()
+    queue_url = url_for("assignments.retries")
+    waiting = db.session.execute(select(AssignmentTask.id).where(
+        AssignmentTask.id == task.id, in_queue_condition())).first() is not None
+    if form.validate_on_submit():
+        if stop_retrying(task, current_user.username):
+            db.session.commit()
+            return form_done(f"{task.serial_number} is no longer retried.", queue_url, "assignmentsChanged")
+        waiting = False
+    status = 422 if request.method == "POST" and not waiting else 200
+    return render_form("assignments/_stop_form.html", f"Stop retrying {task.serial_number}", status=status, form=form,
+                       task=task, batch=batch, waiting=waiting, queue_url=queue_url)
