@@ -317,3 +317,42 @@ def test_pasted_serials_of_released_or_departed_devices_say_what_happened_to_the
             "(noticed on 2026-11-30): moved to another MDM server in Apple Business Manager, or released there. "
             "This serial number is not a device of Paris: NOPE1234. Check it, or synchronize Paris first if Apple "
             "Business Manager assigned it a moment ago. Remove them from the list. Nothing was sent.") in text
+
+
+def test_add_devices_from_a_devices_page_assigns_the_chosen_profile_to_it(htmx, apple, paris, run_jobs):
+    """The device page's only action was Release (a destructive one): giving it a profile meant finding the
+    profile, then the device again in Select the Managed Devices."""
+    server, sales = paris(devices=3)
+    staff = configured_profile(server, name="Staff")
+    draft = EnrollmentProfile(server_id=server.id, name="Draft", status=NOT_CONFIGURED)
+    db.session.add(draft)
+    db.session.commit()
+    serial = sorted(devices_of(server.id))[0]
+    device = devices_of(server.id)[serial]
+    page = htmx.get(f"/devices/{device.id}").get_data(as_text=True)
+    assert f'href="/devices/{device.id}/profile"' in page and ">Add Devices…</a>" in page
+    popup = " ".join(htmx.get(f"/devices/{device.id}/profile").get_data(as_text=True).split())
+    assert f'value="{sales.id}">' in popup and f'value="{staff.id}">' in popup
+    assert f'value="{draft.id}" disabled>' in popup and "Configure profile first" in popup
+
+    refused = htmx.post(f"/devices/{device.id}/profile", data={"profile": str(draft.id)})
+    assert refused.status_code == 422 and "The profile “Draft” is not configured at Apple yet" in refused.get_data(
+        as_text=True)
+    nothing = htmx.post(f"/devices/{device.id}/profile", data={})
+    assert nothing.status_code == 422 and "Choose the profile this device should get." in nothing.get_data(as_text=True)
+    response = htmx.post(f"/devices/{device.id}/profile", data={"profile": str(sales.id)})
+    assert response.status_code == 204
+    batch = latest_batch()
+    assert response.headers["HX-Redirect"] == f"/assignments/{batch.id}" and batch.total == 1
+    assert run_jobs() == []
+    assert devices_of(server.id)[serial].profile_id == sales.id
+
+    # Now it has one: "Change profile…" moves it in one step, and Remove Devices is offered for it.
+    page = htmx.get(f"/devices/{device.id}").get_data(as_text=True)
+    assert ">Change profile…</a>" in page and f'href="/profiles/{sales.id}/devices/remove?device={device.id}"' in page
+    again = htmx.post(f"/devices/{device.id}/profile", data={"profile": str(sales.id)})
+    assert again.status_code == 422 and "has “Sales” already" in again.get_data(as_text=True)
+    assert htmx.post(f"/devices/{device.id}/profile", data={"profile": str(staff.id)}).status_code == 204
+    assert run_jobs() == []
+    assert devices_of(server.id)[serial].profile_id == staff.id
+    assert apple.state.device(serial)["profile_uuid"] == db.session.get(EnrollmentProfile, staff.id).apple_profile_uuid

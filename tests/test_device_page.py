@@ -127,7 +127,8 @@ def test_a_device_without_a_profile_leads_to_its_servers_profiles(admin_client, 
     Enrollment Profiles; a removed device (nothing to add) does not."""
     paris = fleet["paris"].id
     page = admin_client.get(f"/devices/{_device('F17XYZ9').id}").get_data(as_text=True)
-    assert f'<a href="/servers/{paris}/profiles">Enrollment Profiles of Paris</a>: open a profile, then Add Devices' in page
+    assert ('use <strong>Add Devices…</strong> above, or open one of the '
+            f'<a href="/servers/{paris}/profiles">Enrollment Profiles of Paris</a>') in page
     removed = admin_client.get(f"/devices/{_device('F17OLD0').id}").get_data(as_text=True)
     assert f'href="/servers/{paris}/profiles"' not in removed
 
