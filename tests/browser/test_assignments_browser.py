@@ -75,15 +75,20 @@ def test_add_devices_from_the_pop_up_to_the_results(signed_in_page: Page, apple,
     expect(results.get_by_role("row").filter(has_text=second)).to_contain_text("Assigned")
 
 
-def test_add_devices_by_pasting_serial_numbers_with_a_mistake_fixed_in_place(signed_in_page: Page, profile,
-                                                                             run_jobs):
-    page = signed_in_page
-    devices = sorted(devices_of(profile.server_id))
+def _serial_number_box(page: Page, profile):
+    """The profile page's Add Devices, with its Add by serial number opened: (the pop-up, its Serial numbers box)."""
     page.goto(f"/profiles/{profile.id}")
     page.locator("#profile-devices").get_by_role("link", name="Add Devices").click()
     dialog = page.get_by_role("dialog", name="Select the Managed Devices")
     dialog.get_by_text("Add by serial number").click()
-    box = dialog.get_by_role("textbox", name="Serial numbers")
+    return dialog, dialog.get_by_role("textbox", name="Serial numbers")
+
+
+def test_add_devices_by_pasting_serial_numbers_with_a_mistake_fixed_in_place(signed_in_page: Page, profile,
+                                                                             run_jobs):
+    page = signed_in_page
+    devices = sorted(devices_of(profile.server_id))
+    dialog, box = _serial_number_box(page, profile)
     box.fill(f"{devices[0]}\n{devices[1].lower()}\nTYPO1234")
     dialog.get_by_role("button", name="OK").click()
 
@@ -113,11 +118,7 @@ def test_add_devices_reads_serial_numbers_from_a_csv_export_into_the_box(signed_
     checked before OK; a file without such a column goes in as it is, and the usual check says what is wrong."""
     page = signed_in_page
     devices = sorted(devices_of(profile.server_id))
-    page.goto(f"/profiles/{profile.id}")
-    page.locator("#profile-devices").get_by_role("link", name="Add Devices").click()
-    dialog = page.get_by_role("dialog", name="Select the Managed Devices")
-    dialog.get_by_text("Add by serial number").click()
-    box = dialog.get_by_role("textbox", name="Serial numbers")
+    dialog, box = _serial_number_box(page, profile)
     box.fill(devices[0])
     export = ("\ufeffserial_number,model,description\r\n"
               f'{devices[1]},"iPad Pro, 11-inch",ipad\r\n{devices[2]},"Mac ""mini""",mac\r\n')
