@@ -185,3 +185,36 @@ def test_the_first_click_on_next_page_after_a_search_is_not_undone(signed_in_pag
     page.wait_for_timeout(1000)  # what the stray request needed to put page 1 back
     expect(table.get_by_role("cell", name="SRCH0149", exact=True)).to_be_visible()
     expect(table.get_by_role("cell", name="SRCH0000", exact=True)).to_have_count(0)
+
+
+def test_give_a_device_a_profile_from_its_page_with_the_keyboard(signed_in_page: Page, htmx, apple, run_jobs):
+    from sqlalchemy import select
+
+    from portal.extensions import db
+    from portal.models import Device
+    from tests.assignments_helpers import configured_profile
+    from tests.browser.shots import shot
+
+    server = add_simulated_server(htmx, apple, 3, run_jobs=run_jobs, apple_server=SIM)
+    configured_profile(server, "Sales")
+    configured_profile(server, "Staff")
+    device = db.session.execute(select(Device).where(Device.server_id == server.id).order_by(Device.id)).scalars().first()
+    page = signed_in_page
+    page.goto(f"/devices/{device.id}")
+    page.get_by_role("link", name="Add Devices…").focus()
+    page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog", name=f"Add Devices: {device.serial_number}")
+    expect(dialog.get_by_role("radio", name="Sales")).to_be_visible()
+    shot(page, "device-add-devices.png")
+    dialog.get_by_role("radio", name="Staff").focus()
+    page.keyboard.press("Space")
+    page.keyboard.press("Enter")  # on a radio button: chooses, does not send (portal.js)
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("button", name="OK").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/assignments/*")
+    expect(page.get_by_role("status").first).to_contain_text(f"Assigning “Staff” to {device.serial_number}")
+    assert run_jobs() == []
+    page.goto(f"/devices/{device.id}")
+    expect(page.locator("#enrollment")).to_contain_text("Staff")
+    expect(page.get_by_role("link", name="Change profile…")).to_be_visible()
