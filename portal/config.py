@@ -47,6 +47,10 @@ def load_config(instance_path: str) -> dict:
         # these delays (seconds), then given up (portal/notification_retries.py).
         "NOTIFICATION_RETRY_DELAYS": _retry_delays(env.get("NOTIFICATION_RETRY_DELAYS", "60,300,1800")),
         "DEPSIM_STATE_DIR": env.get("DEPSIM_STATE_DIR") or str(instance / "depsim"),
+        # htmx from its CDN (pinned, integrity-checked), the copy shipped in static/ if that fails; "0" on a network
+        # that cannot reach the CDN: a firewall that drops the request silently would hold every page until it
+        # times out.
+        "HTMX_FROM_CDN": _yes_no("HTMX_FROM_CDN", env.get("HTMX_FROM_CDN", "1")),
         "RQ_QUEUES": ["default"],
         "TRUSTED_PROXIES": int(env.get("TRUSTED_PROXIES", "0")),
         # Sign-in throttling (portal/auth/throttle.py): failures per account name and per client
@@ -85,6 +89,16 @@ def _warning_days(value: str) -> int:
         return int(text)
     raise RuntimeError(f"TOKEN_EXPIRY_WARNING_DAYS must be a whole number of days from {WARNING_DAYS_MIN} to "
                        f"{WARNING_DAYS_MAX}, not {value!r}")
+
+
+def _yes_no(name: str, value: str) -> bool:
+    """1/0, true/false, yes/no, on/off (any case); anything else stops the start with a message."""
+    text = value.strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise RuntimeError(f"{name} must be 1 or 0 (yes or no), not {value!r}")
 
 
 def _full_sync_days(value: str) -> int:

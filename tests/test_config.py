@@ -82,3 +82,14 @@ def test_vault_encrypts_with_the_first_key_and_reads_with_any():
     assert vault.decrypt(rotated, [new]) == b"AS_secret"
     with pytest.raises(vault.VaultError):
         vault.decrypt(secret, [new])
+
+
+def test_htmx_from_cdn_is_a_yes_or_no(tmp_path, monkeypatch):
+    monkeypatch.delenv("HTMX_FROM_CDN", raising=False)
+    assert load_config(str(tmp_path))["HTMX_FROM_CDN"] is True
+    for value, expected in (("0", False), (" No ", False), ("off", False), ("yes", True), ("TRUE", True)):
+        monkeypatch.setenv("HTMX_FROM_CDN", value)
+        assert load_config(str(tmp_path))["HTMX_FROM_CDN"] is expected, value
+    monkeypatch.setenv("HTMX_FROM_CDN", "maybe")
+    with pytest.raises(RuntimeError, match="HTMX_FROM_CDN must be 1 or 0"):
+        load_config(str(tmp_path))

@@ -282,3 +282,11 @@ def test_activity_log_links_an_add_devices_request_to_its_results(app, admin_cli
     assert f"Add Devices “Staff”, {link}: 1 assigned, 2 failed (retried in 24 h)" in html
     assert f"Add Devices: 3 devices to “Staff” requested (manual) ({link})" in html
     assert "Add Devices “Staff”, request #999: 3 assigned" in html and 'href="/assignments/999"' not in html
+
+
+def test_htmx_can_come_from_the_shipped_copy_alone_on_a_network_without_the_cdn(app, admin_client):
+    """HTMX_FROM_CDN=0: behind a firewall that drops the CDN's requests silently, every page waited for them."""
+    app.config["HTMX_FROM_CDN"] = False
+    html = admin_client.get("/servers").get_data(as_text=True)
+    assert "cdn.jsdelivr.net" not in html and "integrity=" not in html
+    assert re.search(r'<script src="/static/vendor/htmx-[\d.]+\.min\.js"></script>', html)
