@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 
 import pytest
@@ -940,3 +941,17 @@ def test_the_profile_form_names_the_current_defaults_and_warns_before_editing_a_
     assert "Default profiles of Paris now" not in edit.split('id="current-defaults"')[0]  # itself not listed
     assert "“Staff” is the only default profile of Paris." in edit
     assert "not applied until configured" not in htmx.get(f"/servers/{server_id}/profiles").get_data(as_text=True)
+
+
+def test_taking_the_default_role_says_which_profile_lost_it(htmx, server_id):
+    assert create(htmx, server_id, name="Staff", is_default="y").status_code == 204
+    response = create(htmx, server_id, name="Phones", is_default="y", default_families=["iPhone"])
+    assert "“Staff”" not in json.loads(response.headers["HX-Trigger"])["toast"]["message"]  # Staff keeps the rest
+    response = create(htmx, server_id, name="Everything", is_default="y")
+    message = json.loads(response.headers["HX-Trigger"])["toast"]["message"]
+    assert message.startswith("Profile Everything created on Paris. “Staff” is no longer the default profile for new "
+                              "devices. It is Not configured")
+    phones = profile_named("Phones")
+    response = htmx.post(f"/profiles/{phones.id}/edit", data=profile_form(name="Phones", is_default="y"))
+    message = json.loads(response.headers["HX-Trigger"])["toast"]["message"]
+    assert "“Everything” is no longer the default profile for new devices." in message

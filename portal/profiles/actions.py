@@ -51,7 +51,8 @@ def _save_new(form, server_for) -> EnrollmentProfile | None:
 
 
 def _created(profile: EnrollmentProfile):
-    return form_done(f"Profile {profile.name} created on {profile.server.name}. It is Not configured: use "
+    displaced = "".join(f" {sentence}" for sentence in getattr(profile, "displaced_defaults", []))
+    return form_done(f"Profile {profile.name} created on {profile.server.name}.{displaced} It is Not configured: use "
                      "Configure profile to send it to Apple.",
                      url_for("profiles.detail", profile_id=profile.id), REFRESH)
 
@@ -126,7 +127,8 @@ def edit(profile_id: int):
             _apply_errors(form, {"name": name_clash(profile.server, form.name.data, profile.id)
                                  or "Another profile of this server just took this name: choose another."})
         else:
-            message = f"Profile {profile.name} saved."
+            message = f"Profile {profile.name} saved." + "".join(
+                f" {sentence}" for sentence in getattr(profile, "displaced_defaults", []))
             if changed and profile.status == CHANGED:
                 message += " Apple still has the previous version: use Configure profile to send this one."
             return form_done(message, url_for("profiles.detail", profile_id=profile.id), REFRESH)

@@ -58,18 +58,20 @@ def _check_name(server: ManagedServer, name: str, profile_id: int | None = None)
         raise FieldErrors({"name": clash})
 
 
-def _make_default(profile: EnrollmentProfile) -> None:
+def _make_default(profile: EnrollmentProfile) -> list[str]:
     """At most one default per device family and server: the other defaults of the server lose what this one takes.
 
     A profile for every family (no families) replaces the server's other profile for every family; one for some
     families takes those from the others, and a profile left with none of its families is no longer a default.
-    Each profile that lost something is said in the activity log.
+    Each profile that lost something is said in the activity log; returns those sentences ("“Staff” is no longer
+    the default profile for new devices"), for the confirmation.
     """
     lock_default_profiles(profile.server_id)  # another save at the same moment: its defaults are seen, not missed
     others = db.session.execute(select(EnrollmentProfile).where(
         EnrollmentProfile.server_id == profile.server_id, EnrollmentProfile.id != profile.id,
         EnrollmentProfile.is_default.is_(True))).scalars().all()
     taken = set(profile.default_families or [])
+    said = []
     for other in others:
         if not taken:
             if other.default_families:
@@ -86,6 +88,8 @@ def _make_default(profile: EnrollmentProfile) -> None:
                     + (f" (it stays the default for {family_words(left)})" if left else ""))
         record_activity("profile.updated", other, summary=f"Enrollment profile {other.name} {lost}: "
                                                           f"{profile.name} is the default now")
+        said.append(f"“{other.name}” {lost}.")
+    return said
 
 
 def create_profile(server: ManagedServer, data: dict) -> EnrollmentProfile:
@@ -95,8 +99,7 @@ def create_profile(server: ManagedServer, data: dict) -> EnrollmentProfile:
     profile = EnrollmentProfile(server_id=server.id, status=NOT_CONFIGURED, **values)
     db.session.add(profile)
     db.session.flush()
-    if profile.is_default:
-        _make_default(profile)
+    profile.displaced_defaults = _make_default(profile) if profile.is_default else []  # (not stored: the message)
     record_activity("profile.created", profile, summary=f"Created enrollment profile {profile.name} on {server.name}"
                     + (f" ({_lower_first(profile.default_label)})" if profile.is_default else ""))
     return profile
@@ -131,8 +134,7 @@ def update_profile(profile: EnrollmentProfile, data: dict) -> bool:
         # The admin fixed something: the old failure no longer describes this version.
         profile.status = CHANGED if profile.apple_profile_uuid else NOT_CONFIGURED
         profile.status_detail = None
-    if profile.is_default:
-        _make_default(profile)
+    profile.displaced_defaults = _make_default(profile) if profile.is_default else []  # (not stored: the message)
     record_activity("profile.updated", profile, summary=f"Edited enrollment profile {profile.name}"
                     + (": Apple still has the previous version until it is configured again"
                        if profile.status == CHANGED and changed_for_apple else ""))
