@@ -584,3 +584,23 @@ def test_enter_on_a_ticked_device_does_not_send_select_the_managed_devices(signe
     assert db.session.execute(select(func.count()).select_from(AssignmentBatch)).scalar_one() == 0
     dialog.get_by_role("button", name="OK").click()  # the button still sends
     expect(dialog).to_be_hidden()
+
+
+def test_a_pop_up_form_is_set_up_by_htmx_when_the_pop_up_opens(signed_in_page: Page):
+    """The pop-up opens (and takes the keyboard) as its content is swapped in: htmx must have set up that content's
+    forms by then. With htmx's default 20 ms settle delay it did so later, and Enter pressed in that window sent
+    the form as a plain page instead of into the pop-up."""
+    page = signed_in_page
+    page.goto("/servers")
+    page.evaluate("""() => {
+        window.formsReadyWhenOpened = null;
+        const dialog = document.getElementById("modal");
+        new MutationObserver(() => {
+            if (!dialog.open || window.formsReadyWhenOpened !== null) return;
+            const forms = [...dialog.querySelectorAll("form[hx-post]")];
+            window.formsReadyWhenOpened = forms.length > 0 && forms.every(form => !!form["htmx-internal-data"]);
+        }).observe(dialog, {attributes: true, attributeFilter: ["open"]});
+    }""")
+    page.get_by_role("link", name="Add Server").first.click()
+    expect(page.get_by_role("dialog")).to_be_visible()
+    assert page.evaluate("window.formsReadyWhenOpened") is True

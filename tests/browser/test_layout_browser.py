@@ -64,6 +64,34 @@ def test_back_to_all_profiles_shows_the_server_filter_as_the_url_says(signed_in_
     expect(page.get_by_label("Managed server")).to_have_value(str(configured_paris))
 
 
+def test_forward_right_after_back_shows_the_server_filter_as_the_url_says(signed_in_page: Page, configured_paris, app):
+    """Forward pressed while the page that Back loaded again was still being set up (its scripts not run yet): the
+    address changed to the filtered list, and the page stayed the whole list, its filter on "All managed servers"."""
+    import time
+
+    page = signed_in_page
+    page.goto("/profiles")
+    page.get_by_label("Managed server").select_option(str(configured_paris))
+    expect(page).to_have_url(re.compile(rf"server={configured_paris}"))
+
+    # From now on the page's script arrives late, as on a slow network: the page is shown before it is set up.
+    static = app.view_functions["static"]
+
+    def slow_script(filename):
+        if filename == "js/portal.js":
+            time.sleep(1.5)
+        return static(filename=filename)
+
+    app.view_functions["static"] = slow_script
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"/profiles$"))
+    expect(page.get_by_label("Managed server")).to_have_value("")
+    page.go_forward()
+    expect(page).to_have_url(re.compile(rf"server={configured_paris}"))
+    expect(page.get_by_label("Managed server")).to_have_value(str(configured_paris))
+    expect(page.locator("#profile-table")).to_contain_text("Paris")
+
+
 def test_the_device_search_shows_its_whole_hint(signed_in_page: Page, configured_paris):
     """At desktop width the search box cut its placeholder to "Serial number, model or descr"."""
     page = signed_in_page
