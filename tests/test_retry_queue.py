@@ -7,6 +7,7 @@ import re
 from datetime import datetime, timedelta, timezone
 
 from portal.extensions import db
+from portal.models import AssignmentTask
 from tests.servers_helpers import add_simulated_server
 from tests.assignments_helpers import configured_profile, devices_of, latest_batch, pick, tasks_of
 from tests.assignments_helpers import clock  # noqa: F401 - a fixture
@@ -118,3 +119,45 @@ def test_stop_retrying_takes_one_device_out_of_the_queue_for_good(htmx, apple, r
     again = htmx.post(f"/assignments/tasks/{task.id}/stop")
     assert again.status_code == 422 and "is no longer waiting for a retry" in again.get_data(as_text=True)
     assert htmx.get("/assignments/tasks/999999/stop").status_code == 404
+
+
+def test_stop_retrying_leaves_alone_a_device_its_request_may_be_sending(htmx, apple, run_jobs):
+    """A device held after a call failed as a whole is sent again by its request's job, which does not mark it while
+    it is at Apple: closed meanwhile, Apple's SUCCESS was thrown away (assigned at Apple, "not retried" here)."""
+    from portal.assignments.runner import run_batch
+    from portal.models import AssignmentBatch
+
+    paris = add_simulated_server(htmx, apple, 3, run_jobs=run_jobs, name="Paris", apple_server="Paris MDM")
+    profile = configured_profile(paris)
+    serial = sorted(devices_of(paris.id))[0]
+    apple.state.set_fault("Paris MDM", "server_error", 50)  # the call fails as a whole: held queued for a while
+    pick(htmx, profile, [devices_of(paris.id)[serial].id])
+    assert run_jobs() == []
+    apple.state.set_fault("Paris MDM", "server_error", None)
+    batch = latest_batch()
+    task = tasks_of(batch.id)[serial]
+    assert task.state == "queued" and task.retry_at is not None
+    assert serial in _rows(htmx.get("/assignments/retries").get_data(as_text=True))
+
+    # Its wait is over and the retry pass started the request's job again: the call may be at Apple now.
+    db.session.get(AssignmentTask, task.id).retry_at = datetime.now(timezone.utc) - timedelta(seconds=1)
+    db.session.get(AssignmentBatch, batch.id).status = "queued"
+    db.session.commit()
+    confirm = " ".join(htmx.get(f"/assignments/tasks/{task.id}/stop").get_data(as_text=True).split())
+    assert "is no longer waiting for a retry: it is being sent to Apple now" in confirm
+    assert "Stop retrying</button>" not in confirm
+    response = htmx.post(f"/assignments/tasks/{task.id}/stop")
+    assert response.status_code == 422 and tasks_of(batch.id)[serial].state == "queued"
+
+    run_batch(batch.id)  # Apple's answer is stored
+    assert tasks_of(batch.id)[serial].state == "done" and devices_of(paris.id)[serial].profile_id == profile.id
+
+    # A device held in a request whose job has ended can be stopped, as before.
+    other = sorted(devices_of(paris.id))[1]
+    apple.state.set_fault("Paris MDM", "server_error", 50)
+    pick(htmx, profile, [devices_of(paris.id)[other].id])
+    assert run_jobs() == []
+    held = tasks_of(latest_batch().id)[other]
+    assert latest_batch().status not in ("queued", "running") and held.state == "queued"
+    assert htmx.post(f"/assignments/tasks/{held.id}/stop").status_code == 204
+    assert tasks_of(held.batch_id)[other].state == "superseded"

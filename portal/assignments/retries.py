@@ -171,15 +171,27 @@ def ensure_job(batch: AssignmentBatch | None, now, *, force: bool = False) -> bo
     return True
 
 
+def stoppable_condition():
+    """Tasks of the retry queue that Stop retrying may close. Not a task held queued in a request whose job is queued
+    or running: that job sends it once its wait is over, without marking it while it is at Apple, and would then
+    drop Apple's answer for a task closed meanwhile (assigned at Apple, "not retried" here). Failed and throttled
+    tasks are never sent as such: the retry pass queues them again first."""
+    return or_(AssignmentTask.state.in_(RETRY_STATES),
+               and_(AssignmentTask.state == QUEUED, AssignmentTask.retry_at.is_not(None),
+                    AssignmentTask.batch_id.in_(select(AssignmentBatch.id).where(
+                        AssignmentBatch.status.not_in(("queued", "running"))))))
+
+
 def stop_retrying(task: AssignmentTask, actor: str) -> bool:
     """Take one device out of the retry queue for good (Stop retrying): its request no longer sends it to Apple.
     Closed as superseded, with who stopped it and Apple's last answer; False when it is no longer waiting (sent
-    meanwhile, or answered), which changes nothing."""
+    meanwhile, or answered) or its request's job may be sending it (see stoppable_condition), which changes
+    nothing."""
     from .services import refresh_counts  # services imports this module
 
     last = task.result or "no answer"
     stopped = db.session.execute(update(AssignmentTask).where(
-        AssignmentTask.id == task.id, in_queue_condition()).values(
+        AssignmentTask.id == task.id, stoppable_condition()).values(
         state=SUPERSEDED, retry_at=None, **NOT_HELD, updated_at=timing.now(),
         detail=f"Not retried: {actor} stopped the retries (Apple's last answer: {last})."),
         execution_options={"synchronize_session": False}).rowcount

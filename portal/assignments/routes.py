@@ -14,7 +14,7 @@ from ..queue import fetch_job, job_alive
 from ..views import form_done, render_form
 from . import bp, queries
 from .forms import ConfirmForm
-from .retries import in_queue_condition, queue_server_ids, queue_words, retry_now, stop_retrying
+from .retries import queue_server_ids, queue_words, retry_now, stop_retrying, stoppable_condition
 
 RUNNING = ("queued", "running")
 
@@ -167,7 +167,7 @@ def stop_task(task_id: int):
     form = ConfirmForm()
     queue_url = url_for("assignments.retries")
     waiting = db.session.execute(select(AssignmentTask.id).where(
-        AssignmentTask.id == task.id, in_queue_condition())).first() is not None
+        AssignmentTask.id == task.id, stoppable_condition())).first() is not None
     if form.validate_on_submit():
         if stop_retrying(task, current_user.username):
             db.session.commit()
