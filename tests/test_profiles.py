@@ -547,6 +547,24 @@ def test_configure_without_configuration_fails_then_succeeds_after_assigning_one
     assert "organization" not in body and "Acme Corp" not in str(body)  # portal-side only
 
 
+def test_the_server_page_stops_polling_for_a_default_profile_whose_worker_was_killed(htmx, apple, server_id):
+    """The server page polled every 3 s, saying "is being configured", for as long as nobody opened the profile."""
+    create_with_a_configuration(htmx, server_id)
+    profile = profile_named("Staff iPads")
+    profile.is_default = True
+    db.session.commit()
+    configure(htmx, profile.id)
+    taken = TakenJob(profile_named("Staff iPads").job_id)  # taken by a worker...
+    taken.alive()
+    assert 'class="default-poll"' in htmx.get(f"/servers/{server_id}").get_data(as_text=True)
+
+    taken.killed()  # ...killed outright: its key has expired
+    page = htmx.get(f"/servers/{server_id}").get_data(as_text=True)
+    assert 'class="default-poll"' not in page
+    assert "could not be configured at Apple" in " ".join(page.split())
+    assert profile_named("Staff iPads").status == "failed"
+
+
 def test_a_profile_left_configuring_by_a_killed_worker_can_be_configured_again(htmx, apple, server_id, run_jobs):
     create_with_a_configuration(htmx, server_id)
     profile = profile_named("Staff iPads")

@@ -181,10 +181,17 @@ def detail(server_id: int):
     server = _server_or_404(server_id)
     runs = server.sync_runs[:20]
     activity = recent_activity(server)
+    from ..profiles.services import settle_stale  # profiles.services imports this blueprint
+
+    defaults = unapplied_defaults(server.id)
+    # A default profile left Configuring by a worker that died: said Failed here too (its page says so), or this
+    # page would poll every 3 s for an answer that never comes.
+    if any(settle_stale(profile) for profile in defaults):
+        db.session.commit()
     return render_template("servers/detail.html", server=server, status=status_of(server), runs=runs,
                            run=runs[0] if runs else None,
                            activity=activity, count=device_counts(server.id).get(server.id, 0),
-                           not_ready=not_ready_counts(server.id), unapplied_defaults=unapplied_defaults(server.id),
+                           not_ready=not_ready_counts(server.id), unapplied_defaults=defaults,
                            account_pending=_account_pending(server), action_form=ActionForm(),
                            key_pair=key_pair_of(server), now=datetime.now(timezone.utc))
 
