@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.models import ActivityEntry, AssignmentBatch, EnrollmentProfile
-from tests.assignments_helpers import SIM, configured_profile, devices_of, pick, sim_serials
+from tests.assignments_helpers import SIM, configured_profile, devices_of, latest_batch, pick, sim_serials
 from tests.assignments_helpers import paris  # noqa: F401 - a fixture
 from tests.servers_helpers import TakenJob, server_named
 
@@ -268,9 +268,19 @@ def test_devices_that_came_while_the_default_was_not_configured_are_offered_on_i
     assert all(serial in picker for serial in new)
 
     pick(htmx, profile, [devices_of(server.id)[s].id for s in new])
+    page = " ".join(htmx.get(f"/profiles/{profile.id}").get_data(as_text=True).split())
+    assert "<strong>5 current devices</strong> of Paris" in page  # the others are on their way, not counted again
     assert run_jobs() == []
     page = " ".join(htmx.get(f"/profiles/{profile.id}").get_data(as_text=True).split())
-    assert "<strong>5 current devices</strong> of Paris" in page  # the others are on their way
+    assert "<strong>5 current devices</strong> of Paris" in page
+
+    # A device whose profile an admin took off with Remove Devices is no oversight to point out.
+    assert htmx.post(f"/profiles/{profile.id}/devices/remove",
+                     data={"device": [str(devices_of(server.id)[new[0]].id)]}).status_code == 204
+    assert run_jobs() == []
+    assert devices_of(server.id)[new[0]].profile_id is None and latest_batch().succeeded == 1
+    page = " ".join(htmx.get(f"/profiles/{profile.id}").get_data(as_text=True).split())
+    assert "<strong>5 current devices</strong> of Paris" in page
     profile.is_default = False
     db.session.commit()
     assert 'id="default-waiting"' not in htmx.get(f"/profiles/{profile.id}").get_data(as_text=True)

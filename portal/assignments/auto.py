@@ -12,7 +12,9 @@ from sqlalchemy import or_, select
 
 from ..activity.record import record_activity
 from ..extensions import db
-from ..models import AssignmentBatch, Device, EnrollmentProfile, ManagedServer
+from ..devices.pending import pending_devices
+from ..models import AssignmentBatch, AssignmentTask, Device, EnrollmentProfile, ManagedServer
+from ..models.assignment import DONE, REMOVE
 from ..models.profile import CHANGED, CONFIGURED, CONFIGURING, FAILED, family_words
 from .services import ID_CHUNK, count_devices, request_matching
 
@@ -68,11 +70,18 @@ def _families_of(profile: EnrollmentProfile, defaults: list[EnrollmentProfile]) 
 def without_profile_for_default(profile: EnrollmentProfile) -> int:
     """Current devices of a default profile's families with no profile and no request for one: new devices that
     came while it was not configured at Apple (skipped, assignment.default_skipped), or before it was the default.
-    Its page offers Add Devices for them."""
+    Its page offers Add Devices for them.
+
+    Not counted: a device with a request waiting to reach Apple (the device row keeps no trace of it, see
+    devices/pending.py), such as the Add Devices just sent from this very warning; nor one whose profile an admin
+    took off with Remove Devices, which is no oversight to point out."""
     if not profile.is_default:
         return 0
+    removed_here = select(AssignmentTask.device_id).join(AssignmentBatch).where(
+        AssignmentBatch.server_id == profile.server_id, AssignmentBatch.action == REMOVE, AssignmentTask.state == DONE)
     return count_devices(profile.server_id, [*_families_of(profile, default_profiles(profile.server_id)),
-                                             Device.profile_id.is_(None), Device.assignment_state.is_(None)])
+                                             Device.profile_id.is_(None), Device.assignment_state.is_(None),
+                                             Device.id.not_in(pending_devices()), Device.id.not_in(removed_here)])
 
 
 # Why a default profile was skipped, as the server page says it (templates/servers/detail.html), and what to do.
