@@ -4,14 +4,14 @@ duplicates, a server deleted mid-run, pages committed while Apple is slow, Apple
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from rq_scheduler import Scheduler
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from portal.extensions import db
 from portal.models import ActivityEntry, Device, ManagedServer, SyncRun
-from portal.queue import get_queue, get_redis
+from portal.queue import fetch_job, get_queue, get_redis
 from tests.servers_helpers import TakenJob, server_named
 from tests.sync_helpers import _device_count, _devices, _kept_count, _runs
 from tests.sync_helpers import paris  # noqa: F401 - the fixture
@@ -372,3 +372,58 @@ def test_sync_now_while_redis_hangs_says_so_instead_of_an_error_page(app, htmx, 
     html = response.get_data(as_text=True)
     assert response.status_code == 503
     assert "job queue (Redis) did not answer" in html and "Traceback" not in html
+
+
+def test_a_poll_while_retry_now_enqueues_its_job_does_not_close_the_run(htmx, apple, paris, run_jobs, monkeypatch):
+    """The panel and the row poll every 2 s: one that came after Retry now took the job from rq-scheduler and
+    before the new one was in the queue found no job for a run created long ago, and closed it as interrupted."""
+    from portal.servers import services
+
+    server = paris(devices=5)
+    apple.state.set_fault("Paris MDM", "server_error", 50)
+    htmx.post(f"/servers/{server.id}/sync")
+    run_jobs()
+    waiting = _runs(server.id)[-1]
+    old_job = waiting.job_id
+    db.session.execute(update(SyncRun).where(SyncRun.id == waiting.id).values(
+        created_at=datetime.now(timezone.utc) - timedelta(hours=1)))  # long before: no grace of a new run
+    db.session.commit()
+    apple.state.set_fault("Paris MDM", "server_error", None)
+    polled = []
+    enqueue = services.enqueue
+
+    def poll_first(*args, **kwargs):
+        polled.append(htmx.get(f"/servers/{server.id}/sync-status").get_data(as_text=True))
+        assert fetch_job(old_job) is not None  # not deleted before the new job is in the queue
+        return enqueue(*args, **kwargs)
+
+    monkeypatch.setattr(services, "enqueue", poll_first)
+    response = htmx.post(f"/servers/{server.id}/sync")
+    assert "retried now, before its retry time" in response.headers["HX-Trigger"]
+    assert polled and "interrupted" not in polled[0] and "Failed" not in polled[0]
+    assert fetch_job(old_job) is None
+    assert run_jobs() == []
+    assert _runs(server.id)[-1].id == waiting.id and _runs(server.id)[-1].status == "succeeded"
+
+
+def test_a_retry_past_its_time_says_it_waits_for_a_worker(htmx, apple, paris, run_jobs):
+    """A busy worker (or no rq-scheduler): the run still said "Waiting to retry · retry 1 of 3 5 minutes ago" and
+    "tried again 5 minutes ago by itself"."""
+    server = paris(devices=5)
+    apple.state.set_fault("Paris MDM", "server_error", 50)
+    htmx.post(f"/servers/{server.id}/sync")
+    run_jobs()
+    waiting = _runs(server.id)[-1]
+    db.session.execute(update(SyncRun).where(SyncRun.id == waiting.id).values(
+        retry_at=datetime.now(timezone.utc) - timedelta(minutes=5)))
+    db.session.commit()
+    row = " ".join(htmx.get("/servers").get_data(as_text=True).split())
+    assert "Waiting to retry" not in row
+    assert '<span class="badge badge-info">Queued</span>' in row and "retry 1 of 3 starting" in row
+    assert ">Retry now</button>" in row  # rq-scheduler may not run: the way to start it
+    panel = " ".join(htmx.get(f"/servers/{server.id}/sync-status").get_data(as_text=True).split())
+    assert "it was due 5 minutes ago, and starts as soon as a background worker is free" in panel
+    assert "tried again" not in panel
+    apple.state.set_fault("Paris MDM", "server_error", None)
+    assert "retried now, before its retry time" in htmx.post(f"/servers/{server.id}/sync").headers["HX-Trigger"]
+    assert run_jobs() == [] and _runs(server.id)[-1].status == "succeeded"

@@ -52,9 +52,16 @@ class SyncRun(db.Model):
         return self.status in ACTIVE
 
     @property
-    def waiting_to_retry(self) -> bool:
-        """Queued again for later after Apple kept failing (servers.sync._retry_later), not running meanwhile."""
+    def retry_scheduled(self) -> bool:
+        """Queued again for later after Apple kept failing (servers.sync._retry_later), not running meanwhile: its
+        job waits in rq-scheduler until its time, then in the queue for a worker. Retry now can run it."""
         return self.status == "queued" and self.retry_at is not None
+
+    @property
+    def waiting_to_retry(self) -> bool:
+        """A retry whose time has not come. Once it has, the run is as good as queued: it starts when a worker is
+        free (a busy worker, or Retry now), and says so rather than "retried 5 minutes ago"."""
+        return self.retry_scheduled and self.retry_at > utcnow()
 
     @property
     def duration(self) -> float | None:

@@ -250,7 +250,7 @@ def synchronize(server_id: int):
         message = f"{server.name} cannot be synchronized: its token status is {status.label}. {status.remedy}"
         return _after_action(server, message, "error")
     waiting = active_run(server)
-    if waiting is not None and waiting.waiting_to_retry and retry_sync_now(waiting, current_user.username):
+    if waiting is not None and waiting.retry_scheduled and retry_sync_now(waiting, current_user.username):
         return _after_action(server, f"Synchronization of {server.name} retried now, before its retry time.", "success")
     run, started = start_sync(server, trigger="manual", actor=current_user.username)
     message = (f"Synchronization of {server.name} started." if started

@@ -241,8 +241,11 @@ def _close_if_dead(run: SyncRun) -> bool:
     if job_alive(job):
         return False
     now = datetime.now(timezone.utc)
-    if job is None and run.created_at and run.created_at > now - NEW_JOB_GRACE:
-        return False  # its request may be between its commit and its enqueue
+    # Its request may be between its commit and its enqueue; so may a Retry now (retry_sync_now), whose retry time
+    # it sets to the moment it was pressed.
+    started = [t for t in (run.created_at, run.retry_at) if t and t <= now]
+    if job is None and started and max(started) > now - NEW_JOB_GRACE:
+        return False
     run.status, run.finished_at = "failed", now
     run.error_code, run.error_message = "interrupted", "The worker stopped before the run ended; a new run resumes it."
     return True
@@ -254,19 +257,22 @@ def retry_sync_now(run: SyncRun, actor: str | None) -> bool:
     runs it; False when rq-scheduler had already handed it to a worker (it is starting anyway)."""
     from rq_scheduler import Scheduler
 
-    if not run.waiting_to_retry:
+    if not run.retry_scheduled:
         return False
     scheduler = Scheduler(queue_name="default", connection=get_redis())
     if not get_redis().zrem(scheduler.scheduled_jobs_key, run.job_id):
         return False
+    # Until the new job is in the queue, a poll of the run must not take it for one whose job died
+    # (_close_if_dead): the old job is deleted only once the new one is there, and the retry time, now, gives the
+    # new job the grace a new run gets.
     scheduled = fetch_job(run.job_id)
-    if scheduled is not None:
-        scheduled.delete()
-    run.job_id, run.retry_at = new_job_id(), None
+    run.job_id, run.retry_at = new_job_id(), datetime.now(timezone.utc)
     record_activity("server.sync_requested", run.server, actor=actor,
                     summary=f"Synchronization of {run.server.name} retried now, before its retry time")
     db.session.commit()
     enqueue("jobs.sync.sync_server", run.id, job_id=run.job_id, job_timeout=6 * 3600)
+    if scheduled is not None:
+        scheduled.delete()
     return True
 
 
