@@ -52,7 +52,8 @@ def relative_time(value: datetime | None, now: datetime | None = None) -> str:
 
 
 def format_duration(seconds: float | None) -> str:
-    """A duration like '2 min 5 s' or '850 ms'."""
+    """A duration like '850 ms', '2 min 5 s', '3 h 4 min' or '2 days 5 h' (a job stuck for hours read
+    "180 min 0 s")."""
     if seconds is None:
         return "—"
     if seconds < 1:
@@ -60,7 +61,13 @@ def format_duration(seconds: float | None) -> str:
     if seconds < 60:
         return f"{seconds:.1f} s"
     minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes} min {secs} s"
+    if minutes < 60:
+        return f"{minutes} min {secs} s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min"
+    days, hours = divmod(hours, 24)
+    return f"{days:,} day{'s' if days != 1 else ''} {hours} h"
 
 
 def url_with(**changes) -> str:

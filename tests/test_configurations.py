@@ -490,6 +490,21 @@ def test_edit_renames_adds_and_removes_certificates(htmx, cert_a):
     assert entry.details["removed_subjects"] == ["CN=b"] and entry.details["added_subjects"] == ["CN=d"]
 
 
+def test_a_certificate_ticked_for_removal_and_uploaded_again_is_logged_as_neither(htmx, cert_a):
+    """It stays in the configuration: the activity log said "certificate CN=b removed" all the same."""
+    b = make_cert("b")[0]
+    configuration = create(htmx, files=[("a.pem", pem(cert_a)), ("b.pem", pem(b))])
+    ids = {cert.subject: cert.id for cert in configuration.certificates}
+    response = post(htmx, f"/configurations/{configuration.id}/edit", name="Production MDM", url=URL,
+                    files=[("b-again.pem", pem(b))], remove=[ids["CN=b"]])
+    assert response.status_code == 204, response.get_data(as_text=True)
+    assert sorted(x.subject for x in configuration_named("Production MDM").certificates) == ["CN=b",
+                                                                                           "CN=mdm-a.example.com"]
+    entry = db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "configuration.updated")).scalar_one()
+    assert "removed" not in entry.summary and "added" not in entry.summary, entry.summary
+    assert entry.details["removed_subjects"] == [] and entry.details["added_subjects"] == []
+
+
 def test_edit_with_a_bad_file_changes_nothing_and_keeps_what_was_typed(htmx, cert_a):
     b = make_cert("b")[0]
     configuration = create(htmx, files=[("a.pem", pem(cert_a)), ("b.pem", pem(b))])

@@ -1,6 +1,7 @@
 """Background work: RQ on a real Redis, the app context in workers, scheduler reconciliation."""
 from datetime import datetime, timezone
 
+import pytest
 from rq_scheduler import Scheduler
 from sqlalchemy import select
 
@@ -196,3 +197,13 @@ def test_the_page_names_a_periodic_job_the_scheduler_does_not_hold(app, htmx):
     html = _page(htmx)
     assert ('<span class="badge badge-warning">Not scheduled</span> Assignment retries (the retry queue) (every 60 '
             "seconds (1 minute)): it is scheduled again when the scheduler starts.") in html
+
+
+@pytest.mark.parametrize("seconds, shown", [(None, "—"), (0.85, "850 ms"), (12.34, "12.3 s"), (125, "2 min 5 s"),
+                                            (3 * 3600, "3 h 0 min"), (3 * 3600 + 4 * 60 + 59, "3 h 4 min"),
+                                            (86_400, "1 day 0 h"), (2 * 86_400 + 5 * 3600, "2 days 5 h")])
+def test_durations_are_written_in_the_units_a_person_reads(seconds, shown):
+    """A job waiting for three hours read "180 min 0 s"."""
+    from portal.templating import format_duration
+
+    assert format_duration(seconds) == shown

@@ -104,8 +104,12 @@ def test_the_search_is_in_the_page_url_and_its_pager(htmx, paris, run_jobs, monk
     second = htmx.get(f"/profiles/{profile.id}/devices", query_string={"q": model, "page": 2}).get_data(as_text=True)
     assert ROW.findall(second) == expected[2:4]
     assert re.search(rf'rel="prev" href="/profiles/{profile.id}/devices\?q={q_arg}"', second)
-    # The refresh after a request (assignmentsChanged…) sends the search box's q along.
-    assert re.search(r'<section class="card" id="profile-devices" hx-get="[^"]*" hx-include="#profile-devices-q"', second)
+    # The refresh after a request (assignmentsChanged…) sends the search box's q along, and the page it shows.
+    assert re.search(r'<section class="card" id="profile-devices" hx-get="[^"]*" '
+                     r'hx-include="#profile-devices-q, #profile-devices-page"', second)
+    assert '<input type="hidden" id="profile-devices-page" name="page" value="2">' in second
+    assert 'id="profile-devices-page"' not in htmx.get(f"/profiles/{profile.id}/devices",
+                                                        query_string={"q": model}).get_data(as_text=True)
 
 
 def test_a_search_matching_nothing_is_not_a_profile_without_devices(htmx, paris, run_jobs):

@@ -146,8 +146,7 @@ def update_configuration(configuration: ServerConfiguration, name: str, url: str
         changes["url"] = [configuration.url, url]
     configuration.name, configuration.url = name, url
     doomed = [c for c in configuration.certificates if c.id in set(remove_ids)]
-    known = {c.sha256 for c in configuration.certificates}
-    removed_subjects = [c.subject for c in doomed]
+    before = {c.sha256: c.subject for c in configuration.certificates}
     for certificate in doomed:
         configuration.certificates.remove(certificate)  # delete-orphan deletes the row
     duplicates = _add_certificates(configuration, infos)
@@ -155,7 +154,11 @@ def update_configuration(configuration: ServerConfiguration, name: str, url: str
     if "url" in changes or saved.added or saved.removed:  # a new name changes nothing at Apple
         db.session.flush()
         note_configuration_changes([s.id for s in servers_using(configuration)], into=saved.outdated)
-    added_subjects = [c.subject for c in configuration.certificates if c.sha256 not in known]
+    # What the edit changed, certificate by certificate: one ticked for removal and uploaded again stays, and is
+    # neither (the log said "removed" while it was still there).
+    after = {c.sha256: c.subject for c in configuration.certificates}
+    added_subjects = [subject for sha, subject in after.items() if sha not in before]
+    removed_subjects = [subject for sha, subject in before.items() if sha not in after]
     record_activity("configuration.updated", configuration,
                     summary=_edit_summary(saved, changes, added_subjects, removed_subjects),
                     details={"changes": changes, "added": saved.added, "removed": saved.removed,
