@@ -51,38 +51,27 @@ def test_back_to_the_whole_activity_log_shows_its_filters_as_the_url_says(signed
     expect(page.get_by_label("Search")).to_have_value("server")
 
 
-def test_back_to_all_profiles_shows_the_server_filter_as_the_url_says(signed_in_page: Page, configured_paris):
-    page = signed_in_page
-    page.goto("/profiles")
-    page.get_by_label("Managed server").select_option(str(configured_paris))
-    expect(page).to_have_url(re.compile(rf"server={configured_paris}"))
-    page.go_back()
-    expect(page).to_have_url(re.compile(r"/profiles$"))
-    expect(page.get_by_label("Managed server")).to_have_value("")
-    page.go_forward()
-    expect(page).to_have_url(re.compile(rf"server={configured_paris}"))
-    expect(page.get_by_label("Managed server")).to_have_value(str(configured_paris))
-
-
-def test_forward_right_after_back_shows_the_server_filter_as_the_url_says(signed_in_page: Page, configured_paris, app):
-    """Forward pressed while the page that Back loaded again was still being set up (its scripts not run yet): the
-    address changed to the filtered list, and the page stayed the whole list, its filter on "All managed servers"."""
+@pytest.mark.parametrize("slow_script", [False, True], ids=["as_usual", "forward_before_the_page_is_set_up"])
+def test_back_to_all_profiles_shows_the_server_filter_as_the_url_says(signed_in_page: Page, configured_paris, app,
+                                                                        slow_script):
+    """And Forward the filtered list again. `slow_script`: Forward pressed while the page that Back loaded again
+    was still being set up (its scripts not run yet), which left the address on the filtered list and the page on
+    the whole list, its filter on "All managed servers"."""
     import time
 
     page = signed_in_page
     page.goto("/profiles")
     page.get_by_label("Managed server").select_option(str(configured_paris))
     expect(page).to_have_url(re.compile(rf"server={configured_paris}"))
+    if slow_script:  # from now on the page's script arrives late, as on a slow network: shown before it is set up
+        static = app.view_functions["static"]
 
-    # From now on the page's script arrives late, as on a slow network: the page is shown before it is set up.
-    static = app.view_functions["static"]
+        def late_script(filename):
+            if filename == "js/portal.js":
+                time.sleep(1.5)
+            return static(filename=filename)
 
-    def slow_script(filename):
-        if filename == "js/portal.js":
-            time.sleep(1.5)
-        return static(filename=filename)
-
-    app.view_functions["static"] = slow_script
+        app.view_functions["static"] = late_script
     page.go_back()
     expect(page).to_have_url(re.compile(r"/profiles$"))
     expect(page.get_by_label("Managed server")).to_have_value("")
