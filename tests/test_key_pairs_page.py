@@ -138,7 +138,12 @@ def test_a_token_for_a_key_pair_generated_here_names_it_when_another_key_is_give
     nice = server_named("Nice")
     renewed = apple.state.issue_token("Nice MDM", branch.certificate_pem.encode())
     response = post_renew(htmx, nice.id, renewed)
-    assert "choose “Generated here: Branch key”" in field_error(response.get_data(as_text=True), "token")
+    html = response.get_data(as_text=True)
+    assert field_error(html, "token") == (  # no key was given: none is blamed, and the key choice is in view
+        "This server token was encrypted for the certificate of the key pair “Branch key”, generated here, not for "
+        "the private key this managed server already has: choose “Generated here: Branch key” under “Use a new "
+        "private key”.")
+    assert "<details open>" in " ".join(html.split()).replace("<details open >", "<details open>")
     spare = generated(htmx, "Spare key")
     response = post_renew(htmx, nice.id, renewed, pending_key=str(spare.id))
     html = response.get_data(as_text=True)

@@ -147,6 +147,28 @@ def test_a_replacement_survives_a_first_check_that_fails_and_then_synchronizes(h
     assert "Valid" in htmx.get(f"/servers/{server.id}").get_data(as_text=True)
 
 
+def test_renewing_after_a_failed_synchronization_synchronizes_again_now(htmx, apple, identity, run_jobs):
+    """The token card said Valid while the Synchronization panel kept the failure, and its advice to download a
+    new token, until the next scheduled synchronization (a day later by default)."""
+    server = _add(htmx, apple, identity, "Paris", "Paris MDM", 3)
+    assert run_jobs() == []
+    newest = apple.state.issue_token("Paris MDM", identity.certificate_pem)  # voids the token Paris has
+    htmx.post(f"/servers/{server.id}/sync")
+    run_jobs()
+    assert server_named("Paris").sync_runs[0].status == "failed"
+
+    renewed = post_renew(htmx, server.id, newest)
+    assert renewed.status_code == 204, renewed.get_data(as_text=True)
+    assert "Synchronizing again now: the last synchronization failed." in renewed.headers["HX-Trigger"]
+    assert run_jobs() == []
+    latest = server_named("Paris").sync_runs[0]
+    assert (latest.trigger, latest.status) == ("renewed", "succeeded")
+
+    # After a synchronization that went well, a renewal starts none: the next scheduled one uses the new token.
+    again = post_renew(htmx, server.id, apple.state.issue_token("Paris MDM", identity.certificate_pem))
+    assert again.status_code == 204 and "Synchroniz" not in again.headers["HX-Trigger"]
+
+
 def test_different_apple_server_is_confirmed_on_the_renew_page(htmx, apple, identity, run_jobs):
     """The status says to confirm the replacement on the Renew a server page: that page offers it."""
     server = _add(htmx, apple, identity, "Paris", "Paris MDM", 3)
@@ -179,6 +201,7 @@ def test_a_token_the_stored_key_cannot_decrypt_does_not_blame_a_key_never_given(
     assert refused.status_code == 422 and "provided" not in message
     assert "the private key this managed server already has" in message and "new-cert" in message
     assert "Use a new private key" in message
+    assert "<details open>" in " ".join(refused.get_data(as_text=True).split()).replace("<details open >", "<details open>")
 
 
 def _as_pem(token: bytes) -> bytes:

@@ -40,6 +40,7 @@ class RenewServerForm(_KeyFields, PortalForm):
 
     token = FileField("New authentication token", render_kw={"accept": ".p7m"})
     confirm_replace = BooleanField("Replace anyway: connect this managed server to the other Apple MDM server")
+    new_key_wanted = False  # set when the token needs another private key: "Use a new private key" shows open
 
 
 class DeleteServerForm(PortalForm):

@@ -338,20 +338,25 @@ def renew(server_id: int):
         try:
             token_file = read_token_upload(form.token.data)
             never_fetched = server.sync_cursor is None and not server.fetch_complete
+            last_failed = bool(server.sync_runs) and server.sync_runs[0].status == "failed"
             renewal = renew_server(server, token_file, _key_choice(form, required=False), form.confirm_replace.data)
             db.session.commit()
         except FieldErrors as exc:
             db.session.rollback()
             _apply_errors(form, exc.errors)
+            form.new_key_wanted = exc.new_key
         else:
             account_job = request_account(server)
             message = f"{server.name} renewed: the token now expires on {server.token_expiry:%Y-%m-%d}."
-            if (renewal.replaced or never_fetched) and status_of(server).can_sync:
+            if (renewal.replaced or never_fetched or last_failed) and status_of(server).can_sync:
                 # Another Apple server (now, or by a replacement whose first synchronization the old token could
-                # not make): its devices replace the old one's now, not at the next scheduled sync.
+                # not make): its devices replace the old one's now, not at the next scheduled sync. After a failed
+                # synchronization (a revoked or expired token, most often): the new token is put to work now,
+                # rather than the page showing that failure, and its advice to renew, until the next one.
                 start_sync(server, trigger="renewed", actor=current_user.username, after_job=account_job)
                 message += (" Synchronizing the devices of the new Apple MDM server now." if renewal.replaced
-                            else " Synchronizing its devices now.")
+                            else " Synchronizing its devices now." if never_fetched
+                            else " Synchronizing again now: the last synchronization failed.")
             page = url_for("servers.detail", server_id=server.id)
             current = current_path()
             if is_htmx() and current.startswith("/") and current != url_for("servers.index").rstrip("/"):

@@ -33,11 +33,12 @@ NEW_JOB_GRACE = timedelta(minutes=2)  # a run without an RQ job yet is not taken
 
 
 class FieldErrors(Exception):
-    """Validation failed; `errors` maps form field names to messages."""
+    """Validation failed; `errors` maps form field names to messages. `new_key`: the fix is a private key other
+    than the one the server has (Renew a server opens "Use a new private key" for it)."""
 
-    def __init__(self, errors: dict[str, str]):
+    def __init__(self, errors: dict[str, str], *, new_key: bool = False):
         super().__init__("; ".join(errors.values()))
-        self.errors = errors
+        self.errors, self.new_key = errors, new_key
 
 
 @dataclass
@@ -108,17 +109,22 @@ def open_token(token_file: bytes, key: KeyChoice) -> OpenedToken:
     except apple_errors.WrongRecipient as exc:
         pair = key_pair_for_certificate(exc.serial)
         if pair is not None and pair is not key.pending:  # the key is here: name it rather than a bare serial number
+            if key.stored:  # Renew a server, no key given
+                raise FieldErrors({"token": (
+                    f"This server token was encrypted for the certificate of the key pair “{pair.label}”, generated "
+                    "here, not for the private key this managed server already has: choose "
+                    f"“Generated here: {pair.label}” under “Use a new private key”.")}, new_key=True) from None
             raise FieldErrors({"token": (
                 f"This server token was encrypted for the certificate of the key pair “{pair.label}”, generated here, "
                 f"not for the key given: choose “Generated here: {pair.label}” as the private key (and no key "
-                "file or pasted key).")}) from None
+                "file or pasted key).")}, new_key=True) from None
         if not key.stored:
             raise FieldErrors({"token": str(exc)}) from None
         # The admin gave no key: say which one was tried and where to give the right one.
         raise FieldErrors({"token": (
             "This server token cannot be decrypted with the private key this managed server already has: it was "
             f"encrypted for the certificate issued by \"{exc.issuer}\" with serial number {format_serial(exc.serial)}. "
-            "Give the private key of that certificate under “Use a new private key”.")}) from None
+            "Give the private key of that certificate under “Use a new private key”.")}, new_key=True) from None
     except apple_errors.TokenFileError as exc:
         raise FieldErrors({"token": str(exc)}) from None
     if token.is_expired():  # Apple refuses it: a server that could never synchronize
