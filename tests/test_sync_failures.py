@@ -427,3 +427,26 @@ def test_a_retry_past_its_time_says_it_waits_for_a_worker(htmx, apple, paris, ru
     apple.state.set_fault("Paris MDM", "server_error", None)
     assert "retried now, before its retry time" in htmx.post(f"/servers/{server.id}/sync").headers["HX-Trigger"]
     assert run_jobs() == [] and _runs(server.id)[-1].status == "succeeded"
+
+
+def test_the_retry_notice_counts_down_to_the_next_try(app, monkeypatch):
+    """It said "asking again in 15 s" for all of the 15 s the panel polled it."""
+    from portal.servers import sync_notices
+
+    clock = [1_000_000.0]
+    monkeypatch.setattr(sync_notices, "_now", lambda: clock[0])
+    seen = []
+
+    def wait(seconds):
+        for _ in range(3):
+            seen.append(sync_notices.retry_notice(41))
+            clock[0] += seconds / 2
+    monkeypatch.setattr(sync_notices, "_sleep", wait)
+    sync_notices.sleep_with_notice(41)(15)
+    assert seen == ["Apple did not answer the last request: asking again in 15 s (try 2).",
+                    "Apple did not answer the last request: asking again in 8 s (try 2).",
+                    "Apple did not answer the last request: asking again now (try 2)."]
+    get_redis().set(sync_notices.KEY.format(41), "Apple did not answer: asking again in 3 s (try 2).")
+    assert sync_notices.retry_notice(41) == "Apple did not answer: asking again in 3 s (try 2)."  # older workers
+    sync_notices.clear_notice(41)
+    assert sync_notices.retry_notice(41) is None

@@ -6,6 +6,7 @@ sync's own transaction must not be committed for a notice.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 
@@ -16,6 +17,7 @@ from ..queue import get_redis
 log = logging.getLogger(__name__)
 KEY = "portal:sync-retry:{}"
 _sleep = time.sleep  # tests look at the panel while the client waits
+_now = time.time  # and move the clock on
 
 
 def sleep_with_notice(run_id: int) -> Callable[[float], None]:
@@ -26,11 +28,10 @@ def sleep_with_notice(run_id: int) -> Callable[[float], None]:
 
     def notice_then_sleep(seconds: float) -> None:
         retries[0] += 1
-        # "Try", not "retry": a synchronization that gives up waits for its own "retry N of 3" (sync._retry_later).
-        message = (f"Apple did not answer the last request: asking again in {max(1, round(seconds))} s "
-                   f"(try {retries[0] + 1}).")
+        # When, not how long: the panel polls, and counts down to it (it said "in 15 s" for 15 s).
+        notice = f"{_now() + seconds:.3f} {retries[0] + 1}"
         try:
-            redis.set(KEY.format(run_id), message, px=int(seconds * 1000) + 1000)
+            redis.set(KEY.format(run_id), notice, px=int(seconds * 1000) + 1000)
         except RedisError:  # only a notice: the sync goes on
             log.warning("run %s: could not store the retry notice", run_id)
         _sleep(seconds)
@@ -44,7 +45,16 @@ def retry_notice(run_id: int) -> str | None:
         value = get_redis().get(KEY.format(run_id))
     except RedisError:
         return None
-    return value.decode() if value else None
+    if not value:
+        return None
+    try:
+        at, attempt = value.decode().split()
+        left = math.ceil(float(at) - _now())
+    except ValueError:  # written by a worker of the previous version, in words: shown as it is
+        return value.decode()
+    # "Try", not "retry": a synchronization that gives up waits for its own "retry N of 3" (sync._retry_later).
+    when = f"in {left:,} s" if left >= 1 else "now"
+    return f"Apple did not answer the last request: asking again {when} (try {attempt})."
 
 
 def clear_notice(run_id: int) -> None:
