@@ -174,3 +174,20 @@ def test_a_server_rows_actions_stay_in_view_in_a_narrow_window(signed_in_page: P
         box = row.get_by_role("button", name=name).or_(row.get_by_role("link", name=name)).first.bounding_box()
         assert box and box["x"] >= 0 and box["x"] + box["width"] <= 800, f"{name} is out of view: {box}"
     shot(page, "servers-800.png")
+
+
+def test_on_a_phone_a_server_rows_actions_cover_none_of_its_cells(signed_in_page: Page, configured_paris):
+    """At 390 px the actions column, kept at the right edge, covered the Apple server, the token status and the
+    rest: only sideways scrolling showed them, from under it."""
+    page = signed_in_page
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto("/servers")
+    row = page.locator(f"#server-{configured_paris}")
+    expect(row).to_be_visible()
+    for scroll in (0, 10_000):  # the table as it opens, then scrolled to its right end
+        page.locator(".table-wrap").first.evaluate(f"wrap => wrap.scrollLeft = {scroll}")
+        actions = row.locator("td.actions").bounding_box()
+        for cell in row.locator("td:not(.actions)").all():
+            box = cell.bounding_box()
+            assert box["x"] + box["width"] <= actions["x"] + 1, (cell.inner_text(), box, actions)
+    shot(page, "servers-390.png")
