@@ -333,6 +333,7 @@ def test_add_devices_from_a_devices_page_assigns_the_chosen_profile_to_it(htmx, 
     assert f'href="/devices/{device.id}/profile"' in page and ">Add Devices…</a>" in page
     popup = " ".join(htmx.get(f"/devices/{device.id}/profile").get_data(as_text=True).split())
     assert f'value="{sales.id}">' in popup and f'value="{staff.id}">' in popup
+    assert f'<h2 id="modal-title">Add Devices: {serial}</h2>' in popup
     assert f'value="{draft.id}" disabled>' in popup and "Configure profile first" in popup
 
     refused = htmx.post(f"/devices/{device.id}/profile", data={"profile": str(draft.id)})
@@ -350,6 +351,8 @@ def test_add_devices_from_a_devices_page_assigns_the_chosen_profile_to_it(htmx, 
     # Now it has one: "Change profile…" moves it in one step, and Remove Devices is offered for it.
     page = htmx.get(f"/devices/{device.id}").get_data(as_text=True)
     assert ">Change profile…</a>" in page and f'href="/profiles/{sales.id}/devices/remove?device={device.id}"' in page
+    popup = " ".join(htmx.get(f"/devices/{device.id}/profile").get_data(as_text=True).split())
+    assert f'<h2 id="modal-title">Change profile: {serial}</h2>' in popup  # titled as the button that opened it
     again = htmx.post(f"/devices/{device.id}/profile", data={"profile": str(sales.id)})
     assert again.status_code == 422 and "has “Sales” already" in again.get_data(as_text=True)
     assert htmx.post(f"/devices/{device.id}/profile", data={"profile": str(staff.id)}).status_code == 204

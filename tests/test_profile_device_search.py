@@ -117,9 +117,13 @@ def test_a_search_matching_nothing_is_not_a_profile_without_devices(htmx, paris,
     empty = words(section(htmx, profile, q="C02"))
     assert "No devices yet" in empty and "No associated device matches" not in empty
     assert "Search devices" not in empty  # nothing to search
+    # Nor does the section's refresh send the search box: htmx reports a selector matching nothing as an error.
+    assert "hx-include=" not in re.search(r'<section class="card" id="profile-devices"[^>]*>', section(htmx, profile)
+                                          ).group(0)
 
     associate(htmx, run_jobs, profile, devices_of(server.id).values())
     html = section(htmx, profile, q="NO-SUCH-DEVICE")
+    assert 'hx-include="#profile-devices-q' in re.search(r'<section class="card" id="profile-devices"[^>]*>', html).group(0)
     text = words(html)
     assert "No associated device matches “NO-SUCH-DEVICE”" in text and "Clear search" in text
     assert "No devices yet" not in text and ROW.findall(html) == []

@@ -49,5 +49,7 @@ def device_profile(device_id: int):
     elif request.method == "POST":
         error = "The form expired: choose the profile again."
     status = 422 if error and request.method == "POST" else 200
-    return render_form("assignments/_device_profile_form.html", f"Add Devices: {device.serial_number}", status=status,
+    # Titled as the button that opened it: a device with a profile is moved to another one (Change profile…).
+    title = "Change profile" if device.profile_id else "Add Devices"
+    return render_form("assignments/_device_profile_form.html", f"{title}: {device.serial_number}", status=status,
                        form=form, device=device, server=server, profiles=profiles, chosen=chosen, error=error)
