@@ -23,15 +23,31 @@ def format_datetime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M UTC") -> 
     return value.astimezone(timezone.utc).strftime(fmt)
 
 
-# A wait is read from the moment the page was drawn: 23 h 59 min 50 s left reads "in 1 day" (the 24 hours
-# Apple asks for after FAILED), 50 s left "in 1 minute", as the reasons beside it say.
-FUTURE_SLACK_S = 30
+# The future is said to the nearest unit, from the moment the page was drawn: 23 h 59 min left reads "in 1 day" (the
+# 24 hours Apple asks for after FAILED, as the reasons beside it say), a one-year token issued a minute ago "in 365
+# days", 6 days 23 hours "in 7 days" (floored, they read a day short). The past is never rounded up.
+
+
+def _nearest(seconds: float, size: int) -> int:
+    return int(seconds / size + 0.5)
+
+
+def _ahead(seconds: float) -> tuple[int, str]:
+    """(count, unit) of a time ahead, to the nearest minute, hour or day: each unit from the moment the smaller one
+    rounds to a whole one of it (59 min 40 s is 1 hour; 23 h 40 min is 1 day)."""
+    if _nearest(seconds, 60) < 60:
+        return _nearest(seconds, 60), "minute"
+    if _nearest(seconds, 3600) < 24:
+        return _nearest(seconds, 3600), "hour"
+    return _nearest(seconds, 86400), "day"
 
 
 def days_until(value: datetime, now: datetime | None = None) -> int:
-    """Whole days left before `value` (0 once past), counted as relative_time counts "in N days"."""
+    """Days left before `value` (0 once past, or when what is left reads in hours), counted as relative_time
+    counts "in N days"."""
     seconds = (value - (now or datetime.now(timezone.utc))).total_seconds()
-    return int((seconds + FUTURE_SLACK_S) // 86400) if seconds > 0 else 0
+    count, unit = _ahead(seconds) if seconds > 0 else (0, "")
+    return count if unit == "day" else 0
 
 
 def relative_time(value: datetime | None, now: datetime | None = None) -> str:
@@ -40,15 +56,15 @@ def relative_time(value: datetime | None, now: datetime | None = None) -> str:
         return "never"
     now = now or datetime.now(timezone.utc)
     seconds = (value - now).total_seconds()
-    future, seconds = seconds > 0, abs(seconds)
-    if future:
-        seconds += FUTURE_SLACK_S
+    if seconds > 0:
+        count, unit = _ahead(seconds)
+        return f"in {count} {unit}{'s' if count != 1 else ''}" if count else "in less than a minute"
+    seconds = -seconds
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
         if seconds >= size:
             count = int(seconds // size)
-            text = f"{count} {unit}{'s' if count != 1 else ''}"
-            return f"in {text}" if future else f"{text} ago"
-    return "in less than a minute" if future else "just now"
+            return f"{count} {unit}{'s' if count != 1 else ''} ago"
+    return "just now"
 
 
 def format_duration(seconds: float | None) -> str:

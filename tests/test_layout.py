@@ -201,6 +201,11 @@ def test_the_migration_clears_queued_states_stored_by_earlier_versions(tmp_path,
     (timedelta(hours=24) - timedelta(seconds=10), "in 1 day"),   # Apple's 24 hours after FAILED, just drawn
     (timedelta(seconds=50), "in 1 minute"),                       # "Sent again in 1 min"
     (timedelta(seconds=10), "in less than a minute"),
+    (timedelta(minutes=59, seconds=40), "in 1 hour"),
+    (timedelta(hours=23, minutes=20), "in 23 hours"),
+    (timedelta(days=365, minutes=-2), "in 365 days"),              # a one-year token issued two minutes ago
+    (timedelta(days=6, hours=23), "in 7 days"),                     # the next full synchronization
+    (timedelta(days=1, hours=11), "in 1 day"),
     (timedelta(minutes=-59, seconds=-50), "59 minutes ago"),      # the past is never rounded up
     (timedelta(seconds=-5), "just now"),
 ])
