@@ -431,3 +431,34 @@ def test_select_the_managed_devices_warns_of_devices_waiting_for_release_devices
     assert warning() == ("1 of them waits for Release Devices (to be sent or retried): it leaves the organization "
                          "when it is sent, whatever profile it gets here.")
     assert warning(q=other) is None
+
+
+def test_a_release_is_not_held_back_by_apples_wait_on_a_failed_add_devices(htmx, apple, paris, run_jobs):
+    """Add Devices answered FAILED (Apple's 24-hour wait on profile calls), then a confirmed release: it waited those
+    24 hours in the retry queue, unsaid. A release is another call; only an earlier release's wait holds it."""
+    from tests.assignments_helpers import configured_profile, latest_batch, pick, tasks_of
+
+    serial, other = _serials(apple)[:2]
+    profile = configured_profile(paris)
+    apple.state.set_fault(SIM, "assign_failed", [serial, other])
+    pick(htmx, profile, [_device(serial).id, _device(other).id])
+    assert run_jobs() == []
+    assert {t.state for t in tasks_of(latest_batch().id).values()} == {"failed"}
+    apple.state.set_fault(SIM, "assign_failed", None)
+
+    assert release(htmx, paris.id, [serial]).status_code == 204
+    task = tasks_of(latest_batch().id)[serial]
+    assert task.retry_at is None and not task.held_for_apple_wait
+    page = " ".join(htmx.get(f"/devices/{_device(serial).id}").get_data(as_text=True).split())
+    assert "Release waiting</a>" in page and "· last answer " in page  # the time shown is the Add's answer's
+    assert run_jobs() == []
+    assert apple.state.device(serial)["removed"] and _device(serial).removed_at is not None
+
+    # An earlier release answered FAILED does hold the next one: the same call, Apple's advice.
+    apple.state.set_fault(SIM, "assign_failed", [other])
+    assert release(htmx, paris.id, [other]).status_code == 204
+    assert run_jobs() == []
+    apple.state.set_fault(SIM, "assign_failed", None)
+    assert release(htmx, paris.id, [other]).status_code == 204
+    held = tasks_of(latest_batch().id)[other]
+    assert held.held_for_apple_wait and held.retry_at is not None

@@ -128,11 +128,16 @@ def _batch_devices(batch_id: int):
 def _keep_apple_waits(batch: AssignmentBatch, now) -> int:
     """Devices Apple answered FAILED or THROTTLED whose wait is not over keep it in this request:
     a new Add Devices (or Remove Devices) of them is no way around Apple's retry_after_seconds or its
-    24 hours after FAILED. They wait in the retry queue, where Retry now (with its warning) sends them
+    24 hours after FAILED (a release, only an earlier release's). They wait in the retry queue, where Retry now (with its warning) sends them
     sooner. Returns how many devices of the request wait."""
     older = aliased(AssignmentTask)
     waits = or_(older.state.in_(RETRY_STATES),
                 and_(older.state == QUEUED, older.held_for_apple_wait))
+    if batch.action == RELEASE:
+        # A release is another call (disown), which Apple's wait on profile calls does not hold back: only an
+        # earlier release's wait does. (A FAILED Add Devices held the confirmed release for 24 hours.)
+        waits = and_(waits, older.batch_id.in_(select(AssignmentBatch.id).where(
+            AssignmentBatch.action == RELEASE, AssignmentBatch.server_id == batch.server_id)))
     # Usually no device of any server waits: one look at the (state, retry_at) index then spares
     # the request a correlated lookup per device (a fifth of the time of "Select all 10,000").
     if db.session.execute(select(older.id).where(older.retry_at > now, waits).limit(1)).first() is None:
