@@ -237,6 +237,45 @@ def test_a_pasted_line_that_is_not_serial_numbers_is_named_as_pasted_with_its_nu
     assert latest_batch().total == 3
 
 
+def test_every_fault_of_a_pasted_list_is_named_at_once_and_invisible_characters_are_dropped(htmx, apple, paris,
+                                                                                             run_jobs):
+    """Odd characters, then a piece too long, then (list fixed) the rest: one submit per kind of fault. And a serial
+    number behind a zero-width space (pasted from a web page) was named as odd, shown as a serial that looked fine."""
+    from html import unescape
+
+    from tests.servers_helpers import field_error
+
+    server, profile = paris(devices=3)
+    serials = sorted(devices_of(server.id))
+    pasted = f"{serials[0]}\n'; DROP TABLE--\n{'Z' * 30}\n\u200b{serials[1]}\ufeff"
+    response = htmx.post(f"/profiles/{profile.id}/devices/add", data={"serials": pasted})
+    message = unescape(field_error(response.get_data(as_text=True), "pick-serials"))
+    assert response.status_code == 422
+    assert message.startswith("This line has something other than serial numbers: line 2 “'; DROP TABLE--”."), message
+    assert f"“{'Z' * 30}” is not a serial number" in message and message.endswith("Nothing was sent.")
+    assert message.count("Nothing was sent.") == 1 and serials[1] not in message
+
+    assert htmx.post(f"/profiles/{profile.id}/devices/add",
+                     data={"serials": f"\u200b{serials[1]}\u200e\n\ufeff{serials[2]}"}).status_code == 204
+    assert sorted(tasks_of(latest_batch().id)) == sorted(serials[1:])
+
+
+def test_whole_rows_of_a_csv_export_are_read_by_their_serial_number_column(htmx, apple, paris, run_jobs):
+    """Rows copied from the Managed Devices export ("serial_number,model" then "C02…","MacBook") were refused,
+    while the help says a CSV file works."""
+    server, profile = paris(devices=3)
+    serials = sorted(devices_of(server.id))
+    export = htmx.get(f"/servers/{server.id}/devices.csv").get_data(as_text=True).splitlines()
+    pasted = "\n".join([export[0]] + [row for row in export[1:] if row.split(",")[0].strip('"') in serials[:2]])
+    assert pasted.startswith("serial_number,") and pasted.count("\n") == 2
+    assert htmx.post(f"/profiles/{profile.id}/devices/add", data={"serials": pasted}).status_code == 204
+    assert sorted(tasks_of(latest_batch().id)) == serials[:2]
+    # A spreadsheet's rows, tab-separated, the serial number in the second column, a description with a comma.
+    rows = f"Model\tSerial Number\tNotes\nMacBook\t{serials[2]}\tBob's, 13-inch\n"
+    assert htmx.post(f"/profiles/{profile.id}/devices/add", data={"serials": rows}).status_code == 204
+    assert list(tasks_of(latest_batch().id)) == [serials[2]]
+
+
 def test_a_pasted_piece_too_short_or_too_long_for_a_serial_number_is_named_so(htmx, apple, paris, run_jobs):
     """A serial number cut off ("C02X") or two run together is not "not a device of the server": the admin is told it
     cannot be a serial number at all, next to the list, which is kept; nothing is sent, on every path."""

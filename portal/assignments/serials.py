@@ -6,7 +6,9 @@ with the list of those, so the admin fixes the list (or synchronizes first) and 
 """
 from __future__ import annotations
 
+import csv
 import re
+import unicodedata
 
 from sqlalchemy import func, select
 
@@ -35,14 +37,24 @@ def parse_serials(text: str | None, done: str = "added") -> list[str]:
     found = control_characters(text or "")
     if found:  # a NUL would also be refused by PostgreSQL in the query
         raise SerialsError(controls_message(found, "The list"))
-    lines = [(number, line) for number, line in enumerate((text or "").splitlines(), 1) if line.strip()]
-    if lines and re.sub(r"[\s_#.\"'“”‘’-]", "", lines[0][1]).lower() in HEADER_WORDS:
+    # Invisible characters a web page, an e-mail or a spreadsheet carries along (a zero-width space, a byte order
+    # mark, a direction mark, a soft hyphen) are dropped: named, they would read as a serial number that is fine.
+    text = "".join(ch for ch in (text or "") if unicodedata.category(ch) != "Cf")
+    lines = [(number, line) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if lines and _heading(lines[0][1]) in HEADER_WORDS:
         lines = lines[1:]
-    _refuse_odd_lines(lines)
-    serials = list(dict.fromkeys(token.upper() for _, line in lines for token in _pieces(line)))
+    elif lines:
+        lines = _serial_column(lines)
+    # Every fault of the list at once: odd lines, then pieces of a wrong length among the other lines (one message
+    # at a time sent the admin back to the list once per kind of fault).
+    odd = _odd_lines(lines)
+    odd_numbers = {number for number, _ in odd}
+    serials = list(dict.fromkeys(token.upper() for number, line in lines if number not in odd_numbers
+                                 for token in _pieces(line)))
     odd_lengths = [serial for serial in serials if len(serial) not in SERIAL_LENGTHS]
-    if odd_lengths:  # a piece cut off or two run together: named as such, not as "not a device of the server"
-        raise SerialsError(_wrong_length_message(odd_lengths))
+    if odd or odd_lengths:  # a piece cut off or two run together: named as such, not as "not a device of the server"
+        faults = ([_odd_lines_message(odd)] if odd else []) + ([_wrong_length_message(odd_lengths)] if odd_lengths else [])
+        raise SerialsError(" ".join(faults) + " Nothing was sent.")
     if len(serials) > MAX_SERIALS:
         other = ", or use a filter and “Select all”" if done == "added" else ""  # Release has neither
         raise SerialsError(f"{len(serials):,} serial numbers were pasted; at most {MAX_SERIALS:,} can be {done} at "
@@ -50,31 +62,51 @@ def parse_serials(text: str | None, done: str = "added") -> list[str]:
     return serials
 
 
-def _refuse_odd_lines(lines: list[tuple[int, str]]) -> None:
-    """`lines`: (number, text) as pasted. SerialsError naming, by number and as pasted, each line with something that cannot be part of a serial
-    number ("bad serial!", "C02X (broken screen)"): split into pieces it would be named as pieces the admin never
-    typed ("BAD", "SERIAL!"), and looked up as serial numbers it would only be "not a device"."""
-    odd = [(number, line.strip()) for number, line in lines
-           if any(not SERIAL_CHARACTERS.fullmatch(token) for token in _pieces(line))]
-    if not odd:
-        return
+def _heading(cell: str) -> str:
+    return re.sub(r"[\s_#.\"'“”‘’-]", "", cell).lower()
+
+
+def _serial_column(lines: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """Rows pasted from a CSV file or a spreadsheet with several columns (the portal's own export among them) whose
+    heading names a serial number column: that column of each row. Anything else is returned as it is."""
+    delimiter = next((d for d in ("\t", ",", ";") if d in lines[0][1]), None)
+    if delimiter is None:
+        return lines
+    heading = [_heading(cell) for cell in next(csv.reader([lines[0][1]], delimiter=delimiter))]
+    column = next((i for i, cell in enumerate(heading) if cell in HEADER_WORDS), None)
+    if column is None:
+        return lines
+    rows = []
+    for number, line in lines[1:]:
+        cells = next(csv.reader([line], delimiter=delimiter), [])
+        rows.append((number, cells[column] if column < len(cells) else ""))
+    return [(number, cell) for number, cell in rows if cell.strip()]
+
+
+def _odd_lines(lines: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """(number, text) of each pasted line with something that cannot be part of a serial number ("bad serial!",
+    "C02X (broken screen)"): split into pieces it would be named as pieces the admin never typed ("BAD",
+    "SERIAL!"), and looked up as serial numbers it would only be "not a device"."""
+    return [(number, line.strip()) for number, line in lines
+            if any(not SERIAL_CHARACTERS.fullmatch(token) for token in _pieces(line))]
+
+
+def _odd_lines_message(odd: list[tuple[int, str]]) -> str:
     shown = ", ".join(f"line {number} “{_clipped(line)}”" for number, line in odd[:SHOWN_UNKNOWN])
     more = f" and {len(odd) - SHOWN_UNKNOWN:,} more" if len(odd) > SHOWN_UNKNOWN else ""
     which = "This line has" if len(odd) == 1 else f"These {len(odd):,} lines have"
-    raise SerialsError(f"{which} something other than serial numbers: {shown}{more}. A serial number has only letters and digits "
-                       "(8 to 14 of them); paste one per line, or separate them with commas, semicolons, tabs or "
-                       "spaces. Nothing was sent.")
+    return (f"{which} something other than serial numbers: {shown}{more}. A serial number has only letters and "
+            "digits (8 to 14 of them); paste one per line, or separate them with commas, semicolons, tabs or spaces.")
 
 
 def _wrong_length_message(pieces: list[str]) -> str:
     lengths = "fewer than 8 or more than 14 letters and digits (Apple's serial numbers have 10 to 12)"
     if len(pieces) == 1:
-        return (f"“{_clipped(pieces[0])}” is not a serial number: it has {lengths}. Correct it or remove it from the "
-                "list. Nothing was sent.")
+        return f"“{_clipped(pieces[0])}” is not a serial number: it has {lengths}. Correct it or remove it from the list."
     shown = ", ".join(_clipped(piece) for piece in pieces[:SHOWN_UNKNOWN])
     more = f" and {len(pieces) - SHOWN_UNKNOWN:,} more" if len(pieces) > SHOWN_UNKNOWN else ""
     return (f"These {len(pieces):,} pieces are not serial numbers, having {lengths}: {shown}{more}. Correct them or "
-            "remove them from the list. Nothing was sent.")
+            "remove them from the list.")
 
 
 def _pieces(line: str) -> list[str]:
