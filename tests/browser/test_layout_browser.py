@@ -191,3 +191,32 @@ def test_on_a_phone_a_server_rows_actions_cover_none_of_its_cells(signed_in_page
             box = cell.bounding_box()
             assert box["x"] + box["width"] <= actions["x"] + 1, (cell.inner_text(), box, actions)
     shot(page, "servers-390.png")
+
+
+def test_a_long_name_without_spaces_wraps_instead_of_widening_the_page(signed_in_page: Page, configured_paris, htmx):
+    """A configuration named with 120 letters and no space: Select the Server Configuration spilled far past its
+    pop-up, and a device's page was 1,402 px wide on a 390 px phone."""
+    from sqlalchemy import select
+
+    from portal.extensions import db
+    from portal.models import Device
+    from tests.test_profiles import assign_configuration, make_configuration
+
+    long_name = "N" * 120
+    configuration_id, _ = make_configuration(name=long_name, certificates=0)
+    page = signed_in_page
+    page.goto(f"/servers/{configured_paris}")
+    page.get_by_role("toolbar", name="Server actions").get_by_role("link", name="Assign Server Configuration", exact=True).click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text(long_name)
+    assert dialog.evaluate("d => d.scrollWidth <= d.clientWidth"), "the pop-up scrolls sideways"
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+    assign_configuration(htmx, configured_paris, configuration_id)
+    device_id = db.session.execute(select(Device.id).where(Device.server_id == configured_paris).limit(1)).scalar_one()
+    page.set_viewport_size({"width": 390, "height": 844})
+    for url in (f"/devices/{device_id}", f"/servers/{configured_paris}", f"/servers/{configured_paris}/configuration"):
+        page.goto(url)
+        expect(page.locator("main")).to_contain_text(long_name)
+        widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        assert widths[0] <= widths[1], (url, widths)
