@@ -237,6 +237,31 @@ def test_expired_and_not_yet_valid_certificates_are_flagged(htmx, cert_a):
     assert "2" in rows["Future"] and "Not yet valid" in rows["Future"]
 
 
+def test_saving_a_certificate_that_is_not_valid_today_says_so_at_once(htmx, cert_a):
+    """"2 certificates added", and nothing more, for a certificate that expired in 2020: the Expired badge showed
+    later, on a page the admin had no reason to open, and Configure profile would send it to Apple."""
+    expired = make_cert("old", not_before=NOW - timedelta(days=400), not_after=NOW - timedelta(days=5))[0]
+    future = make_cert("future", not_before=NOW + timedelta(days=10), not_after=NOW + timedelta(days=400))[0]
+    response = post(htmx, "/configurations/new", name="Production MDM", files=[("a.pem", pem(cert_a)),
+                                                                              ("old.pem", pem(expired))])
+    toast = events(response)["toast"]
+    assert toast["category"] == "warning", toast
+    assert (f"This certificate is not valid today: CN=old expired on {NOW - timedelta(days=5):%Y-%m-%d}. Devices will "
+            "not trust it: add a current one (and remove it).") in toast["message"]
+    configuration = configuration_named("Production MDM")
+
+    # An edit speaks of the certificates it adds only.
+    response = post(htmx, f"/configurations/{configuration.id}/edit", name="Production MDM", url=URL,
+                    files=[("future.pem", pem(future))])
+    toast = events(response)["toast"]
+    assert toast["category"] == "warning" and "CN=old" not in toast["message"]
+    assert "These certificates are" not in toast["message"]
+    assert f"CN=future not valid before {NOW + timedelta(days=10):%Y-%m-%d}" in toast["message"]
+    response = post(htmx, f"/configurations/{configuration.id}/edit", name="Renamed", url=URL)
+    assert events(response)["toast"]["category"] == "success"
+    assert "not valid today" not in events(response)["toast"]["message"]
+
+
 @pytest.mark.parametrize("case", ["garbage", "private_key_pem", "private_key_der", "empty", "csr", "broken_pem",
                                   "cert_with_key", "truncated_chain", "pasted_garbage", "empty_p7b", "empty_pem_p7b",
                                   "truncated_p7b", "broken_pem_p7b", "encrypted_pkcs7"])

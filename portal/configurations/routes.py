@@ -101,13 +101,17 @@ def create():
             _name_taken(form)
         else:
             configuration = saved.configuration
+            category = "warning" if saved.unusable else "success"
             if assigned:
                 return done_on_server(server, saved.summary("created")
-                                      + f" Server configuration {configuration.name} assigned to {server.name}.")
+                                      + f" Server configuration {configuration.name} assigned to {server.name}.",
+                                      category)
             if server is not None:
                 return done_on_server(server, saved.summary("created") + f" It is not assigned to {server.name}: use "
-                                      "Assign Server Configuration when it should be.", "info")
-            return _done(saved.summary("created"), url_for("configurations.detail", configuration_id=configuration.id))
+                                      "Assign Server Configuration when it should be.",
+                                      "warning" if saved.unusable else "info")
+            return _done(saved.summary("created"), url_for("configurations.detail", configuration_id=configuration.id),
+                         category)
     elif form.is_submitted():
         _upload_errors(form)
     return render_form("configurations/_form.html", "Create Configuration", status=422 if form.errors else 200,
@@ -164,7 +168,7 @@ def edit(configuration_id: int):
             if saved.outdated:  # its page lists them, each with a link to Configure profile
                 return _done(saved.summary("updated") + " They are listed under Enrollment profiles to configure "
                              "again.", page, "warning", follow=True)
-            return _done(saved.summary("updated"), page)
+            return _done(saved.summary("updated"), page, "warning" if saved.unusable else "success")
     elif form.is_submitted():
         _upload_errors(form)
     # After a rollback the instance is expired: reload it so the form shows what is stored.

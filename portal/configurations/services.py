@@ -17,7 +17,7 @@ from ..models import EnrollmentProfile, ManagedServer, ServerConfiguration, Trus
 from ..models.profile import CHANGED, CONFIGURED
 from ..models.types import utcnow
 from ..profiles.services import note_configuration_changes, note_configuration_unassigned, out_of_date_reason
-from .certificates import UnreadableCertificate, read_certificates
+from .certificates import UnreadableCertificate, certificate_status, read_certificates
 
 
 class FieldErrors(Exception):
@@ -95,6 +95,8 @@ class Saved:
     duplicates: int = 0
     # Edit: the configured profiles it put out of date at Apple (now Changed — configure again).
     outdated: list[EnrollmentProfile] = field(default_factory=list)
+    # Certificates it added that are not valid today ("CN=x expired on 2020-01-01"): saved, but said at once.
+    unusable: list[str] = field(default_factory=list)
 
     def summary(self, verb: str) -> str:
         parts = [f"Configuration {self.configuration.name} {verb}"]
@@ -105,7 +107,17 @@ class Saved:
             details.append(f"{self.removed:,} removed")
         if self.duplicates:
             details.append(f"{self.duplicates:,} duplicate{'s' if self.duplicates != 1 else ''} kept once")
-        return parts[0] + (f" ({', '.join(details)})." if details else ".") + self.outdated_note()
+        return parts[0] + (f" ({', '.join(details)})." if details else ".") + self.unusable_note() + self.outdated_note()
+
+    def unusable_note(self) -> str:
+        """Said when it is saved, not only by the badge on the configuration's page: a device does not trust a
+        certificate that is not valid, and Configure profile would send it to Apple all the same."""
+        if not self.unusable:
+            return ""
+        one = len(self.unusable) == 1
+        return (f" {'This certificate is' if one else 'These certificates are'} not valid today: "
+                f"{'; '.join(self.unusable)}. Devices will not trust {'it' if one else 'them'}: add "
+                f"{'a current one' if one else 'current ones'} (and remove {'it' if one else 'them'}).")
 
     def outdated_note(self) -> str:
         """" 2 configured enrollment profiles on 2 servers are now Changed — configure again…", or ""."""
@@ -113,6 +125,18 @@ class Saved:
             return ""
         return " " + profiles_words(self.outdated) + (" is" if len(self.outdated) == 1 else " are") + \
             " now Changed — configure again: Apple keeps the previous version until you use Configure profile."
+
+
+def _not_valid_today(certificates) -> list[str]:
+    """"CN=x expired on 2020-01-01", "CN=y not valid before 2030-01-01": the certificates not valid today."""
+    words = []
+    for certificate in certificates:
+        status = certificate_status(certificate.not_before, certificate.not_after)
+        if status.key == "expired":
+            words.append(f"{certificate.subject} expired on {certificate.not_after:%Y-%m-%d}")
+        elif status.key == "not_yet_valid":
+            words.append(f"{certificate.subject} not valid before {certificate.not_before:%Y-%m-%d}")
+    return words
 
 
 def profiles_words(profiles: list[EnrollmentProfile]) -> str:
@@ -128,7 +152,8 @@ def create_configuration(name: str, url: str, upload: Upload) -> Saved:
     configuration = ServerConfiguration(name=name, url=url)
     db.session.add(configuration)
     duplicates = _add_certificates(configuration, infos)
-    saved = Saved(configuration, added=len(infos) - duplicates, duplicates=duplicates)
+    saved = Saved(configuration, added=len(infos) - duplicates, duplicates=duplicates,
+                  unusable=_not_valid_today(configuration.certificates))
     db.session.flush()
     record_activity("configuration.created", configuration, summary=saved.summary("created"),
                     details={"url": url, "certificates": len(configuration.certificates)})
@@ -157,6 +182,7 @@ def update_configuration(configuration: ServerConfiguration, name: str, url: str
     # What the edit changed, certificate by certificate: one ticked for removal and uploaded again stays, and is
     # neither (the log said "removed" while it was still there).
     after = {c.sha256: c.subject for c in configuration.certificates}
+    saved.unusable = _not_valid_today([c for c in configuration.certificates if c.sha256 not in before])
     added_subjects = [subject for sha, subject in after.items() if sha not in before]
     removed_subjects = [subject for sha, subject in before.items() if sha not in after]
     record_activity("configuration.updated", configuration,
