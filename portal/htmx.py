@@ -43,9 +43,13 @@ def hx_trigger(response: Response, **events) -> Response:
     return response
 
 
-def toast(response: Response, message: str, category: str = "success") -> Response:
-    """Show a toast message after an htmx request."""
-    return hx_trigger(response, toast={"message": message, "category": category})
+def toast(response: Response, message: str, category: str = "success", *, replaces: str | None = None) -> Response:
+    """Show a toast message after an htmx request. `replaces`: a key naming what it is about; a toast shown
+    with the same key goes (Apple's answer takes the place of "Checking…", rather than stacking under it)."""
+    detail = {"message": message, "category": category}
+    if replaces:
+        detail["key"] = replaces
+    return hx_trigger(response, toast=detail)
 
 
 def hx_redirect(response: Response, url: str) -> Response:

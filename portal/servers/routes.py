@@ -74,7 +74,13 @@ def checked_toast(response, server: ManagedServer):
     status = status_of(server)
     message = f"Apple answered the token check: {server.name}'s token status is {status.label}."
     return toast(response, message if status.can_sync else f"{message} {status.remedy}",
-                 "success" if status.badge == "ok" else ("warning" if status.can_sync else "error"))
+                 "success" if status.badge == "ok" else ("warning" if status.can_sync else "error"),
+                 replaces=_check_key(server))
+
+
+def _check_key(server: ManagedServer) -> str:
+    """The toasts of one token check: "Checking…", then Apple's answer in its place."""
+    return f"token-check-{server.id}"
 
 
 def _key_choice(form, required: bool) -> KeyChoice | None:
@@ -291,10 +297,11 @@ def check(server_id: int):
     record_activity("server.check_requested", server, summary=f"Token check of {server.name} requested")
     db.session.commit()
     enqueue("jobs.servers.check_token", server.id, job_id=job_id)
-    return _after_action(server, f"Checking the token of {server.name} with Apple…", "info")
+    return _after_action(server, f"Checking the token of {server.name} with Apple…", "info",
+                         toast_key=_check_key(server))
 
 
-def _after_action(server: ManagedServer, message: str, category: str):
+def _after_action(server: ManagedServer, message: str, category: str, toast_key: str | None = None):
     """Answer a row/page action: the refreshed row for htmx, a redirect otherwise."""
     if is_htmx():
         # The server page targets one of its panels; the list targets the server's row.
@@ -307,7 +314,7 @@ def _after_action(server: ManagedServer, message: str, category: str):
         else:
             html = render_template("servers/_row.html", server=server, run=latest_run(server),
                                    counts=device_counts(server.id), action_form=ActionForm())
-        return toast(make_response(html), message, category)
+        return toast(make_response(html), message, category, replaces=toast_key)
     flash(message, category)
     return redirect(_servers_page_sent_from() or url_for("servers.detail", server_id=server.id))
 

@@ -3,12 +3,18 @@
 (function () {
   "use strict";
 
-  function showToast(message, category) {
+  function showToast(message, category, key) {
     var box = document.getElementById("toasts");
     if (!box || !message) return;
     var el = document.createElement("div");
     el.className = "toast toast-" + (category || "info");
     el.textContent = message;
+    if (key) {  // the same subject's earlier toast ("Checking…") gives way to this one (its answer)
+      Array.prototype.forEach.call(box.querySelectorAll(".toast[data-key]"), function (old) {
+        if (old.getAttribute("data-key") === key) old.remove();
+      });
+      el.setAttribute("data-key", key);
+    }
     box.appendChild(el);
     setTimeout(function () { el.remove(); }, 6000);
   }
@@ -723,7 +729,7 @@
   });
 
   document.body.addEventListener("closeModal", closeModal);
-  document.body.addEventListener("toast", function (e) { showToast(e.detail.message, e.detail.category); });
+  document.body.addEventListener("toast", function (e) { showToast(e.detail.message, e.detail.category, e.detail.key); });
   // A poll that fails (the portal restarting, the network gone) says so once, in a notice that stays while polls keep
   // failing and goes when one is answered again: a toast for each poll, every two seconds, buried the page.
   var pollTrouble = null;

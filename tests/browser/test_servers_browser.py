@@ -221,6 +221,11 @@ def test_check_now_shows_what_apple_said_on_the_server_page(signed_in_page, htmx
     assert run_jobs() == []
     expect(page.locator("#account-panel")).not_to_contain_text("Asking Apple", timeout=10_000)
     expect(page.locator("main header .badge")).to_have_text("Terms Not Accepted")
+    # Apple's answer takes the place of "Checking…" (both stood one above the other, until each timed out).
+    check_toasts = page.locator(f"#toasts .toast[data-key='token-check-{server_id}']")
+    expect(check_toasts).to_have_count(1)
+    expect(check_toasts).to_contain_text("Apple answered the token check")
+    expect(page.locator("#toasts")).not_to_contain_text("Checking the token")
     expect(page.locator("#token-card")).to_contain_text("accept them")
     expect(page.get_by_role("toolbar", name="Server actions").get_by_role("button", name="Synchronize")).to_be_disabled()
     # The Synchronization card too: no Full synchronization… nor next scheduled synchronization.
