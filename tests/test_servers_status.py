@@ -246,7 +246,8 @@ def test_check_now_refreshes_the_synchronization_card_with_the_new_token_status(
     run_jobs()
     events = json.loads(htmx.get(f"/servers/{server.id}/account").headers["HX-Trigger"])
     assert events["accountChecked"] is True and events["toast"] == {
-        "message": "Apple answered the token check: Paris's token status is Valid.", "category": "success"}
+        "message": "Apple answered the token check: Paris's token status is Valid.", "category": "success",
+        "key": f"token-check-{server.id}"}  # in the place of "Checking…"
     card = _sync_card(htmx.get(refresh_url).get_data(as_text=True))
     assert "Reads every device again" in card and "Not possible while" not in card
 
