@@ -79,14 +79,16 @@ def paris(htmx, apple, run_jobs):
 
 @pytest.fixture
 def clock(monkeypatch):
-    """Move the portal's clock forward (the waits of the retry queue) without sleeping."""
-    offset = {"value": timedelta(0)}
-    real = timing.now
+    """The portal's clock, stopped at the test's start and moved forward by the test (the waits of the retry
+    queue) without sleeping. Stopped, because on a machine busy enough (CI beside other work) the real seconds
+    between Apple's answer and the test's next step could outlast a wait of Apple's, which the test would then
+    find over (a THROTTLED device's 45 s did, once)."""
+    now = {"value": timing.now()}
 
     def advance(**delta):
-        offset["value"] += timedelta(**delta)
+        now["value"] += timedelta(**delta)
 
-    monkeypatch.setattr(timing, "now", lambda: real() + offset["value"])
+    monkeypatch.setattr(timing, "now", lambda: now["value"])
     return advance
 
 
