@@ -260,6 +260,31 @@ def test_every_fault_of_a_pasted_list_is_named_at_once_and_invisible_characters_
     assert sorted(tasks_of(latest_batch().id)) == sorted(serials[1:])
 
 
+def test_a_list_refused_for_its_format_also_names_its_serial_numbers_the_server_does_not_have(htmx, apple, paris,
+                                                                                             run_jobs):
+    """A pasted list with a cut-off piece and a serial number of no device of the server: both were named only one
+    submit after the other. Now one message names both, on every path, and nothing is sent."""
+    from html import unescape
+
+    from tests.servers_helpers import field_error
+
+    server, profile = paris(devices=3)
+    serials = sorted(devices_of(server.id))
+    assert pick(htmx, profile, [devices_of(server.id)[serials[0]].id]).status_code == 204
+    assert run_jobs() == []
+    before = latest_batch().id
+    pasted = f"{serials[0]}\nC02X\nNOSUCHDEV123"
+    for url, data, field in _pasting_paths(server, profile):
+        response = htmx.post(url, data={"serials": pasted, **data})
+        message = unescape(field_error(response.get_data(as_text=True), field))
+        assert response.status_code == 422, url
+        assert message.startswith("“C02X” is not a serial number"), url
+        assert "This serial number is not a device of Paris: NOSUCHDEV123." in message, (url, message)
+        assert message.endswith("Nothing was sent.") and message.count("Nothing was sent.") == 1, message
+        assert serials[0] not in message
+    assert latest_batch().id == before
+
+
 def test_whole_rows_of_a_csv_export_are_read_by_their_serial_number_column(htmx, apple, paris, run_jobs):
     """Rows copied from the Managed Devices export ("serial_number,model" then "C02…","MacBook") were refused,
     while the help says a CSV file works."""

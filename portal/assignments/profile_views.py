@@ -173,7 +173,7 @@ def _held_note(batch) -> str:
 def _assign_from_form(profile: EnrollmentProfile):
     """The ticked devices (or all matching the filter), plus those of the pasted serial numbers."""
     server = profile.server
-    pasted = devices_for_serials(server, parse_serials(request.form.get("serials")))
+    pasted = devices_for_serials(server, parse_serials(request.form.get("serials"), server=server))
     ticked = _device_ids(request.form)
     if request.form.get("all_matching"):
         # Every device matching the filter, and those ticked under another filter ("· N ticked") or pasted.
@@ -251,7 +251,7 @@ def _remove(profile: EnrollmentProfile, ids: list[int], every: bool, search: Dev
     if every:
         return request_matching(server, profile, _removal_conditions(profile, ids, every, search), action=REMOVE,
                                 actor=current_user.username)
-    ids = ids + _associated_pasted(profile, parse_serials(serials_text, "removed"))
+    ids = ids + _associated_pasted(profile, parse_serials(serials_text, "removed", profile.server))
     if not ids:
         # Nothing ticked: the serial numbers are the pop-up's only field, so the message goes next to them.
         raise SerialsError("Select the devices to remove first: tick their rows on the profile page, or paste their "

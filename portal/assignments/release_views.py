@@ -27,7 +27,7 @@ def release_devices(server_id: int):
     form = ReleaseForm(data={"serials": request.args.get("serials", "")} if request.method == "GET" else None)
     if form.validate_on_submit():
         try:
-            serials = parse_serials(form.serials.data, "released")
+            serials = parse_serials(form.serials.data, "released", server)
             released = released_already(server, serials)
             if released:  # not "synchronize first": these were released from here, and Apple does not undo that
                 raise SerialsError(released_message(released))

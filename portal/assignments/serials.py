@@ -31,9 +31,11 @@ class SerialsError(ValueError):
     """The pasted list cannot be used as it is; the message says why, for the field."""
 
 
-def parse_serials(text: str | None, done: str = "added") -> list[str]:
+def parse_serials(text: str | None, done: str = "added", server=None) -> list[str]:
     """The serial numbers in `text`, upper-cased, duplicates dropped, in the order given. `done` says what the
-    request does to them ("added", "removed", "released"), for the message when there are too many."""
+    request does to them ("added", "removed", "released"), for the message when there are too many. With `server`,
+    a list refused for its format also names its well-formed serial numbers that are not current devices of the
+    server: the admin corrects the list once, not once for its format and again for what it names."""
     found = control_characters(text or "")
     if found:  # a NUL would also be refused by PostgreSQL in the query
         raise SerialsError(controls_message(found, "The list"))
@@ -54,6 +56,9 @@ def parse_serials(text: str | None, done: str = "added") -> list[str]:
     odd_lengths = [serial for serial in serials if len(serial) not in SERIAL_LENGTHS]
     if odd or odd_lengths:  # a piece cut off or two run together: named as such, not as "not a device of the server"
         faults = ([_odd_lines_message(odd)] if odd else []) + ([_wrong_length_message(odd_lengths)] if odd_lengths else [])
+        well_formed = [serial for serial in serials if len(serial) in SERIAL_LENGTHS]
+        if server is not None and well_formed and len(well_formed) <= MAX_SERIALS:
+            faults += [part for part in [_not_current_part(server, well_formed)] if part]
         raise SerialsError(" ".join(faults) + " Nothing was sent.")
     if len(serials) > MAX_SERIALS:
         other = ", or use a filter and “Select all”" if done == "added" else ""  # Release has neither
@@ -127,8 +132,19 @@ def devices_for_serials(server, serials: list[str]) -> list[int]:
             Device.server_id == server.id, Device.removed_at.is_(None), Device.serial_number.in_(chunk))).all())
     unknown = [serial for serial in serials if serial not in found]
     if unknown:
-        raise SerialsError(_not_current_message(server, unknown))
+        raise SerialsError(_not_current_message(server, unknown) + " Nothing was sent.")
     return [found[serial] for serial in serials]  # in the order given
+
+
+def _not_current_part(server, serials: list[str]) -> str:
+    """What _not_current_message says of those of `serials` that are not current devices of the server ("" if none)."""
+    current: set[str] = set()
+    for i in range(0, len(serials), ID_CHUNK):
+        current.update(db.session.execute(select(Device.serial_number).where(
+            Device.server_id == server.id, Device.removed_at.is_(None),
+            Device.serial_number.in_(serials[i:i + ID_CHUNK]))).scalars())
+    unknown = [serial for serial in serials if serial not in current]
+    return _not_current_message(server, unknown) if unknown else ""
 
 
 def _not_current_message(server, serials: list[str]) -> str:
@@ -156,7 +172,7 @@ def _not_current_message(server, serials: list[str]) -> str:
             f" Check {_it(unknown)}, or synchronize {server.name} first if Apple Business Manager assigned "
             f"{_it(unknown)} a moment ago."))
     every = list(released) + list(removed) + unknown
-    return " ".join(parts) + f" Remove {_it(every)} from the list. Nothing was sent."
+    return " ".join(parts) + f" Remove {_it(every)} from the list."
 
 
 def released_already(server, serials: list[str]) -> dict[str, int]:
