@@ -54,6 +54,10 @@ def init_app(app: Flask) -> None:
         from .extensions import login_manager
         from .security import PUBLIC_ENDPOINTS
 
+        if request.endpoint == "auth.login":
+            from .auth.routes import stale_sign_in_form
+
+            return stale_sign_in_form()
         # Checked before the login gate: a form of a session that ended (signed out in another tab)
         # fails here first, and what the admin needs is to sign in again, not to reload.
         if not current_user.is_authenticated and request.endpoint not in PUBLIC_ENDPOINTS:

@@ -5,6 +5,7 @@ import re
 import pytest
 
 from portal.models import ActivityEntry
+from tests.conftest import CSRF_INPUT
 from portal.extensions import db
 from sqlalchemy import select
 
@@ -119,12 +120,29 @@ def test_next_with_control_characters_goes_home(auth, client, target):
     assert client.get("/servers").status_code == 200  # signed in
 
 
-def test_post_without_csrf_token_is_refused(auth, client):
+def test_a_sign_in_without_its_csrf_token_is_refused_with_a_form_that_works(auth, client):
+    """Refused (another site cannot sign a browser in), but as the sign-in form again, name kept, not a "Bad request"
+    page: a sign-in page left open while the admin signed in or out in another tab holds an old token."""
     client.fetch_csrf_token()
     response = client.post("/login", data={"username": "alice", "password": "correct horse battery"}, csrf=False)
-    assert response.status_code == 400
-    assert b"form expired" in response.data
-    assert client.get("/servers").status_code == 302
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "This sign-in page was out of date" in html and 'value="alice"' in html and "correct horse" not in html
+    assert client.get("/servers").status_code == 302  # not signed in
+    client.csrf_token = CSRF_INPUT.search(html).group(1) or CSRF_INPUT.search(html).group(2)
+    response = client.post("/login", data={"username": "alice", "password": "correct horse battery"})
+    assert response.status_code == 302 and client.get("/servers").status_code == 200
+
+
+def test_a_stale_sign_in_page_of_an_admin_signed_in_meanwhile_goes_on_to_next(auth, client):
+    """Two tabs on the sign-in page: signed in with the second, the first one's Sign in (its token is the old
+    session's) takes the admin where the link led."""
+    client.fetch_csrf_token("/login")
+    stale = client.csrf_token
+    assert auth.login().status_code == 302
+    client.csrf_token = stale
+    response = client.post("/login?next=/activity/", data={"username": "alice", "password": "correct horse battery"})
+    assert response.status_code == 302 and response.headers["Location"] == "/activity/"
 
 
 def test_htmx_post_with_header_token_is_accepted_and_without_refused(admin_client):

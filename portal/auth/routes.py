@@ -51,6 +51,19 @@ def login():
     return render_template("auth/login.html", form=form), 422
 
 
+def stale_sign_in_form():
+    """The sign-in form sent from a page older than the session (CSRFError): signed in or out in another tab since,
+    or the browser restarted without its cookies. An admin signed in meanwhile goes on to where the link led; anyone
+    else gets the form again, with a token that works and the name kept, rather than a "Bad request" page. (Signing
+    in with the stale token is still refused: that is what keeps another site from signing a browser in.)"""
+    if current_user.is_authenticated:
+        return redirect(_safe_next(request.args.get("next")))
+    form = LoginForm(formdata=None, data={"username": (request.form.get("username") or "").strip()[:80]})
+    form.form_errors.append("This sign-in page was out of date (you signed in or out in another tab, or the browser "
+                            "was restarted). Enter your password again.")
+    return render_template("auth/login.html", form=form), 422
+
+
 @bp.route("/session")
 def session_state():
     """Asked by a page whose poll found the session ended, when the admin comes back to its tab: signed in again
