@@ -17,6 +17,9 @@ from datetime import datetime, timezone
 from rq_scheduler import Scheduler
 
 PREFIX = "periodic-"
+# The token statuses are worked out from the stored expiry, without a call to Apple: often enough that a token
+# running out (About to Expire, Expired) is logged and announced within minutes of it, not up to a day later.
+TOKEN_STATUS_EVERY_S = 300
 RECONCILE_EVERY_S = 60
 KEPT = -1  # result_ttl of a key that never expires
 log = logging.getLogger(__name__)
@@ -42,7 +45,7 @@ def periodic_jobs() -> list[Periodic]:
     """The periodic jobs the portal wants now (needs an app context for the settings)."""
     from portal.models.setting import sync_interval_seconds
 
-    wanted = [Periodic("token-status", "jobs.servers.refresh_token_statuses", 86400),
+    wanted = [Periodic("token-status", "jobs.servers.refresh_token_statuses", TOKEN_STATUS_EVERY_S),
               # Add Devices / Remove Devices: due retries, and batches whose job died mid-way.
               Periodic("assignment-retries", "jobs.assignments.retry_due", 60)]
     interval = sync_interval_seconds()  # never below the minimum, whatever is stored

@@ -1,4 +1,4 @@
-"""Jobs about managed servers: account details, token checks, daily status refresh and expiry reminders."""
+"""Jobs about managed servers: account details, token checks, the periodic status refresh and expiry reminders."""
 from __future__ import annotations
 
 import math
@@ -64,7 +64,8 @@ def check_token(server_id: int) -> dict:
 
 
 def refresh_token_statuses() -> dict:
-    """Daily: re-evaluate every server's token status and log each change; remind of a near expiry."""
+    """Every few minutes (schedule.TOKEN_STATUS_EVERY_S): re-evaluate every server's token status from its expiry
+    and log each change; remind of a near expiry."""
     changed = reminded = 0
     now, steps = datetime.now(timezone.utc), reminder_days()
     for server in db.session.execute(select(ManagedServer)).scalars():
@@ -76,8 +77,8 @@ def refresh_token_statuses() -> dict:
 
 def _remind_of_expiry(server: ManagedServer, now: datetime, steps: list[int]) -> int:
     """A reminder in the activity log (and on the webhook and by e-mail) when the token has one of the reminder days
-    (Configuration › Apple; 7 and 1 by default) left or fewer, once per step and token: the daily job runs at any
-    hour, and a renewal's new expiry starts over. Besides the status changes (About to Expire, Expired)."""
+    (Configuration › Apple; 7 and 1 by default) left or fewer, once per step and token (the job runs every few
+    minutes), and a renewal's new expiry starts over. Besides the status changes (About to Expire, Expired)."""
     if status_of(server, now).key not in (VALID, ABOUT_TO_EXPIRE):
         return 0  # expired, or a problem Apple reported: its status change said so, and Renew is the fix
     days_left = max(1, math.ceil((server.token_expiry - now) / timedelta(days=1)))

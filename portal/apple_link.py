@@ -73,7 +73,7 @@ def note_status_change(server: ManagedServer, actor: str | None = "system") -> i
     it on the webhook and by e-mail. 1 when it changed, else 0; the caller commits.
 
     Every path that may change the status calls this (Check now, a synchronization, an assignment, release or
-    configure job, the daily refresh, Renew a server). The stored status is changed by one conditional UPDATE, so
+    configure job, the periodic refresh, Renew a server). The stored status is changed by one conditional UPDATE, so
     when several jobs find the same change at once only the one whose UPDATE changed the row logs it: the others
     wait for its commit (PostgreSQL row lock) and then find nothing to change."""
     from sqlalchemy import update

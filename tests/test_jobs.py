@@ -69,6 +69,8 @@ def test_scheduler_leaves_other_scheduled_jobs_alone(app):
 def test_periodic_jobs_follow_the_synchronization_interval(app):
     names = {p.name: p.interval for p in periodic_jobs()}
     assert names["server-sync"] == 86400
+    # A token running out is logged and announced within minutes of its expiry (it once waited for a daily job).
+    assert names["token-status"] <= 300 and names["assignment-retries"] == 60
     set_setting("sync_interval_seconds", "3600")
     db.session.commit()
     assert {p.name: p.interval for p in periodic_jobs()}["server-sync"] == 3600

@@ -167,7 +167,7 @@ def test_reminders_seven_days_and_one_day_before_expiry_once_each_and_again_afte
     assert refresh_token_statuses()["reminded"] == 0  # About to Expire (a status change), no reminder yet
     expires_in(timedelta(days=6, hours=12))
     assert refresh_token_statuses()["reminded"] == 1
-    assert refresh_token_statuses()["reminded"] == 0  # the daily job again the same day: said once
+    assert refresh_token_statuses()["reminded"] == 0  # the job again the same day: said once
     expires_in(timedelta(hours=20))
     assert refresh_token_statuses()["reminded"] == 1
     assert refresh_token_statuses()["reminded"] == 0

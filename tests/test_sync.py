@@ -322,7 +322,7 @@ def test_synchronization_interval_setting_reschedules_immediately(htmx, admin_cl
     page = admin_client.get("/settings/apple").get_data(as_text=True)
     assert 'value="86400"' in page and "Server Synchronization Interval" in page
     assert admin_client.post("/settings/apple", data={"sync_interval": "3600", "warning_days": "30"}).status_code == 302
-    always = {"token-status": 86400, "assignment-retries": 60}
+    always = {"token-status": 300, "assignment-retries": 60}
     assert periodic() == {**always, "server-sync": 3600}
     admin_client.post("/settings/apple", data={"sync_interval": "0", "warning_days": "45"})
     assert periodic() == always
