@@ -1,7 +1,7 @@
 """Synchronization jobs: one server, or every server that may sync automatically."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from flask import current_app
 from sqlalchemy import select
@@ -10,7 +10,8 @@ from portal.apple_link import status_of
 from portal.extensions import db
 from portal.job_guard import unless_deleted
 from portal.models import ManagedServer, SyncRun
-from portal.servers.schedule import last_full_sync_at
+from portal.models.setting import sync_interval_seconds
+from portal.servers.schedule import full_due_from, last_full_sync_at
 from portal.servers.services import start_sync
 from portal.servers.sync import run_sync
 
@@ -37,11 +38,7 @@ def sync_all_servers() -> dict:
 
 
 def full_sync_due(server: ManagedServer, now: datetime | None = None) -> bool:
-    """Whether the server's last successful full synchronization is FULL_SYNC_DAYS old or more."""
-    days = current_app.config["FULL_SYNC_DAYS"]
-    if not days:
-        return False
-    last = last_full_sync_at(server)
-    if last is None:
-        return False  # never fully synchronized: its first synchronization is a full one anyway
-    return last <= (now or datetime.now(timezone.utc)) - timedelta(days=days)
+    """Whether the server's last successful full synchronization is FULL_SYNC_DAYS old (less half an interval, see
+    full_due_from). Never fully synchronized: its first synchronization is a full one anyway."""
+    due = full_due_from(last_full_sync_at(server), current_app.config["FULL_SYNC_DAYS"], sync_interval_seconds())
+    return due is not None and due <= (now or datetime.now(timezone.utc))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from rq_scheduler import Scheduler
 from sqlalchemy import select, update
 
@@ -267,6 +268,28 @@ def test_a_scheduled_synchronization_is_full_every_full_sync_days(app, htmx, app
     run = _runs(server.id)[-1]
     assert (run.trigger, run.kind, run.removed) == ("scheduled", "full", 1)
     assert sync_all_servers()["full"] == []  # just done
+
+
+@pytest.mark.parametrize("interval", [86400, 604800])
+def test_a_full_synchronization_finished_late_leaves_the_next_one_on_the_tick_7_days_later(app, htmx, apple, paris,
+                                                                                          run_jobs, interval):
+    """The last full one finished a minute after its tick: 7 days later the tick found it a minute short of 7 days
+    old, and the full synchronization came a whole interval later (8 days apart, or 14 with a weekly interval)."""
+    from jobs.sync import sync_all_servers
+    from portal.models.setting import set_setting
+
+    set_setting("sync_interval_seconds", str(interval))
+    server = paris(devices=2)
+    for run in _runs(server.id):
+        run.finished_at = datetime.now(timezone.utc) - timedelta(days=7) + timedelta(minutes=1)
+    db.session.commit()
+    assert sync_all_servers()["full"] == [server.id]
+    run_jobs()
+    assert _runs(server.id)[-1].kind == "full"
+    for run in _runs(server.id):  # half a day (with a daily interval) too early: not yet
+        run.finished_at = datetime.now(timezone.utc) - timedelta(days=7) + timedelta(seconds=interval / 2 + 60)
+    db.session.commit()
+    assert sync_all_servers()["full"] == []
 
 
 def _schedule_text(htmx, server_id) -> str:

@@ -30,7 +30,7 @@ class SyncSchedule:
     scheduler_running: bool | None  # None: Redis could not be asked
     full_days: int  # FULL_SYNC_DAYS
     last_full_at: datetime | None  # when the last successful full synchronization finished
-    full_due_at: datetime | None  # when it is FULL_SYNC_DAYS old
+    full_due_at: datetime | None  # from when a scheduled synchronization is full (full_due_from)
     next_full_at: datetime | None  # about when the first scheduled synchronization from full_due_at starts
     next_is_full: bool  # every device has not been read yet: the next synchronization reads them all
 
@@ -49,6 +49,18 @@ def last_full_sync_at(server: ManagedServer) -> datetime | None:
         SyncRun.server_id == server.id, SyncRun.kind == "full", SyncRun.status == "succeeded")).scalar()
 
 
+def full_due_from(last_full: datetime | None, full_days: int, interval: int) -> datetime | None:
+    """When the scheduled synchronizations become full ones: FULL_SYNC_DAYS after the last full one finished, less
+    half an interval. The ticks come every `interval` seconds, and the last full one finished a little after its own
+    tick: without the margin, the tick FULL_SYNC_DAYS later finds it that little short of the age, and the full one
+    comes a whole interval later (every 8 days with a daily interval, every 14 with a weekly one)."""
+    if not full_days or last_full is None:
+        return None
+    if last_full.tzinfo is None:
+        last_full = last_full.replace(tzinfo=timezone.utc)
+    return last_full + timedelta(days=full_days) - timedelta(seconds=interval / 2)
+
+
 def sync_schedule(server: ManagedServer) -> SyncSchedule:
     """The server's synchronization schedule, from the interval, rq-scheduler and its last runs."""
     from ..models.setting import sync_interval_seconds
@@ -57,7 +69,7 @@ def sync_schedule(server: ManagedServer) -> SyncSchedule:
     full_days = current_app.config["FULL_SYNC_DAYS"]
     next_at, running = (_next_scheduled(interval) if interval else (None, None))
     last_full = last_full_sync_at(server)
-    full_due_at = last_full + timedelta(days=full_days) if (full_days and last_full) else None
+    full_due_at = full_due_from(last_full, full_days, interval)
     return SyncSchedule(interval=interval, next_at=next_at, scheduler_running=running, full_days=full_days,
                         last_full_at=last_full, full_due_at=full_due_at, next_full_at=_first_tick_from(full_due_at, next_at, interval),
                         next_is_full=not (server.fetch_complete and server.sync_cursor))
