@@ -197,6 +197,8 @@ def remove_devices(profile_id: int):
     every = bool(source.get("all"))
     ids = sorted(set(_device_ids(source)))
     search = _search(source)
+    if every and ids:  # the rows Select all ticked come along: only those outside what it covers were ticked besides
+        ids = _outside(ids, _removal_conditions(profile, [], True, search))
     error = serials_error = None
     if request.method == "POST":
         if not form.validate_on_submit():
@@ -236,6 +238,14 @@ def _removal_conditions(profile: EnrollmentProfile, ids: list[int], every: bool,
     if matching and ids:
         return conditions + [or_(and_(true(), *matching), _ids_condition(ids))]
     return conditions + matching
+
+
+def _outside(ids: list[int], conditions: list) -> list[int]:
+    """Those of `ids` whose device does not match `conditions`."""
+    covered = set()
+    for i in range(0, len(ids), 500):
+        covered.update(db.session.execute(select(Device.id).where(Device.id.in_(ids[i:i + 500]), *conditions)).scalars())
+    return [i for i in ids if i not in covered]
 
 
 def _associated(profile: EnrollmentProfile, ids: list[int], every: bool, search: DeviceQuery) -> dict:

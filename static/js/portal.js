@@ -410,6 +410,7 @@
     // click) leaves it, long after the list followed what was typed: Select all must then stay usable.
     if (e.type === "change" && (e.target.tagName === "TEXTAREA" ||
         (e.target.tagName === "INPUT" && !/^(checkbox|radio|file)$/.test(e.target.type)))) return;
+    unticksByAll(form);
     document.querySelectorAll('input[data-select-all-of="' + form.id + '"]').forEach(function (box) {
       box.checked = false;
       box.disabled = true;
@@ -428,6 +429,37 @@
       });
     });
   }
+  // Select all ticks the rows shown (marked data-by-all: OK sends every matching device anyway, and a page or a
+  // search does not carry them as ticked one by one). Unticking one of them then means "all but this one": Select
+  // all goes off and the other rows shown stay ticked, as the count says, so the row unticked is never sent.
+  // Select all unticked (by the admin, or by an edit of the filter) unticks the rows it ticked.
+  function rowsOf(list) { return list.querySelectorAll("input[name=device][type=checkbox]"); }
+  function selectAllFollows(e) {
+    var box = e.target, list = box.closest ? box.closest("[data-ticks-total]") : null;
+    if (!list || box.type !== "checkbox") return;
+    if (box.hasAttribute("data-ticks-all")) {
+      rowsOf(list).forEach(function (row) {
+        if (box.checked && !row.checked) { row.checked = true; row.setAttribute("data-by-all", ""); }
+        else if (!box.checked && row.hasAttribute("data-by-all")) { row.checked = false; row.removeAttribute("data-by-all"); }
+      });
+    } else if (box.name === "device" && !box.checked) {
+      var all = list.querySelector("input[data-ticks-all]");
+      if (all && all.checked) {
+        all.checked = false;
+        rowsOf(list).forEach(function (row) { row.removeAttribute("data-by-all"); });
+      }
+    }
+  }
+  function unticksByAll(form) {
+    document.querySelectorAll('input[data-select-all-of="' + form.id + '"]').forEach(function (box) {
+      var list = box.closest("[data-ticks-total]");
+      if (!list) return;
+      rowsOf(list).forEach(function (row) {
+        if (row.hasAttribute("data-by-all")) { row.checked = false; row.removeAttribute("data-by-all"); }
+      });
+    });
+  }
+  document.addEventListener("change", selectAllFollows);
   document.addEventListener("input", staleSelectAll);
   document.addEventListener("change", staleSelectAll);
   // After staleSelectAll, which may untick Select all.

@@ -476,10 +476,48 @@ def test_the_ticked_count_follows_each_tick_and_select_all(signed_in_page: Page,
     expect(line).to_have_text("1 device matching the filter · 1 ticked")
     dialog.get_by_role("checkbox", name=re.compile("Select all 1 device")).check()
     expect(line).to_have_text("1 device matching the filter · 2 ticked")
-    dialog.get_by_role("checkbox", name=f"Select {third}").uncheck()  # still sent: Select all covers it
-    expect(line).to_have_text("1 device matching the filter · 2 ticked")
-    dialog.get_by_role("checkbox", name=re.compile("Select all 1 device")).uncheck()
+    expect(dialog.get_by_role("checkbox", name=f"Select {third}")).to_be_checked()  # the rows shown, as sent
+    dialog.get_by_role("checkbox", name=f"Select {third}").uncheck()  # all but this one: no longer sent
     expect(line).to_have_text("1 device matching the filter · 1 ticked")
+    expect(dialog.get_by_role("checkbox", name=re.compile("Select all 1 device"))).not_to_be_checked()
+
+
+def test_a_row_unticked_under_select_all_is_not_sent(signed_in_page: Page, profile):
+    """Select all, then a row unticked: the row read unticked while "· 30 ticked" stayed, and OK sent it anyway."""
+    from portal.models import AssignmentBatch, AssignmentTask
+
+    page = signed_in_page
+    serials = sorted(devices_of(profile.server_id))
+    page.goto(f"/profiles/{profile.id}")
+    page.locator("#profile-devices").get_by_role("link", name="Add Devices", exact=True).click()
+    dialog = page.get_by_role("dialog", name="Select the Managed Devices")
+    line = dialog.locator("#pick-list p.muted").first
+    select_all = dialog.get_by_role("checkbox", name=re.compile("Select all 30 devices"))
+    select_all.check()
+    expect(dialog.get_by_role("checkbox", name=f"Select {serials[4]}")).to_be_checked()
+    dialog.get_by_role("checkbox", name=f"Select {serials[4]}").uncheck()
+    expect(select_all).not_to_be_checked()
+    expect(line).to_have_text("30 devices · 29 ticked")
+    dialog.get_by_role("button", name="OK").click()
+    expect(dialog).to_be_hidden()
+    db.session.expire_all()
+    batch = db.session.execute(select(AssignmentBatch).order_by(AssignmentBatch.id.desc()).limit(1)).scalar_one()
+    sent = set(db.session.execute(select(AssignmentTask.serial_number).where(AssignmentTask.batch_id == batch.id)).scalars())
+    assert batch.total == 29 and serials[4] not in sent
+
+
+def test_a_row_unticked_under_the_profile_pages_select_all_is_not_removed(signed_in_page: Page, profile, htmx,
+                                                                         run_jobs):
+    page = signed_in_page
+    devices, section = _profile_page_with(page, htmx, run_jobs, profile, 3)
+    section.get_by_role("checkbox", name="Select all 3 associated devices").check()
+    section.get_by_role("checkbox", name=f"Select {devices[0].serial_number}").uncheck()
+    expect(section.get_by_role("checkbox", name="Select all 3 associated devices")).not_to_be_checked()
+    expect(section.locator("#profile-devices-form p.muted")).to_contain_text("· 2 ticked.")
+    section.get_by_role("button", name="Remove Devices").click()
+    remove = page.get_by_role("dialog", name=re.compile("Remove Devices"))
+    expect(remove).to_contain_text("from 2 devices at Apple")
+    expect(remove).not_to_contain_text(devices[0].serial_number)
 
 
 def _profile_page_with(page: Page, htmx, run_jobs, profile, n: int):
