@@ -79,6 +79,8 @@ def test_retry_now_of_the_whole_queue_names_the_servers_whose_token_holds_their_
 
 def test_stop_retrying_takes_one_device_out_of_the_queue_for_good(htmx, apple, run_jobs, clock):
     """A device Apple answers FAILED was retried every 24 hours for ever, with no way to give up on it alone."""
+    from html import unescape
+
     from sqlalchemy import select
 
     from portal.models import ActivityEntry
@@ -97,6 +99,8 @@ def test_stop_retrying_takes_one_device_out_of_the_queue_for_good(htmx, apple, r
 
     confirm = " ".join(htmx.get(f"/assignments/tasks/{task.id}/stop").get_data(as_text=True).split())
     assert f"Stop retrying <code>{stuck}</code> of" in confirm and "Apple's last answer (FAILED)" in confirm
+    assert "Apple's last answer was a failure; it will be retried." in unescape(
+        htmx.get(f"/devices/{devices[stuck].id}").get_data(as_text=True))
     response = htmx.post(f"/assignments/tasks/{task.id}/stop")
     assert response.status_code == 204 and "assignmentsChanged" in response.headers["HX-Trigger"]
     after = tasks_of(batch.id)
@@ -104,6 +108,8 @@ def test_stop_retrying_takes_one_device_out_of_the_queue_for_good(htmx, apple, r
     assert after[stuck].detail == "Not retried: alice stopped the retries (Apple's last answer: FAILED)."
     assert after[other].state == "failed"  # the other one still waits
     assert stuck not in _rows(htmx.get("/assignments/retries").get_data(as_text=True))
+    page = unescape(htmx.get(f"/devices/{devices[stuck].id}").get_data(as_text=True))  # it said "it will be retried"
+    assert "will be retried" not in page and "it is not retried any more (its retries were stopped" in page
     entry = db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "assignment.retries_stopped")
                                ).scalar_one()
     assert entry.actor == "alice" and stuck in entry.summary

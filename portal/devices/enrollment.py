@@ -118,12 +118,16 @@ def _readiness(device: Device) -> tuple[bool, str]:
         release = _release_under_way(device)
         if release is not None:  # not "Add Devices to a profile": the admin is taking it out of the organization
             return False, release
+        state = shown_state(device)
         pending = {"queued": " A request is waiting to be sent to Apple.",
                    "throttled": " Apple throttled the last request; it will be retried.",
                    "failed": " Apple's last answer was a failure; it will be retried.",
                    "not_accessible": " Apple answered that the device is not accessible to this server."}
+        if state in (FAILED, THROTTLED) and not _in_retry_queue(device):
+            pending[state] = (f" Apple {'throttled the last request' if state == THROTTLED else 'answered the last request FAILED'}"
+                              "; it is not retried any more (its retries were stopped, or its profile deleted).")
         return False, ("No enrollment profile is associated with the device: Add Devices to a profile."
-                       + pending.get(shown_state(device), ""))
+                       + pending.get(state, ""))
     if profile.status != CONFIGURED:
         words = STATUS_WORDS.get(profile.status, profile.status)
         return False, f"Its profile “{profile.name}” is {words}: Configure profile."
@@ -140,6 +144,13 @@ def _readiness(device: Device) -> tuple[bool, str]:
                        f"portal. {again}")
     return True, (f"Apple hands it the profile “{profile.name}”, which sends it to the server configuration "
                   f"“{server.configuration_name}”.")
+
+
+def _in_retry_queue(device: Device) -> bool:
+    """Whether a request of the device waits in the retry queue (Apple answered FAILED or THROTTLED and it is sent
+    again): Stop retrying, or deleting the profile it was for, closes it, while the device keeps Apple's answer."""
+    return db.session.execute(select(AssignmentTask.id).where(
+        AssignmentTask.device_id == device.id, AssignmentTask.state.in_((FAILED, THROTTLED))).limit(1)).first() is not None
 
 
 RELEASE_WAITS = {QUEUED: "waits to be sent to Apple", SENDING: "is being sent to Apple",
