@@ -167,3 +167,25 @@ def test_stop_retrying_leaves_alone_a_device_its_request_may_be_sending(htmx, ap
     assert latest_batch().status not in ("queued", "running") and held.state == "queued"
     assert htmx.post(f"/assignments/tasks/{held.id}/stop").status_code == 204
     assert tasks_of(held.batch_id)[other].state == "superseded"
+
+
+def test_a_request_whose_device_was_stopped_before_apple_answered_says_so(htmx, apple, run_jobs):
+    """Apple failed every call, then the admin stopped the device: the request read "1 of 1 device answered by Apple",
+    "Superseded 1 (a newer request replaced them)" and kept "Sent again automatically after a wait" once finished."""
+    paris = add_simulated_server(htmx, apple, 3, run_jobs=run_jobs, name="Paris", apple_server="Paris MDM")
+    profile = configured_profile(paris)
+    serial = sorted(devices_of(paris.id))[0]
+    apple.state.set_fault("Paris MDM", "server_error", 50)
+    pick(htmx, profile, [devices_of(paris.id)[serial].id])
+    assert run_jobs() == []
+    batch = latest_batch()
+    held = tasks_of(batch.id)[serial]
+    confirm = " ".join(htmx.get(f"/assignments/tasks/{held.id}/stop").get_data(as_text=True).split())
+    assert "Apple has not answered for it yet" in confirm and "(none)" not in confirm
+    assert "Sent again automatically" in htmx.get(f"/assignments/{batch.id}").get_data(as_text=True)
+    assert htmx.post(f"/assignments/tasks/{held.id}/stop").status_code == 204
+
+    page = " ".join(htmx.get(f"/assignments/{batch.id}").get_data(as_text=True).split())
+    assert "0 of 1 device answered by Apple, 1 closed without being sent" in page
+    assert "1 no longer retried: an admin used Stop retrying)" in page and "newer request" not in page
+    assert "Sent again automatically" not in page and latest_batch().status == "finished"

@@ -7,11 +7,11 @@ from sqlalchemy import and_, func, or_, select
 
 from ..extensions import db
 from ..models import AssignmentBatch, AssignmentTask, Device, EnrollmentProfile
-from ..models.assignment import QUEUED, SENDING
+from ..models.assignment import QUEUED, SENDING, SUPERSEDED
 from ..devices.counts import current_counts
 from ..devices.filters import DeviceQuery
 from ..devices.pending import page_waits
-from .retries import in_queue_condition
+from .retries import STOPPED_DETAIL, in_queue_condition
 
 PROFILE_PAGE = 50
 PICK_PAGE = 50
@@ -161,12 +161,23 @@ def batch_tasks(batch: AssignmentBatch, state: str, page: int) -> Page:
 
 
 def batch_progress(batch: AssignmentBatch) -> dict:
-    """Counts by task state, and how many were answered."""
-    counts = dict(db.session.execute(select(AssignmentTask.state, func.count()).where(
-        AssignmentTask.batch_id == batch.id).group_by(AssignmentTask.state)).all())
+    """Counts by task state; how many Apple answered (a device closed before it was ever sent, by a newer request,
+    a deleted profile or Stop retrying, was not), and how many of the superseded were stopped by an admin."""
+    rows = db.session.execute(select(AssignmentTask.state, AssignmentTask.result.is_not(None),
+                                     AssignmentTask.detail.startswith(STOPPED_DETAIL), func.count()).where(
+        AssignmentTask.batch_id == batch.id).group_by(AssignmentTask.state, AssignmentTask.result.is_not(None),
+                                                      AssignmentTask.detail.startswith(STOPPED_DETAIL))).all()
+    counts: dict[str, int] = {}
+    unanswered = stopped = 0
+    for state, has_answer, was_stopped, n in rows:
+        counts[state] = counts.get(state, 0) + n
+        if state == SUPERSEDED:
+            unanswered += 0 if has_answer else n
+            stopped += n if was_stopped else 0
     pending = counts.get(QUEUED, 0) + counts.get(SENDING, 0)
     total = sum(counts.values())
-    return {"counts": counts, "total": total, "answered": total - pending, "pending": pending,
+    return {"counts": counts, "total": total, "answered": total - pending - unanswered, "pending": pending,
+            "closed": total - pending, "stopped": stopped,
             "percent": int(100 * (total - pending) / total) if total else 100}
 
 

@@ -17,6 +17,8 @@ from ..models.assignment import NOT_HELD, QUEUED, RETRY_STATES, SENDING, SUPERSE
 from ..queue import enqueue, fetch_job, job_alive, new_job_id
 from . import timing
 
+STOPPED_DETAIL = "Not retried:"  # how a task closed by Stop retrying begins its detail (counted on the request's page)
+
 NO_UPDATE = {"synchronize_session": False}
 # How the runner's reason starts when it holds devices because of the server's token (runner.py). Words
 # only: release_token_holds() finds such tasks by AssignmentTask.held_for_token.
@@ -189,11 +191,11 @@ def stop_retrying(task: AssignmentTask, actor: str) -> bool:
     nothing."""
     from .services import refresh_counts  # services imports this module
 
-    last = task.result or "no answer"
+    last = task.result or "none yet"
     stopped = db.session.execute(update(AssignmentTask).where(
         AssignmentTask.id == task.id, stoppable_condition()).values(
         state=SUPERSEDED, retry_at=None, **NOT_HELD, updated_at=timing.now(),
-        detail=f"Not retried: {actor} stopped the retries (Apple's last answer: {last})."),
+        detail=f"{STOPPED_DETAIL} {actor} stopped the retries (Apple's last answer: {last})."),
         execution_options={"synchronize_session": False}).rowcount
     if not stopped:
         return False

@@ -225,6 +225,7 @@ def refresh_counts(batch: AssignmentBatch) -> dict[str, int]:
     batch.throttled = counts.get(THROTTLED, 0)
     if batch.status == "waiting" and not counts.get(QUEUED) and not counts.get(SENDING):
         batch.status = "finished"
+        batch.error_message = None  # why its devices were held: none is any more
     return counts
 
 
