@@ -169,6 +169,25 @@ def test_renewing_after_a_failed_synchronization_synchronizes_again_now(htmx, ap
     assert again.status_code == 204 and "Synchroniz" not in again.headers["HX-Trigger"]
 
 
+def test_renewing_an_expired_server_synchronizes_it_now(htmx, apple, identity, run_jobs):
+    """No synchronization runs while a token is expired (none failed either): renewed, the server kept its old devices
+    until the next scheduled synchronization, up to a day later."""
+    from datetime import datetime, timedelta, timezone
+
+    server = _add(htmx, apple, identity, "Paris", "Paris MDM", 3)
+    assert run_jobs() == []
+    runs = len(server_named("Paris").sync_runs)
+    db.session.get(ManagedServer, server.id).token_expiry = datetime.now(timezone.utc) - timedelta(hours=1)
+    db.session.commit()
+    renewed = post_renew(htmx, server.id, apple.state.issue_token("Paris MDM", identity.certificate_pem))
+    assert renewed.status_code == 204, renewed.get_data(as_text=True)
+    assert "Synchronizing again now: none ran while its token was Expired." in renewed.headers["HX-Trigger"]
+    assert run_jobs() == []
+    paris = server_named("Paris")
+    assert len(paris.sync_runs) == runs + 1 and (paris.sync_runs[0].trigger, paris.sync_runs[0].status) == (
+        "renewed", "succeeded")
+
+
 def test_different_apple_server_is_confirmed_on_the_renew_page(htmx, apple, identity, run_jobs):
     """The status says to confirm the replacement on the Renew a server page: that page offers it."""
     server = _add(htmx, apple, identity, "Paris", "Paris MDM", 3)

@@ -346,6 +346,7 @@ def renew(server_id: int):
             token_file = read_token_upload(form.token.data)
             never_fetched = server.sync_cursor is None and not server.fetch_complete
             last_failed = bool(server.sync_runs) and server.sync_runs[0].status == "failed"
+            before = status_of(server)  # Expired, or refused by Apple: no scheduled synchronization ran meanwhile
             renewal = renew_server(server, token_file, _key_choice(form, required=False), form.confirm_replace.data)
             db.session.commit()
         except FieldErrors as exc:
@@ -355,7 +356,7 @@ def renew(server_id: int):
         else:
             account_job = request_account(server)
             message = f"{server.name} renewed: the token now expires on {server.token_expiry:%Y-%m-%d}."
-            if (renewal.replaced or never_fetched or last_failed) and status_of(server).can_sync:
+            if (renewal.replaced or never_fetched or last_failed or not before.can_sync) and status_of(server).can_sync:
                 # Another Apple server (now, or by a replacement whose first synchronization the old token could
                 # not make): its devices replace the old one's now, not at the next scheduled sync. After a failed
                 # synchronization (a revoked or expired token, most often): the new token is put to work now,
@@ -363,7 +364,8 @@ def renew(server_id: int):
                 start_sync(server, trigger="renewed", actor=current_user.username, after_job=account_job)
                 message += (" Synchronizing the devices of the new Apple MDM server now." if renewal.replaced
                             else " Synchronizing its devices now." if never_fetched
-                            else " Synchronizing again now: the last synchronization failed.")
+                            else " Synchronizing again now: the last synchronization failed." if last_failed
+                            else f" Synchronizing again now: none ran while its token was {before.label}.")
             page = url_for("servers.detail", server_id=server.id)
             current = current_path()
             if is_htmx() and current.startswith("/") and current != url_for("servers.index").rstrip("/"):
