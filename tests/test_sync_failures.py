@@ -320,7 +320,7 @@ def test_the_panel_says_apple_is_retried_while_the_client_waits(htmx, apple, par
     assert run_jobs() == []
     assert _runs(server.id)[-1].status == "succeeded"
     assert len(panels) == 2
-    assert "Apple did not answer the last request: asking again in 1 s (try 2)." in panels[0]
+    assert "Apple answered the last request with an error (HTTP 500): asking again in 1 s (try 2)." in panels[0]
     assert "(try 3)." in panels[1] and 'class="alert alert-warning sync-retry"' in panels[1]
     assert "sync-retry" not in htmx.get(f"/servers/{server.id}/sync-status").get_data(as_text=True)
 

@@ -161,7 +161,8 @@ class DEPClient:
                  timeout: tuple[float, float] = (10, 60), max_retries: int = 4,
                  backoff: float = 1.0, max_backoff: float = 30.0,
                  session_token: str | None = None, session_store: SessionStore | None = None,
-                 http: requests.Session | None = None, sleep: Callable[[float], Any] = time.sleep) -> None:
+                 http: requests.Session | None = None, sleep: Callable[[float], Any] = time.sleep,
+                 on_retry: Callable[[str], Any] | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.user_agent = user_agent or default_user_agent()
         self.protocol_version = protocol_version
@@ -175,6 +176,7 @@ class DEPClient:
         self._token = token
         self._http = http or requests.Session()
         self._sleep = sleep
+        self._on_retry = on_retry  # told why before each wait to retry ("Apple answered … (HTTP 503)")
 
     def __repr__(self) -> str:
         # Never show credentials or the session token.
@@ -341,6 +343,8 @@ class DEPClient:
                             type(exc).__name__, attempt + 1, self.max_retries + 1)
                 if attempt >= self.max_retries or not (repeatable or _never_sent(exc)):
                     raise TransientError(_network_message(exc, attempt + 1)) from exc
+                self._retrying("Apple did not answer the last request (timed out)" if isinstance(exc, requests.Timeout)
+                               else "Apple could not be reached")
                 self._sleep(delays[attempt])
                 continue
             log.info("%s %s -> %d in %.0f ms", method, path, response.status_code,
@@ -349,8 +353,14 @@ class DEPClient:
             wait = self._retry_wait(response, attempt, delays, repeatable)
             if wait is None:
                 return response
+            self._retrying("Apple asked to slow down (HTTP 429)" if response.status_code == 429 else
+                           f"Apple answered the last request with an error (HTTP {response.status_code})")
             self._sleep(wait)
         raise AssertionError("unreachable")  # the last attempt always returns or raises
+
+    def _retrying(self, why: str) -> None:
+        if self._on_retry is not None:
+            self._on_retry(why)
 
     def _retry_wait(self, response: requests.Response, attempt: int,
                     delays: list[float], repeatable: bool = True) -> float | None:

@@ -46,7 +46,8 @@ def run_sync(run_id: int, client=None) -> dict:
         if not status.can_sync:
             raise SyncAborted(f"{status.label}: {status.remedy}")
         try:
-            _sync_pages(server, run, client or client_for(server, sleep=sleep_with_notice(run.id)))
+            notice = sleep_with_notice(run.id)
+            _sync_pages(server, run, client or client_for(server, sleep=notice, on_retry=notice.note))
         finally:
             clear_notice(run.id)
         note_apple_success(server)

@@ -20,23 +20,29 @@ _sleep = time.sleep  # tests look at the panel while the client waits
 _now = time.time  # and move the clock on
 
 
-def sleep_with_notice(run_id: int) -> Callable[[float], None]:
-    """A DEPClient `sleep` that says on the run's panel, for as long as it sleeps, that Apple is retried.
-    Called from the sync's fetching thread: the Redis connection is taken here, in the app context."""
-    redis = get_redis()
-    retries = [0]
+class RetryNotice:
+    """A DEPClient `sleep` that says on the run's panel, for as long as it sleeps, that Apple is retried, and why (its
+    `note`, the client's `on_retry`). Called from the sync's fetching thread: the Redis connection is taken here, in
+    the app context."""
 
-    def notice_then_sleep(seconds: float) -> None:
-        retries[0] += 1
+    def __init__(self, run_id: int) -> None:
+        self.run_id, self.redis, self.retries, self.why = run_id, get_redis(), 0, None
+
+    def note(self, why: str) -> None:
+        self.why = why
+
+    def __call__(self, seconds: float) -> None:
+        self.retries += 1
         # When, not how long: the panel polls, and counts down to it (it said "in 15 s" for 15 s).
-        notice = f"{_now() + seconds:.3f} {retries[0] + 1}"
+        notice = f"{_now() + seconds:.3f} {self.retries + 1}" + (f" {self.why}" if self.why else "")
         try:
-            redis.set(KEY.format(run_id), notice, px=int(seconds * 1000) + 1000)
+            self.redis.set(KEY.format(self.run_id), notice, px=int(seconds * 1000) + 1000)
         except RedisError:  # only a notice: the sync goes on
-            log.warning("run %s: could not store the retry notice", run_id)
+            log.warning("run %s: could not store the retry notice", self.run_id)
         _sleep(seconds)
 
-    return notice_then_sleep
+
+sleep_with_notice = RetryNotice
 
 
 def retry_notice(run_id: int) -> str | None:
@@ -48,13 +54,14 @@ def retry_notice(run_id: int) -> str | None:
     if not value:
         return None
     try:
-        at, attempt = value.decode().split()
+        at, attempt, *why = value.decode().split(" ", 2)
         left = math.ceil(float(at) - _now())
-    except ValueError:  # written by a worker of the previous version, in words: shown as it is
+        int(attempt)
+    except ValueError:  # written by a worker of an older version, in words: shown as it is
         return value.decode()
     # "Try", not "retry": a synchronization that gives up waits for its own "retry N of 3" (sync._retry_later).
     when = f"in {left:,} s" if left >= 1 else "now"
-    return f"Apple did not answer the last request: asking again {when} (try {attempt})."
+    return f"{why[0] if why else 'Apple did not answer the last request'}: asking again {when} (try {attempt})."
 
 
 def clear_notice(run_id: int) -> None:

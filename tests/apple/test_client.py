@@ -621,6 +621,27 @@ def test_read_timeout_is_retried_then_transient(dep):
 
 
 
+
+def test_each_wait_to_retry_is_told_why_first(dep):
+    """The synchronization panel said "Apple did not answer" while Apple was answering 503: the client now tells its
+    `on_retry` what it is retrying, before each wait."""
+    why = []
+    bench = dep(max_backoff=5.0, on_retry=why.append, timeout=(5, 0.2), max_retries=1)
+    bench.client.account()
+    bench.state.set_fault(bench.name, "server_error", {"count": 1, "status": 503, "retry_after": 1})
+    bench.client.account()
+    bench.state.set_fault(bench.name, "server_error", {"count": 1, "status": 429, "retry_after": 1})
+    bench.client.account()
+    bench.state.set_fault(bench.name, "latency", 1.0)
+    try:
+        with pytest.raises(TransientError):
+            bench.client.account()
+    finally:
+        bench.state.set_fault(bench.name, "latency", None)
+    assert why == ["Apple answered the last request with an error (HTTP 503)", "Apple asked to slow down (HTTP 429)",
+                   "Apple did not answer the last request (timed out)"]
+    assert len(bench.sleep.calls) == 3
+
 # ----- a profile definition is never sent twice on a guess -----
 # Every POST /profile defines a new profile at Apple (reference §3.6) and Apple has no call to list
 # or delete them: resending after an answer that does not say whether Apple acted would leave
