@@ -6,7 +6,7 @@ MDM server differently from what the admin sees, or not at all.
 """
 from __future__ import annotations
 
-from urllib.parse import SplitResult
+from urllib.parse import SplitResult, urlsplit
 
 UNSAFE = set('<>"{}|\\^`')
 
@@ -25,3 +25,17 @@ def port_problem(parts: SplitResult) -> str | None:
     if parts.port == 0:
         return "Port 0 is not a port: remove it or give the server's port (1 to 65535)."
     return None
+
+
+def canonical_url(url: str) -> str:
+    """The URL with its scheme and host in lower case (they ignore case: "https://MDM.Example.com/enroll" is the
+    same server as "https://mdm.example.com/enroll"), the rest as typed. Anything urlsplit cannot read is returned
+    as it is."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    head = f"{parts.scheme}://{parts.netloc}" if parts.scheme else ""
+    if not head or url[:len(head)].lower() != head.lower():  # (urlsplit lower-cases the scheme already)
+        return url
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{url[len(head):]}"

@@ -828,6 +828,7 @@ def test_after_unassign_a_changed_profile_says_the_server_has_no_configuration(h
     ({"files": [("extra.pem", pem(make_cert("extra")[0]))]}, "the trusted certificates of the server configuration"),
     ({"remove": "first"}, "the trusted certificates of the server configuration"),
     ({"name": "Renamed"}, None),
+    ({"url": "HTTPS://MDM.Example.COM/enroll"}, None),  # host names ignore case: the same server
 ])
 def test_editing_the_configuration_marks_profiles_of_every_server_using_it(htmx, cert_a, change, expected):
     configuration = create(htmx, "Shared", files=[("a.pem", pem(cert_a))])
@@ -843,6 +844,8 @@ def test_editing_the_configuration_marks_profiles_of_every_server_using_it(htmx,
         status, detail = _status(profile.id)
         if expected is None:
             assert (status, detail) == ("configured", None)  # a new name changes nothing at Apple
+            db.session.expire_all()
+            assert db.session.get(ServerConfiguration, configuration.id).url == URL
         else:
             assert status == "changed" and expected in detail
 

@@ -14,7 +14,7 @@ from ..converters import small_int
 from ..models import ServerConfiguration
 from ..names import name_field, taken_name
 from ..typed_text import PortalForm
-from ..url_checks import port_problem, url_text_problem
+from ..url_checks import canonical_url, port_problem, url_text_problem
 
 URL_EXAMPLE = "https://mdm.example.com/enroll"
 MAX_URL = 2000
@@ -110,6 +110,7 @@ class ConfigurationForm(PortalForm):
         problem = url_problem(field.data or "")
         if problem:
             raise ValidationError(problem)
+        field.data = canonical_url(field.data)  # "MDM.EXAMPLE.COM" is no other server than "mdm.example.com"
 
 
 class AssignForm(PortalForm):

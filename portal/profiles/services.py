@@ -7,6 +7,7 @@ from sqlalchemy import func, select, update
 from ..activity.record import record_activity
 from ..assignments.services import close_unsent_for_profile
 from ..device_locks import lock_default_profiles, lock_device_writes
+from ..url_checks import canonical_url
 from ..extensions import db
 from ..models import ActivityEntry, Device, EnrollmentProfile, ManagedServer
 from ..models.profile import (CHANGED, CONFIGURED, CONFIGURING, DEVICE_FAMILIES, FAILED, NOT_CONFIGURED,
@@ -160,7 +161,7 @@ def out_of_date_reason(profile: EnrollmentProfile, configuration) -> str | None:
     """
     if configuration is None or not profile.apple_profile_uuid or profile.configured_url is None:
         return None
-    if profile.configured_url != configuration.url:
+    if canonical_url(profile.configured_url) != canonical_url(configuration.url):
         return (f"Apple sends its devices to {profile.configured_url}, while the server configuration "
                 f"{configuration.name} now says {configuration.url}.")
     if profile.configured_certificates is not None \
