@@ -230,3 +230,25 @@ def _row(page: str, serial: str) -> str:
     match = re.search(rf"<tr[^>]*>\s*<td><a class=.device-link.[^>]*><code>{serial}</code>.*?</tr>", page, re.S)
     assert match, serial
     return match.group(0)
+
+
+def test_remove_devices_from_a_devices_page_goes_on_to_the_request(htmx, apple, paris, run_jobs):
+    """The device page kept saying "Will enroll automatically" with the profile after Remove Devices…, and offered
+    Remove Devices… again, until a reload; Add Devices… there goes on to the request's page."""
+    server, profile = paris(devices=3)
+    device = devices_of(server.id)[sorted(devices_of(server.id))[0]]
+    pick(htmx, profile, [device.id])
+    assert run_jobs() == []
+    response = htmx.post(f"/profiles/{profile.id}/devices/remove", data={"device": [str(device.id)]},
+                         headers={"HX-Current-URL": f"http://localhost/devices/{device.id}"})
+    batch = latest_batch()
+    assert batch.action == "remove"
+    assert response.status_code == 204 and response.headers["HX-Redirect"] == f"/assignments/{batch.id}"
+    page = htmx.get(f"/assignments/{batch.id}").get_data(as_text=True)
+    assert "Removing Sales from 1 device: Apple&#39;s answer follows below." in page
+    # From the profile page it stays there, as before.
+    pick(htmx, profile, [device.id])
+    assert run_jobs() == []
+    response = htmx.post(f"/profiles/{profile.id}/devices/remove", data={"device": [str(device.id)]},
+                         headers={"HX-Current-URL": f"http://localhost/profiles/{profile.id}"})
+    assert response.status_code == 204 and "HX-Redirect" not in response.headers

@@ -2,6 +2,7 @@
 Remove Devices. Every pop-up is also a plain page; OK queues a batch and shows its results."""
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qs, urlsplit
 
 from flask import make_response, render_template, request, url_for
@@ -212,6 +213,11 @@ def remove_devices(profile_id: int):
                 error = str(exc)
             else:
                 what = f"Removing {profile.name} from {batch.total:,} device{'s' if batch.total != 1 else ''}"
+                if is_htmx() and re.fullmatch(r"/devices/\d+", current_path()) and not token_wait_note(profile.server):
+                    # From a device's page (Remove Devices…): on to the request, as Add Devices… there does; the
+                    # device page would go on saying the device has the profile until Apple answers and a reload.
+                    return to_request_page(f"{what}: Apple's answer follows below.{_held_note(batch)}",
+                                           url_for("assignments.batch", batch_id=batch.id), "success")
                 return _done(batch, profile, what, f"{what}.{_held_note(batch)}")
     chosen = _associated(profile, ids, every, search)
     if not chosen["count"] and not error and (every or source.getlist("device")):
