@@ -6,8 +6,10 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 
+from sqlalchemy import select
+
 from portal.extensions import db
-from portal.models import AssignmentTask
+from portal.models import ActivityEntry, AssignmentTask
 from tests.servers_helpers import add_simulated_server
 from tests.assignments_helpers import configured_profile, devices_of, latest_batch, pick, tasks_of
 from tests.assignments_helpers import clock  # noqa: F401 - a fixture
@@ -75,6 +77,14 @@ def test_retry_now_of_the_whole_queue_names_the_servers_whose_token_holds_their_
     warning = " ".join(htmx.get("/assignments/retries/retry").get_data(as_text=True).split())
     assert "The devices of Paris stay held: its token status is Expired." in warning
     assert "use Renew a server" in warning
+    # Nothing else waits: nothing to send, and it says so rather than "Send 1 device … again now?".
+    assert "Nothing can be sent to Apple now." in warning and "Send 1 device" not in warning
+    assert "Retry now</button>" not in warning
+    response = htmx.post("/assignments/retries/retry")
+    assert response.status_code == 204 and "Nothing was sent. The devices of Paris stay held" in response.headers[
+        "HX-Trigger"] and "Sending" not in response.headers["HX-Trigger"]
+    assert tasks_of(latest_batch().id)[serial].state == "failed"  # still waiting for its 24 hours
+    assert not db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "assignment.retry_now")).first()
 
 
 def test_stop_retrying_takes_one_device_out_of_the_queue_for_good(htmx, apple, run_jobs, clock):

@@ -97,14 +97,17 @@ def recent_batches(profile: EnrollmentProfile, limit: int = 5) -> list[Assignmen
                                    .order_by(AssignmentBatch.id.desc()).limit(limit)).scalars())
 
 
-def queue_count(profile_id: int | None = None, batch_id: int | None = None) -> int:
-    """Devices in the retry queue (of one profile or one batch)."""
+def queue_count(profile_id: int | None = None, batch_id: int | None = None, *, except_servers=()) -> int:
+    """Devices in the retry queue (of one profile or one batch; not those of the servers `except_servers`)."""
     query = select(func.count()).select_from(AssignmentTask).where(in_queue_condition())
     if batch_id is not None:
         query = query.where(AssignmentTask.batch_id == batch_id)
+    if profile_id is not None or except_servers:
+        query = query.join(AssignmentBatch, AssignmentBatch.id == AssignmentTask.batch_id)
     if profile_id is not None:
-        query = query.join(AssignmentBatch, AssignmentBatch.id == AssignmentTask.batch_id) \
-            .where(AssignmentBatch.profile_id == profile_id)
+        query = query.where(AssignmentBatch.profile_id == profile_id)
+    if except_servers:
+        query = query.where(AssignmentBatch.server_id.not_in(list(except_servers)))
     return db.session.execute(query).scalar_one()
 
 

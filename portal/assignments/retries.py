@@ -48,9 +48,10 @@ def retry_due(now=None) -> dict:
 
 
 def retry_now(batch: AssignmentBatch | None = None, actor: str | None = None, *,
-              profile=None) -> int | None:
+              profile=None, except_servers=()) -> int | None:
     """Retry now (the admin accepted the warning): every queued retry of `batch`, of `profile`'s
-    requests (the retry queue shown for one profile), or of all batches.
+    requests (the retry queue shown for one profile), or of all batches; never those of the servers
+    `except_servers` (whose token cannot be used: they stay held until it works again).
 
     Returns how many devices were put back, or None when there was nothing to retry (a second tab,
     a queue emptied meanwhile): then nothing is written and no job is started.
@@ -62,6 +63,9 @@ def retry_now(batch: AssignmentBatch | None = None, actor: str | None = None, *,
     elif profile is not None:
         condition.append(AssignmentTask.batch_id.in_(
             select(AssignmentBatch.id).where(AssignmentBatch.profile_id == profile.id)))
+    if except_servers:
+        condition.append(AssignmentTask.batch_id.in_(
+            select(AssignmentBatch.id).where(AssignmentBatch.server_id.not_in(list(except_servers)))))
     batch_ids = set(db.session.execute(select(AssignmentTask.batch_id).where(*condition).distinct()).scalars())
     if not batch_ids and not (batch is not None and _has_unsent(batch)):
         return None

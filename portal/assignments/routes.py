@@ -116,10 +116,14 @@ def retry_all():
     """Retry now for the whole queue, or for the queue shown for one profile (?profile=), a warning first."""
     profile = _queue_profile()
     form = ConfirmForm()
-    count = queries.queue_count(profile.id if profile else None)
+    held, blocked_servers = _held_for_token(profile)
+    count = queries.queue_count(profile.id if profile else None, except_servers=blocked_servers)
     queue_url = url_for("assignments.retries", profile=profile.id if profile else None)
     if form.validate_on_submit():
-        sent = retry_now(None, actor=current_user.username, profile=profile)
+        sent = retry_now(None, actor=current_user.username, profile=profile, except_servers=blocked_servers)
+        if sent is None and held:
+            return form_done("Nothing was sent. " + " ".join(held), queue_url, "assignmentsChanged",
+                             category="warning")
         if sent is None:
             return form_done(f"Nothing to retry: {queue_words(profile)} is empty.", queue_url,
                              "assignmentsChanged", category="info")
@@ -127,22 +131,22 @@ def retry_all():
                          queue_url, "assignmentsChanged", category="warning")
     return render_form("assignments/_retry_form.html", "Retry now", form=form, count=count, batch=None,
                        action=url_for("assignments.retry_all", profile=profile.id if profile else None),
-                       interrupted=False, queue=queue_words(profile), queue_url=queue_url,
-                       held=_held_for_token(profile))
+                       interrupted=False, queue=queue_words(profile), queue_url=queue_url, held=held)
 
 
-def _held_for_token(profile) -> list[str]:
-    """Why some devices of the queue go nowhere now: their server's token (Retry now of one request refuses;
-    the whole queue sends the others, and says these stay held until the token works again)."""
+def _held_for_token(profile) -> tuple[list[str], list[int]]:
+    """Why some devices of the queue go nowhere now (their server's token), and those servers' ids: Retry now of one
+    request refuses; the whole queue sends the others, and says these stay held until the token works again."""
     from ..apple_link import status_of  # imported here: apple_link imports the servers blueprint
 
-    held = []
+    held, server_ids = [], []
     for server_id in queue_server_ids(profile):
         server = db.session.get(ManagedServer, server_id)
         token = status_of(server)
         if not token.can_sync:
             held.append(f"The devices of {server.name} stay held: its token status is {token.label}. {token.remedy}")
-    return held
+            server_ids.append(server_id)
+    return held, server_ids
 
 
 def _server_names(items) -> dict[int, str]:
