@@ -49,6 +49,7 @@ def test_unfiltered_totals_are_the_counts_the_writers_keep(admin_client, fleet):
     ("q=c02", ["C02AAA1", "C02AAB2"]),                       # serial prefix, any case
     ("q=air", ["C02AAB2", "F17XYZ9"]),                       # model contains
     ("q=wi-fi", ["C02AAB2"]),                                # description contains
+    ("q=macbook%20%20air", ["F17XYZ9"]),                     # a space typed twice is one
     ("q=AA1", []),                                           # serial: from the first character only
     ("q=100%25", ["DMQ100_"]),                               # a % is literal, not a wildcard
     ("q=_", []),                                             # a _ too (LIKE '%_%' would match all)

@@ -7,6 +7,7 @@ than rejected: a bookmarked or hand-edited URL must never end in an error page.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields
 
 from sqlalchemy import false, or_
@@ -66,7 +67,9 @@ class DeviceQuery:
             return value if value in allowed else default
 
         q = args.get("q")
-        query = cls(q=q.strip()[:100] if isinstance(q, str) else "",  # control characters: see q_problem
+        # Spaces typed twice ("iMac  24") are one: no model or description has two in a row. (Control characters:
+        # see q_problem.)
+        query = cls(q=re.sub(" {2,}", " ", q.strip())[:100] if isinstance(q, str) else "",
                     profile_status=choice("profile_status", APPLE_PROFILE_STATUSES),
                     family=text("family"), os=text("os"),
                     assignment=choice("assignment", ASSIGNMENT_STATES),
