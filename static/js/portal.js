@@ -856,6 +856,14 @@
       return;
     }
     file.text().then(function (text) {
+      // A spreadsheet (.xlsx, .numbers), an image or any binary file reads as NULs, control bytes and U+FFFD (what
+      // is not UTF-8): put in the box, it would be a page of garbage and an error the admin cannot act on.
+      if (/[\u0000-\u0008\u000e-\u001f\ufffd]/.test(text)) {
+        say("“" + file.name + "” is not a text file. Save the list as CSV or plain text (one serial number per line) " +
+            "and choose that file. Nothing was added.", true);
+        input.value = "";
+        return;
+      }
       var column = serialColumn(text);
       var found = (column === null ? text : column).trim();
       if (!found) {

@@ -131,6 +131,11 @@ def test_add_devices_reads_serial_numbers_from_a_csv_export_into_the_box(signed_
         files=[{"name": "empty.txt", "mimeType": "text/plain", "buffer": b"  \n"}])
     expect(dialog.get_by_text("“empty.txt” holds no serial numbers. Nothing was added.")).to_be_visible()
     expect(box).to_have_value(f"{devices[0]}\n{devices[1]}\n{devices[2]}")
+    # A spreadsheet saved as .xlsx (a zip) is not read into the box as garbage.
+    dialog.get_by_label("Or read them from a file").set_input_files(
+        files=[{"name": "devices.xlsx", "mimeType": "text/csv", "buffer": b"PK\x03\x04\x14\x00\x06\x00\xff\xfe" * 20}])
+    expect(dialog.get_by_text("“devices.xlsx” is not a text file.")).to_be_visible()
+    expect(box).to_have_value(f"{devices[0]}\n{devices[1]}\n{devices[2]}")
 
     dialog.get_by_role("button", name="OK").click()
     expect(dialog).to_be_hidden()
