@@ -793,12 +793,27 @@
     } catch (err) { /* fall through to the generic message */ }
     text = text || ("The request failed (" + e.detail.xhr.status + ").");
     if (fromPoll(e.detail)) pollFailed(text);
-    else showToast(text, "error");
+    else showError(text, e.detail.elt);
   });
   document.body.addEventListener("htmx:sendError", function (e) {
     if (fromPoll(e.detail)) pollFailed("The portal cannot be reached: check your connection.");
-    else showToast("The portal cannot be reached. Check your connection and try again.", "error");
+    else showError("The portal cannot be reached. Check your connection and try again.", e.detail.elt);
   });
+
+  // A request sent from the open pop-up (a file too large, the object deleted in another tab) says what went wrong
+  // in the pop-up, above its form: a toast would sit behind the modal dialog, unseen and unread by screen readers.
+  function showError(text, elt) {
+    var modal = document.getElementById("modal"), content = document.getElementById("modal-content");
+    if (!modal || !modal.open || !content || !elt || !content.contains(elt)) {
+      showToast(text, "error");
+      return;
+    }
+    content.querySelectorAll(".request-error").forEach(function (old) { old.remove(); });
+    var box = alertBox(text, "request-error");
+    box.classList.replace("alert-warning", "alert-error");
+    var form = content.querySelector("form");
+    (form || content).prepend(box);
+  }
 })();
 
 // "Or read them from a file" (assignments/_serials_file.html): a CSV or text file of serial numbers goes into the

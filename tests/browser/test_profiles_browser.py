@@ -283,3 +283,26 @@ def test_an_edit_on_the_profile_page_renames_its_heading_and_breadcrumbs(signed_
     expect(page.get_by_role("navigation", name="Breadcrumb")).not_to_contain_text("Staff iPads")
     expect(page.locator("#profile-title")).to_contain_text("not applied until configured")
     expect(page).to_have_title(re.compile("^Teacher iPads"))
+
+
+def test_an_error_answer_to_a_pop_up_is_said_in_the_pop_up(signed_in_page, server_id):
+    """The profile deleted in another tab, then Save in its Edit pop-up: the only word of it was a toast behind the
+    modal dialog, dimmed and never read out."""
+    from portal.extensions import db
+    from portal.models import EnrollmentProfile
+
+    page = signed_in_page
+    profile = EnrollmentProfile(server_id=server_id, name="Staff iPads", department="IT")
+    db.session.add(profile)
+    db.session.commit()
+    page.goto(f"/profiles/{profile.id}")
+    page.get_by_role("toolbar", name="Profile actions").get_by_role("link", name="Edit").click()
+    dialog = page.get_by_role("dialog", name="Edit Staff iPads")
+    dialog.get_by_label("Department").fill("Field service")
+    db.session.delete(db.session.get(EnrollmentProfile, profile.id))  # another admin, another tab
+    db.session.commit()
+    dialog.get_by_role("button", name="Save").click()
+    alert = dialog.get_by_role("alert")
+    expect(alert).to_contain_text("There is nothing at this address. It may have been deleted")
+    expect(dialog.get_by_label("Department")).to_have_value("Field service")  # what was typed stays
+    expect(page.locator("#toasts .toast")).to_have_count(0)
