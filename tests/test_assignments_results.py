@@ -208,6 +208,10 @@ def test_whole_call_errors_keep_devices_queued_with_a_reason(htmx, apple, paris,
         "Apple's device enrollment service failed (HTTP 500). Sent again automatically after a wait of 1 min."}
     queue = htmx.get("/assignments/retries").get_data(as_text=True)
     assert "5 devices waiting for a retry" in queue
+    held = db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "assignment.assign_held")).scalar_one()
+    assert held.level == "warning" and held.summary == (
+        f"Add Devices “Sales”, request #{batch.id}: Apple's device enrollment service failed (HTTP 500). Sent again "
+        "automatically after a wait of 1 min.")
 
     apple.state.set_fault(SIM, "server_error", {"count": 50, "status": 429, "retry_after": 120})
     clock(minutes=2)
@@ -218,6 +222,8 @@ def test_whole_call_errors_keep_devices_queued_with_a_reason(htmx, apple, paris,
     assert {t.detail for t in tasks.values()} == {  # said once, not "Apple is limiting requests: Apple is limiting…"
         "Apple is limiting requests from this server and asked to wait 120 s: sent again automatically then."}
     assert all(timedelta(seconds=100) < t.retry_at - timing.now() <= timedelta(seconds=120) for t in tasks.values())
+    assert len(db.session.execute(select(ActivityEntry).where(  # once, not at every retry
+        ActivityEntry.action == "assignment.assign_held")).all()) == 1
 
     apple.state.set_fault(SIM, "server_error", None)
     apple.state.set_fault(SIM, "terms_not_signed", True)

@@ -48,6 +48,7 @@ ACTION_LABELS: dict[str, str] = {
     # Add Devices / Remove Devices / Release Devices ("assignment.<action>_requested" and "_finished")
     **{f"assignment.{action}_requested": f"{words} requested" for action, words in ACTION_WORDS.items()},
     **{f"assignment.{action}_finished": f"{words} finished" for action, words in ACTION_WORDS.items()},
+    **{f"assignment.{action}_held": f"{words} held" for action, words in ACTION_WORDS.items()},
     "assignment.retry_now": "Retry now",
     "assignment.retries_stopped": "Retries stopped",
     "assignment.default_skipped": "Default profile not assigned",

@@ -50,6 +50,7 @@ def run_batch(batch_id: int, client=None) -> dict:
     now = timing.now()
     resumed = _requeue_interrupted(batch, now)
     again = batch.finished_at is not None or resumed > 0  # a retry or a resumed run, not the first
+    held_before = batch.error_message is not None  # a run after a hold: the log heard of that hold already
     batch.status, batch.error_message = "running", None
     batch.started_at = batch.started_at or now
     db.session.commit()
@@ -68,6 +69,8 @@ def run_batch(batch_id: int, client=None) -> dict:
     except apple_errors.AppleError as exc:
         db.session.rollback()
         _hold_after_error(batch, server, exc, uuid)
+        if not held_before and batch.error_message:  # the activity log hears of it once, not at every retry
+            _record_hold(batch)
     except TurnBusy as exc:
         db.session.rollback()
         _hold(batch, timing.TURN_WAIT, _waiting_for(exc.holder_batch_id) + " Tried again in a minute.")
@@ -399,6 +402,18 @@ def _hold_after_error(batch: AssignmentBatch, server: ManagedServer, exc: apple_
         _hold(batch, timing.TOKEN_WAIT, f"{TOKEN_HOLD}: Apple refused the call: {exc.message}", for_token=True)
     else:
         _hold(batch, timedelta(hours=1), f"Apple refused the call: {exc.message}")
+
+
+def _record_hold(batch: AssignmentBatch) -> None:
+    """A warning in the activity log when Apple first fails a request's call as a whole (the request's page and the
+    retry queue say it too; the log held only "requested" and, much later, "finished")."""
+    profile = _profile(batch)
+    name = f" “{profile.name}”" if profile else ""
+    record_activity(f"assignment.{batch.action}_held", profile or db.session.get(ManagedServer, batch.server_id),
+                    actor="system", level="warning",
+                    summary=f"{ACTION_WORDS[batch.action]}{name}, request #{batch.id}: {batch.error_message}",
+                    details={"batch_id": batch.id})
+    db.session.commit()
 
 
 def _without_advice(message: str) -> str:
