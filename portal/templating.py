@@ -67,6 +67,18 @@ def relative_time(value: datetime | None, now: datetime | None = None) -> str:
     return "just now"
 
 
+def next_try(value: datetime | None, now: datetime | None = None) -> str:
+    """When a retry comes: 'in 5 minutes', or 'due now' once its time has passed (the periodic job sends it within a
+    minute; "just now" or "2 minutes ago" read as if it had been sent)."""
+    if value is None:
+        return "—"
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    if value <= (now or datetime.now(timezone.utc)):
+        return "due now"
+    return relative_time(value, now)
+
+
 def format_duration(seconds: float | None) -> str:
     """A duration like '850 ms', '2 min 5 s', '3 h 4 min' or '2 days 5 h' (a job stuck for hours read
     "180 min 0 s")."""
@@ -137,6 +149,7 @@ def init_app(app: Flask) -> None:
     """Register the filters and globals."""
     app.jinja_env.filters["datetime"] = format_datetime
     app.jinja_env.filters["ago"] = relative_time
+    app.jinja_env.filters["next_try"] = next_try
     app.jinja_env.filters["duration"] = format_duration
     app.jinja_env.filters["assignment_label"] = assignment_label
     app.jinja_env.filters["device_family_label"] = device_family_label

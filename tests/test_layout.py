@@ -216,6 +216,19 @@ def test_relative_times_read_like_the_waits_beside_them(delta, words):
     assert relative_time(now + delta, now) == words
 
 
+@pytest.mark.parametrize("delta, words", [
+    (timedelta(seconds=20), "in less than a minute"),
+    (timedelta(minutes=5), "in 5 minutes"),
+    (timedelta(0), "due now"),
+    (timedelta(seconds=-40), "due now"),  # the periodic job sends it within the minute: it was "just now"
+])
+def test_a_retry_time_past_reads_due_not_as_if_it_was_sent(delta, words):
+    from portal.templating import next_try
+
+    now = datetime(2026, 12, 2, 12, 0, tzinfo=timezone.utc)
+    assert next_try(now + delta, now) == words
+
+
 def test_favicon_is_linked_and_served_without_sign_in(client, admin_client):
     html = admin_client.get("/servers").get_data(as_text=True)
     icon = re.search(r'<link rel="icon" href="([^"]+)" type="image/svg\+xml">', html).group(1)
