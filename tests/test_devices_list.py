@@ -100,6 +100,17 @@ def test_profile_and_server_filters(admin_client, fleet):
     assert _serials(admin_client.get(f"/servers/{fleet['lyon'].id}/devices?server={fleet['paris'].id}")) == ["LYN0001"]
 
 
+def test_a_filter_naming_a_deleted_profile_or_server_says_so(admin_client, fleet):
+    """A bookmark of a deleted profile's devices showed "Any" profile and "No device matches", as if the filter was
+    merely narrow."""
+    page = admin_client.get("/devices?profile=999999").get_data(as_text=True)
+    assert "No device matches" in page and "The filter names a profile (#999999) that no longer exists" in page
+    page = admin_client.get("/devices?server=999999").get_data(as_text=True)
+    assert "The filter names a managed server (#999999) that no longer exists" in page
+    page = admin_client.get(f"/devices?profile={fleet['staff'].id}").get_data(as_text=True)
+    assert "no longer exists" not in page
+
+
 def test_filter_choices_come_from_the_data(admin_client, fleet):
     page = admin_client.get("/devices").get_data(as_text=True)
     for value in ("iPad", "iPhone", "Mac", "iOS", "iPadOS", "OSX"):

@@ -82,6 +82,7 @@ def _render_list(server: ManagedServer | None):
                "choices": filter_choices(server), "profile_statuses": APPLE_PROFILE_STATUSES,
                "assignment_labels": ASSIGNMENT_LABELS}
     context["removed_matches"] = _removed_matches(query) if not page.rows and not page.prev_cursor else 0
+    context["gone"] = _gone_from_filter(query) if not page.rows else []
     fragment = is_htmx() and request.headers.get("HX-Target") == "device-table"
     # A sort header (id "sort-…") changed the sort: the filter form's Sort by and Order follow it (out of band).
     # Not for the form's own requests: replacing the select that has the keyboard would drop focus.
@@ -90,6 +91,19 @@ def _render_list(server: ManagedServer | None):
                                              **context))
     response.headers["Vary"] = "HX-Request, HX-Target"
     return response
+
+
+def _gone_from_filter(query: DeviceQuery) -> list[str]:
+    """What a filter (a bookmark, a link) names that no longer exists: its drop-down then reads "Any", and the empty
+    list would look like a filter that matches nothing."""
+    gone = []
+    if query.profile not in ("", "none") and db.session.get(EnrollmentProfile, int(query.profile)) is None:
+        gone.append(f"The filter names a profile (#{query.profile}) that no longer exists: it was deleted, or the link "
+                    "is wrong.")
+    if query.server_id is not None and not query.server_fixed and db.session.get(ManagedServer, query.server_id) is None:
+        gone.append(f"The filter names a managed server (#{query.server_id}) that no longer exists: it was deleted, or "
+                    "the link is wrong.")
+    return gone
 
 
 def _removed_matches(query: DeviceQuery) -> int:
