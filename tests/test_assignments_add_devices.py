@@ -4,6 +4,7 @@ without JavaScript and empty states, a request page's words, a profile's device 
 from __future__ import annotations
 
 import re
+from html import unescape as unescape_html
 
 import pytest
 from sqlalchemy import func, select
@@ -405,6 +406,14 @@ def test_add_devices_from_a_devices_page_assigns_the_chosen_profile_to_it(htmx, 
         as_text=True)
     nothing = htmx.post(f"/devices/{device.id}/profile", data={})
     assert nothing.status_code == 422 and "Choose the profile this device should get." in nothing.get_data(as_text=True)
+    # A profile edited since Apple got it is not "not configured at Apple yet" (the pop-up opened before the edit).
+    changed = EnrollmentProfile(server_id=server.id, name="Edited", status="changed", apple_profile_uuid="U-EDITED")
+    db.session.add(changed)
+    db.session.commit()
+    refused = htmx.post(f"/profiles/{changed.id}/devices/add", data={"device": [str(device.id)]})
+    text = unescape_html(refused.get_data(as_text=True))
+    assert refused.status_code == 422 and "The profile “Edited” changed since it was configured at Apple" in text
+    assert "not configured at Apple yet" not in text
     response = htmx.post(f"/devices/{device.id}/profile", data={"profile": str(sales.id)})
     assert response.status_code == 204
     batch = latest_batch()

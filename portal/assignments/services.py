@@ -16,7 +16,7 @@ from ..extensions import db
 from ..models import AssignmentBatch, AssignmentTask, Device, EnrollmentProfile, ManagedServer
 from ..models.assignment import (ACTION_WORDS, ACTIONS, ASSIGN, DONE, FAILED, NOT_ACCESSIBLE, NOT_HELD, QUEUED,
                                  RELEASE, RETRY_STATES, SENDING, SUPERSEDED, THROTTLED)
-from ..models.profile import CONFIGURED
+from ..models.profile import CHANGED, CONFIGURED
 from ..models.types import UTCDateTime
 from ..queue import enqueue, new_job_id
 from . import timing
@@ -32,6 +32,9 @@ def check_assignable(profile: EnrollmentProfile | None) -> None:
     """Raise ValueError (plain words) unless Apple knows the profile, so devices can get it."""
     if profile is None:
         raise ValueError("The enrollment profile no longer exists.")
+    if profile.status == CHANGED and profile.apple_profile_uuid:
+        raise ValueError(f"The profile “{profile.name}” changed since it was configured at Apple (Changed — configure "
+                         "again): use Configure profile, then Add Devices, so that the devices get it as it is now.")
     if profile.status != CONFIGURED or not profile.apple_profile_uuid:
         raise ValueError(f"The profile “{profile.name}” is not configured at Apple yet: "
                          "use Configure profile first, then Add Devices.")
