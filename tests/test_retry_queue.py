@@ -123,6 +123,7 @@ def test_stop_retrying_takes_one_device_out_of_the_queue_for_good(htmx, apple, r
     entry = db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "assignment.retries_stopped")
                                ).scalar_one()
     assert entry.actor == "alice" and stuck in entry.summary
+    assert entry.object_label == f"Add Devices #{batch.id}"  # the log's Object column read "—"
 
     # A day later only the other one is sent again; asking to stop the first again changes nothing.
     apple.state.set_fault("Paris MDM", "assign_failed", None)

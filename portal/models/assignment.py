@@ -87,6 +87,11 @@ class AssignmentBatch(db.Model):
     tasks: Mapped[list["AssignmentTask"]] = relationship(back_populates="batch", cascade="all, delete-orphan",
                                                          passive_deletes=True)
 
+    @property
+    def label(self) -> str:
+        """How the activity log names it: "Add Devices #12"."""
+        return f"{ACTION_WORDS.get(self.action, 'Request')} #{self.id}"
+
 
 class AssignmentTask(db.Model):
     """One device in one batch: its state, Apple's answer and when to retry."""
