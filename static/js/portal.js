@@ -651,6 +651,14 @@
         }
       });
     });
+    // A section folded away (Add by serial number) shows what came back into it, and "· N ticked" counts the
+    // boxes ticked again: OK must not send more than the admin sees.
+    form.querySelectorAll("details").forEach(function (section) {
+      var filled = Array.prototype.some.call(section.querySelectorAll("textarea, input[type=text]"),
+        function (field) { return field.value.trim() !== ""; });
+      if (filled) section.open = true;
+    });
+    followTicks();
     var note = document.createElement("p");
     note.className = "alert alert-info unsent-form-note";
     note.setAttribute("role", "status");
