@@ -260,19 +260,24 @@ def test_a_default_profile_for_some_device_families(signed_in_page, server_id):
     expect(page.locator("#profile-title").get_by_text("Default for new iPhone and Apple TV devices")).to_be_visible()
 
 
-def test_an_edit_on_the_profile_page_renames_its_heading_and_breadcrumbs(signed_in_page, server_id):
-    """Edit on a profile's page: the new name (and a new default) shows in the heading and the breadcrumbs,
-    not only in Settings, without a reload."""
+def _edit_staff_ipads(page, server_id):
+    """A profile "Staff iPads" (set up directly), its page open and its Edit pop-up: (the profile, the pop-up)."""
     from portal.extensions import db
     from portal.models import EnrollmentProfile
 
-    page = signed_in_page
     profile = EnrollmentProfile(server_id=server_id, name="Staff iPads", department="IT")
     db.session.add(profile)
     db.session.commit()
     page.goto(f"/profiles/{profile.id}")
     page.get_by_role("toolbar", name="Profile actions").get_by_role("link", name="Edit").click()
-    dialog = page.get_by_role("dialog", name="Edit Staff iPads")
+    return profile, page.get_by_role("dialog", name="Edit Staff iPads")
+
+
+def test_an_edit_on_the_profile_page_renames_its_heading_and_breadcrumbs(signed_in_page, server_id):
+    """Edit on a profile's page: the new name (and a new default) shows in the heading and the breadcrumbs,
+    not only in Settings, without a reload."""
+    page = signed_in_page
+    _, dialog = _edit_staff_ipads(page, server_id)
     dialog.get_by_label("Profile name").fill("Teacher iPads")
     dialog.get_by_label("Default profile for new devices of this server").check()
     dialog.get_by_role("button", name="Save").click()
@@ -292,12 +297,7 @@ def test_an_error_answer_to_a_pop_up_is_said_in_the_pop_up(signed_in_page, serve
     from portal.models import EnrollmentProfile
 
     page = signed_in_page
-    profile = EnrollmentProfile(server_id=server_id, name="Staff iPads", department="IT")
-    db.session.add(profile)
-    db.session.commit()
-    page.goto(f"/profiles/{profile.id}")
-    page.get_by_role("toolbar", name="Profile actions").get_by_role("link", name="Edit").click()
-    dialog = page.get_by_role("dialog", name="Edit Staff iPads")
+    profile, dialog = _edit_staff_ipads(page, server_id)
     dialog.get_by_label("Department").fill("Field service")
     db.session.delete(db.session.get(EnrollmentProfile, profile.id))  # another admin, another tab
     db.session.commit()
