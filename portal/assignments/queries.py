@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 
 from ..extensions import db
 from ..models import AssignmentBatch, AssignmentTask, Device, EnrollmentProfile
@@ -166,17 +166,19 @@ def batch_tasks(batch: AssignmentBatch, state: str, page: int) -> Page:
 def batch_progress(batch: AssignmentBatch) -> dict:
     """Counts by task state; how many Apple answered (a device closed before it was ever sent, by a newer request,
     a deleted profile or Stop retrying, was not), and how many of the superseded were stopped by an admin."""
-    rows = db.session.execute(select(AssignmentTask.state, AssignmentTask.result.is_not(None),
-                                     AssignmentTask.detail.startswith(STOPPED_DETAIL), func.count()).where(
-        AssignmentTask.batch_id == batch.id).group_by(AssignmentTask.state, AssignmentTask.result.is_not(None),
-                                                      AssignmentTask.detail.startswith(STOPPED_DETAIL))).all()
+    # Sums of CASEs, not a GROUP BY of the conditions: PostgreSQL does not take "detail LIKE $2" in GROUP BY for the
+    # "detail LIKE $1" of the SELECT list (each is its own bound parameter).
+    rows = db.session.execute(select(
+        AssignmentTask.state, func.count(),
+        func.sum(case((AssignmentTask.result.is_(None), 1), else_=0)),
+        func.sum(case((AssignmentTask.detail.startswith(STOPPED_DETAIL), 1), else_=0)))
+        .where(AssignmentTask.batch_id == batch.id).group_by(AssignmentTask.state)).all()
     counts: dict[str, int] = {}
     unanswered = stopped = 0
-    for state, has_answer, was_stopped, n in rows:
-        counts[state] = counts.get(state, 0) + n
+    for state, n, without_answer, by_admin in rows:
+        counts[state] = n
         if state == SUPERSEDED:
-            unanswered += 0 if has_answer else n
-            stopped += n if was_stopped else 0
+            unanswered, stopped = int(without_answer or 0), int(by_admin or 0)
     pending = counts.get(QUEUED, 0) + counts.get(SENDING, 0)
     total = sum(counts.values())
     return {"counts": counts, "total": total, "answered": total - pending - unanswered, "pending": pending,
