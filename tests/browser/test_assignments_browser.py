@@ -54,6 +54,8 @@ def test_add_devices_from_the_pop_up_to_the_results(signed_in_page: Page, apple,
     expect(section.get_by_role("cell", name=first, exact=True)).to_be_visible(timeout=15_000)
     expect(section.get_by_role("cell", name=second, exact=True)).to_have_count(0)  # Apple answered FAILED
     expect(section.get_by_text("wait", exact=False).first).to_be_visible()
+    # The Activity card hears of the request's end too, without a reload.
+    expect(page.locator("#activity-card")).to_contain_text("1 assigned, 1 failed")
     section.get_by_role("link", name=re.compile(r"Add Devices #\d+")).click()
 
     expect(page.get_by_role("heading", name=re.compile(r"Add Devices #\d+"))).to_be_visible()
