@@ -470,6 +470,25 @@ def test_the_list_filters_by_status_so_the_profiles_to_configure_again_are_found
     assert "Lyon kiosks" in everything and "Paris staff" in everything
 
 
+def test_a_servers_profiles_tab_filters_by_status_too(htmx, apple, run_jobs, server_id):
+    for name in ("Paris staff", "Paris kiosks"):
+        assert create(htmx, server_id, name=name).status_code == 204
+    kiosks = profile_named("Paris kiosks")
+    kiosks.status = "changed"
+    db.session.commit()
+
+    page = htmx.get(f"/servers/{server_id}/profiles?status=changed").get_data(as_text=True)
+    assert "Paris kiosks" in page and "Paris staff" not in page
+    assert f'action="/servers/{server_id}/profiles"' in page
+    assert '<option value="changed" selected>Changed — configure again</option>' in page
+    none = htmx.get(f"/servers/{server_id}/profiles?status=configured", headers={"HX-Target": "profile-table"})
+    text = none.get_data(as_text=True)
+    assert "<html" not in text and "No profile matches" in text and "Paris staff" not in text and "kiosks" not in text
+    assert f'href="/servers/{server_id}/profiles">Show every status' in text
+    everything = htmx.get(f"/servers/{server_id}/profiles").get_data(as_text=True)
+    assert "Paris kiosks" in everything and "Paris staff" in everything
+
+
 def test_create_profile_opens_bmcs_add_an_enrollment_profile_pop_up(htmx, apple, identity, run_jobs):
     """BMC's Create Profile opens "Add an enrollment profile", as Add Server opens "Add a Server"."""
     server_id = add_server(htmx, apple, identity, run_jobs)

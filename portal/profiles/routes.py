@@ -56,17 +56,24 @@ def index():
     (?status=changed: the profiles to configure again after an edit of their server configuration, say)."""
     server_id = request.args.get("server", type=small_int)  # not an id (or too large): no filter
     server = db.session.get(ManagedServer, server_id) if server_id else None
-    status = request.args.get("status", "")
-    context = _list_context(server, show_server=True, status=status if status in PROFILE_STATUSES else "")
+    context = _list_context(server, show_server=True, status=_status_filter())
     context.update(servers=_servers(), filter_id=server.id if server else None, statuses=STATUSES.values())
     return _render_list(context)
 
 
 @bp.route("/servers/<int:server_id>/profiles")
 def server_profiles(server_id: int):
-    """The Enrollment Profiles tab of a managed server."""
+    """The Enrollment Profiles tab of a managed server, with the same status filter (?status=)."""
     server = db.get_or_404(ManagedServer, server_id)
-    return _render_list(_list_context(server, show_server=False))
+    context = _list_context(server, show_server=False, status=_status_filter())
+    context.update(statuses=STATUSES.values())
+    return _render_list(context)
+
+
+def _status_filter() -> str:
+    """The ?status= of a profile list: one of the profile statuses, else "" (any status)."""
+    status = request.args.get("status", "")
+    return status if status in PROFILE_STATUSES else ""
 
 
 def _profile_or_404(profile_id: int) -> EnrollmentProfile:
