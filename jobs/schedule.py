@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from rq_scheduler import Scheduler
 
@@ -27,11 +27,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Periodic:
-    """A job that runs every `interval` seconds."""
+    """A job that runs every `interval` seconds; `last_run`: when it last ran, where the portal keeps that (its
+    first run after a (re)schedule is then `interval` after it, not at once)."""
 
     name: str
     func: str
     interval: int
+    last_run: datetime | None = None
 
     @property
     def job_id(self) -> str:
@@ -50,8 +52,18 @@ def periodic_jobs() -> list[Periodic]:
               Periodic("assignment-retries", "jobs.assignments.retry_due", 60)]
     interval = sync_interval_seconds()  # never below the minimum, whatever is stored
     if interval > 0:
-        wanted.append(Periodic("server-sync", "jobs.sync.sync_all_servers", interval))
+        wanted.append(Periodic("server-sync", "jobs.sync.sync_all_servers", interval, _last_scheduled_sync()))
     return wanted
+
+
+def _last_scheduled_sync() -> datetime | None:
+    from sqlalchemy import func, select
+
+    from portal.extensions import db
+    from portal.models import SyncRun
+
+    last = db.session.execute(select(func.max(SyncRun.created_at)).where(SyncRun.trigger == "scheduled")).scalar()
+    return last.replace(tzinfo=timezone.utc) if last is not None and last.tzinfo is None else last
 
 
 def reconcile(scheduler: Scheduler, wanted: list[Periodic]) -> dict[str, list[str]]:
@@ -62,12 +74,13 @@ def reconcile(scheduler: Scheduler, wanted: list[Periodic]) -> dict[str, list[st
         job = existing.pop(periodic.job_id, None)
         if job is not None and job.meta.get("periodic") == periodic.signature() and job.result_ttl == KEPT:
             continue  # (one scheduled by an older version, whose key expired, is replaced)
+        first_run = _first_run(scheduler, periodic, job)
         if job is not None:
             scheduler.cancel(job)
             job.delete()
         report["changed" if job is not None else "added"].append(periodic.name)
         scheduler.schedule(
-            scheduled_time=datetime.now(timezone.utc),
+            scheduled_time=first_run,
             func=periodic.func,
             interval=periodic.interval,
             repeat=None,
@@ -82,6 +95,20 @@ def reconcile(scheduler: Scheduler, wanted: list[Periodic]) -> dict[str, list[st
         job.delete()
         report["removed"].append(job.id[len(PREFIX):])
     return report
+
+
+def _first_run(scheduler: Scheduler, periodic: Periodic, job) -> datetime:
+    """When a periodic job (re)scheduled runs first: an interval after its last run, or now if that is past or
+    unknown. A new Server Synchronization Interval thus counts from the last scheduled synchronization, as the
+    server page says, instead of synchronizing every server the moment it is saved."""
+    now = datetime.now(timezone.utc)
+    last = periodic.last_run
+    old_interval = (job.meta.get("periodic") or {}).get("interval") if job is not None else None
+    score = scheduler.connection.zscore(scheduler.scheduled_jobs_key, job.id) if old_interval else None
+    if score is not None:  # the job being replaced: its next run less its old interval is its last tick
+        tick = datetime.fromtimestamp(score - old_interval, timezone.utc)
+        last = max(last, tick) if last else tick
+    return max(now, last + timedelta(seconds=periodic.interval)) if last else now
 
 
 class PortalScheduler(Scheduler):

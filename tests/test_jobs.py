@@ -1,5 +1,5 @@
 """Background work: RQ on a real Redis, the app context in workers, scheduler reconciliation."""
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from rq_scheduler import Scheduler
@@ -57,6 +57,33 @@ def test_scheduler_reconciles_added_changed_and_removed_jobs(app):
     assert reconcile(scheduler, second) == {"added": ["c"], "changed": ["a"], "removed": ["b"]}
     assert _scheduled(scheduler) == {"a": {"func": "jobs.maintenance.heartbeat", "interval": 300},
                                      "c": {"func": "jobs.maintenance.heartbeat", "interval": 10}}
+
+
+def _next_run(scheduler, name) -> datetime:
+    return datetime.fromtimestamp(scheduler.connection.zscore(scheduler.scheduled_jobs_key, PREFIX + name), timezone.utc)
+
+
+def test_a_new_interval_counts_from_the_last_run_instead_of_running_at_once(app):
+    """Saving a new Server Synchronization Interval synchronized every server at once, right after the last run."""
+    scheduler = Scheduler(queue_name="default", connection=get_redis())
+    reconcile(scheduler, [Periodic("a", "jobs.maintenance.heartbeat", 3600)])
+    tick = _next_run(scheduler, "a")  # its first run: now
+    assert abs((tick - datetime.now(timezone.utc)).total_seconds()) < 5
+
+    assert reconcile(scheduler, [Periodic("a", "jobs.maintenance.heartbeat", 7200)])["changed"] == ["a"]
+    assert _next_run(scheduler, "a") == tick - timedelta(seconds=3600) + timedelta(seconds=7200)
+    # Shorter than the time since the last run: overdue, so now.
+    reconcile(scheduler, [Periodic("a", "jobs.maintenance.heartbeat", 60)])
+    assert abs((_next_run(scheduler, "a") - datetime.now(timezone.utc)).total_seconds()) < 5
+
+
+def test_a_periodic_job_added_again_runs_an_interval_after_its_last_run(app):
+    scheduler = Scheduler(queue_name="default", connection=get_redis())
+    recently = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=10)
+    reconcile(scheduler, [Periodic("a", "jobs.maintenance.heartbeat", 3600, last_run=recently),
+                          Periodic("b", "jobs.maintenance.heartbeat", 60, last_run=recently)])
+    assert _next_run(scheduler, "a") == recently + timedelta(hours=1)
+    assert abs((_next_run(scheduler, "b") - datetime.now(timezone.utc)).total_seconds()) < 5  # overdue: now
 
 
 def test_scheduler_leaves_other_scheduled_jobs_alone(app):

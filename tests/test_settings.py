@@ -50,6 +50,20 @@ def test_the_interval_limits_and_zero_are_accepted(admin_client, value):
     assert _scheduled_sync_interval() == (int(value) or None)
 
 
+def test_a_new_interval_does_not_synchronize_every_server_at_once(admin_client):
+    """Saving a new interval rescheduled the synchronization for now: every server synchronized again right after
+    its last scheduled run. The next one is the last run plus the new interval, as the server page says."""
+    from datetime import datetime, timedelta, timezone
+
+    reconcile_now()
+    ran_at = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1)  # as the scheduler left it:
+    get_redis().zadd(Scheduler.scheduled_jobs_key, {PREFIX + "server-sync": (ran_at + timedelta(days=1)).timestamp()})
+    assert _save(admin_client, "604800").status_code == 302
+    assert _scheduled_sync_interval() == 604800
+    next_run = get_redis().zscore(Scheduler.scheduled_jobs_key, PREFIX + "server-sync")
+    assert datetime.fromtimestamp(next_run, timezone.utc) == ran_at + timedelta(days=7)
+
+
 @pytest.mark.parametrize("value", ["abc", "", "12.5", "1e3", "٣٠٠"])
 def test_a_number_field_that_is_not_a_number_gets_one_message(admin_client, value):
     response = _save(admin_client, value, value)
