@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from functools import wraps
 from urllib.parse import urlsplit
 
-from flask import Response, request
+from flask import Response, redirect, request
 
 
 def is_htmx() -> bool:
@@ -20,6 +22,20 @@ POLL_HEADER = "X-Background-Poll"
 def is_background_poll() -> bool:
     """True when the page sent the request by itself to follow background work, not because the admin did something."""
     return request.headers.get(POLL_HEADER) == "true"
+
+
+def part_of(page_url: Callable[..., str]):
+    """A route that answers htmx for a part of a page (a polled panel, a refreshed table or row). Opened in the
+    browser itself (a URL copied from the developer tools, a bookmark, a link shared by mistake) it would show a bare,
+    unstyled fragment: it goes to the whole page instead, `page_url(**the route's URL variables)`."""
+    def decorator(view):
+        @wraps(view)
+        def fragment_or_page(**kwargs):
+            if not is_htmx():
+                return redirect(page_url(**kwargs))
+            return view(**kwargs)
+        return fragment_or_page
+    return decorator
 
 
 def current_path() -> str:

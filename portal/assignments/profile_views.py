@@ -12,7 +12,7 @@ from sqlalchemy import and_, exists, func, or_, select, true
 from ..converters import small_ints
 from ..devices.filters import APPLE_PROFILE_STATUSES, ASSIGNMENT_LABELS, DeviceQuery
 from ..extensions import db
-from ..htmx import STOP_POLLING, current_path, hx_trigger, is_htmx
+from ..htmx import STOP_POLLING, current_path, hx_trigger, is_htmx, part_of
 from ..models import AssignmentBatch, AssignmentTask, Device, EnrollmentProfile, ManagedServer
 from ..models.assignment import RELEASE, REMOVE
 from ..models.profile import CONFIGURED
@@ -86,6 +86,7 @@ def profile_devices(profile_id: int):
 
 
 @bp.route("/profiles/<int:profile_id>/devices/requests")
+@part_of(lambda profile_id: url_for("profiles.detail", profile_id=profile_id))
 def requests_panel(profile_id: int):
     """The profile's latest requests; polled while one runs, then the device list refreshes."""
     profile = _profile_or_404(profile_id)

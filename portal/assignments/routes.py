@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from ..converters import small_int
 from ..extensions import db
-from ..htmx import STOP_POLLING, hx_trigger, is_htmx
+from ..htmx import STOP_POLLING, hx_trigger, is_htmx, part_of
 from ..models import AssignmentBatch, AssignmentTask, EnrollmentProfile, ManagedServer
 from ..models.assignment import TASK_STATES
 from ..queue import fetch_job, job_alive
@@ -55,6 +55,7 @@ def batch(batch_id: int):
 
 
 @bp.route("/assignments/<int:batch_id>/status")
+@part_of(lambda batch_id: url_for("assignments.batch", batch_id=batch_id))
 def batch_status(batch_id: int):
     """The progress panel; polled every 2 s while the job runs, then 286 stops the polling.
 

@@ -11,7 +11,7 @@ from ..activity.record import recent_activity
 from ..converters import small_int
 from ..downloads import attachment, file_stem
 from ..extensions import db
-from ..htmx import current_path, hx_redirect, is_htmx
+from ..htmx import current_path, hx_redirect, is_htmx, part_of
 from ..models import ManagedServer, ServerConfiguration
 from ..views import form_done, render_form
 from . import bp
@@ -31,6 +31,7 @@ def index():
 
 
 @bp.route("/configurations/table")
+@part_of(lambda: url_for("configurations.index"))
 def table():
     """The configuration table alone, refreshed after a change (htmx)."""
     return render_template("configurations/_table.html", configurations=all_configurations())

@@ -2,13 +2,13 @@
 and the fragments htmx polls while a profile is being configured."""
 from __future__ import annotations
 
-from flask import make_response, render_template, request
+from flask import make_response, render_template, request, url_for
 from sqlalchemy import select
 
 from ..activity.record import recent_activity
 from ..converters import small_int
 from ..extensions import db
-from ..htmx import STOP_POLLING, is_htmx
+from ..htmx import STOP_POLLING, is_htmx, part_of
 from ..models import EnrollmentProfile, ManagedServer
 from ..models.profile import CONFIGURING, PROFILE_STATUSES
 from . import bp
@@ -81,6 +81,7 @@ def _profile_or_404(profile_id: int) -> EnrollmentProfile:
 
 
 @bp.route("/profiles/<int:profile_id>/row")
+@part_of(lambda profile_id: url_for("profiles.detail", profile_id=profile_id))
 def row(profile_id: int):
     """One profile's row; polled while it is Configuring, then polling stops (286)."""
     profile = _profile_or_404(profile_id)
@@ -92,6 +93,7 @@ def row(profile_id: int):
 
 
 @bp.route("/profiles/<int:profile_id>/status")
+@part_of(lambda profile_id: url_for("profiles.detail", profile_id=profile_id))
 def status_panel(profile_id: int):
     """The status card of the profile page; polled while Configuring."""
     profile = _profile_or_404(profile_id)

@@ -8,7 +8,7 @@ from flask import Response, make_response, redirect, render_template, url_for
 
 from ..downloads import attachment, file_stem
 from ..extensions import db
-from ..htmx import hx_trigger, is_htmx
+from ..htmx import hx_trigger, is_htmx, part_of
 from ..models import PendingKeyPair
 from ..views import form_done, render_form
 from . import bp
@@ -43,6 +43,7 @@ def key_pairs():
 
 
 @bp.route("/keys/table")
+@part_of(lambda: url_for("servers.key_pairs"))
 def key_pairs_table():
     """The table alone, refreshed after Generate key pair and Delete (keyPairsChanged)."""
     return render_template("servers/_key_pairs_table.html", **_table_context())

@@ -16,7 +16,7 @@ from ..converters import small_int
 from ..device_locks import Busy
 from ..devices.enrollment import not_ready_counts
 from ..extensions import db
-from ..htmx import STOP_POLLING, current_path, hx_redirect, hx_trigger, is_htmx, toast
+from ..htmx import STOP_POLLING, current_path, hx_redirect, hx_trigger, is_htmx, part_of, toast
 from ..models import ManagedServer, PendingKeyPair
 from ..names import same_name, shown_name
 from ..queue import enqueue, fetch_job, job_alive, new_job_id
@@ -38,6 +38,7 @@ def index():
 
 
 @bp.route("/table")
+@part_of(lambda: url_for("servers.index"))
 def table():
     """The server table alone, refreshed after a change (htmx)."""
     return render_template("servers/_table.html", **_table_context())
@@ -54,6 +55,7 @@ def _server_or_404(server_id: int) -> ManagedServer:
 
 
 @bp.route("/<int:server_id>/row")
+@part_of(lambda server_id: url_for("servers.detail", server_id=server_id))
 def row(server_id: int):
     """One server's row; polled while its sync runs or its token is being checked (Check now), then polling
     stops. The row polled during a check (?checking=1) says what Apple answered once it did."""
@@ -219,6 +221,7 @@ def _account_checks():
 
 
 @bp.route("/<int:server_id>/account")
+@part_of(lambda server_id: url_for("servers.detail", server_id=server_id))
 def account(server_id: int):
     """The account details section; polled until Apple's answer is in."""
     server = _server_or_404(server_id)
@@ -235,6 +238,7 @@ def account(server_id: int):
 
 
 @bp.route("/<int:server_id>/sync-status")
+@part_of(lambda server_id: url_for("servers.detail", server_id=server_id))
 def sync_status(server_id: int):
     """The live synchronization panel of the server page; polled while a run is active."""
     server = _server_or_404(server_id)

@@ -8,7 +8,7 @@ from ..activity.record import record_activity
 from ..apple_link import warning_days
 from ..config import SYNC_INTERVAL_MAX, SYNC_INTERVAL_MIN, WARNING_DAYS_MAX, WARNING_DAYS_MIN
 from ..extensions import db
-from ..htmx import is_htmx, polled_job
+from ..htmx import is_htmx, part_of, polled_job
 from ..models.setting import (get_setting, parse_reminder_days, reminder_days, reminder_words, set_setting,
                               sync_interval_seconds)
 from ..email_settings import email_enabled, has_password, save_smtp
@@ -75,6 +75,7 @@ def test_notification():
 
 
 @bp.route("/apple/test-notification/<job_id>")
+@part_of(lambda job_id: url_for("settings.apple"))
 def test_notification_status(job_id: str):
     """The test notification's outcome, polled until its job ends."""
     return polled_job("settings/_test_notification.html", job_id, "jobs.notifications.send_test")
@@ -91,6 +92,7 @@ def test_email():
 
 
 @bp.route("/apple/test-email/<job_id>")
+@part_of(lambda job_id: url_for("settings.apple"))
 def test_email_status(job_id: str):
     """The test e-mail's outcome, polled until its job ends."""
     return polled_job("settings/_test_email.html", job_id, "jobs.notifications.send_test_email")

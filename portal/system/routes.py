@@ -12,7 +12,7 @@ from jobs.schedule import PREFIX, periodic_jobs
 
 from ..activity.record import record_activity
 from ..extensions import db
-from ..htmx import polled_job
+from ..htmx import part_of, polled_job
 from ..queue import enqueue, fetch_job, get_queue, get_redis, new_job_id
 from ..servers.schedule import interval_text
 from . import bp
@@ -88,6 +88,7 @@ def test_job():
 
 
 @bp.route("/jobs/<job_id>")
+@part_of(lambda job_id: url_for("system.index"))
 def job_status(job_id: str):
     """The status of a job, polled by the page until it ends."""
     return polled_job("system/_job.html", job_id)
