@@ -63,6 +63,11 @@ def test_a_generated_key_pair_and_a_key_of_ones_own_together_are_refused(htmx, a
     assert response.status_code == 422 and "not both" in field_error(response.get_data(as_text=True), "pending_key")
 
 
+def test_key_pair_form_says_how_many_days_it_takes_before_a_refusal(htmx):
+    html = htmx.get("/servers/keys/new").get_data(as_text=True)
+    assert "How long the certificate is valid, from 30 to 3,650 days (10 years)" in html
+
+
 def test_key_pair_form_validates(htmx):
     response = htmx.post("/servers/keys/new", data={"common_name": "", "days": "5"})
     assert response.status_code == 422
