@@ -36,6 +36,22 @@ EXPLANATIONS = {
 }
 
 
+# What a URL's id names, for the 404 of an object deleted meanwhile (a pop-up left open in another tab, an old link).
+MISSING_OBJECTS = {"server_id": "managed server", "profile_id": "enrollment profile",
+                   "configuration_id": "server configuration", "certificate_id": "certificate", "key_id": "key pair",
+                   "batch_id": "request", "task_id": "request for this device", "device_id": "device"}
+
+
+def _missing_object_message() -> str | None:
+    """ "This managed server no longer exists…" when the URL names an object by its id (the last one: the
+    certificate of /configurations/<id>/certificates/<id>), else None (the generic explanation)."""
+    names = [MISSING_OBJECTS[key] for key in (request.view_args or {}) if key in MISSING_OBJECTS]
+    if not names:
+        return None
+    return (f"This {names[-1]} no longer exists: it was deleted, perhaps in another tab or by another admin, "
+            "or the link is wrong. Nothing was changed.")
+
+
 def render_error(status: int, message: str | None = None):
     """Render an error as a full page, or as a fragment for htmx."""
     title = TITLES.get(status, "Error")
@@ -69,7 +85,7 @@ def init_app(app: Flask) -> None:
     def http_error(error: HTTPException):
         if error.code and error.code >= 500:
             db.session.rollback()
-        return render_error(error.code or 500)
+        return render_error(error.code or 500, _missing_object_message() if error.code == 404 else None)
 
     @app.errorhandler(RedisError)
     def redis_error(error: RedisError):

@@ -43,3 +43,13 @@ def test_htmx_still_gets_the_part_alone(htmx, objects):
         response = htmx.get(part)
         assert response.status_code in (200, 286), part
         assert "<html" not in response.get_data(as_text=True), part
+
+
+def test_an_object_deleted_meanwhile_is_named_in_the_not_found_answer(htmx, objects):
+    """A pop-up left open on a server deleted in another tab said "There is nothing at this address"."""
+    server_id, profile_id, batch_id = objects
+    answer = htmx.post(f"/servers/{server_id + 100}/delete", data={"confirm_name": "Paris"})
+    assert answer.status_code == 404
+    assert "This managed server no longer exists: it was deleted, perhaps in another tab" in answer.get_data(as_text=True)
+    assert "This enrollment profile no longer exists" in htmx.get(f"/profiles/{profile_id + 100}/edit").get_data(as_text=True)
+    assert "There is nothing at this address" in htmx.get("/no/such/page").get_data(as_text=True)

@@ -801,7 +801,7 @@
     } catch (err) { /* fall through to the generic message */ }
     text = text || ("The request failed (" + e.detail.xhr.status + ").");
     if (fromPoll(e.detail)) pollFailed(text);
-    else showError(text, e.detail.elt);
+    else showError(text, e.detail.elt, e.detail.xhr.status === 404);
   });
   document.body.addEventListener("htmx:sendError", function (e) {
     if (fromPoll(e.detail)) pollFailed("The portal cannot be reached: check your connection.");
@@ -810,7 +810,8 @@
 
   // A request sent from the open pop-up (a file too large, the object deleted in another tab) says what went wrong
   // in the pop-up, above its form: a toast would sit behind the modal dialog, unseen and unread by screen readers.
-  function showError(text, elt) {
+  // `gone`: the pop-up's object no longer exists (404): its buttons that would act on it are disabled, Cancel stays.
+  function showError(text, elt, gone) {
     var modal = document.getElementById("modal"), content = document.getElementById("modal-content");
     if (!modal || !modal.open || !content || !elt || !content.contains(elt)) {
       showToast(text, "error");
@@ -821,6 +822,14 @@
     box.classList.replace("alert-warning", "alert-error");
     var form = content.querySelector("form");
     (form || content).prepend(box);
+    if (gone) {
+      content.querySelectorAll("button[type=submit], button:not([type])").forEach(function (button) {
+        button.disabled = true;
+        button.removeAttribute("data-busy");  // not enabled again when the request ends (the double-click guard)
+      });
+      var cancel = (form || content).querySelector("[data-close-modal]");  // the form's Cancel, not the header's ✕
+      if (cancel) cancel.focus();  // the keyboard is not left on a disabled button
+    }
   }
 })();
 

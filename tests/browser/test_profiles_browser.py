@@ -303,6 +303,8 @@ def test_an_error_answer_to_a_pop_up_is_said_in_the_pop_up(signed_in_page, serve
     db.session.commit()
     dialog.get_by_role("button", name="Save").click()
     alert = dialog.get_by_role("alert")
-    expect(alert).to_contain_text("There is nothing at this address. It may have been deleted")
+    expect(alert).to_contain_text("This enrollment profile no longer exists: it was deleted, perhaps in another tab")
     expect(dialog.get_by_label("Department")).to_have_value("Field service")  # what was typed stays
+    expect(dialog.get_by_role("button", name="Save")).to_be_disabled()  # nothing left to save it to
+    expect(dialog.get_by_role("button", name="Cancel")).to_be_focused()
     expect(page.locator("#toasts .toast")).to_have_count(0)
