@@ -980,6 +980,22 @@ def test_the_profile_form_names_the_current_defaults_and_warns_before_editing_a_
     assert "not applied until configured" not in htmx.get(f"/servers/{server_id}/profiles").get_data(as_text=True)
 
 
+def test_create_profile_from_the_global_list_names_the_chosen_servers_defaults(htmx, apple, identity, run_jobs,
+                                                                              server_id):
+    """Opened from Enrollment Profiles (not a server's tab), the pop-up said nothing of the server's defaults."""
+    lyon = add_server(htmx, apple, Identity("lyon"), run_jobs, name="Lyon")
+    assert create(htmx, server_id, name="Staff", is_default="y").status_code == 204
+    form = " ".join(htmx.get(f"/profiles/new?server={server_id}").get_data(as_text=True).split())
+    assert "Default profiles of Paris now: “Staff” (new devices, not applied until configured)." in form
+    assert 'hx-include="#server_id" hx-trigger="change from:#server_id"' in form  # follows the server field
+    none_chosen = htmx.get("/profiles/new").get_data(as_text=True)  # two servers: none chosen yet
+    assert 'id="current-defaults"' in none_chosen and "default profile" not in none_chosen.split('id="current-defaults"')[1].split("</p>")[0]
+    # What the server field's change asks for (its name is server_id):
+    assert "Lyon has no default profile now" in htmx.get(f"/profiles/new?server_id={lyon}").get_data(as_text=True)
+    refused = htmx.post("/profiles/new", data=profile_form(server_id=str(lyon), name=""))
+    assert refused.status_code == 422 and "Lyon has no default profile now" in refused.get_data(as_text=True)
+
+
 def test_taking_the_default_role_says_which_profile_lost_it(htmx, server_id):
     assert create(htmx, server_id, name="Staff", is_default="y").status_code == 204
     response = create(htmx, server_id, name="Phones", is_default="y", default_families=["iPhone"])

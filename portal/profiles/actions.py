@@ -75,8 +75,10 @@ def create_any():
     servers = list(db.session.execute(select(ManagedServer).order_by(ManagedServer.name)).scalars())
     form = NewProfileForm()
     form.server_id.choices = [SelectChoice(0, "Choose a managed server…")] + [SelectChoice(s.id, s.name) for s in servers]
-    if request.method == "GET" and request.args.get("server", type=int):
-        form.server_id.data = request.args.get("server", type=int)
+    # ?server= from a link; ?server_id= from the form's own server field, whose change shows that server's defaults.
+    asked = request.args.get("server", type=int) or request.args.get("server_id", type=int)
+    if request.method == "GET" and asked:
+        form.server_id.data = asked
     elif request.method == "GET" and len(servers) == 1:
         form.server_id.data = servers[0].id  # the only choice: chosen already
 
@@ -89,8 +91,10 @@ def create_any():
     profile = _save_new(form, server_for)
     if profile is not None:
         return _created(profile)
+    chosen = next((s for s in servers if s.id == form.server_id.data), None)  # its default profiles are shown
     return render_form("profiles/_form.html", ADD_TITLE, status=422 if form.errors else 200, form=form,
-                       server=None, servers=servers, action=url_for("profiles.create_any"), url_error=None)
+                       server=None, servers=servers, chosen_server=chosen, action=url_for("profiles.create_any"),
+                       url_error=None)
 
 
 def _busy(profile: EnrollmentProfile, doing: str):

@@ -308,3 +308,23 @@ def test_an_error_answer_to_a_pop_up_is_said_in_the_pop_up(signed_in_page, serve
     expect(dialog.get_by_role("button", name="Save")).to_be_disabled()  # nothing left to save it to
     expect(dialog.get_by_role("button", name="Cancel")).to_be_focused()
     expect(page.locator("#toasts .toast")).to_have_count(0)
+
+
+def test_create_profile_from_the_global_list_shows_the_defaults_of_the_server_chosen(signed_in_page, server_id, htmx,
+                                                                                     apple, run_jobs):
+    from tests.servers_helpers import Identity, add_simulated_server
+    from tests.test_profiles import create
+
+    add_simulated_server(htmx, apple, 0, identity=Identity("lyon"), name="Lyon", apple_server="Lyon MDM")
+    assert create(htmx, server_id, name="Staff", is_default="y").status_code == 204
+    page = signed_in_page
+    page.goto("/profiles")
+    page.get_by_role("toolbar", name="Enrollment profiles").get_by_role("link", name="Create Profile").click()
+    dialog = page.get_by_role("dialog", name="Add an enrollment profile")
+    dialog.get_by_label("Profile name").fill("Kiosks")
+    dialog.get_by_label("Managed server").select_option(label="Paris")
+    note = dialog.locator("#current-defaults")
+    expect(note).to_contain_text("Default profiles of Paris now: “Staff”")
+    dialog.get_by_label("Managed server").select_option(label="Lyon")
+    expect(note).to_contain_text("Lyon has no default profile now")
+    expect(dialog.get_by_label("Profile name")).to_have_value("Kiosks")  # nothing typed is lost
