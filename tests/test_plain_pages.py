@@ -94,9 +94,19 @@ def test_generated_key_pair_page_closes_back_to_the_servers(admin_client):
 
 
 def test_a_pop_up_form_sent_back_with_errors_keeps_the_closing_button(htmx):
-    response = htmx.post("/servers/keys/new", data={"common_name": "", "days": "5"})
+    # portal.js marks what the pop-up sends (X-Pop-Up).
+    response = htmx.post("/servers/keys/new", data={"common_name": "", "days": "5"}, headers={"X-Pop-Up": "true"})
     assert response.status_code == 422
     assert '<button type="button" data-close-modal>Cancel</button>' in response.get_data(as_text=True)
+
+
+def test_a_plain_page_form_sent_back_with_errors_keeps_its_link_back(htmx):
+    """The same form on a page of its own, sent by htmx and refused: its Cancel became the pop-up's button, which
+    portal.js swallows outside a pop-up (Cancel did nothing)."""
+    response = htmx.post("/servers/keys/new", data={"common_name": "", "days": "5"})
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert '<a class="button" href="/servers">Cancel</a>' in html and _close_controls(html) == []
 
 
 @pytest.mark.parametrize("url, data, lands_on", [

@@ -497,6 +497,11 @@
     return !cause.isTrusted && !!cause.detail && polls(cause.detail.elt);
   }
 
+  // A form sent from the pop-up says so: sent back with errors, its Cancel closes the pop-up; the same form on a page
+  // of its own keeps a link back (templates/_macros/forms.html, cancel()).
+  document.body.addEventListener("htmx:configRequest", function (e) {
+    if (e.detail.elt.closest && e.detail.elt.closest("dialog[open]")) e.detail.headers["X-Pop-Up"] = "true";
+  });
   document.body.addEventListener("htmx:configRequest", function (e) {
     if (!isPoll(e.detail)) return;
     if (sessionEnded) e.preventDefault();
@@ -913,5 +918,33 @@
       say("“" + file.name + "” could not be read. Nothing was added.", true);
       input.value = "";
     });
+  });
+})();
+
+// A form opened as a page of its own (form_page.html: a bookmark, a link opened in a new tab) has a Cancel link, not
+// the pop-up's Close, which asks before dropping what was typed: leaving the page after typing asks the browser's
+// question instead, whatever the way out (Cancel, a link, Back, closing the tab). Sending the form is not leaving.
+(function () {
+  var edited = false;
+  function inUnsavedForm(el) { return el && el.closest && el.closest("[data-warn-unsaved]"); }
+  document.addEventListener("input", function (e) {
+    if (e.isTrusted && e.target.type !== "search" && inUnsavedForm(e.target)) edited = true;
+  });
+  document.addEventListener("submit", function (e) { if (inUnsavedForm(e.target)) edited = false; });
+  document.body.addEventListener("htmx:beforeRequest", function (e) {
+    if (e.detail.elt.tagName === "FORM" && inUnsavedForm(e.detail.elt)) edited = false;
+  });
+  document.body.addEventListener("htmx:responseError", function (e) {
+    if (e.detail.elt.tagName === "FORM" && inUnsavedForm(e.detail.elt)) edited = true;  // still not saved
+  });
+  document.body.addEventListener("htmx:afterSwap", function (e) {
+    // A refusal (422) swaps the form back with the errors: what was typed is still unsaved.
+    // (The swapped form's old element is detached by then: the page's card tells instead.)
+    if (e.detail.xhr && e.detail.xhr.status === 422 && document.querySelector("[data-warn-unsaved]")) edited = true;
+  });
+  window.addEventListener("beforeunload", function (e) {
+    if (!edited) return;
+    e.preventDefault();
+    e.returnValue = "";
   });
 })();

@@ -420,3 +420,44 @@ def test_a_pop_up_whose_form_was_sent_closes_without_asking(signed_in_page):
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
     assert len(asked) == 1  # nothing asked this time
+
+
+def test_leaving_a_form_page_after_typing_asks_first(signed_in_page):
+    """/servers/add opened as a page: its Cancel is a link, which dropped the typed name without a word (the
+    same form in the pop-up asks "Close without saving?")."""
+    page = signed_in_page
+    page.goto("/servers/add")
+    questions = []
+
+    def answer(dialog):
+        questions.append(dialog.type)
+        dialog.dismiss()  # stay
+
+    page.on("dialog", answer)
+    page.get_by_role("link", name="Cancel").click()  # nothing typed: leaves without a question
+    expect(page).to_have_url(re.compile(r"/servers$"))
+    assert questions == []
+
+    page.goto("/servers/add")
+    page.get_by_label("Name").fill("Lyon")
+    page.get_by_role("link", name="Cancel").click()
+    expect(page.get_by_label("Name")).to_have_value("Lyon")
+    assert questions == ["beforeunload"]
+    page.get_by_role("button", name="Add Server").click()  # sent (refused: no token): no question
+    expect(page.locator("[aria-invalid=true]").first).to_be_visible()
+    page.get_by_role("link", name="Cancel").click()  # refused: still unsaved, asks again (and is still a link)
+    expect(page.get_by_label("Name")).to_have_value("Lyon")
+    assert questions == ["beforeunload", "beforeunload"]
+
+
+def test_a_pop_up_refused_form_still_closes_with_cancel(signed_in_page):
+    page = signed_in_page
+    page.goto("/servers")
+    page.get_by_role("link", name="Add Server").first.click()
+    dialog = page.get_by_role("dialog", name="Add a Server")
+    dialog.get_by_label("Name").fill("Lyon")
+    dialog.get_by_role("button", name="Add Server").click()  # refused: no token
+    expect(dialog.locator("[aria-invalid=true]").first).to_be_visible()
+    page.once("dialog", lambda question: question.accept())  # "Close without saving?"
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()
