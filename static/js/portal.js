@@ -488,9 +488,10 @@
   document.addEventListener("change", followTicks);
   // A search or filter form sends only the fields that say something: the URL it pushes (a bookmark, a link to
   // share) reads "?family=Mac", not every empty field. The pages treat a missing field as an empty one.
+  // Its search box too, which sends the form while typing (hx-include).
   document.body.addEventListener("htmx:configRequest", function (e) {
     var form = e.detail.elt;
-    if (e.detail.verb !== "get" || !form.matches || !form.matches("form[role=search]")) return;
+    if (e.detail.verb !== "get" || !form.closest || !form.closest("form[role=search]")) return;
     var data = e.detail.formData, empty = [];
     data.forEach(function (value, name) { if (value === "" && empty.indexOf(name) < 0) empty.push(name); });
     empty.forEach(function (name) {
