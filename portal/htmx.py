@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from functools import wraps
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from flask import Response, redirect, request
 
@@ -48,6 +48,29 @@ def current_path() -> str:
         return urlsplit(request.headers.get("HX-Current-URL", "")).path.rstrip("/")
     except ValueError:
         return ""
+
+
+def tidy_history(response: Response, search: str = "q") -> Response:
+    """Answer a list's pushed request with HX-Replace-Url (which wins over hx-push-url) when a new history entry would
+    only be clutter: the URL is the one the page shows already (a filter applied on change, then Apply), or the search
+    box `search`, typed in, refines a search the current entry holds already (Back went through ?q=DNP, ?q=DN, ?q=D).
+    A search's first keystroke still pushes, so that Back goes to the list as it was before the search."""
+    if not is_htmx():
+        return response
+    current, wanted = _list_state(request.headers.get("HX-Current-URL", "")), _list_state(request.full_path)
+    typed_on = request.headers.get("HX-Trigger-Name") == search and dict(current[1]).get(search)
+    if current == wanted or (typed_on and current[0] == wanted[0]):
+        response.headers["HX-Replace-Url"] = request.full_path.rstrip("?")
+    return response
+
+
+def _list_state(url: str) -> tuple[str, tuple]:
+    """A list URL's path and its filled-in parameters, in any order (the lists treat an empty one as a missing one)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "", ()
+    return parts.path.rstrip("/"), tuple(sorted(parse_qsl(parts.query)))
 
 
 def hx_trigger(response: Response, **events) -> Response:

@@ -180,3 +180,83 @@ def test_a_save_the_scheduler_cannot_follow_says_only_that(admin_client, monkeyp
     assert _toasts(page) == ["warning"]
     assert "Configuration › Apple saved, but Redis cannot be reached" in page
     assert _stored()[0] == "3600"
+
+
+def _opened_form(client) -> dict[str, str]:
+    """What a browser posts from a freshly opened /settings/apple when nothing is changed: every field's value."""
+    return _form_fields(client.get("/settings/apple").get_data(as_text=True))
+
+
+def _form_fields(html: str) -> dict[str, str]:
+    """The settings form's fields in `html` as a browser posts them (the password left empty)."""
+    from html.parser import HTMLParser
+
+    class Fields(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.values, self.textarea, self.select, self.in_form = {}, None, None, False
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag == "form" and attrs.get("method") == "post" and "action" not in attrs:
+                self.in_form = True
+            elif not self.in_form:
+                return
+            elif tag == "input" and attrs.get("name") and attrs.get("type") != "password":
+                self.values[attrs["name"]] = attrs.get("value", "")
+            elif tag == "textarea":
+                self.textarea = attrs["name"]
+                self.values[self.textarea] = ""
+            elif tag == "select":
+                self.select = attrs["name"]
+            elif tag == "option" and self.select and "selected" in attrs:
+                self.values[self.select] = attrs["value"]
+
+        def handle_endtag(self, tag):
+            if tag == "form":
+                self.in_form = False
+            self.textarea = None if tag == "textarea" else self.textarea
+            self.select = None if tag == "select" else self.select
+
+        def handle_data(self, data):
+            if self.textarea:
+                self.values[self.textarea] += data.lstrip("\r\n")
+
+    parser = Fields()
+    parser.feed(html)
+    return parser.values
+
+
+def test_a_tab_opened_before_another_save_does_not_put_back_what_it_changed(admin_client):
+    """Tabs A and B open; A turns automatic synchronization off; B, still showing the old interval, changes only the
+    warning days: B's Save brought the old interval back and the synchronization on again."""
+    tab_a, tab_b = _opened_form(admin_client), _opened_form(admin_client)
+    assert admin_client.post("/settings/apple", data={**tab_a, "sync_interval": "0"}).status_code == 302
+    assert admin_client.post("/settings/apple", data={**tab_b, "warning_days": "45"}).status_code == 302
+    assert _stored() == ("0", "45")
+    assert _scheduled_sync_interval() is None
+    assert _last_settings_entry() == "Configuration › Apple: token expiry warning 30 → 45 days"
+
+
+def test_two_tabs_changing_different_e_mail_settings_keep_both(admin_client):
+    set_setting("smtp_host", "smtp.example.com")
+    set_setting("smtp_sender", "ade@example.com")
+    set_setting("smtp_recipients", "it@example.com")
+    db.session.commit()
+    tab_a, tab_b = _opened_form(admin_client), _opened_form(admin_client)
+    assert admin_client.post("/settings/apple", data={**tab_a, "smtp_recipients": "ops@example.com"}).status_code == 302
+    assert admin_client.post("/settings/apple", data={**tab_b, "smtp_sender": "portal@example.com"}).status_code == 302
+    db.session.expire_all()
+    assert (get_setting("smtp_sender"), get_setting("smtp_recipients")) == ("portal@example.com", "ops@example.com")
+
+
+def test_a_refused_save_from_an_older_tab_shows_the_newer_values_and_saves_on_the_next_try(admin_client):
+    """The other tab's interval shows in the re-rendered form; fixing the refused field and saving again keeps it."""
+    tab_a, tab_b = _opened_form(admin_client), _opened_form(admin_client)
+    assert admin_client.post("/settings/apple", data={**tab_a, "sync_interval": "3600"}).status_code == 302
+    response = admin_client.post("/settings/apple", data={**tab_b, "warning_days": "999"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422 and field_error(html, "warning_days") == DAYS_MESSAGE
+    assert 'value="999"' in html and 'value="3600"' in html  # what this admin typed, and the other save
+    assert admin_client.post("/settings/apple", data={**_form_fields(html), "warning_days": "90"}).status_code == 302
+    assert _stored() == ("3600", "90")

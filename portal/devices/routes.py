@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from ..downloads import attachment, file_stem
 from ..extensions import db
-from ..htmx import is_htmx
+from ..htmx import is_htmx, tidy_history
 from ..models import Device, EnrollmentProfile, ManagedServer
 from . import bp
 from .choices import filter_choices
@@ -90,7 +90,7 @@ def _render_list(server: ManagedServer | None):
     response = make_response(render_template("devices/_table.html" if fragment else "devices/index.html",
                                              **context))
     response.headers["Vary"] = "HX-Request, HX-Target"
-    return response
+    return tidy_history(response) if fragment else response
 
 
 def _gone_from_filter(query: DeviceQuery) -> list[str]:

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from ..activity.record import recent_activity
 from ..converters import small_int
 from ..extensions import db
-from ..htmx import STOP_POLLING, is_htmx, part_of
+from ..htmx import STOP_POLLING, is_htmx, part_of, tidy_history
 from ..models import EnrollmentProfile, ManagedServer
 from ..models.profile import CONFIGURING, PROFILE_STATUSES
 from . import bp
@@ -47,7 +47,7 @@ def _render_list(context: dict):
     fragment = is_htmx() and request.headers.get("HX-Target") == "profile-table"
     response = make_response(render_template("profiles/_table.html" if fragment else "profiles/index.html", **context))
     response.headers["Vary"] = "HX-Request"
-    return response
+    return tidy_history(response) if fragment else response  # a status chosen, then Filter: one history entry
 
 
 @bp.route("/profiles")

@@ -1,7 +1,9 @@
 """The form of Configuration › Apple: each number keeps to its range, with one message saying it."""
 from __future__ import annotations
 
-from wtforms import PasswordField, SelectField, StringField, TextAreaField, URLField
+import json
+
+from wtforms import HiddenField, PasswordField, SelectField, StringField, TextAreaField, URLField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
 
@@ -26,6 +28,10 @@ def _strip(value):
 class AppleSettingsForm(PortalForm):
     """Device Assignment settings."""
 
+    # The values the page showed when it was opened (JSON), so that a Save writes only what was changed in it: a
+    # second tab opened before another Save would otherwise put back every value it still shows.
+    opened_with = HiddenField()
+
     sync_interval = WholeNumberField("Server Synchronization Interval (seconds)", SYNC_INTERVAL_MIN,
                                      SYNC_INTERVAL_MAX, INTERVAL_MESSAGE, also=(0,))
     warning_days = WholeNumberField("Token expiry warning (days)", WARNING_DAYS_MIN, WARNING_DAYS_MAX,
@@ -46,6 +52,26 @@ class AppleSettingsForm(PortalForm):
                               render_kw={"placeholder": "ade-portal@example.com", "autocomplete": "off"})
     smtp_recipients = TextAreaField("Recipients", filters=[_strip], render_kw={"rows": 2,
                                     "placeholder": "it-admins@example.com, oncall@example.com"})
+
+    def show(self, values: dict) -> None:
+        """Fill the fields with the saved `values` and remember them as what the page was opened with."""
+        for name, value in values.items():
+            self[name].data = value
+        self.opened_with.data = json.dumps(values)
+
+    def keep_saves_made_since(self, saved: dict) -> None:
+        """A field posted as it was shown takes its `saved` value instead: someone may have saved a new one since the
+        page was opened, and the admin did not change it here. What they did change is kept and checked as typed."""
+        try:
+            opened = json.loads(self.opened_with.data or "")
+        except ValueError:
+            opened = None
+        if not isinstance(opened, dict):  # a post without it (a script): every field is written as posted
+            return
+        for name, value in saved.items():
+            field = self[name]
+            if name in opened and field.raw_data and field.data == opened[name] and value != field.data:
+                field.data, field.raw_data = value, [str(value)]  # raw_data: a number field shows it again
 
     def recipients(self) -> list[str]:
         """The recipients typed, one each."""

@@ -1,6 +1,8 @@
 """The Server Synchronization Interval, the token expiry warning threshold and the notifications (webhook, e-mail)."""
 from __future__ import annotations
 
+import json
+
 import redis
 from flask import current_app, flash, redirect, render_template, url_for
 
@@ -23,12 +25,11 @@ def apple():
     """Show and change the Device Assignment settings; the scheduler follows at once."""
     form = AppleSettingsForm()
     stored, in_force = get_setting("sync_interval_seconds"), sync_interval_seconds()
-    if not form.is_submitted():
-        form.sync_interval.data = in_force  # what the scheduler runs, even when something else is stored
-        form.warning_days.data = warning_days()
-        form.reminder_days.data = ", ".join(map(str, reminder_days()))
-        form.webhook_url.data = webhook_url()
-        _fill_smtp(form)
+    saved_values = _saved_values()
+    if form.is_submitted():
+        form.keep_saves_made_since(saved_values)
+    else:
+        form.show(saved_values)
     if form.validate_on_submit():
         webhook_before, email_before, reminders_before = webhook_url(), _email_summary(), reminder_days()
         warning_before = warning_days()
@@ -56,6 +57,7 @@ def apple():
         # empty. Said next to it, or a Save after fixing the other field would keep the old password unnoticed.
         form.smtp_password.errors = ["The password you typed was not saved, and is never shown back: type it again."]
     status = 422 if form.errors else 200
+    form.opened_with.data = json.dumps(saved_values)  # the fields not changed here now show these
     saved = webhook_url()
     return render_template("settings/apple.html", form=form, interval_notice=_interval_notice(stored, in_force),
                            min_interval=SYNC_INTERVAL_MIN, max_interval=SYNC_INTERVAL_MAX,
@@ -116,15 +118,16 @@ def _send_test(job_name: str, timeout: int, template: str, *, missing: str | Non
     return render_template(template, job=job, job_id=job_id, error=error), status
 
 
-def _fill_smtp(form: AppleSettingsForm) -> None:
-    """The saved SMTP settings into the form (never the password: its field stays empty and keeps it)."""
-    form.smtp_host.data = get_setting("smtp_host")
+def _saved_values() -> dict:
+    """The saved settings as the form shows them, by field name (never the SMTP password: its field stays empty and
+    keeps it)."""
     port = get_setting("smtp_port")
-    form.smtp_port.data = int(port) if port.isdecimal() else 587
-    form.smtp_tls.data = get_setting("smtp_tls")
-    form.smtp_username.data = get_setting("smtp_username")
-    form.smtp_sender.data = get_setting("smtp_sender")
-    form.smtp_recipients.data = get_setting("smtp_recipients")
+    return {"sync_interval": sync_interval_seconds(),  # what the scheduler runs, even when something else is stored
+            "warning_days": warning_days(), "reminder_days": ", ".join(map(str, reminder_days())),
+            "webhook_url": webhook_url(), "smtp_host": get_setting("smtp_host"),
+            "smtp_port": int(port) if port.isdecimal() else 587, "smtp_tls": get_setting("smtp_tls"),
+            "smtp_username": get_setting("smtp_username"), "smtp_sender": get_setting("smtp_sender"),
+            "smtp_recipients": get_setting("smtp_recipients")}
 
 
 def _email_summary() -> str:

@@ -74,13 +74,17 @@
   // it is disabled now, the next row's when its row was deleted), else at its place in a larger container.
   // Inside the pop-up, whose whole content may have changed (a form became its result), only the same control:
   // false otherwise, and the caller focuses the pop-up's first field.
+  // After a swap (was.swapped: the element swapped, or its id), only inside what was swapped while it is still there:
+  // a polled card whose only control is disabled sent the keyboard to a button of the next card, which Enter then
+  // pressed. With nothing to take it there, the swapped element itself keeps it.
   function restoreFocus(was) {
     if (!was || !focusLost()) return true;
     if (was.elt && was.elt.isConnected) was.elt.focus();  // no element when kept across a reload (keepFocusAcross)
     if (!focusLost()) return true;
+    var within = swappedNow(was);
     for (var i = 0; i < was.scopes.length; i++) {
       var scope = document.querySelector(was.scopes[i].selector);
-      if (!scope) continue;
+      if (!scope || (within && !within.contains(scope))) continue;
       var found = focusables(scope);
       var same = i === 0 && found.filter(function (el) { return el.tagName === was.tag && words(el) === was.words; })[0];
       if (!same && scope.id === "modal-content") return false;  // the pop-up's whole content changed
@@ -91,7 +95,18 @@
         return true;
       }
     }
-    return false;
+    if (!within) return false;
+    if (!within.hasAttribute("tabindex")) within.setAttribute("tabindex", "-1");
+    within.focus();
+    return true;
+  }
+
+  // The element a swap put in place of the one that held focus: the same one (an inner swap), or its successor of
+  // the same id (an outer swap); null when it is gone (a deleted row), and focus may go to its neighbours.
+  function swappedNow(was) {
+    if (!was.swapped) return null;
+    if (was.swapped.isConnected) return was.swapped;
+    return was.swapped.id ? document.getElementById(was.swapped.id) : null;
   }
 
   // A field to fix: the keyboard on it, and its message in view. Focus only scrolls the field itself into view, and in
@@ -222,6 +237,11 @@
         e.preventDefault();
       }
     });
+    // A button waiting for its work (Check now while Apple is asked) is aria-disabled rather than disabled, so that it
+    // keeps the keyboard while its card is polled: a click or Enter on it does nothing, as on a disabled one.
+    document.addEventListener("click", function (e) {
+      if (e.target.closest && e.target.closest("button[aria-disabled=true]")) e.preventDefault();
+    }, true);
     // Links drawn as buttons (Add Server, Delete, Renew a server…) answer Space like the buttons they look like,
     // instead of scrolling the page.
     document.addEventListener("keydown", function (e) {
@@ -328,8 +348,9 @@
       if (target.contains(document.activeElement)) focusBeforeSwap = describeFocus(document.activeElement);
       if (target.contains(document.activeElement)) focusAfterSwap = document.activeElement.getAttribute("data-focus-after-swap");
     } else if (busyFocus && target.contains(busyFocus.elt)) {
-      focusBeforeSwap = busyFocus;  // the button pressed, disabled meanwhile (which drops focus)
+      focusBeforeSwap = Object.assign({}, busyFocus);  // the button pressed, disabled meanwhile (which drops focus)
     }
+    if (focusBeforeSwap && !target.closest("dialog")) focusBeforeSwap.swapped = target;  // the pop-up has its own rules
   });
 
   // One submission at a time: a double click on OK would otherwise send the form twice (htmx queues
@@ -467,9 +488,10 @@
   document.addEventListener("change", followTicks);
   // A search or filter form sends only the fields that say something: the URL it pushes (a bookmark, a link to
   // share) reads "?family=Mac", not every empty field. The pages treat a missing field as an empty one.
+  // Its search box too, which sends the form while typing (hx-include).
   document.body.addEventListener("htmx:configRequest", function (e) {
     var form = e.detail.elt;
-    if (e.detail.verb !== "get" || !form.matches || !form.matches("form[role=search]")) return;
+    if (e.detail.verb !== "get" || !form.closest || !form.closest("form[role=search]")) return;
     var data = e.detail.formData, empty = [];
     data.forEach(function (value, name) { if (value === "" && empty.indexOf(name) < 0) empty.push(name); });
     empty.forEach(function (name) {

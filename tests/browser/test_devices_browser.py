@@ -218,3 +218,27 @@ def test_give_a_device_a_profile_from_its_page_with_the_keyboard(signed_in_page:
     page.goto(f"/devices/{device.id}")
     expect(page.locator("#enrollment")).to_contain_text("Staff")
     expect(page.get_by_role("link", name="Change profile…")).to_be_visible()
+
+
+def test_back_after_a_search_typed_with_pauses_goes_to_the_list_before_it(signed_in_page: Page, fleet):
+    """Each pause while typing pushed a URL (Back went through ?q=C0, ?q=C), and a filter applied on change then with
+    Apply pushed the same URL twice. The search is one entry, Apply on an applied filter none."""
+    page = signed_in_page
+    page.goto("/devices")
+    page.get_by_label("Search").press_sequentially("C0", delay=700)  # a pause after each key: two requests
+    expect(page).to_have_url(re.compile(r"/devices\?q=C0(&|$)"))
+    page.get_by_label("Device family").select_option("Mac")
+    expect(page).to_have_url(re.compile(r"family=Mac"))
+    with page.expect_response(lambda r: "/devices?" in r.url):
+        page.get_by_role("button", name="Apply").click()
+
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"/devices\?q=C0(&sort=serial&direction=asc)?$"))
+    expect(page.get_by_label("Device family")).to_have_value("")  # the page loaded again (htmx keeps no snapshot)
+    page.wait_for_load_state()
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"/devices$"))
+    expect(page.get_by_label("Search")).to_have_value("")
+    page.wait_for_load_state()
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"/servers$"))  # where the admin was before the list

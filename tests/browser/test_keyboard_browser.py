@@ -604,3 +604,32 @@ def test_a_pop_up_form_is_set_up_by_htmx_when_the_pop_up_opens(signed_in_page: P
     page.get_by_role("link", name="Add Server").first.click()
     expect(page.get_by_role("dialog")).to_be_visible()
     assert page.evaluate("window.formsReadyWhenOpened") is True
+
+
+def test_check_now_keeps_the_keyboard_while_its_card_polls(signed_in_page: Page, server, run_jobs):
+    """Check now pressed with Enter: its card polls every 2 s with the button disabled, and each swap sent the
+    keyboard to a button of the next card (Enter then opened the wrong pop-up). It stays on Check now, which does
+    nothing while Apple is asked, and is on it when Apple has answered."""
+    assert run_jobs() == []
+    page = signed_in_page
+    page.goto(f"/servers/{server.id}")
+    card = page.locator("#account-panel")
+    check_now = card.get_by_role("button", name="Check now")
+    check_now.focus()
+    page.keyboard.press("Enter")
+    expect(card).to_contain_text("Asking Apple")
+    wait_for_poll(page, f"/servers/{server.id}/account")
+    wait_for_poll(page, f"/servers/{server.id}/account")
+    expect(check_now).to_be_focused()
+    expect(check_now).to_have_attribute("aria-disabled", "true")
+
+    posts = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    page.keyboard.press("Enter")  # pending: nothing is sent, no pop-up opens
+    page.wait_for_timeout(300)
+    assert posts == [] and not page.get_by_role("dialog").is_visible()
+
+    assert run_jobs() == []
+    expect(card).not_to_contain_text("Asking Apple", timeout=10_000)
+    expect(check_now).not_to_have_attribute("aria-disabled", "true")
+    expect(check_now).to_be_focused()
