@@ -76,9 +76,9 @@ def _succeed(profile: EnrollmentProfile, configuration, sent: tuple[str, str], a
                              "anchor_certs": len(configuration.certificates)})
     db.session.commit()
     # The server configuration may have changed while Apple answered (its own check saw Configuring):
-    # compared again in a new transaction, which sees what was committed meanwhile.
-    if note_configuration_changes([profile.server_id]):
-        db.session.commit()
+    # compared again in a new transaction, which sees what was committed meanwhile (its other profiles too).
+    note_configuration_changes([profile.server_id])
+    db.session.commit()
     result = {"ok": True, "profile_uuid": profile.apple_profile_uuid}
     if reassign and previous and previous != profile.apple_profile_uuid:
         result["reassign"] = _reassign(profile, admin_id)
