@@ -197,8 +197,8 @@ def test_devices_held_for_a_profile_being_configured_again_are_sent_once_it_is(h
     assert "to be configured at Apple" not in page
 
 
-def test_devices_held_after_apple_answered_profile_not_found_are_sent_once_it_is_configured(htmx, apple, paris,  # noqa: F811
-                                                                                            run_jobs, clock):
+def test_devices_held_after_apple_answered_profile_not_found_are_sent_once_configured(htmx, apple, paris,  # noqa: F811
+                                                                                      run_jobs, clock):
     server, profile = paris(devices=2)
     profile.apple_profile_uuid = "0D0C0B0A09080706050403020100FFEE"  # deleted at Apple, say
     db.session.commit()

@@ -434,7 +434,8 @@ def _hold(batch: AssignmentBatch, wait: timedelta, reason: str, *, for_token: bo
     db.session.execute(update(AssignmentTask).where(
         AssignmentTask.batch_id == batch.id, AssignmentTask.state.in_((QUEUED, SENDING)),
         or_(AssignmentTask.retry_at.is_(None), AssignmentTask.retry_at < now + wait)).values(
-        state=QUEUED, retry_at=now + wait, **(NOT_HELD | {"held_for_token": for_token, "held_for_profile": for_profile}), detail=reason,
+        state=QUEUED, retry_at=now + wait, detail=reason,
+        **(NOT_HELD | {"held_for_token": for_token, "held_for_profile": for_profile}),
         updated_at=now),
         execution_options=NO_UPDATE)
     batch.error_message = reason

@@ -279,7 +279,8 @@ def note_configuration_unassigned(server_id: int, previous_name: str) -> int:
     changed = 0
     for profile in profiles:
         if (_configuration_part(profile) or "").startswith(_CONFIGURATION_REASONS):
-            profile.status_detail = _changed_reason(_own_reason(profile), no_configuration_reason(profile, previous_name))
+            reason = no_configuration_reason(profile, previous_name)
+            profile.status_detail = _changed_reason(_own_reason(profile), reason)
             changed += 1
     return changed
 
