@@ -3,6 +3,8 @@ simulator: another configuration makes them Changed, the one Apple has makes the
 is never forgotten), and the pop-up and its confirmation say which profiles need Configure profile again."""
 from __future__ import annotations
 
+import json
+
 from portal.extensions import db
 from portal.models import ManagedServer
 from tests.test_profiles import (MDM_URL, add_server, assign_configuration, configure, create, identity,  # noqa: F401
@@ -41,7 +43,8 @@ def test_switching_back_to_the_configuration_apple_has_makes_the_profile_configu
     assign_configuration(htmx, server_id, main_id)
     assert _state("Sales") == ("configured", None)
     page = htmx.get(f"/profiles/{profile_named('Sales').id}").get_data(as_text=True)
-    assert "Changed because" not in page and SECOND_URL not in page.split('id="profile-status"')[1].split("</section>")[0]
+    status_card = page.split('id="profile-status"')[1].split("</section>")[0]
+    assert "Changed because" not in page and SECOND_URL not in status_card
     assert "is Configured again" in page  # the Activity card says why
 
 
@@ -93,3 +96,34 @@ def test_unassigning_then_assigning_back_keeps_an_edit_and_clears_the_rest(htmx,
     assert _state("Sales") == ("configured", None)
     assert _state("Kiosks") == ("changed", "its settings were edited after it was last configured")
     assert db.session.get(ManagedServer, server_id).configuration.url == MDM_URL
+
+
+def test_the_assign_pop_up_names_the_configured_profiles_another_configuration_would_change(htmx, apple, run_jobs,
+                                                                                            identity):  # noqa: F811
+    server_id, main_id, second_id = _configured(htmx, apple, run_jobs, identity, names=("Sales", "Kiosks"))
+    assert create(htmx, server_id, name="Draft").status_code == 204  # never sent to Apple: nothing to redo
+    popup = " ".join(htmx.get(f"/servers/{server_id}/configuration").get_data(as_text=True).split())
+    assert ("Configured profiles of this server (Kiosks, Sales) will need <strong>Configure profile</strong> again "
+            "unless the configuration you choose is the one they were configured with") in popup
+    assert "Draft" not in popup
+
+
+def _toast(htmx, server_id: int, configuration_id: int) -> dict:
+    """Assign Server Configuration from the server list: the confirmation it shows (message, category)."""
+    response = htmx.post(f"/servers/{server_id}/configuration", data={"configuration": configuration_id})
+    assert response.status_code == 204
+    return json.loads(response.headers["HX-Trigger"])["toast"]
+
+
+def test_assigning_says_how_many_profiles_became_changed_or_that_none_did(htmx, apple, run_jobs,
+                                                                          identity):  # noqa: F811
+    server_id, main_id, second_id = _configured(htmx, apple, run_jobs, identity, names=("Sales", "Kiosks"))
+    toast = _toast(htmx, server_id, second_id)
+    assert toast["category"] == "warning" and toast["message"] == ("Server configuration Second MDM assigned to Paris. 2 enrollment profiles (Kiosks, Sales) are now "
+            "Changed: Apple has them with another MDM server URL or other certificates than Second MDM, and keeps "
+            "sending their devices there until you use Configure profile again for each of them.")
+
+    toast = _toast(htmx, server_id, main_id)
+    assert toast["category"] == "success" and toast["message"] == ("Server configuration Main MDM assigned to Paris. No enrollment profile became Changed. 2 enrollment "
+            "profiles (Kiosks, Sales) are Configured again: Apple has them with this configuration's URL and "
+            "certificates.")
