@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from rq import get_current_job
 
 from portal.activity.record import record_activity
+from portal.assignments.retries import release_profile_holds
 from portal.apple import errors as apple_errors
 from portal.apple_link import client_for, note_apple_error, note_apple_success, status_of
 from portal.extensions import db
@@ -76,10 +77,13 @@ def _succeed(profile: EnrollmentProfile, configuration, sent: tuple[str, str], a
                              "anchor_certs": len(configuration.certificates)})
     db.session.commit()
     # The server configuration may have changed while Apple answered (its own check saw Configuring):
-    # compared again in a new transaction, which sees what was committed meanwhile.
-    if note_configuration_changes([profile.server_id]):
-        db.session.commit()
+    # compared again in a new transaction, which sees what was committed meanwhile (its other profiles too).
+    note_configuration_changes([profile.server_id])
+    db.session.commit()
     result = {"ok": True, "profile_uuid": profile.apple_profile_uuid}
+    if profile.status == CONFIGURED:  # (Changed again meanwhile: its devices would only be held again)
+        # Its devices held for it are sent now, not when their few minutes' wait is over.
+        result["released"] = release_profile_holds(profile)
     if reassign and previous and previous != profile.apple_profile_uuid:
         result["reassign"] = _reassign(profile, admin_id)
     return result

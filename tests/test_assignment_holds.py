@@ -1,7 +1,7 @@
-"""Devices held for the retry time Apple asked for (services._keep_apple_waits) or until the server's token
-works again (runner._hold) are marked by AssignmentTask.held_for_apple_wait / held_for_token, not
-recognised by the words of their reason: rewording the reason keeps the hold, and a reason that happens to
-start with the same words is no hold."""
+"""Devices held for the retry time Apple asked for (services._keep_apple_waits), until the server's token works
+again or until their profile is configured (runner._hold) are marked by AssignmentTask.held_for_apple_wait /
+held_for_token / held_for_profile, not recognised by the words of their reason: rewording the reason keeps the
+hold, and a reason that happens to start with the same words is no hold."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -14,7 +14,7 @@ from portal.assignments.retries import TOKEN_HOLD
 from portal.assignments.services import APPLE_WAIT_HOLD
 from portal.extensions import db
 from portal.models import AssignmentTask
-from tests.assignments_helpers import paris  # noqa: F401 - a fixture
+from tests.assignments_helpers import clock, paris  # noqa: F401 - fixtures
 from tests.assignments_helpers import SIM, CallLog, devices_of, latest_batch, pick, sim_serials, tasks_of
 
 
@@ -150,3 +150,68 @@ def test_a_request_held_for_a_revoked_token_has_not_finished_and_offers_renew_a_
     page = " ".join(htmx.get(f"/assignments/{batch.id}").get_data(as_text=True).split())
     assert renew not in page.split('id="batch-actions"', 1)[1].split("</div>", 1)[0]
     assert "<dt>Finished</dt><dd>—</dd>" not in page
+
+
+def _configure_with_a_configuration(htmx, server, profile) -> None:
+    """Assign Server Configuration, then Configure profile (its job runs with the others)."""
+    from tests.test_profiles import assign_configuration, configure, make_configuration
+
+    configuration_id, _ = make_configuration()
+    assign_configuration(htmx, server.id, configuration_id)
+    configure(htmx, profile.id)
+
+
+def test_devices_held_for_a_profile_being_configured_again_are_sent_once_it_is(htmx, apple, paris,  # noqa: F811
+                                                                             run_jobs, clock):
+    """Not after the rest of their five minutes, with "Waiting for the profile … to be configured" meanwhile; a device
+    waiting for Apple's own retry time (FAILED: 24 hours) keeps that wait."""
+    from tests.test_profiles import profile_form, profile_named
+
+    server, sales = paris(devices=4)
+    failing, serial = sim_serials(apple)[:2]
+    devices = devices_of(server.id)
+    apple.state.set_fault(SIM, "assign_failed", [failing])
+    pick(htmx, sales, [devices[failing].id])
+    assert run_jobs() == []
+    apple.state.set_fault(SIM, "assign_failed", None)
+
+    pick(htmx, sales, [devices[failing].id, devices[serial].id])
+    # Edited before the request's job ran: Changed, so the job holds the devices until it is configured again.
+    assert htmx.post(f"/profiles/{sales.id}/edit", data=profile_form(name="Sales")).status_code == 204
+    assert profile_named("Sales").status == "changed"
+    assert run_jobs() == []
+    batch = latest_batch()
+    held = tasks_of(batch.id)
+    assert held[serial].state == "queued" and held[serial].held_for_profile
+    assert held[serial].detail == "Waiting for the profile “Sales” to be configured at Apple."
+    assert held[failing].held_for_apple_wait and not held[failing].held_for_profile
+    log = CallLog(apple.app)
+
+    _configure_with_a_configuration(htmx, server, sales)
+    assert run_jobs() == []
+    assert profile_named("Sales").status == "configured"
+    sent = tasks_of(batch.id)
+    assert log.calls == [("POST", 1)] and sent[serial].state == "done" and not sent[serial].held_for_profile
+    assert sent[failing].state == "queued" and sent[failing].retry_at - timing.now() > timedelta(hours=23)
+    page = htmx.get(f"/assignments/{batch.id}").get_data(as_text=True)
+    assert "to be configured at Apple" not in page
+
+
+def test_devices_held_after_apple_answered_profile_not_found_are_sent_once_configured(htmx, apple, paris,  # noqa: F811
+                                                                                      run_jobs, clock):
+    server, profile = paris(devices=2)
+    profile.apple_profile_uuid = "0D0C0B0A09080706050403020100FFEE"  # deleted at Apple, say
+    db.session.commit()
+    serial = sim_serials(apple)[0]
+    pick(htmx, profile, [devices_of(server.id)[serial].id])
+    assert run_jobs() == []
+    batch = latest_batch()
+    held = tasks_of(batch.id)[serial]
+    assert held.state == "queued" and held.held_for_profile and "does not know the profile" in held.detail
+    assert "does not know the profile" in latest_batch().error_message
+    log = CallLog(apple.app)
+
+    _configure_with_a_configuration(htmx, server, profile)
+    assert run_jobs() == []
+    assert log.calls == [("POST", 1)] and tasks_of(batch.id)[serial].state == "done"
+    assert latest_batch().error_message is None

@@ -202,3 +202,23 @@ def test_an_upgrade_keeps_the_holds_for_the_token_that_were_found_by_their_words
         assert "held_for_token" not in columns and "held_for_apple_wait" in columns
         upgrade()
         db.engine.dispose()
+
+
+def test_an_upgrade_marks_the_holds_for_a_profile_that_were_found_by_their_words(tmp_path, redis_url):
+    """4e5f6a7b8c9d: a queued task whose reason says it waits for its profile to be configured is marked held for it,
+    so the next Configure profile sends it; a task with any other reason, or no longer queued, is not."""
+    app = create_app(_test_config(tmp_path, f"sqlite:///{tmp_path / 'holds.db'}", redis_url))
+    tasks = [(1, "queued", "Waiting for the profile “Sales” to be configured at Apple."),
+             (2, "queued", "Apple does not know the profile “Sales” any more: waiting for it to be configured again "
+                           "(Configure profile)."),
+             (3, "superseded", "Waiting for the profile “Sales” to be configured at Apple."),
+             (4, "queued", "Waiting for the server's token (Terms Not Accepted)."), (5, "queued", None)]
+    with app.app_context():
+        held = _tasks_marked_by_upgrade("3d4e5f6a7b8c", "4e5f6a7b8c9d", tasks, "held_for_profile")
+        assert held == {1: True, 2: True, 3: False, 4: False, 5: False}
+        downgrade(revision="3d4e5f6a7b8c")
+        with db.engine.connect() as conn:
+            columns = {row[1] for row in conn.execute(text("PRAGMA table_info(assignment_task)"))}
+        assert "held_for_profile" not in columns and "held_for_token" in columns
+        upgrade()
+        db.engine.dispose()

@@ -41,6 +41,7 @@ ACTION_LABELS: dict[str, str] = {
     "profile.configured": "Profile configured at Apple",
     "profile.configure_failed": "Configure profile failed",
     "profile.configuration_changed": "Profile out of date at Apple",
+    "profile.configuration_matches": "Profile matches Apple again",
     "profile.unknown_at_apple": "Profile unknown at Apple",
     "profile.server_replaced": "Profile's server replaced",
     "profile.reassign_unavailable": "Devices not re-assigned",

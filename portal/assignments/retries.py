@@ -23,6 +23,9 @@ NO_UPDATE = {"synchronize_session": False}
 # How the runner's reason starts when it holds devices because of the server's token (runner.py). Words
 # only: release_token_holds() finds such tasks by AssignmentTask.held_for_token.
 TOKEN_HOLD = "Waiting for the server's token"
+# How its reasons start when it holds devices until their profile is configured (runner.py). Words only as well:
+# release_profile_holds() finds such tasks by AssignmentTask.held_for_profile.
+PROFILE_HOLDS = ("Waiting for the profile ", "Apple does not know the profile ")
 
 
 def in_queue_condition():
@@ -117,6 +120,31 @@ def release_token_holds(server_id: int) -> int:
     for batch_id in batch_ids:
         batch = db.session.get(AssignmentBatch, batch_id)
         if batch.error_message and batch.error_message.startswith(TOKEN_HOLD):  # the reason shown, not a marker
+            batch.error_message = None
+        ensure_job(batch, now, force=True)
+    db.session.commit()
+    return count
+
+
+def release_profile_holds(profile) -> int:
+    """The profile was configured at Apple: send the devices its requests held for that now instead of at the
+    end of their wait (a few minutes). Devices waiting for Apple's own retry time on them (FAILED, THROTTLED)
+    are not held for the profile, and keep that wait. Returns how many were released (the caller committed
+    the profile first: the jobs started here send its new UUID)."""
+    now = timing.now()
+    held = [AssignmentTask.state == QUEUED, AssignmentTask.retry_at > now, AssignmentTask.held_for_profile,
+            AssignmentTask.batch_id.in_(select(AssignmentBatch.id).where(AssignmentBatch.profile_id == profile.id))]
+    batch_ids = sorted(set(db.session.execute(select(AssignmentTask.batch_id).where(*held).distinct()).scalars()))
+    if not batch_ids:
+        return 0
+    lock_device_writes(profile.server_id)  # see _take_turns_with_jobs
+    count = db.session.execute(update(AssignmentTask).where(*held).values(
+        retry_at=None, **NOT_HELD, updated_at=now,
+        detail=f"The profile “{profile.name}” is configured at Apple now: sent now."),
+        execution_options=NO_UPDATE).rowcount
+    for batch_id in batch_ids:
+        batch = db.session.get(AssignmentBatch, batch_id)
+        if batch.error_message and batch.error_message.startswith(PROFILE_HOLDS):  # the reason shown, not a marker
             batch.error_message = None
         ensure_job(batch, now, force=True)
     db.session.commit()

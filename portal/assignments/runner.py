@@ -30,7 +30,7 @@ from ..models.assignment import (ACTION_WORDS, ASSIGN, DONE, DONE_WORDS, FAILED,
 from ..models.profile import CONFIGURED
 from ..profiles.services import note_profile_unknown_at_apple
 from . import timing
-from .retries import TOKEN_HOLD
+from .retries import PROFILE_HOLDS, TOKEN_HOLD
 from .services import refresh_counts
 from .turns import Turn, TurnBusy
 
@@ -132,7 +132,8 @@ def _ready_to_send(batch: AssignmentBatch, server: ManagedServer):
         _close_for_deleted_profile(batch)
         return False
     if profile.status != CONFIGURED or not profile.apple_profile_uuid:
-        _hold(batch, timing.PROFILE_WAIT, f"Waiting for the profile “{profile.name}” to be configured at Apple.")
+        _hold(batch, timing.PROFILE_WAIT, f"{PROFILE_HOLDS[0]}“{profile.name}” to be configured at Apple.",
+              for_profile=True)
         return False
     return profile.apple_profile_uuid  # the current UUID: a re-configure since the request is honoured
 
@@ -384,8 +385,8 @@ def _hold_after_error(batch: AssignmentBatch, server: ManagedServer, exc: apple_
         if profile is not None and uuid and profile.apple_profile_uuid == uuid:
             note_profile_unknown_at_apple(profile)  # re-configured meanwhile: its new UUID is sent next time
         name = f"“{profile.name}” " if profile else ""
-        _hold(batch, timing.PROFILE_WAIT, f"Apple does not know the profile {name}any more: waiting for it to be "
-                                          "configured again (Configure profile).")
+        _hold(batch, timing.PROFILE_WAIT, f"{PROFILE_HOLDS[1]}{name}any more: waiting for it to be "
+                                          "configured again (Configure profile).", for_profile=True)
         return
     if isinstance(exc, apple_errors.Throttled):
         _hold(batch, timedelta(seconds=exc.retry_after),
@@ -422,16 +423,19 @@ def _without_advice(message: str) -> str:
     return re.split(r"[,:;]?\s*(?:and )?try again\b", message, maxsplit=1)[0].rstrip(" .,:;")
 
 
-def _hold(batch: AssignmentBatch, wait: timedelta, reason: str, *, for_token: bool = False) -> None:
+def _hold(batch: AssignmentBatch, wait: timedelta, reason: str, *, for_token: bool = False,
+          for_profile: bool = False) -> None:
     """Keep the batch's unsent tasks queued until `wait` is over; a task already waiting longer (for the
     retry time Apple asked for on its device, see services._keep_apple_waits) keeps its own wait, and
     stays held for it. The others are held for `reason` now, no longer for Apple's wait on the device;
-    `for_token`: until the server's token works again (retries.release_token_holds sends them then)."""
+    `for_token`: until the server's token works again (retries.release_token_holds sends them then);
+    `for_profile`: until the request's profile is configured (retries.release_profile_holds sends them then)."""
     now = timing.now()
     db.session.execute(update(AssignmentTask).where(
         AssignmentTask.batch_id == batch.id, AssignmentTask.state.in_((QUEUED, SENDING)),
         or_(AssignmentTask.retry_at.is_(None), AssignmentTask.retry_at < now + wait)).values(
-        state=QUEUED, retry_at=now + wait, **(NOT_HELD | {"held_for_token": for_token}), detail=reason,
+        state=QUEUED, retry_at=now + wait, detail=reason,
+        **(NOT_HELD | {"held_for_token": for_token, "held_for_profile": for_profile}),
         updated_at=now),
         execution_options=NO_UPDATE)
     batch.error_message = reason

@@ -14,7 +14,8 @@ from ..models import ManagedServer, ServerConfiguration
 from ..views import form_done, render_form
 from . import bp
 from .forms import AssignForm, ConfirmForm
-from .services import all_configurations, assign_configuration, unassign_configuration
+from .services import (Assigned, all_configurations, assign_configuration, configured_profiles_of, names_words,
+                       unassign_configuration)
 
 # The server list refreshes its table on this event (templates/servers/index.html).
 SERVERS_EVENT = "serversChanged"
@@ -56,14 +57,18 @@ def assign(server_id: int):
         if configuration is None:
             form.configuration.errors = ["That configuration no longer exists. Choose another one."]
         else:
-            if assign_configuration(server, configuration):
+            assigned = Assigned()
+            if assign_configuration(server, configuration, assigned):
                 db.session.commit()
-                return done_on_server(server, f"Server configuration {configuration.name} assigned to {server.name}.")
+                return done_on_server(server, f"Server configuration {configuration.name} assigned to {server.name}."
+                                      + assigned.note(configuration), "warning" if assigned.outdated else "success")
             return done_on_server(server, f"{configuration.name} is already the server configuration of {server.name}.",
                                   "info")
+    at_stake = configured_profiles_of(server)
     return render_form("configurations/_assign_form.html", "Select the Server Configuration",
                        status=422 if form.errors else 200, form=form, server=server,
-                       configurations={c.id: c for c in configurations})
+                       configurations={c.id: c for c in configurations}, at_stake=at_stake,
+                       at_stake_names=names_words(at_stake))
 
 
 @bp.route("/servers/<int:server_id>/configuration/unassign", methods=["GET", "POST"])

@@ -17,9 +17,9 @@ from ..views import form_done, render_form
 from . import bp
 from .assign import done_on_server
 from .forms import ConfigurationForm, ConfirmForm
-from .services import (FieldErrors, InUse, Upload, all_configurations, assign_configuration, create_configuration,
-                       delete_configuration, profiles_at_stake, profiles_out_of_date, profiles_words, read_upload,
-                       servers_using, update_configuration)
+from .services import (Assigned, FieldErrors, InUse, Upload, all_configurations, assign_configuration,
+                       create_configuration, delete_configuration, profiles_at_stake, profiles_out_of_date,
+                       profiles_words, read_upload, servers_using, update_configuration)
 
 EVENT = "configurationsChanged"
 
@@ -92,7 +92,9 @@ def create():
         try:
             saved = create_configuration(form.name.data, form.url.data, _upload(form))
             # The same service (and activity entry) as Assign Server Configuration, in the same transaction.
-            assigned = server is not None and form.assign.data and assign_configuration(server, saved.configuration)
+            changes = Assigned()
+            assigned = server is not None and form.assign.data and assign_configuration(server, saved.configuration,
+                                                                                        changes)
             db.session.commit()
         except FieldErrors as exc:
             db.session.rollback()
@@ -105,8 +107,8 @@ def create():
             category = "warning" if saved.unusable else "success"
             if assigned:
                 return done_on_server(server, saved.summary("created")
-                                      + f" Server configuration {configuration.name} assigned to {server.name}.",
-                                      category)
+                                      + f" Server configuration {configuration.name} assigned to {server.name}."
+                                      + changes.note(configuration), "warning" if changes.outdated else category)
             if server is not None:
                 return done_on_server(server, saved.summary("created") + f" It is not assigned to {server.name}: use "
                                       "Assign Server Configuration when it should be.",

@@ -255,8 +255,51 @@ def all_configurations() -> list[ServerConfiguration]:
         .order_by(ServerConfiguration.name)).scalars())
 
 
-def assign_configuration(server: ManagedServer, configuration: ServerConfiguration) -> bool:
-    """Assign Server Configuration (replacing any other); False when it was already assigned."""
+def configured_profiles_of(server: ManagedServer) -> list[EnrollmentProfile]:
+    """The server's Configured profiles that Apple has with a URL (by name): another configuration than the one
+    they were configured with makes them Changed — configure again, as Assign Server Configuration warns."""
+    return list(db.session.execute(select(EnrollmentProfile).where(
+        EnrollmentProfile.server_id == server.id, EnrollmentProfile.status == CONFIGURED,
+        EnrollmentProfile.apple_profile_uuid.is_not(None), EnrollmentProfile.configured_url.is_not(None))
+        .order_by(EnrollmentProfile.name)).scalars())
+
+
+def names_words(profiles: list[EnrollmentProfile], limit: int = 5) -> str:
+    """"Kiosks, Sales" (by name), or "Kiosks, Sales and 3 more" past `limit` names."""
+    names = ", ".join(sorted(p.name for p in profiles)[:limit])
+    return names + (f" and {len(profiles) - limit:,} more" if len(profiles) > limit else "")
+
+
+@dataclass
+class Assigned:
+    """What Assign Server Configuration did to the server's profiles, for its confirmation."""
+
+    outdated: list[EnrollmentProfile] = field(default_factory=list)  # now Changed: Apple has another URL/certificates
+    restored: list[EnrollmentProfile] = field(default_factory=list)  # Configured again: Apple has this configuration
+
+    def note(self, configuration: ServerConfiguration) -> str:
+        """" 2 enrollment profiles (Sales, Kiosks) are now Changed …", or that none became Changed."""
+        if self.outdated:
+            many = len(self.outdated) != 1
+            them, their = ("them", "their") if many else ("it", "its")
+            note = (f" {len(self.outdated):,} enrollment profile{'s' if many else ''} ({names_words(self.outdated)}) "
+                    f"{'are' if many else 'is'} now Changed: Apple has {them} with another MDM server URL or other "
+                    f"certificates than {configuration.name}, and keeps sending {their} devices there until you use "
+                    f"Configure profile again for {'each of them' if many else 'it'}.")
+        else:
+            note = " No enrollment profile became Changed."
+        if self.restored:
+            many = len(self.restored) != 1
+            note += (f" {len(self.restored):,} enrollment profile{'s' if many else ''} "
+                     f"({names_words(self.restored)}) {'are' if many else 'is'} Configured again: Apple has "
+                     f"{'them' if many else 'it'} with this configuration's URL and certificates.")
+        return note
+
+
+def assign_configuration(server: ManagedServer, configuration: ServerConfiguration,
+                         assigned: Assigned | None = None) -> bool:
+    """Assign Server Configuration (replacing any other); False when it was already assigned. What it did to the
+    server's profiles goes into `assigned` when given."""
     previous = server.configuration
     if previous is not None and previous.id == configuration.id:
         return False
@@ -268,7 +311,8 @@ def assign_configuration(server: ManagedServer, configuration: ServerConfigurati
     record_activity("server.configuration_assigned", server, summary=summary,
                     details={"configuration_id": configuration.id, "configuration": configuration.name,
                              "previous": previous.name if previous else None})
-    note_configuration_changes([server.id])
+    assigned = assigned if assigned is not None else Assigned()
+    note_configuration_changes([server.id], into=assigned.outdated, restored=assigned.restored)
     return True
 
 

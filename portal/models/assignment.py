@@ -56,7 +56,7 @@ ANSWER_NEXT = {
 TASK_STATES = (QUEUED, SENDING, DONE, NOT_ACCESSIBLE, FAILED, THROTTLED, SUPERSEDED)
 RETRY_STATES = (FAILED, THROTTLED)
 # Values of an UPDATE that writes a task's new reason: whatever held it before holds it no longer.
-NOT_HELD = {"held_for_apple_wait": False, "held_for_token": False}
+NOT_HELD = {"held_for_apple_wait": False, "held_for_token": False, "held_for_profile": False}
 
 
 class AssignmentBatch(db.Model):
@@ -120,6 +120,10 @@ class AssignmentTask(db.Model):
     # Queued until the server's token works again (runner: the token was refused or needs the admin);
     # a successful token check sends it at once (retries.release_token_holds). Cleared like the above.
     held_for_token: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Queued until its request's profile is configured at Apple (runner: not Configured, or Apple answered
+    # "profile not found"); a successful Configure profile sends it at once (retries.release_profile_holds).
+    # Cleared like the above.
+    held_for_profile: Mapped[bool] = mapped_column(default=False, server_default=false())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     batch: Mapped[AssignmentBatch] = relationship(back_populates="tasks")

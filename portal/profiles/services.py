@@ -129,8 +129,11 @@ def update_profile(profile: EnrollmentProfile, data: dict) -> bool:
         setattr(profile, name, value)
     changed_for_apple = _comparable(apple_snapshot(profile)) != before
     if changed_for_apple and profile.status == CONFIGURED:
-        # (Changed already: its reason, e.g. a configuration change, is kept.)
         profile.status, profile.status_detail = CHANGED, EDITED
+    elif changed_for_apple and profile.status == CHANGED and _own_reason(profile) is None:
+        # Changed for its server configuration only: the edit is said too, so that assigning back the
+        # configuration Apple has does not make it Configured with these settings unsent.
+        profile.status_detail = _changed_reason(EDITED, profile.status_detail)
     elif changed_for_apple and profile.status == FAILED:
         # The admin fixed something: the old failure no longer describes this version.
         profile.status = CHANGED if profile.apple_profile_uuid else NOT_CONFIGURED
@@ -150,6 +153,10 @@ def certificate_fingerprints(configuration) -> str:
 # The reasons out_of_date_reason gives: they name the server's configuration of the moment.
 _CONFIGURATION_REASONS = ("Apple sends its devices to ", "the trusted certificates of the server configuration ")
 _NO_CONFIGURATION_REASON = "its server has no server configuration any more"
+# Said by earlier versions once a configuration was assigned again after an unassign (a reason about the
+# configuration too: worked out again like the others).
+_REASSIGNED_REASON = "its server configuration was unassigned, then "
+_AND = ", and "  # joins the edit to a configuration reason: "its settings were edited …, and Apple sends …"
 
 
 def out_of_date_reason(profile: EnrollmentProfile, configuration) -> str | None:
@@ -171,26 +178,66 @@ def out_of_date_reason(profile: EnrollmentProfile, configuration) -> str | None:
     return None
 
 
-def note_configuration_changes(server_ids: list[int], into: list | None = None) -> int:
+def _about_configuration(reason: str) -> bool:
+    return reason.startswith(_CONFIGURATION_REASONS + (_NO_CONFIGURATION_REASON, _REASSIGNED_REASON))
+
+
+def _own_reason(profile: EnrollmentProfile) -> str | None:
+    """The part of a Changed profile's reason that no server configuration undoes (its settings were edited,
+    Apple no longer knows it…), or None when it is Changed only because of its server configuration.
+
+    Only an edit leaves a Changed profile without a reason (update_profile, after a failure): it counts as one.
+    """
+    reason = profile.status_detail or EDITED
+    if reason.startswith(EDITED):
+        return EDITED
+    return None if _about_configuration(reason) else reason
+
+
+def _configuration_part(profile: EnrollmentProfile) -> str | None:
+    """The configuration reason a Changed profile states now, alone or after its edit ("…, and Apple sends…")."""
+    reason = profile.status_detail or ""
+    if reason.startswith(EDITED + _AND):
+        return reason[len(EDITED + _AND):]
+    return reason if _about_configuration(reason) else None
+
+
+def _changed_reason(own: str | None, configuration_reason: str | None) -> str | None:
+    """A Changed profile's reason from both sides, or None when neither remains (Apple has what it should).
+
+    An edit is said with the configuration reason; any other reason of its own (Apple no longer knows it, its
+    Apple MDM server was replaced) is said alone: Configure profile defines it anew whatever Apple had.
+    """
+    if own == EDITED and configuration_reason:
+        return f"{EDITED}{_AND}{configuration_reason}"
+    return own or configuration_reason
+
+
+def note_configuration_changes(server_ids: list[int], into: list | None = None,
+                               restored: list | None = None) -> int:
     """After a server configuration was assigned or edited: the configured profiles of these servers
     that Apple has with another URL or other certificates become Changed, with the reason (Apple keeps
-    sending their devices to what it was given). Returns how many changed (the caller commits); each
-    of them is appended to ``into`` when given."""
+    sending their devices to what it was given). A Changed profile's reason is worked out again so that it
+    stays true: one Changed only because of the configuration is Configured again once the configuration
+    matches what Apple has (appended to ``restored`` when given); an edit is never forgotten.
+    Returns how many became Changed or got a new configuration reason (the caller commits); each of them
+    is appended to ``into`` when given."""
     profiles = db.session.execute(select(EnrollmentProfile).where(
         EnrollmentProfile.server_id.in_(server_ids), EnrollmentProfile.status.in_((CONFIGURED, CHANGED)))).scalars()
     changed = 0
     for profile in profiles:
         configuration = profile.server.configuration
+        if configuration is None:
+            continue  # unassigned: profiles are left as they are (note_configuration_unassigned)
         reason = out_of_date_reason(profile, configuration)
-        if reason is None and configuration is not None and profile.status == CHANGED \
-                and (profile.status_detail or "").startswith(_NO_CONFIGURATION_REASON):
-            # The server has one again, as Apple has it: "no server configuration" no longer describes it.
-            profile.status_detail = (f"its server configuration was unassigned, then {configuration.name} assigned, "
-                                     "since Apple received the profile.")
+        if profile.status == CHANGED and reason is None:
+            _settle_without_configuration_reason(profile, configuration, restored)
             continue
-        if reason is None or (profile.status == CHANGED and profile.status_detail == reason):
-            continue
-        profile.status, profile.status_detail = CHANGED, reason
+        own = _own_reason(profile) if profile.status == CHANGED else None
+        detail = _changed_reason(own, reason)
+        if reason is None or (profile.status == CHANGED and profile.status_detail == detail):
+            continue  # (a reason of its own other than an edit stays as it is: see _changed_reason)
+        profile.status, profile.status_detail = CHANGED, detail
         changed += 1
         if into is not None:
             into.append(profile)
@@ -198,6 +245,24 @@ def note_configuration_changes(server_ids: list[int], into: list | None = None) 
                         summary=f"Enrollment profile {profile.name} is out of date at Apple: {reason} "
                                 "Configure profile again to send it.")
     return changed
+
+
+def _settle_without_configuration_reason(profile: EnrollmentProfile, configuration, restored: list | None) -> None:
+    """A Changed profile whose server configuration is the one Apple has: its own reason stays, alone; without
+    one it is Configured again, as Apple holds its settings with this configuration's URL and certificates."""
+    if _configuration_part(profile) is None and profile.status_detail:
+        return  # Changed for another reason only (edited, unknown at Apple): nothing to work out again
+    own = _own_reason(profile)
+    if own is not None:
+        profile.status_detail = own
+        return
+    profile.status, profile.status_detail = CONFIGURED, None
+    if restored is not None:
+        restored.append(profile)
+    record_activity("profile.configuration_matches", profile,
+                    summary=f"Enrollment profile {profile.name} is Configured again: Apple has it with the URL and "
+                            f"certificates of its server configuration {configuration.name}, so nothing is left "
+                            "to send.")
 
 
 def no_configuration_reason(profile: EnrollmentProfile, previous_name: str) -> str:
@@ -213,8 +278,9 @@ def note_configuration_unassigned(server_id: int, previous_name: str) -> int:
         EnrollmentProfile.server_id == server_id, EnrollmentProfile.status == CHANGED)).scalars().all()
     changed = 0
     for profile in profiles:
-        if (profile.status_detail or "").startswith(_CONFIGURATION_REASONS):
-            profile.status_detail = no_configuration_reason(profile, previous_name)
+        if (_configuration_part(profile) or "").startswith(_CONFIGURATION_REASONS):
+            reason = no_configuration_reason(profile, previous_name)
+            profile.status_detail = _changed_reason(_own_reason(profile), reason)
             changed += 1
     return changed
 
