@@ -107,23 +107,8 @@ def queue_words(profile=None) -> str:
 def release_token_holds(server_id: int) -> int:
     """The server's token works again (a token check succeeded): send the devices held for it now
     instead of at the end of their wait. Returns how many were released."""
-    now = timing.now()
-    held = [AssignmentTask.state == QUEUED, AssignmentTask.retry_at > now, AssignmentTask.held_for_token,
-            AssignmentTask.batch_id.in_(select(AssignmentBatch.id).where(AssignmentBatch.server_id == server_id))]
-    batch_ids = sorted(set(db.session.execute(select(AssignmentTask.batch_id).where(*held).distinct()).scalars()))
-    if not batch_ids:
-        return 0
-    lock_device_writes(server_id)  # see _take_turns_with_jobs
-    count = db.session.execute(update(AssignmentTask).where(*held).values(
-        retry_at=None, **NOT_HELD, updated_at=now, detail="The server's token works again: sent now."),
-        execution_options=NO_UPDATE).rowcount
-    for batch_id in batch_ids:
-        batch = db.session.get(AssignmentBatch, batch_id)
-        if batch.error_message and batch.error_message.startswith(TOKEN_HOLD):  # the reason shown, not a marker
-            batch.error_message = None
-        ensure_job(batch, now, force=True)
-    db.session.commit()
-    return count
+    return _release_holds(AssignmentTask.held_for_token, AssignmentBatch.server_id == server_id, server_id,
+                          "The server's token works again: sent now.", TOKEN_HOLD)
 
 
 def release_profile_holds(profile) -> int:
@@ -131,20 +116,26 @@ def release_profile_holds(profile) -> int:
     end of their wait (a few minutes). Devices waiting for Apple's own retry time on them (FAILED, THROTTLED)
     are not held for the profile, and keep that wait. Returns how many were released (the caller committed
     the profile first: the jobs started here send its new UUID)."""
+    return _release_holds(AssignmentTask.held_for_profile, AssignmentBatch.profile_id == profile.id,
+                          profile.server_id, f"The profile “{profile.name}” is configured at Apple now: sent now.",
+                          PROFILE_HOLDS)
+
+
+def _release_holds(marker, of_batches, server_id: int, detail: str, reasons) -> int:
+    """Queue the tasks held (`marker`) in the batches `of_batches` for now, drop their batches' hold reason (one
+    starting with `reasons`: the text shown, not a marker) and start their jobs. Returns how many were released."""
     now = timing.now()
-    held = [AssignmentTask.state == QUEUED, AssignmentTask.retry_at > now, AssignmentTask.held_for_profile,
-            AssignmentTask.batch_id.in_(select(AssignmentBatch.id).where(AssignmentBatch.profile_id == profile.id))]
+    held = [AssignmentTask.state == QUEUED, AssignmentTask.retry_at > now, marker,
+            AssignmentTask.batch_id.in_(select(AssignmentBatch.id).where(of_batches))]
     batch_ids = sorted(set(db.session.execute(select(AssignmentTask.batch_id).where(*held).distinct()).scalars()))
     if not batch_ids:
         return 0
-    lock_device_writes(profile.server_id)  # see _take_turns_with_jobs
+    lock_device_writes(server_id)  # see _take_turns_with_jobs
     count = db.session.execute(update(AssignmentTask).where(*held).values(
-        retry_at=None, **NOT_HELD, updated_at=now,
-        detail=f"The profile “{profile.name}” is configured at Apple now: sent now."),
-        execution_options=NO_UPDATE).rowcount
+        retry_at=None, **NOT_HELD, updated_at=now, detail=detail), execution_options=NO_UPDATE).rowcount
     for batch_id in batch_ids:
         batch = db.session.get(AssignmentBatch, batch_id)
-        if batch.error_message and batch.error_message.startswith(PROFILE_HOLDS):  # the reason shown, not a marker
+        if batch.error_message and batch.error_message.startswith(reasons):
             batch.error_message = None
         ensure_job(batch, now, force=True)
     db.session.commit()
