@@ -139,7 +139,8 @@ def test_pages_without_javascript_and_empty_states(admin_client, apple, paris):
                                  "/profiles/999999/devices", "/profiles/999999/devices/add",
                                  "/profiles/999999/devices/remove", "/profiles/999999/devices/requests"])
 def test_missing_ids_are_404_pages(admin_client, url):
-    response = admin_client.get(url)
+    # A part of a page (…/status, …/requests) opened in the browser goes to its page first (tests/test_page_parts.py).
+    response = admin_client.get(url, follow_redirects=True)
     assert response.status_code == 404 and "Page not found" in response.get_data(as_text=True)
 
 
