@@ -124,6 +124,32 @@ def test_assigning_says_how_many_profiles_became_changed_or_that_none_did(htmx, 
             "sending their devices there until you use Configure profile again for each of them.")
 
     toast = _toast(htmx, server_id, main_id)
-    assert toast["category"] == "success" and toast["message"] == ("Server configuration Main MDM assigned to Paris. No enrollment profile became Changed. 2 enrollment "
+    # None of them was Configured before (both were Changed): "No enrollment profile became Changed" would be noise.
+    assert toast["category"] == "success" and toast["message"] == ("Server configuration Main MDM assigned to Paris. 2 enrollment "
             "profiles (Kiosks, Sales) are Configured again: Apple has them with this configuration's URL and "
             "certificates.")
+
+    toast = _toast(htmx, server_id, second_id)  # Configured ones again, so saying none became Changed tells something
+    assert "2 enrollment profiles (Kiosks, Sales) are now Changed" in toast["message"]
+    _toast(htmx, server_id, main_id)  # both Configured again
+    assert htmx.post(f"/profiles/{profile_named('Kiosks').id}/edit",
+                     data=profile_form(name="Kiosks", department="Lobby")).status_code == 204
+    assert _state("Kiosks")[0] == "changed" and _state("Sales") == ("configured", None)
+    toast = _toast(htmx, server_id, second_id)
+    assert toast["message"] == ("Server configuration Second MDM assigned to Paris. 1 enrollment profile (Sales) is now "
+            "Changed: Apple has it with another MDM server URL or other certificates than Second MDM, and keeps "
+            "sending its devices there until you use Configure profile again for it. 1 enrollment profile (Kiosks) "
+            "was already Changed and still needs Configure profile: Apple has it with another MDM server URL or "
+            "other certificates than Second MDM.")
+
+
+def test_assigning_to_a_server_without_configured_profiles_says_nothing_of_profiles(htmx, apple, run_jobs,
+                                                                                  identity):  # noqa: F811
+    server_id = add_server(htmx, apple, identity, run_jobs)
+    main_id, _ = make_configuration("Main MDM")
+    second_id, _ = make_configuration("Second MDM", url=SECOND_URL)
+    assert _toast(htmx, server_id, main_id) == {"category": "success",
+                                                "message": "Server configuration Main MDM assigned to Paris."}
+    assert create(htmx, server_id, name="Draft").status_code == 204  # never sent to Apple: nothing at stake
+    assert _toast(htmx, server_id, second_id)["message"] == "Server configuration Second MDM assigned to Paris."
+    assert _toast(htmx, server_id, main_id)["message"] == "Server configuration Main MDM assigned to Paris."

@@ -275,7 +275,9 @@ class Assigned:
     """What Assign Server Configuration did to the server's profiles, for its confirmation."""
 
     outdated: list[EnrollmentProfile] = field(default_factory=list)  # now Changed: Apple has another URL/certificates
+    still: list[EnrollmentProfile] = field(default_factory=list)  # were Changed already: the reason names this one
     restored: list[EnrollmentProfile] = field(default_factory=list)  # Configured again: Apple has this configuration
+    at_stake: int = 0  # Configured profiles the assignment could have made Changed
 
     def note(self, configuration: ServerConfiguration) -> str:
         """" 2 enrollment profiles (Sales, Kiosks) are now Changed …", or that none became Changed."""
@@ -286,8 +288,16 @@ class Assigned:
                     f"{'are' if many else 'is'} now Changed: Apple has {them} with another MDM server URL or other "
                     f"certificates than {configuration.name}, and keeps sending {their} devices there until you use "
                     f"Configure profile again for {'each of them' if many else 'it'}.")
-        else:
+        elif self.at_stake:  # said only where a profile could have become Changed
             note = " No enrollment profile became Changed."
+        else:
+            note = ""
+        if self.still:
+            many = len(self.still) != 1
+            note += (f" {len(self.still):,} enrollment profile{'s' if many else ''} ({names_words(self.still)}) "
+                     f"{'were' if many else 'was'} already Changed and still need{'' if many else 's'} Configure "
+                     f"profile: Apple has {'them' if many else 'it'} with another MDM server URL or other "
+                     f"certificates than {configuration.name}.")
         if self.restored:
             many = len(self.restored) != 1
             note += (f" {len(self.restored):,} enrollment profile{'s' if many else ''} "
@@ -303,6 +313,8 @@ def assign_configuration(server: ManagedServer, configuration: ServerConfigurati
     previous = server.configuration
     if previous is not None and previous.id == configuration.id:
         return False
+    assigned = assigned if assigned is not None else Assigned()
+    assigned.at_stake = len(configured_profiles_of(server))
     server.configuration = configuration
     server.configuration_assigned_at = utcnow()
     summary = f"Server configuration {configuration.name} assigned to {server.name}"
@@ -311,8 +323,7 @@ def assign_configuration(server: ManagedServer, configuration: ServerConfigurati
     record_activity("server.configuration_assigned", server, summary=summary,
                     details={"configuration_id": configuration.id, "configuration": configuration.name,
                              "previous": previous.name if previous else None})
-    assigned = assigned if assigned is not None else Assigned()
-    note_configuration_changes([server.id], into=assigned.outdated, restored=assigned.restored)
+    note_configuration_changes([server.id], into=assigned.outdated, restored=assigned.restored, still=assigned.still)
     return True
 
 

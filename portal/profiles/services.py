@@ -214,14 +214,15 @@ def _changed_reason(own: str | None, configuration_reason: str | None) -> str | 
 
 
 def note_configuration_changes(server_ids: list[int], into: list | None = None,
-                               restored: list | None = None) -> int:
+                               restored: list | None = None, still: list | None = None) -> int:
     """After a server configuration was assigned or edited: the configured profiles of these servers
     that Apple has with another URL or other certificates become Changed, with the reason (Apple keeps
     sending their devices to what it was given). A Changed profile's reason is worked out again so that it
     stays true: one Changed only because of the configuration is Configured again once the configuration
     matches what Apple has (appended to ``restored`` when given); an edit is never forgotten.
     Returns how many became Changed or got a new configuration reason (the caller commits); each of them
-    is appended to ``into`` when given."""
+    is appended to ``into`` when given, except that a profile already Changed goes to ``still`` when that is
+    given (it did not become Changed: its reason changed)."""
     profiles = db.session.execute(select(EnrollmentProfile).where(
         EnrollmentProfile.server_id.in_(server_ids), EnrollmentProfile.status.in_((CONFIGURED, CHANGED)))).scalars()
     changed = 0
@@ -237,9 +238,12 @@ def note_configuration_changes(server_ids: list[int], into: list | None = None,
         detail = _changed_reason(own, reason)
         if reason is None or (profile.status == CHANGED and profile.status_detail == detail):
             continue  # (a reason of its own other than an edit stays as it is: see _changed_reason)
+        was_changed = profile.status == CHANGED
         profile.status, profile.status_detail = CHANGED, detail
         changed += 1
-        if into is not None:
+        if was_changed and still is not None:
+            still.append(profile)
+        elif into is not None:
             into.append(profile)
         record_activity("profile.configuration_changed", profile, level="warning",
                         summary=f"Enrollment profile {profile.name} is out of date at Apple: {reason} "
