@@ -15,8 +15,8 @@ import requests
 from requests_oauthlib import OAuth1
 from urllib3.exceptions import NewConnectionError
 
-from portal.apple.errors import (BODY_LIMIT, AppleError, ClockSkew, TransientError, error_from_response,
-                                 parse_error_code, parse_retry_after)
+from portal.apple.errors import (BODY_LIMIT, TOKEN_CODE_PREFIXES, AppleError, ClockSkew, TransientError,
+                                 error_from_response, parse_error_code, parse_retry_after)
 
 if TYPE_CHECKING:
     from portal.apple.tokens import ServerToken
@@ -36,6 +36,12 @@ CLOCK_SKEW_LIMIT_S = 300
 def wall_clock() -> float:
     """This machine's time, as OAuth signs it (oauthlib uses time.time() too); a seam for tests."""
     return time.time()
+
+
+def _may_be_the_clock(code: str | None) -> bool:
+    """Whether a 403 at sign-in may come from a clock far off Apple's: any refusal of the token or of its
+    signature (not the terms and conditions or an MDM server's access, which no clock explains)."""
+    return code is None or code.startswith(TOKEN_CODE_PREFIXES + ("FORBIDDEN", "oauth_problem"))
 
 
 def clock_skew(response: requests.Response) -> float | None:
@@ -283,6 +289,13 @@ class DEPClient:
             # One more try, freshly signed, before calling the token refused: a nonce Apple had seen
             # already (or a timestamp just at its limit) is refused once, never twice.
             response = self._send("GET", "/session", None, None, auth=auth)
+        if response.status_code == 403 and _may_be_the_clock(parse_error_code(self._body(response))):
+            # A token Apple calls expired or rejected, while the clocks are far apart: an expiry seen through a
+            # wrong clock (or a stale signature) is no reason to call the token Revoked. Fix the clock first.
+            skew = clock_skew(response)
+            if skew is not None and abs(skew) > CLOCK_SKEW_LIMIT_S:
+                raise ClockSkew(skew, status=403, code=parse_error_code(self._body(response)),
+                                body=self._body(response))
         if response.status_code != 200:
             raise self._error(response, "/session")
         session = _as_dict(self._json(response, "/session")).get("auth_session_token")

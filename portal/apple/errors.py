@@ -235,13 +235,22 @@ class ClockSkew(TransientError):
     signatures carry the time, so the token is not at fault (no lasting "Token Revoked")."""
 
     def __init__(self, skew_seconds: float, **kw):
-        minutes = max(1, round(abs(skew_seconds) / 60))
         direction = "ahead of" if skew_seconds > 0 else "behind"
-        super().__init__(f"Apple refused the sign-in, and this machine's clock is about {minutes} minute"
-                         f"{'s' if minutes != 1 else ''} {direction} Apple's: signed requests carry the time. "
+        super().__init__(f"Apple refused the sign-in, and this machine's clock is about {_offset_words(skew_seconds)} "
+                         f"{direction} Apple's: signed requests carry the time, and a token's expiry is Apple's date. "
                          "Set the clock right (NTP) on the machines that run the workers; the token itself "
                          "may be fine.", **kw)
         self.skew_seconds = skew_seconds
+
+
+def _offset_words(seconds: float) -> str:
+    """"20 minutes", "5 hours", "400 days": how far apart two clocks are, in the unit an admin would say."""
+    minutes = max(1, round(abs(seconds) / 60))
+    for unit, size in (("day", 1440), ("hour", 60)):
+        if minutes >= 2 * size:
+            count = round(minutes / size)
+            return f"{count:,} {unit}s"
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
 class BadRequest(AppleError):

@@ -560,6 +560,35 @@ def test_expired_token_is_rejected(dep, sim_clock):
     assert info.value.code.startswith("token_expired")
 
 
+def test_a_token_called_expired_while_the_clock_is_far_behind_apples_blames_the_clock(dep, sim_clock, monkeypatch):
+    """Apple's 403 token_expired, sent with a Date 400 days ahead of this machine: the expiry this machine
+    shows is read on a wrong clock, so the clock is named and the token is not called expired or revoked."""
+    import time
+
+    import portal.apple.client as client_module
+
+    bench = dep()
+    sim_clock.advance_clock(400 * 86400)  # Apple's date: past the token's expiry
+    monkeypatch.setattr(client_module, "wall_clock", lambda: time.time() - 400 * 86400)
+    with pytest.raises(ClockSkew) as info:
+        bench.client.account()
+    assert info.value.status == 403 and info.value.code.startswith("token_expired")
+    assert "about 400 days behind Apple's" in info.value.message and "NTP" in info.value.message
+    assert bench.calls() == [("GET", "/session", 403)]
+
+
+def test_the_terms_and_conditions_are_not_blamed_on_the_clock(dep, monkeypatch):
+    import time
+
+    import portal.apple.client as client_module
+
+    bench = dep()
+    bench.state.set_fault(bench.name, "terms_not_signed", True)
+    monkeypatch.setattr(client_module, "wall_clock", lambda: time.time() - 400 * 86400)
+    with pytest.raises(TermsNotSigned):
+        bench.client.account()
+
+
 # ----- transient failures -----
 
 def test_server_errors_are_retried_with_backoff(dep):
