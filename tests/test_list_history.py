@@ -2,6 +2,7 @@
 through (Managed Devices, Enrollment Profiles). htmx pushes the URL; the server answers HX-Replace-Url instead."""
 from __future__ import annotations
 
+from tests.assignments_helpers import devices_of, latest_batch, paris, pick, sim_serials  # noqa: F401 - paris
 from tests.devices_helpers import many  # noqa: F401 - a fixture
 
 
@@ -43,3 +44,15 @@ def test_a_profile_filter_chosen_then_sent_with_its_button_leaves_one_entry(admi
     assert again.headers["HX-Replace-Url"] == "/profiles?status=changed"
     assert "HX-Replace-Url" not in _list_answer(admin_client, "/profiles?status=changed", "/profiles",
                                                 target="profile-table").headers
+
+
+def test_a_requests_result_tab_clicked_again_leaves_one_entry(htmx, apple, paris):  # noqa: F811
+    """A request's tabs and pages push their URL; the tab already shown, clicked again, pushed it a second time."""
+    server, profile = paris(devices=3)
+    devices = devices_of(server.id)
+    pick(htmx, profile, [devices[s].id for s in sim_serials(apple)[:2]])
+    requested = f"/assignments/{latest_batch().id}"
+    again = _list_answer(htmx, f"{requested}?state=queued", f"{requested}?state=queued", target="batch-tasks")
+    assert again.headers["HX-Replace-Url"] == f"{requested}?state=queued"
+    other = _list_answer(htmx, f"{requested}?state=failed", f"{requested}?state=queued", target="batch-tasks")
+    assert "HX-Replace-Url" not in other.headers

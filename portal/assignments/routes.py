@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from ..converters import small_int
 from ..extensions import db
-from ..htmx import STOP_POLLING, hx_trigger, is_htmx, part_of
+from ..htmx import STOP_POLLING, hx_trigger, is_htmx, part_of, tidy_history
 from ..models import AssignmentBatch, AssignmentTask, EnrollmentProfile, ManagedServer
 from ..models.assignment import TASK_STATES
 from ..queue import fetch_job, job_alive
@@ -47,11 +47,11 @@ def batch(batch_id: int):
     state = state if state in TASK_STATES else ""
     tasks = queries.batch_tasks(batch, state, queries.page_number(request.args.get("page")))
     context = {**_batch_context(batch), "tasks": tasks, "state": state}
-    template = "assignments/_batch_tasks.html" if is_htmx() and request.headers.get("HX-Target") == "batch-tasks" \
-        else "assignments/batch.html"
-    response = make_response(render_template(template, **context))
+    fragment = is_htmx() and request.headers.get("HX-Target") == "batch-tasks"
+    response = make_response(render_template("assignments/_batch_tasks.html" if fragment else "assignments/batch.html",
+                                             **context))
     response.headers["Vary"] = "HX-Request"
-    return response
+    return tidy_history(response) if fragment else response  # the tab shown, clicked again: no second entry
 
 
 @bp.route("/assignments/<int:batch_id>/status")
