@@ -236,6 +236,8 @@ def test_a_tab_opened_before_another_save_does_not_put_back_what_it_changed(admi
     assert _stored() == ("0", "45")
     assert _scheduled_sync_interval() is None
     assert _last_settings_entry() == "Configuration › Apple: token expiry warning 30 → 45 days"
+    page = admin_client.get("/settings/apple").get_data(as_text=True)
+    assert "Configuration › Apple saved. Saved meanwhile in another tab or by another admin" in page
 
 
 def test_two_tabs_changing_different_e_mail_settings_keep_both(admin_client):
@@ -258,5 +260,7 @@ def test_a_refused_save_from_an_older_tab_shows_the_newer_values_and_saves_on_th
     html = response.get_data(as_text=True)
     assert response.status_code == 422 and field_error(html, "warning_days") == DAYS_MESSAGE
     assert 'value="999"' in html and 'value="3600"' in html  # what this admin typed, and the other save
+    assert ("Saved meanwhile in another tab or by another admin, and kept as saved there (you had not changed it "
+            "here): Server Synchronization Interval (seconds).") in html  # which value is not the one this tab showed
     assert admin_client.post("/settings/apple", data={**_form_fields(html), "warning_days": "90"}).status_code == 302
     assert _stored() == ("3600", "90")

@@ -59,19 +59,23 @@ class AppleSettingsForm(PortalForm):
             self[name].data = value
         self.opened_with.data = json.dumps(values)
 
-    def keep_saves_made_since(self, saved: dict) -> None:
+    def keep_saves_made_since(self, saved: dict) -> list[str]:
         """A field posted as it was shown takes its `saved` value instead: someone may have saved a new one since the
-        page was opened, and the admin did not change it here. What they did change is kept and checked as typed."""
+        page was opened, and the admin did not change it here. What they did change is kept and checked as typed.
+        Returns the labels of the fields that took a newer saved value, for the page to say so."""
         try:
             opened = json.loads(self.opened_with.data or "")
         except ValueError:
             opened = None
         if not isinstance(opened, dict):  # a post without it (a script): every field is written as posted
-            return
+            return []
+        taken = []
         for name, value in saved.items():
             field = self[name]
             if name in opened and field.raw_data and field.data == opened[name] and value != field.data:
                 field.data, field.raw_data = value, [str(value)]  # raw_data: a number field shows it again
+                taken.append(field.label.text)
+        return taken
 
     def recipients(self) -> list[str]:
         """The recipients typed, one each."""

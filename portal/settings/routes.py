@@ -26,8 +26,9 @@ def apple():
     form = AppleSettingsForm()
     stored, in_force = get_setting("sync_interval_seconds"), sync_interval_seconds()
     saved_values = _saved_values()
+    saved_elsewhere = []  # fields another tab (or admin) saved since this page was opened, untouched here
     if form.is_submitted():
-        form.keep_saves_made_since(saved_values)
+        saved_elsewhere = form.keep_saves_made_since(saved_values)
     else:
         form.show(saved_values)
     if form.validate_on_submit():
@@ -50,7 +51,7 @@ def apple():
                         else "Configuration › Apple saved: nothing changed")
         db.session.commit()
         if _reschedule():  # one toast: the warning alone says it was saved when the schedule could not follow
-            flash("Configuration › Apple saved.", "success")
+            flash(f"Configuration › Apple saved.{_kept_words(saved_elsewhere)}", "success")
         return redirect(url_for("settings.apple"))
     if form.errors and form.smtp_password.data and not form.smtp_password.errors:
         # Another field is refused: the password typed is not sent back to the browser, so its field comes back
@@ -60,10 +61,19 @@ def apple():
     form.opened_with.data = json.dumps(saved_values)  # the fields not changed here now show these
     saved = webhook_url()
     return render_template("settings/apple.html", form=form, interval_notice=_interval_notice(stored, in_force),
+                           saved_elsewhere=_kept_words(saved_elsewhere).strip(),
                            min_interval=SYNC_INTERVAL_MIN, max_interval=SYNC_INTERVAL_MAX,
                            min_days=WARNING_DAYS_MIN, max_days=WARNING_DAYS_MAX,
                            saved_webhook=webhook_host(saved) if saved else None, email_on=email_enabled(),
                            password_saved=has_password()), status
+
+
+def _kept_words(labels: list[str]) -> str:
+    """" Saved meanwhile elsewhere, and kept: Webhook URL, …" (with a leading space), or ""."""
+    if not labels:
+        return ""
+    return (f" Saved meanwhile in another tab or by another admin, and kept as saved there (you had not changed "
+            f"{'them' if len(labels) > 1 else 'it'} here): {', '.join(labels)}.")
 
 
 @bp.route("/apple/test-notification", methods=["POST"])
