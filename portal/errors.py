@@ -79,7 +79,28 @@ def init_app(app: Flask) -> None:
         if not current_user.is_authenticated and request.endpoint not in PUBLIC_ENDPOINTS:
             g.session_ended = True
             return login_manager.unauthorized()
+        page = _same_site_page()
+        if page is not None and request.method == "POST":
+            # Signed in again since the page was opened (in another tab): its form's token belongs to the session
+            # that ended. The page comes back with a new one and, from this tab's copy, what was typed in it.
+            from flask import flash, make_response, redirect
+
+            from .htmx import hx_redirect
+            from .security import UNSENT_FORM_MARK, typed_in_a_full_page_form
+
+            flash("Nothing was sent: the form was opened in a session that has ended (signed out and in again, "
+                  "perhaps in another tab). Check it and send it again.", "warning")
+            if is_htmx():  # a 401 is what makes portal.js keep a pop-up's fields before the page reloads
+                return hx_redirect(make_response("", 401), page)
+            return redirect(page + (UNSENT_FORM_MARK if typed_in_a_full_page_form() else ""))
         return render_error(400, "The form expired or was sent from elsewhere. Reload the page and try again.")
+
+    def _same_site_page() -> str | None:
+        """The page of this site the request was sent from (htmx says which; a plain form, its Referer)."""
+        from .security import same_site_path
+
+        url = request.headers.get("HX-Current-URL") if is_htmx() else request.referrer
+        return same_site_path(url) if url else None
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

@@ -141,6 +141,6 @@ def _repeated(result: dict) -> Response:
 
 
 def _same_site_referrer() -> str | None:
-    from .security import _same_site_path
+    from .security import same_site_path
 
-    return _same_site_path(request.referrer) if request.referrer else None
+    return same_site_path(request.referrer) if request.referrer else None

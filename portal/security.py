@@ -61,6 +61,17 @@ def load_admin(admin_id: str):
     return admin if admin is not None and sessions.is_current(admin.id) else None
 
 
+# Added to the page a full-page form (Configuration › Apple) was sent from, when it was not taken because the session
+# ended or changed: portal.js, which kept what was typed in this tab, puts it back into the form there.
+UNSENT_FORM_MARK = "#unsent-form"
+
+
+def typed_in_a_full_page_form() -> bool:
+    """Whether the request is a form sent by the browser itself (not htmx) with more than its CSRF token (a button
+    such as Synchronize without JavaScript has nothing to put back)."""
+    return not is_htmx() and request.method == "POST" and any(name != "csrf_token" for name in request.form)
+
+
 @login_manager.unauthorized_handler
 def sign_in_first():
     """To the sign-in page, then back to the page the admin was on.
@@ -73,7 +84,10 @@ def sign_in_first():
         _flash_once("Your session has ended (signed out, or unused for too long): sign in again.", "info")
     else:
         _flash_once(login_manager.login_message, login_manager.login_message_category)
-    target = url_for("auth.login", next=_page_to_return_to())
+    page = _page_to_return_to()
+    if page and typed_in_a_full_page_form():
+        page += UNSENT_FORM_MARK  # a full-page form's Save: its page puts back what was typed (portal.js)
+    target = url_for("auth.login", next=page)
     if is_htmx():
         return hx_redirect(make_response("", 401), target)
     return redirect(target)
@@ -90,15 +104,15 @@ def _flash_once(message: str, category: str) -> None:
 
 def _page_to_return_to() -> str | None:
     if is_htmx():
-        page = _same_site_path(request.headers.get("HX-Current-URL"))
+        page = same_site_path(request.headers.get("HX-Current-URL"))
     elif request.method in ("GET", "HEAD"):
         page = request.full_path.rstrip("?")
     else:
-        page = _same_site_path(request.referrer)
+        page = same_site_path(request.referrer)
     return page
 
 
-def _same_site_path(url: str | None) -> str | None:
+def same_site_path(url: str | None) -> str | None:
     """The path and query of a URL of this site (sign-in then checks it again), or None."""
     try:
         parts = urlsplit(url or "")

@@ -5,7 +5,7 @@ import re
 import pytest
 
 from portal.models import ActivityEntry
-from tests.conftest import CSRF_INPUT
+from tests.conftest import ADMIN_NAME, ADMIN_PASSWORD, CSRF_INPUT
 from portal.extensions import db
 from sqlalchemy import select
 
@@ -639,3 +639,36 @@ def test_a_page_whose_session_ended_learns_when_it_is_back_and_its_new_csrf_toke
     assert client.post("/settings/apple", data={"csrf_token": first}, csrf=False).status_code == 400
     accepted = client.post("/settings/apple", data={"csrf_token": back.json["csrf_token"]}, csrf=False)
     assert accepted.status_code == 422 and "The form expired" not in accepted.get_data(as_text=True)
+
+
+def test_a_form_of_a_session_that_ended_goes_back_to_its_page_signed_in_again(app, auth, client):
+    """Signed out and in again in another tab, then a form of the old session sent: not a "form expired" page where
+    what was typed is lost, but its page again, marked for portal.js to put it back (a pop-up's: through a 401)."""
+    auth.login()
+    old = client.csrf_token
+    auth.logout()
+    auth.login()
+    plain = client.post("/settings/apple", data={"csrf_token": old, "webhook_url": "https://hooks.example.com/x"},
+                        headers={"Referer": "http://localhost/settings/apple"}, csrf=False)
+    assert plain.status_code == 302 and plain.headers["Location"] == "/settings/apple#unsent-form"
+    assert "Nothing was sent: the form was opened in a session that has ended" in \
+        client.get("/settings/apple").get_data(as_text=True)
+    popup = client.post("/servers/add", headers={"HX-Request": "true", "X-CSRFToken": old,
+                                                "HX-Current-URL": "http://localhost/servers?q=Par"}, csrf=False)
+    assert popup.status_code == 401 and popup.headers["HX-Redirect"] == "/servers?q=Par"
+    elsewhere = client.post("/settings/apple", data={"csrf_token": old},
+                            headers={"Referer": "https://evil.example.com/"}, csrf=False)
+    assert elsewhere.status_code == 400  # sent from another site: nothing to go back to
+
+
+def test_a_full_page_form_sent_after_the_session_ended_comes_back_marked_after_sign_in(auth, client):
+    auth.login()
+    token = client.csrf_token
+    auth.logout()
+    answer = client.post("/settings/apple", data={"csrf_token": token, "warning_days": "45"},
+                         headers={"Referer": "http://localhost/settings/apple"}, csrf=False)
+    assert answer.status_code == 302 and answer.headers["Location"] == "/login?next=/settings/apple%23unsent-form"
+    client.fetch_csrf_token("/login")
+    signed_in = client.post("/login?next=/settings/apple%23unsent-form",
+                            data={"username": ADMIN_NAME, "password": ADMIN_PASSWORD, "csrf_token": client.csrf_token})
+    assert signed_in.status_code == 302 and signed_in.headers["Location"] == "/settings/apple#unsent-form"

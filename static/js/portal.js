@@ -709,12 +709,30 @@
     } catch (err) { /* storage full or refused: the sign-in page still comes */ }
   });
 
+  // A full-page form (Configuration › Apple) is sent by the browser, not htmx: what it holds is kept as it leaves, and
+  // put back only when the server answers with its page marked #unsent-form (security.UNSENT_FORM_MARK: the session
+  // had ended, or changed in another tab). Any other answer (saved, or refused with the values shown) drops it.
+  var UNSENT_MARK = "#unsent-form";
+  document.addEventListener("submit", function (e) {
+    var form = e.target, admin = document.body.getAttribute("data-admin");
+    if (!admin || e.defaultPrevented || form.tagName !== "FORM" || (form.getAttribute("method") || "").toLowerCase() !== "post" ||
+        form.hasAttribute("hx-post") || form.closest("#modal-content")) return;
+    var fields = keptFields(form);
+    if (!fields.length) return;
+    try {
+      sessionStorage.setItem(DRAFT_KEY, JSON.stringify({
+        page: pageKey(), popup: null, action: formKey(form), admin: admin, fields: fields, at: Date.now(), plain: true,
+      }));
+    } catch (err) { /* storage full or refused: sent all the same */ }
+  });
+
   function restoreUnsentForm() {
     var draft;
     try {
       draft = JSON.parse(sessionStorage.getItem(DRAFT_KEY) || "null");
     } catch (err) { draft = null; }
     var admin = document.body.getAttribute("data-admin");
+    if (!draft && admin && location.hash === UNSENT_MARK) history.replaceState(history.state, "", pageKey());
     if (!draft) return;
     if (!admin) {  // the sign-in page: kept for after it, and said so
       var signIn = document.querySelector("main form, form");
@@ -728,6 +746,10 @@
       return;
     }
     sessionStorage.removeItem(DRAFT_KEY);
+    if (draft.plain) {
+      if (location.hash !== UNSENT_MARK) return;  // taken (saved, or refused and shown again): nothing to put back
+      history.replaceState(history.state, "", pageKey());  // a reload must not put it back a second time
+    }
     if (draft.page !== pageKey() || draft.admin !== admin || Date.now() - draft.at > DRAFT_MAX_AGE_MS) return;
     function formIn(scope) {
       return Array.prototype.filter.call(scope.querySelectorAll("form"), function (f) {

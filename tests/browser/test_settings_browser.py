@@ -3,6 +3,7 @@ notification / Send a test e-mail show the answer in the page once a worker has 
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.shots import shot
 from tests.test_email_notifications import mail  # noqa: F401 - a fixture
@@ -52,3 +53,63 @@ def test_set_up_e_mail_and_send_a_test_e_mail(signed_in_page, run_jobs, mail):  
     page.get_by_text("127.0.0.1 accepted the test e-mail for it@example.com").wait_for()  # polled into the page
     assert mail.messages()[0]["Subject"] == "[ADE portal] Test e-mail"
     shot(page, "settings-email.png")
+
+
+def _sign_out_in_another_tab(page, sign_in_again: bool = False) -> None:
+    from tests.conftest import ADMIN_NAME, ADMIN_PASSWORD
+
+    other_tab = page.context.new_page()
+    other_tab.goto("/servers")
+    other_tab.get_by_role("button", name="Sign out").click()
+    other_tab.wait_for_url("**/login")
+    if sign_in_again:
+        other_tab.get_by_label("User name").fill(ADMIN_NAME)
+        other_tab.get_by_label("Password").fill(ADMIN_PASSWORD)
+        other_tab.get_by_role("button", name="Sign in").click()
+        other_tab.wait_for_url("**/servers")
+    other_tab.close()
+
+
+def test_what_was_typed_comes_back_when_the_session_ended_before_save(signed_in_page):
+    """Save after the session ended went to the sign-in page, then back to the form as it was saved before."""
+    from tests.conftest import ADMIN_NAME, ADMIN_PASSWORD
+
+    page = signed_in_page
+    page.goto("/settings/apple")
+    page.get_by_label("Notification webhook URL").fill("https://hooks.example.com/ade")
+    page.get_by_label("Token expiry warning (days)").fill("45")
+    _sign_out_in_another_tab(page)
+    page.get_by_role("button", name="Save").click()
+    page.wait_for_url("**/login?next=**")
+    expect(page.get_by_text("What you entered before your session ended is kept in this tab")).to_be_visible()
+    page.get_by_label("User name").fill(ADMIN_NAME)
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/settings/apple")
+    assert page.get_by_label("Notification webhook URL").input_value() == "https://hooks.example.com/ade"
+    assert page.get_by_label("Token expiry warning (days)").input_value() == "45"
+    expect(page.get_by_role("status").filter(has_text="Your session ended before this was sent")).to_be_visible()
+    assert not page.evaluate("location.hash")  # a reload shows what is saved
+
+    page.get_by_role("button", name="Save").click()
+    page.get_by_text("Configuration › Apple saved.").wait_for()
+    page.reload()
+    assert page.get_by_label("Notification webhook URL").input_value() == "https://hooks.example.com/ade"
+    expect(page.get_by_text("Your session ended before this was sent")).to_have_count(0)
+
+
+def test_what_was_typed_comes_back_when_another_tab_signed_out_and_in_again(signed_in_page):
+    """Signed out and in again in another tab: this page's form token belongs to the ended session. Save showed a
+    "form expired" error page and what was typed was lost."""
+    page = signed_in_page
+    page.goto("/settings/apple")
+    page.get_by_label("Notification webhook URL").fill("https://hooks.example.com/other")
+    _sign_out_in_another_tab(page, sign_in_again=True)
+    page.get_by_role("button", name="Save").click()
+    page.wait_for_url("**/settings/apple")
+    expect(page.get_by_text("Nothing was sent: the form was opened in a session that has ended")).to_be_visible()
+    assert page.get_by_label("Notification webhook URL").input_value() == "https://hooks.example.com/other"
+    page.get_by_role("button", name="Save").click()
+    page.get_by_text("Configuration › Apple saved.").wait_for()
+    page.reload()
+    assert page.get_by_label("Notification webhook URL").input_value() == "https://hooks.example.com/other"
