@@ -8,11 +8,20 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Callable
 from urllib.parse import quote
 
 # Letters and digits of any script, dot, dash, underscore: no path separators or characters Windows refuses.
 _NOT_FILE_CHARACTER = re.compile(r"[^\w.-]+")
 _NOT_ASCII_FILE_CHARACTER = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def download(view: Callable) -> Callable:
+    """Marks a view that answers with a file. Its links carry no `download` attribute: a browser saves whatever answers
+    such a link, and with the session ended that was the sign-in page, as "login.html". Signing in from there goes back
+    to the page the link was on (security.sign_in_first), not to the file, which would leave the sign-in page shown."""
+    view.answers_with_a_file = True
+    return view
 
 
 def file_stem(name: str, default: str) -> str:

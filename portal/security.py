@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Flask, flash, g, make_response, redirect, request, session, url_for
+from flask import Flask, current_app, flash, g, make_response, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -105,11 +105,17 @@ def _flash_once(message: str, category: str) -> None:
 def _page_to_return_to() -> str | None:
     if is_htmx():
         page = same_site_path(request.headers.get("HX-Current-URL"))
-    elif request.method in ("GET", "HEAD"):
+    elif request.method in ("GET", "HEAD") and not _answers_with_a_file():
         page = request.full_path.rstrip("?")
     else:
         page = same_site_path(request.referrer)
     return page
+
+
+def _answers_with_a_file() -> bool:
+    """A download (downloads.download): signing in goes back to the page it was asked from, if any."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    return bool(getattr(view, "answers_with_a_file", False)) and bool(request.referrer)
 
 
 def same_site_path(url: str | None) -> str | None:

@@ -104,3 +104,38 @@ def test_certificates_of_a_configuration_with_a_non_ascii_name(htmx):
 ])
 def test_attachment_header_is_ascii_never_empty_and_quotes_nothing_unsafe(filename, expected):
     assert attachment(filename) == expected
+
+
+@pytest.mark.parametrize("download,page", [
+    ("/activity/activity.csv?level=warning", "/activity/?level=warning"),
+    ("/devices.csv?q=C02", "/devices?q=C02"),
+])
+def test_a_download_asked_for_after_the_session_ended_signs_in_then_goes_back_to_its_page(client, auth, download,
+                                                                                          page):
+    """Export CSV is a link to a file: with a `download` attribute the browser saved the sign-in page as "login.html";
+    without it the sign-in page shows, and after it the admin is back on the list (the file would have left the
+    sign-in page shown), to export again."""
+    auth.login()
+    auth.logout()
+    answer = client.get(download, headers={"Referer": f"http://localhost{page}"})
+    assert answer.status_code == 302 and _next(answer) == page
+    direct = client.get(download)  # typed or bookmarked: nothing to go back to but the file itself
+    assert _next(direct) == download
+
+
+def _next(answer) -> str:
+    from urllib.parse import parse_qs, urlsplit
+
+    location = urlsplit(answer.headers["Location"])
+    assert location.path == "/login"
+    return parse_qs(location.query)["next"][0]
+
+
+def test_links_to_files_let_the_server_name_them():
+    """No `download` attribute on any link (see above): Content-Disposition names the file."""
+    from pathlib import Path
+
+    templates = Path(__file__).resolve().parent.parent / "templates"
+    offending = [str(path.relative_to(templates)) for path in templates.rglob("*.html")
+                 if re.search(r"<a\s[^>]*\bdownload\b(?!=)", path.read_text(encoding="utf-8"))]
+    assert offending == []

@@ -6,7 +6,7 @@ from sqlalchemy import and_, or_
 
 from ..converters import small_int
 from ..csv_stream import CsvChunks, safe_cell
-from ..downloads import attachment
+from ..downloads import attachment, download
 from ..extensions import db
 from ..models import ActivityEntry
 from . import bp
@@ -31,6 +31,7 @@ def index():
 
 
 @bp.route("/activity.csv")
+@download
 def export_csv():
     """The filtered log as CSV, newest first (streamed a thousand entries at a time)."""
     query = ActivityQuery.from_args(request.args)

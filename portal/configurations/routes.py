@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..activity.record import recent_activity
 from ..converters import small_int
-from ..downloads import attachment, file_stem
+from ..downloads import attachment, download, file_stem
 from ..extensions import db
 from ..htmx import current_path, hx_redirect, is_htmx, part_of
 from ..models import ManagedServer, ServerConfiguration
@@ -133,6 +133,7 @@ def detail(configuration_id: int):
 
 @bp.route("/configurations/<int:configuration_id>/certificates.pem")
 @bp.route("/configurations/<int:configuration_id>/certificates/<int:certificate_id>.pem")
+@download
 def download_certificates(configuration_id: int, certificate_id: int | None = None):
     """The configuration's trusted certificates (or one of them) as PEM, to check or reuse them."""
     configuration = _configuration_or_404(configuration_id)

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from flask import Response, make_response, render_template, request, stream_with_context, url_for
 from sqlalchemy import func, select
 
-from ..downloads import attachment, file_stem
+from ..downloads import attachment, download, file_stem
 from ..extensions import db
 from ..htmx import is_htmx, tidy_history
 from ..models import Device, EnrollmentProfile, ManagedServer
@@ -34,12 +34,14 @@ def server_devices(server_id: int):
 
 
 @bp.route("/devices.csv")
+@download
 def export_csv():
     """The global list's current filter as CSV."""
     return _csv(None)
 
 
 @bp.route("/servers/<int:server_id>/devices.csv")
+@download
 def server_export_csv(server_id: int):
     """One server's list's current filter as CSV."""
     return _csv(db.get_or_404(ManagedServer, server_id))

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 from flask import Response, make_response, redirect, render_template, url_for
 
-from ..downloads import attachment, file_stem
+from ..downloads import attachment, download, file_stem
 from ..extensions import db
 from ..htmx import hx_trigger, is_htmx, part_of
 from ..models import PendingKeyPair
@@ -77,6 +77,7 @@ def delete_key_pair_view(key_id: int):
 
 
 @bp.route("/keys/<int:key_id>/certificate.pem")
+@download
 def key_certificate(key_id: int):
     """Download the public certificate (never the private key)."""
     pending = db.get_or_404(PendingKeyPair, key_id)
