@@ -72,6 +72,24 @@ def test_sync_events_add_update_remove(app, server):
     assert "ZZ" not in devices
 
 
+def test_a_deleted_device_keeps_the_date_of_its_deleted_event(app, server):
+    """"Last change at Apple: deleted" was shown with the date of the change before it (device page, CSV)."""
+    from portal.devices.store import store_page
+
+    store_page(server.id, [_device("A1", op_type="added", op_date="2026-11-20T08:00:00Z"),
+                           _device("B2", op_type="added", op_date="2026-11-20T08:00:00Z"),
+                           _device("C3", op_type="added", op_date="2026-11-20T08:00:00Z")], 1, NOW)
+    store_page(server.id, [{"serial_number": "A1", "op_type": "deleted", "op_date": "2026-11-26T10:00:00Z"},
+                           {"serial_number": "B2", "op_type": "deleted", "op_date": "2026-11-26T11:30:00Z"},
+                           {"serial_number": "C3", "op_type": "deleted"}], 1, NOW)  # no date: the last one stays
+    db.session.commit()
+    devices = _devices(server.id)
+    assert devices["A1"].last_op_type == "deleted" and devices["A1"].last_op_date == datetime(
+        2026, 11, 26, 10, 0, tzinfo=timezone.utc)
+    assert devices["B2"].last_op_date == datetime(2026, 11, 26, 11, 30, tzinfo=timezone.utc)
+    assert devices["C3"].last_op_date == datetime(2026, 11, 20, 8, 0, tzinfo=timezone.utc)
+
+
 def test_deleted_is_read_whatever_its_case(app, server):
     """Liberal in what we accept (the reference does not fix the case; nanodep lower-cases it)."""
     from portal.devices.store import store_page

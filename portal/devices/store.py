@@ -67,6 +67,7 @@ class PreparedPage:
     present: list[str]      # serials added or modified, in page order
     rows: object            # SQLite: a list of row tuples; PostgreSQL: the rows as one JSON text
     deleted: list[str]
+    deleted_on: dict[str, datetime] | None = None  # serial → Apple's op_date of its "deleted" event, when it gave one
 
 
 def _is_deleted(record: dict) -> bool:
@@ -80,11 +81,13 @@ def prepare_page(server_id: int, records: list[dict], generation: int, now: date
     that fetches pages while the previous page is being written."""
     records = latest_per_serial(records)
     deleted = [r["serial_number"] for r in records if _is_deleted(r)]
+    deleted_on = {r["serial_number"]: parse_time(r.get("op_date")) for r in records if _is_deleted(r)}
     present = [r for r in records if not _is_deleted(r)]
     stamp = _stored_time(now, dialect)
     rows = [_row(server_id, record, generation, stamp, dialect) for record in present]
     return PreparedPage(server_id, now, [r["serial_number"] for r in present],
-                        json.dumps(rows) if dialect == "postgresql" else rows, deleted)
+                        json.dumps(rows) if dialect == "postgresql" else rows, deleted,
+                        {serial: when for serial, when in deleted_on.items() if when is not None})
 
 
 def write_page(page: PreparedPage) -> PageCounts:
@@ -109,8 +112,21 @@ def write_page(page: PreparedPage) -> PageCounts:
                    Device.removed_at.is_(None))
             .values(removed_at=page.now, last_op_type="deleted", updated_at=page.now))
         counts.removed = result.rowcount or 0
+        _date_deletions(page)
     add_to_count(page.server_id, counts.added - counts.removed)
     return counts
+
+
+def _date_deletions(page: PreparedPage) -> None:
+    """The device page's "Last change date" is the deleted event's, not the change before it: one UPDATE per date
+    (deletions are few, and a page's come with a handful of op_dates)."""
+    by_date: dict[datetime, list[str]] = {}
+    for serial, when in (page.deleted_on or {}).items():
+        by_date.setdefault(when, []).append(serial)
+    for when, serials in by_date.items():
+        db.session.execute(update(Device).where(
+            Device.server_id == page.server_id, Device.serial_number.in_(serials), Device.removed_at == page.now,
+            Device.last_op_type == "deleted").values(last_op_date=when))
 
 
 def store_page(server_id: int, records: list[dict], generation: int, now: datetime) -> PageCounts:
