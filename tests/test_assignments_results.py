@@ -405,3 +405,39 @@ def test_deleting_a_profile_whose_add_devices_is_being_sent_says_so(htmx, apple,
     assert run_jobs() == []
     after = htmx.get(f"/profiles/{profile.id}/delete").get_data(as_text=True)
     assert "being sent to Apple" not in after  # answered: its devices are associated, as the page says above
+
+
+def test_a_device_that_left_the_server_at_apple_leaves_the_retry_queue_at_the_next_sync(htmx, apple, paris,
+                                                                                         run_jobs, clock):
+    """A throttled device moved to another MDM server was still sent when its wait was over (Apple: NOT_ACCESSIBLE).
+    The synchronization that finds it removed closes its request's retry, saying why."""
+    server, profile = paris(devices=4)
+    serials = sim_serials(apple)
+    moving, staying = serials[0], serials[1]
+    apple.state.set_fault(SIM, "throttle", {"serials": [moving, staying], "retry_after": 30})
+    devices = devices_of(server.id)
+    pick(htmx, profile, [devices[s].id for s in (moving, staying)])
+    batch = latest_batch()
+    assert run_jobs() == []
+    assert {t.state for t in tasks_of(batch.id).values()} == {"throttled"}
+
+    apple.state.create_server("Other MDM")
+    apple.state.move_devices([moving], "Other MDM")
+    htmx.post(f"/servers/{server.id}/sync")
+    assert run_jobs() == []
+    closed = tasks_of(batch.id)[moving]
+    assert closed.state == "superseded" and closed.retry_at is None
+    assert closed.detail.startswith("Not sent: the device is no longer assigned to Paris at Apple")
+    assert tasks_of(batch.id)[staying].state == "throttled"  # still the server's: still retried
+    entry = db.session.execute(select(ActivityEntry).where(
+        ActivityEntry.action == "assignment.closed_for_removed")).scalar_one()
+    assert entry.summary.startswith("1 device taken out of the retry queue: it is no longer assigned to Paris")
+
+    apple.state.set_fault(SIM, "throttle", None)
+    clock(seconds=31)
+    log = CallLog(apple.app)
+    from portal.assignments.retries import retry_due
+    retry_due()
+    assert run_jobs() == []
+    assert log.calls == [("POST", 1)]  # only the device still on the server
+    assert tasks_of(batch.id)[staying].state == "done"

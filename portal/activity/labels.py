@@ -52,6 +52,7 @@ ACTION_LABELS: dict[str, str] = {
     **{f"assignment.{action}_held": f"{words} held" for action, words in ACTION_WORDS.items()},
     "assignment.retry_now": "Retry now",
     "assignment.retries_stopped": "Retries stopped",
+    "assignment.closed_for_removed": "Retries closed: devices removed",
     "assignment.default_skipped": "Default profile not assigned",
     # Server configurations
     "configuration.created": "Server configuration created",

@@ -18,6 +18,7 @@ from ..queue import enqueue, fetch_job, job_alive, new_job_id
 from . import timing
 
 STOPPED_DETAIL = "Not retried:"  # how a task closed by Stop retrying begins its detail (counted on the request's page)
+REMOVED_DETAIL = "Not sent:"  # how a task closed because its device left the server begins its detail
 
 NO_UPDATE = {"synchronize_session": False}
 # How the runner's reason starts when it holds devices because of the server's token (runner.py). Words
@@ -228,3 +229,29 @@ def stop_retrying(task: AssignmentTask, actor: str) -> bool:
                     summary=f"Stopped retrying {task.serial_number} of request #{batch.id} "
                             f"(Apple's last answer: {last})", details={"task_id": task.id})
     return True
+
+
+def close_for_removed_devices(server) -> int:
+    """After a synchronization found devices gone from `server` at Apple (moved to another MDM server, released):
+    their requests waiting in the retry queue are closed instead of being sent, only for Apple to answer
+    NOT_ACCESSIBLE. Closed as superseded with the reason, like Stop retrying (a task the job may be sending is left
+    to its answer: see stoppable_condition). Returns how many; the caller commits."""
+    from ..models import Device
+    from .services import refresh_counts  # services imports this module
+
+    removed = select(Device.id).where(Device.server_id == server.id, Device.removed_at.is_not(None))
+    closing = and_(AssignmentTask.device_id.in_(removed), stoppable_condition())
+    batch_ids = set(db.session.execute(select(AssignmentTask.batch_id).where(closing).distinct()).scalars())
+    if not batch_ids:
+        return 0
+    closed = db.session.execute(update(AssignmentTask).where(closing).values(
+        state=SUPERSEDED, retry_at=None, **NOT_HELD, updated_at=timing.now(),
+        detail=f"{REMOVED_DETAIL} the device is no longer assigned to {server.name} at Apple (a synchronization "
+               "found it removed), so Apple would only answer NOT_ACCESSIBLE."), execution_options=NO_UPDATE).rowcount
+    for batch_id in sorted(batch_ids):
+        refresh_counts(db.session.get(AssignmentBatch, batch_id))
+    record_activity("assignment.closed_for_removed", server, actor="system",
+                    summary=f"{closed:,} device{'s' if closed != 1 else ''} taken out of the retry queue: "
+                            f"{'they are' if closed != 1 else 'it is'} no longer assigned to {server.name} at Apple "
+                            "(the synchronization found them removed)", details={"batches": sorted(batch_ids)})
+    return closed

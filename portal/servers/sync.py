@@ -157,6 +157,10 @@ def _sync_pages(server: ManagedServer, run: SyncRun, client) -> None:
                 feed.start(phase, server.sync_cursor, server.fetch_generation)
                 continue
             break
+    if run.removed:
+        from ..assignments.retries import close_for_removed_devices
+
+        close_for_removed_devices(server)
     # The pages kept the server's device count; one exact count per run repairs any drift (an
     # older worker still running during an upgrade, say) without a full fetch.
     recount(server.id)
