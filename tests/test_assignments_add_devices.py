@@ -433,3 +433,22 @@ def test_add_devices_from_a_devices_page_assigns_the_chosen_profile_to_it(htmx, 
     assert run_jobs() == []
     assert devices_of(server.id)[serial].profile_id == staff.id
     assert apple.state.device(serial)["profile_uuid"] == db.session.get(EnrollmentProfile, staff.id).apple_profile_uuid
+
+
+def test_the_add_devices_pop_up_of_a_removed_device_offers_nothing_to_choose(htmx, apple, paris, run_jobs):
+    """Opened from a bookmark or Back after the device left the server: it offered the profiles and an OK that was
+    refused again and again."""
+    server, sales = paris(devices=3)
+    serial = sorted(devices_of(server.id))[0]
+    apple.state.create_server("Other MDM")
+    apple.state.move_devices([serial], "Other MDM")
+    htmx.post(f"/servers/{server.id}/sync")
+    assert run_jobs() == []
+    device = devices_of(server.id)[serial]
+    assert device.removed_at is not None
+    popup = " ".join(htmx.get(f"/devices/{device.id}/profile").get_data(as_text=True).split())
+    assert f"{serial} is no longer a device of Paris: Apple stopped listing it, so no profile can be assigned" in popup
+    assert 'type="radio"' not in popup and ">OK</button>" not in popup and "has no configured enrollment profile" not in popup
+    assert 'role="status"' in popup and "data-close-modal>Cancel</button>" in popup  # said calmly; Cancel to leave
+    refused = htmx.post(f"/devices/{device.id}/profile", data={"profile": str(sales.id)})
+    assert refused.status_code == 422 and 'role="alert"' in refused.get_data(as_text=True)

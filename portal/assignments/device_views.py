@@ -27,7 +27,9 @@ def device_profile(device_id: int):
     chosen = request.form.get("profile", type=int) if request.method == "POST" else None
     error = None
     if device.removed_at is not None:
-        error = f"{device.serial_number} is no longer a device of {server.name}: Apple stopped listing it."
+        error = (f"{device.serial_number} is no longer a device of {server.name}: Apple stopped listing it, so no "
+                 "profile can be assigned to it. If it was assigned to another MDM server, it appears there once that "
+                 "server is synchronized.")
     elif form.validate_on_submit():
         profile = next((p for p in profiles if p.id == chosen), None)
         if profile is None:
