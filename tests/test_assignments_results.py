@@ -333,6 +333,9 @@ def test_a_requests_result_tabs_count_their_devices_and_follow_the_retries(htmx,
     assert tab_counts(f"/assignments/{batch.id}?state=throttled") == {
         "All": "3", "Assigned": "2", "Not accessible": "0", "Failed": "0", "Throttled": "1", "Queued": "0",
         "Superseded": "0"}
+    device_page = unescape_html(htmx.get(f"/devices/{devices[serials[0]].id}").get_data(as_text=True))
+    assert (f"its Add Devices to “Sales” (request #{batch.id}) was throttled by Apple and is sent again after Apple's "
+            "wait, and it enrolls automatically once Apple accepts it. Retry now on the request's page") in device_page
     apple.state.set_fault(SIM, "throttle", None)
     clock(seconds=31)
     from portal.assignments.retries import retry_due

@@ -67,7 +67,11 @@ def test_device_page_shows_attributes_server_profile_and_history(admin_client, f
 def test_a_device_with_a_request_waiting_shows_as_queued_on_its_page(admin_client, fleet):
     page = admin_client.get(f"/devices/{_device('DMQ100_').id}").get_data(as_text=True)
     assert re.search(r"<dt>Assignment</dt><dd>Queued", page)
-    assert "A request is waiting to be sent to Apple." in page
+    # What it waits for, not "Add Devices to a profile", which would only make a second request (QA).
+    text = html.unescape(page)
+    assert re.search(r"No enrollment profile is associated with the device yet: its Add Devices to “[^”]+” \(request "
+                     r"#\d+\) waits to be sent to Apple, and it enrolls automatically once Apple accepts it\.", text)
+    assert "Add Devices to a profile" not in text
 
 
 @pytest.mark.parametrize("family, shown", [("AppleTV", "Apple TV (AppleTV)"), ("Vision", "Apple Vision (Vision)"),
@@ -139,7 +143,7 @@ def test_a_device_without_a_profile_leads_to_its_servers_profiles(admin_client, 
     ("C02AAA1", True, "MDM for Paris"),
     ("C02AAB2", False, "Kiosk” is changed since it was last configured: Configure profile"),
     ("F17XYZ9", False, "No enrollment profile is associated with the device: Add Devices to a profile."),
-    ("DMQ100_", False, "A request is waiting to be sent to Apple"),
+    ("DMQ100_", False, "waits to be sent to Apple, and it enrolls automatically once Apple accepts it"),
     ("LYN0001", False, "no server configuration: Assign Server Configuration"),
     ("F17OLD0", False, "no longer assigned to this server"),
 ])

@@ -20,7 +20,7 @@ from sqlalchemy import and_, exists, func, not_, or_, select
 
 from ..extensions import db
 from ..models import AssignmentBatch, AssignmentTask, Device, EnrollmentProfile, ManagedServer
-from ..models.assignment import DONE, FAILED, QUEUED, RELEASE, SENDING, THROTTLED
+from ..models.assignment import ASSIGN, DONE, FAILED, QUEUED, RELEASE, SENDING, THROTTLED
 from ..models.profile import CONFIGURED
 from .pending import shown_state
 
@@ -118,6 +118,9 @@ def _readiness(device: Device) -> tuple[bool, str]:
         release = _release_under_way(device)
         if release is not None:  # not "Add Devices to a profile": the admin is taking it out of the organization
             return False, release
+        waiting = _assignment_under_way(device)
+        if waiting is not None:  # not "Add Devices to a profile": that would only make a second request
+            return False, waiting
         state = shown_state(device)
         pending = {"queued": " A request is waiting to be sent to Apple.",
                    "throttled": " Apple throttled the last request; it will be retried.",
@@ -151,6 +154,26 @@ def _in_retry_queue(device: Device) -> bool:
     again): Stop retrying, or deleting the profile it was for, closes it, while the device keeps Apple's answer."""
     return db.session.execute(select(AssignmentTask.id).where(
         AssignmentTask.device_id == device.id, AssignmentTask.state.in_((FAILED, THROTTLED))).limit(1)).first() is not None
+
+
+ASSIGNMENT_WAITS = {QUEUED: "waits to be sent to Apple", SENDING: "is being sent to Apple",
+                    FAILED: "was answered FAILED by Apple and is sent again after 24 hours",
+                    THROTTLED: "was throttled by Apple and is sent again after Apple's wait"}
+
+
+def _assignment_under_way(device: Device) -> str | None:
+    """Why a device without a profile is not ready yet, when an Add Devices of it has not been answered for good."""
+    row = db.session.execute(select(AssignmentBatch.id, AssignmentTask.state, EnrollmentProfile.name)
+                             .join(AssignmentTask).join(EnrollmentProfile, EnrollmentProfile.id == AssignmentBatch.profile_id)
+                             .where(AssignmentTask.device_id == device.id, AssignmentBatch.action == ASSIGN,
+                                    AssignmentTask.state.in_(tuple(ASSIGNMENT_WAITS)))
+                             .order_by(AssignmentBatch.id.desc()).limit(1)).first()
+    if row is None:
+        return None
+    after = (" Retry now on the request's page sends it before then; Stop retrying in the retry queue gives it up."
+             if row.state in (FAILED, THROTTLED) else "")
+    return (f"No enrollment profile is associated with the device yet: its Add Devices to “{row.name}” (request "
+            f"#{row.id}) {ASSIGNMENT_WAITS[row.state]}, and it enrolls automatically once Apple accepts it.{after}")
 
 
 RELEASE_WAITS = {QUEUED: "waits to be sent to Apple", SENDING: "is being sent to Apple",
