@@ -10,6 +10,11 @@ from rq import SimpleWorker, Worker
 
 from .extensions import db
 
+# How long a worker may go without a heartbeat before it counts as not answering (RQ's default is 7 minutes). An idle
+# worker beats every WORKER_TTL_S - 15 s (its blocking wait for jobs), a busy one every 30 s: with RQ's default a frozen
+# worker was listed as running for minutes, and Background jobs can only say one is frozen once this has passed.
+WORKER_TTL_S = 60
+
 
 class _AppContextMixin:
     app: Flask
@@ -42,6 +47,6 @@ def make_worker(app: Flask, queues: list[str], *, simple: bool = False, connecti
 
     cls = AppSimpleWorker if simple else AppWorker
     conn = connection or get_redis(app)
-    worker = cls(queues, connection=conn, name=name)
+    worker = cls(queues, connection=conn, name=name, worker_ttl=WORKER_TTL_S)
     worker.app = app
     return worker
