@@ -300,13 +300,6 @@ def test_a_worker_that_stopped_answering_is_not_listed_as_running(app, htmx):
     assert "running:" not in html and "No worker takes jobs; start one with" in html
 
 
-def test_workers_beat_often_enough_for_the_page_to_notice_a_frozen_one_within_minutes(app):
-    from portal.worker import WORKER_TTL_S, make_worker
-
-    worker = make_worker(app, ["default"])
-    assert worker.worker_ttl == WORKER_TTL_S <= 120 and worker.dequeue_timeout < WORKER_TTL_S
-
-
 def test_the_page_says_when_automatic_synchronization_is_off(app, htmx):
     """With the interval at 0 the line just disappeared from Periodic jobs."""
     from jobs.schedule import reconcile_now
