@@ -5,15 +5,21 @@ rq-scheduler hold exactly that: it adds what is missing, replaces what changed a
 is no longer wanted. The scheduler command runs it at start and then every minute (a periodic job
 lost in Redis comes back by itself), and the settings page runs it whenever the Server
 Synchronization Interval changes.
+
+`PortalScheduler` also rides out Redis being unreachable or slow for a while (a restart, a stall): rq-scheduler's own
+loop dies on the first failed call, and with it `flask dev` and everything it started.
 """
 from __future__ import annotations
 
 import logging
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from uuid import uuid4
 
+import redis
 from rq_scheduler import Scheduler
 
 PREFIX = "periodic-"
@@ -22,6 +28,8 @@ PREFIX = "periodic-"
 TOKEN_STATUS_EVERY_S = 300
 RECONCILE_EVERY_S = 60
 KEPT = -1  # result_ttl of a key that never expires
+REDIS_AWAY = (redis.ConnectionError, redis.TimeoutError)  # Redis stopped, restarting, stalled or out of reach
+RETRY_CAP_S = 60  # the longest wait between two tries while Redis is away: back within a minute of Redis
 log = logging.getLogger(__name__)
 
 
@@ -118,6 +126,57 @@ class PortalScheduler(Scheduler):
     def __init__(self, *args, wanted: Callable[[], list[Periodic]], **kwargs):
         super().__init__(*args, **kwargs)
         self._wanted, self._reconciled_at = wanted, time.monotonic()
+        self._failures = 0  # Redis calls failed in a row: the wait before the next try grows with them
+        self._stopping = False
+
+    def run(self, burst=False):
+        """rq-scheduler's loop, started again after a wait whenever Redis fails it, until SIGTERM or SIGINT."""
+        while True:
+            try:
+                return super().run(burst=burst)
+            except REDIS_AWAY as error:
+                if self._stopping:  # stopped while Redis was away: its key expires by itself within a poll or two
+                    log.warning("Scheduler stopped; Redis could not be told (%s).", error)
+                    return None
+                self._failures += 1
+                wait = min(RETRY_CAP_S, max(1, self._interval) * 2 ** min(self._failures - 1, 6))
+                log.warning("Redis cannot be reached or does not answer (%s): the scheduler tries again in %s s.",
+                            error, wait)
+                time.sleep(wait)  # a SIGTERM here ends the process at once (see _install_signal_handlers)
+
+    def register_birth(self):  # noqa: D102 - rq-scheduler's, which refuses a name whose key is still alive
+        try:
+            super().register_birth()
+        except ValueError:
+            # Our own key from before Redis went away (its death could not be written, it has not expired yet): a
+            # fresh name starts at once instead of waiting for it; the old key expires by itself.
+            self.name = uuid4().hex
+            super().register_birth()
+        if self._failures:
+            log.warning("Redis answers again: the scheduler carries on.")
+            self._failures = 0
+
+    def heartbeat(self):  # noqa: D102 - rq-scheduler's, which only extends the key
+        if not self.connection.expire(self.key, int(self._interval) + 10):
+            # The key is gone (Redis restarted without its data, or was flushed) while no call failed: without it the
+            # Background jobs page would say no scheduler runs, for good.
+            self.register_birth()
+
+    def register_death(self):  # noqa: D102
+        if self._failures:  # Redis failed the last call: no point waiting on it to say what its key's expiry says
+            return
+        super().register_death()
+
+    def _install_signal_handlers(self):
+        """SIGTERM and SIGINT stop the scheduler. rq-scheduler's own handler writes to Redis first: while Redis is away
+        that raised a connection error instead, which the retry loop would have taken for one more outage."""
+        def stop(signum, _frame):
+            self._stopping = True
+            log.info("%s: stopping the scheduler.", signal.Signals(signum).name)
+            raise SystemExit()  # rq-scheduler's run() then registers the death and removes its lock
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
 
     def enqueue_jobs(self):  # noqa: D102 - rq-scheduler hook, called each poll while holding its lock
         jobs = super().enqueue_jobs()

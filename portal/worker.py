@@ -7,8 +7,15 @@ from __future__ import annotations
 
 from flask import Flask
 from rq import SimpleWorker, Worker
+from rq.defaults import DEFAULT_WORKER_TTL
 
 from .extensions import db
+
+# How long a worker may go without a heartbeat before Background jobs says it is not answering: an idle worker beats
+# every WORKER_TTL_S - 15 s (its blocking wait for jobs), a busy one every 30 s. Kept at RQ's default: a shorter one
+# makes the worker leave that wait more often, and RQ's worker quits on a Redis error met outside it (a Redis restart
+# then stopped `flask dev`).
+WORKER_TTL_S = DEFAULT_WORKER_TTL
 
 
 class _AppContextMixin:
@@ -42,6 +49,6 @@ def make_worker(app: Flask, queues: list[str], *, simple: bool = False, connecti
 
     cls = AppSimpleWorker if simple else AppWorker
     conn = connection or get_redis(app)
-    worker = cls(queues, connection=conn, name=name)
+    worker = cls(queues, connection=conn, name=name, worker_ttl=WORKER_TTL_S)
     worker.app = app
     return worker

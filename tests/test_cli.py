@@ -300,3 +300,43 @@ def test_the_readme_names_every_option_of_demo_and_dev():
         for option in command.params:
             for name in option.opts + option.secondary_opts:
                 assert name in rows[command.name], f"README's row of {command.name} does not name {name}"
+
+
+def test_dev_keeps_running_through_a_redis_restart(tmp_path):
+    """Redis away for a few of the scheduler's polls: its scheduler used to die on the failed call and `flask dev`
+    stopped everything with it ("scheduler stopped; stopping the others")."""
+    import time
+    from datetime import datetime, timezone
+
+    import redis
+    from rq_scheduler import Scheduler
+
+    from portal.redis_server import embedded_redis_url, stop_embedded_redis
+
+    instance = tmp_path / "instance"
+    socket_path = str(instance / "redis" / "redis.sock")
+    state = {"phase": "up"}
+
+    def through_a_restart() -> bool:
+        """Once the scheduler runs: stop Redis for longer than a poll (5 s), start it again, then wait until the
+        scheduler moves a due job (its loop runs again)."""
+        conn = redis.Redis(unix_socket_path=socket_path)
+        if state["phase"] == "up":
+            if not conn.zcard("rq:scheduler:scheduled_jobs"):
+                return False
+            stop_embedded_redis(instance / "redis")
+            state.update(phase="down", since=time.monotonic())
+        if state["phase"] == "down":
+            if time.monotonic() - state["since"] < 12:
+                return False
+            embedded_redis_url(instance / "redis")
+            job = Scheduler(connection=conn).enqueue_at(datetime.now(timezone.utc), "jobs.maintenance.heartbeat", "x")
+            state.update(phase="back", job=job.id)
+        return conn.zscore("rq:scheduler:scheduled_jobs", state["job"]) is None
+
+    try:
+        out = _run_dev_until_up_then_sigterm(instance, wait_until=through_a_restart)
+        assert "Redis cannot be reached" in out and "Redis answers again" in out, out[-3000:]
+        assert "SIGTERM: stopping everything" in out and "stopping the others" not in out, out[-3000:]
+    finally:
+        stop_embedded_redis(instance / "redis")

@@ -236,3 +236,80 @@ def test_durations_are_written_in_the_units_a_person_reads(seconds, shown):
     from portal.templating import format_duration
 
     assert format_duration(seconds) == shown
+
+
+def test_run_a_test_job_without_javascript_comes_back_to_the_page_with_its_state(app, admin_client, run_jobs):
+    """A plain form post showed a bare fragment that never updated; reload posted again, back gave 405."""
+    response = admin_client.post("/system/test-job")
+    assert response.status_code == 302
+    job_id = db.session.execute(select(ActivityEntry.details).where(ActivityEntry.action == "system.test_job")).scalar_one()["job_id"]
+    assert response.headers["Location"] == f"/system/?job={job_id}"
+    html = " ".join(admin_client.get(response.headers["Location"]).get_data(as_text=True).split())
+    assert "Test job queued: this page shows whether a worker answered" in html and "<!doctype html>" in html
+    assert '<span class="badge badge-info">Queued</span> Waiting for a worker…' in html
+
+    assert run_jobs() == []
+    html = " ".join(admin_client.get(response.headers["Location"]).get_data(as_text=True).split())
+    assert '<span class="badge badge-ok">Done</span> The background worker on' in html
+    assert "Test job queued" not in html  # the message was said once
+
+
+def test_the_page_shows_no_other_job_as_the_test_job(app, admin_client):
+    from portal.queue import enqueue
+
+    enqueue("jobs.sync.sync_all_servers", job_id="not-a-test-job")
+    html = admin_client.get("/system/?job=not-a-test-job").get_data(as_text=True)
+    assert "The job is no longer known to Redis." in html
+
+
+def test_a_test_job_no_worker_takes_says_so_and_keeps_polling(app, htmx):
+    """It read "Queued – Waiting for a worker…" forever when the workers were frozen or stopped."""
+    from portal.queue import fetch_job
+
+    htmx.post("/system/test-job")
+    job_id = db.session.execute(select(ActivityEntry.details).where(ActivityEntry.action == "system.test_job")).scalar_one()["job_id"]
+    assert b"No worker picked it up" not in htmx.get(f"/system/jobs/{job_id}").data
+    job = fetch_job(job_id)
+    job.enqueued_at = datetime.now(timezone.utc) - timedelta(seconds=31)
+    job.save()
+    status = htmx.get(f"/system/jobs/{job_id}")
+    html = " ".join(status.get_data(as_text=True).split())
+    assert status.status_code == 200 and 'hx-trigger="every 1s"' in html  # taken as soon as a worker runs again
+    assert "No worker picked it up in 30 s: check that the workers run (Workers, above)" in html
+
+
+def test_a_worker_that_stopped_answering_is_not_listed_as_running(app, htmx):
+    """A frozen worker (kill -STOP) was listed as "1 running" until its key expired, minutes later."""
+    from rq.utils import utcformat
+
+    from portal.worker import WORKER_TTL_S, make_worker
+
+    frozen, alive = make_worker(app, ["default"], name="frozen-one"), make_worker(app, ["default"], name="alive-one")
+    frozen.register_birth()
+    alive.register_birth()
+    assert "2 running: <code>alive-one</code>, <code>frozen-one</code>" in _page(htmx) or \
+        "2 running: <code>frozen-one</code>, <code>alive-one</code>" in _page(htmx)
+    last = datetime.now(timezone.utc) - timedelta(seconds=WORKER_TTL_S + 5)
+    get_redis().hset(frozen.key, "last_heartbeat", utcformat(last))
+    html = _page(htmx)
+    assert ("1 running: <code>alive-one</code>; <span class=\"badge badge-warning\">Not answering</span> "
+            f"<code>frozen-one</code> not answering since <span title=\"{last:%Y-%m-%d %H:%M} UTC\">{last:%H:%M} UTC"
+            "</span> (frozen or stopped: see its log, restart it)") in html
+    alive.register_death()
+    html = _page(htmx)
+    assert "running:" not in html and "No worker takes jobs; start one with" in html
+
+
+def test_the_page_says_when_automatic_synchronization_is_off(app, htmx):
+    """With the interval at 0 the line just disappeared from Periodic jobs."""
+    from jobs.schedule import reconcile_now
+
+    set_setting("sync_interval_seconds", "0")
+    db.session.commit()
+    reconcile_now()
+    html = _page(htmx)
+    assert ('<li>Automatic synchronization: off (set in <a href="/settings/apple">Configuration › Apple</a>)</li>'
+            in html)
+    set_setting("sync_interval_seconds", "3600")
+    db.session.commit()
+    assert "Automatic synchronization: off" not in _page(htmx)

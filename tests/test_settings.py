@@ -155,6 +155,15 @@ def test_saving_says_so_and_the_activity_log_names_only_what_changed(admin_clien
     assert _last_settings_entry() == "Configuration › Apple saved: nothing changed"
 
 
+def test_the_activity_log_says_off_for_an_interval_of_zero(admin_client):
+    """0 disables automatic synchronization: "600 → 0 s" read as a synchronization every 0 seconds."""
+    assert _save(admin_client, "600").status_code == 302
+    assert _save(admin_client, "0").status_code == 302
+    assert _last_settings_entry() == "Configuration › Apple: Server Synchronization Interval 600 → off"
+    assert _save(admin_client, "3600").status_code == 302
+    assert _last_settings_entry() == "Configuration › Apple: Server Synchronization Interval off → 3,600 s"
+
+
 def _toasts(html: str) -> list[str]:
     import re
 

@@ -155,7 +155,8 @@ def _interval_change(stored: str, in_force: int, after: int) -> str:
     if stored.strip() == str(after) or (not stored.strip() and in_force == after):
         return ""
     before = _seconds(stored) if stored.strip() else f"{in_force:,}"
-    return f"; Server Synchronization Interval {before} → {after:,} s"
+    # 0 disables automatic synchronization: "→ 0 s" read as a synchronization every 0 seconds, or a typo
+    return f"; Server Synchronization Interval {'off' if before == '0' else before} → {f'{after:,} s' if after else 'off'}"
 
 
 def _warning_change(before: int, after: int) -> str:
