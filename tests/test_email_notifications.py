@@ -203,7 +203,8 @@ def test_the_webhook_and_e_mail_are_retried_apart(app, htmx, apple, paris, run_j
                                                           "or IT alerts &lt;alerts@example.com&gt;."),
     ({"recipients": ", ".join(f"u{n}@example.com" for n in range(21))}, "smtp_recipients", "at most 20 addresses"),
     ({"tls": "none", "username": "u", "password": "p"}, "smtp_tls", "only sent over an encrypted connection"),
-    ({"username": "u"}, "smtp_username", "Give the password of this user name too"),
+    ({"username": "u"}, "smtp_password", "Give the password of this user name too"),  # next to what is missing
+    ({"port": ""}, "smtp_port", "Enter a port from 1 to 65535"),
     ({"password": "p"}, "smtp_username", "Give the user name that goes with the password."),
     ({"username": "u\r\nRCPT TO:<x@evil.example>", "password": "p"}, "smtp_username", "cannot hold line breaks"),
     ({"username": "u", "password": "p" * 129}, "smtp_password", "at most 128 characters"),
@@ -222,6 +223,15 @@ def test_smtp_settings_that_cannot_work_are_refused_next_to_the_field_and_nothin
         assert escape(typed) in response.get_data(as_text=True)
     db.session.expire_all()
     assert {row.key: row.value for row in db.session.execute(select(Setting)).scalars()} == before
+
+
+def test_the_port_may_be_left_empty_while_e_mail_is_off(admin_client):
+    """No SMTP server: e-mail is off, and an emptied Port refused the whole Save (the webhook, the interval…)."""
+    response = _save(admin_client, host="", port="", tls="starttls", sender="", recipients="")
+    assert response.status_code == 302
+    db.session.expire_all()
+    assert get_setting("smtp_host") in (None, "")
+    assert 'value="587"' in admin_client.get("/settings/apple").get_data(as_text=True)  # the usual port, shown again
 
 
 def test_a_new_password_typed_with_another_field_refused_is_asked_again_not_dropped_unnoticed(admin_client):

@@ -25,6 +25,20 @@ def _strip(value):
     return value.strip() if isinstance(value, str) else value
 
 
+class PortField(WholeNumberField):
+    """The SMTP port: may be left empty while no SMTP server is given (e-mail off); validate_smtp_port decides."""
+
+    def process_formdata(self, valuelist):
+        if valuelist and not valuelist[0].strip():
+            self.data = None
+            return
+        super().process_formdata(valuelist)
+
+    def pre_validate(self, form):
+        if self.data is not None or self.process_errors:
+            super().pre_validate(form)
+
+
 class AppleSettingsForm(PortalForm):
     """Device Assignment settings."""
 
@@ -43,7 +57,7 @@ class AppleSettingsForm(PortalForm):
 
     smtp_host = StringField("SMTP server", filters=[_strip],
                             render_kw={"placeholder": "smtp.example.com", "autocomplete": "off"})
-    smtp_port = WholeNumberField("Port", 1, 65535, PORT_MESSAGE, default=587)
+    smtp_port = PortField("Port", 1, 65535, PORT_MESSAGE, default=587)
     smtp_tls = SelectField("Encryption", choices=[SelectChoice(key, label) for key, label in TLS_MODES.items()], default="starttls",
                            invalid_choice_message="Choose STARTTLS, SSL/TLS or None.")
     smtp_username = StringField("User name", filters=[_strip], render_kw={"autocomplete": "off"})
@@ -97,13 +111,19 @@ class AppleSettingsForm(PortalForm):
             raise ValidationError(problem)
         if not field.data and self.smtp_password.data:
             raise ValidationError("Give the user name that goes with the password.")
-        if field.data and not self.smtp_password.data and not has_password():
-            raise ValidationError("Give the password of this user name too (or empty the user name).")
+
+    def validate_smtp_port(self, field) -> None:
+        if field.data is None:  # left empty: only an SMTP server in use needs one
+            if self.smtp_host.data:
+                raise ValidationError(PORT_MESSAGE)
+            field.data = field.default
 
     def validate_smtp_password(self, field) -> None:
         problem = secret_text_problem(field.data or "", "password", MAX_PASSWORD)
         if problem:
             raise ValidationError(problem)
+        if self.smtp_username.data and not field.data and not has_password():  # said where it is missing
+            raise ValidationError("Give the password of this user name too (or empty the user name).")
         if (self.smtp_username.data and not field.data and has_password()
                 and not password_kept_for(self.smtp_host.data or "", self.smtp_username.data)):
             raise ValidationError("Give the password again: the saved one is only sent to the SMTP server and user "
