@@ -104,3 +104,23 @@ def test_configuration_and_profile_pages_show_their_activity_and_lead_to_all_of_
     assert f'href="/activity/?kind=enrollment_profile&amp;object={profile.id}">All activity of Staff</a>' in card
     # The card comes along when the page's settings refresh after an edit (hx-select-oob).
     assert "#activity-card" in html[html.index('id="profile-settings"'):html.index('id="profile-settings"') + 400]
+
+
+def test_one_objects_filter_is_said_even_when_it_has_no_entry(admin_client):
+    """/activity/?kind=managed_server&object=999 (a deleted server, a bookmark) said "No entry matches the filters" and
+    nothing of the one object it was narrowed to."""
+    _entries([("managed_server", 1, "Paris", "Synchronized Paris")])
+    html = admin_client.get("/activity/?kind=managed_server&object=999").get_data(as_text=True)
+    assert "Only the entries of one object (managed servers #999)" in html
+    assert '<a href="/activity/?kind=managed_server">all entries of managed servers</a>' in html
+    named = admin_client.get("/activity/?kind=managed_server&object=1").get_data(as_text=True)
+    assert "Only the entries of Paris" in named
+
+
+def test_every_entry_shows_its_exact_time_and_the_pager_leads_to_the_last_page(admin_client):
+    """The exact time was only a tooltip (out of a keyboard's reach), and a long log had no way to its oldest page."""
+    _entries([("managed_server", 1, "Paris", f"Entry {n}") for n in range(120)])
+    html = admin_client.get("/activity/").get_data(as_text=True)
+    assert '<time class="muted small" datetime="2026-01-01T01:59:00Z">2026-01-01 01:59:00</time>' in html
+    assert '<a href="/activity/?page=3">Last page »</a>' in html
+    assert "Last page »" not in admin_client.get("/activity/?page=3").get_data(as_text=True)

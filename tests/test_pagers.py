@@ -1,5 +1,6 @@
 """Every paged list words its pager as Managed Devices does (« First page, ‹ Previous page, Next page ›, with
-rel="prev"/"next"), the lists inside pop-ups included: the activity log and the profile page used "← Previous"."""
+rel="prev"/"next"), the lists inside pop-ups included: the activity log and the profile page used "← Previous".
+Numbered lists also lead to their Last page » (the activity log's oldest entries were out of reach)."""
 from __future__ import annotations
 
 import re
@@ -45,7 +46,8 @@ def pager(html: str) -> tuple[str, list[tuple[str, str]]]:
     return label, links
 
 
-MIDDLE = [("", "« First page"), ("prev", "‹ Previous page"), ("next", "Next page ›")]
+LAST = ("", "Last page »")
+MIDDLE = [("", "« First page"), ("prev", "‹ Previous page"), ("next", "Next page ›"), LAST]
 
 
 def test_the_activity_log_pager_is_worded_as_managed_devices(admin_client):
@@ -55,13 +57,13 @@ def test_the_activity_log_pager_is_worded_as_managed_devices(admin_client):
     html = admin_client.get("/activity/?page=2").get_data(as_text=True)
     assert pager(html) == ("Pages", MIDDLE)
     assert "Page 2 of 3" in html
-    assert pager(admin_client.get("/activity/").get_data(as_text=True))[1] == [("next", "Next page ›")]
+    assert pager(admin_client.get("/activity/").get_data(as_text=True))[1] == [("next", "Next page ›"), LAST]
 
 
 def test_the_profile_page_device_pager_is_worded_as_managed_devices(admin_client, htmx, profile, monkeypatch):
     monkeypatch.setattr(queries, "PROFILE_PAGE", 2)
     assert pager(admin_client.get(f"/profiles/{profile.id}").get_data(as_text=True)) == \
-        ("Device pages", [("next", "Next page ›")])
+        ("Device pages", [("next", "Next page ›"), LAST])
     html = htmx.get(f"/profiles/{profile.id}/devices?page=2").get_data(as_text=True)
     assert pager(html) == ("Device pages", MIDDLE)
     # The ticks of other pages and Select all ride along; the rows Select all ticked do not (it covers them).

@@ -1,7 +1,7 @@
 """The activity log, newest first: filtered from the URL, each object linked, exportable as CSV."""
 from datetime import datetime, timezone
 
-from flask import Response, render_template, request, stream_with_context
+from flask import Response, render_template, request, stream_with_context, url_for
 from sqlalchemy import and_, or_
 
 from ..converters import small_int
@@ -24,7 +24,9 @@ def index():
     query = ActivityQuery.from_args(request.args)
     page = db.paginate(query.statement(), page=min(request.args.get("page", type=small_int) or 1, MAX_PAGE),
                        per_page=50, error_out=False)
+    others = {key: value for key, value in query.to_args().items() if key != "object"}
     return render_template("activity/index.html", page=page, query=query, filters=query.to_args(),
+                           without_object_url=url_for("activity.index", **others),
                            actors=actors(), levels=LEVELS, kinds=KINDS, links=object_links(page.items),
                            actions=sorted(ACTION_LABELS.items(), key=lambda item: item[1].lower()),
                            requests=request_links(page.items))
