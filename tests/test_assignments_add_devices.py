@@ -452,3 +452,67 @@ def test_the_add_devices_pop_up_of_a_removed_device_offers_nothing_to_choose(htm
     assert 'role="status"' in popup and "data-close-modal>Cancel</button>" in popup  # said calmly; Cancel to leave
     refused = htmx.post(f"/devices/{device.id}/profile", data={"profile": str(sales.id)})
     assert refused.status_code == 422 and 'role="alert"' in refused.get_data(as_text=True)
+
+
+def _family_of_most(server) -> tuple[str, list[Device], list[Device]]:
+    """(the family most devices share, its devices by serial number, the other devices)."""
+    by_family: dict[str, list[Device]] = {}
+    for device in sorted(devices_of(server.id).values(), key=lambda d: d.serial_number):
+        by_family.setdefault(device.device_family, []).append(device)
+    family, members = max(by_family.items(), key=lambda item: len(item[1]))
+    return family, members, [d for f, ds in by_family.items() if f != family for d in ds]
+
+
+def _row(html: str, serial: str) -> str:
+    return re.search(r"<tr>(?:(?!</tr>).)*%s(?:(?!</tr>).)*</tr>" % serial, html, re.S).group(0)
+
+
+def test_a_row_unticked_under_select_all_matching_leaves_out_that_device_only(htmx, paris):
+    """QA: Select all 597 matching devices, untick one, OK: only the 49 rows shown were sent. Unticked under Select
+    all, a row is an exception ("all but this one"): every other matching device is sent, that one never."""
+    server, profile = paris(devices=30)
+    family, members, others = _family_of_most(server)
+    assert len(members) > 3 and others
+    unticked, elsewhere = members[0], others[0]
+
+    # A page or search of the list (drawn by the server) keeps Select all, the exception and its row unticked.
+    listed = htmx.get(f"/profiles/{profile.id}/devices/add", headers={"HX-Target": "pick-list"}, query_string={
+        "family": family, "all_matching": "1", "except": str(unticked.id)}).get_data(as_text=True)
+    assert f'<input type="hidden" name="except" value="{unticked.id}">' in listed
+    assert " ".join(listed.split()).count(f"· {len(members) - 1} ticked (all matching but 1)") == 1
+    assert "checked" not in _row(listed, unticked.serial_number)
+    assert "checked data-by-all" in _row(listed, members[1].serial_number)
+    assert re.search(r'name="all_matching" value="1"[^>]* checked', listed)
+
+    # OK: all matching but the one unticked, plus a device ticked under another filter.
+    assert pick(htmx, profile, [elsewhere.id], all_matching="1", family=family, **{"except": str(unticked.id)}
+                ).status_code == 204
+    sent = tasks_of(latest_batch().id)
+    assert set(sent) == {m.serial_number for m in members[1:]} | {elsewhere.serial_number}
+
+
+def test_an_unticked_row_is_never_sent_unless_its_serial_number_is_pasted(htmx, paris):
+    """Under Select all, a row unticked is left out even if the same request also names it ticked (a page never
+    sends both); its serial number pasted in Add by serial number is sent: the paste names it on purpose."""
+    server, profile = paris(devices=12)
+    family, members, _ = _family_of_most(server)
+    unticked = members[0]
+    assert pick(htmx, profile, [unticked.id], all_matching="1", family=family,
+                **{"except": str(unticked.id)}).status_code == 204
+    assert set(tasks_of(latest_batch().id)) == {m.serial_number for m in members[1:]}
+
+    assert pick(htmx, profile, all_matching="1", family=family, serials=unticked.serial_number,
+                **{"except": str(unticked.id)}).status_code == 204
+    assert set(tasks_of(latest_batch().id)) == {m.serial_number for m in members}
+
+    # Without Select all, "except" means nothing: the ticked device is sent.
+    assert pick(htmx, profile, [unticked.id], **{"except": str(unticked.id)}).status_code == 204
+    assert set(tasks_of(latest_batch().id)) == {unticked.serial_number}
+
+
+def test_select_all_with_every_row_unticked_sends_nothing(htmx, paris):
+    server, profile = paris(devices=12)
+    family, members, _ = _family_of_most(server)
+    refused = pick(htmx, profile, all_matching="1", family=family, **{"except": [str(m.id) for m in members]})
+    assert refused.status_code == 422 and "No device was selected" in refused.get_data(as_text=True)
+    assert db.session.execute(select(func.count()).select_from(AssignmentBatch)).scalar_one() == 0

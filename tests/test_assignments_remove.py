@@ -252,3 +252,52 @@ def test_remove_devices_from_a_devices_page_goes_on_to_the_request(htmx, apple, 
     response = htmx.post(f"/profiles/{profile.id}/devices/remove", data={"device": [str(device.id)]},
                          headers={"HX-Current-URL": f"http://localhost/profiles/{profile.id}"})
     assert response.status_code == 204 and "HX-Redirect" not in response.headers
+
+
+def test_a_row_unticked_under_select_all_is_not_removed(htmx, apple, paris, run_jobs):
+    """QA: Select all 488 associated devices, untick one: Remove Devices said "from 49 devices" (the rows shown but
+    that one). Unticked under Select all, a row is an exception: all the others go, that one stays."""
+    server, profile = paris(devices=8)
+    devices = sorted(devices_of(server.id).values(), key=lambda d: d.serial_number)
+    pick(htmx, profile, [d.id for d in devices[:5]])
+    assert run_jobs() == []
+    kept = devices[1]
+
+    # The section's next page (or search) keeps Select all, the exception and its row unticked.
+    section = htmx.get(f"/profiles/{profile.id}/devices", query_string={"all": "1", "except": str(kept.id)}
+                       ).get_data(as_text=True)
+    assert f'<input type="hidden" name="except" value="{kept.id}">' in section
+    assert "· 4 ticked (all but 1)" in " ".join(section.split())
+    row = re.search(r"<tr>(?:(?!</tr>).)*%s(?:(?!</tr>).)*</tr>" % kept.serial_number, section, re.S).group(0)
+    assert "checked" not in row
+
+    url = f"/profiles/{profile.id}/devices/remove"
+    confirm = htmx.get(url, query_string={"all": "1", "device": [str(d.id) for d in devices[:5] if d is not kept],
+                                          "except": str(kept.id)}).get_data(as_text=True)
+    assert "from 4 devices at Apple" in confirm and kept.serial_number not in confirm
+    assert f'<input type="hidden" name="except" value="{kept.id}">' in confirm  # on to its OK
+
+    assert htmx.post(url, data={"all": "1", "except": str(kept.id)}).status_code == 204
+    assert set(tasks_of(latest_batch().id)) == {d.serial_number for d in devices[:5] if d is not kept}
+    assert run_jobs() == []
+    assert {s for s, d in devices_of(server.id).items() if d.profile_id == profile.id} == {kept.serial_number}
+
+
+def test_a_row_unticked_under_select_all_matching_a_search_is_not_removed(htmx, apple, paris, run_jobs):
+    """Select all 1 matching device, its row unticked, and a device ticked before the search: only that one goes."""
+    server, profile = paris(devices=8)
+    devices = sorted(devices_of(server.id).values(), key=lambda d: d.serial_number)
+    pick(htmx, profile, [d.id for d in devices[:5]])
+    assert run_jobs() == []
+    kept, ticked, q = devices[0], devices[2], devices[0].serial_number
+    section = " ".join(htmx.get(f"/profiles/{profile.id}/devices", query_string={
+        "all": "1", "q": q, "device": str(ticked.id), "except": str(kept.id)}).get_data(as_text=True).split())
+    assert "· 1 ticked (all matching but 1)" in section
+    url = f"/profiles/{profile.id}/devices/remove"
+    # The unticked device also named ticked (a page never sends both): unticked wins.
+    chosen = {"all": "1", "q": q, "device": [str(ticked.id), str(kept.id)], "except": str(kept.id)}
+    confirm = " ".join(htmx.get(url, query_string=chosen).get_data(as_text=True).split())
+    assert "from 1 device at Apple" in confirm
+    assert f"match “{q}” or were ticked: {ticked.serial_number}</p>" in confirm  # the sample: not the one unticked
+    assert htmx.post(url, data=chosen).status_code == 204
+    assert set(tasks_of(latest_batch().id)) == {ticked.serial_number}

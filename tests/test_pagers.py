@@ -66,8 +66,10 @@ def test_the_profile_page_device_pager_is_worded_as_managed_devices(admin_client
         ("Device pages", [("next", "Next page ›"), LAST])
     html = htmx.get(f"/profiles/{profile.id}/devices?page=2").get_data(as_text=True)
     assert pager(html) == ("Device pages", MIDDLE)
-    # The ticks of other pages and Select all ride along; the rows Select all ticked do not (it covers them).
-    assert 'hx-include="#profile-devices-form [name=device]:not([data-by-all]), #profile-devices-form [name=all]"' in html
+    # The ticks of other pages, Select all and the rows unticked under it ride along; the rows Select all ticked do not
+    # (it covers them).
+    assert ('hx-include="#profile-devices-form [name=device]:not([data-by-all]), #profile-devices-form [name=all], '
+            '#profile-devices-form [name=except]"') in html
 
 
 def test_the_select_the_managed_devices_pager_is_worded_as_managed_devices(htmx, profile, monkeypatch):
@@ -75,11 +77,11 @@ def test_the_select_the_managed_devices_pager_is_worded_as_managed_devices(htmx,
     html = htmx.get(f"/profiles/{profile.id}/devices/add?page=2&q=SN").get_data(as_text=True)
     label, links = pager(html)
     assert (label, links) == ("Device pages", MIDDLE)
-    # The filter rides along in every link, and the ticks of other pages (and Select all, not the rows it ticked)
-    # with each click.
+    # The filter rides along in every link, and the ticks of other pages (and Select all, not the rows it ticked, but
+    # the rows unticked under it) with each click.
     assert re.search(r'rel="next" href="[^"]*q=SN[^"]*"[^>]*'
-                     r'hx-include="#pick-form \[name=device\]:not\(\[data-by-all\]\), #pick-form \[name=all_matching\]"',
-                     html)
+                     r'hx-include="#pick-form \[name=device\]:not\(\[data-by-all\]\), #pick-form \[name=all_matching\], '
+                     r'#pick-form \[name=except\]"', html)
 
 
 def test_a_requests_results_pager_is_worded_as_managed_devices(admin_client, profile, monkeypatch):

@@ -40,7 +40,7 @@ def _panel(profile: EnrollmentProfile) -> dict:
     if request.endpoint != "assignments.profile_devices":
         return queries.panel(profile)
     return queries.panel(profile, queries.page_number(request.args.get("page")), _search(request.args),
-                         sorted(set(_device_ids(request.args))))
+                         sorted(set(_device_ids(request.args))), _excepted(request.args, "all"))
 
 
 def _search(source) -> DeviceQuery:
@@ -53,9 +53,15 @@ def _profile_or_404(profile_id: int) -> EnrollmentProfile:
     return db.get_or_404(EnrollmentProfile, profile_id)
 
 
-def _device_ids(source) -> list[int]:
+def _device_ids(source, name: str = "device") -> list[int]:
     """The ticked devices' ids; one that cannot be an id (too large for the database, say) matches no device."""
-    return small_ints(source.getlist("device"))
+    return small_ints(source.getlist(name))
+
+
+def _excepted(source, select_all: str) -> list[int]:
+    """The rows unticked while Select all (the field `select_all`) was ticked: "all but these" (portal.js,
+    selectAllFollows). Select all unticked, they mean nothing: the admin then ticks devices one by one."""
+    return sorted(set(_device_ids(source, "except"))) if source.get(select_all) else []
 
 
 def _configured(profile: EnrollmentProfile) -> bool:
@@ -67,9 +73,11 @@ def profile_devices(profile_id: int):
     """The profile's associated devices: the section of the profile page (htmx) or a page of its own."""
     profile = _profile_or_404(profile_id)
     template = "assignments/_profile_devices.html" if is_htmx() else "assignments/profile_devices.html"
+    excepted = _excepted(request.args, "all")
     response = make_response(render_template(template, profile=profile, server=profile.server,
-                                             selected=sorted(set(_device_ids(request.args))),
-                                             every=bool(request.args.get("all"))))
+                                             selected=[i for i in sorted(set(_device_ids(request.args)))
+                                                       if i not in excepted],
+                                             every=bool(request.args.get("all")), excepted=excepted))
     response.headers["Vary"] = "HX-Request"
     profile_page = url_for("profiles.detail", profile_id=profile.id)
     if is_htmx() and current_path() == profile_page:
@@ -101,13 +109,16 @@ def requests_panel(profile_id: int):
 def _pick_context(profile: EnrollmentProfile, source) -> dict:
     server = profile.server
     query = DeviceQuery.from_args({k: source.get(k) for k in PICK_FILTERS}, server_id=server.id)
-    selected = sorted(set(_device_ids(source)))
+    excepted = _excepted(source, "all_matching")
+    selected = [i for i in sorted(set(_device_ids(source))) if i not in excepted]  # as OK reads them
+    matching = [Device.server_id == server.id, Device.removed_at.is_(None), *query.conditions()]
     page = queries.pick_devices(server.id, query.conditions(), queries.page_number(source.get("page")),
                                 all_current=query.only_current_devices)
     return {"profile": profile, "server": server, "query": query, "filters": query.to_args(), "page": page,
             "selected": selected, "all_matching": bool(source.get("all_matching")),
-            "outside": len(selected) - queries.count_among(selected, [Device.server_id == server.id,
-                                                                      Device.removed_at.is_(None), *query.conditions()]),
+            "outside": len(selected) - queries.count_among(selected, matching),
+            # "· N ticked" with Select all: every matching device but these (those the filter lists).
+            "excepted": excepted, "excepted_count": queries.count_among(excepted, matching),
             # Select all moves these from their profile: said beside it, since OK asks nothing more.
             "moving": count_devices(server.id, [*query.conditions(), Device.profile_id.is_not(None),
                                                 Device.profile_id != profile.id]) if page.total else 0,
@@ -173,14 +184,22 @@ def _held_note(batch) -> str:
 
 
 def _assign_from_form(profile: EnrollmentProfile):
-    """The ticked devices (or all matching the filter), plus those of the pasted serial numbers."""
+    """The ticked devices (or all matching the filter but those unticked), plus those of the pasted serial numbers.
+
+    A pasted serial number is sent even if its row was unticked under Select all: the paste names the device on
+    purpose, after the fact, and the pasted list always adds to the ticks (as it does to rows left unticked)."""
     server = profile.server
     pasted = devices_for_serials(server, parse_serials(request.form.get("serials"), server=server))
     ticked = _device_ids(request.form)
     if request.form.get("all_matching"):
-        # Every device matching the filter, and those ticked under another filter ("· N ticked") or pasted.
+        # Every device matching the filter but those unticked, and those ticked under another filter ("· N ticked")
+        # or pasted. A page never sends a row both ticked and unticked; if a request does, unticked wins.
+        excepted = _excepted(request.form, "all_matching")
+        ticked = [i for i in ticked if i not in excepted]
         query = DeviceQuery.from_args(request.form, server_id=server.id)
         conditions = query.conditions()
+        if excepted:
+            conditions = [*conditions, ~_ids_condition(excepted)]
         if ticked or pasted:
             conditions = [or_(and_(true(), *conditions), _ids_condition(ticked + pasted))]
         return request_matching(server, profile, conditions, actor=current_user.username)
@@ -197,7 +216,8 @@ def remove_devices(profile_id: int):
     form = ConfirmForm()
     source = request.form if request.method == "POST" else request.args
     every = bool(source.get("all"))
-    ids = sorted(set(_device_ids(source)))
+    excepted = _excepted(source, "all")  # rows unticked under Select all: never removed (the pop-up has no paste then)
+    ids = [i for i in sorted(set(_device_ids(source))) if i not in excepted]
     search = _search(source)
     if every and ids:  # the rows Select all ticked come along: only those outside what it covers were ticked besides
         ids = _outside(ids, _removal_conditions(profile, [], True, search))
@@ -207,7 +227,7 @@ def remove_devices(profile_id: int):
             error = "The form expired. Select the devices again and use Remove Devices."
         else:
             try:
-                batch = _remove(profile, ids, every, search, request.form.get("serials"))
+                batch = _remove(profile, ids, every, search, request.form.get("serials"), excepted)
             except SerialsError as exc:
                 serials_error = str(exc)
             except ValueError as exc:
@@ -220,12 +240,12 @@ def remove_devices(profile_id: int):
                     return to_request_page(f"{what}: Apple's answer follows below.{_held_note(batch)}",
                                            url_for("assignments.batch", batch_id=batch.id), "success")
                 return _done(batch, profile, what, f"{what}.{_held_note(batch)}")
-    chosen = _associated(profile, ids, every, search)
+    chosen = _associated(profile, ids, every, search, excepted)
     if not chosen["count"] and not error and (every or source.getlist("device")):
         error = (f"Select the devices to remove first: none of the chosen devices is associated with “{profile.name}” "
                  "now. Tick others on the profile page, or paste their serial numbers.")
     return render_form("assignments/_remove_form.html", "Remove Devices", status=422 if error or serials_error else 200,
-                       form=form, profile=profile, ids=ids, every=every, search=search, error=error,
+                       form=form, profile=profile, ids=ids, every=every, search=search, excepted=excepted, error=error,
                        serials_error=serials_error, serials_text=source.get("serials", ""), **chosen)
 
 
@@ -234,14 +254,18 @@ def _ids_condition(ids: list[int]):
     return or_(*(Device.id.in_(ids[i:i + 500]) for i in range(0, len(ids), 500))) if ids else Device.id.is_(None)
 
 
-def _removal_conditions(profile: EnrollmentProfile, ids: list[int], every: bool, search: DeviceQuery) -> list:
+def _removal_conditions(profile: EnrollmentProfile, ids: list[int], every: bool, search: DeviceQuery,
+                        excepted: list[int] = ()) -> list:
     """The devices Remove Devices removes, for the confirmation and its OK alike: associated with the profile and
-    either ticked, or (Select all) matching the section's search, all of them without one. With a search, Select
-    all stands for the devices the list showed, never those it left out: a device outside it goes only if ticked."""
+    either ticked, or (Select all) matching the section's search, all of them without one, but those `excepted`
+    (unticked under Select all). With a search, Select all stands for the devices the list showed, never those it
+    left out: a device outside it goes only if ticked."""
     conditions = queries.associated_conditions(profile)
     if not every:
         return conditions + [_ids_condition(ids)]
     matching = queries.search_conditions(search)
+    if excepted:
+        matching = [*matching, ~_ids_condition(list(excepted))]
     if matching and ids:
         return conditions + [or_(and_(true(), *matching), _ids_condition(ids))]
     return conditions + matching
@@ -255,19 +279,21 @@ def _outside(ids: list[int], conditions: list) -> list[int]:
     return [i for i in ids if i not in covered]
 
 
-def _associated(profile: EnrollmentProfile, ids: list[int], every: bool, search: DeviceQuery) -> dict:
+def _associated(profile: EnrollmentProfile, ids: list[int], every: bool, search: DeviceQuery,
+                excepted: list[int] = ()) -> dict:
     """How many of the chosen devices are associated with the profile, and the first serials."""
-    conditions = _removal_conditions(profile, ids, every, search)
+    conditions = _removal_conditions(profile, ids, every, search, excepted)
     page = queries.paged(select(Device.serial_number).where(*conditions).order_by(Device.serial_number),
                          select(func.count()).select_from(Device).where(*conditions), 1, 10)
     return {"count": page.total, "sample": [r[0] for r in page.items]}
 
 
-def _remove(profile: EnrollmentProfile, ids: list[int], every: bool, search: DeviceQuery, serials_text: str | None):
+def _remove(profile: EnrollmentProfile, ids: list[int], every: bool, search: DeviceQuery, serials_text: str | None,
+            excepted: list[int] = ()):
     server: ManagedServer = profile.server
     if every:
-        return request_matching(server, profile, _removal_conditions(profile, ids, every, search), action=REMOVE,
-                                actor=current_user.username)
+        return request_matching(server, profile, _removal_conditions(profile, ids, every, search, excepted),
+                                action=REMOVE, actor=current_user.username)
     ids = ids + _associated_pasted(profile, parse_serials(serials_text, "removed", profile.server))
     if not ids:
         # Nothing ticked: the serial numbers are the pop-up's only field, so the message goes next to them.

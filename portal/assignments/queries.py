@@ -112,10 +112,12 @@ def queue_count(profile_id: int | None = None, batch_id: int | None = None, *, e
 
 
 def panel(profile: EnrollmentProfile, page: int = 1, search: DeviceQuery | None = None,
-          ticked: list[int] = ()) -> dict:
+          ticked: list[int] = (), excepted: list[int] = ()) -> dict:
     """Everything the profile page's device section shows. With a search, `associated` counts every device of the
-    profile and `outside` the ticked ones the search leaves out (Select all sends them too: "· N ticked")."""
+    profile and `outside` the ticked ones the search leaves out (Select all sends them too: "· N ticked");
+    `excepted_count` those of the rows unticked under Select all (`excepted`) that it covers: it sends all but them."""
     search = search or DeviceQuery()
+    excepted_count = count_among(list(excepted), associated_conditions(profile) + search_conditions(search))
     batches = recent_batches(profile)
     devices = profile_devices(profile, page, search)
     associated, outside = devices.total, 0
@@ -133,7 +135,7 @@ def panel(profile: EnrollmentProfile, page: int = 1, search: DeviceQuery | None 
 
     return {"devices": devices, "pending": waits.pending, "answered": answered, "batches": batches,
             "active": any(b.status in ACTIVE for b in batches), "queue_count": queue_count(profile.id),
-            "search": search, "associated": associated, "outside": outside,
+            "search": search, "associated": associated, "outside": outside, "excepted_count": excepted_count,
             "default_waiting": without_profile_for_default(profile)}
 
 

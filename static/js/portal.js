@@ -293,14 +293,24 @@
   // "N devices · 2 ticked" (Select the Managed Devices, a profile's devices) follows each tick, not only the next
   // page or filter the server draws. The count is the server's rule: the devices sent, i.e. those ticked here and
   // on other pages (hidden inputs), or with Select all [data-ticks-all] every device listed [data-ticks-total] plus
-  // those ticked that the list leaves out [data-ticks-outside]. The line's text changes in place, so a screen
+  // those ticked that the list leaves out [data-ticks-outside], but the rows unticked meanwhile (hidden inputs
+  // named "except", said as "all but N"). The line's text changes in place, so a screen
   // reader hears it through the announcer (once the ticking pauses, not at every box); its [data-announce] copy
   // then already says the same, so the next swap does not say it again.
   var tickTimer = null;
 
-  function tickedCount(list) {
+  function selectsAll(list) {
     var all = list.querySelector("input[data-ticks-all]");
-    if (all && all.checked) return Number(list.getAttribute("data-ticks-total")) + Number(list.getAttribute("data-ticks-outside") || 0);
+    return !!all && all.checked;
+  }
+
+  function exceptionsOf(list) { return list.querySelectorAll("input[type=hidden][name=except]"); }
+
+  function tickedCount(list) {
+    if (selectsAll(list)) {
+      return Number(list.getAttribute("data-ticks-total")) + Number(list.getAttribute("data-ticks-outside") || 0) -
+        exceptionsOf(list).length;
+    }
     return list.querySelectorAll("input[name=device][type=hidden], input[name=device][type=checkbox]:checked").length;
   }
 
@@ -308,7 +318,10 @@
     var changed = [];
     document.querySelectorAll("[data-ticks-total]").forEach(function (list) {
       var span = list.querySelector("[data-ticked]"), count = tickedCount(list);
+      var but = selectsAll(list) ? exceptionsOf(list).length : 0;
       var text = count ? " · " + count.toLocaleString("en-US") + " ticked" : "";
+      // The same words as the server's (assignments/_pick_list.html, _profile_devices.html).
+      if (count && but && span) text += " (" + span.getAttribute("data-all-but") + " " + but.toLocaleString("en-US") + ")";
       var form = list.closest("form");
       if (count && form) form.querySelectorAll("[data-gone-when-ticked]").forEach(function (stale) { stale.remove(); });
       if (!span || span.textContent === text) return;
@@ -451,23 +464,37 @@
     });
   }
   // Select all ticks the rows shown (marked data-by-all: OK sends every matching device anyway, and a page or a
-  // search does not carry them as ticked one by one). Unticking one of them then means "all but this one": Select
-  // all goes off and the other rows shown stay ticked, as the count says, so the row unticked is never sent.
-  // Select all unticked (by the admin, or by an edit of the filter) unticks the rows it ticked.
+  // search does not carry them as ticked one by one). Unticking a row then means "all but this one" (597 matching,
+  // one unticked: 596 are sent), not "the rows shown but this one": Select all stays ticked and the row is recorded
+  // as excepted, a hidden input named "except" in the list, which OK and the pager send like the devices ticked on
+  // other pages, and the server draws that row unticked on any page. Ticking it again drops the exception. Select all
+  // unticked (by the admin, or by an edit of the filter) unticks the rows it ticked and forgets the exceptions:
+  // they stand for nothing once the devices are ticked one by one.
   function rowsOf(list) { return list.querySelectorAll("input[name=device][type=checkbox]"); }
+  function exception(list, id) {
+    return Array.prototype.find.call(exceptionsOf(list), function (input) { return input.value === id; });
+  }
+  function forgetExceptions(list) { exceptionsOf(list).forEach(function (input) { input.remove(); }); }
   function selectAllFollows(e) {
     var box = e.target, list = box.closest ? box.closest("[data-ticks-total]") : null;
     if (!list || box.type !== "checkbox") return;
     if (box.hasAttribute("data-ticks-all")) {
+      forgetExceptions(list);
       rowsOf(list).forEach(function (row) {
         if (box.checked && !row.checked) { row.checked = true; row.setAttribute("data-by-all", ""); }
         else if (!box.checked && row.hasAttribute("data-by-all")) { row.checked = false; row.removeAttribute("data-by-all"); }
       });
-    } else if (box.name === "device" && !box.checked) {
-      var all = list.querySelector("input[data-ticks-all]");
-      if (all && all.checked) {
-        all.checked = false;
-        rowsOf(list).forEach(function (row) { row.removeAttribute("data-by-all"); });
+    } else if (box.name === "device" && selectsAll(list)) {
+      var excepted = exception(list, box.value);
+      if (!box.checked && !excepted) {
+        excepted = document.createElement("input");
+        excepted.type = "hidden";
+        excepted.name = "except";
+        excepted.value = box.value;
+        list.prepend(excepted);
+      } else if (box.checked) {
+        if (excepted) excepted.remove();
+        box.setAttribute("data-by-all", "");  // Select all's again: unticking Select all unticks it
       }
     }
   }
@@ -475,6 +502,7 @@
     document.querySelectorAll('input[data-select-all-of="' + form.id + '"]').forEach(function (box) {
       var list = box.closest("[data-ticks-total]");
       if (!list) return;
+      forgetExceptions(list);
       rowsOf(list).forEach(function (row) {
         if (row.hasAttribute("data-by-all")) { row.checked = false; row.removeAttribute("data-by-all"); }
       });

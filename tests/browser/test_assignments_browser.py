@@ -490,8 +490,10 @@ def test_the_ticked_count_follows_each_tick_and_select_all(signed_in_page: Page,
     expect(line).to_have_text("1 device matching the filter · 2 ticked")
     expect(dialog.get_by_role("checkbox", name=f"Select {third}")).to_be_checked()  # the rows shown, as sent
     dialog.get_by_role("checkbox", name=f"Select {third}").uncheck()  # all but this one: no longer sent
-    expect(line).to_have_text("1 device matching the filter · 1 ticked")
-    expect(dialog.get_by_role("checkbox", name=re.compile("Select all 1 device"))).not_to_be_checked()
+    expect(line).to_have_text("1 device matching the filter · 1 ticked (all matching but 1)")
+    expect(dialog.get_by_role("checkbox", name=re.compile("Select all 1 device"))).to_be_checked()
+    dialog.get_by_role("checkbox", name=f"Select {third}").check()  # ticked again: no longer an exception
+    expect(line).to_have_text("1 device matching the filter · 2 ticked")
 
 
 def test_a_row_unticked_under_select_all_is_not_sent(signed_in_page: Page, profile):
@@ -508,8 +510,8 @@ def test_a_row_unticked_under_select_all_is_not_sent(signed_in_page: Page, profi
     select_all.check()
     expect(dialog.get_by_role("checkbox", name=f"Select {serials[4]}")).to_be_checked()
     dialog.get_by_role("checkbox", name=f"Select {serials[4]}").uncheck()
-    expect(select_all).not_to_be_checked()
-    expect(line).to_have_text("30 devices · 29 ticked")
+    expect(select_all).to_be_checked()  # all but this one
+    expect(line).to_have_text("30 devices · 29 ticked (all but 1)")
     dialog.get_by_role("button", name="OK").click()
     expect(dialog).to_be_hidden()
     db.session.expire_all()
@@ -524,12 +526,109 @@ def test_a_row_unticked_under_the_profile_pages_select_all_is_not_removed(signed
     devices, section = _profile_page_with(page, htmx, run_jobs, profile, 3)
     section.get_by_role("checkbox", name="Select all 3 associated devices").check()
     section.get_by_role("checkbox", name=f"Select {devices[0].serial_number}").uncheck()
-    expect(section.get_by_role("checkbox", name="Select all 3 associated devices")).not_to_be_checked()
-    expect(section.locator("#profile-devices-form p.muted")).to_contain_text("· 2 ticked.")
+    expect(section.get_by_role("checkbox", name="Select all 3 associated devices")).to_be_checked()  # all but this one
+    expect(section.locator("#profile-devices-form p.muted")).to_contain_text("· 2 ticked (all but 1).")
     section.get_by_role("button", name="Remove Devices").click()
     remove = page.get_by_role("dialog", name=re.compile("Remove Devices"))
     expect(remove).to_contain_text("from 2 devices at Apple")
     expect(remove).not_to_contain_text(devices[0].serial_number)
+
+
+def test_select_all_matching_then_one_row_unticked_adds_all_but_that_one(signed_in_page: Page, profile, monkeypatch):
+    """QA: a filter, "Select all 597 devices matching the filter", the first row unticked: the count fell to the 49
+    rows shown, Select all went off and OK sent those 49. Now it is all but that one, on every page of the list."""
+    from portal.assignments import queries
+    from portal.models import AssignmentBatch, AssignmentTask
+
+    monkeypatch.setattr(queries, "PICK_PAGE", 10)
+    serials = sorted(devices_of(profile.server_id))
+    page = signed_in_page
+    page.goto(f"/profiles/{profile.id}")
+    page.locator("#profile-devices").get_by_role("link", name="Add Devices", exact=True).click()
+    dialog = page.get_by_role("dialog", name="Select the Managed Devices")
+    line = dialog.locator("#pick-list p.muted").first
+    dialog.get_by_label("Current profile").select_option("none")
+    expect(line).to_have_text("30 devices matching the filter")
+    select_all = dialog.get_by_role("checkbox", name="Select all 30 devices matching the filter")
+    select_all.check()
+    expect(line).to_have_text("30 devices matching the filter · 30 ticked")
+    dialog.get_by_role("checkbox", name=f"Select {serials[0]}").uncheck()
+    expect(line).to_have_text("30 devices matching the filter · 29 ticked (all matching but 1)")
+    expect(select_all).to_be_checked()
+    expect(dialog.get_by_role("checkbox", name=f"Select {serials[1]}")).to_be_checked()
+
+    # Another page drawn by the server: still all but that one, which reads unticked when its page comes back.
+    dialog.get_by_role("link", name="Next page ›").click()
+    expect(dialog.get_by_text("Page 2 of 3")).to_be_visible()
+    expect(line).to_have_text("30 devices matching the filter · 29 ticked (all matching but 1)")
+    expect(dialog.get_by_role("checkbox", name=f"Select {serials[10]}")).to_be_checked()
+    dialog.get_by_role("link", name="‹ Previous page").click()
+    expect(dialog.get_by_text("Page 1 of 3")).to_be_visible()
+    expect(dialog.get_by_role("checkbox", name=f"Select {serials[0]}")).not_to_be_checked()
+    expect(dialog.get_by_role("checkbox", name=f"Select {serials[1]}")).to_be_checked()
+    expect(dialog.get_by_role("checkbox", name="Select all 30 devices matching the filter")).to_be_checked()
+    expect(line).to_have_text("30 devices matching the filter · 29 ticked (all matching but 1)")
+
+    dialog.get_by_role("button", name="OK").click()
+    expect(dialog).to_be_hidden()
+    db.session.expire_all()
+    batch = db.session.execute(select(AssignmentBatch).order_by(AssignmentBatch.id.desc()).limit(1)).scalar_one()
+    sent = set(db.session.execute(select(AssignmentTask.serial_number).where(AssignmentTask.batch_id == batch.id)).scalars())
+    assert sent == set(serials[1:])
+
+
+def test_select_all_then_unticking_select_all_forgets_the_rows_unticked(signed_in_page: Page, profile):
+    page = signed_in_page
+    serials = sorted(devices_of(profile.server_id))
+    page.goto(f"/profiles/{profile.id}")
+    page.locator("#profile-devices").get_by_role("link", name="Add Devices", exact=True).click()
+    dialog = page.get_by_role("dialog", name="Select the Managed Devices")
+    line = dialog.locator("#pick-list p.muted").first
+    select_all = dialog.get_by_role("checkbox", name=re.compile("Select all 30 devices"))
+    select_all.check()
+    dialog.get_by_role("checkbox", name=f"Select {serials[0]}").uncheck()
+    expect(line).to_have_text("30 devices · 29 ticked (all but 1)")
+    select_all.uncheck()
+    expect(line).to_have_text("30 devices")
+    expect(dialog.locator("input[name=except]")).to_have_count(0)
+    select_all.check()  # all again: the row unticked before is ticked with the others
+    expect(line).to_have_text("30 devices · 30 ticked")
+    expect(dialog.get_by_role("checkbox", name=f"Select {serials[0]}")).to_be_checked()
+
+
+def test_select_all_associated_then_one_row_unticked_removes_all_but_that_one(signed_in_page: Page, profile, htmx,
+                                                                             run_jobs, monkeypatch):
+    """QA: Select all 488 on a profile's page, one row unticked: 'Remove "Staff" from 49 devices' (the rows shown)."""
+    from portal.assignments import queries
+    from portal.models import AssignmentBatch, AssignmentTask
+    from tests.assignments_helpers import pick
+
+    monkeypatch.setattr(queries, "PROFILE_PAGE", 10)
+    devices = sorted(devices_of(profile.server_id).values(), key=lambda d: d.serial_number)
+    assert pick(htmx, profile, [d.id for d in devices]).status_code == 204
+    assert run_jobs() == []
+    page = signed_in_page
+    page.goto(f"/profiles/{profile.id}")
+    section = page.locator("#profile-devices")
+    line = section.locator("#profile-devices-form p.muted")
+    section.get_by_role("checkbox", name="Select all 30 associated devices").check()
+    section.get_by_role("checkbox", name=f"Select {devices[0].serial_number}").uncheck()
+    expect(line).to_contain_text("· 29 ticked (all but 1).")
+    section.get_by_role("link", name="Next page ›").click()
+    expect(section.get_by_text("Page 2 of 3")).to_be_visible()
+    expect(line).to_contain_text("· 29 ticked (all but 1).")
+    expect(section.get_by_role("checkbox", name="Select all 30 associated devices")).to_be_checked()
+
+    section.get_by_role("button", name="Remove Devices").click()
+    remove = page.get_by_role("dialog", name=re.compile("Remove Devices"))
+    expect(remove).to_contain_text("from 29 devices at Apple")
+    expect(remove).not_to_contain_text(devices[0].serial_number)
+    remove.get_by_role("button", name="Remove Devices").click()
+    expect(remove).to_be_hidden()
+    db.session.expire_all()
+    batch = db.session.execute(select(AssignmentBatch).order_by(AssignmentBatch.id.desc()).limit(1)).scalar_one()
+    sent = set(db.session.execute(select(AssignmentTask.serial_number).where(AssignmentTask.batch_id == batch.id)).scalars())
+    assert batch.action == "remove" and sent == {d.serial_number for d in devices[1:]}
 
 
 def _profile_page_with(page: Page, htmx, run_jobs, profile, n: int):
