@@ -176,7 +176,7 @@ def dev(host: str, port: int, simulator: bool, simulator_port: int) -> None:
         click.echo(f"Apple simulator: http://127.0.0.1:{simulator_port}/ (the portal talks to it instead of Apple)")
     click.echo(f"Portal: http://{host}:{port}/")
     try:
-        code = run_processes(commands, env)
+        code = run_processes(commands, env, restart=("worker", "scheduler"))
     finally:
         if own_redis:  # started for this command, so stopped with it (its queue saved for the next start)
             stop_embedded_redis(redis_dir)

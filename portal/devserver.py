@@ -18,27 +18,59 @@ COLOURS = ["\033[36m", "\033[33m", "\033[35m", "\033[32m", "\033[34m"]
 RESET = "\033[0m"
 
 
-def run_processes(commands: dict[str, list[str]], env: dict[str, str]) -> int:
-    """Start every command, relay their output line by line, stop all when one ends or on Ctrl-C."""
+RESTART_DELAYS = (1, 2, 5, 10, 30)  # seconds before starting a crashed process again, then every 30 s
+STEADY_S = 60  # a process that ran this long before ending starts again after the first delay
+
+
+def run_processes(commands: dict[str, list[str]], env: dict[str, str], *, restart: tuple[str, ...] = ()) -> int:
+    """Start every command, relay their output line by line, stop all when one ends or on Ctrl-C.
+
+    The processes named in `restart` (the worker and the scheduler of `flask dev`) are started again when they end
+    instead: RQ's worker exits on a Redis timeout, and a laptop's Redis stalls (a suspend, a busy disk); the portal
+    carries on rather than stopping the web server with it."""
     width = max(len(name) for name in commands)
     colour = sys.stdout.isatty()
     lock = threading.Lock()
     procs: dict[str, subprocess.Popen] = {}
-    for i, (name, argv) in enumerate(commands.items()):
-        proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    prefixes: dict[str, str] = {}
+
+    def start(name: str) -> None:
+        proc = subprocess.Popen(commands[name], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, bufsize=1, start_new_session=True)
         procs[name] = proc
-        prefix = f"{COLOURS[i % len(COLOURS)] if colour else ''}{name:<{width}} |{RESET if colour else ''} "
-        threading.Thread(target=_relay, args=(proc, prefix, lock), daemon=True).start()
+        threading.Thread(target=_relay, args=(proc, prefixes[name], lock), daemon=True).start()
+
+    for i, name in enumerate(commands):
+        prefixes[name] = f"{COLOURS[i % len(COLOURS)] if colour else ''}{name:<{width}} |{RESET if colour else ''} "
+        start(name)
+    started_at = {name: time.monotonic() for name in commands}
+    crashes = {name: 0 for name in restart}
+    due: dict[str, float] = {}  # restartable processes that ended: when they start again
 
     exit_code = 0
     previous = {sig: signal.signal(sig, _stop_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        while all(p.poll() is None for p in procs.values()):
+        while True:
+            ended = [name for name, p in procs.items() if p.poll() is not None and name not in due]
+            final = [name for name in ended if name not in restart]
+            if final:
+                exit_code = next(procs[name].returncode for name in final) or 0
+                _say(lock, f"{', '.join(final)} stopped; stopping the others")
+                break
+            for name in ended:
+                ran = time.monotonic() - started_at[name]
+                if ran >= STEADY_S:  # it had been running well: not a crash loop
+                    crashes[name] = 0
+                delay = RESTART_DELAYS[min(crashes[name], len(RESTART_DELAYS) - 1)]
+                crashes[name] += 1
+                _say(lock, f"{name} stopped (exit code {procs[name].returncode}); starting it again in {delay} s")
+                due[name] = time.monotonic() + delay
+            for name, when in list(due.items()):
+                if time.monotonic() >= when:
+                    del due[name]
+                    started_at[name] = time.monotonic()
+                    start(name)
             time.sleep(0.2)
-        ended = [name for name, p in procs.items() if p.poll() is not None]
-        exit_code = next(p.returncode for p in procs.values() if p.poll() is not None) or 0
-        _say(lock, f"{', '.join(ended)} stopped; stopping the others")
     except KeyboardInterrupt:
         _say(lock, "Ctrl-C: stopping everything")
     except _Stopped as stopped:
