@@ -420,3 +420,13 @@ def test_the_request_a_failure_came_from_costs_no_query_of_its_own(admin_client,
     assert page.count("Release failed (#") == 29
     assert "answered-by" not in _row(page, "GONE000") and "<td>Failed</td>" in _row(page, "GONE000")
     assert f'>Release failed (#{batches["GONE001"]})</a></td>' in _row(page, "GONE001")
+
+
+def test_values_the_list_does_not_know_are_said_to_be_ignored(admin_client):
+    """?assignment=zzz, ?sort=bogus, ?profile=abc were silently ignored: every device showed as if the link selected
+    them. ?server=999 and ?profile=999 already said they name something gone."""
+    html = admin_client.get("/devices?assignment=zzz&sort=bogus&profile=abc&server=x1").get_data(as_text=True)
+    assert ("Ignored in the address, as this list knows no such value: assignment “zzz”, sort “bogus”, profile “abc”, "
+            "server “x1”. The list shows what the other filters select.") in " ".join(html.split())
+    assert "Ignored in the address" not in admin_client.get("/devices?assignment=failed&sort=model").get_data(
+        as_text=True)

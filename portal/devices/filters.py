@@ -52,6 +52,8 @@ class DeviceQuery:
     removed: str = ""
     sort: str = "serial"
     direction: str = "asc"
+    # Not a field (no annotation): what from_args() set aside, "assignment “zzz”", for the page to say.
+    ignored = ()
 
     @classmethod
     def from_args(cls, args, server_id: int | None = None) -> "DeviceQuery":
@@ -62,8 +64,12 @@ class DeviceQuery:
             # NUL never matches anything, and PostgreSQL refuses it in a query parameter.
             return value.replace("\x00", "").strip()[:MAX_TEXT] if isinstance(value, str) else ""
 
+        ignored: list[str] = []  # "assignment “zzz”": values the list does not know, said on the page
+
         def choice(name: str, allowed: tuple[str, ...], default: str = "") -> str:
             value = text(name)
+            if value and value not in allowed:
+                ignored.append(f"{name} “{value}”")
             return value if value in allowed else default
 
         q = args.get("q")
@@ -77,11 +83,16 @@ class DeviceQuery:
                     sort=choice("sort", SORTS, "serial"), direction=choice("direction", DIRECTIONS, "asc"))
         profile = text("profile")
         query.profile = profile if profile == "none" or _is_id(profile) else ""
+        if profile and not query.profile:
+            ignored.append(f"profile “{profile}”")
         if server_id is not None:
             query.server_id, query.server_fixed = server_id, True
         else:
             server = text("server")
             query.server_id = int(server) if _is_id(server) else None
+            if server and query.server_id is None:
+                ignored.append(f"server “{server}”")
+        query.ignored = ignored  # not a field: never part of to_args()
         return query
 
     def to_args(self) -> dict:
