@@ -109,12 +109,18 @@ def _moves_due_jobs(conn: redis.Redis) -> None:
     return lambda: job.id in Queue("default", connection=conn).get_job_ids()
 
 
-def test_scheduler_rides_out_a_redis_restart(redis_server, scheduler_process):
+def _redis_stopped_under_a_running_scheduler(redis_server, scheduler_process) -> redis.Redis:
+    """The scheduler registered, then Redis stopped, and the scheduler said so: a client for when Redis is back."""
     conn = redis_server.client()
     _running_until(scheduler_process, lambda: _live_scheduler(conn), "the scheduler never registered")
     redis_server.stop()
     _running_until(scheduler_process, lambda: "Redis cannot be reached" in scheduler_process.output(),
                    "the scheduler never said Redis was away")
+    return conn
+
+
+def test_scheduler_rides_out_a_redis_restart(redis_server, scheduler_process):
+    conn = _redis_stopped_under_a_running_scheduler(redis_server, scheduler_process)
     redis_server.start()  # on the same port, empty: as a restarted Redis without persistence
     moved = _moves_due_jobs(conn)
     _running_until(scheduler_process, lambda: _live_scheduler(conn) and moved(),
@@ -127,11 +133,7 @@ def test_scheduler_rides_out_a_redis_restart(redis_server, scheduler_process):
 
 
 def test_scheduler_stops_on_sigterm_while_redis_is_away(redis_server, scheduler_process):
-    conn = redis_server.client()
-    _running_until(scheduler_process, lambda: _live_scheduler(conn), "the scheduler never registered")
-    redis_server.stop()
-    _running_until(scheduler_process, lambda: "Redis cannot be reached" in scheduler_process.output(),
-                   "the scheduler never said Redis was away")
+    _redis_stopped_under_a_running_scheduler(redis_server, scheduler_process)
     scheduler_process.send_signal(signal.SIGTERM)
     assert scheduler_process.wait(timeout=30) == 0, scheduler_process.output()[-3000:]
     assert "Traceback" not in scheduler_process.output(), scheduler_process.output()[-3000:]

@@ -464,10 +464,7 @@ def test_the_ticked_count_follows_each_tick_and_select_all(signed_in_page: Page,
     """"30 devices · 2 ticked" used to change only when the list was filtered or paged."""
     page = signed_in_page
     first, second, third = sorted(devices_of(profile.server_id))[:3]
-    page.goto(f"/profiles/{profile.id}")
-    page.locator("#profile-devices").get_by_role("link", name="Add Devices", exact=True).click()
-    dialog = page.get_by_role("dialog", name="Select the Managed Devices")
-    line = dialog.locator("#pick-list p.muted").first
+    dialog, line = _open_add_devices(page, profile)
     expect(line).to_have_text("30 devices")
 
     dialog.get_by_role("checkbox", name=f"Select {first}").check()
@@ -496,16 +493,30 @@ def test_the_ticked_count_follows_each_tick_and_select_all(signed_in_page: Page,
     expect(line).to_have_text("1 device matching the filter · 2 ticked")
 
 
-def test_a_row_unticked_under_select_all_is_not_sent(signed_in_page: Page, profile):
-    """Select all, then a row unticked: the row read unticked while "· 30 ticked" stayed, and OK sent it anyway."""
-    from portal.models import AssignmentBatch, AssignmentTask
-
-    page = signed_in_page
-    serials = sorted(devices_of(profile.server_id))
+def _open_add_devices(page: Page, profile):
+    """The profile page's Add Devices pop-up, opened: (the dialog, its "N devices · M ticked" line)."""
     page.goto(f"/profiles/{profile.id}")
     page.locator("#profile-devices").get_by_role("link", name="Add Devices", exact=True).click()
     dialog = page.get_by_role("dialog", name="Select the Managed Devices")
-    line = dialog.locator("#pick-list p.muted").first
+    return dialog, dialog.locator("#pick-list p.muted").first
+
+
+def _latest_request():
+    """The newest request and the serial numbers it sends."""
+    from portal.models import AssignmentBatch, AssignmentTask
+
+    db.session.expire_all()
+    batch = db.session.execute(select(AssignmentBatch).order_by(AssignmentBatch.id.desc()).limit(1)).scalar_one()
+    return batch, set(db.session.execute(select(AssignmentTask.serial_number).where(
+        AssignmentTask.batch_id == batch.id)).scalars())
+
+
+def test_a_row_unticked_under_select_all_is_not_sent(signed_in_page: Page, profile):
+    """Select all, then a row unticked: the row read unticked while "· 30 ticked" stayed, and OK sent it anyway."""
+
+    page = signed_in_page
+    serials = sorted(devices_of(profile.server_id))
+    dialog, line = _open_add_devices(page, profile)
     select_all = dialog.get_by_role("checkbox", name=re.compile("Select all 30 devices"))
     select_all.check()
     expect(dialog.get_by_role("checkbox", name=f"Select {serials[4]}")).to_be_checked()
@@ -514,9 +525,7 @@ def test_a_row_unticked_under_select_all_is_not_sent(signed_in_page: Page, profi
     expect(line).to_have_text("30 devices · 29 ticked (all but 1)")
     dialog.get_by_role("button", name="OK").click()
     expect(dialog).to_be_hidden()
-    db.session.expire_all()
-    batch = db.session.execute(select(AssignmentBatch).order_by(AssignmentBatch.id.desc()).limit(1)).scalar_one()
-    sent = set(db.session.execute(select(AssignmentTask.serial_number).where(AssignmentTask.batch_id == batch.id)).scalars())
+    batch, sent = _latest_request()
     assert batch.total == 29 and serials[4] not in sent
 
 
@@ -538,15 +547,11 @@ def test_select_all_matching_then_one_row_unticked_adds_all_but_that_one(signed_
     """QA: a filter, "Select all 597 devices matching the filter", the first row unticked: the count fell to the 49
     rows shown, Select all went off and OK sent those 49. Now it is all but that one, on every page of the list."""
     from portal.assignments import queries
-    from portal.models import AssignmentBatch, AssignmentTask
 
     monkeypatch.setattr(queries, "PICK_PAGE", 10)
     serials = sorted(devices_of(profile.server_id))
     page = signed_in_page
-    page.goto(f"/profiles/{profile.id}")
-    page.locator("#profile-devices").get_by_role("link", name="Add Devices", exact=True).click()
-    dialog = page.get_by_role("dialog", name="Select the Managed Devices")
-    line = dialog.locator("#pick-list p.muted").first
+    dialog, line = _open_add_devices(page, profile)
     dialog.get_by_label("Current profile").select_option("none")
     expect(line).to_have_text("30 devices matching the filter")
     select_all = dialog.get_by_role("checkbox", name="Select all 30 devices matching the filter")
@@ -571,19 +576,14 @@ def test_select_all_matching_then_one_row_unticked_adds_all_but_that_one(signed_
 
     dialog.get_by_role("button", name="OK").click()
     expect(dialog).to_be_hidden()
-    db.session.expire_all()
-    batch = db.session.execute(select(AssignmentBatch).order_by(AssignmentBatch.id.desc()).limit(1)).scalar_one()
-    sent = set(db.session.execute(select(AssignmentTask.serial_number).where(AssignmentTask.batch_id == batch.id)).scalars())
+    batch, sent = _latest_request()
     assert sent == set(serials[1:])
 
 
 def test_select_all_then_unticking_select_all_forgets_the_rows_unticked(signed_in_page: Page, profile):
     page = signed_in_page
     serials = sorted(devices_of(profile.server_id))
-    page.goto(f"/profiles/{profile.id}")
-    page.locator("#profile-devices").get_by_role("link", name="Add Devices", exact=True).click()
-    dialog = page.get_by_role("dialog", name="Select the Managed Devices")
-    line = dialog.locator("#pick-list p.muted").first
+    dialog, line = _open_add_devices(page, profile)
     select_all = dialog.get_by_role("checkbox", name=re.compile("Select all 30 devices"))
     select_all.check()
     dialog.get_by_role("checkbox", name=f"Select {serials[0]}").uncheck()
@@ -600,7 +600,6 @@ def test_select_all_associated_then_one_row_unticked_removes_all_but_that_one(si
                                                                              run_jobs, monkeypatch):
     """QA: Select all 488 on a profile's page, one row unticked: 'Remove "Staff" from 49 devices' (the rows shown)."""
     from portal.assignments import queries
-    from portal.models import AssignmentBatch, AssignmentTask
     from tests.assignments_helpers import pick
 
     monkeypatch.setattr(queries, "PROFILE_PAGE", 10)
@@ -625,9 +624,7 @@ def test_select_all_associated_then_one_row_unticked_removes_all_but_that_one(si
     expect(remove).not_to_contain_text(devices[0].serial_number)
     remove.get_by_role("button", name="Remove Devices").click()
     expect(remove).to_be_hidden()
-    db.session.expire_all()
-    batch = db.session.execute(select(AssignmentBatch).order_by(AssignmentBatch.id.desc()).limit(1)).scalar_one()
-    sent = set(db.session.execute(select(AssignmentTask.serial_number).where(AssignmentTask.batch_id == batch.id)).scalars())
+    batch, sent = _latest_request()
     assert batch.action == "remove" and sent == {d.serial_number for d in devices[1:]}
 
 
