@@ -109,7 +109,7 @@ def test_stop_retrying_takes_one_device_out_of_the_queue_for_good(htmx, apple, r
 
     confirm = " ".join(htmx.get(f"/assignments/tasks/{task.id}/stop").get_data(as_text=True).split())
     assert f"Stop retrying <code>{stuck}</code> of" in confirm and "Apple's last answer (FAILED)" in confirm
-    assert "Apple's last answer was a failure; it will be retried." in unescape(
+    assert "was answered FAILED by Apple and is sent again after 24 hours" in unescape(
         htmx.get(f"/devices/{devices[stuck].id}").get_data(as_text=True))
     response = htmx.post(f"/assignments/tasks/{task.id}/stop")
     assert response.status_code == 204 and "assignmentsChanged" in response.headers["HX-Trigger"]
