@@ -16,7 +16,15 @@
       el.setAttribute("data-key", key);
     }
     box.appendChild(el);
-    setTimeout(function () { el.remove(); }, 6000);
+    dismissLater(el);
+  }
+
+  // A toast goes by itself, after long enough to read it: six seconds, up to ten for a long message (Apple's answer
+  // with what to do about it), a second more for each twenty characters past the first eighty. Not longer: toasts
+  // sit over the corner of the page and would hide what is under them.
+  function dismissLater(el) {
+    var extra = Math.max(0, el.textContent.trim().length - 80) * 50;
+    setTimeout(function () { el.remove(); }, Math.min(10000, 6000 + extra));
   }
 
   function modal() { return document.getElementById("modal"); }
@@ -199,9 +207,7 @@
   });
 
   document.addEventListener("DOMContentLoaded", function () {
-    document.querySelectorAll("#toasts .toast").forEach(function (el) {
-      setTimeout(function () { el.remove(); }, 6000);
-    });
+    document.querySelectorAll("#toasts .toast").forEach(dismissLater);
     // A page form sent back with errors (Configuration › Apple, a form opened as a page): the keyboard starts on
     // the first field to fix, as in the pop-ups, not at the top of the page.
     var invalid = document.querySelector("main [aria-invalid=true]");

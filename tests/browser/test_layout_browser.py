@@ -220,3 +220,26 @@ def test_a_long_name_without_spaces_wraps_instead_of_widening_the_page(signed_in
         expect(page.locator("main")).to_contain_text(long_name)
         widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
         assert widths[0] <= widths[1], (url, widths)
+
+
+def test_a_long_toast_stays_long_enough_to_read_and_a_short_one_goes_after_six_seconds(signed_in_page: Page):
+    """Apple's answer to a token check with what to do about it is two sentences: it stays up to ten seconds; a short
+    message goes after six (the page's clock is driven here, not waited for)."""
+    page = signed_in_page
+    page.clock.install()
+    page.goto("/servers")
+    page.evaluate("""() => {
+        const say = (message, key) => document.body.dispatchEvent(
+            new CustomEvent("toast", {detail: {message, category: "info", key}}));
+        say("Saved.", "short");
+        say("Apple answered the token check: Paris's token status is Terms Not Accepted. An administrator must "
+            + "accept the new terms and conditions in Apple Business Manager.", "long");
+    }""")
+    short, long = page.locator("#toasts .toast[data-key=short]"), page.locator("#toasts .toast[data-key=long]")
+    expect(short).to_have_count(1)
+    expect(long).to_have_count(1)
+    page.clock.run_for(6_100)
+    expect(short).to_have_count(0)
+    expect(long).to_have_count(1)
+    page.clock.run_for(4_000)
+    expect(long).to_have_count(0)
