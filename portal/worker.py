@@ -18,6 +18,21 @@ from .extensions import db
 WORKER_TTL_S = DEFAULT_WORKER_TTL
 
 
+# How long the thread that listens for RQ's commands (stop a job, shut down) waits for one at a time. RQ asks for 60 s;
+# once the worker has unsubscribed, redis-py's thread then sleeps that long before it sees it should stop, and RQ joins
+# it: a worker ending (a burst run, a SIGTERM, `flask dev` restarting one) sometimes took a whole minute.
+COMMAND_WAIT_S = 1
+
+
+class _PromptStopMixin:
+    def subscribe(self):  # noqa: D102 - RQ hook: RQ's own, with a short wait (COMMAND_WAIT_S)
+        self.log.info("Worker %s: subscribing to channel %s", self.name, self.pubsub_channel_name)
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(sleep_time=COMMAND_WAIT_S, daemon=True,
+                                                       exception_handler=self._pubsub_exception_handler)
+
+
 class _AppContextMixin:
     app: Flask
 
@@ -29,7 +44,7 @@ class _AppContextMixin:
                 db.session.remove()
 
 
-class AppWorker(_AppContextMixin, Worker):
+class AppWorker(_PromptStopMixin, _AppContextMixin, Worker):
     """The production worker: forks a work horse per job."""
 
     def main_work_horse(self, job, queue):  # noqa: D102 - RQ hook
@@ -39,7 +54,7 @@ class AppWorker(_AppContextMixin, Worker):
         return super().main_work_horse(job, queue)
 
 
-class AppSimpleWorker(_AppContextMixin, SimpleWorker):
+class AppSimpleWorker(_PromptStopMixin, _AppContextMixin, SimpleWorker):
     """A worker that runs jobs in its own process: used by tests and `--burst --simple`."""
 
 

@@ -116,6 +116,30 @@ def test_a_worker_waits_for_jobs_longer_than_a_web_request_waits_for_redis(app):
     assert worker.connection.connection_pool.connection_kwargs["socket_timeout"] > worker.dequeue_timeout
 
 
+def test_a_worker_that_has_unsubscribed_stops_in_about_a_second_not_a_minute(app):
+    """RQ's command listener waited 60 s at a time: a worker ending right after its unsubscribe was read (a burst run,
+    a SIGTERM) sat out that wait, and runs of the test suite took a minute longer now and then. The case is made here
+    on purpose: the listener has read the unsubscribe and waits; stopping it must not take the minute."""
+    import time
+
+    from portal.worker import make_worker
+
+    worker = make_worker(app, ["default"], simple=True)
+    worker.subscribe()
+    deadline = time.monotonic() + 10
+    while not worker.pubsub.subscribed and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert worker.pubsub.subscribed
+    worker.pubsub.unsubscribe()
+    while worker.pubsub.subscribed and time.monotonic() < deadline:  # the listener reads Redis's confirmation
+        time.sleep(0.01)
+    assert not worker.pubsub.subscribed
+    started = time.monotonic()
+    worker.unsubscribe()
+    assert time.monotonic() - started < 10
+    assert not worker.pubsub_thread.is_alive()
+
+
 def _page(htmx) -> str:
     return " ".join(htmx.get("/system/").get_data(as_text=True).split())
 
