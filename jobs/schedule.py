@@ -12,6 +12,7 @@ loop dies on the first failed call, and with it `flask dev` and everything it st
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import time
 from collections.abc import Callable
@@ -123,9 +124,11 @@ class PortalScheduler(Scheduler):
     """rq-scheduler that reconciles the periodic jobs every RECONCILE_EVERY_S as well: whatever removed one from
     Redis (a flush, an operator, a bug), it is scheduled again within a minute instead of never running again."""
 
-    def __init__(self, *args, wanted: Callable[[], list[Periodic]], **kwargs):
+    def __init__(self, *args, wanted: Callable[[], list[Periodic]], reconciled: bool = True, **kwargs):
+        """`reconciled`: whether the periodic jobs were just reconciled; if not, the first poll does it."""
         super().__init__(*args, **kwargs)
-        self._wanted, self._reconciled_at = wanted, time.monotonic()
+        self._wanted = wanted
+        self._reconciled_at = time.monotonic() if reconciled else -math.inf
         self._failures = 0  # Redis calls failed in a row: the wait before the next try grows with them
         self._stopping = False
 

@@ -70,10 +70,18 @@ def worker(burst: bool, queues: tuple[str, ...], simple: bool) -> None:
     """Run an RQ worker; every job runs inside the portal's app context."""
     from .worker import make_worker
 
+    from jobs.schedule import REDIS_AWAY
+
     app = current_app._get_current_object()
-    w = make_worker(app, list(queues) or app.config["RQ_QUEUES"], simple=simple,
-                    name=f"{socket.gethostname()}-{os.getpid()}")
-    w.work(burst=burst, with_scheduler=False)
+    try:
+        w = make_worker(app, list(queues) or app.config["RQ_QUEUES"], simple=simple,
+                        name=f"{socket.gethostname()}-{os.getpid()}")
+        w.work(burst=burst, with_scheduler=False)
+    except REDIS_AWAY as error:
+        # RQ's worker ends on a failed Redis call: one line that says why, not a traceback. A process manager (or
+        # `flask dev`) starts it again; a job it was running is marked abandoned by RQ and sent again by the portal.
+        raise click.ClickException(f"Redis cannot be reached or does not answer ({error}): the worker stopped. "
+                                   "Start it again once Redis answers (check REDIS_URL).") from None
 
 
 @click.command("scheduler")
@@ -81,7 +89,7 @@ def worker(burst: bool, queues: tuple[str, ...], simple: bool) -> None:
 @with_appcontext
 def scheduler(poll: int) -> None:
     """Run rq-scheduler after reconciling the periodic jobs declared in jobs/schedule.py (and every minute)."""
-    from jobs.schedule import PortalScheduler, reconcile_now
+    from jobs.schedule import REDIS_AWAY, PortalScheduler, reconcile_now
 
     from .queue import get_redis
 
@@ -90,8 +98,16 @@ def scheduler(poll: int) -> None:
     except DBAPIError as error:
         raise click.ClickException(f"the database is not ready ({error.orig}); "
                                    "run `flask --app wsgi db upgrade` first") from None
-    click.echo("Periodic jobs: " + ", ".join(f"{k}: {', '.join(v) or '-'}" for k, v in report.items()))
-    PortalScheduler(queue_name="default", connection=get_redis(), interval=poll, wanted=_periodic_jobs_now).run()
+    except REDIS_AWAY as error:
+        # Started before Redis (a machine booting, services in any order): it waits for Redis like after an outage,
+        # and reconciles the periodic jobs at its first poll once Redis answers.
+        click.echo(f"Redis cannot be reached or does not answer ({error}): the periodic jobs are scheduled once it "
+                   "does.", err=True)
+        report = None
+    else:
+        click.echo("Periodic jobs: " + ", ".join(f"{k}: {', '.join(v) or '-'}" for k, v in report.items()))
+    PortalScheduler(queue_name="default", connection=get_redis(), interval=poll, wanted=_periodic_jobs_now,
+                    reconciled=report is not None).run()
 
 
 def _periodic_jobs_now():

@@ -162,3 +162,32 @@ def test_scheduler_registers_again_when_its_key_is_gone(app):
     get_redis().flushdb()
     scheduler.heartbeat()
     assert _live_scheduler(get_redis())
+
+
+def test_scheduler_started_before_redis_waits_for_it_and_then_schedules_the_periodic_jobs(redis_server, request):
+    """Services start in any order on a booting machine: the scheduler started while Redis is not up yet ended on a
+    traceback from its first reconcile. It now says so, waits, and schedules the periodic jobs once Redis answers."""
+    redis_server.stop()
+    scheduler_process = request.getfixturevalue("scheduler_process")
+    _running_until(scheduler_process, lambda: "Redis cannot be reached" in scheduler_process.output(),
+                   "the scheduler never said Redis was away")
+    redis_server.start()
+    conn = redis_server.client()
+    _running_until(scheduler_process, lambda: _live_scheduler(conn) and conn.zcard("rq:scheduler:scheduled_jobs") >= 2,
+                   f"the periodic jobs were never scheduled:\n{scheduler_process.output()[-3000:]}")
+    assert "the periodic jobs are scheduled once it does" in scheduler_process.output()
+    scheduler_process.send_signal(signal.SIGTERM)
+    assert scheduler_process.wait(timeout=30) == 0
+    assert "Traceback" not in scheduler_process.output(), scheduler_process.output()[-3000:]
+
+
+def test_worker_started_without_redis_says_why_it_stopped_without_a_traceback(app, tmp_path):
+    port = _free_port()  # nothing listens there
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+    env.update(PORTAL_INSTANCE_PATH=str(tmp_path / "instance"), REDIS_URL=f"redis://127.0.0.1:{port}/0",
+               DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"])
+    done = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "worker"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "Redis cannot be reached or does not answer" in done.stderr and "the worker stopped" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout, done.stderr[-3000:]
