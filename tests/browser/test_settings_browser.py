@@ -24,10 +24,12 @@ def test_save_a_webhook_and_send_a_test_notification(signed_in_page, run_jobs, w
     page.get_by_label("Notification webhook URL").fill(webhook.url)
     page.get_by_role("button", name="Save").click()
     page.get_by_text("Configuration › Apple saved.").wait_for()
+    _mark_live_region(page, "#test-notification")
     page.get_by_role("button", name="Send a test notification").click()
     page.get_by_text("Waiting for a worker").wait_for()
     assert run_jobs() == []
     page.get_by_text("127.0.0.1 accepted the test notification").wait_for()  # polled into the page
+    _said_in_the_same_live_region(page, "#test-notification", "127.0.0.1 accepted the test notification")
     assert webhook.received[0]["json"]["event"] == "test"
     shot(page, "settings-webhook.png")
 
@@ -47,12 +49,27 @@ def test_set_up_e_mail_and_send_a_test_e_mail(signed_in_page, run_jobs, mail):  
     page.get_by_label("Recipients").fill("it@example.com")
     page.get_by_role("button", name="Save").click()
     page.get_by_text("Configuration › Apple saved.").wait_for()
+    _mark_live_region(page, "#test-email")
     page.get_by_role("button", name="Send a test e-mail").click()
     page.get_by_text("Waiting for a worker").wait_for()
     assert run_jobs() == []
     page.get_by_text("127.0.0.1 accepted the test e-mail for it@example.com").wait_for()  # polled into the page
+    _said_in_the_same_live_region(page, "#test-email", "127.0.0.1 accepted the test e-mail for it@example.com")
     assert mail.messages()[0]["Subject"] == "[ADE portal] Test e-mail"
     shot(page, "settings-email.png")
+
+
+def _mark_live_region(page, selector: str) -> None:
+    """Tag the element a screen reader listens to, to tell afterwards whether it is still the same one."""
+    page.locator(selector).evaluate("el => { el.dataset.before = 'yes'; }")
+
+
+def _said_in_the_same_live_region(page, selector: str, text: str) -> None:
+    """The outcome is said: it changed inside the live region that was there before. A region replaced by a new one
+    (the polled panel used to replace itself with its live region) is not read out by screen readers."""
+    region = page.locator(f"{selector}[data-before=yes][aria-live=polite]")
+    expect(region).to_contain_text(text)
+    expect(region.locator("[aria-live]")).to_have_count(0)  # one live region: a nested one would be read twice
 
 
 def _sign_out_in_another_tab(page, sign_in_again: bool = False) -> None:
