@@ -14,6 +14,7 @@ ACTION_LABELS: dict[str, str] = {
     "admin.login": "Signed in",
     "admin.logout": "Signed out",
     "admin.login_locked": "Sign-in locked",
+    "admin.password_changed": "Password changed",
     # Managed servers
     "server.added": "Add Server",
     "server.renewed": "Renew a server",

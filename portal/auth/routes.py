@@ -44,7 +44,7 @@ def login():
         return redirect(_safe_next(request.args.get("next")))
     locks = attempt.failed()
     if locks:
-        _record_locks(locks, admin)
+        record_locks(locks, admin)
         db.session.commit()
         return _refused(form, max(locks, key=lambda lock: lock.seconds))
     form.password.errors.append("Incorrect user name or password.")
@@ -92,7 +92,7 @@ def _refused(form: LoginForm, lock: throttle.Lock):
     return render_template("auth/login.html", form=form), 429, {"Retry-After": str(lock.seconds)}
 
 
-def _record_locks(locks: list[throttle.Lock], admin: Admin | None) -> None:
+def record_locks(locks: list[throttle.Lock], admin: Admin | None) -> None:
     """Log each lock just started and add it to the activity log (an unknown name is not written out)."""
     address = request.remote_addr or "unknown"
     for lock in locks:

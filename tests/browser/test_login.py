@@ -2,6 +2,8 @@
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.shots import shot
+
 pytestmark = pytest.mark.browser
 
 
@@ -34,3 +36,26 @@ def test_htmx_job_polling_in_the_browser(signed_in_page, app, run_jobs):
     expect(page.get_by_text("Waiting for a worker")).to_be_visible()
     run_jobs()
     expect(page.get_by_text("answered")).to_be_visible()
+
+
+def test_change_password_from_the_sidebar(signed_in_page):
+    from tests.conftest import ADMIN_PASSWORD
+
+    page = signed_in_page
+    page.goto("/servers")
+    page.get_by_role("link", name="Change password").click()
+    expect(page.get_by_role("heading", name="Change password")).to_be_visible()
+    expect(page.get_by_label("Current password")).to_be_focused()
+    page.get_by_label("Current password").fill(ADMIN_PASSWORD)
+    page.get_by_label("New password", exact=True).fill("a much longer passphrase")
+    page.get_by_label("New password again").fill("a much longer passphrasE")
+    page.get_by_role("button", name="Change password").click()
+    expect(page.locator("#confirm_password-error-1")).to_have_text(
+        "The two new passwords differ: type the same one twice.")
+    expect(page.get_by_label("New password again")).to_be_focused()  # the keyboard starts on the field to fix
+    page.get_by_label("Current password").fill(ADMIN_PASSWORD)
+    page.get_by_label("New password", exact=True).fill("a much longer passphrase")
+    page.get_by_label("New password again").fill("a much longer passphrase")
+    page.get_by_role("button", name="Change password").click()
+    expect(page.locator("#toasts")).to_contain_text("Your password was changed.")
+    shot(page, "change-password.png")
