@@ -288,3 +288,27 @@ def test_the_full_page_renew_a_server_leads_back_and_its_banner_does_not_link_to
     assert (f'<nav class="breadcrumbs" aria-label="Breadcrumb"><a href="/servers">Device Assignment</a> › '
             f'<a href="/servers/{gone.id}">Lyon</a> › Renew a server: Lyon</nav>') in page
     assert f'<a href="/servers/{gone.id}/renew">Renew a server</a>' in admin_client.get("/devices").get_data(as_text=True)
+
+
+def test_check_now_pressed_again_while_a_check_waits_queues_no_second_one(admin_client, apple, identity, token,
+                                                                           run_jobs):
+    """Without JavaScript the pending check's button stays live: pressed again, it says one is under way."""
+    from sqlalchemy import func, select
+
+    from portal.models import ActivityEntry
+    from portal.queue import get_queue
+
+    post_add_server(admin_client, "Paris", token, identity.key_pem)
+    run_jobs()
+    server = server_named("Paris")
+    assert admin_client.post(f"/servers/{server.id}/check").status_code == 302
+    first_job = server_named("Paris").account_job_id
+    again = admin_client.post(f"/servers/{server.id}/check", follow_redirects=True)
+    assert "A check of Paris&#39;s token is already under way" in again.get_data(as_text=True)
+    assert server_named("Paris").account_job_id == first_job
+    assert get_queue().get_job_ids().count(first_job) == 1 and len(get_queue().get_job_ids()) == 1
+    assert db.session.execute(select(func.count()).select_from(ActivityEntry).where(
+        ActivityEntry.action == "server.check_requested")).scalar_one() == 1
+    assert run_jobs() == []
+    assert admin_client.post(f"/servers/{server.id}/check").status_code == 302  # answered: a new check is possible
+    assert server_named("Paris").account_job_id != first_job

@@ -296,6 +296,9 @@ def full_sync(server_id: int):
 def check(server_id: int):
     """Check now: re-test the token against Apple in a job."""
     server = _server_or_404(server_id)
+    if _account_pending(server):  # pressed again (without JavaScript the button stays live): one check is enough
+        return _after_action(server, f"A check of {server.name}'s token is already under way: Apple's answer "
+                                     "shows on the server page.", "info", toast_key=_check_key(server))
     job_id = new_job_id()
     server.account_job_id = job_id
     record_activity("server.check_requested", server, summary=f"Token check of {server.name} requested")
