@@ -454,6 +454,25 @@ def test_the_add_devices_pop_up_of_a_removed_device_offers_nothing_to_choose(htm
     assert refused.status_code == 422 and 'role="alert"' in refused.get_data(as_text=True)
 
 
+def test_the_page_of_a_device_that_left_the_server_says_its_profile_no_longer_applies(htmx, apple, paris, run_jobs):
+    """Moved to another MDM server in Apple Business Manager after it got a profile here: its page named that profile
+    as if it still enrolled with it."""
+    server, sales = paris(devices=3)
+    serial = sorted(devices_of(server.id))[0]
+    device = devices_of(server.id)[serial]
+    assert htmx.post(f"/devices/{device.id}/profile", data={"profile": str(sales.id)}).status_code == 204
+    assert run_jobs() == []
+    page = " ".join(htmx.get(f"/devices/{device.id}").get_data(as_text=True).split())
+    assert "Sales" in page and "when the device left this server" not in page
+    apple.state.create_server("Other MDM")
+    apple.state.move_devices([serial], "Other MDM")
+    htmx.post(f"/servers/{server.id}/sync")
+    assert run_jobs() == []
+    page = " ".join(htmx.get(f"/devices/{device.id}").get_data(as_text=True).split())
+    assert devices_of(server.id)[serial].removed_at is not None
+    assert "when the device left this server: it no longer gets this profile from here" in page
+
+
 def _family_of_most(server) -> tuple[str, list[Device], list[Device]]:
     """(the family most devices share, its devices by serial number, the other devices)."""
     by_family: dict[str, list[Device]] = {}
