@@ -14,7 +14,7 @@ from ..activity.record import record_activity
 from ..extensions import db
 from . import bp, sessions, throttle
 from .forms import ChangePasswordForm
-from .routes import record_locks
+from .routes import failed_attempt
 
 
 @bp.route("/account/password", methods=["GET", "POST"])
@@ -28,11 +28,9 @@ def change_password():
     if attempt.lock:
         return _locked(form, attempt.lock)
     if not admin.check_password(form.current_password.data):
-        locks = attempt.failed()
-        if locks:
-            record_locks(locks, admin)
-            db.session.commit()
-            return _locked(form, max(locks, key=lambda lock: lock.seconds))
+        lock = failed_attempt(attempt, admin)
+        if lock:
+            return _locked(form, lock)
         form.current_password.errors.append("Incorrect password.")
         return _page(form, 422)
     if form.new_password.data == form.current_password.data:

@@ -42,11 +42,9 @@ def login():
         record_activity("admin.login", admin, summary=f"{admin.username} signed in")
         db.session.commit()
         return redirect(_safe_next(request.args.get("next")))
-    locks = attempt.failed()
-    if locks:
-        record_locks(locks, admin)
-        db.session.commit()
-        return _refused(form, max(locks, key=lambda lock: lock.seconds))
+    lock = failed_attempt(attempt, admin)
+    if lock:
+        return _refused(form, lock)
     form.password.errors.append("Incorrect user name or password.")
     return render_template("auth/login.html", form=form), 422
 
@@ -92,7 +90,18 @@ def _refused(form: LoginForm, lock: throttle.Lock):
     return render_template("auth/login.html", form=form), 429, {"Retry-After": str(lock.seconds)}
 
 
-def record_locks(locks: list[throttle.Lock], admin: Admin | None) -> None:
+def failed_attempt(attempt: throttle.Attempt, admin: Admin | None) -> throttle.Lock | None:
+    """A wrong password (at sign-in, or as the current one in Change password): the longest lock it started, logged
+    and recorded in the activity log, or None."""
+    locks = attempt.failed()
+    if not locks:
+        return None
+    _record_locks(locks, admin)
+    db.session.commit()
+    return max(locks, key=lambda lock: lock.seconds)
+
+
+def _record_locks(locks: list[throttle.Lock], admin: Admin | None) -> None:
     """Log each lock just started and add it to the activity log (an unknown name is not written out)."""
     address = request.remote_addr or "unknown"
     for lock in locks:
