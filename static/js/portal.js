@@ -685,9 +685,19 @@
 
   function notKept(el) { return el.hasAttribute("data-secret") || el.hasAttribute("data-confirmation"); }
 
+  // Ticks a device list carries as hidden inputs (devices ticked on other pages, rows unticked under Select all:
+  // "except") are kept too: without them a restored Select all would send the rows the admin had unticked.
+  function carriedTick(el) {
+    return el.type === "hidden" && (el.name === "device" || el.name === "except") && !!el.closest("[data-ticks-total]");
+  }
+
   function keptFields(form) {
     var fields = [];
     Array.prototype.forEach.call(form.elements, function (el) {
+      if (carriedTick(el)) {
+        fields.push({ name: el.name, value: el.value, carried: true });
+        return;
+      }
       if (!el.name || el.disabled || /^(hidden|password|file|submit|button|reset|image)$/.test(el.type) ||
           el.tagName === "BUTTON" || notKept(el)) return;
       if (el.type === "checkbox" || el.type === "radio") fields.push({ name: el.name, value: el.value, checked: el.checked });
@@ -701,6 +711,7 @@
 
   function putBack(form, fields) {
     fields.forEach(function (kept) {
+      if (kept.carried) return;  // putBackTicks
       Array.prototype.forEach.call(form.elements, function (el) {
         if (el.name !== kept.name || /^(hidden|password|file)$/.test(el.type) || notKept(el)) return;
         if (el.type === "checkbox" || el.type === "radio") {
@@ -712,6 +723,7 @@
         }
       });
     });
+    putBackTicks(form, fields);
     // A section folded away (Add by serial number) shows what came back into it, and "· N ticked" counts the
     // boxes ticked again: OK must not send more than the admin sees.
     form.querySelectorAll("details").forEach(function (section) {
@@ -726,6 +738,45 @@
     note.textContent = "Your session ended before this was sent. What you entered is back (files and passwords " +
       "must be given again): check it and send it again.";
     form.prepend(note);
+  }
+
+  // The device list opens on its first page, without the ticks: Select all ticks its rows again but the excepted ones,
+  // and a device ticked on a page not shown now is carried as a hidden input, as the pager carries it.
+  function putBackTicks(form, fields) {
+    var list = form.querySelector("[data-ticks-total]");
+    if (!list) return;
+    var all = selectsAll(list);
+    function row(value) {
+      return Array.prototype.find.call(rowsOf(list), function (box) { return box.value === value; });
+    }
+    function carry(name, value) {
+      var there = Array.prototype.some.call(list.querySelectorAll("input[type=hidden]"), function (input) {
+        return input.name === name && input.value === value;
+      });
+      if (there) return;
+      var input = document.createElement("input");
+      input.type = "hidden";
+      input.name = name;
+      input.value = value;
+      list.prepend(input);
+    }
+    var excepted = fields.filter(function (kept) { return kept.name === "except" && kept.carried; })
+      .map(function (kept) { return kept.value; });
+    if (all) {
+      excepted.forEach(function (value) { carry("except", value); });
+      rowsOf(list).forEach(function (box) {
+        var out = excepted.indexOf(box.value) >= 0;
+        box.checked = !out;
+        if (out) box.removeAttribute("data-by-all"); else box.setAttribute("data-by-all", "");
+      });
+      return;
+    }
+    fields.forEach(function (kept) {
+      if (kept.name !== "device" || !(kept.carried || kept.checked)) return;
+      var box = row(kept.value);
+      if (box) box.checked = true;
+      else carry("device", kept.value);
+    });
   }
 
   document.body.addEventListener("htmx:beforeOnLoad", function (e) {

@@ -423,6 +423,42 @@ def test_a_pop_up_restored_after_the_session_ended_lists_the_devices_of_its_rest
     expect(page.locator("#toasts")).to_contain_text("Assigning 2 devices")
 
 
+def test_a_pop_up_restored_after_the_session_ended_keeps_the_rows_unticked_under_select_all(signed_in_page: Page,
+                                                                                            profile, run_jobs):
+    """Select all, then one row unticked ("all but 1"): restored after signing in again, Select all came back without
+    the exception, and OK would have sent the device the admin had left out."""
+    from tests.browser.test_profiles_browser import _end_session_in_another_tab, _sign_in_again
+
+    page = signed_in_page
+    devices = sorted(devices_of(profile.server_id))
+    left_out = devices[1]
+    page.goto(f"/profiles/{profile.id}")
+    page.locator("#profile-devices").get_by_role("link", name="Add Devices", exact=True).click()
+    dialog = page.get_by_role("dialog", name="Select the Managed Devices")
+    dialog.get_by_role("checkbox", name=re.compile(r"Select all \d+ devices")).check()
+    dialog.get_by_role("checkbox", name=f"Select {left_out}").uncheck()
+    counted = dialog.locator("#pick-list p.muted").first
+    expect(counted).to_contain_text(f"· {len(devices) - 1} ticked (all but 1)")
+    _end_session_in_another_tab(page)
+
+    dialog.get_by_role("button", name="OK").click()
+    page.wait_for_url(f"**/login?next=/profiles/{profile.id}")
+    _sign_in_again(page)
+    page.wait_for_url(f"**/profiles/{profile.id}")
+
+    dialog = page.get_by_role("dialog", name="Select the Managed Devices")
+    expect(dialog.get_by_role("status").filter(has_text="Your session ended")).to_be_visible()
+    expect(dialog.get_by_role("checkbox", name=re.compile(r"Select all \d+ devices"))).to_be_checked()
+    expect(dialog.get_by_role("checkbox", name=f"Select {left_out}")).not_to_be_checked()
+    expect(dialog.get_by_role("checkbox", name=f"Select {devices[0]}")).to_be_checked()
+    expect(counted).to_contain_text(f"· {len(devices) - 1} ticked (all but 1)")
+    dialog.get_by_role("button", name="OK").click()
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#toasts")).to_contain_text(f"Assigning {len(devices) - 1} devices")
+    assert run_jobs() == []
+    assert devices_of(profile.server_id)[left_out].profile_id != profile.id
+
+
 def test_ok_while_the_token_needs_the_terms_accepted_leads_to_the_request_saying_why_it_waits(signed_in_page: Page,
                                                                                            profile, htmx, run_jobs):
     """Nothing goes to Apple until the terms are accepted: after OK the admin is on the request's page, which
