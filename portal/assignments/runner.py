@@ -234,7 +234,16 @@ class _Chunk:
         """
         states = (QUEUED, SUPERSEDED) if superseded_too else (QUEUED,)
         return [AssignmentTask.batch_id == self.batch_id, AssignmentTask.state.in_(states),
-                AssignmentTask.id.in_(self.ids if ids is None else ids)]
+                _among(self.ids if ids is None else ids)]
+
+
+def _among(ids: list[int]):
+    """`AssignmentTask.id IN ids` (ascending, no repeats). Tasks are created together, so a chunk's ids, or one answer's,
+    usually follow each other without a gap: then the same condition is written as a range, which spares rendering
+    and binding a thousand parameters per statement and lets the database read the range of its primary key."""
+    if ids[-1] - ids[0] + 1 == len(ids):
+        return AssignmentTask.id.between(ids[0], ids[-1])
+    return AssignmentTask.id.in_(ids)
 
 
 class _Reader:
