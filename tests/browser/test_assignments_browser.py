@@ -384,12 +384,25 @@ def test_a_requests_page_shows_apples_answers_as_they_come_and_after_retry_now(s
     expect(page.locator("#batch-status")).to_contain_text("Finished")
 
 
+def _ok_after_the_session_ended_then_sign_in(page: Page, dialog, profile):
+    """OK of Select the Managed Devices after the session ended in another tab: the sign-in page, then the profile page
+    again with the pop-up restored (returned) and saying so."""
+    from tests.browser.test_profiles_browser import _end_session_in_another_tab, _sign_in_again
+
+    _end_session_in_another_tab(page)
+    dialog.get_by_role("button", name="OK").click()
+    page.wait_for_url(f"**/login?next=/profiles/{profile.id}")
+    _sign_in_again(page)
+    page.wait_for_url(f"**/profiles/{profile.id}")
+    dialog = page.get_by_role("dialog", name="Select the Managed Devices")
+    expect(dialog.get_by_role("status").filter(has_text="Your session ended")).to_be_visible()
+    return dialog
+
+
 def test_a_pop_up_restored_after_the_session_ended_lists_the_devices_of_its_restored_filter(signed_in_page: Page,
                                                                                             profile):
     """Select the Managed Devices sent after the session ended: after signing in again it opens with the filter
     as typed, and the list under it (its count, Select all N, the rows ticked) follows that filter, not all devices."""
-    from tests.browser.test_profiles_browser import _end_session_in_another_tab, _sign_in_again
-
     page = signed_in_page
     devices = sorted(devices_of(profile.server_id))
     first, second = devices[0], devices[1]
@@ -401,15 +414,7 @@ def test_a_pop_up_restored_after_the_session_ended_lists_the_devices_of_its_rest
     dialog.get_by_role("checkbox", name=f"Select {first}").check()
     dialog.get_by_text("Add by serial number").click()
     dialog.get_by_role("textbox", name="Serial numbers").fill(second)
-    _end_session_in_another_tab(page)
-
-    dialog.get_by_role("button", name="OK").click()
-    page.wait_for_url(f"**/login?next=/profiles/{profile.id}")
-    _sign_in_again(page)
-    page.wait_for_url(f"**/profiles/{profile.id}")
-
-    dialog = page.get_by_role("dialog", name="Select the Managed Devices")
-    expect(dialog.get_by_role("status").filter(has_text="Your session ended")).to_be_visible()
+    dialog = _ok_after_the_session_ended_then_sign_in(page, dialog, profile)
     expect(dialog.get_by_label("Search")).to_have_value(first)
     # The count follows the rows ticked again, and the pasted serial number shows: OK sends no more than is seen.
     expect(dialog.locator("#pick-list p.muted").first).to_have_text("1 device matching the filter · 1 ticked")
@@ -427,8 +432,6 @@ def test_a_pop_up_restored_after_the_session_ended_keeps_the_rows_unticked_under
                                                                                             profile, run_jobs):
     """Select all, then one row unticked ("all but 1"): restored after signing in again, Select all came back without
     the exception, and OK would have sent the device the admin had left out."""
-    from tests.browser.test_profiles_browser import _end_session_in_another_tab, _sign_in_again
-
     page = signed_in_page
     devices = sorted(devices_of(profile.server_id))
     left_out = devices[1]
@@ -439,15 +442,7 @@ def test_a_pop_up_restored_after_the_session_ended_keeps_the_rows_unticked_under
     dialog.get_by_role("checkbox", name=f"Select {left_out}").uncheck()
     counted = dialog.locator("#pick-list p.muted").first
     expect(counted).to_contain_text(f"· {len(devices) - 1} ticked (all but 1)")
-    _end_session_in_another_tab(page)
-
-    dialog.get_by_role("button", name="OK").click()
-    page.wait_for_url(f"**/login?next=/profiles/{profile.id}")
-    _sign_in_again(page)
-    page.wait_for_url(f"**/profiles/{profile.id}")
-
-    dialog = page.get_by_role("dialog", name="Select the Managed Devices")
-    expect(dialog.get_by_role("status").filter(has_text="Your session ended")).to_be_visible()
+    dialog = _ok_after_the_session_ended_then_sign_in(page, dialog, profile)
     expect(dialog.get_by_role("checkbox", name=re.compile(r"Select all \d+ devices"))).to_be_checked()
     expect(dialog.get_by_role("checkbox", name=f"Select {left_out}")).not_to_be_checked()
     expect(dialog.get_by_role("checkbox", name=f"Select {devices[0]}")).to_be_checked()
