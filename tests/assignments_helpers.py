@@ -50,10 +50,12 @@ def latest_batch() -> AssignmentBatch:
 
 
 class CallLog:
-    """Records every /profile/devices call the simulator receives (method, number of serials)."""
+    """Records every /profile/devices call the simulator receives: (method, number of serials) in `calls`, the
+    serials themselves in `serials`."""
 
     def __init__(self, sim_app):
         self.calls: list[tuple[str, int]] = []
+        self.serials: list[list[str]] = []
         self._inner = sim_app.wsgi_app
         sim_app.wsgi_app = self
 
@@ -61,7 +63,9 @@ class CallLog:
         if environ.get("PATH_INFO") == "/profile/devices":
             body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
             environ["wsgi.input"] = io.BytesIO(body)
-            self.calls.append((environ["REQUEST_METHOD"], len(json.loads(body).get("devices", []))))
+            serials = json.loads(body).get("devices", [])
+            self.calls.append((environ["REQUEST_METHOD"], len(serials)))
+            self.serials.append(serials)
         return self._inner(environ, start_response)
 
 

@@ -93,9 +93,12 @@ def _create(server, profile, condition_sets, action, origin, actor, empty_messag
     db.session.add(batch)
     db.session.flush()
     for conditions in condition_sets:
+        # In the device table's order, not the serial numbers' (the order of the index the query would use): the
+        # job sends tasks in id order, so each call's answers then rewrite neighbouring device rows, a few hundred
+        # pages per 1,000 devices rather than most of the table (bench/assign.py on SQLite: 1.6 → 1.1).
         rows = select(literal(batch.id, Integer), Device.id, Device.serial_number, literal(QUEUED, String),
                       literal(0, Integer), literal(now, UTCDateTime)).where(
-            Device.server_id == server.id, Device.removed_at.is_(None), *conditions)
+            Device.server_id == server.id, Device.removed_at.is_(None), *conditions).order_by(Device.id)
         db.session.execute(insert(AssignmentTask).from_select(
             ["batch_id", "device_id", "serial_number", "state", "attempts", "updated_at"], rows))
     batch.total = db.session.execute(select(func.count()).select_from(AssignmentTask)
