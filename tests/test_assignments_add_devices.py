@@ -32,6 +32,8 @@ def test_pop_up_search_filters_and_select_all_matching(htmx, apple, paris, run_j
     html = htmx.get(f"/profiles/{profile.id}/devices/add").get_data(as_text=True)
     row = re.search(r"<tr>(?:(?!</tr>).)*%s(?:(?!</tr>).)*</tr>" % members[0].serial_number, html, re.S).group(0)
     assert "Labs" in row
+    # The search matches descriptions too, as the Managed Devices list's does, and says so.
+    assert 'id="pick-q" name="q" type="search" value="" autocomplete="off" placeholder="Serial number, model or description"' in html
 
     listed = htmx.get(f"/profiles/{profile.id}/devices/add", query_string={"family": family},
                       headers={"HX-Target": "pick-list"})

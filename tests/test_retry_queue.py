@@ -133,8 +133,13 @@ def test_stop_retrying_takes_one_device_out_of_the_queue_for_good(htmx, apple, r
     assert run_jobs() == []
     final = tasks_of(batch.id)
     assert final[stuck].state == "superseded" and final[other].state == "done"
-    again = htmx.post(f"/assignments/tasks/{task.id}/stop")
-    assert again.status_code == 422 and "is no longer waiting for a retry" in again.get_data(as_text=True)
+    again = " ".join(htmx.post(f"/assignments/tasks/{task.id}/stop").get_data(as_text=True).split())
+    # It said "it is being sent to Apple now, or Apple answered meanwhile": neither was true.
+    assert ("is no longer waiting for a retry: Not retried: alice stopped the retries (Apple's last answer: FAILED)."
+            in unescape(again)) and "being sent to Apple now" not in again
+    assert htmx.post(f"/assignments/tasks/{task.id}/stop").status_code == 422
+    answered = " ".join(htmx.get(f"/assignments/tasks/{final[other].id}/stop").get_data(as_text=True).split())
+    assert "is no longer waiting for a retry: Apple answered meanwhile (SUCCESS)." in answered
     assert htmx.get("/assignments/tasks/999999/stop").status_code == 404
 
 
