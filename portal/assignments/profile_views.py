@@ -116,6 +116,8 @@ def _pick_context(profile: EnrollmentProfile, source) -> dict:
                                 all_current=query.only_current_devices)
     return {"profile": profile, "server": server, "query": query, "filters": query.to_args(), "page": page,
             "selected": selected, "all_matching": bool(source.get("all_matching")),
+            # A filter edit turned Select all off (portal.js, staleSelectAll): the list says so.
+            "select_all_dropped": bool(source.get("select_all_dropped")) and not source.get("all_matching"),
             "outside": len(selected) - queries.count_among(selected, matching),
             # "· N ticked" with Select all: every matching device but these (those the filter lists).
             "excepted": excepted, "excepted_count": queries.count_among(excepted, matching),

@@ -452,6 +452,9 @@
         (e.target.tagName === "INPUT" && !/^(checkbox|radio|file)$/.test(e.target.type)))) return;
     unticksByAll(form);
     document.querySelectorAll('input[data-select-all-of="' + form.id + '"]').forEach(function (box) {
+      // Turned off here, not by the admin: the refreshed list says so (selectAllDropped), or an admin who ticked
+      // Select all for the iPads, then filtered to Macs, would send the Macs alone without a word.
+      if (box.checked) form.setAttribute("data-select-all-dropped", "");
       box.checked = false;
       box.disabled = true;
     });
@@ -520,6 +523,18 @@
   // After staleSelectAll, which may untick Select all.
   document.addEventListener("input", followTicks);
   document.addEventListener("change", followTicks);
+  // A filter edit that turned Select all off asks the refreshed list to say so, until a list answering it is shown
+  // (a request replaced by the next edit does not count).
+  document.body.addEventListener("htmx:configRequest", function (e) {
+    var form = e.detail.elt;
+    if (form.hasAttribute && form.hasAttribute("data-select-all-dropped")) e.detail.parameters.select_all_dropped = "1";
+  });
+  document.body.addEventListener("htmx:afterRequest", function (e) {
+    var form = e.detail.elt;
+    if (e.detail.successful && form.hasAttribute && form.hasAttribute("data-select-all-dropped")) {
+      form.removeAttribute("data-select-all-dropped");
+    }
+  });
   // A search or filter form sends only the fields that say something: the URL it pushes (a bookmark, a link to
   // share) reads "?family=Mac", not every empty field. The pages treat a missing field as an empty one.
   // Its search box too, which sends the form while typing (hx-include).

@@ -353,6 +353,30 @@ def test_select_all_matching_never_sends_a_filter_being_edited(signed_in_page: P
     expect(page.locator("#toasts")).to_contain_text("Assigning 1 device")
 
 
+def test_select_all_turned_off_by_a_filter_edit_says_so(signed_in_page: Page, profile):
+    """Select all for one filter, then another filter: Select all went off without a word (it stood for the devices
+    of the first filter), and OK sent only the devices ticked one by one."""
+    page = signed_in_page
+    first, second, third = sorted(devices_of(profile.server_id))[:3]
+    dialog, line = _open_add_devices(page, profile)
+    dialog.get_by_role("checkbox", name=f"Select {first}").check()
+    dialog.get_by_label("Search").fill(second)
+    dialog.get_by_role("checkbox", name=re.compile("Select all 1 device")).check()
+    expect(line).to_have_text("1 device matching the filter · 2 ticked")
+    notice = dialog.locator(".pick-all-dropped")
+    expect(notice).to_have_count(0)
+
+    dialog.get_by_label("Search").fill(third)
+    expect(notice).to_contain_text("Select all was turned off: it stood for the devices of the previous filter")
+    expect(line).to_have_text("1 device matching the filter · 1 ticked")  # the device ticked by hand stays
+    expect(dialog.get_by_role("checkbox", name=re.compile("Select all 1 device"))).not_to_be_checked()
+
+    # Said once: the next edit, with Select all already off, lists the devices without it.
+    dialog.get_by_label("Search").fill("")
+    expect(line).to_have_text("30 devices · 1 ticked")
+    expect(notice).to_have_count(0)
+
+
 def test_a_requests_page_shows_apples_answers_as_they_come_and_after_retry_now(signed_in_page: Page, apple, profile,
                                                                              htmx, run_jobs):
     """The request's device list follows the job without a reload: while it runs, and again after Retry now."""
