@@ -140,6 +140,10 @@ def test_stop_retrying_takes_one_device_out_of_the_queue_for_good(htmx, apple, r
     assert htmx.post(f"/assignments/tasks/{task.id}/stop").status_code == 422
     answered = " ".join(htmx.get(f"/assignments/tasks/{final[other].id}/stop").get_data(as_text=True).split())
     assert "is no longer waiting for a retry: Apple answered meanwhile (SUCCESS)." in answered
+    # The profile page's summary of the request adds up: it read "2 devices · 1 assigned".
+    summary = " ".join(htmx.get(f"/profiles/{profile.id}/devices/requests").get_data(as_text=True).split())
+    assert f"Add Devices #{batch.id}</a> · 2 devices · 1 assigned, 1 superseded (stopped or replaced by a newer request)" \
+        in summary
     assert htmx.get("/assignments/tasks/999999/stop").status_code == 404
 
 
@@ -160,6 +164,8 @@ def test_stop_retrying_leaves_alone_a_device_its_request_may_be_sending(htmx, ap
     task = tasks_of(batch.id)[serial]
     assert task.state == "queued" and task.retry_at is not None
     assert serial in _rows(htmx.get("/assignments/retries").get_data(as_text=True))
+    summary = " ".join(htmx.get(f"/profiles/{profile.id}/devices/requests").get_data(as_text=True).split())
+    assert f"Add Devices #{batch.id}</a> · 1 device · 0 assigned, 1 waiting to be sent" in summary
 
     # Its wait is over and the retry pass started the request's job again: the call may be at Apple now.
     db.session.get(AssignmentTask, task.id).retry_at = datetime.now(timezone.utc) - timedelta(seconds=1)

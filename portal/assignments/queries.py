@@ -97,6 +97,23 @@ def recent_batches(profile: EnrollmentProfile, limit: int = 5) -> list[Assignmen
                                    .order_by(AssignmentBatch.id.desc()).limit(limit)).scalars())
 
 
+def not_answered(batches: list[AssignmentBatch]) -> dict[int, tuple[int, int]]:
+    """{batch id: (devices waiting to be sent, devices closed without an answer kept)} of the requests whose kept
+    counters (assigned, not accessible, failed, throttled) do not add up to their total: without these, a summary
+    read "9 devices · 7 assigned, 1 not accessible" for a device stopped (Stop retrying) or replaced."""
+    short = [b.id for b in batches
+             if b.succeeded + b.not_accessible + b.failed + b.throttled < b.total]
+    if not short:
+        return {}
+    counts = {batch_id: [0, 0] for batch_id in short}
+    for batch_id, state, count in db.session.execute(
+            select(AssignmentTask.batch_id, AssignmentTask.state, func.count()).where(
+                AssignmentTask.batch_id.in_(short), AssignmentTask.state.in_((QUEUED, SENDING, SUPERSEDED)))
+            .group_by(AssignmentTask.batch_id, AssignmentTask.state)):
+        counts[batch_id][0 if state != SUPERSEDED else 1] += count
+    return {batch_id: (waiting, closed) for batch_id, (waiting, closed) in counts.items()}
+
+
 def queue_count(profile_id: int | None = None, batch_id: int | None = None, *, except_servers=()) -> int:
     """Devices in the retry queue (of one profile or one batch; not those of the servers `except_servers`)."""
     query = select(func.count()).select_from(AssignmentTask).where(in_queue_condition())
@@ -134,6 +151,7 @@ def panel(profile: EnrollmentProfile, page: int = 1, search: DeviceQuery | None 
     from .auto import without_profile_for_default  # (auto imports services, which imports this module's users)
 
     return {"devices": devices, "pending": waits.pending, "answered": answered, "batches": batches,
+            "not_answered": not_answered(batches),
             "active": any(b.status in ACTIVE for b in batches), "queue_count": queue_count(profile.id),
             "search": search, "associated": associated, "outside": outside, "excepted_count": excepted_count,
             "default_waiting": without_profile_for_default(profile)}
