@@ -260,9 +260,12 @@ def test_htmx_gets_the_table_fragment_and_a_plain_request_the_page(admin_client,
 def test_counts_are_exact_unfiltered_and_capped_when_filtered(admin_client, many, monkeypatch):
     from portal.devices import listing
 
-    assert "250 devices" in admin_client.get("/devices").get_data(as_text=True)
+    assert "250 devices · page 1 of 3</p>" in admin_client.get("/devices").get_data(as_text=True)
+    second = _link(admin_client.get("/devices"), "next")
+    assert "250 devices · page 2 of 3</p>" in admin_client.get(second).get_data(as_text=True)
     monkeypatch.setattr(listing, "COUNT_CAP", 100)
-    assert "100+ devices" in admin_client.get("/devices?q=S").get_data(as_text=True)
+    capped = admin_client.get("/devices?q=S").get_data(as_text=True)
+    assert "100+ devices match the filters · page 1</p>" in capped  # how many pages: not known
     assert "250 devices" in admin_client.get("/devices").get_data(as_text=True)
 
 

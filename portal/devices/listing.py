@@ -49,10 +49,16 @@ class DevicePage:
     number: int | None       # "page N" (None when the URL did not say and it cannot be known)
     next_cursor: str | None
     prev_cursor: str | None
+    page_size: int = PAGE_SIZE
 
     @property
     def total_label(self) -> str:
         return f"{self.total:,}+" if self.total_capped else f"{self.total:,}"
+
+    @property
+    def page_count(self) -> int | None:
+        """How many pages the list has, when its count is exact (not "5,000+")."""
+        return None if self.total_capped else max(1, -(-self.total // self.page_size))
 
 
 def list_devices(query: DeviceQuery, after: str | None = None, before: str | None = None,
@@ -88,7 +94,7 @@ def list_devices(query: DeviceQuery, after: str | None = None, before: str | Non
     return DevicePage(
         rows=decorate(devices), total=total, total_capped=capped, number=number,
         next_cursor=cursor_of(devices[-1], query.sort).encode() if has_next and devices else None,
-        prev_cursor=_prev_cursor(devices, query.sort, has_prev, after_c))
+        prev_cursor=_prev_cursor(devices, query.sort, has_prev, after_c), page_size=page_size)
 
 
 def _prev_cursor(devices: list[Device], sort: str, has_prev: bool, after_c: Cursor | None) -> str | None:
