@@ -935,6 +935,26 @@ def test_saving_a_new_url_says_how_many_profiles_became_changed_and_lists_them(h
         htmx.get(f"/configurations/{configuration.id}/edit").get_data(as_text=True)
 
 
+def test_a_profile_changed_already_is_not_counted_as_now_changed(htmx, cert_a):
+    """The Edit pop-up warned about the one Configured profile, and the save said both "are now Changed"."""
+    from portal.models.profile import CHANGED
+    from portal.profiles.services import EDITED
+
+    configuration, servers, (paris, lyon) = _shared_with_two_servers(htmx, cert_a)
+    lyon.status, lyon.status_detail = CHANGED, EDITED  # edited since it was configured
+    db.session.commit()
+    popup = " ".join(htmx.get(f"/configurations/{configuration.id}/edit").get_data(as_text=True).split())
+    assert "1 configured enrollment profile on 1 server will need <strong>Configure profile</strong> again" in popup
+    response = post(htmx, f"/configurations/{configuration.id}/edit", name="Shared", url="https://moved.example.com/mdm")
+    assert response.status_code == 204, response.get_data(as_text=True)
+    entry = db.session.execute(select(ActivityEntry).where(ActivityEntry.action == "configuration.updated")
+                               .order_by(ActivityEntry.id.desc()).limit(1)).scalar_one()
+    assert "1 configured enrollment profile on 1 server is now Changed" in entry.summary
+    assert entry.details["profiles_changed"] == [paris.id]
+    db.session.expire_all()
+    assert db.session.get(type(lyon), lyon.id).status_detail.startswith(EDITED + ", and")  # its reason says both
+
+
 def test_a_new_name_alone_says_nothing_about_profiles(htmx, cert_a):
     configuration, servers, profiles = _shared_with_two_servers(htmx, cert_a)
     response = post(htmx, f"/configurations/{configuration.id}/edit", name="Renamed",

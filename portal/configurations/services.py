@@ -178,7 +178,9 @@ def update_configuration(configuration: ServerConfiguration, name: str, url: str
     saved = Saved(configuration, added=len(infos) - duplicates, removed=len(doomed), duplicates=duplicates)
     if "url" in changes or saved.added or saved.removed:  # a new name changes nothing at Apple
         db.session.flush()
-        note_configuration_changes([s.id for s in servers_using(configuration)], into=saved.outdated)
+        # A profile Changed already (edited since it was configured) gets the new reason too, but did not become
+        # Changed: it is not counted as such (the Edit pop-up's warning does not count it either).
+        note_configuration_changes([s.id for s in servers_using(configuration)], into=saved.outdated, still=[])
     # What the edit changed, certificate by certificate: one ticked for removal and uploaded again stays, and is
     # neither (the log said "removed" while it was still there).
     after = {c.sha256: c.subject for c in configuration.certificates}
