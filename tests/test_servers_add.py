@@ -206,6 +206,23 @@ def test_an_empty_add_server_form_names_every_missing_part_at_once(htmx):
     assert db.session.execute(select(func.count()).select_from(ManagedServer)).scalar_one() == 0
 
 
+def test_a_bad_name_a_bad_token_file_and_a_bad_key_are_all_named_in_one_round(htmx, identity, token):
+    """Only the name's error was said: files are not kept after an error, so the admin fixed the name, chose both
+    files again, and only then heard that the token file was not a token, then again for the key."""
+    response = post_add_server(htmx, "", b"hello, I am a text file", identity.certificate_pem)
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert field_error(html, "name")
+    assert "not an Apple server token" in field_error(html, "token")
+    assert field_error(html, "private_key")
+    encrypted = identity.key_as("pkcs8", "right password")
+    html = post_add_server(htmx, "", token, encrypted, password="wrong password").get_data(as_text=True)
+    assert field_error(html, "name") and field_error(html, "password")
+    with pytest.raises(AssertionError, match="no error next to token"):  # a token: nothing said of it
+        field_error(html, "token")
+    assert db.session.execute(select(func.count()).select_from(ManagedServer)).scalar_one() == 0
+
+
 def test_an_empty_token_file_is_called_empty_not_missing(htmx, apple, identity, token, run_jobs):
     """A 0-byte file (a download cut short, a sync client's placeholder) was chosen: "choose the file" would mislead."""
     response = post_add_server(htmx, "Paris", b"", identity.key_pem)

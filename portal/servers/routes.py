@@ -27,8 +27,8 @@ from .forms import ActionForm, AddServerForm, DeleteServerForm, RenewServerForm
 from .renewal import renew_server
 from .key_pairs import key_pair_of, key_pair_users, usable_key_pairs
 from .services import (NO_KEY, NO_TOKEN, FieldErrors, KeyChoice, active_run, add_server, after_add, delete_server,
-                       device_counts, latest_run, open_token, read_token_upload, request_account, retry_sync_now,
-                       start_sync)
+                       check_token_file, device_counts, latest_run, load_key, open_token, read_token_upload,
+                       request_account, retry_sync_now, start_sync)
 
 
 @bp.route("")
@@ -146,6 +146,24 @@ def _missing_files(form) -> dict[str, str]:
     return missing
 
 
+def _check_files(form) -> None:
+    """With another field to fix, the token file and the key given are checked all the same, each on its own: files
+    are not kept after an error (a browser cannot refill them), so each one found wrong only after the admin fixed
+    the name and chose the files again would cost another round. Whether the key opens the token waits for both."""
+    try:
+        if form.token.data and not form.token.errors:
+            check_token_file(read_token_upload(form.token.data))
+    except FieldErrors as exc:
+        _apply_errors(form, exc.errors)
+    key_fields = (form.pending_key, form.private_key, form.private_key_pem, form.password)
+    try:
+        choice = None if any(field.errors for field in key_fields) else _key_choice(form, required=False)
+        if choice is not None:
+            load_key(choice)
+    except FieldErrors as exc:
+        _apply_errors(form, exc.errors)
+
+
 def _apply_errors(form, errors: dict[str, str]) -> None:
     for name, message in errors.items():
         getattr(form, name).errors = list(getattr(form, name).errors or []) + [message]
@@ -162,6 +180,8 @@ def add():
         valid = form.validate()
         missing = _missing_files(form)  # said together with the other fields' errors, not one per attempt
         _apply_errors(form, missing)
+        if not valid or missing:
+            _check_files(form)
     if form.is_submitted() and valid and not missing:
         try:
             token_file = read_token_upload(form.token.data)

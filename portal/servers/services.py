@@ -88,22 +88,34 @@ def read_token_upload(upload) -> bytes:
     return data
 
 
+def load_key(key: KeyChoice):
+    """The chosen private key; FieldErrors name the field to fix (no key, a wrong password, not a key)."""
+    if key.pending is not None:
+        return load_private_key(vault.decrypt(key.pending.key_ciphertext))
+    if not key.data or not key.data.strip():
+        raise FieldErrors({key.field: NO_KEY})
+    try:
+        return load_private_key(key.data, key.password or None)
+    except (apple_errors.PasswordRequired, apple_errors.WrongPassword) as exc:
+        raise FieldErrors({"password": str(exc)}) from None
+    except apple_errors.PrivateKeyError as exc:
+        raise FieldErrors({key.field: pasted_key_words(str(exc)) if key.field == PASTED_KEY_FIELD
+                           else str(exc)}) from None
+
+
+def check_token_file(token_file: bytes) -> None:
+    """FieldErrors unless the file is an Apple server token (read without a key: which certificate it is for)."""
+    try:
+        read_recipient(token_file)
+    except apple_errors.TokenFileError as exc:
+        raise FieldErrors({"token": str(exc)}) from None
+
+
 def open_token(token_file: bytes, key: KeyChoice) -> OpenedToken:
     """Decrypt an uploaded token with the chosen key; FieldErrors name the field to fix."""
     if not token_file:
         raise FieldErrors({"token": NO_TOKEN})
-    if key.pending is not None:
-        private_key = load_private_key(vault.decrypt(key.pending.key_ciphertext))
-    else:
-        if not key.data or not key.data.strip():
-            raise FieldErrors({key.field: NO_KEY})
-        try:
-            private_key = load_private_key(key.data, key.password or None)
-        except (apple_errors.PasswordRequired, apple_errors.WrongPassword) as exc:
-            raise FieldErrors({"password": str(exc)}) from None
-        except apple_errors.PrivateKeyError as exc:
-            raise FieldErrors({key.field: pasted_key_words(str(exc)) if key.field == PASTED_KEY_FIELD
-                               else str(exc)}) from None
+    private_key = load_key(key)
     try:
         token = decrypt_token(token_file, private_key)
     except apple_errors.WrongRecipient as exc:
